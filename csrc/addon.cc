@@ -1,0 +1,113 @@
+// addon.cc — module init (context-aware: one instance per Node environment, so the addon loads in
+// worker_threads), the environment functions (backend, memory, threads), and registration of the ops.
+#include <napi.h>
+
+#include <string>
+
+#include "cpu/cpuinfo.h"
+#include "ops/ops.h"
+#include "structura_cuda.h"
+#include "tensor.h"
+#include "threadpool.h"
+
+#ifndef STRUCTURA_VERSION
+#define STRUCTURA_VERSION "0.1.0"
+#endif
+
+namespace structura {
+
+void set_thread_env(napi_env env);  // tensor.cc
+
+static Napi::Value Backend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  int count = 0, rt = 0, drv = 0;
+  char msg[512] = {0};
+  structura_cuda_probe(&count, &rt, &drv, msg, sizeof msg);
+  Napi::Array devices = Napi::Array::New(env);
+  for (int i = 0; i < count; i++) {
+    char name[256] = {0};
+    int ma = 0, mi = 0;
+    size_t mem = 0;
+    if (structura_cuda_device_props(i, name, sizeof name, &ma, &mi, &mem) != 0) continue;
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("name", name);
+    d.Set("cc", std::to_string(ma) + "." + std::to_string(mi));
+    d.Set("memory", (double)mem);
+    devices.Set(devices.Length(), d);
+  }
+  // The CUDA tensor device arrives with the CUDA issue; until then cuda stays false and says why.
+  bool compiled = structura_cuda_compiled() != 0;
+  r.Set("cuda", false);
+  r.Set("cudaCompiled", compiled);
+  std::string reason;
+  if (!compiled) reason = msg;
+  else if (count == 0) reason = msg;
+  else reason = "CUDA tensors are not implemented in this version (the GPU was found; kernels compiled)";
+  r.Set("reason", reason);
+  r.Set("devices", devices);
+  r.Set("simd", simd_name(simd_level()));
+  r.Set("simdHardware", simd_name(simd_hardware()));
+  r.Set("threads", num_threads());
+  r.Set("version", STRUCTURA_VERSION);
+  if (compiled) {
+    r.Set("cudaRuntimeVersion", rt);
+    r.Set("driverVersion", drv);
+  }
+  return r;
+}
+
+static Napi::Value Memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  const char* names[] = {"cpu", "cuda", "cuda-emu"};
+  for (int t = 0; t < 3; t++) {
+    MemoryCounters c = memory_counters((DeviceType)t);
+    if (t != 0 && c.buffers == 0) continue;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("buffers", (double)c.buffers);
+    o.Set("bytes", (double)c.bytes);
+    r.Set(names[t], o);
+  }
+  return r;
+}
+
+static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  set_num_threads((int)get_int(info, 0, "n", 1, 256));
+  return info.Env().Undefined();
+}
+
+static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), num_threads());
+}
+
+// Caps the SIMD level ('scalar' | 'avx2' | 'avx512'), for tests of every CPU path; returns the level in use.
+static Napi::Value SetSimd(const Napi::CallbackInfo& info) {
+  std::string s = get_string(info, 0, "level");
+  Simd cap;
+  if (s == "scalar") cap = Simd::scalar;
+  else if (s == "avx2") cap = Simd::avx2;
+  else if (s == "avx512") cap = Simd::avx512;
+  else throw_range(info.Env(), "structura.setSimd: 'level' must be 'scalar', 'avx2' or 'avx512', got '" + s + "'");
+  return Napi::String::New(info.Env(), simd_name(set_simd_cap(cap)));
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  set_thread_env(env);
+  napi_add_env_cleanup_hook(env, [](void*) { set_thread_env(nullptr); }, nullptr);
+  exports.Set("backend", Napi::Function::New(env, Backend, "backend"));
+  exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
+  register_creation(env, exports);
+  register_elementwise(env, exports);
+  register_reduce(env, exports);
+  register_dense(env, exports);
+  return exports;
+}
+
+}  // namespace structura
+
+static Napi::Object InitStructura(Napi::Env env, Napi::Object exports) { return structura::Init(env, exports); }
+NODE_API_MODULE(structura, InitStructura)

@@ -1,0 +1,336 @@
+// ops/creation.cc — making tensors (from arrays, empty, full, arange, random), views with bounds
+// checks, reading back, dispose, contiguous/cast/copyInto/concat. CPU only until the CUDA issue.
+#include <cmath>
+#include <cstring>
+
+#include "ops/ops.h"
+#include "tensor.h"
+#include "threadpool.h"
+
+namespace structura {
+
+namespace {
+
+// The expected TypedArray for each dtype (float16/bfloat16 also accept Float32Array values).
+napi_typedarray_type array_type(DType dt) {
+  switch (dt) {
+    case DType::f32: return napi_float32_array;
+    case DType::f64: return napi_float64_array;
+    case DType::f16:
+    case DType::bf16:
+    case DType::u16: return napi_uint16_array;
+    case DType::i32: return napi_int32_array;
+    case DType::u8: return napi_uint8_array;
+  }
+  return napi_uint8_array;
+}
+
+const char* array_name(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array: return "Int8Array";
+    case napi_uint8_array: return "Uint8Array";
+    case napi_uint8_clamped_array: return "Uint8ClampedArray";
+    case napi_int16_array: return "Int16Array";
+    case napi_uint16_array: return "Uint16Array";
+    case napi_int32_array: return "Int32Array";
+    case napi_uint32_array: return "Uint32Array";
+    case napi_float32_array: return "Float32Array";
+    case napi_float64_array: return "Float64Array";
+    default: return "a BigInt array";
+  }
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// A uniform double in (0, 1): never 0, so log() in Box–Muller stays finite.
+double uniform01(uint64_t seed, uint64_t i) {
+  uint64_t h = splitmix64(splitmix64(seed) ^ (i * 0xd1b54a32d192ed03ULL));
+  return ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+Napi::Value FromArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DType dt = get_dtype(info, 0, "dtype");
+  Shape shape = get_shape(info, 1, "shape");
+  if (info.Length() < 3 || !info[2].IsTypedArray())
+    throw_type(env, std::string("structura.tensor: 'data' must be a TypedArray (") +
+                        array_name(array_type(dt)) + " for " + dtype_name(dt) + ")");
+  Device dev = get_device(info, 3, "device");
+  auto ta = info[2].As<Napi::TypedArray>();
+  napi_typedarray_type have = ta.TypedArrayType();
+  bool values_f32 = (dt == DType::f16 || dt == DType::bf16) && have == napi_float32_array;
+  if (have != array_type(dt) && !values_f32)
+    throw_type(env, std::string("structura.tensor: 'data' is a ") + array_name(have) + " but dtype " +
+                        dtype_name(dt) + " needs a " + array_name(array_type(dt)));
+  Tensor t = Tensor::empty(dt, shape, dev);
+  int64_t n = t.numel();
+  if ((int64_t)ta.ElementLength() != n)
+    throw_range(env, "structura.tensor: 'data' has " + std::to_string(ta.ElementLength()) + " elements but shape " +
+                         shape_str(shape) + " needs " + std::to_string(n));
+  const char* src = (const char*)ta.ArrayBuffer().Data() + ta.ByteOffset();
+  if (values_f32) {
+    const float* f = (const float*)src;
+    uint16_t* d = t.data<uint16_t>();
+    if (dt == DType::f16) for (int64_t i = 0; i < n; i++) d[i] = float_to_half(f[i]);
+    else for (int64_t i = 0; i < n; i++) d[i] = float_to_bf16(f[i]);
+  } else if (n) {
+    std::memcpy(t.raw(), src, (size_t)n * dtype_size(dt));
+  }
+  return wrap(env, std::move(t));
+}
+
+Napi::Value Empty(const Napi::CallbackInfo& info) {
+  DType dt = get_dtype(info, 0, "dtype");
+  Shape shape = get_shape(info, 1, "shape");
+  Device dev = get_device(info, 2, "device");
+  return wrap(info.Env(), Tensor::empty(dt, shape, dev));
+}
+
+void fill(Tensor& t, double v) {
+  int64_t n = t.numel();
+  if (n == 0) return;
+  // Build one element's bytes, then replicate.
+  char one[8];
+  store_from_double(one, t.dtype, 0, v);
+  size_t es = dtype_size(t.dtype);
+  char* p = (char*)t.raw();
+  parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) std::memcpy(p + i * es, one, es);
+  });
+}
+
+Napi::Value Full(const Napi::CallbackInfo& info) {
+  DType dt = get_dtype(info, 0, "dtype");
+  Shape shape = get_shape(info, 1, "shape");
+  double v = get_number(info, 2, "value");
+  Device dev = get_device(info, 3, "device");
+  Tensor t = Tensor::empty(dt, shape, dev);
+  fill(t, v);
+  return wrap(info.Env(), std::move(t));
+}
+
+Napi::Value Arange(const Napi::CallbackInfo& info) {
+  DType dt = get_dtype(info, 0, "dtype");
+  double start = get_number(info, 1, "start");
+  double step = get_number(info, 2, "step");
+  int64_t n = get_int(info, 3, "n", 0, kMaxNumel);
+  Device dev = get_device(info, 4, "device");
+  Tensor t = Tensor::empty(dt, {n}, dev);
+  for (int64_t i = 0; i < n; i++) store_from_double(t.raw(), dt, i, start + (double)i * step);
+  return wrap(info.Env(), std::move(t));
+}
+
+Napi::Value Random(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string kind = get_string(info, 0, "kind");
+  if (kind != "normal" && kind != "uniform")
+    throw_range(env, "structura.random: 'kind' must be 'normal' or 'uniform', got '" + kind + "'");
+  DType dt = get_dtype(info, 1, "dtype");
+  if (!is_floating(dt)) throw_type(env, std::string("structura.random: dtype must be floating, got ") + dtype_name(dt));
+  Shape shape = get_shape(info, 2, "shape");
+  double seedd = get_number(info, 3, "seed");
+  if (!std::isfinite(seedd)) throw_range(env, "structura.random: 'seed' must be a finite number");
+  uint64_t seed = (uint64_t)(int64_t)seedd;
+  Device dev = get_device(info, 4, "device");
+  Tensor t = Tensor::empty(dt, shape, dev);
+  int64_t n = t.numel();
+  void* p = t.raw();
+  bool normal = kind == "normal";
+  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) {
+      double v;
+      if (normal) {
+        double u1 = uniform01(seed, 2 * (uint64_t)i), u2 = uniform01(seed, 2 * (uint64_t)i + 1);
+        v = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+      } else {
+        v = uniform01(seed, (uint64_t)i);
+      }
+      store_from_double(p, dt, i, v);
+    }
+  });
+  return wrap(env, std::move(t));
+}
+
+Napi::Value View(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor& base = unwrap(info[0], "tensor");
+  Shape shape = get_shape(info, 1, "shape");
+  Shape strides = get_int_array(info, 2, "strides", 0, kMaxNumel);
+  int64_t offset = get_int(info, 3, "offset", 0, kMaxNumel);
+  if (strides.size() != shape.size())
+    throw_range(env, "structura.view: 'strides' " + shape_str(strides) + " must have one entry per dimension of " +
+                         shape_str(shape));
+  int64_t capacity = (int64_t)(base.storage->bytes / dtype_size(base.dtype));
+  int64_t n = 1, last = offset;
+  for (size_t i = 0; i < shape.size(); i++) {
+    n *= shape[i];
+    if (shape[i] > 0) last += (shape[i] - 1) * strides[i];
+  }
+  if (n > 0 && last >= capacity)
+    throw_range(env, "structura.view: shape " + shape_str(shape) + ", strides " + shape_str(strides) + " and offset " +
+                         std::to_string(offset) + " reach element " + std::to_string(last) +
+                         " of a storage of " + std::to_string(capacity));
+  Tensor t;
+  t.storage = base.storage;
+  t.dtype = base.dtype;
+  t.shape = shape;
+  t.strides = strides;
+  t.offset = offset;
+  return wrap(env, std::move(t));
+}
+
+Napi::Value ReadImpl(const Napi::CallbackInfo& info, bool raw) {
+  Napi::Env env = info.Env();
+  Tensor& t = unwrap(info[0], "tensor");
+  require_cpu(env, t, "read", "tensor");
+  int64_t n = t.numel();
+  bool widen = !raw && (t.dtype == DType::f16 || t.dtype == DType::bf16);
+  DType out_dt = widen ? DType::f32 : t.dtype;
+  size_t es = dtype_size(out_dt);
+  Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, (size_t)n * es);
+  Tensor view;  // a tensor header over the ArrayBuffer's bytes, so copy_to_contiguous writes there
+  if (n > 0) {
+    Tensor tmp = widen ? Tensor::empty(DType::f32, t.shape, t.device()) : Tensor();
+    if (widen) {
+      copy_to_contiguous(t, tmp);
+      std::memcpy(buf.Data(), tmp.raw(), (size_t)n * es);
+    } else {
+      Tensor c = contiguous(t);
+      std::memcpy(buf.Data(), c.raw(), (size_t)n * es);
+    }
+  }
+  napi_typedarray_type at = widen ? napi_float32_array : array_type(out_dt);
+  napi_value arr;
+  napi_create_typedarray(env, at, (size_t)n, buf, 0, &arr);
+  return Napi::Value(env, arr);
+}
+
+Napi::Value Read(const Napi::CallbackInfo& info) { return ReadImpl(info, false); }
+Napi::Value ReadRaw(const Napi::CallbackInfo& info) { return ReadImpl(info, true); }
+
+Napi::Value Dispose(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1) throw_type(info.Env(), "structura.dispose: expects a tensor handle");
+  return Napi::Boolean::New(info.Env(), release(info[0]));
+}
+
+Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !is_tensor_handle(info[0])) throw_type(info.Env(), "structura.isDisposed: expects a tensor handle");
+  try {
+    unwrap(info[0], "tensor");
+    return Napi::Boolean::New(info.Env(), false);
+  } catch (const Napi::Error&) {
+    return Napi::Boolean::New(info.Env(), true);
+  }
+}
+
+Napi::Value StorageId(const Napi::CallbackInfo& info) {
+  Tensor& t = unwrap(info[0], "tensor");
+  return Napi::Number::New(info.Env(), (double)(uintptr_t)t.storage.get());
+}
+
+Napi::Value Contiguous(const Napi::CallbackInfo& info) {
+  Tensor& t = unwrap(info[0], "tensor");
+  require_cpu(info.Env(), t, "contiguous", "tensor");
+  if (t.is_contiguous()) {
+    Tensor c = t;  // a new handle on the same storage
+    return wrap(info.Env(), std::move(c));
+  }
+  return wrap(info.Env(), contiguous(t));
+}
+
+Napi::Value Cast(const Napi::CallbackInfo& info) {
+  Tensor& t = unwrap(info[0], "tensor");
+  DType dt = get_dtype(info, 1, "dtype");
+  require_cpu(info.Env(), t, "cast", "tensor");
+  Tensor out = Tensor::empty(dt, t.shape, t.device());
+  copy_to_contiguous(t, out);
+  return wrap(info.Env(), std::move(out));
+}
+
+Napi::Value CopyInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor& dst = unwrap(info[0], "dst");
+  Tensor& src = unwrap(info[1], "src");
+  require_cpu(env, dst, "copyInto", "dst");
+  require_same_device(env, dst, src, "copyInto");
+  Shape b;
+  if (src.ndim() > dst.ndim() || !broadcast_shapes(src.shape, dst.shape, b) || b != dst.shape)
+    throw_range(env, "structura.copyInto: 'src' of shape " + shape_str(src.shape) + " does not broadcast to 'dst' " +
+                         shape_str(dst.shape));
+  // Overlapping storage (e.g. x.copyInto(x.T)) would read values already overwritten: copy src first.
+  if (src.storage == dst.storage) {
+    Tensor tmp = Tensor::empty(src.dtype, src.shape, src.device());
+    copy_to_contiguous(src, tmp);
+    copy_into(tmp, dst);
+  } else {
+    copy_into(src, dst);
+  }
+  return env.Undefined();
+}
+
+Napi::Value Concat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw_type(env, "structura.concat: 'tensors' must be an array of tensors");
+  auto arr = info[0].As<Napi::Array>();
+  uint32_t k = arr.Length();
+  if (k == 0) throw_range(env, "structura.concat: 'tensors' is empty");
+  std::vector<Tensor> ts;
+  for (uint32_t i = 0; i < k; i++) ts.push_back(unwrap(arr.Get(i), "tensors[i]"));
+  const Tensor& t0 = ts[0];
+  int64_t nd = t0.ndim();
+  if (nd == 0) throw_range(env, "structura.concat: cannot concatenate 0-d tensors");
+  int64_t axis = get_int(info, 1, "axis", -nd, nd - 1);
+  if (axis < 0) axis += nd;
+  Shape out_shape = t0.shape;
+  out_shape[axis] = 0;
+  for (uint32_t i = 0; i < k; i++) {
+    const Tensor& t = ts[i];
+    require_cpu(env, t, "concat", "tensors[i]");
+    if (t.dtype != t0.dtype)
+      throw_type(env, std::string("structura.concat: tensors[") + std::to_string(i) + "] is " + dtype_name(t.dtype) +
+                          " but tensors[0] is " + dtype_name(t0.dtype));
+    bool ok = t.ndim() == nd;
+    for (int64_t d = 0; ok && d < nd; d++) ok = d == axis || t.shape[d] == t0.shape[d];
+    if (!ok)
+      throw_range(env, "structura.concat: tensors[" + std::to_string(i) + "] has shape " + shape_str(t.shape) +
+                           ", which does not match " + shape_str(t0.shape) + " outside axis " + std::to_string(axis));
+    out_shape[axis] += t.shape[axis];
+  }
+  Tensor out = Tensor::empty(t0.dtype, out_shape, t0.device());
+  int64_t at = 0;
+  for (auto& t : ts) {
+    Tensor dst = out;
+    dst.shape[axis] = t.shape[axis];
+    dst.offset = at * out.strides[axis];
+    copy_into(t, dst);
+    at += t.shape[axis];
+  }
+  return wrap(env, std::move(out));
+}
+
+}  // namespace
+
+void register_creation(Napi::Env env, Napi::Object exports) {
+  exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
+  exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
+  exports.Set("full", Napi::Function::New(env, Full, "full"));
+  exports.Set("arange", Napi::Function::New(env, Arange, "arange"));
+  exports.Set("random", Napi::Function::New(env, Random, "random"));
+  exports.Set("view", Napi::Function::New(env, View, "view"));
+  exports.Set("read", Napi::Function::New(env, Read, "read"));
+  exports.Set("readRaw", Napi::Function::New(env, ReadRaw, "readRaw"));
+  exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));
+  exports.Set("isDisposed", Napi::Function::New(env, IsDisposed, "isDisposed"));
+  exports.Set("storageId", Napi::Function::New(env, StorageId, "storageId"));
+  exports.Set("contiguous", Napi::Function::New(env, Contiguous, "contiguous"));
+  exports.Set("cast", Napi::Function::New(env, Cast, "cast"));
+  exports.Set("copyInto", Napi::Function::New(env, CopyInto, "copyInto"));
+  exports.Set("concat", Napi::Function::New(env, Concat, "concat"));
+}
+
+}  // namespace structura

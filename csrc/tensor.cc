@@ -1,0 +1,512 @@
+// tensor.cc — storage allocation and accounting, handles, argument checks, dtype conversions and
+// the strided copy every op uses to make an input contiguous.
+#include "tensor.h"
+
+#include <atomic>
+#include <cmath>
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+
+#include "threadpool.h"
+
+namespace structura {
+
+// ---------------------------------------------------------------------------------------------
+// dtypes and devices
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::f32: return 4;
+    case DType::f64: return 8;
+    case DType::f16: return 2;
+    case DType::bf16: return 2;
+    case DType::i32: return 4;
+    case DType::u8: return 1;
+    case DType::u16: return 2;
+  }
+  return 1;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+    case DType::f16: return "float16";
+    case DType::bf16: return "bfloat16";
+    case DType::i32: return "int32";
+    case DType::u8: return "uint8";
+    case DType::u16: return "uint16";
+  }
+  return "?";
+}
+
+std::string Device::str() const {
+  switch (type) {
+    case DeviceType::cpu: return "cpu";
+    case DeviceType::cuda: return "cuda:" + std::to_string(index);
+    case DeviceType::cuda_emu: return "cuda-emu";
+  }
+  return "?";
+}
+
+std::string shape_str(const Shape& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// ---------------------------------------------------------------------------------------------
+// storage and accounting
+
+static std::atomic<int64_t> g_buffers[3];
+static std::atomic<int64_t> g_bytes[3];
+// The env of the current thread's Node instance (one per main/worker thread), for V8's external
+// memory accounting. Cleared by the env cleanup hook: storages freed after it only update counters.
+static thread_local napi_env t_env = nullptr;
+
+void set_thread_env(napi_env env) { t_env = env; }
+
+void adjust_external_memory(int64_t delta) {
+  if (!t_env) return;
+  int64_t ignored;
+  napi_adjust_external_memory(t_env, delta, &ignored);
+}
+
+MemoryCounters memory_counters(DeviceType t) {
+  MemoryCounters c;
+  c.buffers = g_buffers[(int)t].load();
+  c.bytes = g_bytes[(int)t].load();
+  return c;
+}
+
+Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
+  if (dev.type != DeviceType::cpu)
+    throw std::runtime_error("structura: device " + dev.str() + " is not available in this build");
+  size_t rounded = (nbytes + 63) / 64 * 64;
+  if (rounded == 0) rounded = 64;
+  data = std::aligned_alloc(64, rounded);
+  if (!data) {
+    throw std::runtime_error("structura: out of memory allocating " + std::to_string(nbytes) + " bytes on " +
+                             dev.str());
+  }
+  g_buffers[(int)dev.type]++;
+  g_bytes[(int)dev.type] += (int64_t)nbytes;
+  adjust_external_memory((int64_t)nbytes);
+}
+
+Storage::~Storage() {
+  std::free(data);
+  g_buffers[(int)device.type]--;
+  g_bytes[(int)device.type] -= (int64_t)bytes;
+  adjust_external_memory(-(int64_t)bytes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// tensors
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+bool Tensor::is_contiguous() const {
+  int64_t expect = 1;
+  for (int64_t i = ndim() - 1; i >= 0; i--) {
+    if (shape[i] != 1 && strides[i] != expect) return false;
+    expect *= shape[i];
+  }
+  return true;
+}
+
+Shape Tensor::contiguous_strides(const Shape& shape) {
+  Shape s(shape.size());
+  int64_t acc = 1;
+  for (int64_t i = (int64_t)shape.size() - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+Tensor Tensor::empty(DType dtype, const Shape& shape, Device device) {
+  Tensor t;
+  t.dtype = dtype;
+  t.shape = shape;
+  t.strides = contiguous_strides(shape);
+  int64_t n = t.numel();
+  if (n > kMaxNumel) throw std::range_error("structura: tensor of shape " + shape_str(shape) + " is too large");
+  t.storage = std::make_shared<Storage>((size_t)n * dtype_size(dtype), device);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// handles
+
+namespace {
+struct Box {
+  Tensor t;
+  bool disposed = false;
+};
+// Random 128-bit tag: napi_check_object_type_tag rejects any External not made by wrap().
+const napi_type_tag kTensorTag = {0x7a1c3e5b9d2f4a68ULL, 0xb3c1d9e07f5a2648ULL};
+}  // namespace
+
+Napi::Value wrap(Napi::Env env, Tensor t) {
+  auto* box = new Box{std::move(t), false};
+  auto ext = Napi::External<Box>::New(env, box, [](Napi::Env, Box* b) { delete b; });
+  ext.TypeTag(&kTensorTag);
+  return ext;
+}
+
+static Box* box_of(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  auto ext = v.As<Napi::External<Box>>();
+  if (!ext.CheckTypeTag(&kTensorTag)) return nullptr;
+  return ext.Data();
+}
+
+bool is_tensor_handle(const Napi::Value& v) { return box_of(v) != nullptr; }
+
+Tensor& unwrap(const Napi::Value& v, const char* arg) {
+  Box* b = box_of(v);
+  if (!b) throw_type(v.Env(), std::string("structura: argument '") + arg + "' must be a tensor handle");
+  if (b->disposed) throw_type(v.Env(), std::string("structura: argument '") + arg + "' is a disposed tensor");
+  return b->t;
+}
+
+bool release(const Napi::Value& v) {
+  Box* b = box_of(v);
+  if (!b) throw_type(v.Env(), "structura: dispose expects a tensor handle");
+  if (b->disposed) return false;
+  b->disposed = true;
+  b->t.storage.reset();
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// argument checks
+
+void throw_type(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+void throw_range(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+
+double get_number(const Napi::CallbackInfo& info, size_t i, const char* arg) {
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw_type(info.Env(), std::string("structura: argument '") + arg + "' must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+int64_t get_int(const Napi::CallbackInfo& info, size_t i, const char* arg, int64_t lo, int64_t hi) {
+  double d = get_number(info, i, arg);
+  if (!std::isfinite(d) || d != std::floor(d))
+    throw_range(info.Env(), std::string("structura: argument '") + arg + "' must be an integer, got " +
+                                std::to_string(d));
+  if (d < (double)lo || d > (double)hi)
+    throw_range(info.Env(), std::string("structura: argument '") + arg + "' must be in [" + std::to_string(lo) +
+                                ", " + std::to_string(hi) + "], got " + std::to_string((int64_t)d));
+  return (int64_t)d;
+}
+
+bool get_bool(const Napi::CallbackInfo& info, size_t i, const char* arg) {
+  if (info.Length() <= i || !info[i].IsBoolean())
+    throw_type(info.Env(), std::string("structura: argument '") + arg + "' must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+std::string get_string(const Napi::CallbackInfo& info, size_t i, const char* arg) {
+  if (info.Length() <= i || !info[i].IsString())
+    throw_type(info.Env(), std::string("structura: argument '") + arg + "' must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+Shape get_int_array(const Napi::CallbackInfo& info, size_t i, const char* arg, int64_t lo, int64_t hi) {
+  if (info.Length() <= i || !info[i].IsArray())
+    throw_type(info.Env(), std::string("structura: argument '") + arg + "' must be an array of integers");
+  auto a = info[i].As<Napi::Array>();
+  uint32_t n = a.Length();
+  if (n > 64) throw_range(info.Env(), std::string("structura: argument '") + arg + "' has more than 64 entries");
+  Shape s(n);
+  for (uint32_t k = 0; k < n; k++) {
+    Napi::Value e = a.Get(k);
+    if (!e.IsNumber())
+      throw_type(info.Env(), std::string("structura: argument '") + arg + "' must be an array of integers");
+    double d = e.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d != std::floor(d) || d < (double)lo || d > (double)hi)
+      throw_range(info.Env(), std::string("structura: argument '") + arg + "[" + std::to_string(k) +
+                                  "] must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                  "], got " + std::to_string(d));
+    s[k] = (int64_t)d;
+  }
+  return s;
+}
+
+Shape get_shape(const Napi::CallbackInfo& info, size_t i, const char* arg) {
+  Shape s = get_int_array(info, i, arg, 0, kMaxNumel);
+  // Overflow-safe product check.
+  long double n = 1;
+  for (auto d : s) n *= (long double)d;
+  if (n > (long double)kMaxNumel)
+    throw_range(info.Env(), std::string("structura: argument '") + arg + "' " + shape_str(s) + " has too many elements");
+  return s;
+}
+
+DType get_dtype(const Napi::CallbackInfo& info, size_t i, const char* arg) {
+  int64_t c = get_int(info, i, arg, 0, kNumDTypes - 1);
+  return (DType)c;
+}
+
+Device get_device(const Napi::CallbackInfo& info, size_t i, const char* arg) {
+  Device d;
+  d.type = (DeviceType)get_int(info, i, arg, 0, 2);
+  d.index = (int)get_int(info, i + 1, "deviceIndex", 0, 63);
+  if (d.type != DeviceType::cpu)
+    throw_type(info.Env(), std::string("structura: device ") + d.str() + " is not available in this build");
+  return d;
+}
+
+void require_cpu(Napi::Env env, const Tensor& t, const char* op, const char* arg) {
+  if (t.device().type != DeviceType::cpu)
+    throw_type(env, std::string("structura.") + op + ": '" + arg + "' is on " + t.device().str() +
+                        ", which this op does not support yet");
+}
+
+void require_same_device(Napi::Env env, const Tensor& a, const Tensor& b, const char* op) {
+  if (a.device() != b.device())
+    throw_type(env, std::string("structura.") + op + ": tensors are on different devices (" + a.device().str() +
+                        " and " + b.device().str() + "); move one with .to()");
+}
+
+void require_dtype(Napi::Env env, const Tensor& t, DType dt, const char* op, const char* arg) {
+  if (t.dtype != dt)
+    throw_type(env, std::string("structura.") + op + ": '" + arg + "' must be " + dtype_name(dt) + ", got " +
+                        dtype_name(t.dtype));
+}
+
+void require_floating(Napi::Env env, const Tensor& t, const char* op, const char* arg) {
+  if (!is_floating(t.dtype))
+    throw_type(env, std::string("structura.") + op + ": '" + arg + "' must be a floating dtype, got " +
+                        dtype_name(t.dtype));
+}
+
+// ---------------------------------------------------------------------------------------------
+// conversions
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t man = h & 0x3ff;
+  uint32_t u;
+  if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        e++;
+        man <<= 1;
+      } while (!(man & 0x400));
+      u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+uint16_t float_to_half(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+  uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return sign | 0x7e00;  // NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00;  // ≥ 65520 rounds to inf
+  if (a < 0x38800000u) {                      // below the smallest normal half: subnormal or zero
+    if (a < 0x33000000u) return sign;          // < 2^-25: rounds to zero
+    // value = m · 2^(e-150); in half-subnormal units of 2^-24 that is m >> (126 - e), rounded.
+    uint32_t e = a >> 23;
+    uint32_t m = (a & 0x7fffff) | 0x800000;
+    int s = 126 - (int)e;  // right shift amount
+    uint32_t res = m >> s;
+    uint32_t rem = m & ((1u << s) - 1);
+    uint32_t half = 1u << (s - 1);
+    if (rem > half || (rem == half && (res & 1))) res++;
+    return sign | (uint16_t)res;
+  }
+  uint32_t r = a + 0xfffu + ((a >> 13) & 1u) - 0x38000000u;  // rebias exponent, round to nearest even
+  return sign | (uint16_t)(r >> 13);
+}
+
+double load_as_double(const void* p, DType dt, int64_t i) {
+  switch (dt) {
+    case DType::f32: return ((const float*)p)[i];
+    case DType::f64: return ((const double*)p)[i];
+    case DType::f16: return half_to_float(((const uint16_t*)p)[i]);
+    case DType::bf16: return bf16_to_float(((const uint16_t*)p)[i]);
+    case DType::i32: return ((const int32_t*)p)[i];
+    case DType::u8: return ((const uint8_t*)p)[i];
+    case DType::u16: return ((const uint16_t*)p)[i];
+  }
+  return 0;
+}
+
+template <class T>
+static T saturate_int(double v) {
+  if (std::isnan(v)) return 0;
+  if (v <= (double)std::numeric_limits<T>::lowest()) return std::numeric_limits<T>::lowest();
+  if (v >= (double)std::numeric_limits<T>::max()) return std::numeric_limits<T>::max();
+  return (T)std::trunc(v);
+}
+
+void store_from_double(void* p, DType dt, int64_t i, double v) {
+  switch (dt) {
+    case DType::f32: ((float*)p)[i] = (float)v; break;
+    case DType::f64: ((double*)p)[i] = v; break;
+    case DType::f16: ((uint16_t*)p)[i] = float_to_half((float)v); break;
+    case DType::bf16: ((uint16_t*)p)[i] = float_to_bf16((float)v); break;
+    case DType::i32: ((int32_t*)p)[i] = saturate_int<int32_t>(v); break;
+    case DType::u8: ((uint8_t*)p)[i] = saturate_int<uint8_t>(v); break;
+    case DType::u16: ((uint16_t*)p)[i] = saturate_int<uint16_t>(v); break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// strided copy
+
+void copy_to_contiguous(const Tensor& src, Tensor& dst) {
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  const int64_t nd = src.ndim();
+  const size_t es = dtype_size(src.dtype);
+  const char* sp = (const char*)src.raw();
+  char* dp = (char*)dst.raw();
+  if (src.is_contiguous() && src.dtype == dst.dtype) {
+    parallel_for(n * (int64_t)es, 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(dp + b, sp + b, e - b); });
+    return;
+  }
+  // Walk the output in order; rows of the innermost dimension are the unit of work.
+  const int64_t inner = nd ? src.shape[nd - 1] : 1;
+  const int64_t istride = nd ? src.strides[nd - 1] : 1;
+  const int64_t rows = n / inner;
+  const bool same = src.dtype == dst.dtype;
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      int64_t off = 0, rem = r;
+      for (int64_t d = nd - 2; d >= 0; d--) {
+        int64_t idx = rem % src.shape[d];
+        rem /= src.shape[d];
+        off += idx * src.strides[d];
+      }
+      if (same) {
+        char* out = dp + r * inner * es;
+        if (istride == 1) {
+          std::memcpy(out, sp + off * es, inner * es);
+        } else if (es == 4) {
+          for (int64_t j = 0; j < inner; j++) ((uint32_t*)out)[j] = *(const uint32_t*)(sp + (off + j * istride) * 4);
+        } else if (es == 8) {
+          for (int64_t j = 0; j < inner; j++) ((uint64_t*)out)[j] = *(const uint64_t*)(sp + (off + j * istride) * 8);
+        } else if (es == 2) {
+          for (int64_t j = 0; j < inner; j++) ((uint16_t*)out)[j] = *(const uint16_t*)(sp + (off + j * istride) * 2);
+        } else {
+          for (int64_t j = 0; j < inner; j++) out[j] = sp[off + j * istride];
+        }
+      } else {
+        for (int64_t j = 0; j < inner; j++)
+          store_from_double(dp, dst.dtype, r * inner + j, load_as_double(sp, src.dtype, off + j * istride));
+      }
+    }
+  });
+}
+
+bool broadcast_shapes(const Shape& a, const Shape& b, Shape& out) {
+  size_t n = std::max(a.size(), b.size());
+  out.assign(n, 1);
+  for (size_t i = 0; i < n; i++) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1) return false;
+    out[i] = da == 1 ? db : da;
+  }
+  return true;
+}
+
+Shape broadcast_strides(const Tensor& t, const Shape& shape) {
+  size_t n = shape.size(), k = t.shape.size();
+  Shape s(n, 0);
+  for (size_t i = 0; i < k; i++) {
+    size_t o = n - k + i;
+    s[o] = t.shape[i] == 1 && shape[o] != 1 ? 0 : t.strides[i];
+  }
+  return s;
+}
+
+void for_each_row(const Shape& shape, const std::vector<Shape>& strides,
+                  const std::function<void(int64_t, const int64_t*)>& fn, int64_t grain_rows) {
+  const int64_t nd = (int64_t)shape.size();
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  if (n == 0) return;
+  const int64_t inner = nd ? shape[nd - 1] : 1;
+  const int64_t rows = n / inner;
+  const size_t k = strides.size();
+  if (grain_rows <= 0) grain_rows = std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1));
+  parallel_for(rows, grain_rows, [&](int64_t r0, int64_t r1) {
+    int64_t offs[8] = {0};
+    for (int64_t r = r0; r < r1; r++) {
+      for (size_t q = 0; q < k; q++) offs[q] = 0;
+      int64_t rem = r;
+      for (int64_t d = nd - 2; d >= 0; d--) {
+        int64_t idx = rem % shape[d];
+        rem /= shape[d];
+        for (size_t q = 0; q < k; q++) offs[q] += idx * strides[q][d];
+      }
+      fn(r, offs);
+    }
+  });
+}
+
+void copy_into(const Tensor& src, Tensor& dst) {
+  if (dst.is_contiguous() && src.shape == dst.shape) {
+    copy_to_contiguous(src, dst);
+    return;
+  }
+  Shape ss = broadcast_strides(src, dst.shape);
+  const int64_t nd = dst.ndim();
+  const int64_t inner = nd ? dst.shape[nd - 1] : 1;
+  const int64_t si = nd ? ss[nd - 1] : 0, di = nd ? dst.strides[nd - 1] : 0;
+  const char* sp = (const char*)src.raw();
+  char* dp = (char*)dst.raw();
+  const size_t es = dtype_size(src.dtype);
+  const bool same = src.dtype == dst.dtype;
+  for_each_row(dst.shape, {dst.strides, ss}, [&](int64_t, const int64_t* o) {
+    if (same) {
+      for (int64_t j = 0; j < inner; j++) std::memcpy(dp + (o[0] + j * di) * es, sp + (o[1] + j * si) * es, es);
+    } else {
+      for (int64_t j = 0; j < inner; j++)
+        store_from_double(dp, dst.dtype, o[0] + j * di, load_as_double(sp, src.dtype, o[1] + j * si));
+    }
+  });
+}
+
+Tensor contiguous(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(t.dtype, t.shape, t.device());
+  copy_to_contiguous(t, out);
+  return out;
+}
+
+Tensor cast_contiguous(const Tensor& t, DType dt) {
+  if (t.dtype == dt && t.is_contiguous()) return t;
+  Tensor out = Tensor::empty(dt, t.shape, t.device());
+  copy_to_contiguous(t, out);
+  return out;
+}
+
+}  // namespace structura

@@ -1,0 +1,209 @@
+// threadpool.cc — a persistent pool of worker threads (see threadpool.h).
+// One job at a time: the caller publishes fn and a generation number; workers spin briefly on the
+// generation, then sleep on a condition variable. A nested or concurrent call (from inside a job, or
+// from another worker_thread while the pool is busy) runs inline on its own thread.
+#include "threadpool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+namespace structura {
+
+void set_flush_denormals() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ (bit 15) | DAZ (bit 6)
+#endif
+}
+
+namespace {
+
+thread_local int t_region_threads = 0;  // > 1 inside a parallel_region with a live barrier
+
+struct Pool {
+  std::vector<std::thread> workers;
+  int size = 1;  // threads including the caller
+  std::mutex run_mutex;  // held by the thread that owns the pool during a job
+
+  // job state
+  std::mutex m;
+  std::condition_variable cv;
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int> remaining{0};
+  const std::function<void(int, int)>* job = nullptr;
+  int job_threads = 0;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  bool stop = false;
+
+  // barrier for parallel_region
+  std::atomic<int> bar_count{0};
+  std::atomic<uint64_t> bar_gen{0};
+
+  ~Pool() { shutdown(); }
+
+  void shutdown() {
+    {
+      std::lock_guard<std::mutex> g(m);
+      stop = true;
+      generation++;
+    }
+    cv.notify_all();
+    for (auto& t : workers) t.join();
+    workers.clear();
+    stop = false;
+  }
+
+  void start(int n) {
+    size = n;
+    for (int i = 1; i < n; i++) workers.emplace_back([this, i] { loop(i); });
+  }
+
+  void run_one(int tid) {
+    try {
+      (*job)(tid, job_threads);
+    } catch (...) {
+      std::lock_guard<std::mutex> g(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
+
+  void loop(int tid) {
+    set_flush_denormals();
+    uint64_t seen = 0;
+    for (;;) {
+      // spin ~50 µs, then sleep
+      uint64_t g = generation.load(std::memory_order_acquire);
+      for (int spin = 0; g == seen && spin < 20000; spin++) {
+#if defined(__x86_64__) || defined(_M_X64)
+        _mm_pause();
+#endif
+        g = generation.load(std::memory_order_acquire);
+      }
+      if (g == seen) {
+        std::unique_lock<std::mutex> lk(m);
+        cv.wait(lk, [&] { return generation.load() != seen || stop; });
+        g = generation.load();
+      }
+      if (stop) return;
+      seen = g;
+      if (tid < job_threads) {
+        t_region_threads = job_threads;
+        run_one(tid);
+        t_region_threads = 0;
+        remaining.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+  }
+
+  void barrier(int n) {
+    uint64_t gen = bar_gen.load(std::memory_order_acquire);
+    if (bar_count.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      bar_count.store(0, std::memory_order_relaxed);
+      bar_gen.fetch_add(1, std::memory_order_acq_rel);
+    } else {
+      int spin = 0;
+      while (bar_gen.load(std::memory_order_acquire) == gen) {
+        if (++spin > 4000) std::this_thread::yield();
+#if defined(__x86_64__) || defined(_M_X64)
+        else _mm_pause();
+#endif
+      }
+    }
+  }
+};
+
+Pool& pool() {
+  static Pool* p = [] {
+    auto* q = new Pool();  // never destroyed: workers outlive static destructors safely
+    unsigned hc = std::thread::hardware_concurrency();
+    q->start(std::max(1u, std::min(hc ? hc : 1u, 64u)));
+    return q;
+  }();
+  return *p;
+}
+
+}  // namespace
+
+int num_threads() { return pool().size; }
+
+void set_num_threads(int n) {
+  n = std::max(1, std::min(n, 256));
+  Pool& p = pool();
+  std::lock_guard<std::mutex> g(p.run_mutex);
+  if (n == p.size) return;
+  p.shutdown();
+  p.start(n);
+}
+
+void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
+  Pool& p = pool();
+  nthreads = std::max(1, std::min(nthreads, p.size));
+  std::unique_lock<std::mutex> own(p.run_mutex, std::try_to_lock);
+  if (nthreads == 1 || !own.owns_lock() || t_region_threads > 0) {
+    int saved = t_region_threads;
+    t_region_threads = 1;
+    try {
+      fn(0, 1);
+    } catch (...) {
+      t_region_threads = saved;
+      throw;
+    }
+    t_region_threads = saved;
+    return;
+  }
+  set_flush_denormals();
+  p.job = &fn;
+  p.job_threads = nthreads;
+  p.error = nullptr;
+  p.remaining.store(nthreads - 1);
+  p.bar_count.store(0);
+  {
+    std::lock_guard<std::mutex> g(p.m);
+    p.generation.fetch_add(1, std::memory_order_acq_rel);
+  }
+  p.cv.notify_all();
+  t_region_threads = nthreads;
+  p.run_one(0);
+  t_region_threads = 0;
+  while (p.remaining.load(std::memory_order_acquire) > 0) {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_pause();
+#endif
+  }
+  p.job = nullptr;
+  if (p.error) {
+    auto e = p.error;
+    p.error = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+void region_barrier() {
+  if (t_region_threads <= 1) return;
+  pool().barrier(pool().job_threads);
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, num_threads());
+  if (chunks <= 1) {
+    fn(0, n);
+    return;
+  }
+  parallel_region((int)chunks, [&](int tid, int nt) {
+    int64_t b = n * tid / nt, e = n * (tid + 1) / nt;
+    if (b < e) fn(b, e);
+  });
+}
+
+}  // namespace structura

@@ -1,0 +1,27 @@
+// threadpool.h — the process-wide CPU thread pool every CPU kernel runs on.
+// parallel_for splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end)
+// on the pool's workers and the calling thread. Workers spin briefly, then sleep. Each worker sets
+// FTZ/DAZ (denormals would make long products 25× slower, kernels_design.md §4).
+// The pool is shared by every Node environment (worker_threads): a call made while another thread
+// holds the pool runs inline on its own thread instead of waiting.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+namespace structura {
+
+// Number of threads used by parallel_for (the caller included). Default: hardware concurrency.
+int num_threads();
+// Sets the pool size (1 = run everything on the calling thread). n is clamped to [1, 256].
+void set_num_threads(int n);
+// Runs fn(begin, end) over [0, n) in parallel. Exceptions thrown by fn are rethrown on the caller.
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+// Runs fn(tid, nthreads) once on each of nthreads threads (nthreads ≤ num_threads()), with a barrier
+// available through `barrier()` inside fn — for kernels (GEMM) that share packed panels between threads.
+void parallel_region(int nthreads, const std::function<void(int tid, int nthreads)>& fn);
+// Barrier among the threads of the current parallel_region (no-op outside one).
+void region_barrier();
+// Sets FTZ/DAZ on the calling thread.
+void set_flush_denormals();
+
+}  // namespace structura

@@ -1,0 +1,166 @@
+// native.ts — the typed interface of the addon (csrc/) and its loader.
+//
+// Tensors cross the boundary as opaque handles (type-tagged Externals). Every function validates its
+// arguments again in C++ (a bad call from plain JS throws a TypeError/RangeError, never crashes).
+// The loader explains itself: which binary it loaded, and why CUDA is unavailable.
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+
+/** An opaque native tensor handle. */
+export type Handle = { readonly __structuraHandle: unique symbol };
+
+/** dtype codes shared with csrc/tensor.h (enum DType). */
+export const DTYPE_CODES = {
+  float32: 0,
+  float64: 1,
+  float16: 2,
+  bfloat16: 3,
+  int32: 4,
+  uint8: 5,
+  uint16: 6,
+} as const;
+export type DType = keyof typeof DTYPE_CODES;
+
+/** device type codes shared with csrc/tensor.h (enum DeviceType). */
+export const DEVICE_CODES = { cpu: 0, cuda: 1, 'cuda-emu': 2 } as const;
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'relu' | 'gelu' | 'silu' | 'tanh' | 'sigmoid'
+  | 'square' | 'reciprocal' | 'sign' | 'step' | 'erf' | 'sin' | 'cos'
+  // derivatives used by the gradients: gelu'(x), silu'(x)
+  | 'gelu_grad' | 'silu_grad'
+  // scalar forms: x + alpha, x * alpha, x ** alpha, alpha - x, alpha / x, clamp(x, alpha, beta)
+  | 'add_scalar' | 'mul_scalar' | 'pow_scalar' | 'rsub_scalar' | 'rdiv_scalar' | 'clamp';
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  // comparisons give 1 or 0 in the inputs' dtype
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+export type ReduceOp = 'sum' | 'mean' | 'max' | 'min';
+
+export interface BackendInfo {
+  cuda: boolean;
+  cudaCompiled: boolean;
+  reason?: string;
+  devices: { name: string; cc: string; memory: number }[];
+  simd: 'avx512' | 'avx2' | 'scalar';
+  threads: number;
+  version: string;
+  binary: string;
+  cudaRuntimeVersion?: number;
+  driverVersion?: number;
+}
+
+export interface MemoryInfo {
+  [device: string]: { buffers: number; bytes: number };
+}
+
+export interface NativeBinding {
+  // ---- tensors ----
+  /** A new tensor holding a copy of `data` (its element type must match dtype; float16/bfloat16 take Uint16Array bits or Float32Array values). */
+  fromArray(dtype: number, shape: number[], data: ArrayBufferView, device: number, deviceIndex: number): Handle;
+  empty(dtype: number, shape: number[], device: number, deviceIndex: number): Handle;
+  full(dtype: number, shape: number[], value: number, device: number, deviceIndex: number): Handle;
+  /** start + i·step for i < n. */
+  arange(dtype: number, start: number, step: number, n: number, device: number, deviceIndex: number): Handle;
+  /** Counter-based (splitmix64(seed, index)) so every device draws the same numbers. kind: 'normal' | 'uniform'. */
+  random(kind: 'normal' | 'uniform', dtype: number, shape: number[], seed: number, device: number, deviceIndex: number): Handle;
+  /** A view of h's storage with the given shape, strides and offset (elements); bounds are checked. */
+  view(h: Handle, shape: number[], strides: number[], offset: number): Handle;
+  /** The elements in logical (row-major) order. float16/bfloat16 read as Float32Array. */
+  read(h: Handle): Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
+  /** The raw element bits (float16/bfloat16 as Uint16Array), for serialisation. */
+  readRaw(h: Handle): Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
+  /** Releases the handle's reference to its storage. false if it was already released. */
+  dispose(h: Handle): boolean;
+  isDisposed(h: Handle): boolean;
+  /** An id of the storage (views of one storage share it). */
+  storageId(h: Handle): number;
+  contiguous(h: Handle): Handle;
+  cast(h: Handle, dtype: number): Handle;
+  /** Copies src (broadcast to dst's shape, cast to dst's dtype) into dst, which may be a strided view. */
+  copyInto(dst: Handle, src: Handle): void;
+  concat(hs: Handle[], axis: number): Handle;
+
+  // ---- elementwise (csrc/ops/elementwise.cc) ----
+  /** Broadcasting binary op; a and b share dtype and device. If out is given, writes there (out must be contiguous, of the broadcast shape) and returns it. */
+  binary(op: BinaryOp, a: Handle, b: Handle, out?: Handle): Handle;
+  unary(op: UnaryOp, a: Handle, alpha?: number, beta?: number, out?: Handle): Handle;
+  /** where(cond != 0, a, b), broadcasting. */
+  where(cond: Handle, a: Handle, b: Handle): Handle;
+
+  // ---- reductions (csrc/ops/reduce.cc) ----
+  /** Reduces over `axes` (already normalised, sorted, unique). An empty axes list reduces nothing. */
+  reduce(op: ReduceOp, a: Handle, axes: number[], keepDims: boolean): Handle;
+  /** Index of the max (or min) along one axis, as int32. */
+  argReduce(op: 'argmax' | 'argmin', a: Handle, axis: number, keepDims: boolean): Handle;
+  softmax(a: Handle, axis: number, log: boolean): Handle;
+  /** Mean over rows of −log softmax(logits)[label]; logits [M, C], labels int32 [M]. A 0-d tensor. */
+  crossEntropy(logits: Handle, labels: Handle): Handle;
+  /** d loss / d logits = (softmax(logits) − onehot(labels)) · g / M, g a 0-d tensor. */
+  crossEntropyBackward(logits: Handle, labels: Handle, g: Handle): Handle;
+
+  // ---- dense (csrc/ops/dense.cc on csrc/cpu/gemm) ----
+  /** Batched matmul with broadcast batch dimensions: a [..., M, K] (or [..., K, M] if transA), b [..., K, N] (or [..., N, K] if transB). */
+  matmul(a: Handle, b: Handle, transA: boolean, transB: boolean): Handle;
+
+  // ---- environment ----
+  backend(): Omit<BackendInfo, 'binary'>;
+  memory(): MemoryInfo;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+}
+
+let loaded: NativeBinding | undefined;
+let loadedFrom = '';
+
+/** The package root: dist/cjs/native.js → ../.., lib/native.ts → .. */
+function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'CMakeLists.txt'))) return dir;
+    dir = path.dirname(dir);
+  }
+  return path.resolve(__dirname, '..');
+}
+
+/** Loads the addon once: STRUCTURA_BINARY (a path) if set, else node-gyp-build's search (build/Release, then prebuilds/). */
+export function native(): NativeBinding {
+  if (loaded) return loaded;
+  const root = packageRoot();
+  const errors: string[] = [];
+  const explicit = process.env.STRUCTURA_BINARY;
+  if (explicit) {
+    try {
+      loaded = require(path.resolve(explicit)) as NativeBinding;
+      loadedFrom = path.resolve(explicit);
+      return loaded;
+    } catch (e) {
+      errors.push(`STRUCTURA_BINARY=${explicit}: ${(e as Error).message}`);
+    }
+  } else {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
+      loadedFrom = nodeGypBuild.resolve(root);
+      loaded = require(loadedFrom) as NativeBinding;
+      return loaded;
+    } catch (e) {
+      errors.push(`node-gyp-build(${root}): ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    'structura: could not load its native addon.\n' +
+      errors.map((e) => '  - ' + e).join('\n') +
+      `\n  platform: ${process.platform}-${process.arch}, node ${process.version} (Node-API ${process.versions.napi})\n` +
+      '  Possible solutions:\n' +
+      '  - build it from source: `npm rebuild structura` (needs cmake and a C++17 compiler; nvcc for CUDA)\n' +
+      '  - or, without cmake: `npx node-gyp rebuild` in the package folder (CPU only)\n' +
+      '  - or point STRUCTURA_BINARY at a structura.node you built',
+  );
+}
+
+/** Where the addon was loaded from. */
+export function nativePath(): string {
+  native();
+  return loadedFrom;
+}
