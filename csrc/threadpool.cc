@@ -64,7 +64,9 @@ struct Pool {
 
   void start(int n) {
     size = n;
-    for (int i = 1; i < n; i++) workers.emplace_back([this, i] { loop(i); });
+    // New workers (after set_num_threads) must not take the last, finished job as a new one.
+    const uint64_t gen = generation.load();
+    for (int i = 1; i < n; i++) workers.emplace_back([this, i, gen] { loop(i, gen); });
   }
 
   void run_one(int tid) {
@@ -76,9 +78,8 @@ struct Pool {
     }
   }
 
-  void loop(int tid) {
+  void loop(int tid, uint64_t seen) {
     set_flush_denormals();
-    uint64_t seen = 0;
     for (;;) {
       // spin ~50 µs, then sleep
       uint64_t g = generation.load(std::memory_order_acquire);
