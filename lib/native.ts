@@ -100,8 +100,27 @@ export interface NativeBinding {
   crossEntropyBackward(logits: Handle, labels: Handle, g: Handle): Handle;
 
   // ---- dense (csrc/ops/dense.cc on csrc/cpu/gemm) ----
-  /** Batched matmul with broadcast batch dimensions: a [..., M, K] (or [..., K, M] if transA), b [..., K, N] (or [..., N, K] if transB). */
+  /**
+   * Batched matmul with broadcast batch dimensions: a [..., M, K] (or [..., K, M] if transA), b [..., K, N] (or
+   * [..., N, K] if transB) → [batch..., M, N]. A 1-D operand is numpy's vector (a [K] as [1, K], b [K] as [K, 1], that
+   * dimension dropped from the result; its trans flag is ignored). float32/float64 natively; float16/bfloat16 computed
+   * in float32 and rounded once; int dtypes throw a TypeError, as do differing dtypes or devices. Differing inner
+   * dimensions, or batch dimensions that do not broadcast, throw a RangeError showing both shapes. Strided views are
+   * read in place when each matrix has a unit stride in one of its last two dimensions.
+   */
   matmul(a: Handle, b: Handle, transA: boolean, transB: boolean): Handle;
+  /**
+   * In place: C = alpha·op(A)·op(B) + beta·C (+ bias[j]) for 2-D float32/float64 tensors of one dtype; op(X) = Xᵀ when
+   * its flag is set. C may be a strided view ([M, N]); it must not share storage with A, B or bias, nor overlap itself
+   * (RangeError). beta = 0 never reads C; alpha = 0 never reads A or B. bias: [N], any stride.
+   * probe (tests of the GEMM's per-block epilogue hook): 'check' returns {blocks, coverage, final} — whether the blocks
+   * reported tiled C exactly once, and C held its final values when each was reported; 'throw' makes the hook throw
+   * on the block holding C's last element, and that error must reach the caller.
+   */
+  gemm(C: Handle, A: Handle, B: Handle, alpha: number, beta: number, transA: boolean, transB: boolean,
+       bias?: Handle | null, probe?: 'check' | 'throw'): void | { blocks: number; coverage: boolean; final: boolean };
+  /** The GEMM's register tile (mr × nr) and K block at the current SIMD level, for dtype float32 or float64 (tests). */
+  gemmBlocking(dtype: number): { mr: number; nr: number; kc: number };
 
   // ---- environment ----
   backend(): Omit<BackendInfo, 'binary'>;
@@ -135,7 +154,11 @@ export function native(): NativeBinding {
       loadedFrom = path.resolve(explicit);
       return loaded;
     } catch (e) {
-      errors.push(`STRUCTURA_BINARY=${explicit}: ${(e as Error).message}`);
+      errors.push(
+        fs.existsSync(path.resolve(explicit))
+          ? `STRUCTURA_BINARY=${explicit}: ${(e as Error).message.split('\n')[0]}`
+          : `STRUCTURA_BINARY=${explicit}: no such file (${path.resolve(explicit)}); unset STRUCTURA_BINARY to load the package's own build, or point it at an existing structura.node`,
+      );
     }
   } else {
     try {
