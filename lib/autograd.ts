@@ -1,0 +1,621 @@
+// autograd.ts — reverse-mode automatic differentiation over a graph recorded as ops run.
+//
+// An op whose inputs require grad (while grad mode is on) attaches a GradNode to its output: the
+// backward function (written beside the forward in lib/ops/<op>.ts, with public ops), the edges to
+// the inputs' nodes or leaves, and the tensors it saved. Saved tensors are aliases — second handles
+// on the same storage — owned by the node, so disposing the tensors the user sees (or a tidy) never
+// breaks a later backward(); the node frees them after backward() (unless retainGraph) or when it is
+// no longer reachable: a node is reference-counted by its output tensor and the nodes that consume
+// it, so disposing the outputs of a forward pass that never ran backward releases its memory at once.
+//
+// backward() walks the nodes in topological order (Kahn's algorithm from the root), sums the
+// gradients arriving at each node, runs hooks, and accumulates into leaves' .grad. Every tensor it
+// creates is disposed as soon as it is consumed, except the gradients handed to leaves.
+import { native, DTYPE_CODES } from './native';
+import {
+  Tensor, aliasOf, fromHandle, pushScope, popScope, adopt, checkTensor, collectTensors, tidy, CPU,
+} from './tensor';
+import { shapeStr, sameShape, describe, typeError, rangeError, checkNumber } from './errors';
+import type { DType } from './native';
+import * as ew from './ops/elementwise';
+import * as creation from './ops/creation';
+import * as red from './ops/reduce';
+
+/** A gradient hook: receives the gradient, may return a replacement. */
+export type Hook = (grad: Tensor) => Tensor | void | undefined | null;
+
+/**
+ * The backward function of one op: given the gradient of the output and the saved tensors, the
+ * gradient of each input (null where none, or where needs[i] is false). Gradients must have the
+ * input's shape and dtype.
+ */
+export type BackwardFn = (g: Tensor, saved: readonly Tensor[], needs: readonly boolean[]) => ReadonlyArray<Tensor | null | undefined>;
+
+type Edge = { node: GradNode; leaf?: undefined } | { leaf: Tensor; node?: undefined };
+
+// ---------------------------------------------------------------------------------------------
+// grad mode
+
+let gradEnabled = true;
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Sets grad mode; returns the previous mode. */
+export function setGradEnabled(on: boolean): boolean {
+  if (typeof on !== 'boolean') typeError('setGradEnabled', `'on' must be a boolean, got ${describe(on)}`);
+  const prev = gradEnabled;
+  gradEnabled = on;
+  return prev;
+}
+
+/** Runs fn (synchronously) with grad mode off: no graph is recorded. */
+export function noGrad<T>(fn: () => T): T {
+  if (typeof fn !== 'function') typeError('noGrad', `'fn' must be a function, got ${describe(fn)}`);
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Runs fn (synchronously) with grad mode on, e.g. inside noGrad. */
+export function enableGrad<T>(fn: () => T): T {
+  if (typeof fn !== 'function') typeError('enableGrad', `'fn' must be a function, got ${describe(fn)}`);
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the graph
+
+/** One recorded op: how to send the gradient of its output back to its inputs. */
+export class GradNode {
+  /** The op's name ('Add', 'Matmul', …). */
+  readonly name: string;
+  /** @internal */ _edges: (Edge | null)[];
+  /** @internal */ readonly _inputs: ({ shape: readonly number[]; dtype: DType } | null)[];
+  /** @internal */ _saved: Tensor[] | null;
+  /** @internal */ readonly _hadSaved: boolean;
+  /** @internal */ readonly _fn: BackwardFn;
+  /** @internal live output tensor (1) + edges from consuming nodes */
+  _refs = 1;
+  /** @internal */ _released = false;
+  /** @internal hooks registered on the output tensor */
+  _hooks: Hook[] = [];
+
+  /** @internal */
+  constructor(name: string, edges: (Edge | null)[], inputs: GradNode['_inputs'], saved: Tensor[], fn: BackwardFn) {
+    this.name = name;
+    this._edges = edges;
+    this._inputs = inputs;
+    this._saved = saved;
+    this._hadSaved = saved.length > 0;
+    this._fn = fn;
+  }
+
+  /** The nodes (or null for leaves and inputs without grad) this node sends gradients to. */
+  get nextFunctions(): (GradNode | null)[] {
+    return this._edges.map((e) => e?.node ?? null);
+  }
+
+  /** @internal frees the saved tensors (after backward, or when the node is released) */
+  _freeSaved(): void {
+    if (!this._saved) return;
+    for (const t of this._saved) t.dispose();
+    this._saved = null;
+  }
+
+  /** @internal drops one reference; at zero, frees the saved tensors and releases the inputs' nodes. */
+  decRef(): void {
+    const stack: GradNode[] = [this];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      if (n._released) continue;
+      if (--n._refs > 0) continue;
+      n._released = true;
+      n._freeSaved();
+      for (const e of n._edges) if (e?.node) stack.push(e.node);
+      n._edges = [];
+      n._hooks = [];
+    }
+  }
+}
+
+/**
+ * Records `out` = op(inputs) when grad mode is on and an input requires grad: attaches a node with
+ * `backward` and aliases of `save`. Entries of `inputs` that are not tensors (scalars, options) get
+ * no gradient. Returns out.
+ */
+export function record(name: string, inputs: readonly unknown[], out: Tensor, save: readonly Tensor[], backward: BackwardFn): Tensor {
+  if (!gradEnabled) return out;
+  let any = false;
+  for (const t of inputs) if (t instanceof Tensor && t._requiresGrad) any = true;
+  if (!any) return out;
+  const edges: (Edge | null)[] = inputs.map((t) =>
+    t instanceof Tensor && t._requiresGrad ? (t._gradFn ? { node: t._gradFn } : { leaf: t }) : null,
+  );
+  const meta = inputs.map((t) => (t instanceof Tensor ? { shape: t._shape.slice(), dtype: t.dtype } : null));
+  const saved = save.map((t) => aliasOf(t, false));
+  for (const e of edges) if (e?.node) e.node._refs++;
+  out._setGradFn(new GradNode(name, edges, meta, saved, backward));
+  return out;
+}
+
+/** True if any input will need a gradient (the op should record). */
+export function needsGrad(...inputs: unknown[]): boolean {
+  if (!gradEnabled) return false;
+  for (const t of inputs) if (t instanceof Tensor && t._requiresGrad) return true;
+  return false;
+}
+
+export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
+  checkTensor('registerHook', 'tensor', t);
+  if (typeof fn !== 'function') typeError('registerHook', `'fn' must be a function, got ${describe(fn)}`);
+  if (!t._requiresGrad) typeError('registerHook', `cannot register a hook on a tensor that does not require grad (shape ${shapeStr(t._shape)})`);
+  const list = t._gradFn ? t._gradFn._hooks : (t._hooks ??= []);
+  list.push(fn);
+  return {
+    remove(): void {
+      const i = list.indexOf(fn);
+      if (i >= 0) list.splice(i, 1);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// backward
+
+export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph?: boolean } = {}): void {
+  checkTensor('backward', 'tensor', root);
+  if (!root._requiresGrad)
+    typeError('backward', `the tensor ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
+  if (grad !== undefined && grad !== null) {
+    checkTensor('backward', 'grad', grad);
+    if (!sameShape(grad._shape, root._shape))
+      rangeError('backward', `'grad' ${shapeStr(grad._shape)} must have the tensor's shape ${shapeStr(root._shape)}`);
+    if (grad.dtype !== root.dtype) typeError('backward', `'grad' is ${grad.dtype} but the tensor is ${root.dtype}`);
+  } else if (root.size !== 1) {
+    rangeError('backward', `'grad' can be left out only for a one-element tensor; this one has shape ${shapeStr(root._shape)}`);
+  }
+  if (opts === null || typeof opts !== 'object') typeError('backward', `'opts' must be an object, got ${describe(opts)}`);
+  new BackwardPass(!!opts.retainGraph).run(root, grad ?? null);
+}
+
+class BackwardPass {
+  private readonly retain: boolean;
+  /** every tensor created during this pass */
+  private scope!: Set<Tensor>;
+  /** how many pending slots refer to each gradient tensor */
+  private readonly uses = new Map<Tensor, number>();
+  /** gradients handed to leaves' .grad (not disposed at the end) */
+  private readonly given = new Set<Tensor>();
+
+  constructor(retain: boolean) {
+    this.retain = retain;
+  }
+
+  private hold(t: Tensor): void {
+    this.uses.set(t, (this.uses.get(t) ?? 0) + 1);
+  }
+
+  /** One slot stops referring to t; a tensor this pass made is disposed when nothing refers to it. */
+  private drop(t: Tensor): void {
+    const n = (this.uses.get(t) ?? 1) - 1;
+    if (n > 0) {
+      this.uses.set(t, n);
+      return;
+    }
+    this.uses.delete(t);
+    if (this.scope.has(t) && !this.given.has(t)) t.dispose();
+  }
+
+  /** Runs fn in a scope of its own: tensors it makes and does not return are disposed at once. */
+  private contained<R>(fn: () => R): R {
+    const inner = pushScope();
+    let result: R;
+    try {
+      result = fn();
+    } finally {
+      popScope(inner);
+    }
+    const out = collectTensors(result);
+    for (const t of inner) {
+      if (out.has(t)) this.scope.add(t);
+      else if (!t._disposed) t.dispose();
+    }
+    return result;
+  }
+
+  private runHooks(hooks: readonly Hook[], g: Tensor, what: string): Tensor {
+    for (const hook of hooks.slice()) {
+      const r = this.contained(() => hook(g));
+      if (r === undefined || r === null || r === g) continue;
+      if (!(r instanceof Tensor) || r._disposed || !sameShape(r._shape, g._shape) || r.dtype !== g.dtype)
+        typeError('backward', `a hook on ${what} returned ${r instanceof Tensor ? `${shapeStr(r._shape)} ${r.dtype}` : describe(r)}; ` +
+          `it must return nothing or a gradient ${shapeStr(g._shape)} ${g.dtype}`);
+      this.hold(r);
+      this.drop(g);
+      g = r;
+    }
+    return g;
+  }
+
+  run(root: Tensor, grad: Tensor | null): void {
+    const prevMode = gradEnabled;
+    gradEnabled = false;
+    this.scope = pushScope();
+    try {
+      const g0 = grad ?? creation.onesLike(root);
+      this.hold(g0);
+      const leafPending = new Map<Tensor, Tensor>();
+      if (root._gradFn) this.walk(root._gradFn, g0, leafPending);
+      else leafPending.set(root, g0);
+      for (const [leaf, g] of leafPending) this.giveToLeaf(leaf, g);
+    } finally {
+      popScope(this.scope);
+      gradEnabled = prevMode;
+      for (const t of this.scope) if (!this.given.has(t) && !t._disposed) t.dispose();
+    }
+  }
+
+  private walk(rootNode: GradNode, g0: Tensor, leafPending: Map<Tensor, Tensor>): void {
+    // Incoming edge counts among the reachable nodes.
+    const deps = new Map<GradNode, number>([[rootNode, 0]]);
+    const stack = [rootNode];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      for (const e of n._edges) {
+        if (!e?.node) continue;
+        const c = deps.get(e.node);
+        if (c === undefined) {
+          deps.set(e.node, 1);
+          stack.push(e.node);
+        } else {
+          deps.set(e.node, c + 1);
+        }
+      }
+    }
+    const pending = new Map<GradNode, Tensor>([[rootNode, g0]]);
+    const ready = [rootNode];
+    while (ready.length > 0) {
+      const node = ready.pop()!;
+      const g = pending.get(node);
+      pending.delete(node);
+      const { grads, used } = g ? this.runNode(node, g) : { grads: [], used: null };
+      for (let i = 0; i < node._edges.length; i++) {
+        const e = node._edges[i];
+        const gi = grads[i] ?? null;
+        if (e && gi) {
+          if (e.node) this.accumulate(pending, e.node, gi);
+          else this.accumulate(leafPending, e.leaf, gi);
+        }
+        if (e?.node) {
+          const d = deps.get(e.node)! - 1;
+          deps.set(e.node, d);
+          if (d === 0) ready.push(e.node);
+        }
+      }
+      // The incoming gradient, and gradients for inputs that need none, are released here.
+      if (used) this.drop(used);
+      for (const gi of grads) if (gi && !this.uses.has(gi) && this.scope.has(gi) && !gi._disposed) gi.dispose();
+      if (!this.retain) node._freeSaved();
+    }
+  }
+
+  private accumulate<K>(map: Map<K, Tensor>, key: K, g: Tensor): void {
+    const prev = map.get(key);
+    this.hold(g);
+    if (!prev) {
+      map.set(key, g);
+      return;
+    }
+    const s = this.contained(() => ew.add(prev, g));
+    this.hold(s);
+    this.drop(prev);
+    this.drop(g);
+    map.set(key, s);
+  }
+
+  /** Runs one node's backward; `used` is the gradient it consumed (after hooks), for the caller to drop. */
+  private runNode(node: GradNode, gIn: Tensor): { grads: ReadonlyArray<Tensor | null | undefined>; used: Tensor } {
+    if (node._hadSaved && node._saved === null)
+      throw new Error(`structura.backward: the graph through ${node.name} was already freed by an earlier backward(); ` +
+        'pass {retainGraph: true} to the first backward() to run it twice');
+    if (node._released) throw new Error(`structura.backward: the graph through ${node.name} was released (its tensors were disposed)`);
+    const g = node._hooks.length > 0 ? this.runHooks(node._hooks, gIn, `the output of ${node.name}`) : gIn;
+    const needs = node._edges.map((e) => e !== null);
+    const grads = this.contained(() => node._fn(g, node._saved ?? [], needs));
+    if (!Array.isArray(grads))
+      typeError('backward', `the backward of ${node.name} must return an array of gradients, got ${describe(grads)}`);
+    for (let i = 0; i < node._edges.length; i++) {
+      const r = grads[i];
+      const meta = node._inputs[i];
+      if (r === null || r === undefined || !node._edges[i] || !meta) continue;
+      if (!(r instanceof Tensor) || r._disposed)
+        typeError('backward', `the backward of ${node.name} returned ${describe(r)} as the gradient of input ${i}; expected a Tensor or null`);
+      if (!sameShape(r._shape, meta.shape) || r.dtype !== meta.dtype)
+        throw new RangeError(`structura.backward: the backward of ${node.name} returned a gradient ${shapeStr(r._shape)} ${r.dtype} ` +
+          `for input ${i}, which is ${shapeStr(meta.shape)} ${meta.dtype}`);
+    }
+    return { grads, used: g };
+  }
+
+  private giveToLeaf(leaf: Tensor, gIn: Tensor): void {
+    const g = leaf._hooks && leaf._hooks.length > 0 ? this.runHooks(leaf._hooks, gIn, `a leaf ${shapeStr(leaf._shape)}`) : gIn;
+    if (leaf._disposed) {
+      this.drop(g);
+      return;
+    }
+    const cur = leaf._grad && !leaf._grad._disposed ? leaf._grad : null;
+    if (cur && cur.isContiguous && !cur._isView) {
+      // Accumulate in place, so a reference to .grad (an optimizer's) stays valid, as PyTorch does.
+      native().binary('add', cur._h, g._h, cur._h);
+    } else if (cur) {
+      const s = ew.add(cur, g);
+      this.given.add(s);
+      leaf._grad = s;
+    } else if (this.scope.has(g) && this.uses.get(g) === 1 && !g._isView && g.isContiguous) {
+      this.given.add(g); // a fresh tensor nothing else refers to: hand it over
+      leaf._grad = g;
+    } else {
+      const c = fromHandle(native().cast(g._h, DTYPE_CODES[g.dtype]), g.dtype, g._shape, g._dev, false);
+      this.given.add(c);
+      leaf._grad = c;
+    }
+    this.drop(g);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// custom ops
+
+export interface CustomOpContext {
+  /** Saves tensors for backward (as aliases: the originals may be disposed). */
+  saveForBackward(...tensors: Tensor[]): void;
+  /** The saved tensors, in order (in backward). */
+  readonly saved: readonly Tensor[];
+  /** needsInputGrad[i]: whether input i needs a gradient (in backward). */
+  readonly needsInputGrad: readonly boolean[];
+  /** Anything else backward needs (numbers, shapes). */
+  [key: string]: unknown;
+}
+
+export interface CustomOpSpec<A extends unknown[]> {
+  name: string;
+  /** Computes the output from the inputs (grad mode is off inside). Tensors it makes and does not return are disposed. */
+  forward(ctx: CustomOpContext, ...inputs: A): Tensor;
+  /** The gradient of each input (null for none) given the output's gradient; a single Tensor for a one-input op. */
+  backward(ctx: CustomOpContext, grad: Tensor): Tensor | null | ReadonlyArray<Tensor | null | undefined>;
+}
+
+/**
+ * Makes a differentiable op from a forward and a backward (as torch.autograd.Function). Returns a
+ * function taking the forward's inputs; tensor inputs get gradients, other arguments do not.
+ */
+export function customOp<A extends unknown[]>(spec: CustomOpSpec<A>): (...inputs: A) => Tensor {
+  if (spec === null || typeof spec !== 'object') typeError('customOp', `'spec' must be an object {name, forward, backward}, got ${describe(spec)}`);
+  const { name, forward, backward: bwd } = spec;
+  if (typeof name !== 'string' || name.length === 0) typeError('customOp', `'name' must be a non-empty string, got ${describe(name)}`);
+  if (typeof forward !== 'function') typeError('customOp', `'forward' of ${name} must be a function, got ${describe(forward)}`);
+  if (typeof bwd !== 'function') typeError('customOp', `'backward' of ${name} must be a function, got ${describe(bwd)}`);
+  const op = (...inputs: A): Tensor => {
+    inputs.forEach((x, i) => {
+      if (x instanceof Tensor) checkTensor(name, `inputs[${i}]`, x);
+    });
+    const toSave: Tensor[] = [];
+    const ctx: CustomOpContext = {
+      saveForBackward(...ts: Tensor[]): void {
+        ts.forEach((t, i) => checkTensor(`${name}.saveForBackward`, `tensors[${i}]`, t));
+        toSave.push(...ts);
+      },
+      saved: [],
+      needsInputGrad: [],
+    };
+    const scope = pushScope();
+    let out: unknown;
+    const prev = gradEnabled;
+    gradEnabled = false;
+    try {
+      out = forward(ctx, ...inputs);
+    } catch (e) {
+      popScope(scope);
+      for (const t of scope) t.dispose();
+      throw e;
+    } finally {
+      gradEnabled = prev;
+    }
+    popScope(scope);
+    if (!(out instanceof Tensor) || out._disposed) {
+      for (const t of scope) t.dispose();
+      typeError(name, `forward must return a live Tensor, got ${describe(out)}`);
+    }
+    // An output the forward did not make (an input passed through) gets its own handle.
+    let result: Tensor = scope.has(out) ? out : aliasOf(out);
+    const keepSaved = record(name, inputs, result, toSave, (g, saved, needs) => {
+      const bctx = Object.assign(Object.create(null), ctx, { saved, needsInputGrad: needs }) as CustomOpContext;
+      const r = bwd(bctx, g);
+      const list = r instanceof Tensor || r === null || r === undefined ? [r] : r;
+      if (!Array.isArray(list)) typeError(name, `backward must return a Tensor, null, or an array of them, got ${describe(r)}`);
+      return list;
+    });
+    result = keepSaved;
+    // record() aliased what it saves, so the forward's own tensors can go now.
+    for (const t of scope) if (t !== result && !t._disposed) t.dispose();
+    // result joins the caller's tidy scope, as any op's output.
+    if (scope.has(result)) adopt(result);
+    return result;
+  };
+  Object.defineProperty(op, 'name', { value: name });
+  return op;
+}
+
+// ---------------------------------------------------------------------------------------------
+// gradcheck
+
+export interface GradcheckOptions {
+  /** Finite-difference step (default 1e-6). */
+  eps?: number;
+  /** Absolute tolerance (default 1e-5). */
+  atol?: number;
+  /** Relative tolerance (default 1e-3). */
+  rtol?: number;
+  /** Seed of the random output weights (default 0). */
+  seed?: number;
+}
+
+/**
+ * Checks the gradients of fn at `inputs` against float64 central differences. The inputs that
+ * require grad (float64 tensors) are checked; other arguments pass through unchanged. The output is
+ * reduced with fixed random weights w, so the check is of the vector–Jacobian product wᵀJ that
+ * backward() computes, for every input element. Returns true, or throws an Error naming the worst
+ * element.
+ */
+export function gradcheck(fn: (...inputs: any[]) => Tensor, inputs: readonly unknown[], opts: GradcheckOptions = {}): true {
+  if (typeof fn !== 'function') typeError('gradcheck', `'fn' must be a function, got ${describe(fn)}`);
+  if (!Array.isArray(inputs)) typeError('gradcheck', `'inputs' must be an array, got ${describe(inputs)}`);
+  const eps = checkNumber('gradcheck', 'eps', opts.eps ?? 1e-6, { finite: true });
+  const atol = checkNumber('gradcheck', 'atol', opts.atol ?? 1e-5, { finite: true });
+  const rtol = checkNumber('gradcheck', 'rtol', opts.rtol ?? 1e-3, { finite: true });
+  const seed = checkNumber('gradcheck', 'seed', opts.seed ?? 0, { finite: true });
+  const checked: number[] = [];
+  inputs.forEach((x, i) => {
+    if (!(x instanceof Tensor)) return;
+    checkTensor('gradcheck', `inputs[${i}]`, x);
+    if (!x._requiresGrad) return;
+    if (x.dtype !== 'float64') typeError('gradcheck', `inputs[${i}] ${shapeStr(x._shape)} is ${x.dtype}; gradcheck needs float64 (use .cast('float64'))`);
+    checked.push(i);
+  });
+  if (checked.length === 0) typeError('gradcheck', 'no input requires grad (set requiresGrad = true on the float64 inputs to check)');
+
+  const base = checked.map((i) => (inputs[i] as Tensor).dataSync() as Float64Array);
+  const shapes = checked.map((i) => (inputs[i] as Tensor)._shape.slice());
+  const mk = (data: Float64Array, shape: readonly number[], requiresGrad: boolean): Tensor => {
+    const t = fromHandle(native().fromArray(DTYPE_CODES.float64, shape as number[], data, CPU.type, CPU.index), 'float64', shape, CPU);
+    t._requiresGrad = requiresGrad;
+    return t;
+  };
+  const argsWith = (repl: Tensor[]): unknown[] => {
+    const a = inputs.slice();
+    checked.forEach((i, k) => (a[i] = repl[k]));
+    return a;
+  };
+
+  // Analytical: backward of Σ w ⊙ fn(x), w fixed random.
+  let weights: Float64Array | null = null;
+  const analytical: Float64Array[] = [];
+  const leaves = checked.map((_, k) => mk(base[k], shapes[k], true));
+  try {
+    enableGrad(() => {
+      // fn's intermediates go at once (the graph keeps what backward needs); its output stays
+      const out = tidy(() => fn(...argsWith(leaves)));
+      try {
+        if (!(out instanceof Tensor)) typeError('gradcheck', `fn must return a Tensor, got ${describe(out)}`);
+        if (out.dtype !== 'float64') typeError('gradcheck', `fn returned a ${out.dtype} tensor; with float64 inputs it must return float64`);
+        if (!out._requiresGrad) typeError('gradcheck', "fn's output does not depend on any input that requires grad");
+        weights = randomWeights(out.size, seed);
+        const w = mk(weights, out._shape, false);
+        const prod = ew.mul(out, w);
+        const total = red.sum(prod);
+        total.backward();
+        total.dispose();
+        prod.dispose();
+        w.dispose();
+      } finally {
+        if (out instanceof Tensor) out.dispose();
+      }
+    });
+    leaves.forEach((l, k) => analytical.push(l.grad ? (l.grad.dataSync() as Float64Array) : new Float64Array(base[k].length)));
+  } finally {
+    for (const l of leaves) l.dispose();
+  }
+
+  // Numerical: central differences of the same weighted sum, one element at a time.
+  const w = weights as unknown as Float64Array;
+  const evalAt = (k: number, data: Float64Array): number =>
+    noGrad(() => {
+      const repl = checked.map((_, j) => (j === k ? mk(data, shapes[j], false) : mk(base[j], shapes[j], false)));
+      try {
+        const out = tidy(() => fn(...argsWith(repl)));
+        try {
+          const v = out.dataSync();
+          let s = 0;
+          for (let i = 0; i < v.length; i++) s += v[i] * w[i];
+          return s;
+        } finally {
+          out.dispose();
+        }
+      } finally {
+        for (const t of repl) t.dispose();
+      }
+    });
+  for (let k = 0; k < checked.length; k++) {
+    const x = base[k].slice();
+    let worst = -1;
+    let worstExcess = 0;
+    let worstNum = 0;
+    let bad = 0;
+    for (let j = 0; j < x.length; j++) {
+      const x0 = x[j];
+      x[j] = x0 + eps;
+      const fp = evalAt(k, x);
+      x[j] = x0 - eps;
+      const fm = evalAt(k, x);
+      x[j] = x0;
+      const num = (fp - fm) / (2 * eps);
+      const a = analytical[k][j];
+      const excess = Math.abs(a - num) - (atol + rtol * Math.abs(num));
+      if (!(excess <= 0)) {
+        bad++;
+        if (worst < 0 || !(excess <= worstExcess)) {
+          worst = j;
+          worstExcess = excess;
+          worstNum = num;
+        }
+      }
+    }
+    if (bad > 0) {
+      const a = analytical[k][worst];
+      const idx = unravel(worst, shapes[k]);
+      throw new Error(
+        `structura.gradcheck: the gradient of inputs[${checked[k]}] ${shapeStr(shapes[k])} is wrong at element ${shapeStr(idx)}: ` +
+          `analytical ${a}, numerical ${worstNum}, |difference| ${Math.abs(a - worstNum)} > atol ${atol} + rtol ${rtol} × |numerical|; ` +
+          `${bad} of ${x.length} elements differ (eps ${eps})`,
+      );
+    }
+  }
+  return true;
+}
+
+function unravel(i: number, shape: readonly number[]): number[] {
+  const idx = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = i % shape[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return idx;
+}
+
+/** Weights in [0.5, 1.5) with random signs, deterministic in seed (mulberry32). */
+function randomWeights(n: number, seed: number): Float64Array {
+  let s = (seed >>> 0) ^ 0x9e3779b9;
+  const next = (): number => {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const w = new Float64Array(n);
+  for (let i = 0; i < n; i++) w[i] = (next() < 0.5 ? -1 : 1) * (0.5 + next());
+  return w;
+}
+

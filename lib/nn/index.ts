@@ -1,0 +1,8 @@
+// nn — layers: the Module base class, Linear, Sequential, activations, and init (torch.nn.init).
+export { Module } from './module';
+export type { StateDict, LoadStateDictResult } from './module';
+export { Linear, Identity } from './linear';
+export type { LinearOptions } from './linear';
+export { Sequential } from './container';
+export { ReLU, GELU, SiLU, Tanh, Sigmoid } from './activation';
+export * as init from './init';

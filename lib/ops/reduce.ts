@@ -1,0 +1,208 @@
+// ops/reduce.ts — reductions (sum, mean, max, min, argmax, argmin), softmax / logSoftmax, and the
+// losses (mseLoss, crossEntropy), with their gradients.
+//
+// Reductions take tfjs-style positional arguments: (t, axis?, keepDims = false); axis is a number or
+// an array of numbers, negative counting from the end, and all axes when left out.
+import { native } from '../native';
+import { Tensor, fromHandle, checkTensor, checkFloating, checkSameKind } from '../tensor';
+import { record } from '../autograd';
+import { shapeStr, normAxes, normAxis, sameShape, typeError, rangeError, describe } from '../errors';
+import { sub, mul, div, eq, exp, square } from './elementwise';
+import { reshape, expand } from './shape';
+
+type Axis = number | number[] | null | undefined;
+
+function reducedShape(shape: readonly number[], axes: readonly number[], keepDims: boolean): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < shape.length; i++) {
+    if (axes.includes(i)) {
+      if (keepDims) out.push(1);
+    } else {
+      out.push(shape[i]);
+    }
+  }
+  return out;
+}
+
+function checkKeepDims(fn: string, keepDims: unknown): boolean {
+  if (typeof keepDims !== 'boolean') typeError(fn, `'keepDims' must be a boolean, got ${describe(keepDims)}`);
+  return keepDims;
+}
+
+/** g (the gradient of a reduction over `axes`) broadcast back to the input's shape, as a view. */
+function expandBack(g: Tensor, inShape: readonly number[], axes: readonly number[]): Tensor {
+  const keep = inShape.map((d, i) => (axes.includes(i) ? 1 : d));
+  return expand(reshape(g, keep), inShape as number[]);
+}
+
+/**
+ * g summed down to `shape` (the inverse of broadcasting): sums the leading axes g has in excess
+ * and the axes where shape has 1. Returns g itself when the shapes already agree.
+ */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(g._shape, shape)) return g;
+  const lead = g._shape.length - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g._shape.length; i++) if (i < lead || (shape[i - lead] === 1 && g._shape[i] !== 1)) axes.push(i);
+  const s = sum(g, axes, true);
+  if (sameShape(s._shape, shape)) return s;
+  const r = reshape(s, shape as number[]);
+  s.dispose();
+  return r;
+}
+
+function reduceImpl(fn: string, op: 'sum' | 'mean' | 'max' | 'min', x: Tensor, axis: Axis, keepDims: boolean): { out: Tensor; axes: number[] } {
+  checkTensor(fn, 'x', x);
+  const axes = normAxes(fn, axis, x._shape.length, x._shape);
+  checkKeepDims(fn, keepDims);
+  if ((op === 'max' || op === 'min') && axes.some((a) => x._shape[a] === 0))
+    rangeError(fn, `cannot take the ${op} over an empty axis of shape ${shapeStr(x._shape)}`);
+  const shape = reducedShape(x._shape, axes, keepDims);
+  return { out: fromHandle(native().reduce(op, x._h, axes, keepDims), x.dtype, shape, x._dev), axes };
+}
+
+/** Sum over axis (all axes when left out). */
+export function sum(x: Tensor, axis?: Axis, keepDims = false): Tensor {
+  const { out, axes } = reduceImpl('sum', 'sum', x, axis, keepDims);
+  const inShape = x._shape;
+  return record('Sum', [x], out, [], (g) => [expandBack(g, inShape, axes)]);
+}
+
+/** Mean over axis (all axes when left out). */
+export function mean(x: Tensor, axis?: Axis, keepDims = false): Tensor {
+  const { out, axes } = reduceImpl('mean', 'mean', x, axis, keepDims);
+  const inShape = x._shape;
+  const n = axes.reduce((p, a) => p * inShape[a], 1);
+  return record('Mean', [x], out, [], (g) => [expandBack(div(g, n), inShape, axes)]);
+}
+
+/** Maximum over axis; the gradient goes to the maxima, split evenly between ties. */
+export function max(x: Tensor, axis?: Axis, keepDims = false): Tensor {
+  return extremum('max', x, axis, keepDims);
+}
+
+/** Minimum over axis; the gradient goes to the minima, split evenly between ties. */
+export function min(x: Tensor, axis?: Axis, keepDims = false): Tensor {
+  return extremum('min', x, axis, keepDims);
+}
+
+function extremum(op: 'max' | 'min', x: Tensor, axis: Axis, keepDims: boolean): Tensor {
+  const { out, axes } = reduceImpl(op, op, x, axis, keepDims);
+  const inShape = x._shape;
+  return record(op === 'max' ? 'Max' : 'Min', [x], out, [x, out], (g, [xs, m]) => {
+    const hit = eq(xs, expandBack(m, inShape, axes));
+    const count = sum(hit, axes, true);
+    return [mul(hit, expandBack(div(g, reshape(count, m._shape as number[])), inShape, axes))];
+  });
+}
+
+function argImpl(op: 'argmax' | 'argmin', x: Tensor, axis: number | undefined | null, keepDims: boolean): Tensor {
+  checkTensor(op, 'x', x);
+  checkKeepDims(op, keepDims);
+  if (axis === undefined || axis === null) {
+    // over all elements, as an index into the flattened tensor
+    if (x.size === 0) rangeError(op, `cannot take the ${op} of an empty tensor ${shapeStr(x._shape)}`);
+    const flat = reshape(x, [-1]);
+    try {
+      const r = fromHandle(native().argReduce(op, flat._h, 0, false), 'int32', [], x._dev);
+      if (!keepDims) return r;
+      const k = reshape(r, x._shape.map(() => 1) as number[]);
+      r.dispose();
+      return k;
+    } finally {
+      flat.dispose();
+    }
+  }
+  const a = normAxis(op, 'axis', axis, x._shape.length, x._shape);
+  if (x._shape[a] === 0) rangeError(op, `cannot take the ${op} over an empty axis of shape ${shapeStr(x._shape)}`);
+  const shape = reducedShape(x._shape, [a], keepDims);
+  return fromHandle(native().argReduce(op, x._h, a, keepDims), 'int32', shape, x._dev);
+}
+
+/** Index (int32) of the maximum along axis, or into the flattened tensor when axis is left out. No grad. */
+export function argmax(x: Tensor, axis?: number | null, keepDims = false): Tensor {
+  return argImpl('argmax', x, axis, keepDims);
+}
+
+export function argmin(x: Tensor, axis?: number | null, keepDims = false): Tensor {
+  return argImpl('argmin', x, axis, keepDims);
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax
+
+function softmaxImpl(fn: string, x: Tensor, axis: number, log: boolean): { out: Tensor; a: number } {
+  checkTensor(fn, 'x', x);
+  checkFloating(fn, 'x', x);
+  if (x._shape.length === 0) rangeError(fn, `'x' must have at least one dimension, got a 0-d tensor`);
+  const a = normAxis(fn, 'axis', axis, x._shape.length, x._shape);
+  return { out: fromHandle(native().softmax(x._h, a, log), x.dtype, x._shape, x._dev), a };
+}
+
+/** exp(x) / Σ exp(x) along axis (default the last). */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  const { out, a } = softmaxImpl('softmax', x, axis, false);
+  // dx = y ⊙ (g − Σ g⊙y)
+  return record('Softmax', [x], out, [out], (g, [y]) => [mul(y, sub(g, sum(mul(g, y), a, true)))]);
+}
+
+/** x − log Σ exp(x) along axis (default the last). */
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  const { out, a } = softmaxImpl('logSoftmax', x, axis, true);
+  // dx = g − softmax(x) ⊙ Σ g
+  return record('LogSoftmax', [x], out, [out], (g, [y]) => [sub(g, mul(exp(y), sum(g, a, true)))]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// losses
+
+/** Mean of (pred − target)² over all elements (PyTorch's default reduction). Gradients for both. */
+export function mseLoss(pred: Tensor, target: Tensor): Tensor {
+  const fn = 'mseLoss';
+  checkTensor(fn, 'pred', pred);
+  checkTensor(fn, 'target', target);
+  checkSameKind(fn, ['pred', 'target'], [pred, target]);
+  checkFloating(fn, 'pred', pred);
+  if (!sameShape(pred._shape, target._shape))
+    rangeError(fn, `'pred' ${shapeStr(pred._shape)} and 'target' ${shapeStr(target._shape)} must have the same shape`);
+  // Composed of recorded ops; the graph keeps what it needs, so the intermediates go now.
+  const d = sub(pred, target);
+  const s = square(d);
+  d.dispose();
+  const m = mean(s);
+  s.dispose();
+  return m;
+}
+
+/**
+ * Mean over rows of −log softmax(logits)[label]: logits [M, C] (or [C] with a 0-d label), labels
+ * int32 [M] with values in [0, C). Gradient for logits.
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
+  const fn = 'crossEntropy';
+  checkTensor(fn, 'logits', logits);
+  checkTensor(fn, 'labels', labels);
+  checkFloating(fn, 'logits', logits);
+  if (labels.dtype !== 'int32') typeError(fn, `'labels' must be int32 class indices, got ${labels.dtype}`);
+  if (labels._dev.name !== logits._dev.name) typeError(fn, `'logits' is on ${logits.device} but 'labels' is on ${labels.device}`);
+  if (logits._shape.length === 1 && labels._shape.length === 0) {
+    const l2 = reshape(logits, [1, -1]);
+    const y2 = reshape(labels, [1]);
+    try {
+      return crossEntropy(l2, y2);
+    } finally {
+      l2.dispose();
+      y2.dispose();
+    }
+  }
+  if (logits._shape.length !== 2) rangeError(fn, `'logits' must be [M, C] (or [C]), got ${shapeStr(logits._shape)}`);
+  const [m, c] = logits._shape;
+  if (labels._shape.length !== 1 || labels._shape[0] !== m)
+    rangeError(fn, `'labels' must be [${m}] to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(labels._shape)}`);
+  if (m === 0 || c === 0) rangeError(fn, `'logits' ${shapeStr(logits._shape)} is empty`);
+  const out = fromHandle(native().crossEntropy(logits._h, labels._h), logits.dtype, [], logits._dev);
+  return record('CrossEntropy', [logits, labels], out, [logits, labels], (g, [l, y]) => [
+    fromHandle(native().crossEntropyBackward(l._h, y._h, g._h), l.dtype, l._shape, l._dev),
+    null,
+  ]);
+}

@@ -1,0 +1,312 @@
+// autograd.test.ts — backward (roots, explicit gradients, accumulation, shared inputs, deep graphs,
+// retainGraph), detach, requiresGrad rules, noGrad / enableGrad, hooks, customOp, gradcheck (that it
+// passes right gradients and catches wrong ones), and the graph's memory: saved tensors freed after
+// backward or when outputs are disposed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import { throwsLike, liveCounts, assertNoLeak, checkOp } from './helpers';
+import * as R from './reference/ops';
+
+const arr = (t: Tensor | null) => Array.from(t!.dataSync());
+const near = (a: number[], b: number[], tol = 1e-5) =>
+  assert.ok(a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol * (1 + Math.abs(b[i]))), `${a} ≉ ${b}`);
+
+function leakFree(name: string, fn: () => void): void {
+  test(name, () => {
+    const before = liveCounts();
+    fn();
+    assertNoLeak(before, name);
+  });
+}
+
+leakFree('backward of a scalar fills leaves’ .grad; y = x² + 3x; shared inputs sum', () => {
+  const x = S.tensor([1, -2, 0.5], { requiresGrad: true });
+  const y = S.tidy(() => x.mul(x).add(x.mul(3)).sum());
+  y.backward();
+  near(arr(x.grad), [5, -1, 4]);
+  assert.is(x.grad!.dtype, 'float32');
+  assert.ok(x.grad!.isLeaf && !x.grad!.requiresGrad);
+  x.dispose();
+  y.dispose();
+});
+
+leakFree('backward with an explicit gradient; a leaf root; errors for roots', () => {
+  const x = S.tensor([[1, 2], [3, 4]], { requiresGrad: true });
+  const y = x.mul(2);
+  const g = S.tensor([[1, 0], [0.5, -1]]);
+  y.backward(g);
+  near(arr(x.grad), [2, 0, 1, -2]);
+  throwsLike(() => y.backward(), RangeError, /'grad' can be left out only for a one-element tensor; this one has shape \[2, 2\]/);
+  const g3 = S.ones([3]);
+  throwsLike(() => y.backward(g3), RangeError, /'grad' \[3\] must have the tensor's shape \[2, 2\]/);
+  const g64 = S.ones([2, 2], { dtype: 'float64' });
+  throwsLike(() => y.backward(g64), TypeError, /'grad' is float64 but the tensor is float32/);
+  const plain = S.ones([1]);
+  throwsLike(() => plain.backward(), TypeError, /does not require grad/);
+  // a leaf root: its own gradient, copied (g stays the caller's)
+  const leaf = S.tensor([1, 2], { requiresGrad: true });
+  const lg = S.tensor([3, 4]);
+  leaf.backward(lg);
+  near(arr(leaf.grad), [3, 4]);
+  assert.ok(leaf.grad !== lg);
+  for (const t of [x, y, g, g3, g64, plain, leaf, lg]) t.dispose();
+});
+
+leakFree('gradients accumulate across backward calls, in place (the .grad object stays); zeroGrad', () => {
+  const x = S.tensor([1, 2], { requiresGrad: true });
+  const y1 = S.tidy(() => x.mul(x).sum());
+  y1.backward();
+  const first = x.grad;
+  const y2 = S.tidy(() => x.mul(10).sum());
+  y2.backward();
+  assert.ok(x.grad === first, 'accumulated into the same tensor');
+  near(arr(x.grad), [12, 14]);
+  x.zeroGrad();
+  assert.is(x.grad, null);
+  assert.ok(first!.isDisposed);
+  for (const t of [x, y1, y2]) t.dispose();
+});
+
+leakFree('a deep chain (5000 ops) does not overflow the stack', () => {
+  const x = S.tensor([0.5], { requiresGrad: true });
+  const y = S.tidy(() => {
+    let h = x;
+    for (let i = 0; i < 5000; i++) h = h.mul(1.0001);
+    return h.sum();
+  });
+  y.backward();
+  near(arr(x.grad), [1.0001 ** 5000], 1e-4);
+  x.dispose();
+  y.dispose();
+});
+
+leakFree('retainGraph: a second backward needs it; without it the error says so', () => {
+  const x = S.tensor([2], { requiresGrad: true });
+  const y = S.tidy(() => x.mul(x).sum());
+  y.backward(undefined, { retainGraph: true });
+  y.backward();
+  near(arr(x.grad), [8]);
+  assert.throws(() => y.backward(), /already freed by an earlier backward\(\); pass \{retainGraph: true\}/);
+  // a graph that saved nothing can run again
+  const z = S.tidy(() => x.add(1).sum());
+  z.backward();
+  z.backward();
+  near(arr(x.grad), [10]);
+  for (const t of [x, y, z]) t.dispose();
+});
+
+leakFree('detach shares storage and stops gradients; requiresGrad is settable on leaves only', () => {
+  const x = S.tensor([1, 2], { requiresGrad: true });
+  const d = x.detach();
+  assert.not.ok(d.requiresGrad);
+  assert.ok(d.isLeaf);
+  const y = S.tidy(() => x.mul(d).sum());
+  y.backward();
+  near(arr(x.grad), [1, 2], 0);
+  const m = x.mul(2);
+  throwsLike(() => { m.requiresGrad = false; }, TypeError, /can only be set on leaf tensors; this one comes from MulScalar/);
+  const i = S.tensor([1], { dtype: 'int32' });
+  throwsLike(() => { i.requiresGrad = true; }, TypeError, /only floating tensors can require gradients/);
+  const w = S.ones([2]);
+  w.requiresGrad = true;
+  assert.ok(w.requiresGrad);
+  for (const t of [x, d, y, m, i, w]) t.dispose();
+});
+
+leakFree('noGrad records nothing; enableGrad inside turns it back on; the mode is restored after a throw', () => {
+  const x = S.tensor([1, 2], { requiresGrad: true });
+  const y = S.noGrad(() => x.mul(2));
+  assert.not.ok(y.requiresGrad);
+  assert.is(y.gradFn, null);
+  assert.ok(S.isGradEnabled());
+  const z = S.noGrad(() => {
+    assert.not.ok(S.isGradEnabled());
+    return S.enableGrad(() => x.mul(3));
+  });
+  assert.ok(z.requiresGrad);
+  assert.throws(() => S.noGrad(() => { throw new Error('boom'); }), /boom/);
+  assert.ok(S.isGradEnabled(), 'restored');
+  const prev = S.setGradEnabled(false);
+  assert.ok(prev);
+  const w = x.mul(4);
+  assert.not.ok(w.requiresGrad);
+  S.setGradEnabled(true);
+  for (const t of [x, y, z, w]) t.dispose();
+});
+
+leakFree('hooks: on leaves and intermediate tensors, see the gradient, may replace it, can be removed', () => {
+  const x = S.tensor([1, 2, 3], { requiresGrad: true });
+  const seen: number[][] = [];
+  const h1 = x.registerHook((g) => {
+    seen.push(Array.from(g.dataSync()));
+  });
+  const mid = x.mul(2);
+  const h2 = mid.registerHook((g) => g.mul(10)); // replaces the gradient flowing into mid
+  const y = S.tidy(() => mid.sum());
+  y.backward(undefined, { retainGraph: true });
+  near(seen[0], [20, 20, 20]);
+  near(arr(x.grad), [20, 20, 20]);
+  h2.remove();
+  h1.remove();
+  x.zeroGrad();
+  y.backward();
+  near(arr(x.grad), [2, 2, 2]);
+  assert.is(seen.length, 1, 'removed hooks are not called');
+  const bad = x.registerHook(() => S.ones([2]));
+  const y2 = S.tidy(() => x.mul(1).sum());
+  throwsLike(() => y2.backward(), TypeError, /a hook on a leaf \[3\] returned \[2\] float32; it must return nothing or a gradient \[3\] float32/);
+  bad.remove();
+  const plain = S.ones([2]);
+  throwsLike(() => plain.registerHook(() => undefined), TypeError, /cannot register a hook on a tensor that does not require grad/);
+  throwsLike(() => x.registerHook(3 as never), TypeError, /'fn' must be a function/);
+  for (const t of [x, mid, y, y2, plain]) t.dispose();
+});
+
+const cube = S.customOp({
+  name: 'Cube',
+  forward(ctx, x: Tensor) {
+    ctx.saveForBackward(x);
+    const sq = x.mul(x); // an intermediate: disposed when forward returns
+    return sq.mul(x);
+  },
+  backward(ctx, g) {
+    const [x] = ctx.saved;
+    return g.mul(x.mul(x).mul(3));
+  },
+});
+
+leakFree('customOp: forward/backward, saved tensors, gradcheck, intermediates disposed', () => {
+  checkOp({ shapes: [[3, 17]], fn: (x) => cube(x), ref: (x) => R.map(x, (v) => v ** 3) });
+  const x = S.tensor([2], { requiresGrad: true });
+  const y = cube(x);
+  assert.is(y.gradFn!.name, 'Cube');
+  const s = y.sum();
+  s.backward();
+  near(arr(x.grad), [12]);
+  for (const t of [x, y, s]) t.dispose();
+});
+
+leakFree('customOp: several inputs, non-tensor arguments, needsInputGrad, an input passed through', () => {
+  let needs: readonly boolean[] = [];
+  const scaledAdd = S.customOp({
+    name: 'ScaledAdd',
+    forward(ctx, a: Tensor, b: Tensor, k: number) {
+      ctx.k = k;
+      return a.add(b.mul(k));
+    },
+    backward(ctx, g) {
+      needs = ctx.needsInputGrad;
+      return [g, g.mul(ctx.k as number), null];
+    },
+  });
+  const a = S.tensor([1, 2], { requiresGrad: true });
+  const b = S.tensor([3, 4]);
+  const y = scaledAdd(a, b, 5);
+  near(arr(y), [16, 22]);
+  const s = y.sum();
+  s.backward();
+  near(arr(a.grad), [1, 1]);
+  assert.equal(needs, [true, false, false]);
+  assert.is(b.grad, null);
+  const ident = S.customOp({ name: 'Ident', forward: (_ctx, t: Tensor) => t, backward: (_ctx, g) => g });
+  const i = ident(a);
+  assert.ok(i !== a, 'an input passed through gets its own handle');
+  assert.ok(a.isLeaf, 'the input is not touched');
+  for (const t of [a, b, y, s, i]) t.dispose();
+});
+
+leakFree('customOp: bad specs and bad backward results are descriptive errors', () => {
+  throwsLike(() => S.customOp({ name: '', forward: () => null as never, backward: () => null }), TypeError, /'name' must be a non-empty string/);
+  throwsLike(() => S.customOp({ name: 'X', forward: 1 as never, backward: () => null }), TypeError, /'forward' of X must be a function/);
+  const noOut = S.customOp({ name: 'NoOut', forward: (_c, _t: Tensor) => 3 as never, backward: () => null });
+  const x = S.tensor([1, 2], { requiresGrad: true });
+  throwsLike(() => noOut(x), TypeError, /structura\.NoOut: forward must return a live Tensor, got number 3/);
+  const wrong = S.customOp({ name: 'Wrong', forward: (_c, t: Tensor) => t.mul(2), backward: () => S.ones([3]) });
+  const y = wrong(x);
+  const s = y.sum();
+  throwsLike(() => s.backward(), RangeError, /the backward of Wrong returned a gradient \[3\] float32 for input 0, which is \[2\] float32/);
+  for (const t of [x, y, s]) t.dispose();
+});
+
+leakFree('gradcheck passes right gradients and names the worst element of a wrong one', () => {
+  const x = S.tensor([[0.5, -1.2, 2], [0.3, 0.9, -0.4]], { dtype: 'float64', requiresGrad: true });
+  // fn leaves its intermediates undisposed: gradcheck cleans up after it (the leak check of this test)
+  assert.is(S.gradcheck((t: Tensor) => t.tanh().mul(t).sum(1), [x]), true);
+  const almostSquare = S.customOp({
+    name: 'AlmostSquare',
+    forward: (ctx, t: Tensor) => {
+      ctx.saveForBackward(t);
+      return t.mul(t);
+    },
+    // wrong by 1% everywhere, and by 0.5 more at [1, 2]
+    backward: (ctx, g) =>
+      S.tidy(() => g.mul(ctx.saved[0]).mul(2.02).add(S.tensor([[0, 0, 0], [0, 0, 0.5]], { dtype: 'float64' }))),
+  });
+  assert.throws(
+    () => S.gradcheck((t: Tensor) => almostSquare(t), [x]),
+    /structura\.gradcheck: the gradient of inputs\[0\] \[2, 3\] is wrong at element \[1, 2\]: analytical .*, numerical .*; 6 of 6 elements differ/,
+  );
+  const f32 = S.tensor([1], { requiresGrad: true });
+  throwsLike(() => S.gradcheck((t: Tensor) => t.mul(2), [f32]), TypeError, /inputs\[0\] \[1\] is float32; gradcheck needs float64/);
+  const nograd = S.tensor([1], { dtype: 'float64' });
+  throwsLike(() => S.gradcheck((t: Tensor) => t.mul(2), [nograd]), TypeError, /no input requires grad/);
+  throwsLike(() => S.gradcheck((t: Tensor) => t.detach(), [x]), TypeError, /does not depend on any input that requires grad/);
+  for (const t of [x, f32, nograd]) t.dispose();
+});
+
+leakFree('the graph frees its saved tensors after backward, and when outputs are disposed without backward', () => {
+  const x = S.randn([64, 64], { requiresGrad: true, seed: 1 });
+  const base = liveCounts();
+  // forward only, then dispose the outputs: every intermediate and saved tensor goes
+  const a = x.exp();
+  const b = a.mul(x);
+  const c = b.tanh();
+  assert.ok(liveCounts().buffers > base.buffers);
+  c.dispose();
+  b.dispose();
+  a.dispose();
+  assertNoLeak(base, 'forward without backward');
+  // inside tidy, then backward: only x.grad remains once the loss is disposed
+  const loss = S.tidy(() => x.exp().mul(x).tanh().sum());
+  loss.backward();
+  loss.dispose();
+  const after = liveCounts();
+  assert.is(after.buffers, base.buffers + 1, 'only the new x.grad');
+  x.dispose();
+});
+
+leakFree('float16 and float64 leaves get gradients of their own dtype', () => {
+  for (const dtype of ['float16', 'bfloat16', 'float64'] as const) {
+    const x = S.tensor([1, 2], { dtype, requiresGrad: true });
+    const y = S.tidy(() => x.mul(x).sum());
+    y.backward();
+    assert.is(x.grad!.dtype, dtype);
+    near(arr(x.grad), [2, 4]);
+    x.dispose();
+    y.dispose();
+  }
+});
+
+leakFree('a two-layer MLP: gradients of every parameter through matmul, tanh, mseLoss and crossEntropy', () => {
+  const labels = (r: () => number) => [S.tensor(Int32Array.from({ length: 4 }, () => Math.floor(r() * 3)), { shape: [4] })];
+  const mlp = (x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor) => S.tidy(() => x.matmul(w1.T).add(b1).tanh().matmul(w2.T));
+  const refMlp = (x: R.NDArray, w1: R.NDArray, b1: R.NDArray, w2: R.NDArray) =>
+    R.matmul(R.map(R.zip([R.matmul(x, R.permute(w1, [1, 0])), b1], (p, q) => p + q), Math.tanh), R.permute(w2, [1, 0]));
+  checkOp({
+    shapes: [[4, 5], [6, 5], [6], [3, 6]],
+    extra: labels,
+    fn: (x, w1, b1, w2, y) => S.tidy(() => S.crossEntropy(mlp(x, w1, b1, w2), y)),
+    ref: (x, w1, b1, w2, y) => R.crossEntropy(refMlp(x, w1, b1, w2), y),
+    tol: { float32: { atol: 1e-5, rtol: 1e-5 }, float64: { atol: 1e-12, rtol: 1e-11 } },
+  });
+  checkOp({
+    shapes: [[4, 5], [6, 5], [6], [3, 6], [4, 3]],
+    fn: (x, w1, b1, w2, t) => S.tidy(() => S.mseLoss(mlp(x, w1, b1, w2), t)),
+    ref: (x, w1, b1, w2, t) => R.mse(refMlp(x, w1, b1, w2), t),
+    tol: { float32: { atol: 1e-5, rtol: 1e-5 }, float64: { atol: 1e-12, rtol: 1e-11 } },
+  });
+});
+
+test.run();

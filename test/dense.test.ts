@@ -1,0 +1,106 @@
+// dense.test.ts — matmul (numpy/torch semantics): 2-D, 1-D promotion, batched, broadcast batch
+// dimensions, views as inputs, odd sizes; forward against the float64 reference, gradients with
+// gradcheck (incl. the shared-weight path), float16/bfloat16 forwards, leak checks, bad arguments.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import * as R from './reference/ops';
+import { checkOp, throwsLike, liveCounts, assertNoLeak, type Tol } from './helpers';
+
+// ‖out − ref‖/‖ref‖ per dtype: float32 accumulation over K ≤ 129 terms stays within a few 1e−7·√K;
+// float16/bfloat16 inputs are exact in the reference, so only the output rounding (2⁻¹¹, 2⁻⁸) and
+// float32 accumulation remain.
+const MM_TOL: Partial<Record<S.DType, Tol>> = {
+  float64: { relNorm: 1e-13 },
+  float32: { relNorm: 1e-5 },
+  float16: { relNorm: 1e-3 },
+  bfloat16: { relNorm: 8e-3 },
+};
+
+const cases: [number[], number[]][] = [
+  [[3, 17], [17, 5]],
+  [[1, 1], [1, 1]],
+  [[129, 3], [3, 17]],
+  [[3, 129], [129, 1]],
+  [[17], [17]],
+  [[17], [17, 3]],
+  [[3, 17], [17]],
+  [[2, 3, 4], [2, 4, 5]],
+  [[2, 1, 3, 4], [5, 4, 6]],
+  [[2, 3, 4], [4, 5]],
+  [[4, 5], [2, 5, 3]],
+  [[3], [2, 3, 4]],
+  [[2, 4, 3], [3]],
+  [[0, 3], [3, 4]],
+  [[3, 0], [0, 4]],
+];
+
+for (const [a, b] of cases) {
+  test(`matmul ${JSON.stringify(a)} · ${JSON.stringify(b)}`, () => {
+    checkOp({ shapes: [a, b], fn: S.matmul, ref: R.matmul, tol: MM_TOL });
+  });
+}
+
+test('matmul with transposed and narrowed views as inputs', () => {
+  checkOp({ shapes: [[5, 7], [7, 3]], fn: S.matmul, ref: R.matmul, layout: 'transposed', tol: MM_TOL });
+  checkOp({ shapes: [[2, 5, 7], [7, 3]], fn: S.matmul, ref: R.matmul, layout: 'transposed', tol: MM_TOL });
+  checkOp({ shapes: [[5, 7], [7, 3]], fn: S.matmul, ref: R.matmul, layout: 'narrowed', tol: MM_TOL });
+  checkOp({ shapes: [[4, 6], [5, 6]], fn: (a, b) => S.tidy(() => a.matmul(b.T)), ref: (a, b) => R.matmul(a, R.permute(b, [1, 0])), tol: MM_TOL });
+});
+
+test('matmul at larger odd sizes (float32 forward only)', () => {
+  checkOp({ shapes: [[129, 65], [65, 33]], fn: S.matmul, ref: R.matmul, dtype: 'float32', grad: false, tol: MM_TOL });
+  checkOp({ shapes: [[3, 17, 129], [129, 17]], fn: S.matmul, ref: R.matmul, dtype: 'float32', grad: false, tol: MM_TOL });
+});
+
+test('matmul in float16 and bfloat16', () => {
+  checkOp({ shapes: [[17, 33], [33, 9]], fn: S.matmul, ref: R.matmul, dtype: ['float16', 'bfloat16'], grad: false, tol: MM_TOL });
+});
+
+test('a linear layer: gradients of x·Wᵀ + b for x, W and b', () => {
+  checkOp({
+    shapes: [[2, 3, 5], [4, 5], [4]],
+    fn: (x, w, b) => S.tidy(() => x.matmul(w.T).add(b)),
+    ref: (x, w, b) => R.zip([R.matmul(x, R.permute(w, [1, 0])), b], (p, q) => p + q),
+    tol: MM_TOL,
+  });
+});
+
+test('the gradient of a weight shared by a batch equals the sum over the batch', () => {
+  const before = liveCounts();
+  const x = S.randn([3, 2, 4], { seed: 5 });
+  const w = S.randn([4, 5], { seed: 6, requiresGrad: true });
+  const y = S.tidy(() => x.matmul(w).sum());
+  y.backward();
+  const want = S.tidy(() => {
+    const ones = S.ones([3, 2, 5]);
+    return S.sum(S.matmul(x.transpose(-2, -1), ones), 0);
+  });
+  const got = Array.from(w.grad!.dataSync());
+  Array.from(want.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - got[i]) < 1e-4, `element ${i}: ${got[i]} vs ${v}`));
+  for (const t of [x, w, y, want]) t.dispose();
+  assertNoLeak(before, 'shared weight');
+});
+
+test('bad arguments', () => {
+  const before = liveCounts();
+  const a = S.zeros([2, 3]);
+  const b = S.zeros([4, 5]);
+  const c = S.zeros([2, 3, 4]);
+  const d = S.zeros([3, 4, 5]);
+  const f64 = S.zeros([3, 2], { dtype: 'float64' });
+  const i32 = S.zeros([2, 3], { dtype: 'int32' });
+  const s = S.zeros([]);
+  throwsLike(() => S.matmul(a, b), RangeError, /^structura\.matmul: 'a' \[2, 3\] and 'b' \[4, 5\]: inner dimensions 3 and 4 differ$/);
+  throwsLike(() => S.matmul(c, d), RangeError, /batch dimensions \[2\] and \[3\] do not broadcast/);
+  throwsLike(() => S.matmul(a, f64), TypeError, /'a' \[2, 3\] is float32 but 'b' \[3, 2\] is float64/);
+  throwsLike(() => S.matmul(i32, i32), TypeError, /must be a floating tensor/);
+  throwsLike(() => S.matmul(s, a), RangeError, /at least one dimension/);
+  throwsLike(() => S.matmul(a, [[1]] as unknown as Tensor), TypeError, /'b' must be a Tensor, got an array/);
+  throwsLike(() => a.matmul(undefined as unknown as Tensor), TypeError, /'b' must be a Tensor, got undefined/);
+  for (const t of [a, b, c, d, f64, i32, s]) t.dispose();
+  assertNoLeak(before, 'bad arguments');
+});
+
+test.run();

@@ -1,0 +1,253 @@
+// elementwise.test.ts — add sub mul div pow maximum minimum (broadcasting, number operands), the
+// unary math ops, comparisons and where: forward against float64 references (float32, float64, and
+// float16/bfloat16 for a few ops), every gradient with gradcheck, views as inputs, leak checks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import * as R from './reference/ops';
+import { checkOp, throwsLike, liveCounts, assertNoLeak } from './helpers';
+
+type Bin = (a: Tensor, b: Tensor) => Tensor;
+const binaries: [string, Bin, (x: number, y: number) => number, [number, number][]?][] = [
+  ['add', S.add, (x, y) => x + y],
+  ['sub', S.sub, (x, y) => x - y],
+  ['mul', S.mul, (x, y) => x * y],
+  ['div', S.div, (x, y) => x / y, [[-2, 2], [0.5, 2.5]]],
+  ['pow', S.pow, (x, y) => x ** y, [[0.5, 2], [-2, 2]]],
+  ['maximum', S.maximum, Math.max],
+  ['minimum', S.minimum, Math.min],
+];
+
+// shapes that broadcast in every way, with the odd sizes 1, 3, 17, 129
+const broadcastCases: number[][][] = [
+  [[3, 4], [3, 4]],
+  [[1], [1]],
+  [[129], [129]],
+  [[3, 1], [1, 17]],
+  [[17], [5, 17]],
+  [[2, 1, 3], [4, 1]],
+  [[], [3, 2]],
+  [[3, 2], []],
+  [[0, 3], [3]],
+];
+
+for (const [name, f, ref, ranges] of binaries) {
+  for (const shapes of broadcastCases) {
+    test(`${name} ${JSON.stringify(shapes)}`, () => {
+      checkOp({ shapes, fn: f, ref: (a, b) => R.zip([a, b], ref), ranges });
+    });
+  }
+  test(`${name} with views as inputs (transposed, narrowed)`, () => {
+    checkOp({ shapes: [[3, 17], [3, 17]], fn: f, ref: (a, b) => R.zip([a, b], ref), ranges, layout: 'transposed' });
+    checkOp({ shapes: [[4, 5], [1, 5]], fn: f, ref: (a, b) => R.zip([a, b], ref), ranges, layout: 'narrowed' });
+  });
+}
+
+test('binary ops in float16 and bfloat16 (forward, per-dtype tolerance)', () => {
+  for (const [name, f, ref, ranges] of binaries) {
+    if (name === 'pow') continue;
+    checkOp({ shapes: [[17, 3], [3]], fn: f, ref: (a, b) => R.zip([a, b], ref), ranges, dtype: ['float16', 'bfloat16'], grad: false });
+  }
+});
+
+test('number operands on either side', () => {
+  const cases: [string, (x: Tensor) => Tensor, (x: number) => number, [number, number]?][] = [
+    ['x + 2.5', (x) => S.add(x, 2.5), (x) => x + 2.5],
+    ['2.5 + x', (x) => S.add(2.5, x), (x) => 2.5 + x],
+    ['x - 1.25', (x) => S.sub(x, 1.25), (x) => x - 1.25],
+    ['1.25 - x', (x) => S.sub(1.25, x), (x) => 1.25 - x],
+    ['x * -3', (x) => S.mul(x, -3), (x) => x * -3],
+    ['-3 * x', (x) => S.mul(-3, x), (x) => -3 * x],
+    ['x / 3', (x) => S.div(x, 3), (x) => x / 3],
+    ['3 / x', (x) => S.div(3, x), (x) => 3 / x, [0.5, 2]],
+    ['x ** 3', (x) => S.pow(x, 3), (x) => x ** 3],
+    ['x ** 0.5', (x) => S.pow(x, 0.5), (x) => x ** 0.5, [0.5, 2]],
+    ['x ** 0', (x) => S.pow(x, 0), () => 1],
+    ['2 ** x', (x) => S.pow(2, x), (x) => 2 ** x],
+    ['maximum(x, 0.5)', (x) => S.maximum(x, 0.5), (x) => Math.max(x, 0.5)],
+    ['minimum(0.5, x)', (x) => S.minimum(0.5, x), (x) => Math.min(0.5, x)],
+    // a chain inside tidy: the intermediates are disposed at once, the graph keeps what it needs
+    ['x.add(1).mul(2).sub(3).div(4)', (x) => S.tidy(() => x.add(1).mul(2).sub(3).div(4)), (x) => ((x + 1) * 2 - 3) / 4],
+  ];
+  for (const [what, fn, ref, range] of cases) {
+    try {
+      checkOp({ shapes: [[3, 17]], fn, ref: (a) => R.map(a, ref), ranges: [range] });
+    } catch (e) {
+      (e as Error).message = `${what}: ${(e as Error).message}`;
+      throw e;
+    }
+  }
+});
+
+const unaries: [string, (x: Tensor) => Tensor, (x: number) => number, [number, number]?][] = [
+  ['neg', S.neg, (x) => -x],
+  ['exp', S.exp, Math.exp],
+  ['log', S.log, Math.log, [0.2, 3]],
+  ['sqrt', S.sqrt, Math.sqrt, [0.2, 3]],
+  ['rsqrt', S.rsqrt, (x) => 1 / Math.sqrt(x), [0.2, 3]],
+  ['abs', S.abs, Math.abs],
+  ['relu', S.relu, (x) => Math.max(x, 0)],
+  ['gelu', S.gelu, R.gelu, [-5, 5]],
+  ['silu', S.silu, R.silu, [-5, 5]],
+  ['tanh', S.tanh, Math.tanh, [-4, 4]],
+  ['sigmoid', S.sigmoid, R.sigmoid, [-6, 6]],
+  ['square', S.square, (x) => x * x],
+  ['reciprocal', S.reciprocal, (x) => 1 / x, [0.2, 3]],
+  ['erf', S.erf, R.erf, [-3, 3]],
+  ['sin', S.sin, Math.sin, [-4, 4]],
+  ['cos', S.cos, Math.cos, [-4, 4]],
+  ['clamp(-1, 0.5)', (x) => S.clamp(x, -1, 0.5), (x) => Math.min(Math.max(x, -1), 0.5)],
+  ['clamp(min only)', (x) => S.clamp(x, 0.25), (x) => Math.max(x, 0.25)],
+  ['clamp(max only)', (x) => x.clamp(undefined, -0.25), (x) => Math.min(x, -0.25)],
+];
+
+for (const [name, f, ref, range] of unaries) {
+  test(`${name}: sizes 1, 3×17, 129, 0, 0-d; transposed and narrowed views`, () => {
+    for (const shape of [[1], [3, 17], [129], [0], []])
+      checkOp({ shapes: [shape], fn: f, ref: (a) => R.map(a, ref), ranges: [range] });
+    checkOp({ shapes: [[5, 3]], fn: f, ref: (a) => R.map(a, ref), ranges: [range], layout: 'transposed' });
+    checkOp({ shapes: [[2, 7]], fn: f, ref: (a) => R.map(a, ref), ranges: [range], layout: 'narrowed' });
+  });
+}
+
+test('unary ops in float16 and bfloat16 (forward, per-dtype tolerance)', () => {
+  for (const [name, f, ref, range] of unaries) {
+    if (name.startsWith('clamp')) continue;
+    try {
+      checkOp({ shapes: [[129]], fn: f, ref: (a) => R.map(a, ref), ranges: [range], dtype: ['float16', 'bfloat16'], grad: false });
+    } catch (e) {
+      (e as Error).message = `${name}: ${(e as Error).message}`;
+      throw e;
+    }
+  }
+});
+
+test('methods match the functions', () => {
+  const before = liveCounts();
+  const x = S.tensor([[0.5, -1.5, 2]]);
+  const pairs: [Tensor, Tensor][] = [
+    [x.add(1), S.add(x, 1)],
+    [x.sub(x), S.sub(x, x)],
+    [x.mul(x), S.mul(x, x)],
+    [x.div(2), S.div(x, 2)],
+    [x.exp(), S.exp(x)],
+    [S.tidy(() => x.abs().sqrt()), S.tidy(() => S.sqrt(S.abs(x)))],
+    [x.relu(), S.relu(x)],
+    [x.tanh(), S.tanh(x)],
+    [x.sigmoid(), S.sigmoid(x)],
+  ];
+  for (const [a, b] of pairs) {
+    assert.equal(Array.from(a.dataSync()), Array.from(b.dataSync()));
+    a.dispose();
+    b.dispose();
+  }
+  x.dispose();
+  assertNoLeak(before, 'methods');
+});
+
+test('comparisons give 1/0 in the input dtype, broadcast, accept numbers, and carry no gradient', () => {
+  const before = liveCounts();
+  const a = S.tensor([[1, 2, 3]], { requiresGrad: true });
+  const b = S.tensor([[2], [2]]);
+  const cases: [Tensor, number[][]][] = [
+    [S.eq(a, b), [[0, 1, 0], [0, 1, 0]]],
+    [S.ne(a, b), [[1, 0, 1], [1, 0, 1]]],
+    [S.lt(a, b), [[1, 0, 0], [1, 0, 0]]],
+    [S.le(a, b), [[1, 1, 0], [1, 1, 0]]],
+    [S.gt(a, b), [[0, 0, 1], [0, 0, 1]]],
+    [S.ge(a, b), [[0, 1, 1], [0, 1, 1]]],
+    [a.gt(2), [[0, 0, 1]]],
+    [S.lt(2, a), [[0, 0, 1]]],
+  ];
+  for (const [t, want] of cases) {
+    assert.is(t.dtype, 'float32');
+    assert.is(t.requiresGrad, false);
+    assert.equal(t.toArray(), want);
+    t.dispose();
+  }
+  const s = a.sign();
+  assert.is(s.requiresGrad, false);
+  s.dispose();
+  a.dispose();
+  b.dispose();
+  assertNoLeak(before, 'comparisons');
+});
+
+test('where: broadcasting, numbers, gradients to both branches', () => {
+  const cond = (r: () => number) => [S.tensor(Float32Array.from({ length: 12 }, () => (r() < 0.5 ? 1 : 0)), { shape: [3, 4] })];
+  // extra inputs are float32 masks; the float64 gradcheck needs them cast in fn
+  checkOp({
+    shapes: [[3, 4], [1, 4]],
+    extra: cond,
+    fn: (a, b, c) => {
+      const cc = c.cast(a.dtype);
+      try {
+        return S.where(cc, a, b);
+      } finally {
+        cc.dispose();
+      }
+    },
+    ref: (a, b, c) => R.zip([c, a, b], (m, x, y) => (m !== 0 ? x : y)),
+  });
+  checkOp({
+    shapes: [[3, 4]],
+    extra: cond,
+    fn: (a, c) => {
+      const cc = c.cast(a.dtype);
+      try {
+        return S.where(cc, a, 0.5);
+      } finally {
+        cc.dispose();
+      }
+    },
+    ref: (a, c) => R.zip([c, a], (m, x) => (m !== 0 ? x : 0.5)),
+  });
+});
+
+test('gradients through broadcasting reduce back to each input shape', () => {
+  const before = liveCounts();
+  const a = S.randn([3, 1], { requiresGrad: true, seed: 1 });
+  const b = S.randn([4], { requiresGrad: true, seed: 2 });
+  const y = S.tidy(() => S.mul(a, b).sum());
+  y.backward();
+  assert.equal(a.grad!.shape, [3, 1]);
+  assert.equal(b.grad!.shape, [4]);
+  const bs = Array.from(b.dataSync()).reduce((p, v) => p + v, 0);
+  const as = Array.from(a.dataSync()).reduce((p, v) => p + v, 0);
+  for (const v of a.grad!.dataSync()) assert.ok(Math.abs(v - bs) < 1e-5);
+  for (const v of b.grad!.dataSync()) assert.ok(Math.abs(v - as) < 1e-5);
+  y.dispose();
+  a.dispose();
+  b.dispose();
+  assertNoLeak(before, 'broadcast grads');
+});
+
+test('bad arguments: non-tensors, two numbers, shapes that do not broadcast, mixed dtypes, disposed, integer math', () => {
+  const a = S.ones([2, 3]);
+  const b = S.ones([4, 5]);
+  const d = S.ones([2, 3], { dtype: 'float64' });
+  const i = S.ones([2, 3], { dtype: 'int32' });
+  throwsLike(() => S.add(a, b), RangeError, /structura\.add: 'a' \[2, 3\] and 'b' \[4, 5\] do not broadcast/);
+  throwsLike(() => S.mul(a, d), TypeError, /structura\.mul: 'a' \[2, 3\] is float32 but 'b' \[2, 3\] is float64/);
+  throwsLike(() => S.add(a, [1, 2] as unknown as Tensor), TypeError, /structura\.add: 'b' must be a Tensor, got an array/);
+  throwsLike(() => S.add(2 as unknown as Tensor, 3), TypeError, /at least one of 'a' and 'b' must be a Tensor/);
+  throwsLike(() => S.exp('x' as unknown as Tensor), TypeError, /structura\.exp: 'x' must be a Tensor, got string/);
+  throwsLike(() => S.exp(i), TypeError, /structura\.exp: 'x' must be a floating tensor/);
+  throwsLike(() => S.clamp(a), TypeError, /give 'min', 'max' or both/);
+  throwsLike(() => S.clamp(a, 2, 1), RangeError, /'min' 2 is greater than 'max' 1/);
+  throwsLike(() => S.where(a, a, d), TypeError, /float64/);
+  const c = S.ones([3]);
+  c.dispose();
+  throwsLike(() => S.add(a, c), TypeError, /structura\.add: 'b' is a disposed tensor/);
+  throwsLike(() => c.exp(), TypeError, /disposed/);
+  throwsLike(() => c.dataSync(), TypeError, /disposed/);
+  // integer tensors: add works (exact), transcendental ops are refused
+  const s = S.add(i, i);
+  assert.is(s.dtype, 'int32');
+  assert.equal(Array.from(s.dataSync()), [2, 2, 2, 2, 2, 2]);
+  throwsLike(() => S.add(i, 0.5), TypeError, /int32/);
+  for (const t of [a, b, d, i, s]) t.dispose();
+});
+
+test.run();

@@ -1,0 +1,169 @@
+// memory.test.ts — tensor lifetime: dispose (idempotent; views outlive their base), use after
+// dispose, `using`, tidy (nested structures returned, nesting, keep, throwing, Promises refused),
+// dispose() of nested values, memory() counts and bytes, external memory reported to V8, and the
+// FinalizationRegistry backstop (tensors and graphs collected without dispose release their memory).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import { throwsLike, liveCounts, assertNoLeak } from './helpers';
+
+// global.gc without --expose-gc on the command line
+v8.setFlagsFromString('--expose-gc');
+const gc: () => void = (globalThis as { gc?: () => void }).gc ?? vm.runInNewContext('gc');
+
+function leakFree(name: string, fn: () => void): void {
+  test(name, () => {
+    const before = liveCounts();
+    fn();
+    assertNoLeak(before, name);
+  });
+}
+
+leakFree('dispose is idempotent; views keep their storage alive; isDisposed', () => {
+  const before = S.memory();
+  const t = S.zeros([1000]);
+  const m1 = S.memory();
+  assert.is(m1.numTensors, before.numTensors + 1);
+  assert.is(m1.cpu.buffers, before.cpu.buffers + 1);
+  assert.is(m1.cpu.bytes, before.cpu.bytes + 4000);
+  const v = t.reshape(10, 100);
+  assert.is(S.memory().numTensors, before.numTensors + 2, 'a view is a tensor');
+  assert.is(S.memory().cpu.buffers, before.cpu.buffers + 1, 'but not a buffer');
+  t.dispose();
+  t.dispose();
+  assert.ok(t.isDisposed);
+  assert.is(S.memory().cpu.buffers, before.cpu.buffers + 1, 'the view holds the storage');
+  const s = v.sum();
+  assert.is(s.item(), 0);
+  s.dispose();
+  v.dispose();
+});
+
+leakFree('using a disposed tensor throws a TypeError naming the argument', () => {
+  const a = S.ones([2]);
+  const b = S.ones([2]);
+  b.dispose();
+  throwsLike(() => S.add(a, b), TypeError, /structura\.add: 'b' is a disposed tensor \(shape \[2\], float32\)/);
+  throwsLike(() => b.add(a), TypeError, /'a' is a disposed tensor/);
+  throwsLike(() => b.dataSync(), TypeError, /structura\.dataSync: 'tensor' is a disposed tensor/);
+  throwsLike(() => b.item(), TypeError, /disposed/);
+  throwsLike(() => b.reshape(1, 2), TypeError, /structura\.reshape: 'x' is a disposed tensor/);
+  throwsLike(() => S.matmul(a, b), TypeError, /structura\.matmul: 'b' is a disposed tensor/);
+  throwsLike(() => S.concat([a, b]), TypeError, /'tensors\[1\]' is a disposed tensor/);
+  throwsLike(() => { b.requiresGrad = true; }, TypeError, /disposed/);
+  throwsLike(() => S.keep(b), TypeError, /disposed/);
+  a.dispose();
+});
+
+test('data() of a disposed tensor rejects', async () => {
+  const b = S.ones([2]);
+  b.dispose();
+  let err: unknown;
+  await b.data().catch((e) => (err = e));
+  assert.instance(err, TypeError);
+});
+
+leakFree('`using` disposes at the end of the block', () => {
+  const before = S.memory().cpu.buffers;
+  {
+    using t = S.zeros([5]);
+    assert.is(S.memory().cpu.buffers, before + 1);
+    assert.is(t.size, 5);
+  }
+  assert.is(S.memory().cpu.buffers, before);
+});
+
+leakFree('tidy disposes everything made inside except what it returns (nested arrays, objects, Maps)', () => {
+  const x = S.ones([3]);
+  const r = S.tidy(() => {
+    const a = x.add(1);
+    const b = a.mul(2);
+    a.mul(3); // dropped
+    return { b, list: [a.exp(), [b.neg()]], map: new Map([['k', x.sub(1)]]), n: 5 };
+  });
+  assert.equal(Array.from(r.b.dataSync()), [4, 4, 4]);
+  assert.is(r.n, 5);
+  const kept = [r.b, r.list[0] as Tensor, (r.list[1] as Tensor[])[0], r.map.get('k')!];
+  assert.ok(kept.every((t) => !t.isDisposed));
+  assert.not.ok(x.isDisposed, 'tensors made outside are untouched');
+  S.dispose(r);
+  assert.ok(kept.every((t) => t.isDisposed));
+  x.dispose();
+});
+
+leakFree('nested tidy: returned tensors move to the enclosing scope; keep() exempts a tensor', () => {
+  let inner: Tensor | undefined;
+  let kept: Tensor | undefined;
+  const out = S.tidy('outer', () => {
+    inner = S.tidy(() => S.ones([2]).mul(2));
+    kept = S.keep(S.zeros([2]));
+    return inner.add(1);
+  });
+  assert.ok(inner!.isDisposed, 'disposed by the outer tidy it moved to');
+  assert.not.ok(kept!.isDisposed);
+  assert.equal(Array.from(out.dataSync()), [3, 3]);
+  kept!.dispose();
+  out.dispose();
+});
+
+leakFree('tidy disposes on a throw and refuses Promises', () => {
+  const before = S.memory().cpu.buffers;
+  assert.throws(() => S.tidy(() => {
+    S.ones([4]);
+    throw new Error('inside');
+  }), /inside/);
+  assert.is(S.memory().cpu.buffers, before);
+  throwsLike(() => S.tidy((async () => S.ones([1])) as never), TypeError, /fn returned a Promise/);
+  throwsLike(() => S.tidy(3 as never), TypeError, /'fn' must be a function/);
+});
+
+test('native bytes are reported to V8: undisposed tensors put pressure on the GC', async () => {
+  // 100 × 16 MiB never disposed. V8 sees the bytes (napi_adjust_external_memory) and collects, so the
+  // FinalizationRegistry frees them; without the reports the JS heap stays tiny and nothing would run.
+  let peak = 0;
+  for (let i = 0; i < 100; i++) {
+    S.zeros([4 * 1024 * 1024]);
+    peak = Math.max(peak, S.memory().cpu.bytes);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(peak < 800 * 2 ** 20, `peak ${peak / 2 ** 20} MiB of 1600 MiB allocated`);
+});
+
+async function collect(until: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 50 && !until(); i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return until();
+}
+
+test('FinalizationRegistry: tensors collected without dispose release their buffers', async () => {
+  await collect(() => false); // settle earlier garbage
+  const before = liveCounts();
+  (() => {
+    for (let i = 0; i < 20; i++) S.zeros([1000]).add(1);
+  })();
+  assert.ok(liveCounts().buffers >= before.buffers + 40);
+  const ok = await collect(() => liveCounts().buffers === before.buffers);
+  assert.ok(ok, `buffers ${liveCounts().buffers}, expected ${before.buffers} after GC`);
+  assert.is(liveCounts().tensors, before.tensors);
+});
+
+test('FinalizationRegistry: a forward graph dropped without backward releases its saved tensors', async () => {
+  await collect(() => false);
+  const x = S.randn([100], { requiresGrad: true, seed: 1 });
+  const before = liveCounts();
+  (() => {
+    // exp saves its output, mul saves both inputs: aliases owned by the graph nodes
+    x.exp().mul(x).tanh().sum();
+  })();
+  assert.ok(liveCounts().buffers > before.buffers);
+  const ok = await collect(() => liveCounts().buffers === before.buffers);
+  assert.ok(ok, `buffers ${liveCounts().buffers}, expected ${before.buffers} after GC`);
+  x.dispose();
+});
+
+test.run();

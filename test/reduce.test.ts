@@ -1,0 +1,208 @@
+// reduce.test.ts — sum, mean, max, min (all axes, one axis, several, negative axes, keepDims),
+// argmax/argmin, softmax, logSoftmax, mseLoss and crossEntropy: forward against float64 references,
+// gradients with gradcheck, views as inputs, float16/bfloat16 forwards, leak checks, bad arguments.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import * as R from './reference/ops';
+import { checkOp, throwsLike, liveCounts, assertNoLeak, type Tol } from './helpers';
+
+// float32 sums of up to a few thousand values in [−2, 2]: the reference's magnitude is ≲ 100, where
+// a float32 ulp is ≤ 7.6e−6; 1e−5 absolute + 1e−5 relative allows a couple of ulps of rounding.
+const SUM_TOL: Partial<Record<S.DType, Tol>> = {
+  float32: { atol: 1e-5, rtol: 1e-5 },
+  float64: { atol: 1e-12, rtol: 1e-11 },
+  float16: { atol: 2e-2, rtol: 4e-3 },
+  bfloat16: { atol: 1.5e-1, rtol: 3e-2 },
+};
+
+type Axis = number | number[] | undefined;
+const axisCases: [number[], Axis][] = [
+  [[1], undefined],
+  [[129], undefined],
+  [[129], 0],
+  [[3, 17], undefined],
+  [[3, 17], 0],
+  [[3, 17], 1],
+  [[3, 17], -1],
+  [[3, 17], [0, 1]],
+  [[2, 3, 5], [0, 2]],
+  [[2, 3, 5], -2],
+  [[4, 1, 3], 1],
+  [[], undefined],
+];
+
+const reductions: [string, (x: Tensor, a?: Axis, k?: boolean) => Tensor, (x: R.NDArray, a: number[] | null, k: boolean) => R.NDArray][] = [
+  ['sum', S.sum, R.sum],
+  ['mean', S.mean, R.mean],
+  ['max', S.max, R.max],
+  ['min', S.min, R.min],
+];
+
+const axesOf = (a: Axis): number[] | null => (a === undefined ? null : Array.isArray(a) ? a : [a]);
+
+for (const [name, f, ref] of reductions) {
+  test(`${name}: all axes, one, several, negative, keepDims; 0-d; odd sizes`, () => {
+    for (const [shape, axis] of axisCases)
+      for (const keepDims of [false, true])
+        checkOp({ shapes: [shape], fn: (x) => f(x, axis, keepDims), ref: (x) => ref(x, axesOf(axis), keepDims), tol: SUM_TOL });
+  });
+  test(`${name}: transposed and narrowed inputs; float16/bfloat16`, () => {
+    checkOp({ shapes: [[5, 17]], fn: (x) => f(x, 0), ref: (x) => ref(x, [0], false), layout: 'transposed', tol: SUM_TOL });
+    checkOp({ shapes: [[3, 17]], fn: (x) => f(x, -1, true), ref: (x) => ref(x, [-1], true), layout: 'narrowed', tol: SUM_TOL });
+    checkOp({ shapes: [[7, 33]], fn: (x) => f(x, 1), ref: (x) => ref(x, [1], false), dtype: ['float16', 'bfloat16'], grad: false, tol: SUM_TOL });
+  });
+}
+
+test('sum over an empty axis is 0 and mean is NaN; max of an empty axis is an error', () => {
+  checkOp({ shapes: [[0, 3]], fn: (x) => S.sum(x, 0), ref: (x) => R.sum(x, [0]) });
+  const before = liveCounts();
+  const e = S.zeros([0, 3]);
+  const m = S.mean(e, 0);
+  assert.ok(Array.from(m.dataSync()).every(Number.isNaN));
+  throwsLike(() => S.max(e, 0), RangeError, /empty axis/);
+  m.dispose();
+  e.dispose();
+  assertNoLeak(before, 'empty');
+});
+
+test('max/min split the gradient evenly between ties', () => {
+  const before = liveCounts();
+  const x = S.tensor([[1, 3, 3], [2, 0, -1]], { requiresGrad: true });
+  const y = S.max(x, 1);
+  const g = S.tensor([1, 1]);
+  y.backward(g);
+  g.dispose();
+  assert.equal(x.grad!.toArray(), [[0, 0.5, 0.5], [1, 0, 0]]);
+  const z = S.min(x);
+  x.zeroGrad();
+  z.backward();
+  assert.equal(x.grad!.toArray(), [[0, 0, 0], [0, 0, 1]]);
+  for (const t of [x, y, z]) t.dispose();
+  assertNoLeak(before, 'ties');
+});
+
+test('sum and max of int32 stay int32 and exact', () => {
+  const before = liveCounts();
+  const x = S.tensor([[1, -2, 3], [4, 5, -6]], { dtype: 'int32' });
+  const cases: [Tensor, unknown][] = [
+    [S.sum(x), 5],
+    [S.sum(x, 0), [5, 3, -3]],
+    [S.max(x, 1), [3, 5]],
+    [S.min(x, 1, true), [[-2], [-6]]],
+  ];
+  for (const [t, want] of cases) {
+    assert.is(t.dtype, 'int32');
+    assert.equal(t.toArray(), want);
+    t.dispose();
+  }
+  x.dispose();
+  assertNoLeak(before, 'int32');
+});
+
+test('argmax / argmin: along an axis, over all elements, keepDims; int32; no grad', () => {
+  for (const [shape, axis] of [[[3, 17], 1], [[3, 17], 0], [[129], 0], [[2, 3, 5], -2], [[1], 0]] as [number[], number][]) {
+    for (const keepDims of [false, true]) {
+      checkOp({ shapes: [shape], fn: (x) => S.argmax(x, axis, keepDims), ref: (x) => R.argReduce(x, axis, keepDims, true), outDtype: () => 'int32', grad: false, tol: { atol: 0, rtol: 0 } });
+      checkOp({ shapes: [shape], fn: (x) => x.argmin(axis, keepDims), ref: (x) => R.argReduce(x, axis, keepDims, false), outDtype: () => 'int32', grad: false, tol: { atol: 0, rtol: 0 } });
+    }
+  }
+  const flat = (x: R.NDArray, isMax: boolean, keep: boolean): R.NDArray => {
+    const r = R.argReduce({ data: x.data, shape: [x.data.length] }, 0, false, isMax);
+    return { data: r.data, shape: keep ? x.shape.map(() => 1) : [] };
+  };
+  checkOp({ shapes: [[4, 7]], fn: (x) => S.argmax(x), ref: (x) => flat(x, true, false), outDtype: () => 'int32', grad: false, tol: { atol: 0, rtol: 0 } });
+  checkOp({ shapes: [[4, 7]], fn: (x) => S.argmin(x, undefined, true), ref: (x) => flat(x, false, true), outDtype: () => 'int32', grad: false, tol: { atol: 0, rtol: 0 } });
+  checkOp({ shapes: [[5, 6]], fn: (x) => S.argmax(x, 1), ref: (x) => R.argReduce(x, 1, false, true), outDtype: () => 'int32', grad: false, tol: { atol: 0, rtol: 0 }, layout: 'transposed' });
+});
+
+for (const [name, f, log] of [['softmax', S.softmax, false], ['logSoftmax', S.logSoftmax, true]] as const) {
+  test(`${name} along every axis; views; float16/bfloat16`, () => {
+    const cases: [number[], number][] = [[[3, 17], -1], [[3, 17], 0], [[129], 0], [[1], 0], [[2, 3, 5], 1], [[4, 1], -1]];
+    for (const [shape, axis] of cases) checkOp({ shapes: [shape], fn: (x) => f(x, axis), ref: (x) => R.softmax(x, axis, log), low: -4, high: 4 });
+    checkOp({ shapes: [[5, 3]], fn: (x) => f(x), ref: (x) => R.softmax(x, -1, log), layout: 'transposed' });
+    checkOp({ shapes: [[3, 9]], fn: (x) => f(x), ref: (x) => R.softmax(x, -1, log), layout: 'narrowed' });
+    checkOp({ shapes: [[7, 33]], fn: (x) => f(x), ref: (x) => R.softmax(x, -1, log), dtype: ['float16', 'bfloat16'], grad: false });
+    // large logits: stable (no overflow to inf/NaN). Subtracting max + log Σ (≈ 800) rounds at 800's
+    // float32 spacing, 6.1e−5, so the absolute tolerance is two of those.
+    checkOp({ shapes: [[4, 9]], fn: (x) => f(x), ref: (x) => R.softmax(x, -1, log), low: 500, high: 800, grad: false, tol: { float32: { atol: 1.2e-4, rtol: 1e-5 }, float64: { atol: 1e-12, rtol: 1e-11 } } });
+  });
+}
+
+test('mseLoss: forward and gradients for both inputs', () => {
+  for (const shape of [[3, 17], [129], [1], [2, 3, 5]])
+    checkOp({ shapes: [shape, shape], fn: S.mseLoss, ref: R.mse, tol: SUM_TOL });
+  checkOp({ shapes: [[4, 5], [4, 5]], fn: S.mseLoss, ref: R.mse, layout: 'transposed', tol: SUM_TOL });
+});
+
+test('crossEntropy: [M, C] with int32 labels, [C] with a 0-d label; gradient for logits', () => {
+  for (const [m, c] of [[1, 1], [3, 17], [17, 3], [129, 5], [4, 129]]) {
+    const labels = (r: () => number) => [S.tensor(Int32Array.from({ length: m }, () => Math.floor(r() * c)), { shape: [m] })];
+    checkOp({ shapes: [[m, c]], extra: labels, fn: S.crossEntropy, ref: R.crossEntropy, low: -4, high: 4, tol: SUM_TOL });
+  }
+  const one = (r: () => number) => [S.tensor(Math.floor(r() * 7), { dtype: 'int32' })];
+  checkOp({
+    shapes: [[7]],
+    extra: one,
+    fn: S.crossEntropy,
+    ref: (l, y) => R.crossEntropy({ data: l.data, shape: [1, 7] }, { data: y.data, shape: [1] }),
+    tol: SUM_TOL,
+  });
+  const labels = (r: () => number) => [S.tensor(Int32Array.from({ length: 5 }, () => Math.floor(r() * 6)), { shape: [5] })];
+  checkOp({ shapes: [[5, 6]], extra: labels, fn: S.crossEntropy, ref: R.crossEntropy, layout: 'transposed', tol: SUM_TOL });
+  checkOp({ shapes: [[5, 6]], extra: labels, fn: S.crossEntropy, ref: R.crossEntropy, dtype: ['float16', 'bfloat16'], grad: false, tol: SUM_TOL });
+});
+
+test('methods match the functions', () => {
+  const before = liveCounts();
+  const x = S.randn([3, 4], { seed: 3 });
+  const pairs: [Tensor, Tensor][] = [
+    [x.sum(), S.sum(x)],
+    [x.sum(1, true), S.sum(x, 1, true)],
+    [x.mean([0, 1]), S.mean(x, [0, 1])],
+    [x.max(-1), S.max(x, -1)],
+    [x.min(0), S.min(x, 0)],
+    [x.softmax(), S.softmax(x, -1)],
+    [x.logSoftmax(0), S.logSoftmax(x, 0)],
+  ];
+  for (const [a, b] of pairs) {
+    assert.equal(a.shape, b.shape);
+    assert.equal(Array.from(a.dataSync()), Array.from(b.dataSync()));
+    a.dispose();
+    b.dispose();
+  }
+  x.dispose();
+  assertNoLeak(before, 'methods');
+});
+
+test('bad arguments', () => {
+  const before = liveCounts();
+  const x = S.ones([2, 3]);
+  const x32 = S.ones([3, 2]);
+  const x3 = S.ones([2, 3, 1]);
+  const lab = S.tensor([0, 1], { dtype: 'int32' });
+  const lab3 = S.tensor([0, 1, 2], { dtype: 'int32' });
+  const labF = S.tensor([0, 1]);
+  const bad = S.tensor([0, 3], { dtype: 'int32' });
+  throwsLike(() => S.sum(x, 2), RangeError, /structura\.sum: 'axis' 2 is out of range for shape \[2, 3\]/);
+  throwsLike(() => S.sum(x, -3), RangeError, /out of range/);
+  throwsLike(() => S.mean(x, [0, 0]), RangeError, /repeats axis 0/);
+  throwsLike(() => S.max(x, [0, -2]), RangeError, /repeats axis 0/);
+  throwsLike(() => S.sum(x, 0.5), RangeError, /'axis' must be an integer, got 0\.5/);
+  throwsLike(() => S.sum(x, '0' as unknown as number), TypeError, /'axis' must be an integer/);
+  throwsLike(() => S.sum(x, 0, 1 as unknown as boolean), TypeError, /'keepDims' must be a boolean/);
+  throwsLike(() => S.sum([1, 2] as unknown as Tensor), TypeError, /structura\.sum: 'x' must be a Tensor/);
+  throwsLike(() => S.softmax(x, 2), RangeError, /structura\.softmax: 'axis' 2 is out of range/);
+  throwsLike(() => S.softmax(lab), TypeError, /must be a floating tensor/);
+  throwsLike(() => S.argmax(x, 5), RangeError, /out of range/);
+  throwsLike(() => S.mseLoss(x, x32), RangeError, /'pred' \[2, 3\] and 'target' \[3, 2\] must have the same shape/);
+  throwsLike(() => S.crossEntropy(x, labF), TypeError, /'labels' must be int32/);
+  throwsLike(() => S.crossEntropy(x, lab3), RangeError, /'labels' must be \[2\]/);
+  throwsLike(() => S.crossEntropy(x3, lab), RangeError, /'logits' must be \[M, C\]/);
+  throwsLike(() => S.crossEntropy(x, bad), RangeError, /labels\[1\] = 3/);
+  for (const t of [x, x32, x3, lab, lab3, labF, bad]) t.dispose();
+  assertNoLeak(before, 'bad arguments');
+});
+
+test.run();

@@ -1,0 +1,188 @@
+// shape.test.ts — views (reshape, transpose, permute, narrow, squeeze, unsqueeze, expand, flatten)
+// and copies (contiguous, clone, cast, concat, stack): values against float64 references, which ones
+// share storage, their gradients (gradcheck), leak checks and bad arguments.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import { native } from '../lib/native';
+import * as R from './reference/ops';
+import { checkOp, throwsLike, liveCounts, assertNoLeak } from './helpers';
+
+const same = (x: R.NDArray, shape: number[]): R.NDArray => ({ data: x.data, shape });
+const sharesStorage = (a: Tensor, b: Tensor) => native().storageId(a._h) === native().storageId(b._h);
+
+test('reshape: -1 inference, both call forms, 0-d and empty; views of contiguous tensors', () => {
+  checkOp({ shapes: [[3, 17]], fn: (x) => S.reshape(x, [17, 3]), ref: (x) => same(x, [17, 3]) });
+  checkOp({ shapes: [[3, 17]], fn: (x) => x.reshape(-1), ref: (x) => same(x, [51]) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => x.reshape(5, -1, 2), ref: (x) => same(x, [5, 3, 2]) });
+  checkOp({ shapes: [[]], fn: (x) => x.reshape([1, 1]), ref: (x) => same(x, [1, 1]) });
+  checkOp({ shapes: [[1, 1]], fn: (x) => x.reshape([]), ref: (x) => same(x, []) });
+  checkOp({ shapes: [[0, 4]], fn: (x) => x.reshape(2, 0, 2), ref: (x) => same(x, [2, 0, 2]) });
+  const before = liveCounts();
+  const x = S.arange(12);
+  const v = x.reshape(3, 4);
+  assert.ok(sharesStorage(x, v), 'reshape of a contiguous tensor is a view');
+  assert.equal(v.strides, [4, 1]);
+  x.dispose();
+  v.dispose();
+  assertNoLeak(before, 'view');
+});
+
+test('reshape of non-contiguous tensors: a view when the layout allows, else a copy (right values either way)', () => {
+  // transposed [5, 3]ᵀ → reshape merges non-adjacent strides: must copy
+  checkOp({ shapes: [[3, 5]], fn: (x) => x.reshape(15), ref: (x) => same(x, [15]), layout: 'transposed' });
+  // narrowed rows: splitting the leading axis keeps the view
+  checkOp({ shapes: [[4, 6]], fn: (x) => x.reshape(2, 2, 6), ref: (x) => same(x, [2, 2, 6]), layout: 'narrowed' });
+  checkOp({ shapes: [[4, 6]], fn: (x) => x.reshape(4, 2, 3), ref: (x) => same(x, [4, 2, 3]), layout: 'narrowed' });
+  checkOp({ shapes: [[4, 6]], fn: (x) => x.reshape(24), ref: (x) => same(x, [24]), layout: 'narrowed' });
+  const before = liveCounts();
+  const base = S.tidy(() => S.arange(24).reshape(4, 6));
+  const n = base.narrow(1, 1, 4); // [4, 4], strides [6, 1]
+  const split = n.reshape(4, 2, 2);
+  assert.ok(sharesStorage(base, split), 'splitting an axis of a strided view needs no copy');
+  assert.equal(split.strides, [6, 2, 1]);
+  const merged = n.reshape(16);
+  assert.not.ok(sharesStorage(base, merged), 'merging across a gap copies');
+  assert.equal(Array.from(merged.dataSync()), [1, 2, 3, 4, 7, 8, 9, 10, 13, 14, 15, 16, 19, 20, 21, 22]);
+  for (const t of [base, n, split, merged]) t.dispose();
+  assertNoLeak(before, 'non-contiguous');
+});
+
+test('transpose, permute, T: views with permuted strides', () => {
+  checkOp({ shapes: [[3, 17]], fn: (x) => S.transpose(x, 0, 1), ref: (x) => R.permute(x, [1, 0]) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => x.transpose(-1, 0), ref: (x) => R.permute(x, [2, 1, 0]) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => x.transpose(), ref: (x) => R.permute(x, [2, 1, 0]) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => S.permute(x, [1, 2, 0]), ref: (x) => R.permute(x, [1, 2, 0]) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => x.permute(2, 0, 1), ref: (x) => R.permute(x, [2, 0, 1]) });
+  checkOp({ shapes: [[4, 3, 5]], fn: (x) => x.T, ref: (x) => R.permute(x, [0, 2, 1]) });
+  checkOp({ shapes: [[4, 6]], fn: (x) => x.T, ref: (x) => R.permute(x, [1, 0]), layout: 'narrowed' });
+  checkOp({ shapes: [[4, 6]], fn: (x) => x.T, ref: (x) => R.permute(x, [1, 0]), layout: 'transposed' });
+  const before = liveCounts();
+  const x = S.zeros([2, 3, 4]);
+  const p = x.permute(2, 0, 1);
+  assert.equal(p.shape, [4, 2, 3]);
+  assert.equal(p.strides, [1, 12, 4]);
+  assert.ok(sharesStorage(x, p));
+  assert.not.ok(p.isContiguous);
+  x.dispose();
+  p.dispose();
+  assertNoLeak(before, 'permute');
+});
+
+test('narrow: views along any axis, negative start; gradient is zero outside the window', () => {
+  checkOp({ shapes: [[7, 5]], fn: (x) => S.narrow(x, 0, 2, 3), ref: (x) => R.narrow(x, 0, 2, 3) });
+  checkOp({ shapes: [[7, 5]], fn: (x) => x.narrow(1, 1, 4), ref: (x) => R.narrow(x, 1, 1, 4) });
+  checkOp({ shapes: [[7, 5]], fn: (x) => x.narrow(-1, -2, 2), ref: (x) => R.narrow(x, 1, 3, 2) });
+  checkOp({ shapes: [[129]], fn: (x) => x.narrow(0, 17, 0), ref: (x) => R.narrow(x, 0, 17, 0) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => x.narrow(1, 1, 1), ref: (x) => R.narrow(x, 1, 1, 1), layout: 'transposed' });
+  const before = liveCounts();
+  const x = S.arange(10, { requiresGrad: true });
+  const y = S.tidy(() => x.narrow(0, 3, 4).mul(2).sum());
+  y.backward();
+  assert.equal(Array.from(x.grad!.dataSync()), [0, 0, 0, 2, 2, 2, 2, 0, 0, 0]);
+  x.dispose();
+  y.dispose();
+  assertNoLeak(before, 'narrow grad');
+});
+
+test('squeeze, unsqueeze, expand, flatten', () => {
+  checkOp({ shapes: [[3, 1, 5, 1]], fn: (x) => x.squeeze(), ref: (x) => same(x, [3, 5]) });
+  checkOp({ shapes: [[3, 1, 5, 1]], fn: (x) => S.squeeze(x, -1), ref: (x) => same(x, [3, 1, 5]) });
+  checkOp({ shapes: [[3, 1, 5, 1]], fn: (x) => S.squeeze(x, [1, 3]), ref: (x) => same(x, [3, 5]) });
+  checkOp({ shapes: [[3, 5]], fn: (x) => x.unsqueeze(0), ref: (x) => same(x, [1, 3, 5]) });
+  checkOp({ shapes: [[3, 5]], fn: (x) => S.unsqueeze(x, -1), ref: (x) => same(x, [3, 5, 1]) });
+  checkOp({ shapes: [[3, 5]], fn: (x) => x.unsqueeze(1), ref: (x) => same(x, [3, 1, 5]), layout: 'transposed' });
+  const bcast = (x: R.NDArray, shape: number[]) => R.zip([x, { data: new Float64Array(R.numel(shape)), shape }], (a) => a);
+  checkOp({ shapes: [[3, 1]], fn: (x) => x.expand(3, 4), ref: (x) => bcast(x, [3, 4]) });
+  checkOp({ shapes: [[3, 1]], fn: (x) => S.expand(x, [2, -1, 5]), ref: (x) => bcast(x, [2, 3, 5]) });
+  checkOp({ shapes: [[]], fn: (x) => x.expand(17), ref: (x) => bcast(x, [17]) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => x.flatten(), ref: (x) => same(x, [30]) });
+  checkOp({ shapes: [[2, 3, 5]], fn: (x) => S.flatten(x, 1), ref: (x) => same(x, [2, 15]) });
+  checkOp({ shapes: [[2, 3, 5, 1]], fn: (x) => x.flatten(0, -2), ref: (x) => same(x, [30, 1]) });
+  const before = liveCounts();
+  const x = S.ones([3, 1]);
+  const e = x.expand(3, 4);
+  assert.equal(e.strides, [1, 0]);
+  assert.ok(sharesStorage(x, e));
+  x.dispose();
+  e.dispose();
+  assertNoLeak(before, 'expand');
+});
+
+test('contiguous, clone, cast: values, storage and gradients', () => {
+  checkOp({ shapes: [[3, 17]], fn: (x) => x.contiguous(), ref: (x) => x, layout: 'transposed' });
+  checkOp({ shapes: [[3, 17]], fn: (x) => S.contiguous(x), ref: (x) => x });
+  checkOp({ shapes: [[3, 5]], fn: (x) => x.clone(), ref: (x) => x, layout: 'narrowed' });
+  const toF32 = (x: R.NDArray) => R.map(x, Math.fround);
+  checkOp({ shapes: [[3, 17]], fn: (x) => x.cast('float32'), ref: toF32, outDtype: () => 'float32', grad: false });
+  // the gradient through float32 and back (gradcheck needs a float64 output)
+  checkOp({ shapes: [[3, 17]], fn: (x) => S.tidy(() => x.cast('float32').cast('float64')), ref: toF32, outDtype: () => 'float64', dtype: 'float64', gradOpts: { eps: 1e-3, atol: 1e-4 } });
+  checkOp({ shapes: [[3, 17]], fn: (x) => S.cast(x, 'float64'), ref: (x) => x, outDtype: () => 'float64' });
+  checkOp({ shapes: [[2, 3]], fn: (x) => S.cast(x, 'int32'), ref: (x) => R.map(x, Math.trunc), outDtype: () => 'int32', grad: false, low: -50, high: 50 });
+  const before = liveCounts();
+  const x = S.tidy(() => S.arange(6).reshape(2, 3));
+  const c = x.contiguous();
+  assert.ok(sharesStorage(x, c), 'contiguous() of a contiguous tensor shares storage');
+  const t = S.tidy(() => x.T.contiguous());
+  assert.not.ok(sharesStorage(x, t));
+  assert.equal(t.toArray(), [[0, 3], [1, 4], [2, 5]]);
+  const k = x.clone();
+  assert.not.ok(sharesStorage(x, k));
+  const i = S.tidy(() => S.tensor([1, 2]).cast('int32'));
+  const fromInt = i.cast('float32');
+  assert.is(fromInt.requiresGrad, false);
+  const h0 = S.tensor([1.0009765625, 3], { requiresGrad: true });
+  const h = h0.cast('float16');
+  assert.ok(h.requiresGrad, 'a cast between float dtypes is differentiable');
+  assert.equal(Array.from(h.dataSync()), [1.0009765625, 3]);
+  for (const z of [x, c, t, k, i, fromInt, h, h0]) z.dispose();
+  assertNoLeak(before, 'copies');
+});
+
+test('concat and stack: any axis, views as inputs, gradients to every input', () => {
+  checkOp({ shapes: [[2, 3], [4, 3]], fn: (a, b) => S.concat([a, b], 0), ref: (a, b) => R.concat([a, b], 0) });
+  checkOp({ shapes: [[3, 2], [3, 17], [3, 1]], fn: (a, b, c) => S.concat([a, b, c], -1), ref: (a, b, c) => R.concat([a, b, c], 1) });
+  checkOp({ shapes: [[2, 3, 4], [2, 1, 4]], fn: (a, b) => S.concat([a, b], 1), ref: (a, b) => R.concat([a, b], 1), layout: 'transposed' });
+  checkOp({ shapes: [[129]], fn: (a) => S.concat([a], 0), ref: (a) => a });
+  checkOp({ shapes: [[0, 3], [2, 3]], fn: (a, b) => S.concat([a, b]), ref: (a, b) => R.concat([a, b], 0) });
+  const stackRef = (xs: R.NDArray[], axis: number) => R.concat(xs.map((x) => { const s = x.shape.slice(); s.splice(axis, 0, 1); return same(x, s); }), axis);
+  checkOp({ shapes: [[2, 3], [2, 3]], fn: (a, b) => S.stack([a, b]), ref: (a, b) => stackRef([a, b], 0) });
+  checkOp({ shapes: [[2, 3], [2, 3], [2, 3]], fn: (a, b, c) => S.stack([a, b, c], -1), ref: (a, b, c) => stackRef([a, b, c], 2) });
+});
+
+test('bad arguments: shapes, axes, dims', () => {
+  const before = liveCounts();
+  const x = S.zeros([2, 3]);
+  const y = S.zeros([2, 4]);
+  const d = S.zeros([2, 3], { dtype: 'float64' });
+  throwsLike(() => x.reshape(4, 2), RangeError, /structura\.reshape: cannot reshape \[2, 3\] \(6 elements\) into \[4, 2\]/);
+  throwsLike(() => x.reshape(-1, -1), RangeError, /more than one −1/);
+  throwsLike(() => x.reshape(4, -1), RangeError, /cannot reshape \[2, 3\]/);
+  throwsLike(() => x.reshape(2, 1.5, 2), RangeError, /shape\[1\] is 1\.5/);
+  throwsLike(() => x.reshape(-2, -3), RangeError, /non-negative/);
+  throwsLike(() => x.reshape('a' as unknown as number), TypeError, /'shape' must be integers/);
+  throwsLike(() => x.transpose(0, 2), RangeError, /structura\.transpose: 'd1' 2 is out of range for shape \[2, 3\]/);
+  throwsLike(() => x.transpose(0), TypeError, /give both axes/);
+  throwsLike(() => x.permute(0, 0), RangeError, /repeats an axis/);
+  throwsLike(() => x.permute(0), RangeError, /must list each of the 2 axes/);
+  throwsLike(() => x.narrow(1, 2, 2), RangeError, /start 2 \+ length 2 exceeds size 3 of axis 1 of \[2, 3\]/);
+  throwsLike(() => x.narrow(0, 0, -1), RangeError, /'length' must be in/);
+  throwsLike(() => x.narrow(0, 0.5, 1), RangeError, /'start' must be an integer/);
+  throwsLike(() => x.squeeze(0), RangeError, /axis 0 of \[2, 3\] has size 2, not 1/);
+  throwsLike(() => x.unsqueeze(3), RangeError, /out of range/);
+  throwsLike(() => x.expand(4, 3), RangeError, /cannot expand \[2, 3\] to \[4, 3\]/);
+  throwsLike(() => x.expand(3), RangeError, /to fewer dimensions/);
+  throwsLike(() => x.flatten(1, 0), RangeError, /comes after/);
+  throwsLike(() => S.concat([x, y]), RangeError, /structura\.concat: tensors\[1\] \[2, 4\] does not match tensors\[0\] \[2, 3\] outside axis 0/);
+  throwsLike(() => S.concat([x, d], 1), TypeError, /is float32 but 'tensors\[1\]' \[2, 3\] is float64/);
+  throwsLike(() => S.concat([]), RangeError, /'tensors' is empty/);
+  throwsLike(() => S.concat(x as unknown as Tensor[]), TypeError, /must be an array of tensors/);
+  throwsLike(() => S.concat([x, 1 as unknown as Tensor]), TypeError, /'tensors\[1\]' must be a Tensor, got number 1/);
+  throwsLike(() => S.stack([x, y]), RangeError, /does not match/);
+  throwsLike(() => x.cast('float8' as S.DType), TypeError, /'dtype' must be one of/);
+  for (const t of [x, y, d]) t.dispose();
+  assertNoLeak(before, 'bad arguments');
+});
+
+test.run();

@@ -1,0 +1,279 @@
+// tensor.test.ts — creating tensors (tensor, zeros, ones, full, eye, arange, randn, rand, *Like),
+// their properties, reading (data, dataSync, item, toArray), printing (PyTorch-like toString),
+// devices and dtypes, and bad arguments (shapes, data, dtypes, devices).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import { Tensor } from '../lib/index';
+import { throwsLike, liveCounts, assertNoLeak } from './helpers';
+
+function withLeakCheck(name: string, fn: () => void): void {
+  test(name, () => {
+    const before = liveCounts();
+    fn();
+    assertNoLeak(before, name);
+  });
+}
+
+withLeakCheck('tensor(): numbers, nested arrays (shape inferred), TypedArrays, shape option', () => {
+  const cases: [Tensor, number[], S.DType, number[]][] = [
+    [S.tensor(3.5), [], 'float32', [3.5]],
+    [S.tensor(true), [], 'float32', [1]],
+    [S.tensor([1, 2, 3]), [3], 'float32', [1, 2, 3]],
+    [S.tensor([[1, 2, 3], [4, 5, 6]]), [2, 3], 'float32', [1, 2, 3, 4, 5, 6]],
+    [S.tensor([[[1], [2]], [[3], [4]]]), [2, 2, 1], 'float32', [1, 2, 3, 4]],
+    [S.tensor([]), [0], 'float32', []],
+    [S.tensor([[], []]), [2, 0], 'float32', []],
+    [S.tensor([1, 2, 3, 4], { shape: [2, 2] }), [2, 2], 'float32', [1, 2, 3, 4]],
+    [S.tensor(new Float64Array([1, 2])), [2], 'float64', [1, 2]],
+    [S.tensor(new Int32Array([1, -2])), [2], 'int32', [1, -2]],
+    [S.tensor(new Uint8Array([1, 255])), [2], 'uint8', [1, 255]],
+    [S.tensor(new Uint16Array([1, 65535])), [2], 'uint16', [1, 65535]],
+    [S.tensor(new Float32Array(6).fill(2), { shape: [3, 2] }), [3, 2], 'float32', [2, 2, 2, 2, 2, 2]],
+    [S.tensor(new Float64Array([1.5, -2]), { dtype: 'float32' }), [2], 'float32', [1.5, -2]],
+    [S.tensor([1, 2], { dtype: 'int32' }), [2], 'int32', [1, 2]],
+    [S.tensor([0.1, 2], { dtype: 'float64' }), [2], 'float64', [0.1, 2]],
+    [S.tensor([1.0009765625, 65504], { dtype: 'float16' }), [2], 'float16', [1.0009765625, 65504]],
+    [S.tensor(new Float32Array([1.5, -3]), { dtype: 'bfloat16' }), [2], 'bfloat16', [1.5, -3]],
+    // float16 from raw bits: 0x3c00 = 1, 0xc000 = −2
+    [S.tensor(new Uint16Array([0x3c00, 0xc000]), { dtype: 'float16' }), [2], 'float16', [1, -2]],
+  ];
+  for (const [t, shape, dtype, values] of cases) {
+    assert.equal(t.shape, shape);
+    assert.is(t.dtype, dtype);
+    assert.equal(Array.from(t.dataSync()), values);
+    assert.is(t.device, 'cpu');
+    t.dispose();
+  }
+  const f = S.tensor([0.1]);
+  assert.is(f.item(), Math.fround(0.1), 'float32 rounds');
+  f.dispose();
+});
+
+withLeakCheck('tensor(): ragged arrays, non-numbers and length mismatches are errors naming the problem', () => {
+  throwsLike(() => S.tensor([[1, 2], [3]]), RangeError, /structura\.tensor: 'data' is ragged: data\[1\] has length 1 but the first array at that depth has length 2/);
+  throwsLike(() => S.tensor([[1, 2], 3] as never), RangeError, /'data' is ragged: data\[1\] is a number/);
+  throwsLike(() => S.tensor([1, [2]] as never), RangeError, /'data' is ragged: data\[1\] is an array/);
+  throwsLike(() => S.tensor([1, 'a'] as never), TypeError, /'data' must hold numbers, but data\[1\] is string 'a'/);
+  throwsLike(() => S.tensor('abc' as never), TypeError, /'data' must be a number, nested arrays of numbers, or a TypedArray, got string/);
+  throwsLike(() => S.tensor(null as never), TypeError, /got null/);
+  throwsLike(() => S.tensor([1, 2, 3], { shape: [2, 2] }), RangeError, /'data' has 3 elements but 'shape' \[2, 2\] needs 4/);
+  throwsLike(() => S.tensor(new Float32Array(5), { shape: [2, 3] }), RangeError, /'data' has 5 elements but 'shape' \[2, 3\] needs 6/);
+  throwsLike(() => S.tensor([1.5], { dtype: 'int32' }), RangeError, /'data' element 0 is 1\.5, which is not a int32 value/);
+  throwsLike(() => S.tensor([256], { dtype: 'uint8' }), RangeError, /not a uint8 value/);
+  throwsLike(() => S.tensor([-1], { dtype: 'uint16' }), RangeError, /not a uint16 value/);
+  throwsLike(() => S.tensor(new Int8Array(2)), TypeError, /'data' is a Int8Array; pass a Float32Array/);
+  throwsLike(() => S.tensor([1], { dtype: 'float8' as S.DType }), TypeError, /'dtype' must be one of 'float32', 'float64'/);
+  throwsLike(() => S.tensor([1], { requiresGrad: 1 as unknown as boolean }), TypeError, /'requiresGrad' must be a boolean/);
+  throwsLike(() => S.tensor([1], { dtype: 'int32', requiresGrad: true }), TypeError, /only floating tensors can require gradients, this one is int32/);
+  throwsLike(() => S.tensor([1], 'float32' as never), TypeError, /'opts' must be an object/);
+  const t = S.tensor([1, 2]);
+  throwsLike(() => S.tensor(t as never), TypeError, /'data' is a Tensor; use \.clone\(\)/);
+  t.dispose();
+});
+
+withLeakCheck('zeros, ones, full, eye, *Like', () => {
+  const z = S.zeros([2, 3]);
+  assert.equal(z.toArray(), [[0, 0, 0], [0, 0, 0]]);
+  const o = S.ones(3, { dtype: 'int32' });
+  assert.equal(o.toArray(), [1, 1, 1]);
+  assert.is(o.dtype, 'int32');
+  const f = S.full([2], -1.5, { dtype: 'float64' });
+  assert.equal(f.toArray(), [-1.5, -1.5]);
+  const e = S.eye(3);
+  assert.equal(e.toArray(), [[1, 0, 0], [0, 1, 0], [0, 0, 1]]);
+  const e2 = S.eye(2, 3, { dtype: 'float64' });
+  assert.equal(e2.toArray(), [[1, 0, 0], [0, 1, 0]]);
+  const zl = S.zerosLike(f);
+  assert.is(zl.dtype, 'float64');
+  assert.equal(zl.shape, [2]);
+  const ol = S.onesLike(z, { dtype: 'float16' });
+  assert.is(ol.dtype, 'float16');
+  const fl = S.fullLike(z, 7);
+  assert.equal(fl.toArray(), [[7, 7, 7], [7, 7, 7]]);
+  const s = S.zeros([]);
+  assert.equal(s.shape, []);
+  assert.is(s.size, 1);
+  const empty = S.ones([0, 5]);
+  assert.is(empty.size, 0);
+  assert.equal(Array.from(empty.dataSync()), []);
+  const leaf = S.zeros([2], { requiresGrad: true });
+  assert.ok(leaf.requiresGrad && leaf.isLeaf);
+  for (const t of [z, o, f, e, e2, zl, ol, fl, s, empty, leaf]) t.dispose();
+  throwsLike(() => S.full([2], 1.5, { dtype: 'int32' }), RangeError, /'value' 1\.5 is not a int32 value/);
+  throwsLike(() => S.full([2], 'a' as never), TypeError, /'value' must be a number/);
+});
+
+withLeakCheck('arange: one, two, three arguments, negative and fractional steps, int32', () => {
+  const cases: [Tensor, number[]][] = [
+    [S.arange(5), [0, 1, 2, 3, 4]],
+    [S.arange(2, 5), [2, 3, 4]],
+    [S.arange(0, 1, 0.25), [0, 0.25, 0.5, 0.75]],
+    [S.arange(5, 0, -2), [5, 3, 1]],
+    [S.arange(3, 3), []],
+    [S.arange(4, { dtype: 'int32' }), [0, 1, 2, 3]],
+    [S.arange(1, 4, { dtype: 'float64' }), [1, 2, 3]],
+  ];
+  for (const [t, want] of cases) {
+    assert.equal(Array.from(t.dataSync()), want);
+    t.dispose();
+  }
+  throwsLike(() => S.arange(0, 1, 0), RangeError, /'step' must not be 0/);
+  throwsLike(() => S.arange(Infinity), RangeError, /'start' must be finite/);
+  throwsLike(() => S.arange(0, 2 ** 45), RangeError, /would have/);
+  throwsLike(() => S.arange(0, 1, 0.5, { dtype: 'int32' }), RangeError, /not int32/);
+});
+
+withLeakCheck('randn / rand: seeded and reproducible; manualSeed; statistics; dtypes', () => {
+  const a = S.randn([1000], { seed: 42 });
+  const b = S.randn([1000], { seed: 42 });
+  const c = S.randn([1000], { seed: 43 });
+  assert.equal(Array.from(a.dataSync()), Array.from(b.dataSync()));
+  assert.not.equal(Array.from(a.dataSync()), Array.from(c.dataSync()));
+  S.manualSeed(7);
+  const d1 = S.rand([5]);
+  const d2 = S.rand([5]);
+  S.manualSeed(7);
+  const e1 = S.rand([5]);
+  const e2 = S.rand([5]);
+  assert.equal(Array.from(d1.dataSync()), Array.from(e1.dataSync()));
+  assert.equal(Array.from(d2.dataSync()), Array.from(e2.dataSync()));
+  assert.not.equal(Array.from(d1.dataSync()), Array.from(d2.dataSync()), 'successive draws differ');
+  const n = S.randn([200000], { seed: 1, dtype: 'float64' });
+  const v = Array.from(n.dataSync());
+  const mean = v.reduce((p, x) => p + x, 0) / v.length;
+  const sd = Math.sqrt(v.reduce((p, x) => p + (x - mean) ** 2, 0) / v.length);
+  // standard errors: 1/√n ≈ 0.0022 for the mean, ≈ 0.0016 for the s.d.
+  assert.ok(Math.abs(mean) < 0.01, `mean ${mean}`);
+  assert.ok(Math.abs(sd - 1) < 0.01, `sd ${sd}`);
+  const u = S.rand([100000], { seed: 2 });
+  const uv = Array.from(u.dataSync());
+  assert.ok(uv.every((x) => x > 0 && x < 1));
+  assert.ok(Math.abs(uv.reduce((p, x) => p + x, 0) / uv.length - 0.5) < 0.01);
+  const h = S.randn([3, 4], { dtype: 'bfloat16', seed: 3 });
+  assert.is(h.dtype, 'bfloat16');
+  for (const t of [a, b, c, d1, d2, e1, e2, n, u, h]) t.dispose();
+  throwsLike(() => S.randn([2], { dtype: 'int32' }), TypeError, /'dtype' must be floating/);
+  throwsLike(() => S.randn([2], { seed: 1.5 }), RangeError, /'seed' must be a safe integer/);
+  throwsLike(() => S.manualSeed(NaN), RangeError, /safe integer/);
+});
+
+withLeakCheck('bad shapes: negative, fractional, huge, not arrays', () => {
+  throwsLike(() => S.zeros([2, -1]), RangeError, /structura\.zeros: 'shape' must be an array of non-negative integers, but shape\[1\] is -1/);
+  throwsLike(() => S.ones([2.5]), RangeError, /shape\[0\] is 2\.5/);
+  throwsLike(() => S.zeros([2 ** 21, 2 ** 21]), RangeError, /has 4398046511104 elements, more than the limit/);
+  throwsLike(() => S.zeros('3' as never), TypeError, /'shape' must be an array of non-negative integers, got string/);
+  throwsLike(() => S.zeros([1, '2'] as never), TypeError, /shape\[1\] is string/);
+  throwsLike(() => S.randn([NaN]), RangeError, /shape\[0\] is NaN/);
+});
+
+withLeakCheck('properties: shape (a copy), ndim, size, strides, dtype, device, isContiguous', () => {
+  const t = S.zeros([2, 3, 4]);
+  assert.equal(t.shape, [2, 3, 4]);
+  t.shape.push(9);
+  assert.equal(t.shape, [2, 3, 4], 'the shape getter returns a copy');
+  assert.is(t.ndim, 3);
+  assert.is(t.size, 24);
+  assert.equal(t.strides, [12, 4, 1]);
+  assert.is(t.dtype, 'float32');
+  assert.is(t.device, 'cpu');
+  assert.ok(t.isContiguous);
+  assert.is(t.storageOffset, 0);
+  const n = t.narrow(2, 1, 2);
+  assert.is(n.storageOffset, 1);
+  assert.not.ok(n.isContiguous);
+  assert.throws(() => new (Tensor as unknown as new (...a: unknown[]) => Tensor)(), /constructor is internal/);
+  t.dispose();
+  n.dispose();
+});
+
+test('reading: data(), dataSync(), item(), toArray()', async () => {
+  const before = liveCounts();
+  const t = S.tensor([[1, 2], [3, 4]]);
+  assert.instance(await t.data(), Float32Array);
+  assert.equal(Array.from(await t.data()), [1, 2, 3, 4]);
+  assert.equal(t.toArray(), [[1, 2], [3, 4]]);
+  const s = t.sum();
+  assert.is(s.item(), 10);
+  throwsLike(() => t.item(), RangeError, /only a one-element tensor has an item, this one has shape \[2, 2\]/);
+  const tr = t.T;
+  assert.equal(Array.from(tr.dataSync()), [1, 3, 2, 4], 'a view reads in logical order');
+  const h = S.tensor([1.5], { dtype: 'float16' });
+  assert.instance(h.dataSync(), Float32Array);
+  assert.equal(Array.from(h.rawDataSync()), [0x3e00]);
+  const z = S.tensor(5, { dtype: 'int32' });
+  assert.is(z.toArray(), 5);
+  for (const x of [t, s, tr, h, z]) x.dispose();
+  assertNoLeak(before, 'reading');
+});
+
+withLeakCheck('toString prints like PyTorch', () => {
+  const cases: [() => Tensor, string][] = [
+    [() => S.tensor([[1.5, 2], [3, 4]]), 'tensor([[1.5000, 2.0000],\n        [3.0000, 4.0000]])'],
+    [() => S.tensor([1, 2, 3]), 'tensor([1., 2., 3.])'],
+    [() => S.tensor([-1, 2, 3]), 'tensor([-1.,  2.,  3.])'],
+    [() => S.tensor(3.25), 'tensor(3.2500)'],
+    [() => S.tensor([1, 2], { dtype: 'int32' }), 'tensor([1, 2], dtype=int32)'],
+    [() => S.tensor([0.5], { dtype: 'float64' }), 'tensor([0.5000], dtype=float64)'],
+    [() => S.tensor([1e-5, 1, 1000]), 'tensor([1.0000e-05, 1.0000e+00, 1.0000e+03])'],
+    [() => S.tensor([NaN, Infinity, 1.5]), 'tensor([   nan,    inf, 1.5000])'],
+    [() => S.tensor([1], { requiresGrad: true }), 'tensor([1.], requiresGrad=true)'],
+    [() => S.zeros([0, 3]), 'tensor([], size=[0, 3])'],
+    [() => S.zeros([0]), 'tensor([])'],
+  ];
+  for (const [make, want] of cases) {
+    const t = make();
+    assert.is(t.toString(), want);
+    t.dispose();
+  }
+  const x = S.tensor([1], { requiresGrad: true });
+  const y = x.mul(2);
+  assert.is(y.toString(), 'tensor([2.], gradFn=<MulScalar>)');
+  const big = S.tidy(() => S.arange(2000).reshape(40, 50));
+  const s = big.toString();
+  assert.ok(s.startsWith('tensor([[0.0000e+00, 1.0000e+00, 2.0000e+00, ..., 4.7000e+01,'), s.split('\n')[0]);
+  assert.ok(s.includes('        ...,\n'), 'rows are abbreviated');
+  assert.ok(s.endsWith('1.9990e+03]])'), s);
+  assert.ok(s.split('\n').length <= 14);
+  const wide = S.arange(30);
+  assert.is(wide.toString().split('\n').length, 3, 'a long row wraps at 80 columns');
+  const d = S.zeros([2]);
+  d.dispose();
+  assert.is(d.toString(), 'tensor(<disposed>, shape=[2], dtype=float32)');
+  for (const t of [x, y, big, wide]) t.dispose();
+});
+
+withLeakCheck('to() and cast(): same device gives a new tensor on the same storage; other devices say why', () => {
+  const t = S.tensor([1, 2]);
+  const u = t.to('cpu');
+  assert.ok(u !== t);
+  assert.equal(Array.from(u.dataSync()), [1, 2]);
+  t.dispose();
+  assert.equal(Array.from(u.dataSync()), [1, 2], 'disposing one handle keeps the other valid');
+  throwsLike(() => u.to('cuda'), TypeError, /structura\.to: device 'cuda' is not available in this build: .+ \(use 'cpu'\)/);
+  throwsLike(() => u.to('tpu'), RangeError, /'device' must be 'cpu', 'cuda', 'cuda:N' or 'cuda-emu', got 'tpu'/);
+  throwsLike(() => S.zeros([2], { device: 'cuda:1' }), TypeError, /device 'cuda:1' is not available/);
+  throwsLike(() => S.zeros([2], { device: 3 as never }), TypeError, /'device' must be a string/);
+  const c = u.cast('float64');
+  assert.is(c.dtype, 'float64');
+  u.dispose();
+  c.dispose();
+});
+
+withLeakCheck('environment: backend(), setNumThreads/getNumThreads, cuda', () => {
+  const b = S.backend();
+  assert.type(b.binary, 'string');
+  assert.ok(['avx512', 'avx2', 'scalar'].includes(b.simd));
+  assert.is(S.cuda.isAvailable(), b.cuda);
+  S.cuda.synchronize();
+  const n = S.getNumThreads();
+  S.setNumThreads(1);
+  assert.is(S.getNumThreads(), 1);
+  S.setNumThreads(n);
+  assert.is(S.getNumThreads(), n);
+  throwsLike(() => S.setNumThreads(0), RangeError, /'n' must be in \[1, 256\], got 0/);
+  throwsLike(() => S.setNumThreads(1.5), RangeError, /'n' must be an integer/);
+  throwsLike(() => S.setNumThreads('2' as never), TypeError, /'n' must be an integer/);
+});
+
+test.run();
