@@ -1,0 +1,86 @@
+// readme.test.ts — the README tells the truth: its example runs as written (against lib/), the
+// install/test commands are the ones .ci/run uses, and every function the API overview names
+// (outside "Planned") is exported by the package.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as structura from '../lib/index';
+
+const root = path.resolve(__dirname, '..');
+const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+
+function section(title: string): string {
+  const start = readme.indexOf(`\n## ${title}\n`);
+  assert.ok(start >= 0, `README has no section '## ${title}'`);
+  const end = readme.indexOf('\n## ', start + 1);
+  return readme.slice(start, end < 0 ? undefined : end);
+}
+
+test('the install and test commands are `npm ci` and `npm test`, as .ci/run runs them', () => {
+  const s = section('Install and test');
+  assert.match(s, '```sh\nnpm ci\nnpm test\n```');
+  assert.match(s, '```sh\nnpm install structura\n```');
+  const ci = fs.readFileSync(path.join(root, '.ci', 'run'), 'utf8');
+  assert.match(ci, /^npm ci$/m);
+  assert.match(ci, /^npm test 2>&1/m);
+  assert.match(section('Benchmark'), '```sh\nnpm run bench\n```');
+});
+
+test('the example runs as written', () => {
+  const m = section('Example').match(/```ts\n([\s\S]*?)```/);
+  assert.ok(m, 'no ```ts block in ## Example');
+  const lines = m![1].trimEnd().split('\n');
+  assert.ok(lines.length <= 30, `the example has ${lines.length} lines`);
+  const indexPath = path.join(root, 'lib', 'index.ts');
+  const code = m![1].replace(/from 'structura'/g, `from ${JSON.stringify(indexPath)}`);
+  assert.is.not(code, m![1], "the example does not import from 'structura'");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-readme-'));
+  try {
+    const file = path.join(dir, 'example.ts');
+    fs.writeFileSync(file, code);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    assert.is(r.status, 0, `the example failed:\n${r.stderr}`);
+    assert.match(r.stdout, /Float32Array\(3\) \[ 2, 4, 6 \]/);
+    const loss = r.stdout.match(/loss (\S+)/);
+    assert.ok(loss && Number.isFinite(Number(loss[1])), `no finite loss printed:\n${r.stdout}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('every function and class the API overview names is exported', () => {
+  const s = section('API overview');
+  const current = s.slice(0, s.indexOf('- **Planned**'));
+  const dtypes = new Set(['float32', 'float64', 'float16', 'bfloat16', 'int32', 'uint8', 'uint16']);
+  const names = new Set<string>();
+  // One bullet at a time: "- **Ops** — `add sub mul div neg`, `matmul` (…), `sum(t, axis?)`, …".
+  for (const bullet of current.split(/\n- \*\*/).slice(1)) {
+    const title = bullet.slice(0, bullet.indexOf('**'));
+    // nn and optim bullets also list methods (parameters(), step()): only their nn.X / optim.X count.
+    const prefixedOnly = title === 'nn' || title === 'optim';
+    for (const [, raw] of bullet.matchAll(/`([^`]+)`/g)) {
+      const span = raw.replace(/\s+/g, ' ');
+      const call = span.match(/^(?:new )?((?:nn\.|optim\.)?[A-Za-z]+)\(/);
+      let words: string[] = [];
+      if (call) words = [call[1]];
+      else if (/^((nn|optim)\.)?[a-zA-Z]+( [a-zA-Z]+)*$/.test(span)) {
+        const [first, ...rest] = span.split(' ');
+        const prefix = first.includes('.') ? first.slice(0, first.indexOf('.') + 1) : '';
+        words = [first, ...rest.map((w) => prefix + w)];
+      }
+      for (const w of words) if (!dtypes.has(w) && (!prefixedOnly || w.includes('.'))) names.add(w);
+    }
+  }
+  const missing: string[] = [];
+  for (const n of names) {
+    const v = n.split('.').reduce<unknown>((o, k) => (o == null ? undefined : (o as Record<string, unknown>)[k]), structura);
+    if (v === undefined) missing.push(n);
+  }
+  assert.ok(names.size > 30, `only ${names.size} names found: ${[...names].join(' ')}`);
+  assert.equal(missing, [], `named in the README but not exported: ${missing.join(', ')}`);
+});
+
+test.run();
