@@ -158,7 +158,8 @@ Napi::Value Random(const Napi::CallbackInfo& info) {
 
 Napi::Value View(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Tensor& base = unwrap(info[0], "tensor");
+  // A copy, not a reference: reading the shape array can run JS (a getter) that disposes the handle.
+  Tensor base = unwrap(info[0], "tensor");
   Shape shape = get_shape(info, 1, "shape");
   Shape strides = get_int_array(info, 2, "strides", 0, kMaxNumel);
   int64_t offset = get_int(info, 3, "offset", 0, kMaxNumel);

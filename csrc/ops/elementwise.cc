@@ -1,2 +1,171 @@
+// ops/elementwise.cc — argument checks and dispatch of the elementwise ops (kernels: cpu/elementwise.cc):
+//   binary(op, a, b, out?)              a, b broadcast (numpy rules) to S; result [S], dtype of a and b
+//   unary(op, a, alpha?, beta?, out?)   result of a's shape and dtype
+//   where(cond, a, b)                   cond, a, b broadcast to S; result [S], dtype of a and b
+// `out`, when given, must be contiguous, of the result's shape and dtype; it may be one of the inputs
+// (p = p − lr·g with out = p). An input that overlaps `out` any other way is copied first, so the
+// result is always as if the inputs were read before anything was written.
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "cpu/elementwise.h"
 #include "ops/ops.h"
-namespace structura { void register_elementwise(Napi::Env, Napi::Object) {} }
+#include "tensor.h"
+
+namespace structura {
+
+namespace {
+
+template <class Op>
+std::string op_list(Op count) {
+  std::string s;
+  for (int i = 0; i < (int)count; i++) s += std::string(i ? ", " : "") + op_name((Op)i);
+  return s;
+}
+
+// Element range [lo, hi] that t reaches in its storage (strides are never negative).
+void extent(const Tensor& t, int64_t& lo, int64_t& hi) {
+  lo = hi = t.offset;
+  for (int64_t d = 0; d < t.ndim(); d++) hi += (t.shape[d] - 1) * t.strides[d];
+}
+
+// The input to read: `in` itself unless it overlaps `out` without being exactly `out`.
+Tensor safe_input(const Tensor& in, const Tensor& out) {
+  if (in.storage != out.storage || in.numel() == 0 || out.numel() == 0) return in;
+  if (in.offset == out.offset && in.shape == out.shape && in.is_contiguous()) return in;
+  int64_t a0, a1, b0, b1;
+  extent(in, a0, a1);
+  extent(out, b0, b1);
+  if (a1 < b0 || b1 < a0) return in;
+  Tensor copy = Tensor::empty(in.dtype, in.shape, in.device());
+  copy_to_contiguous(in, copy);
+  return copy;
+}
+
+bool absent(const Napi::CallbackInfo& info, size_t i) {
+  return info.Length() <= i || info[i].IsUndefined() || info[i].IsNull();
+}
+
+// The output: a fresh tensor, or the checked `out` argument at index i.
+Tensor make_out(const Napi::CallbackInfo& info, size_t i, const std::string& op, const Shape& shape, DType dt,
+                Device dev) {
+  if (absent(info, i)) return Tensor::empty(dt, shape, dev);
+  Napi::Env env = info.Env();
+  Tensor out = unwrap(info[i], "out");
+  if (out.device() != dev)
+    throw_type(env, "structura." + op + ": 'out' is on " + out.device().str() + " but the inputs are on " + dev.str());
+  if (out.dtype != dt)
+    throw_type(env, "structura." + op + ": 'out' is " + dtype_name(out.dtype) + " but the result is " + dtype_name(dt));
+  if (out.shape != shape)
+    throw_range(env, "structura." + op + ": 'out' has shape " + shape_str(out.shape) + " but the result has shape " +
+                         shape_str(shape));
+  if (!out.is_contiguous())
+    throw_range(env, "structura." + op + ": 'out' must be contiguous (its strides are " + shape_str(out.strides) + ")");
+  return out;
+}
+
+// dtypes with arithmetic: the float ones, and int32 for the ops that stay integers.
+void check_arith_dtype(Napi::Env env, const std::string& op, const Tensor& t, const char* arg, bool int_ok) {
+  if (is_floating(t.dtype)) return;
+  if (t.dtype == DType::i32) {
+    if (int_ok) return;
+    throw_type(env, "structura." + op + ": '" + arg + "' is int32, which " + op +
+                        " does not support; cast it to a float dtype first");
+  }
+  throw_type(env, "structura." + op + ": '" + arg + "' is " + dtype_name(t.dtype) +
+                      "; elementwise ops take float32, float64, float16, bfloat16 or int32 (cast it first)");
+}
+
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = get_string(info, 0, "op");
+  BinaryOp op;
+  if (!parse_op(name, op))
+    throw_range(env, "structura.binary: 'op' must be one of " + op_list(BinaryOp::count) + ", got '" + name + "'");
+  const std::string where = "binary(" + name + ")";
+  Tensor a = unwrap(info[1], "a");
+  Tensor b = unwrap(info[2], "b");
+  require_cpu(env, a, where.c_str(), "a");
+  require_same_device(env, a, b, where.c_str());
+  if (a.dtype != b.dtype)
+    throw_type(env, "structura." + where + ": 'a' is " + dtype_name(a.dtype) + " but 'b' is " + dtype_name(b.dtype) +
+                        "; cast one of them first");
+  check_arith_dtype(env, where, a, "a", int32_ok(op));
+  Shape shape;
+  if (!broadcast_shapes(a.shape, b.shape, shape))
+    throw_range(env, "structura." + where + ": shapes " + shape_str(a.shape) + " ('a') and " + shape_str(b.shape) +
+                         " ('b') do not broadcast");
+  Tensor out = make_out(info, 3, where, shape, a.dtype, a.device());
+  cpu_binary(op, safe_input(a, out), safe_input(b, out), out);
+  return absent(info, 3) ? wrap(env, std::move(out)) : info[3];
+}
+
+// A scalar argument: a number (possibly ±inf or NaN for floats); for int32 tensors an integer.
+double scalar_arg(const Napi::CallbackInfo& info, size_t i, const char* arg, const std::string& where, DType dt,
+                  bool allow_inf) {
+  Napi::Env env = info.Env();
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw_type(env, "structura." + where + ": '" + arg + "' must be a number");
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (dt == DType::i32) {
+    bool inf = std::isinf(v);
+    if (std::isnan(v) || (inf && !allow_inf) || (!inf && v != std::floor(v)))
+      throw_type(env, "structura." + where + ": '" + arg + "' is " + std::to_string(v) +
+                          ", not an integer, and 'a' is int32; cast 'a' to a float dtype first");
+    if (!inf && (v < (double)std::numeric_limits<int32_t>::min() || v > (double)std::numeric_limits<int32_t>::max()))
+      throw_range(env, "structura." + where + ": '" + arg + "' = " + std::to_string(v) + " is outside the int32 range");
+  }
+  return v;
+}
+
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = get_string(info, 0, "op");
+  UnaryOp op;
+  if (!parse_op(name, op))
+    throw_range(env, "structura.unary: 'op' must be one of " + op_list(UnaryOp::count) + ", got '" + name + "'");
+  const std::string where = "unary(" + name + ")";
+  Tensor a = unwrap(info[1], "a");
+  require_cpu(env, a, where.c_str(), "a");
+  check_arith_dtype(env, where, a, "a", int32_ok(op));
+  const int nscalars = scalar_args(op);
+  double alpha = 0, beta = 0;
+  if (nscalars >= 1) alpha = scalar_arg(info, 2, "alpha", where, a.dtype, op == UnaryOp::clamp);
+  else if (!absent(info, 2) && !info[2].IsNumber()) throw_type(env, "structura." + where + ": 'alpha' must be a number");
+  if (nscalars >= 2) beta = scalar_arg(info, 3, "beta", where, a.dtype, true);
+  else if (!absent(info, 3) && !info[3].IsNumber()) throw_type(env, "structura." + where + ": 'beta' must be a number");
+  Tensor out = make_out(info, 4, where, a.shape, a.dtype, a.device());
+  cpu_unary(op, safe_input(a, out), alpha, beta, out);
+  return absent(info, 4) ? wrap(env, std::move(out)) : info[4];
+}
+
+Napi::Value Where(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor cond = unwrap(info[0], "cond");
+  Tensor a = unwrap(info[1], "a");
+  Tensor b = unwrap(info[2], "b");
+  require_cpu(env, cond, "where", "cond");
+  require_same_device(env, cond, a, "where");
+  require_same_device(env, a, b, "where");
+  if (a.dtype != b.dtype)
+    throw_type(env, std::string("structura.where: 'a' is ") + dtype_name(a.dtype) + " but 'b' is " +
+                        dtype_name(b.dtype) + "; cast one of them first");
+  Shape ab, shape;
+  if (!broadcast_shapes(a.shape, b.shape, ab) || !broadcast_shapes(cond.shape, ab, shape))
+    throw_range(env, "structura.where: shapes " + shape_str(cond.shape) + " ('cond'), " + shape_str(a.shape) +
+                         " ('a') and " + shape_str(b.shape) + " ('b') do not broadcast");
+  Tensor out = Tensor::empty(a.dtype, shape, a.device());
+  cpu_where(cond, a, b, out);
+  return wrap(env, std::move(out));
+}
+
+}  // namespace
+
+void register_elementwise(Napi::Env env, Napi::Object exports) {
+  exports.Set("binary", Napi::Function::New(env, Binary, "binary"));
+  exports.Set("unary", Napi::Function::New(env, Unary, "unary"));
+  exports.Set("where", Napi::Function::New(env, Where, "where"));
+}
+
+}  // namespace structura

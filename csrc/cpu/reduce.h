@@ -1,0 +1,28 @@
+// reduce.h — CPU reductions, arg-reductions, softmax and cross-entropy (csrc/cpu/reduce.cc).
+// Inputs are views of any strides; results are fresh contiguous tensors. The ops layer
+// (csrc/ops/reduce.cc) has checked dtypes, axes and labels before anything here runs.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "tensor.h"
+
+namespace structura {
+
+enum class ReduceOp : int { sum, mean, max, min };
+
+// Reduces a over `axes` (sorted, unique, in range) into a tensor of shape out_shape (keepDims or
+// not: only the element count matters) and a's dtype. sum and mean of float32, float16 and bfloat16
+// accumulate in double; int32 sums in int64 and wrap to int32 on store. max/min propagate NaN.
+// An empty reduction gives 0 (sum), NaN (mean); max/min over nothing must be rejected by the caller.
+Tensor cpu_reduce(ReduceOp op, const Tensor& a, const std::vector<int64_t>& axes, const Shape& out_shape);
+// Index (int32) of the first max (or min) along `axis` (size ≥ 1); NaN counts as the extreme.
+Tensor cpu_arg_reduce(bool is_max, const Tensor& a, int64_t axis, const Shape& out_shape);
+// softmax (or log-softmax) along axis, numerically stable (the max is subtracted first).
+Tensor cpu_softmax(const Tensor& a, int64_t axis, bool log);
+// logits [M, C] (float dtype), labels[M] ∈ [0, C): mean over rows of logsumexp(row) − row[label].
+double cpu_cross_entropy(const Tensor& logits, const int32_t* labels);
+// (softmax(logits) − onehot(labels)) · g / M, of the logits' dtype.
+Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, double g);
+
+}  // namespace structura
