@@ -41,6 +41,9 @@ struct Storage {
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
+
+ private:
+  void* base_ = nullptr;  // what malloc returned (data is base_ rounded up to 64 bytes)
 };
 
 using Shape = std::vector<int64_t>;
