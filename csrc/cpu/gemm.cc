@@ -1,1 +1,880 @@
-// placeholder: filled in by the gemm work
+// cpu/gemm.cc — the packed, cache-blocked, multithreaded GEMM core (see gemm.h for the contract).
+//
+//   C[M, N] = alpha · A[M, K] · B[K, N] + beta · C (+ bias[N]),  float and double, any strides.
+//
+// Goto/BLIS five loops (kernels_design.md §1):
+//   jc over N in NC blocks → pc over K in KC blocks (pack B[KC, NC] into NR-wide micro-panels, shared by
+//   the threads) → ic over each thread's rows in MC blocks (pack A[MC, KC] into MR-tall micro-panels,
+//   one buffer per thread) → jr over B micro-panels → ir over A micro-panels → micro-kernel.
+// The micro-kernel keeps an MR×NR tile of C in registers, vectors along N (rows of C are contiguous
+// in the common row-major case) and broadcasts of A. One kernel per row count m ≤ MR, so row edges
+// cost only what they compute; column edges use masked loads/stores (strided C: a tile in memory).
+//   AVX-512:  float 12×32, double 12×16   (24 zmm accumulators + 2 B vectors + 1 broadcast)
+//   AVX2+FMA: float 6×16,  double 6×8     (12 ymm accumulators + 2 + 1)
+//   scalar:   4×8                          (plain C++, whatever the baseline compiler vectorises)
+// The SIMD kernels live in gemm_kernels.inc, included once per instruction set with its target
+// attribute, so this file compiles with plain -O3 and picks the kernels at run time (simd_level()).
+// Threads: rows are split into equal MR-aligned ranges, all threads packing and sharing each B panel
+// (a barrier after packing, one before repacking); with too few rows, columns are split instead.
+// Skinny problems (M ≤ 16: bandwidth-bound, B is read once and barely reused) skip packing when B
+// has a unit stride: row-major B streams row by row through register tiles with software prefetch
+// (nn_rows), Bᵀ row-major (x·Wᵀ) becomes dot products with the rows of W (nt_tile); each thread takes
+// its own columns. When N is tiny and M is not, the problem is transposed (Cᵀ = Bᵀ·Aᵀ, free with
+// strides) so the short side becomes M.
+#include "cpu/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <utility>
+#include <vector>
+
+#include "cpu/cpuinfo.h"
+#include "threadpool.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define STRUCTURA_X86 1
+#endif
+
+namespace structura {
+
+namespace {
+
+constexpr int kMaxMR = 12;
+
+template <class T>
+using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t rs_c, int64_t cs_c, int n, T alpha,
+                             T beta, const T* bias, int64_t bias_stride);
+template <class T>
+using SkinnyNN = void (*)(int64_t kb, const T* A, int64_t rs_a, int64_t cs_a, const T* B, int64_t rs_b, int64_t width,
+                          T* acc, int64_t ld, bool first);
+template <class T>
+using SkinnyNT = void (*)(int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw, T* out, int64_t ld_out);
+template <class T>
+using PackFn = void (*)(const T* src, int64_t rs, int64_t cs, int64_t len, int64_t kc, T* dst);
+
+// One ISA's kernels and blocking. mc, kc, nc: cache blocks (measured on the AMD EPYC dev box: 32 KB L1d,
+// 1 MB L2 per core, shared L3); the packed B micro-panel (kc·NR) is the one reused from L1.
+template <class T>
+struct Impl {
+  int mr, nr, kc, mc, nc;
+  MicroKernel<T> kern[kMaxMR + 1];  // kern[m] computes m ≤ mr rows
+  PackFn<T> pack_a;                 // len rows of A → MR-tall micro-panels
+  PackFn<T> pack_b;                 // len columns of B → NR-wide micro-panels
+  // skinny path (SIMD levels only; null in the scalar table): nn[m] for m ≤ 16 rows, nt[mi][nj]
+  int lanes = 0, nt_mi = 0;
+  SkinnyNN<T> nn[17] = {};
+  SkinnyNT<T> nt[5][5] = {};
+};
+
+// ---------------------------------------------------------------------------------------------
+// packing (generic bodies, instantiated inside each ISA's target so the compiler may vectorise them)
+
+// A[len, kc] (strides rs, cs) → ceil(len/MR) panels of kc·MR: panel p, step k holds rows p·MR .. p·MR+MR-1.
+// Rows past len are zero, so a kernel that reads them adds nothing.
+template <class T, int MR>
+__attribute__((always_inline)) inline void pack_a_body(const T* A, int64_t rs, int64_t cs, int64_t len, int64_t kc,
+                                                       T* dst) {
+  for (int64_t p = 0; p < len; p += MR, dst += MR * kc) {
+    const int m = (int)std::min<int64_t>(MR, len - p);
+    const T* src = A + p * rs;
+    if (m == MR && rs == 1) {
+      for (int64_t k = 0; k < kc; k++) {
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) dst[k * MR + r] = src[k * cs + r];
+      }
+    } else if (m == MR && cs == 1) {
+      // Row-major A: a transpose. Blocks of 8 k keep the MR source rows' lines in use together.
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+#pragma GCC unroll 16
+        for (int r = 0; r < MR; r++) {
+          const T* s = src + r * rs + k;
+#pragma GCC unroll 8
+          for (int q = 0; q < 8; q++) dst[(k + q) * MR + r] = s[q];
+        }
+      }
+      for (; k < kc; k++)
+        for (int r = 0; r < MR; r++) dst[k * MR + r] = src[r * rs + k];
+    } else {
+      for (int64_t k = 0; k < kc; k++) {
+        for (int r = 0; r < m; r++) dst[k * MR + r] = src[r * rs + k * cs];
+        for (int r = m; r < MR; r++) dst[k * MR + r] = T(0);
+      }
+    }
+  }
+}
+
+// B[kc, len] (strides rs, cs) → ceil(len/NR) panels of kc·NR: panel q, step k holds columns q·NR .. +NR-1,
+// zero-padded past len.
+template <class T, int NR>
+__attribute__((always_inline)) inline void pack_b_body(const T* B, int64_t rs, int64_t cs, int64_t len, int64_t kc,
+                                                       T* dst) {
+  const int64_t full = len / NR;
+  if (cs == 1) {
+    // Row-major B: walk each row of the block once, left to right, so the reads stream from memory.
+    for (int64_t k = 0; k < kc; k++) {
+      const T* s = B + k * rs;
+      T* d = dst + k * NR;
+      for (int64_t q = 0; q < full; q++, s += NR, d += NR * kc) {
+#pragma GCC unroll 32
+        for (int j = 0; j < NR; j++) d[j] = s[j];
+      }
+      const int n = (int)(len - full * NR);
+      if (n) {
+        for (int j = 0; j < n; j++) d[j] = s[j];
+        for (int j = n; j < NR; j++) d[j] = T(0);
+      }
+    }
+    return;
+  }
+  for (int64_t q = 0; q < len; q += NR, dst += NR * kc) {
+    const int n = (int)std::min<int64_t>(NR, len - q);
+    const T* src = B + q * cs;
+    if (n == NR && rs == 1) {
+      // Bᵀ stored row-major (x·Wᵀ): a transpose, in blocks of 8 k.
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        for (int j = 0; j < NR; j++) {
+          const T* s = src + j * cs + k;
+#pragma GCC unroll 8
+          for (int q2 = 0; q2 < 8; q2++) dst[(k + q2) * NR + j] = s[q2];
+        }
+      }
+      for (; k < kc; k++)
+        for (int j = 0; j < NR; j++) dst[k * NR + j] = src[j * cs + k];
+    } else {
+      for (int64_t k = 0; k < kc; k++) {
+        for (int j = 0; j < n; j++) dst[k * NR + j] = src[k * rs + j * cs];
+        for (int j = n; j < NR; j++) dst[k * NR + j] = T(0);
+      }
+    }
+  }
+}
+
+// The store every kernel falls back to (column edge, strided C, strided bias): tile t[m][NR] holds A·B.
+template <class T, int NR>
+__attribute__((always_inline)) inline void store_tile(int m, int n, const T* t, T* c, int64_t rs_c, int64_t cs_c,
+                                                      T alpha, T beta, const T* bias, int64_t bs) {
+  for (int i = 0; i < m; i++) {
+    T* cr = c + i * rs_c;
+    for (int j = 0; j < n; j++) {
+      T v = alpha * t[i * NR + j];
+      if (beta != T(0)) v += beta * cr[j * cs_c];  // beta = 0 never reads C (it may hold NaN)
+      if (bias) v += bias[j * bs];
+      cr[j * cs_c] = v;
+    }
+  }
+}
+
+// Independent accumulator sets for short m: one m-row tile alone has too few FMA chains to hide latency.
+constexpr int unroll_sets(int m, int chains_per_row, int want) {
+  return m * chains_per_row >= want ? 1 : (m * chains_per_row * 2 >= want ? 2 : 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// scalar kernels (MR = 4, NR = 8)
+
+template <class T, int M>
+void kern_scalar(int64_t kc, const T* __restrict a, const T* __restrict b, T* c, int64_t rs_c, int64_t cs_c, int n,
+                 T alpha, T beta, const T* bias, int64_t bs) {
+  constexpr int MR = 4, NR = 8;
+  T acc[M][NR];
+#pragma GCC unroll 4
+  for (int i = 0; i < M; i++)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; j++) acc[i][j] = T(0);
+  for (int64_t k = 0; k < kc; k++) {
+#pragma GCC unroll 4
+    for (int i = 0; i < M; i++) {
+      const T av = a[i];
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; j++) acc[i][j] += av * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  store_tile<T, NR>(M, n, &acc[0][0], c, rs_c, cs_c, alpha, beta, bias, bs);
+}
+
+template <class T>
+void pack_a_scalar(const T* s, int64_t rs, int64_t cs, int64_t len, int64_t kc, T* d) {
+  pack_a_body<T, 4>(s, rs, cs, len, kc, d);
+}
+template <class T>
+void pack_b_scalar(const T* s, int64_t rs, int64_t cs, int64_t len, int64_t kc, T* d) {
+  pack_b_body<T, 8>(s, rs, cs, len, kc, d);
+}
+
+#ifdef STRUCTURA_X86
+// ---------------------------------------------------------------------------------------------
+// vector traits (see gemm_kernels.inc): AVX2+FMA (MR = 6, NR = 2 ymm) and AVX-512 (MR = 12, NR = 2 zmm)
+
+#define STRUCTURA_AVX2_INL __attribute__((target("avx2,fma"), always_inline)) inline
+#define STRUCTURA_AVX512_INL __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"), always_inline)) inline
+
+namespace avx2 {
+template <class T> struct Vec;
+template <> struct Vec<float> {
+  using T = float;
+  using V = __m256;
+  static constexpr int L = 8, MR = 6;
+  // skinny path: vectors per row of B for R rows (R·U accumulators + U + 1 ≤ 16 registers)
+  static constexpr int nn_unroll(int r) { return r <= 2 ? 4 : r == 3 ? 3 : r <= 6 ? 2 : 1; }
+  static STRUCTURA_AVX2_INL __m256i lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static STRUCTURA_AVX2_INL V zero() { return _mm256_setzero_ps(); }
+  static STRUCTURA_AVX2_INL V load(const T* p) { return _mm256_load_ps(p); }
+  static STRUCTURA_AVX2_INL V loadu(const T* p) { return _mm256_loadu_ps(p); }
+  static STRUCTURA_AVX2_INL V loadn(const T* p, int n) { return _mm256_maskload_ps(p, lanes(n)); }
+  static STRUCTURA_AVX2_INL void store(T* p, V v) { _mm256_store_ps(p, v); }
+  static STRUCTURA_AVX2_INL void storeu(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static STRUCTURA_AVX2_INL void storen(T* p, int n, V v) { _mm256_maskstore_ps(p, lanes(n), v); }
+  static STRUCTURA_AVX2_INL V set1(T x) { return _mm256_set1_ps(x); }
+  static STRUCTURA_AVX2_INL V bcast(const T* p) { return _mm256_broadcast_ss(p); }
+  static STRUCTURA_AVX2_INL V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static STRUCTURA_AVX2_INL V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static STRUCTURA_AVX2_INL V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static STRUCTURA_AVX2_INL T hsum(V v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+  }
+};
+template <> struct Vec<double> {
+  using T = double;
+  using V = __m256d;
+  static constexpr int L = 4, MR = 6;
+  static constexpr int nn_unroll(int r) { return r <= 2 ? 4 : r == 3 ? 3 : r <= 6 ? 2 : 1; }
+  static STRUCTURA_AVX2_INL __m256i lanes(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static STRUCTURA_AVX2_INL V zero() { return _mm256_setzero_pd(); }
+  static STRUCTURA_AVX2_INL V load(const T* p) { return _mm256_load_pd(p); }
+  static STRUCTURA_AVX2_INL V loadu(const T* p) { return _mm256_loadu_pd(p); }
+  static STRUCTURA_AVX2_INL V loadn(const T* p, int n) { return _mm256_maskload_pd(p, lanes(n)); }
+  static STRUCTURA_AVX2_INL void store(T* p, V v) { _mm256_store_pd(p, v); }
+  static STRUCTURA_AVX2_INL void storeu(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static STRUCTURA_AVX2_INL void storen(T* p, int n, V v) { _mm256_maskstore_pd(p, lanes(n), v); }
+  static STRUCTURA_AVX2_INL V set1(T x) { return _mm256_set1_pd(x); }
+  static STRUCTURA_AVX2_INL V bcast(const T* p) { return _mm256_broadcast_sd(p); }
+  static STRUCTURA_AVX2_INL V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static STRUCTURA_AVX2_INL V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static STRUCTURA_AVX2_INL V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static STRUCTURA_AVX2_INL T hsum(V v) {
+    __m128d x = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
+  }
+};
+#define STRUCTURA_KATTR __attribute__((target("avx2,fma")))
+#include "cpu/gemm_kernels.inc"
+#undef STRUCTURA_KATTR
+}  // namespace avx2
+
+namespace avx512 {
+template <class T> struct Vec;
+template <> struct Vec<float> {
+  using T = float;
+  using V = __m512;
+  static constexpr int L = 16, MR = 12;
+  static constexpr int nn_unroll(int r) { return r <= 2 ? 8 : r <= 4 ? 6 : r <= 6 ? 4 : 3; }
+  static STRUCTURA_AVX512_INL __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1); }
+  static STRUCTURA_AVX512_INL V zero() { return _mm512_setzero_ps(); }
+  static STRUCTURA_AVX512_INL V load(const T* p) { return _mm512_load_ps(p); }
+  static STRUCTURA_AVX512_INL V loadu(const T* p) { return _mm512_loadu_ps(p); }
+  static STRUCTURA_AVX512_INL V loadn(const T* p, int n) { return _mm512_maskz_loadu_ps(lanes(n), p); }
+  static STRUCTURA_AVX512_INL void store(T* p, V v) { _mm512_store_ps(p, v); }
+  static STRUCTURA_AVX512_INL void storeu(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static STRUCTURA_AVX512_INL void storen(T* p, int n, V v) { _mm512_mask_storeu_ps(p, lanes(n), v); }
+  static STRUCTURA_AVX512_INL V set1(T x) { return _mm512_set1_ps(x); }
+  static STRUCTURA_AVX512_INL V bcast(const T* p) { return _mm512_set1_ps(*p); }
+  static STRUCTURA_AVX512_INL V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static STRUCTURA_AVX512_INL V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static STRUCTURA_AVX512_INL V add(V a, V b) { return _mm512_add_ps(a, b); }
+  // (GCC 12's _mm512_reduce_add_* and 512→128 casts trip -Wuninitialized; the maskz forms do not.)
+  static STRUCTURA_AVX512_INL T hsum(V v) {
+    v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4((__mmask16)-1, v, v, 0x4E));
+    v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4((__mmask16)-1, v, v, 0xB1));
+    v = _mm512_add_ps(v, _mm512_maskz_permute_ps((__mmask16)-1, v, 0x4E));
+    v = _mm512_add_ps(v, _mm512_maskz_permute_ps((__mmask16)-1, v, 0xB1));
+    return _mm512_cvtss_f32(v);
+  }
+};
+template <> struct Vec<double> {
+  using T = double;
+  using V = __m512d;
+  static constexpr int L = 8, MR = 12;
+  static constexpr int nn_unroll(int r) { return r <= 2 ? 8 : r <= 4 ? 6 : r <= 6 ? 4 : 3; }
+  static STRUCTURA_AVX512_INL __mmask8 lanes(int n) { return (__mmask8)((1u << n) - 1); }
+  static STRUCTURA_AVX512_INL V zero() { return _mm512_setzero_pd(); }
+  static STRUCTURA_AVX512_INL V load(const T* p) { return _mm512_load_pd(p); }
+  static STRUCTURA_AVX512_INL V loadu(const T* p) { return _mm512_loadu_pd(p); }
+  static STRUCTURA_AVX512_INL V loadn(const T* p, int n) { return _mm512_maskz_loadu_pd(lanes(n), p); }
+  static STRUCTURA_AVX512_INL void store(T* p, V v) { _mm512_store_pd(p, v); }
+  static STRUCTURA_AVX512_INL void storeu(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static STRUCTURA_AVX512_INL void storen(T* p, int n, V v) { _mm512_mask_storeu_pd(p, lanes(n), v); }
+  static STRUCTURA_AVX512_INL V set1(T x) { return _mm512_set1_pd(x); }
+  static STRUCTURA_AVX512_INL V bcast(const T* p) { return _mm512_set1_pd(*p); }
+  static STRUCTURA_AVX512_INL V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static STRUCTURA_AVX512_INL V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static STRUCTURA_AVX512_INL V add(V a, V b) { return _mm512_add_pd(a, b); }
+  static STRUCTURA_AVX512_INL T hsum(V v) {
+    v = _mm512_add_pd(v, _mm512_maskz_shuffle_f64x2((__mmask8)-1, v, v, 0x4E));
+    v = _mm512_add_pd(v, _mm512_maskz_shuffle_f64x2((__mmask8)-1, v, v, 0xB1));
+    v = _mm512_add_pd(v, _mm512_maskz_permute_pd((__mmask8)-1, v, 0x55));
+    return _mm512_cvtsd_f64(v);
+  }
+};
+#define STRUCTURA_KATTR __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#include "cpu/gemm_kernels.inc"
+#undef STRUCTURA_KATTR
+}  // namespace avx512
+#endif  // STRUCTURA_X86
+
+// ---------------------------------------------------------------------------------------------
+// kernel tables
+
+template <class T, size_t... I>
+void fill_scalar(MicroKernel<T>* out, std::index_sequence<I...>) {
+  ((out[I + 1] = &kern_scalar<T, (int)I + 1>), ...);
+}
+
+template <class T>
+Impl<T> make_scalar() {
+  Impl<T> im{};
+  im.mr = 4, im.nr = 8, im.kc = 256, im.mc = 128, im.nc = 2048;
+  fill_scalar<T>(im.kern, std::make_index_sequence<4>{});
+  im.pack_a = &pack_a_scalar<T>;
+  im.pack_b = &pack_b_scalar<T>;
+  return im;
+}
+
+#ifdef STRUCTURA_X86
+// The same tables for both instruction sets, from the namespace's kernels.
+#define STRUCTURA_FILL_SIMD(NS)                                                                    \
+  template <class T, size_t... I>                                                                  \
+  void fill_##NS(Impl<T>& im, std::index_sequence<I...>) {                                        \
+    ((im.kern[I + 1] = &NS::kern<T, (int)I + 1>), ...);                                            \
+  }                                                                                                \
+  template <class T, size_t... I>                                                                  \
+  void fill_##NS##_nn(Impl<T>& im, std::index_sequence<I...>) {                                   \
+    ((im.nn[I + 1] = &NS::nn_rows<T, (int)I + 1>), ...);                                           \
+  }                                                                                                \
+  template <class T>                                                                               \
+  void fill_##NS##_nt(Impl<T>& im) {                                                               \
+    im.nt[1][1] = &NS::nt_tile<T, 1, 1>, im.nt[1][2] = &NS::nt_tile<T, 1, 2>;                      \
+    im.nt[1][3] = &NS::nt_tile<T, 1, 3>, im.nt[1][4] = &NS::nt_tile<T, 1, 4>;                      \
+    im.nt[2][1] = &NS::nt_tile<T, 2, 1>, im.nt[2][2] = &NS::nt_tile<T, 2, 2>;                      \
+    im.nt[2][3] = &NS::nt_tile<T, 2, 3>, im.nt[2][4] = &NS::nt_tile<T, 2, 4>;                      \
+    if (im.nt_mi < 3) return;                                                                      \
+    im.nt[3][1] = &NS::nt_tile<T, 3, 1>, im.nt[3][2] = &NS::nt_tile<T, 3, 2>;                      \
+    im.nt[3][3] = &NS::nt_tile<T, 3, 3>, im.nt[3][4] = &NS::nt_tile<T, 3, 4>;                      \
+    im.nt[4][1] = &NS::nt_tile<T, 4, 1>, im.nt[4][2] = &NS::nt_tile<T, 4, 2>;                      \
+    im.nt[4][3] = &NS::nt_tile<T, 4, 3>, im.nt[4][4] = &NS::nt_tile<T, 4, 4>;                      \
+  }
+STRUCTURA_FILL_SIMD(avx2)
+STRUCTURA_FILL_SIMD(avx512)
+#undef STRUCTURA_FILL_SIMD
+
+template <class T>
+Impl<T> make_avx2() {
+  Impl<T> im{};
+  im.mr = avx2::Vec<T>::MR, im.nr = 2 * avx2::Vec<T>::L;
+  im.kc = 256;
+  im.mc = sizeof(T) == 4 ? 144 : 72;
+  im.nc = 4080;
+  im.lanes = avx2::Vec<T>::L;
+  im.nt_mi = 2;  // 2×4 accumulators + 2 A vectors + 1 W vector fit the 16 ymm registers
+  fill_avx2<T>(im, std::make_index_sequence<6>{});
+  fill_avx2_nn<T>(im, std::make_index_sequence<16>{});
+  fill_avx2_nt<T>(im);
+  im.pack_a = &avx2::pack_a<T>;
+  im.pack_b = &avx2::pack_b<T>;
+  return im;
+}
+
+template <class T>
+Impl<T> make_avx512() {
+  Impl<T> im{};
+  im.mr = avx512::Vec<T>::MR, im.nr = 2 * avx512::Vec<T>::L;
+  im.kc = 256;
+  im.mc = sizeof(T) == 4 ? 240 : 120;
+  im.nc = 4096;
+  im.lanes = avx512::Vec<T>::L;
+  im.nt_mi = 4;
+  fill_avx512<T>(im, std::make_index_sequence<12>{});
+  fill_avx512_nn<T>(im, std::make_index_sequence<16>{});
+  fill_avx512_nt<T>(im);
+  im.pack_a = &avx512::pack_a<T>;
+  im.pack_b = &avx512::pack_b<T>;
+  return im;
+}
+#endif
+
+template <class T>
+const Impl<T>& impl_for(Simd s) {
+  static const Impl<T> scalar = make_scalar<T>();
+#ifdef STRUCTURA_X86
+  static const Impl<T> avx2_impl = make_avx2<T>();
+  static const Impl<T> avx512_impl = make_avx512<T>();
+  if (s == Simd::avx512) return avx512_impl;
+  if (s == Simd::avx2) return avx2_impl;
+#else
+  (void)s;
+#endif
+  return scalar;
+}
+
+// ---------------------------------------------------------------------------------------------
+// workspace: packed buffers, 64-byte aligned, kept per calling thread and reused across calls
+
+struct AlignedBuf {
+  void* p = nullptr;
+  size_t cap = 0;
+  AlignedBuf() = default;
+  AlignedBuf(const AlignedBuf&) = delete;
+  AlignedBuf& operator=(const AlignedBuf&) = delete;
+  AlignedBuf(AlignedBuf&& o) noexcept : p(o.p), cap(o.cap) { o.p = nullptr, o.cap = 0; }
+  ~AlignedBuf() { std::free(p); }
+  void* get(size_t bytes) {
+    if (bytes > cap) {
+      std::free(p);
+      p = nullptr;
+      cap = 0;
+      size_t r = (bytes + 4095) / 4096 * 4096;
+      p = std::aligned_alloc(64, r);
+      if (!p) throw std::bad_alloc();
+      cap = r;
+    }
+    return p;
+  }
+};
+
+struct Workspace {
+  AlignedBuf shared_b;          // the B panel all threads pack into and read (row split); skinny x·Wᵀ: A
+  std::vector<AlignedBuf> a;    // per thread: its A block
+  std::vector<AlignedBuf> b;    // per thread: its own B panel (column split) or skinny sums
+};
+thread_local Workspace t_ws;
+
+// ---------------------------------------------------------------------------------------------
+// the driver
+
+template <class T>
+struct Problem {
+  int64_t M, N, K;
+  T alpha, beta;
+  const T* A;
+  int64_t rs_a, cs_a;
+  const T* B;
+  int64_t rs_b, cs_b;
+  T* C;
+  int64_t rs_c, cs_c;
+  const T* bias;       // per column of C (null after a transpose: then applied by finish_block)
+  int64_t bias_stride;
+  const GemmEpilogue<T>* epi;
+  bool transposed;     // C, A, B are the caller's Cᵀ, Bᵀ, Aᵀ
+};
+
+// After all of K has been accumulated into C[i0:i1, j0:j1] (in the problem's own coordinates): the
+// row bias of a transposed problem, then the caller's block hook in the caller's coordinates.
+template <class T>
+void finish_block(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  const GemmEpilogue<T>* e = p.epi;
+  if (!e) return;
+  if (p.transposed && e->bias) {
+    for (int64_t i = i0; i < i1; i++) {
+      const T bv = e->bias[i * e->bias_stride];
+      T* cr = p.C + i * p.rs_c;
+      for (int64_t j = j0; j < j1; j++) cr[j * p.cs_c] += bv;
+    }
+  }
+  if (e->block) {
+    if (p.transposed) e->block(j0, j1, i0, i1);
+    else e->block(i0, i1, j0, j1);
+  }
+}
+
+// Cache blocks of one call: the ISA's defaults, or for skinny problems sizes that make the B reads long
+// contiguous runs (see gemm_impl).
+struct Blocking {
+  int64_t kc, mc, nc;
+};
+
+// Rows [i0, i1) × columns [j0, j1) of p. `share` threads (ids tid) pack each B panel together into
+// `bbuf` and meet at barriers; share = 1 runs alone. Exceptions from the block hook are kept in *err and
+// the thread keeps meeting the barriers (a thread that left would hang the others).
+template <class T>
+void run_range(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0,
+               int64_t j1, T* bbuf, T* abuf, int tid, int share, std::exception_ptr* err, std::mutex* err_mu) {
+  const int64_t MR = im.mr, NR = im.nr;
+  const int64_t rows = i1 - i0;
+  // Equal MR-aligned row blocks no larger than MC: no small leftover block.
+  const int64_t nblk = rows > 0 ? (rows + bk.mc - 1) / bk.mc : 0;
+  const int64_t rpanels = (rows + MR - 1) / MR;
+  bool failed = false;
+  for (int64_t jc = j0; jc < j1; jc += bk.nc) {
+    const int64_t nc = std::min<int64_t>(bk.nc, j1 - jc);
+    for (int64_t pc = 0; pc < p.K; pc += bk.kc) {
+      const int64_t kc = std::min<int64_t>(bk.kc, p.K - pc);
+      const bool first = pc == 0, last = pc + kc == p.K;
+      {
+        const int64_t Q = (nc + NR - 1) / NR;
+        const int64_t q0 = Q * tid / share, q1 = Q * (tid + 1) / share;
+        if (q1 > q0) {
+          const int64_t c0 = q0 * NR, c1 = std::min<int64_t>(nc, q1 * NR);
+          im.pack_b(p.B + pc * p.rs_b + (jc + c0) * p.cs_b, p.rs_b, p.cs_b, c1 - c0, kc, bbuf + c0 * kc);
+        }
+      }
+      if (share > 1) region_barrier();
+      const T beta = first ? p.beta : T(1);
+      const T* bias = last && p.bias ? p.bias + jc * p.bias_stride : nullptr;
+      for (int64_t b = 0; b < nblk && !failed; b++) {
+        const int64_t ib = i0 + (rpanels * b / nblk) * MR;
+        const int64_t ie = std::min<int64_t>(i1, i0 + (rpanels * (b + 1) / nblk) * MR);
+        if (ie <= ib) continue;
+        const int64_t mc = ie - ib;
+        im.pack_a(p.A + ib * p.rs_a + pc * p.cs_a, p.rs_a, p.cs_a, mc, kc, abuf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int n = (int)std::min<int64_t>(NR, nc - jr);
+          const T* bp = bbuf + jr * kc;
+          T* cj = p.C + (jc + jr) * p.cs_c;
+          const T* bj = bias ? bias + jr * p.bias_stride : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int m = (int)std::min<int64_t>(MR, mc - ir);
+            im.kern[m](kc, abuf + ir * kc, bp, cj + (ib + ir) * p.rs_c, p.rs_c, p.cs_c, n, p.alpha, beta, bj,
+                       p.bias_stride);
+          }
+        }
+        if (last && p.epi) {
+          try {
+            finish_block(p, ib, ie, jc, jc + nc);
+          } catch (...) {
+            std::lock_guard<std::mutex> g(*err_mu);
+            if (!*err) *err = std::current_exception();
+            failed = true;
+          }
+        }
+      }
+      // Nobody repacks B while another thread still reads it (after the last panel, the end of the
+      // parallel region is the barrier).
+      if (share > 1 && !(last && jc + nc >= j1)) region_barrier();
+    }
+  }
+}
+
+// C = beta·C (+ bias), then the block hook: what every path reduces to when K = 0 or alpha = 0.
+template <class T>
+void scale_only(const Problem<T>& p) {
+  for (int64_t i = 0; i < p.M; i++) {
+    T* cr = p.C + i * p.rs_c;
+    for (int64_t j = 0; j < p.N; j++) {
+      T v = p.beta == T(0) ? T(0) : p.beta * cr[j * p.cs_c];
+      if (p.bias) v += p.bias[j * p.bias_stride];
+      cr[j * p.cs_c] = v;
+    }
+  }
+  finish_block(p, 0, p.M, 0, p.N);
+}
+
+// Tiny problems: packing and thread wake-up would cost more than the arithmetic.
+template <class T>
+void small_direct(const Problem<T>& p) {
+  for (int64_t i = 0; i < p.M; i++) {
+    T* cr = p.C + i * p.rs_c;
+    for (int64_t j = 0; j < p.N; j++) {
+      T s = T(0);
+      const T* a = p.A + i * p.rs_a;
+      const T* b = p.B + j * p.cs_b;
+      for (int64_t k = 0; k < p.K; k++) s += a[k * p.cs_a] * b[k * p.rs_b];
+      T v = p.alpha * s;
+      if (p.beta != T(0)) v += p.beta * cr[j * p.cs_c];
+      if (p.bias) v += p.bias[j * p.bias_stride];
+      cr[j * p.cs_c] = v;
+    }
+  }
+  finish_block(p, 0, p.M, 0, p.N);
+}
+
+// The skinny path's final update of C[0:M, j0:j0+width] from the sums in acc (row stride ld).
+template <class T>
+void write_out(const Problem<T>& p, const T* acc, int64_t ld, int64_t i0, int64_t i1, int64_t j0, int64_t width) {
+  for (int64_t i = i0; i < i1; i++) {
+    T* cr = p.C + i * p.rs_c + j0 * p.cs_c;
+    const T* ar = acc + (i - i0) * ld;
+    const T* bias = p.bias ? p.bias + j0 * p.bias_stride : nullptr;
+    for (int64_t j = 0; j < width; j++) {
+      T v = p.alpha * ar[j];
+      if (p.beta != T(0)) v += p.beta * cr[j * p.cs_c];
+      if (bias) v += bias[j * p.bias_stride];
+      cr[j * p.cs_c] = v;
+    }
+  }
+}
+
+// Skinny, row-major B: columns [j0, j1) of C from rows of B streamed in order, KB rows at a time
+// (KB concurrent streams, each read left to right). acc: M × ld sums. KB measured on the dev box
+// (1×, 4×, 8×, 16× 4096×4096, 1 and 2 threads): few streams while the rows of A fit one register
+// group, long blocks (fewer passes over acc) when they take two.
+template <class T>
+void skinny_nn(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, T* acc) {
+  const int64_t KB = p.M <= 4 ? 8 : p.M <= 8 ? 16 : 128;
+  const int64_t width = j1 - j0;
+  const int64_t ld = (width + im.lanes - 1) / im.lanes * im.lanes;
+  for (int64_t k0 = 0; k0 < p.K; k0 += KB) {
+    const int64_t kb = std::min<int64_t>(KB, p.K - k0);
+    im.nn[p.M](kb, p.A + k0 * p.cs_a, p.rs_a, p.cs_a, p.B + k0 * p.rs_b + j0 * p.cs_b, p.rs_b, width, acc, ld, k0 == 0);
+  }
+  write_out(p, acc, ld, 0, p.M, j0, width);
+}
+
+// Skinny, Bᵀ row-major (B(k, j) = W[j·cs_b + k]): each C element is a dot product of a row of A (A: rows
+// contiguous, lda apart) with a row of W; tiles of nt_mi × 4 of them, every row of W read from memory once.
+template <class T>
+void skinny_nt(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, const T* A, int64_t lda) {
+  constexpr int NJ = 4;
+  T out[4 * NJ];
+  for (int64_t j = j0; j < j1; j += NJ) {
+    const int nj = (int)std::min<int64_t>(NJ, j1 - j);
+    for (int64_t i = 0; i < p.M; i += im.nt_mi) {
+      const int mi = (int)std::min<int64_t>(im.nt_mi, p.M - i);
+      im.nt[mi][nj](p.K, A + i * lda, lda, p.B + j * p.cs_b, p.cs_b, out, NJ);
+      write_out(p, out, NJ, i, i + mi, j, nj);
+    }
+  }
+}
+
+template <class T>
+void gemm_impl(Problem<T> p) {
+  if (p.M <= 0 || p.N <= 0) return;
+  if (p.K <= 0 || p.alpha == T(0)) {
+    scale_only(p);
+    return;
+  }
+  const Impl<T>& im = impl_for<T>(simd_level());
+  // A handful of columns wastes most of each NR-wide tile; the transposed problem has them as rows,
+  // which the m-row kernels compute without waste.
+  if (p.N < im.nr / 2 && p.M > p.N) {
+    std::swap(p.M, p.N);
+    std::swap(p.A, p.B);
+    std::swap(p.rs_a, p.cs_b);
+    std::swap(p.cs_a, p.rs_b);
+    std::swap(p.rs_c, p.cs_c);
+    p.bias = nullptr;
+    p.transposed = true;
+  }
+  const double work = (double)p.M * (double)p.N * (double)p.K;
+  if (work <= 4096.0) {
+    small_direct(p);
+    return;
+  }
+  // Threads: about 2^17 multiply-adds each at least (a few µs), or waking them costs more than it saves.
+  int nt = (int)std::min<double>(num_threads(), std::max(1.0, work / 131072.0));
+  const int64_t MR = im.mr, NR = im.nr;
+  const int64_t rpanels = (p.M + MR - 1) / MR;
+  // Skinny (few rows): B is read once and barely reused, so the time is reading B.
+  const bool skinny = p.M <= 16;
+  const bool split_rows = !skinny && rpanels >= 2 * nt;
+  const int64_t npanels = (p.N + NR - 1) / NR;
+  if (!split_rows) nt = (int)std::min<int64_t>(nt, npanels);
+  if (nt < 1) nt = 1;
+  std::exception_ptr err;
+  std::mutex err_mu;
+  auto finish = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    if (!p.epi) return;
+    try {
+      finish_block(p, i0, i1, j0, j1);
+    } catch (...) {
+      std::lock_guard<std::mutex> g(err_mu);
+      if (!err) err = std::current_exception();
+    }
+  };
+  // Skinny with a unit stride in B: no packing at all (SIMD levels). Threads take equal column ranges.
+  if (skinny && im.lanes > 0 && (p.cs_b == 1 || p.rs_b == 1)) {
+    Workspace& ws = t_ws;
+    if (p.cs_b == 1) {
+      const int64_t vecs = (p.N + im.lanes - 1) / im.lanes;
+      nt = (int)std::min<int64_t>(nt, vecs);
+      if ((int)ws.b.size() < nt) ws.b.resize(nt);
+      // Each thread sizes its own buffer: the pool may run fewer threads than asked (no barriers here,
+      // so an allocation failure simply propagates).
+      parallel_region(nt, [&](int tid, int n_threads) {
+        const int64_t j0 = std::min<int64_t>(p.N, vecs * tid / n_threads * im.lanes);
+        const int64_t j1 = std::min<int64_t>(p.N, vecs * (tid + 1) / n_threads * im.lanes);
+        if (j1 <= j0) return;
+        T* acc = (T*)ws.b[tid].get(sizeof(T) * (size_t)(p.M * ((j1 - j0 + im.lanes - 1) / im.lanes * im.lanes)));
+        skinny_nn(im, p, j0, j1, acc);
+        finish(0, p.M, j0, j1);
+      });
+    } else {
+      // A's rows must be contiguous for the dot products; A is small here (≤ 16 rows), so copy if not.
+      const T* A = p.A;
+      int64_t lda = p.rs_a;
+      if (p.cs_a != 1) {
+        T* a = (T*)ws.shared_b.get(sizeof(T) * (size_t)(p.M * p.K));
+        for (int64_t i = 0; i < p.M; i++)
+          for (int64_t k = 0; k < p.K; k++) a[i * p.K + k] = p.A[i * p.rs_a + k * p.cs_a];
+        A = a, lda = p.K;
+      }
+      const int64_t tiles = (p.N + 3) / 4;
+      nt = (int)std::min<int64_t>(nt, tiles);
+      parallel_region(nt, [&](int tid, int n_threads) {
+        const int64_t j0 = std::min<int64_t>(p.N, tiles * tid / n_threads * 4);
+        const int64_t j1 = std::min<int64_t>(p.N, tiles * (tid + 1) / n_threads * 4);
+        if (j1 <= j0) return;
+        skinny_nt(im, p, j0, j1, A, lda);
+        finish(0, p.M, j0, j1);
+      });
+    }
+    if (err) std::rethrow_exception(err);
+    return;
+  }
+  // Packed skinny (the scalar level, or B without a unit stride): columns go to the threads (each
+  // packs and streams its own part of B) and the B block is sized for long contiguous reads — whole
+  // row segments when B is row-major, whole columns (rows of Bᵀ) otherwise — about 384 KB, so it
+  // stays in L2 while the kernel sweeps it.
+  Blocking bk{im.kc, im.mc, im.nc};
+  if (skinny) {
+    const int64_t budget = (384 << 10) / (int64_t)sizeof(T);
+    const int64_t width = (npanels + nt - 1) / nt * NR;  // one thread's columns
+    if (p.cs_b == 1 && p.rs_b != 1) {
+      bk.nc = std::min<int64_t>(width, std::max<int64_t>(NR, budget / 16 / NR * NR));
+      bk.kc = std::max<int64_t>(16, budget / bk.nc);
+    } else if (p.rs_b == 1) {
+      bk.kc = std::min<int64_t>(p.K, std::max<int64_t>(im.kc, budget / NR));
+      bk.nc = std::max<int64_t>(NR, budget / bk.kc / NR * NR);
+    }
+  }
+  bk.kc = std::min<int64_t>(bk.kc, p.K);
+
+  Workspace& ws = t_ws;
+  if ((int)ws.a.size() < nt) ws.a.resize(nt);
+  for (int t = 0; t < nt; t++)
+    ws.a[t].get(sizeof(T) * (size_t)(std::min<int64_t>(bk.mc, rpanels * MR) + 2 * MR) * bk.kc);
+  T* shared_b = nullptr;
+  if (split_rows) {
+    // Allocated before the region: a thread failing between barriers would hang the others.
+    const int64_t ncols = std::min<int64_t>(bk.nc, npanels * NR);
+    shared_b = (T*)ws.shared_b.get(sizeof(T) * (size_t)ncols * bk.kc);
+  } else if ((int)ws.b.size() < nt) {
+    ws.b.resize(nt);
+  }
+  parallel_region(nt, [&](int tid, int n_threads) {
+    T* abuf = (T*)ws.a[tid].p;
+    if (split_rows) {
+      const int64_t i0 = std::min<int64_t>(p.M, rpanels * tid / n_threads * MR);
+      const int64_t i1 = std::min<int64_t>(p.M, rpanels * (tid + 1) / n_threads * MR);
+      run_range(im, bk, p, i0, i1, 0, p.N, shared_b, abuf, tid, n_threads, &err, &err_mu);
+    } else {
+      const int64_t Q = (p.N + NR - 1) / NR;
+      const int64_t j0 = std::min<int64_t>(p.N, Q * tid / n_threads * NR);
+      const int64_t j1 = std::min<int64_t>(p.N, Q * (tid + 1) / n_threads * NR);
+      if (j1 <= j0) return;
+      // sized here, from the range this thread really got (no barriers in this mode)
+      T* bbuf = (T*)ws.b[tid].get(sizeof(T) * (size_t)std::min<int64_t>(bk.nc, j1 - j0 + NR) * bk.kc);
+      run_range(im, bk, p, 0, p.M, j0, j1, bbuf, abuf, 0, 1, &err, &err_mu);
+    }
+  });
+  if (err) std::rethrow_exception(err);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// public entry points
+
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, int64_t cs_a, const T* B, int64_t rs_b,
+          int64_t cs_b, T beta, T* C, int64_t rs_c, int64_t cs_c, const GemmEpilogue<T>* epilogue) {
+  Problem<T> p{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, nullptr, 0, nullptr, false};
+  if (epilogue && (epilogue->bias || epilogue->block)) {
+    p.epi = epilogue;
+    p.bias = epilogue->bias;
+    p.bias_stride = epilogue->bias_stride;
+  }
+  gemm_impl(p);
+}
+
+template <class T>
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t bs_a, int64_t rs_a,
+                  int64_t cs_a, const T* B, int64_t bs_b, int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t bs_c,
+                  int64_t rs_c, int64_t cs_c) {
+  gemm_batched_fn<T>(
+      batch, M, N, K, alpha, rs_a, cs_a, rs_b, cs_b, beta, rs_c, cs_c, [&](int64_t b, const T** a, const T** bb, T** c) {
+        *a = A + b * bs_a;
+        *bb = B + b * bs_b;
+        *c = C + b * bs_c;
+      });
+}
+
+template <class T>
+void gemm_batched_fn(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, int64_t rs_a, int64_t cs_a,
+                     int64_t rs_b, int64_t cs_b, T beta, int64_t rs_c, int64_t cs_c,
+                     const std::function<void(int64_t b, const T** A, const T** B, T** C)>& operands) {
+  if (batch <= 0 || M <= 0 || N <= 0) return;
+  const double work = (double)M * (double)N * (double)std::max<int64_t>(K, 1);
+  const int nt = num_threads();
+  // Small products side by side on separate threads (each one single-threaded: a gemm called inside a
+  // parallel region runs inline); large ones one after another, each on every thread.
+  if (nt > 1 && batch > 1 && work < 64.0 * 64.0 * 256.0 * nt) {
+    parallel_for(batch, std::max<int64_t>(1, (int64_t)(131072.0 / work)), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; b++) {
+        const T *a, *bb;
+        T* c;
+        operands(b, &a, &bb, &c);
+        gemm<T>(M, N, K, alpha, a, rs_a, cs_a, bb, rs_b, cs_b, beta, c, rs_c, cs_c, nullptr);
+      }
+    });
+    return;
+  }
+  for (int64_t b = 0; b < batch; b++) {
+    const T *a, *bb;
+    T* c;
+    operands(b, &a, &bb, &c);
+    gemm<T>(M, N, K, alpha, a, rs_a, cs_a, bb, rs_b, cs_b, beta, c, rs_c, cs_c, nullptr);
+  }
+}
+
+template <class T>
+void gemm_naive(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, int64_t cs_a, const T* B,
+                int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t rs_c, int64_t cs_c) {
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      double s = 0;
+      for (int64_t k = 0; k < K; k++) s += (double)A[i * rs_a + k * cs_a] * (double)B[k * rs_b + j * cs_b];
+      double v = (double)alpha * s;
+      if (beta != T(0)) v += (double)beta * (double)C[i * rs_c + j * cs_c];
+      C[i * rs_c + j * cs_c] = (T)v;
+    }
+}
+
+int gemm_block_mr(bool is_double) {
+  return is_double ? impl_for<double>(simd_level()).mr : impl_for<float>(simd_level()).mr;
+}
+int gemm_block_nr(bool is_double) {
+  return is_double ? impl_for<double>(simd_level()).nr : impl_for<float>(simd_level()).nr;
+}
+int gemm_block_kc(bool is_double) {
+  return is_double ? impl_for<double>(simd_level()).kc : impl_for<float>(simd_level()).kc;
+}
+
+#define STRUCTURA_GEMM_INSTANTIATE(T)                                                                              \
+  template void gemm<T>(int64_t, int64_t, int64_t, T, const T*, int64_t, int64_t, const T*, int64_t, int64_t, T, T*, \
+                        int64_t, int64_t, const GemmEpilogue<T>*);                                                  \
+  template void gemm_batched<T>(int64_t, int64_t, int64_t, int64_t, T, const T*, int64_t, int64_t, int64_t,         \
+                                const T*, int64_t, int64_t, int64_t, T, T*, int64_t, int64_t, int64_t);             \
+  template void gemm_batched_fn<T>(int64_t, int64_t, int64_t, int64_t, T, int64_t, int64_t, int64_t, int64_t, T,    \
+                                   int64_t, int64_t, const std::function<void(int64_t, const T**, const T**, T**)>&); \
+  template void gemm_naive<T>(int64_t, int64_t, int64_t, T, const T*, int64_t, int64_t, const T*, int64_t, int64_t, \
+                              T, T*, int64_t, int64_t);
+STRUCTURA_GEMM_INSTANTIATE(float)
+STRUCTURA_GEMM_INSTANTIATE(double)
+
+}  // namespace structura

@@ -4,10 +4,16 @@
 //   C[i, j] = alpha · Σ_k A[i, k] · B[k, j] + beta · C[i, j]      for i < M, j < N, k < K
 //
 // Operands are given by pointer and (row stride, column stride) in elements, so transposes and
-// strided views cost nothing: A(i, k) = A[i·rs_a + k·cs_a]. beta = 0 never reads C (it may hold NaN).
+// strided views cost nothing: A(i, k) = A[i·rs_a + k·cs_a]. Any strides work (packing reads them);
+// unit stride along one of the two dimensions is the fast case. beta = 0 never reads C (it may hold
+// NaN); alpha = 0 or K = 0 never reads A or B. C must not overlap A, B or itself.
 // Goto/BLIS five loops: packed KC×NC panels of B and MC×KC blocks of A, an MR×NR register micro-kernel
-// chosen at run time (AVX-512, AVX2+FMA, scalar; cpu/cpuinfo.h), threads over M (and N when M is small)
-// on the shared pool, small/skinny problems (M ≤ 16, or tiny K) on an unpacked path.
+// chosen at run time (AVX-512, AVX2+FMA, scalar; cpu/cpuinfo.h), threads over M (over N when M is
+// small) on the shared pool. Skinny problems (M ≤ 16, bandwidth-bound) with a unit stride in B skip
+// packing and stream B once, each thread its own columns. Tiny problems (M·N·K ≤ 4096) take a direct
+// loop; N < NR/2 < M is computed as Cᵀ = Bᵀ·Aᵀ.
+// Called from inside a parallel region (e.g. one gemm per batch item on the pool), it runs inline on
+// the calling thread. Packed buffers are 64-byte aligned, per calling thread, reused across calls.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -20,8 +26,10 @@ struct GemmEpilogue {
   const T* bias = nullptr;
   int64_t bias_stride = 1;
   // Optional: called once per finished block of C (all of K accumulated, bias added), by the thread
-  // that computed it, with the block's row and column ranges. Used by fused ops (e.g. lowrank adds its
-  // rank-r term here) and activations. Blocks of different calls never overlap.
+  // that computed it, with the block's row and column ranges [i0, i1) × [j0, j1). Used by fused ops
+  // (e.g. lowrank adds its rank-r term here) and activations. The blocks of one call tile C exactly
+  // once and never overlap; they may run concurrently on different threads. An exception thrown by
+  // the hook is rethrown by gemm() once every thread has stopped.
   std::function<void(int64_t i0, int64_t i1, int64_t j0, int64_t j1)> block;
 };
 
@@ -31,15 +39,29 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, in
           int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t rs_c, int64_t cs_c,
           const GemmEpilogue<T>* epilogue = nullptr);
 
-// `batch` independent GEMMs; operand p of batch b starts at p + b·batch_stride_p (0 broadcasts).
+// `batch` independent GEMMs; operand p of batch b starts at p + b·batch_stride_p (0 broadcasts A or B;
+// the C matrices must be distinct). Small products run side by side on the pool, large ones in turn.
 template <class T>
 void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t bs_a, int64_t rs_a,
                   int64_t cs_a, const T* B, int64_t bs_b, int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t bs_c,
                   int64_t rs_c, int64_t cs_c);
 
-// The plain triple loop in double (tests, and the reference for the GEMM benchmark).
+// The same with the operands of batch b given by a callback (batch dimensions with arbitrary strides,
+// numpy broadcasting). `operands` may be called from several threads at once.
+template <class T>
+void gemm_batched_fn(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, int64_t rs_a, int64_t cs_a,
+                     int64_t rs_b, int64_t cs_b, T beta, int64_t rs_c, int64_t cs_c,
+                     const std::function<void(int64_t b, const T** A, const T** B, T** C)>& operands);
+
+// The plain triple loop, accumulated in double (tests, and the reference for the GEMM benchmark).
 template <class T>
 void gemm_naive(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, int64_t cs_a, const T* B,
                 int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t rs_c, int64_t cs_c);
+
+// The register tile (MR × NR) and K block of the kernel in use at the current SIMD level, so tests can
+// aim at the edges.
+int gemm_block_mr(bool is_double);
+int gemm_block_nr(bool is_double);
+int gemm_block_kc(bool is_double);
 
 }  // namespace structura

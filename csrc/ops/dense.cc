@@ -1,2 +1,327 @@
+// ops/dense.cc — dense products on the CPU GEMM core (cpu/gemm.h).
+//
+//   matmul(a, b, transA, transB) → c [..., M, N]
+//     a [..., M, K] (or [..., K, M] when transA), b [..., K, N] (or [..., N, K] when transB); the batch
+//     dimensions broadcast (numpy rules). A 1-D operand is numpy's vector: a [K] acts as [1, K] and b [K]
+//     as [K, 1], and that dimension is dropped from c (the trans flag of a 1-D operand is ignored).
+//     float32 and float64 natively; float16 / bfloat16 are computed in float32 and rounded once.
+//   gemm(C, A, B, alpha, beta, transA, transB, bias?, probe?): C[M, N] = alpha·op(A)·op(B) + beta·C (+ bias[N]),
+//     in place, for 2-D float32/float64 tensors with any strides (C may be a view; it must not overlap
+//     itself, A or B). probe is a test hook for the GEMM's per-block epilogue (see run_gemm).
+//   gemmBlocking(dtype) → {mr, nr, kc}: the register tile and K block at the current SIMD level (tests).
+//
+// Operands are read through their strides when each matrix has a unit stride in one of its last two
+// dimensions (transposes and row slices are free); anything else is made contiguous first.
+#include <algorithm>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cpu/gemm.h"
 #include "ops/ops.h"
-namespace structura { void register_dense(Napi::Env, Napi::Object) {} }
+#include "tensor.h"
+
+namespace structura {
+
+namespace {
+
+bool opt_bool(const Napi::CallbackInfo& info, size_t i, const char* arg) {
+  if (info.Length() <= i || info[i].IsUndefined()) return false;
+  return get_bool(info, i, arg);
+}
+
+std::string flag_str(const char* name, bool v) { return std::string(name) + "=" + (v ? "true" : "false"); }
+
+// (row stride, column stride) of the logical matrix op(X) held in the last two dims of t.
+void matrix_strides(const Tensor& t, bool trans, int64_t& rs, int64_t& cs) {
+  const int64_t nd = t.ndim();
+  const int64_t s0 = t.strides[nd - 2], s1 = t.strides[nd - 1];
+  rs = trans ? s1 : s0;
+  cs = trans ? s0 : s1;
+}
+
+// True if the last two dims can be read in place: one of them has unit stride (or size 1).
+bool readable_in_place(const Tensor& t) {
+  const int64_t nd = t.ndim();
+  if (nd < 2) return true;
+  const bool u0 = t.shape[nd - 2] <= 1 || t.strides[nd - 2] == 1;
+  const bool u1 = t.shape[nd - 1] <= 1 || t.strides[nd - 1] == 1;
+  return u0 || u1;
+}
+
+// Element offsets of every matrix of t (ndim ≥ 2) over the broadcast batch shape `batch`.
+std::vector<int64_t> batch_offsets(const Tensor& t, const Shape& batch, int64_t count) {
+  const int64_t nb = (int64_t)batch.size(), tb = t.ndim() - 2;
+  Shape st(nb, 0);
+  for (int64_t d = 0; d < tb; d++) {
+    const int64_t o = nb - tb + d;
+    st[o] = (t.shape[d] == 1 && batch[o] != 1) ? 0 : t.strides[d];
+  }
+  std::vector<int64_t> off((size_t)count);
+  std::vector<int64_t> idx((size_t)nb, 0);
+  int64_t cur = 0;
+  for (int64_t b = 0; b < count; b++) {
+    off[(size_t)b] = cur;
+    for (int64_t d = nb - 1; d >= 0; d--) {  // odometer increment
+      idx[d]++;
+      cur += st[d];
+      if (idx[d] < batch[d]) break;
+      cur -= st[d] * batch[d];
+      idx[d] = 0;
+    }
+  }
+  return off;
+}
+
+// If every batch matrix of a is the next block of rows of one taller matrix (a row-major stack, the
+// x·W case), returns true: the batch folds into M and one large GEMM replaces many small ones.
+bool batch_folds_into_rows(const Tensor& a, const Shape& batch, int64_t M, int64_t rs_a) {
+  const int64_t nb = (int64_t)batch.size(), tb = a.ndim() - 2;
+  int64_t expect = M * rs_a;
+  for (int64_t o = nb - 1; o >= 0; o--) {
+    if (batch[o] == 1) continue;
+    const int64_t d = o - (nb - tb);
+    if (d < 0 || a.shape[d] != batch[o] || a.strides[d] != expect) return false;
+    expect *= batch[o];
+  }
+  return true;
+}
+
+template <class T>
+void run_matmul(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, const Shape& batch, int64_t count,
+                int64_t M, int64_t N, int64_t K, bool b_batched) {
+  int64_t rs_a, cs_a, rs_b, cs_b;
+  matrix_strides(a, ta, rs_a, cs_a);
+  matrix_strides(b, tb, rs_b, cs_b);
+  const T* A = a.data<T>();
+  const T* B = b.data<T>();
+  T* C = c.data<T>();
+  if (count == 1 || (!b_batched && batch_folds_into_rows(a, batch, M, rs_a))) {
+    gemm<T>(count * M, N, K, T(1), A, rs_a, cs_a, B, rs_b, cs_b, T(0), C, N, 1);
+    return;
+  }
+  std::vector<int64_t> oa = batch_offsets(a, batch, count), ob = batch_offsets(b, batch, count);
+  gemm_batched_fn<T>(count, M, N, K, T(1), rs_a, cs_a, rs_b, cs_b, T(0), N, 1,
+                     [&](int64_t i, const T** pa, const T** pb, T** pc) {
+                       *pa = A + oa[(size_t)i];
+                       *pb = B + ob[(size_t)i];
+                       *pc = C + i * M * N;
+                     });
+}
+
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& a0 = unwrap(info[0], "a");
+  const Tensor& b0 = unwrap(info[1], "b");
+  const bool ta_in = opt_bool(info, 2, "transA"), tb_in = opt_bool(info, 3, "transB");
+  if (a0.device() != b0.device())
+    throw_type(env, "structura.matmul: 'a' is on " + a0.device().str() + " but 'b' is on " + b0.device().str() +
+                        "; move one with .to()");
+  require_cpu(env, a0, "matmul", "a");
+  if (!is_floating(a0.dtype))
+    throw_type(env, std::string("structura.matmul: 'a' must be a floating dtype, got ") + dtype_name(a0.dtype));
+  if (!is_floating(b0.dtype))
+    throw_type(env, std::string("structura.matmul: 'b' must be a floating dtype, got ") + dtype_name(b0.dtype));
+  if (a0.dtype != b0.dtype)
+    throw_type(env, std::string("structura.matmul: 'a' is ") + dtype_name(a0.dtype) + " but 'b' is " +
+                        dtype_name(b0.dtype) + "; cast one of them");
+  if (a0.ndim() < 1) throw_range(env, "structura.matmul: 'a' must have at least 1 dimension, got shape []");
+  if (b0.ndim() < 1) throw_range(env, "structura.matmul: 'b' must have at least 1 dimension, got shape []");
+
+  // Views with the 1-D operands promoted (no copy): a [K] → [1, K], b [K] → [K, 1].
+  Tensor a = a0, b = b0;
+  const bool a_vec = a.ndim() == 1, b_vec = b.ndim() == 1;
+  bool ta = ta_in && !a_vec, tb = tb_in && !b_vec;
+  if (a_vec) {
+    a.shape = {1, a0.shape[0]};
+    a.strides = {0, a0.strides[0]};
+  }
+  if (b_vec) {
+    b.shape = {b0.shape[0], 1};
+    b.strides = {b0.strides[0], 0};
+  }
+  const int64_t na = a.ndim(), nbd = b.ndim();
+  const int64_t M = ta ? a.shape[na - 1] : a.shape[na - 2];
+  const int64_t Ka = ta ? a.shape[na - 2] : a.shape[na - 1];
+  const int64_t Kb = tb ? b.shape[nbd - 1] : b.shape[nbd - 2];
+  const int64_t N = tb ? b.shape[nbd - 2] : b.shape[nbd - 1];
+  if (Ka != Kb)
+    throw_range(env, "structura.matmul: inner dimensions differ: 'a' " + shape_str(a0.shape) + " (" +
+                         flag_str("transA", ta) + ") has K = " + std::to_string(Ka) + ", 'b' " + shape_str(b0.shape) +
+                         " (" + flag_str("transB", tb) + ") has K = " + std::to_string(Kb));
+  const int64_t K = Ka;
+  Shape a_batch(a.shape.begin(), a.shape.end() - 2), b_batch(b.shape.begin(), b.shape.end() - 2), batch;
+  if (!broadcast_shapes(a_batch, b_batch, batch))
+    throw_range(env, "structura.matmul: batch dimensions of 'a' " + shape_str(a0.shape) + " and 'b' " +
+                         shape_str(b0.shape) + " do not broadcast");
+  long double total = 1;
+  for (auto d : batch) total *= (long double)d;
+  if (total * (long double)M * (long double)N > (long double)kMaxNumel)
+    throw_range(env, "structura.matmul: the result of 'a' " + shape_str(a0.shape) + " · 'b' " + shape_str(b0.shape) +
+                         " would be too large");
+  int64_t count = 1;
+  for (auto d : batch) count *= d;
+
+  Shape out_shape = batch;
+  if (!a_vec) out_shape.push_back(M);
+  if (!b_vec) out_shape.push_back(N);
+  const DType dt = a0.dtype;
+  const bool half = dt == DType::f16 || dt == DType::bf16;
+  const DType cdt = half ? DType::f32 : dt;
+  Tensor c = Tensor::empty(cdt, out_shape, a0.device());
+  if (c.numel() > 0) {
+    // Half types: one conversion to float32 (contiguous); otherwise in place when the strides allow.
+    Tensor ac = half ? cast_contiguous(a, DType::f32) : (readable_in_place(a) ? a : contiguous(a));
+    Tensor bc = half ? cast_contiguous(b, DType::f32) : (readable_in_place(b) ? b : contiguous(b));
+    bool b_batched = false;
+    for (int64_t d = 0; d < bc.ndim() - 2; d++)
+      if (bc.shape[d] > 1) b_batched = true;
+    if (cdt == DType::f64) run_matmul<double>(ac, bc, c, ta, tb, batch, count, M, N, K, b_batched);
+    else run_matmul<float>(ac, bc, c, ta, tb, batch, count, M, N, K, b_batched);
+  }
+  if (half) {
+    Tensor h = Tensor::empty(dt, out_shape, a0.device());
+    copy_to_contiguous(c, h);
+    return wrap(env, std::move(h));
+  }
+  return wrap(env, std::move(c));
+}
+
+// The in-place update, with the optional bias epilogue. probe (tests of the block hook of cpu/gemm.h):
+// 'check' records every block handed to the hook and returns {blocks, coverage, final}: whether the
+// blocks tiled C exactly once and whether C already held its final values when its block was reported;
+// 'throw' makes the hook throw on the block holding C's last element (the error must reach JS).
+template <class T>
+Napi::Value run_gemm(Napi::Env env, Tensor& C, const Tensor& A, const Tensor& B, const Tensor* bias, int64_t M,
+                     int64_t N, int64_t K, double alpha, double beta, int64_t rs_a, int64_t cs_a, int64_t rs_b,
+                     int64_t cs_b, const std::string& probe) {
+  const int64_t rs = C.strides[0], cs = C.strides[1];
+  T* c = C.data<T>();
+  GemmEpilogue<T> epi;
+  if (bias) {
+    epi.bias = bias->data<T>();
+    epi.bias_stride = bias->strides[0];
+  }
+  std::mutex mu;
+  std::vector<int> count;
+  std::vector<T> snap;
+  int64_t blocks = 0;
+  if (probe == "check") {
+    count.assign((size_t)(M * N), 0);
+    snap.assign((size_t)(M * N), T(0));
+    epi.block = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+      std::lock_guard<std::mutex> g(mu);
+      blocks++;
+      for (int64_t i = std::max<int64_t>(i0, 0); i < std::min(i1, M); i++)
+        for (int64_t j = std::max<int64_t>(j0, 0); j < std::min(j1, N); j++) {
+          count[(size_t)(i * N + j)]++;
+          snap[(size_t)(i * N + j)] = c[i * rs + j * cs];
+        }
+    };
+  } else if (probe == "throw") {
+    epi.block = [&](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+      if (i0 <= M - 1 && M - 1 < i1 && j0 <= N - 1 && N - 1 < j1)
+        throw std::runtime_error("structura.gemm: probe exception from the block hook");
+    };
+  }
+  gemm<T>(M, N, K, (T)alpha, A.data<T>(), rs_a, cs_a, B.data<T>(), rs_b, cs_b, (T)beta, c, rs, cs,
+          bias || !probe.empty() ? &epi : nullptr);
+  if (probe != "check") return env.Undefined();
+  bool coverage = true, final_values = true;
+  for (int64_t i = 0; i < M; i++)
+    for (int64_t j = 0; j < N; j++) {
+      const size_t e = (size_t)(i * N + j);
+      if (count[e] != 1) coverage = false;
+      const T v = c[i * rs + j * cs];
+      if (!(snap[e] == v || (snap[e] != snap[e] && v != v))) final_values = false;
+    }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("blocks", (double)blocks);
+  r.Set("coverage", coverage);
+  r.Set("final", final_values);
+  return r;
+}
+
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor& C = unwrap(info[0], "C");
+  const Tensor& A = unwrap(info[1], "A");
+  const Tensor& B = unwrap(info[2], "B");
+  const double alpha = get_number(info, 3, "alpha"), beta = get_number(info, 4, "beta");
+  const bool ta = opt_bool(info, 5, "transA"), tb = opt_bool(info, 6, "transB");
+  if (A.device() != C.device() || B.device() != C.device())
+    throw_type(env, "structura.gemm: 'C', 'A' and 'B' must be on one device, got " + C.device().str() + ", " +
+                        A.device().str() + " and " + B.device().str());
+  require_cpu(env, C, "gemm", "C");
+  if (C.dtype != DType::f32 && C.dtype != DType::f64)
+    throw_type(env, std::string("structura.gemm: 'C' must be float32 or float64, got ") + dtype_name(C.dtype));
+  require_dtype(env, A, C.dtype, "gemm", "A");
+  require_dtype(env, B, C.dtype, "gemm", "B");
+  if (C.ndim() != 2 || A.ndim() != 2 || B.ndim() != 2)
+    throw_range(env, "structura.gemm: 'C', 'A' and 'B' must be 2-D, got " + shape_str(C.shape) + ", " +
+                         shape_str(A.shape) + " and " + shape_str(B.shape));
+  const int64_t M = ta ? A.shape[1] : A.shape[0], Ka = ta ? A.shape[0] : A.shape[1];
+  const int64_t Kb = tb ? B.shape[1] : B.shape[0], N = tb ? B.shape[0] : B.shape[1];
+  if (Ka != Kb || C.shape[0] != M || C.shape[1] != N)
+    throw_range(env, "structura.gemm: shapes do not match: 'C' " + shape_str(C.shape) + ", 'A' " + shape_str(A.shape) +
+                         " (" + flag_str("transA", ta) + "), 'B' " + shape_str(B.shape) + " (" + flag_str("transB", tb) +
+                         ")");
+  if (C.storage == A.storage || C.storage == B.storage)
+    throw_range(env, std::string("structura.gemm: 'C' shares its storage with '") +
+                         (C.storage == A.storage ? "A" : "B") + "'; the result would overwrite its own input");
+  // C's elements must be distinct (threads write disjoint tiles): one stride spans the other dimension.
+  const int64_t rs = C.strides[0], cs = C.strides[1];
+  const bool rows_ok = M <= 1 || rs >= 1, cols_ok = N <= 1 || cs >= 1;
+  const bool disjoint = M <= 1 || N <= 1 || rs >= N * cs || cs >= M * rs;
+  if (!(rows_ok && cols_ok && disjoint))
+    throw_range(env, "structura.gemm: 'C' (shape " + shape_str(C.shape) + ", strides " + shape_str(C.strides) +
+                         ") has overlapping elements");
+  const Tensor* bias = nullptr;
+  if (info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull()) {
+    bias = &unwrap(info[7], "bias");
+    if (bias->device() != C.device())
+      throw_type(env, "structura.gemm: 'bias' is on " + bias->device().str() + " but 'C' is on " + C.device().str());
+    require_dtype(env, *bias, C.dtype, "gemm", "bias");
+    if (bias->ndim() != 1 || bias->shape[0] != N)
+      throw_range(env, "structura.gemm: 'bias' must have shape [" + std::to_string(N) + "], got " +
+                           shape_str(bias->shape));
+    if (bias->storage == C.storage)
+      throw_range(env, "structura.gemm: 'bias' shares its storage with 'C'");
+  }
+  std::string probe;
+  if (info.Length() > 8 && !info[8].IsUndefined()) {
+    probe = get_string(info, 8, "probe");
+    if (probe != "check" && probe != "throw")
+      throw_range(env, "structura.gemm: 'probe' must be 'check' or 'throw', got '" + probe + "'");
+  }
+  int64_t rs_a, cs_a, rs_b, cs_b;
+  matrix_strides(A, ta, rs_a, cs_a);
+  matrix_strides(B, tb, rs_b, cs_b);
+  if (C.dtype == DType::f64)
+    return run_gemm<double>(env, C, A, B, bias, M, N, Ka, alpha, beta, rs_a, cs_a, rs_b, cs_b, probe);
+  return run_gemm<float>(env, C, A, B, bias, M, N, Ka, alpha, beta, rs_a, cs_a, rs_b, cs_b, probe);
+}
+
+Napi::Value GemmBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const DType dt = get_dtype(info, 0, "dtype");
+  if (dt != DType::f32 && dt != DType::f64)
+    throw_type(env, std::string("structura.gemmBlocking: 'dtype' must be float32 or float64, got ") + dtype_name(dt));
+  const bool d = dt == DType::f64;
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("mr", gemm_block_mr(d));
+  r.Set("nr", gemm_block_nr(d));
+  r.Set("kc", gemm_block_kc(d));
+  return r;
+}
+
+}  // namespace
+
+void register_dense(Napi::Env env, Napi::Object exports) {
+  exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
+  exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  exports.Set("gemmBlocking", Napi::Function::New(env, GemmBlocking, "gemmBlocking"));
+}
+
+}  // namespace structura
