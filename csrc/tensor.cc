@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "cpu/elementwise.h"
 #include "threadpool.h"
 
 namespace structura {
@@ -174,7 +175,7 @@ static Box* box_of(const Napi::Value& v) {
 
 bool is_tensor_handle(const Napi::Value& v) { return box_of(v) != nullptr; }
 
-Tensor& unwrap(const Napi::Value& v, const char* arg) {
+Tensor unwrap(const Napi::Value& v, const char* arg) {
   Box* b = box_of(v);
   if (!b) throw_type(v.Env(), std::string("structura: argument '") + arg + "' must be a tensor handle");
   if (b->disposed) throw_type(v.Env(), std::string("structura: argument '") + arg + "' is a disposed tensor");
@@ -497,18 +498,10 @@ void copy_into(const Tensor& src, Tensor& dst) {
   });
 }
 
-Tensor contiguous(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(t.dtype, t.shape, t.device());
-  copy_to_contiguous(t, out);
-  return out;
-}
+// Both go through the elementwise module's tiled converter: a transposed input is copied in 64×64
+// tiles, several times faster than walking it element by element.
+Tensor contiguous(const Tensor& t) { return cpu_convert(t, t.dtype); }
 
-Tensor cast_contiguous(const Tensor& t, DType dt) {
-  if (t.dtype == dt && t.is_contiguous()) return t;
-  Tensor out = Tensor::empty(dt, t.shape, t.device());
-  copy_to_contiguous(t, out);
-  return out;
-}
+Tensor cast_contiguous(const Tensor& t, DType dt) { return cpu_convert(t, dt); }
 
 }  // namespace structura

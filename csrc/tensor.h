@@ -82,7 +82,9 @@ void adjust_external_memory(int64_t delta);
 
 // ---- handles ---------------------------------------------------------------------------------
 // Unwraps a tensor handle; throws a TypeError naming `arg` if v is not a live structura tensor.
-Tensor& unwrap(const Napi::Value& v, const char* arg);
+// Returns a copy (it shares the storage): reading a later argument can run JS (a getter) that
+// disposes this handle, and the op must keep its storage alive until it returns.
+Tensor unwrap(const Napi::Value& v, const char* arg);
 bool is_tensor_handle(const Napi::Value& v);
 Napi::Value wrap(Napi::Env env, Tensor t);
 // Releases the handle's reference to its storage (dispose). Idempotent; false if already disposed.

@@ -187,23 +187,16 @@ Napi::Value View(const Napi::CallbackInfo& info) {
 
 Napi::Value ReadImpl(const Napi::CallbackInfo& info, bool raw) {
   Napi::Env env = info.Env();
-  Tensor& t = unwrap(info[0], "tensor");
+  Tensor t = unwrap(info[0], "tensor");
   require_cpu(env, t, "read", "tensor");
   int64_t n = t.numel();
   bool widen = !raw && (t.dtype == DType::f16 || t.dtype == DType::bf16);
   DType out_dt = widen ? DType::f32 : t.dtype;
   size_t es = dtype_size(out_dt);
   Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, (size_t)n * es);
-  Tensor view;  // a tensor header over the ArrayBuffer's bytes, so copy_to_contiguous writes there
   if (n > 0) {
-    Tensor tmp = widen ? Tensor::empty(DType::f32, t.shape, t.device()) : Tensor();
-    if (widen) {
-      copy_to_contiguous(t, tmp);
-      std::memcpy(buf.Data(), tmp.raw(), (size_t)n * es);
-    } else {
-      Tensor c = contiguous(t);
-      std::memcpy(buf.Data(), c.raw(), (size_t)n * es);
-    }
+    Tensor c = cast_contiguous(t, out_dt);
+    std::memcpy(buf.Data(), c.raw(), (size_t)n * es);
   }
   napi_typedarray_type at = widen ? napi_float32_array : array_type(out_dt);
   napi_value arr;
@@ -230,33 +223,31 @@ Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value StorageId(const Napi::CallbackInfo& info) {
-  Tensor& t = unwrap(info[0], "tensor");
+  Tensor t = unwrap(info[0], "tensor");
   return Napi::Number::New(info.Env(), (double)(uintptr_t)t.storage.get());
 }
 
 Napi::Value Contiguous(const Napi::CallbackInfo& info) {
-  Tensor& t = unwrap(info[0], "tensor");
+  Tensor t = unwrap(info[0], "tensor");
   require_cpu(info.Env(), t, "contiguous", "tensor");
-  if (t.is_contiguous()) {
-    Tensor c = t;  // a new handle on the same storage
-    return wrap(info.Env(), std::move(c));
-  }
+  // Already contiguous: a new handle on the same storage.
   return wrap(info.Env(), contiguous(t));
 }
 
 Napi::Value Cast(const Napi::CallbackInfo& info) {
-  Tensor& t = unwrap(info[0], "tensor");
+  Tensor t = unwrap(info[0], "tensor");
   DType dt = get_dtype(info, 1, "dtype");
   require_cpu(info.Env(), t, "cast", "tensor");
+  // Always a new storage, even for the same dtype: cast() is documented to return a copy.
   Tensor out = Tensor::empty(dt, t.shape, t.device());
-  copy_to_contiguous(t, out);
+  copy_into(t, out);
   return wrap(info.Env(), std::move(out));
 }
 
 Napi::Value CopyInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Tensor& dst = unwrap(info[0], "dst");
-  Tensor& src = unwrap(info[1], "src");
+  Tensor dst = unwrap(info[0], "dst");
+  Tensor src = unwrap(info[1], "src");
   require_cpu(env, dst, "copyInto", "dst");
   require_same_device(env, dst, src, "copyInto");
   Shape b;

@@ -112,8 +112,8 @@ void run_matmul(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, c
 
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& a0 = unwrap(info[0], "a");
-  const Tensor& b0 = unwrap(info[1], "b");
+  const Tensor a0 = unwrap(info[0], "a");
+  const Tensor b0 = unwrap(info[1], "b");
   const bool ta_in = opt_bool(info, 2, "transA"), tb_in = opt_bool(info, 3, "transB");
   if (a0.device() != b0.device())
     throw_type(env, "structura.matmul: 'a' is on " + a0.device().str() + " but 'b' is on " + b0.device().str() +
@@ -245,9 +245,9 @@ Napi::Value run_gemm(Napi::Env env, Tensor& C, const Tensor& A, const Tensor& B,
 
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Tensor& C = unwrap(info[0], "C");
-  const Tensor& A = unwrap(info[1], "A");
-  const Tensor& B = unwrap(info[2], "B");
+  Tensor C = unwrap(info[0], "C");
+  const Tensor A = unwrap(info[1], "A");
+  const Tensor B = unwrap(info[2], "B");
   const double alpha = get_number(info, 3, "alpha"), beta = get_number(info, 4, "beta");
   const bool ta = opt_bool(info, 5, "transA"), tb = opt_bool(info, 6, "transB");
   if (A.device() != C.device() || B.device() != C.device())
@@ -277,9 +277,11 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   if (!(rows_ok && cols_ok && disjoint))
     throw_range(env, "structura.gemm: 'C' (shape " + shape_str(C.shape) + ", strides " + shape_str(C.strides) +
                          ") has overlapping elements");
+  Tensor bias_holder;
   const Tensor* bias = nullptr;
   if (info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull()) {
-    bias = &unwrap(info[7], "bias");
+    bias_holder = unwrap(info[7], "bias");
+    bias = &bias_holder;
     if (bias->device() != C.device())
       throw_type(env, "structura.gemm: 'bias' is on " + bias->device().str() + " but 'C' is on " + C.device().str());
     require_dtype(env, *bias, C.dtype, "gemm", "bias");
