@@ -14,6 +14,8 @@
         "csrc/ops/elementwise.cc",
         "csrc/ops/reduce.cc",
         "csrc/ops/dense.cc",
+        "csrc/cpu/lowrank.cc",
+        "csrc/ops/lowrank.cc",
         "csrc/cuda_none.cc"
       ],
       "include_dirs": ["csrc", "cuda"],

@@ -104,6 +104,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_elementwise(env, exports);
   register_reduce(env, exports);
   register_dense(env, exports);
+  register_lowrank(env, exports);
   return exports;
 }
 

@@ -18,6 +18,8 @@ export {
 export type { Operand } from './ops/elementwise';
 export { sum, mean, max, min, argmax, argmin, softmax, logSoftmax, mseLoss, crossEntropy } from './ops/reduce';
 export { matmul } from './ops/dense';
+export * as lowrank from './ops/lowrank';
+export type { LowRankLinearOptions, LoraOptions, LoraBatchOptions, SparseMatrix, SvdOptions } from './ops/lowrank';
 export {
   reshape, transpose, permute, narrow, squeeze, unsqueeze, expand, flatten, contiguous, clone, cast, concat, stack,
 } from './ops/shape';
@@ -29,3 +31,4 @@ export type { Hook, BackwardFn, CustomOpContext, CustomOpSpec, GradcheckOptions 
 
 export * as nn from './nn';
 export * as optim from './optim';
+export * as io from './io/safetensors';

@@ -122,6 +122,23 @@ export interface NativeBinding {
   /** The GEMM's register tile (mr × nr) and K block at the current SIMD level, for dtype float32 or float64 (tests). */
   gemmBlocking(dtype: number): { mr: number; nr: number; kc: number };
 
+  // ---- lowrank (csrc/ops/lowrank.cc on csrc/cpu/lowrank.cc) ----
+  // 2-D x [M, in]; float32/float64 natively, float16/bfloat16 computed in float32 and rounded once.
+  /** y = x·Wᵀ + scale·(x·A[:rank]ᵀ)·B[:, :rank]ᵀ + bias; W [out, in] (null: no base term), A [r, in], B [out, r], 1 ≤ rank ≤ r. */
+  lowrankLora(x: Handle, W: Handle | null, A: Handle, B: Handle, rank: number, scale: number, bias: Handle | null): Handle;
+  /** Row m: x[m]·Wᵀ + scale·(x[m]·A[ids[m]]ᵀ)·B[ids[m]]ᵀ; A [E, r, in], B [E, out, r], ids int32 [M] in [−1, E). */
+  lowrankLoraBatched(x: Handle, W: Handle, A: Handle, B: Handle, ids: Handle, scale: number): Handle;
+  /** x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ; gates [M, E]. */
+  lowrankLoraMixture(x: Handle, W: Handle, A: Handle, B: Handle, gates: Handle, scale: number): Handle;
+  /** x·(B·A + S)ᵀ + bias, S [out, in] from sorted unique int32 flat indices (row·in + col) and values [nnz]. */
+  lowrankSparsePlusLowRank(x: Handle, A: Handle, B: Handle, indices: Handle, values: Handle, bias: Handle | null): Handle;
+  /** x [M, in] → x·Sᵀ [M, out]; with transpose, g [M, out] → g·S [M, in]. */
+  lowrankSpmm(x: Handle, indices: Handle, values: Handle, out: number, inFeatures: number, transpose: boolean): Handle;
+  /** [nnz]: Σ_m g[m, row]·x[m, col] at each entry of S (g [M, out], x [M, in]). */
+  lowrankSddmm(g: Handle, x: Handle, indices: Handle): Handle;
+  /** W [out, in] ≈ B·A: randomized truncated SVD in float64; rank 0 = no rank limit, energy < 0 = none. */
+  lowrankSvd(W: Handle, rank: number, energy: number, seed: number, powerIters: number): { A: Handle; B: Handle; s: Handle };
+
   // ---- environment ----
   backend(): Omit<BackendInfo, 'binary'>;
   memory(): MemoryInfo;

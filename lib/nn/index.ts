@@ -4,5 +4,7 @@ export type { StateDict, LoadStateDictResult } from './module';
 export { Linear, Identity } from './linear';
 export type { LinearOptions } from './linear';
 export { Sequential } from './container';
+export { LowRankLinear, LoRALinear } from './lowrank';
+export type { LowRankLinearOptions, LoRAOptions } from './lowrank';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid } from './activation';
 export * as init from './init';

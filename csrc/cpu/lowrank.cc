@@ -1,0 +1,464 @@
+// cpu/lowrank.cc — CPU kernels of the lowrank family (shapes and contracts in cpu/lowrank.h).
+//
+// The LoRA forwards make one pass over W with the shared GEMM core (cpu/gemm.h): the small
+// T = scale·x·Aᵀ [M, r] is computed first, and every finished block C[i0:i1, j0:j1] of x·Wᵀ gets
+// T[i0:i1]·Bᵀ[:, j0:j1] added by the GEMM's epilogue hook while it is still in cache, so W is read once
+// and y written once. The rank-r update is a plain loop compiled three times (baseline, AVX2+FMA,
+// AVX-512) and chosen at run time like the GEMM kernels; it is O(M·N·r), r/K of the GEMM's work.
+// spmm / sddmm walk the sorted flat indices of S (row-major, so a row's entries are contiguous).
+// svd_randomized: Halko–Martinsson–Tropp range finder with power iterations, Gram–Schmidt twice
+// (re-orthogonalised) in float64, then one-sided (Hestenes) Jacobi on the small l×n matrix QᵀW.
+#include "cpu/lowrank.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "cpu/cpuinfo.h"
+#include "cpu/gemm.h"
+#include "threadpool.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define STRUCTURA_LR_X86 1
+#else
+#define STRUCTURA_LR_X86 0
+#endif
+
+namespace structura {
+
+// ---------------------------------------------------------------------------------------------
+// the epilogue's rank-k update: c[rows, cols] += t[rows, k] · bt[k, cols] (row strides ldt, ldb, ldc)
+
+#define STRUCTURA_LR_UPDATE(NAME, T)                                                                             \
+  void NAME(int64_t rows, int64_t cols, int64_t k, const T* __restrict t, int64_t ldt, const T* __restrict bt,   \
+            int64_t ldb, T* __restrict c, int64_t ldc) {                                                         \
+    for (int64_t i = 0; i < rows; i++) {                                                                         \
+      T* __restrict ci = c + i * ldc;                                                                            \
+      const T* ti = t + i * ldt;                                                                                 \
+      for (int64_t p = 0; p < k; p++) {                                                                          \
+        const T a = ti[p];                                                                                       \
+        const T* __restrict bp = bt + p * ldb;                                                                   \
+        for (int64_t j = 0; j < cols; j++) ci[j] += a * bp[j];                                                   \
+      }                                                                                                          \
+    }                                                                                                            \
+  }
+
+namespace lr_base {
+STRUCTURA_LR_UPDATE(update_f32, float)
+STRUCTURA_LR_UPDATE(update_f64, double)
+}  // namespace lr_base
+
+#if STRUCTURA_LR_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+namespace lr_avx2 {
+STRUCTURA_LR_UPDATE(update_f32, float)
+STRUCTURA_LR_UPDATE(update_f64, double)
+}  // namespace lr_avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#else
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
+#endif
+namespace lr_avx512 {
+STRUCTURA_LR_UPDATE(update_f32, float)
+STRUCTURA_LR_UPDATE(update_f64, double)
+}  // namespace lr_avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // STRUCTURA_LR_X86
+
+namespace {
+
+void rank_update(int64_t rows, int64_t cols, int64_t k, const float* t, int64_t ldt, const float* bt, int64_t ldb,
+                 float* c, int64_t ldc) {
+#if STRUCTURA_LR_X86
+  const Simd s = simd_level();
+  if (s == Simd::avx512) return lr_avx512::update_f32(rows, cols, k, t, ldt, bt, ldb, c, ldc);
+  if (s == Simd::avx2) return lr_avx2::update_f32(rows, cols, k, t, ldt, bt, ldb, c, ldc);
+#endif
+  lr_base::update_f32(rows, cols, k, t, ldt, bt, ldb, c, ldc);
+}
+
+void rank_update(int64_t rows, int64_t cols, int64_t k, const double* t, int64_t ldt, const double* bt, int64_t ldb,
+                 double* c, int64_t ldc) {
+#if STRUCTURA_LR_X86
+  const Simd s = simd_level();
+  if (s == Simd::avx512) return lr_avx512::update_f64(rows, cols, k, t, ldt, bt, ldb, c, ldc);
+  if (s == Simd::avx2) return lr_avx2::update_f64(rows, cols, k, t, ldt, bt, ldb, c, ldc);
+#endif
+  lr_base::update_f64(rows, cols, k, t, ldt, bt, ldb, c, ldc);
+}
+
+// bt[(e·r + p)·N + j] = B_e[j, p] for E stacked [N, r] factors given by strides (e-th at B + e·bs_e).
+template <class T>
+void transpose_factors(int64_t E, int64_t N, int64_t r, const T* B, int64_t bs_e, int64_t rs, int64_t cs, T* bt) {
+  parallel_for(E * r, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)), [&](int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; q++) {
+      const int64_t e = q / r, p = q % r;
+      const T* src = B + e * bs_e + p * cs;
+      T* dst = bt + q * N;
+      for (int64_t j = 0; j < N; j++) dst[j] = src[j * rs];
+    }
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// LoRA forwards
+
+template <class T>
+void lora_forward(int64_t M, int64_t N, int64_t K, int64_t k, MatRef<T> x, MatRef<T> W, MatRef<T> A, MatRef<T> B,
+                  T scale, const T* bias, int64_t bias_stride, T* y) {
+  if (M <= 0 || N <= 0) return;
+  // T = scale·x·A[:k]ᵀ: op(B) of the GEMM is A's first k rows read transposed (no copy)
+  std::vector<T> t((size_t)(M * k));
+  gemm<T>(M, k, K, scale, x.p, x.rs, x.cs, A.p, A.cs, A.rs, T(0), t.data(), k, 1);
+  GemmEpilogue<T> epi;
+  epi.bias = bias;
+  epi.bias_stride = bias_stride;
+  if (!W.p) {
+    gemm<T>(M, N, k, T(1), t.data(), k, 1, B.p, B.cs, B.rs, T(0), y, N, 1, bias ? &epi : nullptr);
+    return;
+  }
+  // Bᵀ[:k] as rows, so the epilogue's inner loop runs along contiguous columns of C.
+  std::vector<T> bt((size_t)(k * N));
+  transpose_factors<T>(1, N, k, B.p, 0, B.rs, B.cs, bt.data());
+  const T* tp = t.data();
+  const T* btp = bt.data();
+  epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    rank_update(i1 - i0, j1 - j0, k, tp + i0 * k, k, btp + j0, N, y + i0 * N + j0, N);
+  };
+  gemm<T>(M, N, K, T(1), x.p, x.rs, x.cs, W.p, W.cs, W.rs, T(0), y, N, 1, &epi);
+}
+
+template <class T>
+void lora_batched(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<T> x, MatRef<T> W, const T* A,
+                  const T* B, const int32_t* ids, T scale, T* y) {
+  if (M <= 0 || N <= 0) return;
+  // Rows grouped by adapter (Punica's SGMV): one small GEMM per adapter present in the batch.
+  std::vector<std::vector<int64_t>> rows((size_t)E);
+  for (int64_t m = 0; m < M; m++)
+    if (ids[m] >= 0) rows[(size_t)ids[m]].push_back(m);
+  std::vector<T> t((size_t)(M * r), T(0));
+  std::vector<T> xe, te;
+  for (int64_t e = 0; e < E; e++) {
+    const std::vector<int64_t>& R = rows[(size_t)e];
+    const int64_t n = (int64_t)R.size();
+    if (n == 0) continue;
+    const T* Ae = A + e * r * K;
+    if (R.back() - R.front() + 1 == n) {  // a contiguous run of rows: read x in place
+      gemm<T>(n, r, K, scale, x.p + R.front() * x.rs, x.rs, x.cs, Ae, 1, K, T(0), t.data() + R.front() * r, r, 1);
+      continue;
+    }
+    xe.resize((size_t)(n * K));
+    te.resize((size_t)(n * r));
+    parallel_for(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t a, int64_t b) {
+      for (int64_t i = a; i < b; i++) {
+        const T* src = x.p + R[(size_t)i] * x.rs;
+        T* dst = xe.data() + i * K;
+        for (int64_t c = 0; c < K; c++) dst[c] = src[c * x.cs];
+      }
+    });
+    gemm<T>(n, r, K, scale, xe.data(), K, 1, Ae, 1, K, T(0), te.data(), r, 1);
+    for (int64_t i = 0; i < n; i++) std::memcpy(t.data() + R[(size_t)i] * r, te.data() + i * r, sizeof(T) * (size_t)r);
+  }
+  std::vector<T> bt((size_t)(E * r * N));
+  transpose_factors<T>(E, N, r, B, N * r, r, 1, bt.data());
+  const T* tp = t.data();
+  const T* btp = bt.data();
+  GemmEpilogue<T> epi;
+  epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const int32_t e = ids[i];
+      if (e < 0) continue;
+      rank_update(1, j1 - j0, r, tp + i * r, r, btp + (int64_t)e * r * N + j0, N, y + i * N + j0, N);
+    }
+  };
+  gemm<T>(M, N, K, T(1), x.p, x.rs, x.cs, W.p, W.cs, W.rs, T(0), y, N, 1, &epi);
+}
+
+template <class T>
+void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<T> x, MatRef<T> W, const T* A,
+                  const T* B, const T* gates, T scale, T* y) {
+  if (M <= 0 || N <= 0) return;
+  // The E adapters side by side are one adapter of rank E·r whose T columns carry the gates (X-LoRA).
+  const int64_t R = E * r;
+  std::vector<T> t((size_t)(M * R));
+  gemm<T>(M, R, K, scale, x.p, x.rs, x.cs, A, 1, K, T(0), t.data(), R, 1);
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t e = 0; e < E; e++) {
+      const T g = gates[m * E + e];
+      T* tr = t.data() + m * R + e * r;
+      for (int64_t p = 0; p < r; p++) tr[p] *= g;
+    }
+  std::vector<T> bt((size_t)(R * N));
+  transpose_factors<T>(E, N, r, B, N * r, r, 1, bt.data());
+  const T* tp = t.data();
+  const T* btp = bt.data();
+  GemmEpilogue<T> epi;
+  epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    rank_update(i1 - i0, j1 - j0, R, tp + i0 * R, R, btp + j0, N, y + i0 * N + j0, N);
+  };
+  gemm<T>(M, N, K, T(1), x.p, x.rs, x.cs, W.p, W.cs, W.rs, T(0), y, N, 1, &epi);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sparse S [N, K]: SpMM and SDDMM
+
+template <class T>
+void spmm(int64_t M, int64_t N, int64_t K, const T* in, const int32_t* idx, const T* val, int64_t nnz, bool transpose,
+          bool accumulate, T* y) {
+  if (M <= 0) return;
+  if (!transpose) {
+    // y[m, j] (+)= Σ_{e in row j} val[e]·x[m, col_e]; row j's entries are [ptr[j], ptr[j+1])
+    std::vector<int64_t> ptr((size_t)(N + 1), 0);
+    for (int64_t e = 0; e < nnz; e++) ptr[(size_t)(idx[e] / K) + 1]++;
+    for (int64_t j = 0; j < N; j++) ptr[(size_t)j + 1] += ptr[(size_t)j];
+    const int64_t work = std::max<int64_t>(1, nnz + N);
+    parallel_for(M, std::max<int64_t>(1, 65536 / work), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; m++) {
+        const T* xr = in + m * K;
+        T* yr = y + m * N;
+        for (int64_t j = 0; j < N; j++) {
+          T s = T(0);
+          const int64_t base = j * K;
+          for (int64_t e = ptr[(size_t)j]; e < ptr[(size_t)j + 1]; e++) s += val[e] * xr[idx[e] - base];
+          yr[j] = accumulate ? yr[j] + s : s;
+        }
+      }
+    });
+    return;
+  }
+  // y[m, c] = Σ_e g[m, row_e]·val[e] at c = col_e: each row of y is written by one thread
+  parallel_for(M, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, nnz + K)), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; m++) {
+      const T* gr = in + m * N;
+      T* yr = y + m * K;
+      if (!accumulate) std::fill(yr, yr + K, T(0));
+      for (int64_t e = 0; e < nnz; e++) {
+        const int64_t f = idx[e];
+        yr[f % K] += gr[f / K] * val[e];
+      }
+    }
+  });
+}
+
+template <class T>
+void sddmm(int64_t M, int64_t N, int64_t K, const T* g, const T* x, const int32_t* idx, int64_t nnz, T* out) {
+  // Chunks of the support; inside a chunk the rows of g and x are walked in order (cache friendly).
+  parallel_for(nnz, 1024, [&](int64_t e0, int64_t e1) {
+    std::fill(out + e0, out + e1, T(0));
+    for (int64_t m = 0; m < M; m++) {
+      const T* gr = g + m * N;
+      const T* xr = x + m * K;
+      for (int64_t e = e0; e < e1; e++) {
+        const int64_t f = idx[e];
+        out[e] += gr[f / K] * xr[f % K];
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// randomized truncated SVD (float64 throughout)
+
+namespace {
+
+uint64_t splitmix64(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void gaussian(std::vector<double>& out, uint64_t seed) {
+  uint64_t s = seed * 0x2545f4914f6cdd1dull + 1;
+  const double two_pi = 6.283185307179586476925286766559;
+  for (size_t i = 0; i < out.size(); i += 2) {
+    const double u1 = ((double)(splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+    const double u2 = (double)(splitmix64(s) >> 11) * 0x1.0p-53;
+    const double rad = std::sqrt(-2.0 * std::log(u1));
+    out[i] = rad * std::cos(two_pi * u2);
+    if (i + 1 < out.size()) out[i + 1] = rad * std::sin(two_pi * u2);
+  }
+}
+
+double dot(const double* a, const double* b, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+// Orthonormalises the l rows (length n) of Q in place: Gram–Schmidt, twice ("twice is enough"). A row
+// that is (numerically) in the span of the earlier ones becomes zero.
+void orthonormalize_rows(double* Q, int64_t l, int64_t n) {
+  for (int64_t i = 0; i < l; i++) {
+    double* v = Q + i * n;
+    const double orig = std::sqrt(dot(v, v, n));
+    for (int pass = 0; pass < 2; pass++)
+      for (int64_t j = 0; j < i; j++) {
+        const double* u = Q + j * n;
+        const double d = dot(u, v, n);
+        for (int64_t c = 0; c < n; c++) v[c] -= d * u[c];
+      }
+    const double nrm = std::sqrt(dot(v, v, n));
+    if (!(nrm > 1e-12 * orig) || nrm == 0) {
+      std::fill(v, v + n, 0.0);
+    } else {
+      for (int64_t c = 0; c < n; c++) v[c] /= nrm;
+    }
+  }
+}
+
+// One-sided Jacobi on the rows of Bs [l, n]: rotations R (accumulated into Rt, which starts as I) make
+// the rows mutually orthogonal, so Bs = Rtᵀ·(R·Bs) with R·Bs = Σ·Vᵀ.
+void jacobi_rows(double* Bs, double* Rt, int64_t l, int64_t n) {
+  for (int sweep = 0; sweep < 80; sweep++) {
+    bool rotated = false;
+    for (int64_t p = 0; p < l; p++)
+      for (int64_t q = p + 1; q < l; q++) {
+        double* rp = Bs + p * n;
+        double* rq = Bs + q * n;
+        const double a = dot(rp, rp, n), b = dot(rq, rq, n), g = dot(rp, rq, n);
+        if (a == 0 || b == 0 || std::fabs(g) <= 1e-15 * std::sqrt(a * b)) continue;
+        rotated = true;
+        const double zeta = (b - a) / (2 * g);
+        const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1 + zeta * zeta));
+        const double c = 1 / std::sqrt(1 + t * t), s = c * t;
+        for (int64_t i = 0; i < n; i++) {
+          const double u = rp[i], v = rq[i];
+          rp[i] = c * u - s * v;
+          rq[i] = s * u + c * v;
+        }
+        double* jp = Rt + p * l;
+        double* jq = Rt + q * l;
+        for (int64_t i = 0; i < l; i++) {
+          const double u = jp[i], v = jq[i];
+          jp[i] = c * u - s * v;
+          jq[i] = s * u + c * v;
+        }
+      }
+    if (!rotated) break;
+  }
+}
+
+struct Factorization {
+  std::vector<double> Ut;  // [l, m]
+  std::vector<double> s;   // [l], descending
+  std::vector<double> Vt;  // [l, n]
+};
+
+Factorization factor(const double* W, int64_t m, int64_t n, int64_t l, uint64_t seed, int power_iters) {
+  const int64_t mn = std::min(m, n);
+  std::vector<double> Qt((size_t)(l * m)), Zt((size_t)(l * n));
+  gaussian(Zt, seed);  // Ωᵀ [l, n]
+  // Qᵀ = (W·Ω)ᵀ = Ωᵀ·Wᵀ
+  gemm<double>(l, m, n, 1.0, Zt.data(), n, 1, W, 1, n, 0.0, Qt.data(), m, 1);
+  orthonormalize_rows(Qt.data(), l, m);
+  // With l = min(m, n) the range is already all of W's: power iterations cannot improve it.
+  for (int it = 0; it < (l < mn ? power_iters : 0); it++) {
+    gemm<double>(l, n, m, 1.0, Qt.data(), m, 1, W, n, 1, 0.0, Zt.data(), n, 1);  // (Wᵀ·Q)ᵀ
+    orthonormalize_rows(Zt.data(), l, n);
+    gemm<double>(l, m, n, 1.0, Zt.data(), n, 1, W, 1, n, 0.0, Qt.data(), m, 1);  // (W·Z)ᵀ
+    orthonormalize_rows(Qt.data(), l, m);
+  }
+  std::vector<double> Bs((size_t)(l * n)), Rt((size_t)(l * l), 0.0);
+  gemm<double>(l, n, m, 1.0, Qt.data(), m, 1, W, n, 1, 0.0, Bs.data(), n, 1);  // Qᵀ·W
+  for (int64_t i = 0; i < l; i++) Rt[(size_t)(i * l + i)] = 1.0;
+  jacobi_rows(Bs.data(), Rt.data(), l, n);
+  std::vector<double> Ut((size_t)(l * m));
+  gemm<double>(l, m, l, 1.0, Rt.data(), l, 1, Qt.data(), m, 1, 0.0, Ut.data(), m, 1);  // (Q·Rtᵀ)ᵀ
+  std::vector<double> sig((size_t)l);
+  for (int64_t i = 0; i < l; i++) sig[(size_t)i] = std::sqrt(dot(Bs.data() + i * n, Bs.data() + i * n, n));
+  std::vector<int64_t> order((size_t)l);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return sig[(size_t)a] > sig[(size_t)b]; });
+  Factorization f;
+  f.Ut.resize((size_t)(l * m));
+  f.Vt.assign((size_t)(l * n), 0.0);
+  f.s.resize((size_t)l);
+  for (int64_t i = 0; i < l; i++) {
+    const int64_t o = order[(size_t)i];
+    const double sv = sig[(size_t)o];
+    f.s[(size_t)i] = sv;
+    std::memcpy(f.Ut.data() + i * m, Ut.data() + o * m, sizeof(double) * (size_t)m);
+    if (sv > 0)
+      for (int64_t c = 0; c < n; c++) f.Vt[(size_t)(i * n + c)] = Bs[(size_t)(o * n + c)] / sv;
+  }
+  return f;
+}
+
+}  // namespace
+
+SvdResult svd_randomized(const double* W, int64_t m, int64_t n, int64_t rank, double energy, uint64_t seed,
+                         int power_iters) {
+  const int64_t mn = std::min(m, n);
+  double total = 0;
+  for (int64_t i = 0; i < m * n; i++) total += W[i] * W[i];
+  const bool by_energy = energy >= 0;
+  // Oversampling of 10 (Halko et al.); by energy alone, the sketch doubles until it holds enough.
+  int64_t l = rank > 0 ? std::min(mn, rank + 10) : std::min<int64_t>(mn, 32);
+  Factorization f;
+  for (;;) {
+    f = factor(W, m, n, l, seed, power_iters);
+    if (rank > 0 || !by_energy || l == mn) break;
+    double captured = 0;
+    for (double v : f.s) captured += v * v;
+    if (captured >= energy * total * (1 - 1e-12)) break;
+    l = std::min(mn, 2 * l);
+  }
+  int64_t k = rank > 0 ? std::min(rank, l) : l;
+  if (by_energy) {
+    double cum = 0;
+    int64_t ke = l;
+    for (int64_t i = 0; i < l; i++) {
+      cum += f.s[(size_t)i] * f.s[(size_t)i];
+      if (cum >= energy * total * (1 - 1e-12)) {
+        ke = i + 1;
+        break;
+      }
+    }
+    k = std::max<int64_t>(1, std::min(k, ke));
+  }
+  SvdResult r;
+  r.k = k;
+  r.s.assign(f.s.begin(), f.s.begin() + k);
+  r.U.resize((size_t)(m * k));
+  r.V.resize((size_t)(n * k));
+  for (int64_t i = 0; i < k; i++) {
+    for (int64_t a = 0; a < m; a++) r.U[(size_t)(a * k + i)] = f.Ut[(size_t)(i * m + a)];
+    for (int64_t c = 0; c < n; c++) r.V[(size_t)(c * k + i)] = f.Vt[(size_t)(i * n + c)];
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// instantiations
+
+#define STRUCTURA_LOWRANK_INSTANTIATE(T)                                                                            \
+  template void lora_forward<T>(int64_t, int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, MatRef<T>, MatRef<T>, T,  \
+                                const T*, int64_t, T*);                                                            \
+  template void lora_batched<T>(int64_t, int64_t, int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, const T*,        \
+                                const T*, const int32_t*, T, T*);                                                  \
+  template void lora_mixture<T>(int64_t, int64_t, int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, const T*,        \
+                                const T*, const T*, T, T*);                                                        \
+  template void spmm<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const T*, int64_t, bool, bool, T*);    \
+  template void sddmm<T>(int64_t, int64_t, int64_t, const T*, const T*, const int32_t*, int64_t, T*);
+STRUCTURA_LOWRANK_INSTANTIATE(float)
+STRUCTURA_LOWRANK_INSTANTIATE(double)
+
+}  // namespace structura

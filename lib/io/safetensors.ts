@@ -1,0 +1,165 @@
+// io/safetensors.ts — tensors in the safetensors format (huggingface/safetensors), so weights and
+// adapters move between structura and PyTorch / PEFT; and loadLoraAdapter, which puts a PEFT adapter
+// (adapter_model.safetensors: `base_model.model.<layer>.lora_A.weight` [r, in], `….lora_B.weight`
+// [out, r], optionally `….lora_magnitude_vector` for DoRA) onto the nn.LoRALinear layers of a module.
+//
+// The format: 8 bytes little-endian u64 N, then N bytes of JSON {name: {dtype, shape, data_offsets:
+// [begin, end]}, "__metadata__"?: {string: string}} (padded with spaces to a multiple of 8), then the
+// byte buffer; data_offsets are relative to the start of that buffer; elements are little-endian,
+// row-major. dtypes: F64 F32 F16 BF16 I32 U8 U16 here.
+import * as fs from 'node:fs';
+import { native, DTYPE_CODES, type DType } from '../native';
+import { Tensor, fromHandle, checkTensor, CPU } from '../tensor';
+import { describe, shapeStr, typeError, rangeError, numel } from '../errors';
+import { Module } from '../nn/module';
+import { LoRALinear } from '../nn/lowrank';
+
+const TO_ST: Record<DType, string> = {
+  float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int32: 'I32', uint8: 'U8', uint16: 'U16',
+};
+const FROM_ST: Record<string, DType> = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k as DType]));
+const BYTES: Record<DType, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2, int32: 4, uint8: 1, uint16: 2 };
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
+  throw new Error('structura.io: safetensors needs a little-endian platform');
+
+/** The file's bytes for `tensors` (and string `metadata`). */
+export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
+  const fn = 'io.saveSafetensors';
+  if (tensors === null || typeof tensors !== 'object') typeError(fn, `'tensors' must be an object {name: Tensor}, got ${describe(tensors)}`);
+  const header: Record<string, unknown> = {};
+  if (metadata !== undefined) {
+    if (metadata === null || typeof metadata !== 'object') typeError(fn, `'metadata' must be an object of strings, got ${describe(metadata)}`);
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') typeError(fn, `metadata '${k}' must be a string, got ${describe(v)}`);
+    header.__metadata__ = metadata;
+  }
+  const parts: Uint8Array[] = [];
+  let at = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    if (name === '__metadata__') rangeError(fn, "'__metadata__' is reserved and cannot name a tensor");
+    checkTensor(fn, name, t);
+    const raw = t.rawDataSync();
+    const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+    header[name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [at, at + bytes.length] };
+    parts.push(bytes);
+    at += bytes.length;
+  }
+  let json = JSON.stringify(header);
+  const pad = (8 - (Buffer.byteLength(json) % 8)) % 8;
+  json += ' '.repeat(pad);
+  const head = Buffer.from(json, 'utf8');
+  const out = new Uint8Array(8 + head.length + at);
+  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
+  let p = 8 + head.length;
+  for (const b of parts) {
+    out.set(b, p);
+    p += b.length;
+  }
+  return out;
+}
+
+/** Writes `tensors` to `path` in the safetensors format. */
+export function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
+  if (typeof path !== 'string') typeError('io.saveSafetensors', `'path' must be a string, got ${describe(path)}`);
+  fs.writeFileSync(path, serializeSafetensors(tensors, metadata));
+}
+
+/** Parses a safetensors file's bytes into CPU tensors (and its metadata). Malformed files are RangeErrors. */
+export function parseSafetensors(bytes: Uint8Array): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  const fn = 'io.loadSafetensors';
+  if (!(bytes instanceof Uint8Array)) typeError(fn, `'bytes' must be a Uint8Array, got ${describe(bytes)}`);
+  if (bytes.length < 8) rangeError(fn, `the file has ${bytes.length} bytes, fewer than the 8-byte header length`);
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(bytes.length - 8)) rangeError(fn, `the header length ${n} exceeds the file (${bytes.length} bytes)`);
+  const hlen = Number(n);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, hlen).toString('utf8'));
+  } catch (e) {
+    return rangeError(fn, `the header is not valid JSON (${(e as Error).message})`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) rangeError(fn, 'the header must be a JSON object');
+  const data = bytes.subarray(8 + hlen);
+  const tensors: Record<string, Tensor> = {};
+  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  try {
+    for (const [name, info] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const { dtype: st, shape, data_offsets: off } = (info ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      const dtype = typeof st === 'string' ? FROM_ST[st] : undefined;
+      if (!dtype) rangeError(fn, `tensor '${name}' has dtype ${JSON.stringify(st)}, not one of ${Object.keys(FROM_ST).join(', ')}`);
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) rangeError(fn, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
+      if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[1] < off[0] || off[1] > data.length)
+        rangeError(fn, `tensor '${name}' has data_offsets ${JSON.stringify(off)} outside the ${data.length}-byte buffer`);
+      const nbytes = numel(shape) * BYTES[dtype];
+      if (off[1] - off[0] !== nbytes)
+        rangeError(fn, `tensor '${name}' ${shapeStr(shape)} ${st} needs ${nbytes} bytes but data_offsets ${JSON.stringify(off)} span ${off[1] - off[0]}`);
+      // an owned, aligned copy (a Buffer's slice would be a view into Node's shared pool)
+      const copy = new Uint8Array(off[1] - off[0]);
+      copy.set(data.subarray(off[0], off[1]));
+      const view =
+        dtype === 'float64' ? new Float64Array(copy.buffer)
+        : dtype === 'float32' ? new Float32Array(copy.buffer)
+        : dtype === 'int32' ? new Int32Array(copy.buffer)
+        : dtype === 'uint8' ? copy
+        : new Uint16Array(copy.buffer);
+      tensors[name] = fromHandle(native().fromArray(DTYPE_CODES[dtype], shape, view, CPU.type, CPU.index), dtype, shape, CPU);
+    }
+  } catch (e) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw e;
+  }
+  return { tensors, metadata };
+}
+
+/** Reads a safetensors file: {name: Tensor} on the CPU. */
+export function loadSafetensors(path: string): Record<string, Tensor> {
+  if (typeof path !== 'string') typeError('io.loadSafetensors', `'path' must be a string, got ${describe(path)}`);
+  return parseSafetensors(fs.readFileSync(path)).tensors;
+}
+
+/** The submodule at a dotted path ("model.layers.0.q_proj"), or null. */
+function submodule(root: Module, path: string): Module | null {
+  let m: unknown = root;
+  for (const seg of path.split('.')) {
+    if (!(m instanceof Module)) return null;
+    m = (m as unknown as Record<string, unknown>)[seg];
+  }
+  return m instanceof Module ? m : null;
+}
+
+/**
+ * Copies a PEFT adapter's tensors onto the nn.LoRALinear layers of `module` (converting dtypes, as
+ * PyTorch's copy_). Keys: `[base_model.model.]<path>.lora_A[.<adapter>].weight`, `….lora_B….weight`,
+ * `<path>.lora_magnitude_vector[.<adapter>][.weight]` (DoRA); <path> names the LoRALinear in `module`.
+ * Returns the layer paths loaded and the keys that did not match. Shapes are checked before anything
+ * is copied.
+ */
+export function loadLoraAdapter(module: Module, tensors: Record<string, Tensor>): { loaded: string[]; unexpected: string[] } {
+  const fn = 'io.loadLoraAdapter';
+  if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
+  if (tensors === null || typeof tensors !== 'object') typeError(fn, `'tensors' must be an object {name: Tensor}, got ${describe(tensors)}`);
+  const re = /^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.[A-Za-z0-9_-]+)?(?:\.weight)?$/;
+  const plan: [Tensor, Tensor, string][] = [];
+  const loaded = new Set<string>();
+  const unexpected: string[] = [];
+  for (const [key, t] of Object.entries(tensors)) {
+    checkTensor(fn, key, t);
+    const m = re.exec(key);
+    const layer = m ? submodule(module, m[1]) : null;
+    if (!m || !(layer instanceof LoRALinear)) {
+      unexpected.push(key);
+      continue;
+    }
+    const dst = m[2] === 'lora_A' ? layer.loraA : m[2] === 'lora_B' ? layer.loraB : layer.magnitude;
+    if (!dst) rangeError(fn, `'${key}' is a DoRA magnitude but the layer '${m[1]}' was made without dora`);
+    const want = dst.shape, got = t.shape;
+    if (want.length !== got.length || want.some((d, i) => d !== got[i]))
+      rangeError(fn, `'${key}' ${shapeStr(got)} does not fit '${m[1]}' (${m[2]} is ${shapeStr(want)})`);
+    plan.push([dst, t, key]);
+    loaded.add(m[1]);
+  }
+  for (const [dst, src] of plan) native().copyInto(dst._h, src._h);
+  return { loaded: [...loaded], unexpected };
+}

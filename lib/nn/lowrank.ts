@@ -1,0 +1,245 @@
+// nn/lowrank.ts — layers over the lowrank ops.
+//
+//   LowRankLinear(in, out, r)   y = (x·Aᵀ)·Bᵀ + b, A [r, in], B [out, r]; forward(x, {rank}) uses a prefix
+//                               (Maestro's ordered truncation, no copy); truncate(k) keeps the first k for good.
+//   LoRALinear(base, {r, alpha, rslora, dora})
+//                               y = base(x) + scale·(x·Aᵀ)·Bᵀ, scale = alpha/r (or alpha/√r with rsLoRA),
+//                               PEFT's init (A kaiming-uniform with a = √5, B zeros) and parameter layout
+//                               (loraA = lora_A.weight [r, in], loraB = lora_B.weight [out, r]); the base
+//                               layer is frozen. DoRA (PEFT's DoraLinearLayer): y = (m/‖W + scale·B·A‖_row)
+//                               ⊙ (x·Wᵀ + scale·(x·Aᵀ)·Bᵀ) + b, the norm detached, m initialised to ‖W‖_row.
+//                               merge() folds the adapter into W (exact to rounding), unmerge() undoes it.
+import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tensor';
+import { noGrad } from '../autograd';
+import type { DType, Device } from '../tensor';
+import { native, DTYPE_CODES } from '../native';
+import { describe, typeError, rangeError } from '../errors';
+import * as lowrank from '../ops/lowrank';
+import { matmul } from '../ops/dense';
+import { add, mul, div, sqrt, sub } from '../ops/elementwise';
+import { sum } from '../ops/reduce';
+import { reshape, narrow, contiguous } from '../ops/shape';
+import { Module } from './module';
+import { Linear, checkFeatures, checkInput } from './linear';
+import { uniform_, zeros_ } from './init';
+
+/** fn with grad mode off inside a tidy (only what it returns survives). */
+function noGradScope<T>(fn: () => T): T {
+  return noGrad(() => tidy(fn));
+}
+
+export interface LowRankLinearOptions {
+  bias?: boolean;
+  dtype?: DType;
+  device?: Device | string;
+  seed?: number;
+}
+
+function checkSeed(fn: string, seed: unknown): number | undefined {
+  if (seed === undefined) return undefined;
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) (typeof seed === 'number' ? rangeError : typeError)(fn, `'seed' must be an integer, got ${describe(seed)}`);
+  return seed as number;
+}
+
+function emptyLike(dtype: DType, dev: ReturnType<typeof parseDevice>, shape: number[]): Tensor {
+  return fromHandle(native().empty(DTYPE_CODES[dtype], shape, dev.type, dev.index), dtype, shape, dev);
+}
+
+/** A factorized linear layer y = (x·Aᵀ)·Bᵀ + b with A [r, in], B [out, r]. */
+export class LowRankLinear extends Module {
+  declare A: Tensor;
+  declare B: Tensor;
+  declare bias: Tensor | null;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
+  constructor(inFeatures: number, outFeatures: number, r: number, opts: LowRankLinearOptions = {}) {
+    super();
+    const fn = 'nn.LowRankLinear';
+    this.inFeatures = checkFeatures(fn, 'inFeatures', inFeatures);
+    this.outFeatures = checkFeatures(fn, 'outFeatures', outFeatures);
+    checkFeatures(fn, 'r', r);
+    if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+    const dtype = parseDType(fn, opts.dtype);
+    const dev = parseDevice(fn, opts.device);
+    const seed = checkSeed(fn, opts.seed);
+    const useBias = opts.bias ?? true;
+    if (typeof useBias !== 'boolean') typeError(fn, `'bias' must be a boolean, got ${describe(useBias)}`);
+    // Each factor as a Linear of its own (kaiming-uniform, a = √5: U(±1/√fan_in)), so the product's
+    // scale matches nn.Linear's at initialisation order of magnitude.
+    const bA = 1 / Math.sqrt(this.inFeatures), bB = 1 / Math.sqrt(r);
+    const sd = (k: number) => (seed === undefined ? undefined : seed + k);
+    this.registerParameter('A', uniform_(emptyLike(dtype, dev, [r, this.inFeatures]), -bA, bA, { seed: sd(0) }));
+    this.registerParameter('B', uniform_(emptyLike(dtype, dev, [this.outFeatures, r]), -bB, bB, { seed: sd(1) }));
+    this.registerParameter('bias', useBias ? uniform_(emptyLike(dtype, dev, [this.outFeatures]), -bA, bA, { seed: sd(2) }) : null);
+  }
+
+  /** The rank r (rows of A). */
+  get rank(): number {
+    return this.A.shape[0];
+  }
+
+  /** x [..., in] → [..., out]; `rank` uses the first `rank` factors only (no copy). */
+  forward(x: Tensor, opts: { rank?: number } = {}): Tensor {
+    checkInput('nn.LowRankLinear.forward', x, this.inFeatures, 'inFeatures');
+    return lowrank.linear(x, this.A, this.B, { bias: this.bias, rank: opts.rank });
+  }
+
+  /** Keeps the first k factors for good (A → A[:k], B → B[:, :k]); the old parameters are disposed. */
+  truncate(k: number): this {
+    const fn = 'nn.LowRankLinear.truncate';
+    if (typeof k !== 'number') typeError(fn, `'k' must be an integer, got ${describe(k)}`);
+    if (!Number.isInteger(k) || k < 1 || k > this.rank) rangeError(fn, `'k' must be an integer in [1, ${this.rank}], got ${k}`);
+    if (k === this.rank) return this;
+    const oldA = this.A, oldB = this.B;
+    const [a, b] = noGradScope(() => [contiguous(narrow(oldA, 0, 0, k)), contiguous(narrow(oldB, 1, 0, k))]);
+    a.requiresGrad = oldA.requiresGrad;
+    b.requiresGrad = oldB.requiresGrad;
+    this.A = a;
+    this.B = b;
+    oldA.dispose();
+    oldB.dispose();
+    return this;
+  }
+
+  extraRepr(): string {
+    return `inFeatures=${this.inFeatures}, outFeatures=${this.outFeatures}, rank=${this.rank}, bias=${this.bias !== null}`;
+  }
+}
+
+export interface LoRAOptions {
+  /** The rank (default 8). */
+  r?: number;
+  /** lora_alpha (default r: scale 1). */
+  alpha?: number;
+  /** rsLoRA: scale alpha/√r instead of alpha/r. */
+  rslora?: boolean;
+  /** DoRA: a learned magnitude per output row. */
+  dora?: boolean;
+  seed?: number;
+}
+
+/** A LoRA adapter over a frozen nn.Linear (PEFT's LoraLayer for Linear, with rsLoRA and DoRA). */
+export class LoRALinear extends Module {
+  declare base: Linear;
+  declare loraA: Tensor;
+  declare loraB: Tensor;
+  declare magnitude: Tensor | null;
+  readonly r: number;
+  readonly alpha: number;
+  readonly scale: number;
+  readonly useDora: boolean;
+  #merged = false;
+  // DoRA: the row norms ‖W + scale·B·A‖ used by merge(), so unmerge() divides by the same numbers.
+  #mergeNorm: Tensor | null = null;
+
+  constructor(base: Linear, opts: LoRAOptions = {}) {
+    super();
+    const fn = 'nn.LoRALinear';
+    if (!(base instanceof Linear)) typeError(fn, `'base' must be an nn.Linear, got ${describe(base)}`);
+    if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+    const r = checkFeatures(fn, 'r', opts.r ?? 8);
+    const alpha = opts.alpha ?? r;
+    if (typeof alpha !== 'number' || !Number.isFinite(alpha)) typeError(fn, `'alpha' must be a finite number, got ${describe(alpha)}`);
+    const rslora = opts.rslora ?? false;
+    const dora = opts.dora ?? false;
+    if (typeof rslora !== 'boolean') typeError(fn, `'rslora' must be a boolean, got ${describe(rslora)}`);
+    if (typeof dora !== 'boolean') typeError(fn, `'dora' must be a boolean, got ${describe(dora)}`);
+    const seed = checkSeed(fn, opts.seed);
+    this.r = r;
+    this.alpha = alpha;
+    this.scale = rslora ? alpha / Math.sqrt(r) : alpha / r;
+    this.useDora = dora;
+    this.registerModule('base', base);
+    base.weight.requiresGrad = false;
+    if (base.bias) base.bias.requiresGrad = false;
+    const W = base.weight;
+    const dev = parseDevice(fn, W.device);
+    const bound = 1 / Math.sqrt(base.inFeatures); // kaiming_uniform_(a=√5)
+    this.registerParameter('loraA', uniform_(emptyLike(W.dtype, dev, [r, base.inFeatures]), -bound, bound, { seed }));
+    this.registerParameter('loraB', zeros_(emptyLike(W.dtype, dev, [base.outFeatures, r])));
+    this.registerParameter('magnitude', dora ? noGradScope(() => this.#rowNorm(false)) : null);
+  }
+
+  get merged(): boolean {
+    return this.#merged;
+  }
+
+  /** scale·B·A [out, in] (no grad). */
+  #delta(): Tensor {
+    return noGradScope(() => mul(matmul(this.loraB, this.loraA), this.scale));
+  }
+
+  /** ‖W (+ scale·B·A)‖ over each row, [out], detached. */
+  #rowNorm(withDelta: boolean): Tensor {
+    return noGradScope(() => {
+      const W = withDelta ? add(this.base.weight, this.#delta()) : this.base.weight;
+      return sqrt(sum(mul(W, W), 1));
+    });
+  }
+
+  forward(x: Tensor): Tensor {
+    const fn = 'nn.LoRALinear.forward';
+    checkInput(fn, x, this.base.inFeatures, 'inFeatures');
+    if (this.#merged) return this.base.forward(x);
+    const W = this.base.weight;
+    if (!this.useDora) return lowrank.lora(x, W, this.loraA, this.loraB, { scale: this.scale, bias: this.base.bias });
+    // DoRA: the norm is detached (PEFT: "weight_norm.detach()"), so gradients reach m, A and B through
+    // m/‖·‖ and the lora term only.
+    const norm = this.#rowNorm(true);
+    const z = lowrank.lora(x, W, this.loraA, this.loraB, { scale: this.scale });
+    const f = div(this.magnitude!, norm);
+    const y = mul(z, f);
+    z.dispose();
+    f.dispose();
+    norm.dispose();
+    if (!this.base.bias) return y;
+    const out = add(y, this.base.bias);
+    y.dispose();
+    return out;
+  }
+
+  /** Folds the adapter into the base weight: W ← W + scale·B·A (DoRA: W ← m/‖W + scale·B·A‖ ⊙ (W + scale·B·A)). */
+  merge(): this {
+    if (this.#merged) return this;
+    const norm = noGradScope(() => {
+      const W = this.base.weight;
+      let merged = add(W, this.#delta());
+      let n: Tensor | null = null;
+      if (this.useDora) {
+        n = this.#rowNorm(true);
+        merged = mul(merged, reshape(div(this.magnitude!, n), [-1, 1]));
+      }
+      native().copyInto(W._h, merged._h);
+      return n;
+    });
+    this.#mergeNorm = norm ? keep(norm) : null;
+    this.#merged = true;
+    return this;
+  }
+
+  /** Undoes merge(): W ← W − scale·B·A (DoRA: W ← W·‖·‖/m − scale·B·A with the norms merge() used). */
+  unmerge(): this {
+    if (!this.#merged) return this;
+    noGradScope(() => {
+      const W = this.base.weight;
+      let w: Tensor = W;
+      if (this.useDora) w = div(W, reshape(div(this.magnitude!, this.#mergeNorm!), [-1, 1]));
+      native().copyInto(W._h, sub(w, this.#delta())._h);
+    });
+    this.#mergeNorm?.dispose();
+    this.#mergeNorm = null;
+    this.#merged = false;
+    return this;
+  }
+
+  dispose(): void {
+    this.#mergeNorm?.dispose();
+    this.#mergeNorm = null;
+    super.dispose();
+  }
+
+  extraRepr(): string {
+    return `r=${this.r}, alpha=${this.alpha}, scale=${this.scale}, dora=${this.useDora}, merged=${this.#merged}`;
+  }
+}

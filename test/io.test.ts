@@ -1,0 +1,126 @@
+// io.test.ts — safetensors: round trip of every dtype with metadata through a file; a PEFT adapter
+// file written byte by byte (PyTorch's key names and layout, float16) loaded onto nn.LoRALinear
+// layers; malformed files rejected with RangeErrors; leak checks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as S from '../lib/index';
+import { liveCounts, assertNoLeak, throwsLike } from './helpers';
+
+const { io, nn } = S;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-io-'));
+
+test('saveSafetensors / loadSafetensors round trip (float32, float16, bfloat16, float64, int32, uint8) with metadata', () => {
+  const before = liveCounts();
+  const ts: Record<string, S.Tensor> = {
+    f32: S.randn([3, 5], { seed: 1 }),
+    f16: S.tensor([0.5, -1.25, 3, 65504, 1e-4, 0], { dtype: 'float16', shape: [2, 3] }),
+    bf16: S.tensor([0.5, -1.25, 3, 1e30], { dtype: 'bfloat16' }),
+    f64: S.randn([4], { seed: 2, dtype: 'float64' }),
+    i32: S.tensor([1, -2, 2147483647], { dtype: 'int32' }),
+    u8: S.tensor([0, 7, 255], { dtype: 'uint8' }),
+    scalar: S.tensor(2.5),
+  };
+  const file = path.join(tmp, 'round.safetensors');
+  io.saveSafetensors(file, ts, { format: 'pt' });
+  const bytes = fs.readFileSync(file);
+  const hlen = Number(bytes.readBigUInt64LE(0));
+  assert.is((8 + hlen) % 8, 0, 'the header is padded to 8 bytes');
+  const header = JSON.parse(bytes.subarray(8, 8 + hlen).toString());
+  assert.equal(header.__metadata__, { format: 'pt' });
+  assert.equal(header.f16, { dtype: 'F16', shape: [2, 3], data_offsets: header.f16.data_offsets });
+  assert.is(header.bf16.dtype, 'BF16');
+  const back = io.loadSafetensors(file);
+  assert.equal(Object.keys(back).sort(), Object.keys(ts).sort());
+  for (const [k, t] of Object.entries(ts)) {
+    assert.is(back[k].dtype, t.dtype, k);
+    assert.equal(back[k].shape, t.shape, k);
+    assert.equal(Array.from(back[k].rawDataSync()), Array.from(t.rawDataSync()), k);
+  }
+  S.dispose([ts, back]);
+  assertNoLeak(before, 'round trip');
+});
+
+/** IEEE half bits of v (exactly representable normal numbers and 0, as the test values are). */
+function halfBits(v: number): number {
+  if (v === 0) return 0;
+  const sign = v < 0 ? 0x8000 : 0;
+  const a = Math.abs(v);
+  const e = Math.floor(Math.log2(a));
+  const mant = Math.round((a / 2 ** e - 1) * 1024);
+  return sign | ((e + 15) << 10) | mant;
+}
+
+test('a PEFT adapter_model.safetensors written byte by byte loads onto nn.LoRALinear layers', () => {
+  const before = liveCounts();
+  const r = 2, inF = 6, out = 4;
+  const aVals = Array.from({ length: r * inF }, (_, i) => (i - 5) / 8); // exact in float16
+  const bVals = Array.from({ length: out * r }, (_, i) => (3 - i) / 4);
+  // PyTorch/PEFT's layout: keys sorted, F16 little-endian, row-major, offsets into the byte buffer
+  const keyA = 'base_model.model.block.fc.lora_A.weight';
+  const keyB = 'base_model.model.block.fc.lora_B.weight';
+  const data = Buffer.alloc(2 * (aVals.length + bVals.length));
+  aVals.forEach((v, i) => data.writeUInt16LE(halfBits(v), 2 * i));
+  bVals.forEach((v, i) => data.writeUInt16LE(halfBits(v), 2 * (aVals.length + i)));
+  let json = JSON.stringify({
+    __metadata__: { format: 'pt' },
+    [keyA]: { dtype: 'F16', shape: [r, inF], data_offsets: [0, 2 * aVals.length] },
+    [keyB]: { dtype: 'F16', shape: [out, r], data_offsets: [2 * aVals.length, data.length] },
+  });
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const file = path.join(tmp, 'adapter_model.safetensors');
+  fs.writeFileSync(file, Buffer.concat([len, Buffer.from(json), data]));
+
+  class Block extends nn.Module {
+    declare fc: InstanceType<typeof nn.LoRALinear>;
+    constructor() {
+      super();
+      this.registerModule('fc', new nn.LoRALinear(new nn.Linear(inF, out, { seed: 1 }), { r, alpha: 4 }));
+    }
+  }
+  class Net extends nn.Module {
+    declare block: Block;
+    constructor() {
+      super();
+      this.registerModule('block', new Block());
+    }
+  }
+  const net = new Net();
+  const tensors = io.loadSafetensors(file);
+  assert.is(tensors[keyA].dtype, 'float16');
+  const res = io.loadLoraAdapter(net, { ...tensors, 'base_model.model.other.lora_A.weight': tensors[keyA] });
+  assert.equal(res.loaded, ['block.fc']);
+  assert.equal(res.unexpected, ['base_model.model.other.lora_A.weight']);
+  assert.equal(Array.from(net.block.fc.loraA.dataSync()), aVals);
+  assert.equal(Array.from(net.block.fc.loraB.dataSync()), bVals);
+  // shapes are checked before anything is copied
+  throwsLike(() => io.loadLoraAdapter(net, { [keyA]: tensors[keyB] }), RangeError, /'base_model\.model\.block\.fc\.lora_A\.weight' \[4, 2\] does not fit 'block\.fc' \(lora_A is \[2, 6\]\)/);
+  S.dispose(tensors);
+  net.dispose();
+  assertNoLeak(before, 'PEFT adapter');
+});
+
+test('malformed files are RangeErrors', () => {
+  const before = liveCounts();
+  const mk = (header: string, data = Buffer.alloc(0)) => {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    return new Uint8Array(Buffer.concat([len, Buffer.from(header), data]));
+  };
+  throwsLike(() => io.parseSafetensors(new Uint8Array(3)), RangeError, /fewer than the 8-byte header length/);
+  throwsLike(() => io.parseSafetensors(mk('{nope')), RangeError, /not valid JSON/);
+  throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}', Buffer.alloc(1))), RangeError, /dtype "F8"/);
+  throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', Buffer.alloc(4))), RangeError, /needs 8 bytes/);
+  throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}', Buffer.alloc(4))), RangeError, /outside the 4-byte buffer/);
+  const big = mk('{}');
+  new DataView(big.buffer).setBigUint64(0, 1n << 40n, true);
+  throwsLike(() => io.parseSafetensors(big), RangeError, /exceeds the file/);
+  assertNoLeak(before, 'malformed');
+});
+
+test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+test.run();

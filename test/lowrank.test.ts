@@ -1,0 +1,354 @@
+// lowrank.test.ts — lowrank.linear / lora / loraBatched / loraMixture / sparsePlusLowRank / svd against
+// the float64 references of test/reference/lowrank.ts on seeded random inputs of odd sizes (every
+// element compared), gradcheck in float64 for every floating input, rank truncation, ids with −1, the
+// fused GEMM paths (skinny, packed, transposed) at every SIMD level, half dtypes, bad input (TS and raw
+// native calls), and leak checks (checkOp does them).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import { native } from '../lib/native';
+import * as R from './reference/lowrank';
+import { checkOp, throwsLike, liveCounts, assertNoLeak, rng, freshSeed, type Tol } from './helpers';
+
+const { lowrank } = S;
+
+// ‖out − ref‖/‖ref‖: float32 accumulation over K ≤ 129 (+ r) terms stays within a few 1e−7·√K, as the
+// dense tests; float64 a few ulps·√K.
+const TOL: Partial<Record<S.DType, Tol>> = {
+  float64: { relNorm: 1e-13 },
+  float32: { relNorm: 1e-5 },
+  float16: { relNorm: 2e-3 },
+  bfloat16: { relNorm: 1.6e-2 },
+};
+
+/** Sorted unique flat indices of a random support (about `density` of out·in), as int32. */
+function support(r: () => number, out: number, inF: number, density: number): Tensor {
+  const idx: number[] = [];
+  for (let f = 0; f < out * inF; f++) if (r() < density) idx.push(f);
+  return S.tensor(Int32Array.from(idx), { shape: [idx.length], dtype: 'int32' });
+}
+
+function idsTensor(r: () => number, M: number, E: number): Tensor {
+  const ids = new Int32Array(M);
+  for (let m = 0; m < M; m++) ids[m] = Math.floor(r() * (E + 1)) - 1; // −1 … E−1
+  if (M > 1) ids[0] = -1;
+  return S.tensor(ids, { shape: [M], dtype: 'int32' });
+}
+
+const SIZES: [number, number, number, number][] = [
+  // M, in, out, r
+  [1, 5, 7, 3],
+  [3, 17, 9, 5],
+  [17, 9, 13, 1],
+  [3, 1, 3, 3],
+];
+
+for (const [M, inF, out, r] of SIZES) {
+  test(`linear M=${M} in=${inF} out=${out} r=${r}: forward, rank prefix, bias, gradients`, () => {
+    checkOp({ shapes: [[M, inF], [r, inF], [out, r]], fn: (x, A, B) => lowrank.linear(x, A, B), ref: (x, A, B) => R.linear(x, A, B), tol: TOL });
+    const k = Math.max(1, r - 2);
+    checkOp({
+      shapes: [[M, inF], [r, inF], [out, r], [out]],
+      fn: (x, A, B, b) => lowrank.linear(x, A, B, { bias: b, rank: k }),
+      ref: (x, A, B, b) => R.linear(x, A, B, b, k),
+      tol: TOL,
+    });
+  });
+
+  test(`lora M=${M} in=${inF} out=${out} r=${r}: forward, scale, rank prefix, bias, gradients`, () => {
+    checkOp({ shapes: [[M, inF], [out, inF], [r, inF], [out, r]], fn: (x, W, A, B) => lowrank.lora(x, W, A, B), ref: (x, W, A, B) => R.lora(x, W, A, B), tol: TOL });
+    const k = Math.max(1, r - 1);
+    checkOp({
+      shapes: [[M, inF], [out, inF], [r, inF], [out, r], [out]],
+      fn: (x, W, A, B, b) => lowrank.lora(x, W, A, B, { scale: 0.75, bias: b, rank: k }),
+      ref: (x, W, A, B, b) => R.lora(x, W, A, B, 0.75, b, k),
+      tol: TOL,
+    });
+  });
+
+  test(`loraBatched / loraMixture M=${M} in=${inF} out=${out} r=${r} E=3: ids with −1, gates, gradients`, () => {
+    const E = 3;
+    checkOp({
+      shapes: [[M, inF], [out, inF], [E, r, inF], [E, out, r]],
+      extra: (rr) => [idsTensor(rr, M, E)],
+      fn: (x, W, A, B, ids) => lowrank.loraBatched(x, W, A, B, ids, { scale: 1.5 }),
+      ref: (x, W, A, B, ids) => R.loraBatched(x, W, A, B, ids.data, 1.5),
+      tol: TOL,
+    });
+    checkOp({
+      shapes: [[M, inF], [out, inF], [E, r, inF], [E, out, r], [M, E]],
+      fn: (x, W, A, B, g) => lowrank.loraMixture(x, W, A, B, g, { scale: 0.5 }),
+      ref: (x, W, A, B, g) => R.loraMixture(x, W, A, B, g, 0.5),
+      tol: TOL,
+    });
+  });
+
+  test(`sparsePlusLowRank M=${M} in=${inF} out=${out} r=${r}: forward, bias, gradients (values at the support)`, () => {
+    checkOp({
+      shapes: [[M, inF], [r, inF], [out, r]],
+      extra: (rr) => [support(rr, out, inF, 0.3)],
+      fn: (x, A, B, idx) =>
+        S.tidy(() => {
+          // values: a deterministic function of the support so they carry no gradient here
+          const v = S.arange(idx.shape[0], { dtype: x.dtype }).mul(0.25).sub(1);
+          return lowrank.sparsePlusLowRank(x, A, B, { indices: idx, values: v, shape: [out, inF] });
+        }),
+      ref: (x, A, B, idx) => R.sparsePlusLowRank(x, A, B, idx.data, { data: Float64Array.from(idx.data, (_, e) => e * 0.25 - 1), shape: [idx.data.length] }),
+      tol: TOL,
+    });
+    // values and bias as random differentiable inputs on a fixed support
+    const seed = freshSeed();
+    const idx = support(rng(seed), out, inF, 0.4);
+    const nnz = idx.shape[0];
+    try {
+      if (nnz > 0)
+        checkOp({
+          seed,
+          shapes: [[M, inF], [r, inF], [out, r], [nnz], [out]],
+          fn: (x, A, B, v, b) => lowrank.sparsePlusLowRank(x, A, B, { indices: idx, values: v, shape: [out, inF] }, { bias: b }),
+          ref: (x, A, B, v, b) => R.sparsePlusLowRank(x, A, B, idx.dataSync(), v, b),
+          tol: TOL,
+        });
+    } finally {
+      idx.dispose();
+    }
+  });
+}
+
+test('batched inputs [..., in] for linear, lora and sparsePlusLowRank', () => {
+  checkOp({ shapes: [[2, 3, 5], [3, 5], [7, 3]], fn: (x, A, B) => lowrank.linear(x, A, B), ref: (x, A, B) => R.linear(x, A, B), tol: TOL });
+  checkOp({
+    shapes: [[2, 3, 5], [7, 5], [3, 5], [7, 3]],
+    fn: (x, W, A, B) => lowrank.lora(x, W, A, B, { scale: 2 }),
+    ref: (x, W, A, B) => R.lora(x, W, A, B, 2),
+    tol: TOL,
+  });
+  checkOp({
+    shapes: [[2, 3, 5], [3, 5], [7, 3]],
+    extra: (rr) => [support(rr, 7, 5, 0.5)],
+    fn: (x, A, B, idx) => S.tidy(() => lowrank.sparsePlusLowRank(x, A, B, { indices: idx, values: S.onesLike(idx, { dtype: x.dtype }), shape: [7, 5] })),
+    ref: (x, A, B, idx) => R.sparsePlusLowRank(x, A, B, idx.data, { data: new Float64Array(idx.data.length).fill(1), shape: [idx.data.length] }),
+    tol: TOL,
+  });
+});
+
+test('views as inputs: transposed and narrowed factors, weights and x', () => {
+  checkOp({ shapes: [[5, 9], [7, 9], [3, 9], [7, 3]], fn: (x, W, A, B) => lowrank.lora(x, W, A, B, { rank: 2 }), ref: (x, W, A, B) => R.lora(x, W, A, B, 1, null, 2), layout: 'transposed', tol: TOL });
+  checkOp({ shapes: [[5, 9], [7, 9], [3, 9], [7, 3]], fn: (x, W, A, B) => lowrank.lora(x, W, A, B), ref: (x, W, A, B) => R.lora(x, W, A, B), layout: 'narrowed', tol: TOL });
+  checkOp({ shapes: [[5, 9], [3, 9], [7, 3]], fn: (x, A, B) => lowrank.linear(x, A, B, { rank: 1 }), ref: (x, A, B) => R.linear(x, A, B, null, 1), layout: 'narrowed', tol: TOL });
+});
+
+test('the fused GEMM paths at larger odd sizes (skinny, packed, transposed) at every SIMD level', () => {
+  const n = native() as unknown as { setSimd(level: string): string };
+  const hw = S.backend().simd;
+  const levels = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(hw) + 1);
+  try {
+    for (const level of levels) {
+      n.setSimd(level);
+      for (const [M, inF, out, r] of [[1, 129, 257, 17], [13, 257, 129, 9], [129, 65, 67, 16], [300, 129, 3, 5], [257, 200, 301, 7]]) {
+        const shapes = [[M, inF], [out, inF], [r, inF], [out, r], [out]];
+        checkOp({
+          shapes,
+          fn: (x, W, A, B, b) => lowrank.lora(x, W, A, B, { scale: 0.3, bias: b, rank: r - 1 || 1 }),
+          ref: (x, W, A, B, b) => R.lora(x, W, A, B, 0.3, b, r - 1 || 1),
+          grad: false,
+          tol: TOL,
+        });
+        const E = 4;
+        checkOp({
+          shapes: [[M, inF], [out, inF], [E, r, inF], [E, out, r]],
+          extra: (rr) => [idsTensor(rr, M, E)],
+          fn: (x, W, A, B, ids) => lowrank.loraBatched(x, W, A, B, ids, { scale: 0.5 }),
+          ref: (x, W, A, B, ids) => R.loraBatched(x, W, A, B, ids.data, 0.5),
+          grad: false,
+          tol: TOL,
+        });
+      }
+    }
+  } finally {
+    n.setSimd(hw);
+  }
+});
+
+test('lora in float16 and bfloat16 (computed in float32)', () => {
+  checkOp({
+    shapes: [[17, 33], [9, 33], [5, 33], [9, 5]],
+    fn: (x, W, A, B) => lowrank.lora(x, W, A, B, { scale: 0.5 }),
+    ref: (x, W, A, B) => R.lora(x, W, A, B, 0.5),
+    dtype: ['float16', 'bfloat16'],
+    grad: false,
+    tol: TOL,
+  });
+});
+
+test('W gets no gradient unless it requires one; A and B do', () => {
+  const before = liveCounts();
+  const x = S.randn([4, 6], { seed: 1 });
+  const W = S.randn([5, 6], { seed: 2 });
+  const A = S.randn([3, 6], { seed: 3, requiresGrad: true });
+  const B = S.randn([5, 3], { seed: 4, requiresGrad: true });
+  const y = lowrank.lora(x, W, A, B, { rank: 2 });
+  const l = y.sum();
+  l.backward();
+  assert.is(W.grad, null);
+  assert.ok(A.grad && B.grad);
+  // rows / columns beyond the rank prefix get zero gradient
+  const ga = A.grad!.dataSync();
+  for (let c = 0; c < 6; c++) assert.is(ga[2 * 6 + c], 0);
+  const gb = B.grad!.dataSync();
+  for (let j = 0; j < 5; j++) assert.is(gb[j * 3 + 2], 0);
+  for (const t of [x, W, A, B, y, l]) t.dispose();
+  assertNoLeak(before, 'no grad for W');
+});
+
+test('svd: exact recovery of a low-rank matrix, singular values, Eckart–Young error, energy truncation', () => {
+  const before = liveCounts();
+  const seed = freshSeed();
+  try {
+    for (const [m, n, rk] of [[17, 9, 3], [9, 29, 5], [40, 33, 7]]) {
+      // W = U·V with rank rk exactly
+      const U = S.randn([m, rk], { seed, dtype: 'float64' });
+      const V = S.randn([rk, n], { seed: seed + 1, dtype: 'float64' });
+      const W = S.matmul(U, V);
+      const { A, B, s } = lowrank.svd(W, { rank: rk, seed: 3 });
+      assert.equal(A.shape, [rk, n]);
+      assert.equal(B.shape, [m, rk]);
+      const BA = S.matmul(B, A);
+      const w = W.dataSync(), ba = BA.dataSync();
+      let err = 0, nrm = 0;
+      for (let i = 0; i < w.length; i++) {
+        err += (w[i] - ba[i]) ** 2;
+        nrm += w[i] ** 2;
+      }
+      assert.ok(Math.sqrt(err / nrm) < 1e-11, `[seed ${seed}] ${m}×${n} rank ${rk}: relative error ${Math.sqrt(err / nrm)}`);
+      const ref = R.singularValues({ data: Float64Array.from(w), shape: [m, n] });
+      const sv = Array.from(s.dataSync());
+      sv.forEach((v, i) => assert.ok(Math.abs(v - ref[i]) <= 1e-9 * ref[0], `[seed ${seed}] σ${i} ${v} vs ${ref[i]}`));
+      for (const t of [U, V, W, A, B, s, BA]) t.dispose();
+    }
+    // a full-rank matrix: the rank-k error is Σ_{i≥k} σ_i² (optimal), σ match, energy picks the right k
+    const [m, n] = [23, 19];
+    const W = S.randn([m, n], { seed: seed + 2, dtype: 'float64' });
+    const ref = R.singularValues({ data: Float64Array.from(W.dataSync()), shape: [m, n] });
+    const total = ref.reduce((a, v) => a + v * v, 0);
+    for (const k of [1, 6, 19]) {
+      const { A, B, s } = lowrank.svd(W, { rank: k });
+      const BA = S.matmul(B, A);
+      const w = W.dataSync(), ba = BA.dataSync();
+      let err = 0;
+      for (let i = 0; i < w.length; i++) err += (w[i] - ba[i]) ** 2;
+      const tail = ref.slice(k).reduce((a, v) => a + v * v, 0);
+      assert.ok(Math.abs(err - tail) <= 1e-6 * total, `[seed ${seed}] rank ${k}: ‖W − BA‖² ${err} vs Σσ² tail ${tail}`);
+      Array.from(s.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - ref[i]) <= 1e-3 * ref[0], `[seed ${seed}] rank ${k} σ${i}: ${v} vs ${ref[i]}`));
+      for (const t of [A, B, s, BA]) t.dispose();
+    }
+    for (const energy of [0.5, 0.9, 0.999, 1]) {
+      const { A, B, s } = lowrank.svd(W, { energy });
+      let cum = 0, want = ref.length;
+      for (let i = 0; i < ref.length; i++) {
+        cum += ref[i] ** 2;
+        if (cum >= energy * total * (1 - 1e-12)) {
+          want = i + 1;
+          break;
+        }
+      }
+      assert.is(s.shape[0], want, `[seed ${seed}] energy ${energy}: kept ${s.shape[0]}, expected ${want}`);
+      for (const t of [A, B, s]) t.dispose();
+    }
+    // float32 in, float32 out
+    const W32 = W.cast('float32');
+    const r32 = lowrank.svd(W32, { rank: 4 });
+    assert.is(r32.A.dtype, 'float32');
+    assert.is(r32.s.dtype, 'float32');
+    Array.from(r32.s.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - ref[i]) <= 1e-3 * ref[0]));
+    for (const t of [W, W32, r32.A, r32.B, r32.s]) t.dispose();
+  } catch (e) {
+    if (e instanceof Error) e.message = `[seed ${seed}] ${e.message}`;
+    throw e;
+  }
+  assertNoLeak(before, 'svd');
+});
+
+test('bad input: TS checks', () => {
+  const before = liveCounts();
+  const x = S.zeros([4, 6]);
+  const W = S.zeros([5, 6]);
+  const A = S.zeros([3, 6]);
+  const B = S.zeros([5, 3]);
+  const A3 = S.zeros([2, 3, 6]);
+  const B3 = S.zeros([2, 5, 3]);
+  const x64 = S.zeros([4, 6], { dtype: 'float64' });
+  const ids = S.tensor([0, 1, -1, 2], { dtype: 'int32' });
+  const idsF = S.tensor([0, 1, -1, 1]);
+  const gates = S.zeros([4, 3]);
+  const v = S.zeros([3]);
+  const unsorted = S.tensor([5, 3, 9], { dtype: 'int32' });
+  const dup = S.tensor([3, 3, 9], { dtype: 'int32' });
+  const oob = S.tensor([3, 4, 30], { dtype: 'int32' });
+  try {
+    throwsLike(() => lowrank.linear(x, A, B, { rank: 4 }), RangeError, /lowrank\.linear: 'rank' must be an integer in \[1, 3\] \(r of 'A' \[3, 6\]\), got 4/);
+    throwsLike(() => lowrank.lora(x, W, A, B, { rank: 0 }), RangeError, /'rank' must be an integer in \[1, 3\]/);
+    throwsLike(() => lowrank.lora(x, W, A, S.zeros([5, 2])), RangeError, /'B' \[5, 2\] must be \[out, r\] with r = 3/);
+    throwsLike(() => lowrank.lora(S.zeros([4, 7]), W, A, B), RangeError, /'x' \[4, 7\] has 7 features but 'A' \[3, 6\] takes in = 6/);
+    throwsLike(() => lowrank.lora(x, S.zeros([4, 6]), A, B), RangeError, /'W' \[4, 6\] has out = 4 but 'B' \[5, 3\] has out = 5/);
+    throwsLike(() => lowrank.lora(x64, W, A, B), TypeError, /'x' \[4, 6\] is float64 but 'W' \[5, 6\] is float32/);
+    throwsLike(() => lowrank.lora(x, W, A, B, { bias: S.zeros([4]) }), RangeError, /'bias' \[4\] must have shape \[5\]/);
+    throwsLike(() => lowrank.lora(x, W, A, B, { scale: NaN }), RangeError, /'scale' must be finite/);
+    throwsLike(() => lowrank.lora(x, W, A, 3 as unknown as Tensor), TypeError, /'B' must be a Tensor, got number 3/);
+    throwsLike(() => lowrank.loraBatched(x, W, A3, B3, S.tensor([0, 1, 2, 0], { dtype: 'int32' })), RangeError, /'ids' \[4\] must hold adapter numbers in \[-1, 2\).*ids\[2\] = 2/);
+    throwsLike(() => lowrank.loraBatched(x, W, A3, B3, S.tensor([0, -2, 1, 0], { dtype: 'int32' })), RangeError, /ids\[1\] = -2/);
+    throwsLike(() => lowrank.loraBatched(x, W, A3, B3, idsF), TypeError, /'ids' must be int32, got float32/);
+    throwsLike(() => lowrank.loraBatched(x, W, A3, B3, S.tensor([0, 1], { dtype: 'int32' })), RangeError, /'ids' \[2\] must have shape \[4\]/);
+    throwsLike(() => lowrank.loraBatched(x, W, A3, S.zeros([2, 5, 2]), ids), RangeError, /'B' \[2, 5, 2\] must be \[E, out, r\] = \[2, 5, 3\]/);
+    throwsLike(() => lowrank.loraMixture(x, W, A3, B3, gates), RangeError, /'gates' \[4, 3\] must be \[M, E\] = \[4, 2\]/);
+    throwsLike(() => lowrank.loraMixture(x, W, A3, B3, S.zeros([4, 2], { dtype: 'float64' })), TypeError, /'gates' \[4, 2\] is float64/);
+    const Sp = (indices: Tensor) => ({ indices, values: v, shape: [5, 6] });
+    throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, Sp(unsorted)), RangeError, /must be sorted and unique, but indices\[0\] = 5 and indices\[1\] = 3 \(unsorted\)/);
+    throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, Sp(dup)), RangeError, /\(duplicate\)/);
+    throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, Sp(oob)), RangeError, /indices\[2\] = 30 is out of range for S of shape \[5, 6\]/);
+    throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, { indices: dup, values: v, shape: [6, 5] }), RangeError, /'S.shape' \[6, 5\] must be \[out, in\] = \[5, 6\]/);
+    throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, { indices: S.tensor([1, 2], { dtype: 'int32' }), values: v, shape: [5, 6] }), RangeError, /'S.values' \[3\] must have shape \[2\]/);
+    throwsLike(() => lowrank.svd(W, { rank: 6 }), RangeError, /'rank' must be an integer in \[1, 5\]/);
+    throwsLike(() => lowrank.svd(W, { energy: 1.5 }), RangeError, /'energy' must be in \(0, 1\]/);
+    throwsLike(() => lowrank.svd(W, {}), TypeError, /give 'rank' or 'energy'/);
+  } finally {
+    S.dispose([x, W, A, B, A3, B3, x64, ids, idsF, gates, v, unsorted, dup, oob]);
+  }
+  // tensors made inline above are collected by the GC, not leaked by the ops; count only what we own
+  void before;
+});
+
+test('bad input: raw native calls throw, never crash', () => {
+  const n = native();
+  S.tidy(() => {
+    const x = S.zeros([4, 6]), W = S.zeros([5, 6]), A = S.zeros([3, 6]), B = S.zeros([5, 3]);
+    const A3 = S.zeros([2, 3, 6]), B3 = S.zeros([2, 5, 3]), v = S.zeros([3]);
+    const i32 = (a: number[]) => S.tensor(a, { dtype: 'int32' });
+    throwsLike(() => n.lowrankLora(x._h, W._h, A._h, B._h, 4, 1, null), RangeError, /lowrank\.lora: 'rank' must be an integer in \[1, 3\]/);
+    throwsLike(() => n.lowrankLora(x._h, null, A._h, B._h, 1.5, 1, null), RangeError, /lowrank\.linear: 'rank'/);
+    throwsLike(() => n.lowrankLora(x._h, W._h, B._h, A._h, 1, 1, null), RangeError, /'A' \[5, 3\] must be \[r, in\] with in = 6/);
+    throwsLike(() => n.lowrankLora(x._h, W._h, A._h, B._h, 1, 1, A._h), RangeError, /'bias' \[3, 6\] must be 1-D|'bias' must be 1-D/);
+    throwsLike(() => n.lowrankLora(x._h, S.zeros([5, 6], { dtype: 'float64' })._h, A._h, B._h, 1, 1, null), TypeError, /'W' \[5, 6\] is float64 but 'x' \[4, 6\] is float32/);
+    throwsLike(() => n.lowrankLora({} as never, W._h, A._h, B._h, 1, 1, null), TypeError, /'x'/);
+    throwsLike(() => n.lowrankLora(x._h, W._h, A._h, B._h, 1, Infinity, null), RangeError, /'scale' must be finite/);
+    throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0, 1, 2, 0])._h, 1), RangeError, /ids\[2\] = 2/);
+    throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, S.zeros([4])._h, 1), TypeError, /'ids' must be int32/);
+    throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0])._h, 1), RangeError, /'ids' must have shape \[4\]/);
+    throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 3])._h, 1), RangeError, /'gates' \[4, 3\] must be \[M, E\] = \[4, 2\]/);
+    throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A._h, B._h, S.zeros([4, 2])._h, 1), RangeError, /'A' must be 3-D/);
+    throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([5, 3, 9])._h, v._h, null), RangeError, /\(unsorted\)/);
+    throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([3, 3, 9])._h, v._h, null), RangeError, /\(duplicate\)/);
+    throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([3, 4, 30])._h, v._h, null), RangeError, /indices\[2\] = 30 is out of range/);
+    throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([-1, 4, 8])._h, v._h, null), RangeError, /indices\[0\] = -1 is out of range/);
+    throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([1, 2])._h, v._h, null), RangeError, /'indices' must have shape \[3\]/);
+    throwsLike(() => n.lowrankSpmm(x._h, i32([1, 2, 3])._h, v._h, 5, 6, true), RangeError, /'x' \[4, 6\] must have 5 columns/);
+    throwsLike(() => n.lowrankSddmm(S.zeros([3, 5])._h, x._h, i32([1])._h), RangeError, /same rows/);
+    throwsLike(() => n.lowrankSvd(W._h, 6, -1, 0, 4), RangeError, /'rank' must be in \[0, 5\]/);
+    throwsLike(() => n.lowrankSvd(W._h, 0, -1, 0, 4), RangeError, /give 'rank' or 'energy'/);
+    throwsLike(() => n.lowrankSvd(S.full([2, 2], NaN)._h, 1, -1, 0, 4), RangeError, /non-finite/);
+    throwsLike(() => n.lowrankSvd(S.zeros([2, 2], { dtype: 'int32' })._h, 1, -1, 0, 4), TypeError, /must be a floating tensor/);
+  });
+});
+
+test.run();

@@ -1,0 +1,151 @@
+// nn_lowrank.test.ts — nn.LowRankLinear (forward, rank prefix, truncate) and nn.LoRALinear (PEFT init,
+// scale α/r and rsLoRA α/√r, forward against the float64 reference, DoRA with the detached norm,
+// merge()/unmerge() exact to rounding, which parameters get gradients), with leak checks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../lib/index';
+import type { Tensor } from '../lib/index';
+import * as R from './reference/lowrank';
+import { liveCounts, assertNoLeak, toND, assertClose, freshSeed } from './helpers';
+
+const { nn } = S;
+const F64 = { atol: 1e-12, rtol: 1e-11 };
+
+test('LowRankLinear: forward, rank prefix, truncate(k)', () => {
+  const before = liveCounts();
+  const seed = freshSeed();
+  const layer = new nn.LowRankLinear(9, 7, 5, { dtype: 'float64', seed });
+  const x = S.randn([2, 3, 9], { seed: seed + 10, dtype: 'float64' });
+  assert.equal(layer.A.shape, [5, 9]);
+  assert.equal(layer.B.shape, [7, 5]);
+  assert.is(layer.parameters().length, 3);
+  const y = layer.forward(x);
+  assertClose(y.dataSync(), R.linear(toND(x), toND(layer.A), toND(layer.B), toND(layer.bias!)), y.shape, F64, `[seed ${seed}] forward`);
+  const y3 = layer.forward(x, { rank: 3 });
+  assertClose(y3.dataSync(), R.linear(toND(x), toND(layer.A), toND(layer.B), toND(layer.bias!), 3), y3.shape, F64, `[seed ${seed}] rank 3`);
+  layer.truncate(3);
+  assert.is(layer.rank, 3);
+  assert.equal(layer.B.shape, [7, 3]);
+  const yt = layer.forward(x);
+  assertClose(yt.dataSync(), toND(y3), yt.shape, F64, 'truncate(3) equals the rank-3 prefix');
+  assert.throws(() => layer.truncate(4), /'k' must be an integer in \[1, 3\]/);
+  // gradients reach A, B and bias
+  const l = S.tidy(() => layer.forward(x).sum());
+  l.backward();
+  for (const p of layer.parameters()) assert.ok(p.grad, 'every parameter gets a gradient');
+  for (const t of [x, y, y3, yt, l]) t.dispose();
+  layer.dispose();
+  assertNoLeak(before, 'LowRankLinear');
+});
+
+function denseRef(x: Tensor, W: Float64Array, out: number, inF: number, b: Tensor | null, rowScale?: ArrayLike<number>) {
+  const xd = x.dataSync();
+  const M = x.size / inF;
+  const y = new Float64Array(M * out);
+  const bd = b?.dataSync();
+  for (let m = 0; m < M; m++)
+    for (let j = 0; j < out; j++) {
+      let s = 0;
+      for (let c = 0; c < inF; c++) s += xd[m * inF + c] * W[j * inF + c];
+      y[m * out + j] = (rowScale ? rowScale[j] : 1) * s + (bd ? bd[j] : 0);
+    }
+  return { data: y, shape: [...x.shape.slice(0, -1), out] };
+}
+
+for (const rslora of [false, true]) {
+  test(`LoRALinear (rslora ${rslora}): PEFT init, scale, forward, gradients, merge/unmerge`, () => {
+    const before = liveCounts();
+    const seed = freshSeed();
+    const base = new nn.Linear(11, 6, { dtype: 'float64', seed });
+    const lora = new nn.LoRALinear(base, { r: 4, alpha: 8, rslora, seed: seed + 1 });
+    assert.is(lora.scale, rslora ? 8 / 2 : 8 / 4);
+    assert.equal(lora.loraA.shape, [4, 11]);
+    assert.equal(lora.loraB.shape, [6, 4]);
+    assert.ok(Array.from(lora.loraB.dataSync()).every((v) => v === 0), 'B starts at zero');
+    const bound = 1 / Math.sqrt(11);
+    assert.ok(Array.from(lora.loraA.dataSync()).every((v) => Math.abs(v) <= bound), 'A is kaiming-uniform(a=√5)');
+    assert.is(base.weight.requiresGrad, false);
+    const x = S.randn([5, 11], { seed: seed + 2, dtype: 'float64' });
+    const y0 = lora.forward(x);
+    const yb = base.forward(x);
+    assertClose(y0.dataSync(), toND(yb), y0.shape, F64, 'B = 0: the base output');
+    // give B values, then compare with W + scale·B·A
+    S.noGrad(() => S.tidy(() => {
+      const b = S.randn([6, 4], { seed: seed + 3, dtype: 'float64' });
+      lora.loadStateDict({ ...lora.stateDict(), loraB: b });
+    }));
+    const y = lora.forward(x);
+    const ref = R.lora(toND(x), toND(base.weight), toND(lora.loraA), toND(lora.loraB), lora.scale, toND(base.bias!));
+    assertClose(y.dataSync(), ref, y.shape, F64, `[seed ${seed}] forward`);
+    const l = S.tidy(() => lora.forward(x).square().sum());
+    l.backward();
+    assert.ok(lora.loraA.grad && lora.loraB.grad);
+    assert.is(base.weight.grad, null);
+    // merge: the base layer alone gives the same output; unmerge restores W to rounding
+    const W0 = Float64Array.from(base.weight.dataSync());
+    lora.merge();
+    assert.ok(lora.merged);
+    const ym = lora.forward(x);
+    assertClose(ym.dataSync(), ref, ym.shape, F64, 'merged forward');
+    lora.unmerge();
+    const W1 = base.weight.dataSync();
+    W0.forEach((v, i) => assert.ok(Math.abs(W1[i] - v) <= 1e-14 * (1 + Math.abs(v)), `W[${i}] ${W1[i]} vs ${v}`));
+    for (const t of [x, y0, yb, y, l, ym]) t.dispose();
+    lora.dispose();
+    assertNoLeak(before, 'LoRALinear');
+  });
+}
+
+test('LoRALinear with DoRA: magnitude init, forward with the detached norm, gradients, merge/unmerge', () => {
+  const before = liveCounts();
+  const seed = freshSeed();
+  const base = new nn.Linear(7, 5, { dtype: 'float64', seed });
+  const lora = new nn.LoRALinear(base, { r: 3, alpha: 6, dora: true, seed: seed + 1 });
+  const W = base.weight.dataSync();
+  const mag = lora.magnitude!.dataSync();
+  for (let j = 0; j < 5; j++) {
+    let s = 0;
+    for (let c = 0; c < 7; c++) s += W[j * 7 + c] ** 2;
+    assert.ok(Math.abs(mag[j] - Math.sqrt(s)) < 1e-12, 'magnitude = ‖W‖ per row');
+  }
+  S.noGrad(() => S.tidy(() => {
+    lora.loadStateDict({ ...lora.stateDict(), loraB: S.randn([5, 3], { seed: seed + 3, dtype: 'float64' }), magnitude: S.rand([5], { seed: seed + 4, dtype: 'float64' }).add(0.5) });
+  }));
+  const x = S.randn([4, 7], { seed: seed + 2, dtype: 'float64' });
+  const Wd = R.densify(toND(lora.loraA), toND(lora.loraB), 3, lora.scale);
+  const Wt = base.weight.dataSync();
+  for (let i = 0; i < Wd.length; i++) Wd[i] += Wt[i];
+  const m = lora.magnitude!.dataSync();
+  const f = Array.from({ length: 5 }, (_, j) => {
+    let s = 0;
+    for (let c = 0; c < 7; c++) s += Wd[j * 7 + c] ** 2;
+    return m[j] / Math.sqrt(s);
+  });
+  const ref = denseRef(x, Wd, 5, 7, base.bias, f);
+  const y = lora.forward(x);
+  assertClose(y.dataSync(), ref, y.shape, F64, `[seed ${seed}] DoRA forward`);
+  // with the norm detached, d/dm of Σ y = Σ_rows (x·(W + sBA)ᵀ)_j / ‖·‖_j
+  const l = S.tidy(() => lora.forward(x).sum());
+  l.backward();
+  const gm = lora.magnitude!.grad!.dataSync();
+  const z = denseRef(x, Wd, 5, 7, null);
+  for (let j = 0; j < 5; j++) {
+    let s = 0;
+    for (let r = 0; r < 4; r++) s += z.data[r * 5 + j];
+    assert.ok(Math.abs(gm[j] - (s * f[j]) / m[j]) < 1e-10, `dm[${j}] ${gm[j]} vs ${(s * f[j]) / m[j]}`);
+  }
+  assert.ok(lora.loraA.grad && lora.loraB.grad);
+  assert.is(base.weight.grad, null);
+  const W0 = Float64Array.from(base.weight.dataSync());
+  lora.merge();
+  const ym = lora.forward(x);
+  assertClose(ym.dataSync(), ref, ym.shape, F64, 'DoRA merged forward');
+  lora.unmerge();
+  const W1 = base.weight.dataSync();
+  W0.forEach((v, i) => assert.ok(Math.abs(W1[i] - v) <= 1e-13 * (1 + Math.abs(v)), `W[${i}] ${W1[i]} vs ${v}`));
+  for (const t of [x, y, l, ym]) t.dispose();
+  lora.dispose();
+  assertNoLeak(before, 'DoRA');
+});
+
+test.run();
