@@ -34,6 +34,7 @@ function loraCase(ctx: BenchContext, m: number, r: number): BenchCase {
       for (const t of [x, W, A, B, WT, AT, BT]) t.dispose();
     },
     baselines: {
+      torch: { kind: 'torch', script: 'lowrank.py', spec: { op: 'lora', m, in: IN, out: OUT, r, scale: 0.5 } },
       dense: { kind: 'local', label: 'dense x·Wᵀ alone', run: () => matmul(x, WT).dispose() },
       unfused: {
         kind: 'local',
@@ -64,7 +65,10 @@ function linearCase(ctx: BenchContext, m: number, r: number): BenchCase {
     teardown() {
       for (const t of [x, A, B, D]) t.dispose();
     },
-    baselines: { dense: { kind: 'local', label: 'dense x·W (same in, out)', run: () => matmul(x, D).dispose() } },
+    baselines: {
+      torch: { kind: 'torch', script: 'lowrank.py', spec: { op: 'linear', m, in: IN, out: OUT, r } },
+      dense: { kind: 'local', label: 'dense x·W (same in, out)', run: () => matmul(x, D).dispose() },
+    },
   };
 }
 
