@@ -2,11 +2,14 @@
 //   add_f32: out[i] = a[i] + b[i], contiguous float32, n elements.
 // Versions: 1 (this one) — grid-stride loop, float4 (16-byte) loads when all pointers are aligned,
 // scalar tail. The broadcasting kernels of the CUDA issue will join it here.
+// Memory goes through gptr()/dev_cast() and launches through structura::launch (cuda/launch.cuh), so
+// the same source runs checked under the CPU emulation (cuda/emu/).
 #include <cuda_runtime.h>
 
 #include <cstdio>
 #include <vector>
 
+#include "launch.cuh"
 #include "structura_cuda.h"
 
 // ------------------------------------------------------------------------------------------------
@@ -14,9 +17,9 @@
 
 __global__ void add_f32_vec4_kernel(structura_add_f32_params p) {
   const int64_t n4 = p.n / 4;
-  const float4* a = reinterpret_cast<const float4*>(p.a);
-  const float4* b = reinterpret_cast<const float4*>(p.b);
-  float4* out = reinterpret_cast<float4*>(p.out);
+  const dev_ptr<const float4> a = dev_cast<const float4>(gptr(p.a));
+  const dev_ptr<const float4> b = dev_cast<const float4>(gptr(p.b));
+  const dev_ptr<float4> out = dev_cast<float4>(gptr(p.out));
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += (int64_t)gridDim.x * blockDim.x) {
     float4 x = a[i], y = b[i];
     out[i] = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
@@ -24,13 +27,15 @@ __global__ void add_f32_vec4_kernel(structura_add_f32_params p) {
   // the tail (n % 4 elements) is done by the first threads of block 0
   if (blockIdx.x == 0 && threadIdx.x < p.n - n4 * 4) {
     int64_t i = n4 * 4 + threadIdx.x;
-    p.out[i] = p.a[i] + p.b[i];
+    gptr(p.out)[i] = gptr(p.a)[i] + gptr(p.b)[i];
   }
 }
 
 __global__ void add_f32_kernel(structura_add_f32_params p) {
+  const dev_ptr<const float> a = gptr(p.a), b = gptr(p.b);
+  const dev_ptr<float> out = gptr(p.out);
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.n; i += (int64_t)gridDim.x * blockDim.x)
-    p.out[i] = p.a[i] + p.b[i];
+    out[i] = a[i] + b[i];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -44,9 +49,8 @@ extern "C" int structura_add_f32(const structura_add_f32_params* p, void* stream
   const int64_t work = aligned ? (p->n + 3) / 4 : p->n;
   int blocks = (int)((work + threads - 1) / threads);
   if (blocks > 65535 * 8) blocks = 65535 * 8;
-  if (aligned) add_f32_vec4_kernel<<<blocks, threads, 0, (cudaStream_t)stream>>>(*p);
-  else add_f32_kernel<<<blocks, threads, 0, (cudaStream_t)stream>>>(*p);
-  return (int)cudaGetLastError();
+  if (aligned) return (int)structura::launch<add_f32_vec4_kernel>(blocks, threads, 0, (cudaStream_t)stream, *p);
+  return (int)structura::launch<add_f32_kernel>(blocks, threads, 0, (cudaStream_t)stream, *p);
 }
 
 extern "C" int structura_cuda_selftest(char* msg, size_t msg_len) {

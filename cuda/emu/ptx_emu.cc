@@ -1,0 +1,224 @@
+// ptx_emu.cc — tensor-core and ldmatrix PTX computed on the CPU, lane by lane, from the fragment
+// layouts of the PTX ISA (section numbers of PTX ISA 9.1; /work/shared/notes/ptx_fragments.md has
+// the tables and their sources). These layouts rest on the PTX ISA text and the code that encodes its
+// figures (CuTe, MLIR); none of this has yet been compared with silicon (issue 4 item 7).
+//
+// Notation: lane l, g = l >> 2 (groupID), t = l % 4 (threadID_in_group). A 32-bit register holding
+// two 16-bit elements keeps the first-listed element in bits 0–15.
+//
+// mma arithmetic (the PTX leaves accumulation order and rounding unspecified, §9.7.14.5.14): every
+// product of the (exactly representable) inputs is formed exactly in double, added to c in k order
+// in double, and the sum is rounded once to float (round to nearest even). tf32 operands are taken
+// from the f32 bit pattern with the low 13 bits cleared (the mma reads only 19 bits).
+#include <cmath>
+#include <cstring>
+
+#include "cuda_runtime.h"
+#include "ptx_emu.h"
+
+namespace emu {
+namespace ptx {
+namespace {
+
+double element(Type t, uint32_t bits16) {
+  return t == Type::F16 ? (double)f16_to_f32((uint16_t)bits16) : (double)bf16_to_f32((uint16_t)bits16);
+}
+double half_of(Type t, uint32_t reg, int h) { return element(t, h ? reg >> 16 : reg & 0xffffu); }
+double tf32(uint32_t reg) { return (double)bits_f32(reg & 0xffffe000u); }
+
+struct MmaIn {
+  int k;
+  Type t;
+  const uint32_t* a;
+  const uint32_t* b;
+  const float* c;
+  uint32_t e;
+  int sel;
+  bool sparse;
+};
+
+const char* mma_op(int k, Type t, bool sparse) {
+  static const char* const dense[3][2] = {
+      {"mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32", "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32"},
+      {"mma.sync.aligned.m16n8k8.row.col.f32.bf16.bf16.f32", "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"},
+      {"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32"}};
+  static const char* const sp[2][2] = {
+      {"mma.sp::ordered_metadata.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32",
+       "mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32"},
+      {"mma.sp::ordered_metadata.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32",
+       "mma.sp::ordered_metadata.sync.aligned.m16n8k32.row.col.f32.bf16.bf16.f32"}};
+  if (sparse) return sp[t == Type::BF16][k == 32];
+  return dense[(int)t][k == 16];
+}
+
+// D (16×8) = A (16×K) · B (K×8) + C, then scatter D by the C/D layout (§9.7.14.5.7/8, shared by all
+// shapes here): c_i of lane l is (g + 8·(i >> 1), 2t + (i & 1)).
+void finish(Collective& c, int K, double A[16][32], double B[32][8]) {
+  float C[16][8];
+  for (int l = 0; l < 32; l++) {
+    const float* cl = static_cast<const MmaIn*>(c.lane[l].in)->c;
+    for (int i = 0; i < 4; i++) C[(l >> 2) + 8 * (i >> 1)][2 * (l % 4) + (i & 1)] = cl[i];
+  }
+  float D[16][8];
+  for (int r = 0; r < 16; r++)
+    for (int n = 0; n < 8; n++) {
+      double acc = C[r][n];
+      for (int k = 0; k < K; k++) acc += A[r][k] * B[k][n];
+      D[r][n] = (float)acc;
+    }
+  for (int l = 0; l < 32; l++) {
+    float* d = static_cast<float*>(c.lane[l].out);
+    for (int i = 0; i < 4; i++) d[i] = D[(l >> 2) + 8 * (i >> 1)][2 * (l % 4) + (i & 1)];
+  }
+}
+
+void mma_fn(Collective& c) {
+  const MmaIn& in0 = *static_cast<const MmaIn*>(c.lane[0].in);
+  const int K = in0.k;
+  const Type t = in0.t;
+  double A[16][32] = {}, B[32][8] = {};
+  for (int l = 0; l < 32; l++) {
+    const MmaIn& in = *static_cast<const MmaIn*>(c.lane[l].in);
+    const int g = l >> 2, q = l % 4;
+    if (t == Type::TF32) {
+      // §9.7.14.5.7 (.tf32): a_i = (g + 8·(i & 1), t + 4·(i >> 1)); b_i = (k = t + 4i, n = g)
+      for (int i = 0; i < 4; i++) A[g + 8 * (i & 1)][q + 4 * (i >> 1)] = tf32(in.a[i]);
+      for (int i = 0; i < 2; i++) B[q + 4 * i][g] = tf32(in.b[i]);
+    } else if (K == 16) {
+      // §9.7.14.5.8: a reg i half h = (g + 8·(i & 1), 2t + h + 8·(i >> 1)); b reg i half h = (2t + h + 8i, g)
+      for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++) A[g + 8 * (i & 1)][2 * q + h + 8 * (i >> 1)] = half_of(t, in.a[i], h);
+      for (int i = 0; i < 2; i++)
+        for (int h = 0; h < 2; h++) B[2 * q + h + 8 * i][g] = half_of(t, in.b[i], h);
+    } else {
+      // §9.7.14.5.7 (.f16/.bf16): a reg i half h = (g + 8i, 2t + h); b half h = (2t + h, g)
+      for (int i = 0; i < 2; i++)
+        for (int h = 0; h < 2; h++) A[g + 8 * i][2 * q + h] = half_of(t, in.a[i], h);
+      for (int h = 0; h < 2; h++) B[2 * q + h][g] = half_of(t, in.b[0], h);
+    }
+  }
+  finish(c, K, A, B);
+}
+
+// §9.7.14.6 (mma.sp): A is given as its 2:4-compressed values plus metadata; see the notes file §2.
+void mma_sp_fn(Collective& c) {
+  const MmaIn& in0 = *static_cast<const MmaIn*>(c.lane[0].in);
+  const int K = in0.k, sel = in0.sel;
+  const Type t = in0.t;
+  for (int l = 1; l < 32; l++)
+    if (static_cast<const MmaIn*>(c.lane[l].in)->sel != sel) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg, "%s: lanes use different sparsity selectors (%d in lane 0)", c.op, sel);
+      fail_thread(ErrorKind::InvalidArgument, c.first_thread + l, msg);
+    }
+  double A[16][32] = {}, B[32][8] = {};
+  // nibble of (row r, chunk ch) — §9.7.14.6.2.1/2 (Figures 119, 122): lane 4·(r mod 8) + sel (k16) or
+  // 4·(r mod 8) + 2·sel + (ch >> 2) (k32); bits 16·(r ≥ 8) + 4·(ch mod 4)
+  auto meta_lane = [&](int r, int ch) { return 4 * (r % 8) + (K == 16 ? sel : 2 * sel + (ch >> 2)); };
+  auto place = [&](int r, int ch, uint32_t lo_bits, uint32_t hi_bits) {
+    const int ml = meta_lane(r, ch);
+    const uint32_t e = static_cast<const MmaIn*>(c.lane[ml].in)->e;
+    const int bit = 16 * (r >= 8) + 4 * (ch % 4);
+    const unsigned nib = (e >> bit) & 0xfu, o0 = nib & 3u, o1 = nib >> 2;
+    if (o0 >= o1) {
+      char msg[400];
+      std::snprintf(msg, sizeof msg,
+                    "%s: metadata register e = 0x%08x of lane %d has nibble 0x%x at bits %d..%d (row %d, columns %d..%d): %s",
+                    c.op, e, ml, nib, bit, bit + 3, r, 4 * ch, 4 * ch + 3,
+                    o0 == o1 ? "both offsets equal (0b0000/0b0101/0b1010/0b1111 are invalid 2:4 metadata)"
+                             : "offsets not increasing (invalid under ::ordered_metadata)");
+      fail_thread(ErrorKind::InvalidMetadata, c.first_thread + ml, msg);
+    }
+    A[r][4 * ch + (int)o0] = element(t, lo_bits);
+    A[r][4 * ch + (int)o1] = element(t, hi_bits);
+  };
+  for (int l = 0; l < 32; l++) {
+    const MmaIn& in = *static_cast<const MmaIn*>(c.lane[l].in);
+    const int g = l >> 2, q = l % 4;
+    if (K == 16) {
+      // §9.7.14.6.2.1 (Fig. 118): reg i = row g + 8i, chunk t; B and C/D as dense m16n8k16
+      for (int i = 0; i < 2; i++) place(g + 8 * i, q, in.a[i] & 0xffffu, in.a[i] >> 16);
+      for (int i = 0; i < 2; i++)
+        for (int h = 0; h < 2; h++) B[2 * q + h + 8 * i][g] = half_of(t, in.b[i], h);
+    } else {
+      // §9.7.14.6.2.2 (Figs. 120–121): reg i = row g + 8·(i & 1), chunk t + 4·(i >> 1);
+      // b reg j half h = (k = 8j + 2t + h, n = g)
+      for (int i = 0; i < 4; i++) place(g + 8 * (i & 1), q + 4 * (i >> 1), in.a[i] & 0xffffu, in.a[i] >> 16);
+      for (int j = 0; j < 4; j++)
+        for (int h = 0; h < 2; h++) B[8 * j + 2 * q + h][g] = half_of(t, in.b[j], h);
+    }
+  }
+  finish(c, K, A, B);
+}
+
+struct LdIn {
+  const unsigned char* p;
+  const Region* r;
+  int num;
+  bool trans;
+};
+
+// §9.7.14.5.15 (Figure 104): lane 8i + r gives the address of row r of matrix i (16 bytes, 16-byte
+// aligned, shared). Register i of lane l: no .trans → row l >> 2, elements 2(l%4), 2(l%4)+1;
+// .trans → elements (2(l%4), l >> 2) and (2(l%4)+1, l >> 2) of matrix i.
+void ldmatrix_fn(Collective& c) {
+  const LdIn& in0 = *static_cast<const LdIn*>(c.lane[0].in);
+  const int num = in0.num;
+  uint16_t M[4][8][8];
+  for (int i = 0; i < num; i++)
+    for (int r = 0; r < 8; r++) {
+      const int src = 8 * i + r;
+      const LdIn& in = *static_cast<const LdIn*>(c.lane[src].in);
+      if (in.r && in.r->space != Space::Shared) {
+        char msg[200];
+        std::snprintf(msg, sizeof msg, "%s: row address %p (matrix %d row %d) is not shared memory", c.op, (const void*)in.p, i, r);
+        fail_thread(ErrorKind::InvalidArgument, c.first_thread + src, msg);
+      }
+      check_access_as(c.first_thread + src, in.r, in.p, 16, 16, Access::Read);
+      std::memcpy(M[i][r], in.p, 16);
+    }
+  for (int l = 0; l < 32; l++) {
+    uint32_t* out = static_cast<uint32_t*>(c.lane[l].out);
+    for (int i = 0; i < num; i++) {
+      uint16_t lo, hi;
+      if (in0.trans) {
+        lo = M[i][2 * (l % 4)][l >> 2];
+        hi = M[i][2 * (l % 4) + 1][l >> 2];
+      } else {
+        lo = M[i][l >> 2][2 * (l % 4)];
+        hi = M[i][l >> 2][2 * (l % 4) + 1];
+      }
+      out[i] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+  }
+}
+}  // namespace
+
+void mma(int k, Type t, float* d, const uint32_t* a, const uint32_t* b, const float* c) {
+  MmaIn in{k, t, a, b, c, 0, 0, false};
+  warp_collective(mma_op(k, t, false), 0xffffffffu, Policy::FullWarp, &in, d, mma_fn);
+}
+
+void mma_sp(int k, Type t, float* d, const uint32_t* a, const uint32_t* b, const float* c, uint32_t e, int sel) {
+  if (t == Type::TF32) fail(ErrorKind::InvalidArgument, "mma.sp with tf32 is not emulated");
+  if (sel < 0 || sel >= (k == 16 ? 4 : 2)) {
+    char msg[160];
+    std::snprintf(msg, sizeof msg, "%s with sparsity selector %d (allowed 0..%d)", mma_op(k, t, true), sel, k == 16 ? 3 : 1);
+    fail(ErrorKind::InvalidArgument, msg);
+  }
+  MmaIn in{k, t, a, b, c, e, sel, true};
+  warp_collective(mma_op(k, t, true), 0xffffffffu, Policy::FullWarp, &in, d, mma_sp_fn);
+}
+
+void ldmatrix(int num, bool trans, uint32_t* r, ptr<const void> row) {
+  static const char* const ops[2][3] = {
+      {"ldmatrix.sync.aligned.m8n8.x1.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.shared.b16",
+       "ldmatrix.sync.aligned.m8n8.x4.shared.b16"},
+      {"ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16",
+       "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"}};
+  LdIn in{static_cast<const unsigned char*>(row.p), row.r, num, trans};
+  warp_collective(ops[trans][num == 1 ? 0 : num == 2 ? 1 : 2], 0xffffffffu, Policy::FullWarp, &in, r, ldmatrix_fn);
+}
+
+}  // namespace ptx
+}  // namespace emu
