@@ -6,6 +6,7 @@
         "csrc/addon.cc",
         "csrc/tensor.cc",
         "csrc/threadpool.cc",
+        "csrc/device.cc",
         "csrc/cpu/cpuinfo.cc",
         "csrc/cpu/gemm.cc",
         "csrc/cpu/elementwise.cc",

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "cpu/cpuinfo.h"
+#include "device.h"
 #include "ops/ops.h"
 #include "structura_cuda.h"
 #include "tensor.h"
@@ -36,15 +37,14 @@ static Napi::Value Backend(const Napi::CallbackInfo& info) {
     d.Set("memory", (double)mem);
     devices.Set(devices.Length(), d);
   }
-  // The CUDA tensor device arrives with the CUDA issue; until then cuda stays false and says why.
+  // cuda: tensors can live on 'cuda' (compiled in and a device found); otherwise reason says why.
+  // cudaEmu: the emulated device 'cuda-emu' (cuda/*.cu run on the CPU by cuda/emu/) is compiled in.
   bool compiled = structura_cuda_compiled() != 0;
-  r.Set("cuda", false);
+  r.Set("cuda", compiled && count > 0);
   r.Set("cudaCompiled", compiled);
-  std::string reason;
-  if (!compiled) reason = msg;
-  else if (count == 0) reason = msg;
-  else reason = "CUDA tensors are not implemented in this version (the GPU was found; kernels compiled)";
-  r.Set("reason", reason);
+  r.Set("cudaEmu", cuda_emu_compiled());
+  if (!compiled || count == 0) r.Set("reason", std::string(msg));
+  else r.Set("reason", "");
   r.Set("devices", devices);
   r.Set("simd", simd_name(simd_level()));
   r.Set("simdHardware", simd_name(simd_hardware()));
@@ -63,13 +63,34 @@ static Napi::Value Memory(const Napi::CallbackInfo& info) {
   const char* names[] = {"cpu", "cuda", "cuda-emu"};
   for (int t = 0; t < 3; t++) {
     MemoryCounters c = memory_counters((DeviceType)t);
-    if (t != 0 && c.buffers == 0) continue;
+    // Devices also report their caching allocator: bytes in free cached blocks (not counted in
+    // `bytes`, which is the live tensors'), and all bytes reserved from the device.
+    DeviceCacheStats cs = t == 0 ? DeviceCacheStats{} : device_cache_stats((DeviceType)t);
+    if (t != 0 && c.buffers == 0 && cs.reserved_bytes == 0) continue;
     Napi::Object o = Napi::Object::New(env);
     o.Set("buffers", (double)c.buffers);
     o.Set("bytes", (double)c.bytes);
+    if (t != 0) {
+      o.Set("cached", (double)cs.cached_bytes);
+      o.Set("cachedBlocks", (double)cs.cached_blocks);
+      o.Set("reserved", (double)cs.reserved_bytes);
+    }
     r.Set(names[t], o);
   }
   return r;
+}
+
+// Waits for the work queued on every device in use; a device error from an earlier op surfaces here.
+static Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+  synchronize_all("cuda.synchronize");
+  return info.Env().Undefined();
+}
+
+// Gives the cached blocks of one device type back to the device (device: 1 cuda, 2 cuda-emu).
+static Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
+  int64_t t = get_int(info, 0, "device", 1, 2);
+  device_empty_cache((DeviceType)t);
+  return info.Env().Undefined();
 }
 
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
@@ -97,6 +118,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, [](void*) { set_thread_env(nullptr); }, nullptr);
   exports.Set("backend", Napi::Function::New(env, Backend, "backend"));
   exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
+  exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
+  exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));

@@ -1,7 +1,15 @@
-// cuda_none.cc — the CUDA probe of a CPU-only build (STRUCTURA_CUDA=OFF, or no nvcc at build time).
+// cuda_none.cc — the structura_* CUDA ABI (cuda/structura_cuda.h) of a binary without nvcc-compiled
+// CUDA (STRUCTURA_CUDA=OFF, or no nvcc at build time): the probe says why, and everything else fails
+// with cudaErrorNoDevice (100). The addon never calls the memory functions here, because get_device()
+// rejects 'cuda' when structura_cuda_compiled() is 0. (The emulated device's structura_emu_* names
+// come from cuda/*.cu compiled for the host, independently of this file.)
 #include <cstdio>
 
 #include "structura_cuda.h"
+
+namespace {
+constexpr int kNoDevice = 100;  // cudaErrorNoDevice
+}
 
 extern "C" {
 int structura_cuda_compiled(void) { return 0; }
@@ -18,7 +26,29 @@ int structura_cuda_device_props(int, char* name, size_t name_len, int* cc_major,
   *total_mem = 0;
   return 1;
 }
-int structura_add_f32(const structura_add_f32_params*, void*) { return 1; }
+int structura_cuda_set_device(int) { return kNoDevice; }
+int structura_cuda_malloc(int, void** p, size_t) {
+  *p = nullptr;
+  return kNoDevice;
+}
+int structura_cuda_free(int, void*) { return kNoDevice; }
+int structura_cuda_memset(int, void*, int, size_t, void*) { return kNoDevice; }
+int structura_cuda_memcpy_h2d(int, void*, const void*, size_t, void*) { return kNoDevice; }
+int structura_cuda_memcpy_d2h(int, void*, const void*, size_t, void*) { return kNoDevice; }
+int structura_cuda_memcpy_d2d(int, void*, const void*, size_t, void*) { return kNoDevice; }
+int structura_cuda_stream_synchronize(int, void*) { return kNoDevice; }
+int structura_cuda_mem_info(int, size_t* free_bytes, size_t* total_bytes) {
+  *free_bytes = *total_bytes = 0;
+  return kNoDevice;
+}
+void structura_cuda_describe_error(int code, char* msg, size_t msg_len) {
+  std::snprintf(msg, msg_len, "error %d: this binary was built without CUDA", code);
+}
+int structura_cuda_last_error(char* msg, size_t msg_len) {
+  if (msg_len) msg[0] = 0;
+  return 0;
+}
+int structura_add_f32(const structura_add_f32_params*, void*) { return kNoDevice; }
 int structura_cuda_selftest(char* msg, size_t msg_len) {
   std::snprintf(msg, msg_len, "built without CUDA");
   return 1;

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "cpu/elementwise.h"
+#include "device.h"
 #include "threadpool.h"
 
 namespace structura {
@@ -85,8 +86,11 @@ MemoryCounters memory_counters(DeviceType t) {
 }
 
 Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
-  if (dev.type != DeviceType::cpu)
-    throw std::runtime_error("structura: device " + dev.str() + " is not available in this build");
+  if (dev.type != DeviceType::cpu) {
+    data = device_alloc(dev, nbytes);  // the device's caching allocator (device.cc); throws on OOM
+    count_alloc();
+    return;
+  }
   // malloc + manual 64-byte alignment rather than aligned_alloc: glibc hands a freed large malloc
   // block straight back to the next request, while aligned_alloc's never are, so every fresh output
   // page-faulted again (≈10 ms per 16 MB measured here).
@@ -96,13 +100,18 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
     throw std::runtime_error("structura: out of memory allocating " + std::to_string(nbytes) + " bytes on " +
                              dev.str());
   }
-  g_buffers[(int)dev.type]++;
-  g_bytes[(int)dev.type] += (int64_t)nbytes;
-  adjust_external_memory((int64_t)nbytes);
+  count_alloc();
+}
+
+void Storage::count_alloc() {
+  g_buffers[(int)device.type]++;
+  g_bytes[(int)device.type] += (int64_t)bytes;
+  adjust_external_memory((int64_t)bytes);
 }
 
 Storage::~Storage() {
-  std::free(base_);
+  if (device.type == DeviceType::cpu) std::free(base_);
+  else device_free(device, data, bytes);
   g_buffers[(int)device.type]--;
   g_bytes[(int)device.type] -= (int64_t)bytes;
   adjust_external_memory(-(int64_t)bytes);
@@ -266,15 +275,17 @@ Device get_device(const Napi::CallbackInfo& info, size_t i, const char* arg) {
   Device d;
   d.type = (DeviceType)get_int(info, i, arg, 0, 2);
   d.index = (int)get_int(info, i + 1, "deviceIndex", 0, 63);
-  if (d.type != DeviceType::cpu)
-    throw_type(info.Env(), std::string("structura: device ") + d.str() + " is not available in this build");
+  std::string why;
+  if (!device_available(d, &why))
+    throw_type(info.Env(), std::string("structura: device ") + d.str() + " is not available: " + why);
   return d;
 }
 
 void require_cpu(Napi::Env env, const Tensor& t, const char* op, const char* arg) {
+  (void)arg;
   if (t.device().type != DeviceType::cpu)
-    throw_type(env, std::string("structura.") + op + ": '" + arg + "' is on " + t.device().str() +
-                        ", which this op does not support yet");
+    throw_type(env, std::string("structura.") + op + ": not implemented on " + t.device().str() +
+                        " yet (CPU only in this version)");
 }
 
 void require_same_device(Napi::Env env, const Tensor& a, const Tensor& b, const char* op) {
@@ -475,7 +486,11 @@ void for_each_row(const Shape& shape, const std::vector<Shape>& strides,
   });
 }
 
+static void require_host(const Tensor& t, const char* fn);
+
 void copy_into(const Tensor& src, Tensor& dst) {
+  require_host(src, "copy_into");
+  require_host(dst, "copy_into");
   if (dst.is_contiguous() && src.shape == dst.shape) {
     copy_to_contiguous(src, dst);
     return;
@@ -500,8 +515,20 @@ void copy_into(const Tensor& src, Tensor& dst) {
 
 // Both go through the elementwise module's tiled converter: a transposed input is copied in 64×64
 // tiles, several times faster than walking it element by element.
-Tensor contiguous(const Tensor& t) { return cpu_convert(t, t.dtype); }
+// Host memory only: a device tensor reaching a CPU copy is a missing dispatch, not something to read.
+static void require_host(const Tensor& t, const char* fn) {
+  if (t.device().type != DeviceType::cpu)
+    throw std::logic_error(std::string("structura: internal error: ") + fn + " on a tensor on " + t.device().str());
+}
 
-Tensor cast_contiguous(const Tensor& t, DType dt) { return cpu_convert(t, dt); }
+Tensor contiguous(const Tensor& t) {
+  require_host(t, "contiguous");
+  return cpu_convert(t, t.dtype);
+}
+
+Tensor cast_contiguous(const Tensor& t, DType dt) {
+  require_host(t, "cast_contiguous");
+  return cpu_convert(t, dt);
+}
 
 }  // namespace structura

@@ -33,6 +33,8 @@ struct Device {
 };
 
 // One allocation. CPU memory is 64-byte aligned so SIMD kernels may use aligned loads on fresh outputs.
+// Device memory (cuda, cuda-emu) comes from the device's caching allocator (device.h); `data` is then a
+// device pointer, which only device code and the copy functions may touch.
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
@@ -44,6 +46,7 @@ struct Storage {
 
  private:
   void* base_ = nullptr;  // what malloc returned (data is base_ rounded up to 64 bytes)
+  void count_alloc();
 };
 
 using Shape = std::vector<int64_t>;
@@ -103,7 +106,8 @@ Shape get_int_array(const Napi::CallbackInfo& info, size_t i, const char* arg, i
 Shape get_shape(const Napi::CallbackInfo& info, size_t i, const char* arg);
 DType get_dtype(const Napi::CallbackInfo& info, size_t i, const char* arg);
 Device get_device(const Napi::CallbackInfo& info, size_t i, const char* arg);
-// Throws unless t lives on the CPU (until the CUDA issue adds device dispatch for this op).
+// Throws unless t lives on the CPU: the one place that says an op has no device kernel yet
+// ("structura.<op>: not implemented on <device> yet (CPU only in this version)").
 void require_cpu(Napi::Env env, const Tensor& t, const char* op, const char* arg);
 void require_same_device(Napi::Env env, const Tensor& a, const Tensor& b, const char* op);
 void require_dtype(Napi::Env env, const Tensor& t, DType dt, const char* op, const char* arg);

@@ -13,7 +13,9 @@
 #include "structura_cuda.h"
 
 // ------------------------------------------------------------------------------------------------
-// kernels
+// kernels (internal linkage: the nvcc and the emulated build of this file share one binary)
+
+namespace {
 
 __global__ void add_f32_vec4_kernel(structura_add_f32_params p) {
   const int64_t n4 = p.n / 4;
@@ -38,10 +40,12 @@ __global__ void add_f32_kernel(structura_add_f32_params p) {
     out[i] = a[i] + b[i];
 }
 
+}  // namespace
+
 // ------------------------------------------------------------------------------------------------
 // launchers
 
-extern "C" int structura_add_f32(const structura_add_f32_params* p, void* stream) {
+extern "C" int STRUCTURA_CUDA_FN(add_f32)(const structura_add_f32_params* p, void* stream) {
   if (p->n <= 0) return 0;
   const int threads = 256;
   const bool aligned = ((reinterpret_cast<uintptr_t>(p->a) | reinterpret_cast<uintptr_t>(p->b) |
@@ -53,7 +57,7 @@ extern "C" int structura_add_f32(const structura_add_f32_params* p, void* stream
   return (int)structura::launch<add_f32_kernel>(blocks, threads, 0, (cudaStream_t)stream, *p);
 }
 
-extern "C" int structura_cuda_selftest(char* msg, size_t msg_len) {
+extern "C" int STRUCTURA_CUDA_FN(cuda_selftest)(char* msg, size_t msg_len) {
   const int n = 1001;
   std::vector<float> a(n), b(n), out(n, -1.f);
   for (int i = 0; i < n; i++) {
@@ -68,7 +72,7 @@ extern "C" int structura_cuda_selftest(char* msg, size_t msg_len) {
   if (e == cudaSuccess) e = cudaMemcpy(db, b.data(), n * 4, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) {
     structura_add_f32_params p{dout, da, db, n};
-    e = (cudaError_t)structura_add_f32(&p, nullptr);
+    e = (cudaError_t)STRUCTURA_CUDA_FN(add_f32)(&p, nullptr);
   }
   if (e == cudaSuccess) e = cudaMemcpy(out.data(), dout, n * 4, cudaMemcpyDeviceToHost);
   cudaFree(da);

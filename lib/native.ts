@@ -38,8 +38,11 @@ export type BinaryOp =
 export type ReduceOp = 'sum' | 'mean' | 'max' | 'min';
 
 export interface BackendInfo {
+  /** Tensors can live on 'cuda' (compiled in and a GPU found); otherwise `reason` says why. */
   cuda: boolean;
   cudaCompiled: boolean;
+  /** The emulated device 'cuda-emu' is compiled in (CMake option STRUCTURA_CUDA_EMU, on by default; not in node-gyp builds). */
+  cudaEmu: boolean;
   reason?: string;
   devices: { name: string; cc: string; memory: number }[];
   simd: 'avx512' | 'avx2' | 'scalar';
@@ -51,7 +54,8 @@ export interface BackendInfo {
 }
 
 export interface MemoryInfo {
-  [device: string]: { buffers: number; bytes: number };
+  /** Per device: live buffers and their bytes; devices add their caching allocator's free cached bytes and blocks, and all bytes reserved from the device (live + cached, in size classes). */
+  [device: string]: { buffers: number; bytes: number; cached?: number; cachedBlocks?: number; reserved?: number };
 }
 
 export interface NativeBinding {
@@ -80,6 +84,8 @@ export interface NativeBinding {
   /** Copies src (broadcast to dst's shape, cast to dst's dtype) into dst, which may be a strided view. */
   copyInto(dst: Handle, src: Handle): void;
   concat(hs: Handle[], axis: number): Handle;
+  /** A contiguous copy of h on another device (host ↔ device by copy; a new handle on the same storage if h is there already). */
+  to(h: Handle, device: number, deviceIndex: number): Handle;
 
   // ---- elementwise (csrc/ops/elementwise.cc) ----
   /** Broadcasting binary op; a and b share dtype and device. If out is given, writes there (out must be contiguous, of the broadcast shape) and returns it. */
@@ -142,6 +148,10 @@ export interface NativeBinding {
   // ---- environment ----
   backend(): Omit<BackendInfo, 'binary'>;
   memory(): MemoryInfo;
+  /** Waits for the work queued on every device in use; a device error from an earlier op is thrown here. */
+  synchronize(): void;
+  /** Gives the caching allocator's free blocks of a device type (1 cuda, 2 cuda-emu) back to the device. */
+  emptyCache(device: number): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
 }

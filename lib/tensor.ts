@@ -45,10 +45,16 @@ export function parseDevice(fn: string, v: unknown): DeviceSpec {
   const spec: DeviceSpec = m[3]
     ? { type: DEVICE_CODES['cuda-emu'], index: 0, name: 'cuda-emu' }
     : { type: DEVICE_CODES.cuda, index: Number(m[2] ?? 0), name: `cuda:${Number(m[2] ?? 0)}` };
-  // This version has CPU tensors only; say why the device is missing rather than failing in C++.
+  // Say why a device is missing here rather than failing in C++.
   const info = native().backend();
-  if (spec.type !== CPU.type)
-    typeError(fn, `device '${v}' is not available in this build: ${info.reason || 'CUDA tensors are not supported yet'} (use 'cpu')`);
+  if (spec.type === DEVICE_CODES['cuda-emu']) {
+    if (!info.cudaEmu)
+      typeError(fn, `device 'cuda-emu' is not available in this build: it was built without the emulated device (build with cmake-js and the CMake option STRUCTURA_CUDA_EMU=ON, the default; node-gyp builds have none)`);
+  } else if (!info.cuda) {
+    typeError(fn, `device '${v}' is not available in this build: ${info.reason || 'no CUDA device'} (use 'cpu')`);
+  } else if (spec.index >= info.devices.length) {
+    typeError(fn, `device '${v}' is not available: this machine has ${info.devices.length} CUDA device(s)`);
+  }
   return spec;
 }
 
@@ -309,7 +315,8 @@ export class Tensor {
     this._check('to');
     const d = parseDevice('to', device);
     if (d.type === this._dev.type && d.index === this._dev.index) return shp.alias(this);
-    return typeError('to', `moving tensors between devices is not available in this build`);
+    // A copy on the other device (no gradient flows across devices in this version).
+    return fromHandle(native().to(this._h, d.type, d.index), this.dtype, this._shape, d);
   }
   /** A copy converted to dtype (gradients flow back for floating dtypes). */
   cast(dtype: DType): Tensor {
@@ -665,9 +672,9 @@ export const cuda = {
   isAvailable(): boolean {
     return native().backend().cuda;
   },
-  /** Waits for queued device work. A no-op while no CUDA device is in use. */
+  /** Waits for the work queued on every device in use (cuda, cuda-emu); a device error from an earlier op is thrown here. */
   synchronize(): void {
-    /* CPU ops are synchronous; the CUDA issue makes this wait on the device streams */
+    native().synchronize();
   },
 };
 

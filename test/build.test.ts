@@ -1,7 +1,8 @@
 // build.test.ts — the two native builds agree: CMakeLists.txt (cmake-js, CPU + CUDA) and binding.gyp
 // (node-gyp, CPU only) compile the same C++ sources, every listed file exists, every C++ file under
 // csrc/ is in the build, and every cuda/*.cu is in STRUCTURA_CUDA_SOURCES. csrc/cuda_none.cc (the CUDA
-// probe of a CPU-only binary) is listed in both and removed by CMake when CUDA is compiled in.
+// probe of a CPU-only binary) is listed in both and removed by CMake when CUDA is compiled in. The
+// emulated device (STRUCTURA_CUDA_EMU: cuda/*.cu and cuda/emu/*.cc on the host) is CMake-only.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
@@ -76,6 +77,16 @@ test('the CUDA build targets sm_80, sm_86, sm_89, sm_90a and compute_90 PTX, run
   assert.match(cm, /"80-real;86-real;89-real;90a-real;90-virtual"/);
   assert.match(cm, /CUDA_RUNTIME_LIBRARY Static/);
   assert.match(cm, /CUDA::cudart_static/);
+});
+
+test("the emulated device 'cuda-emu' is CMake-only: STRUCTURA_CUDA_EMU (on by default) compiles every CUDA source for the host", () => {
+  const cm = read('CMakeLists.txt');
+  assert.match(cm, /option\(STRUCTURA_CUDA_EMU "[^"]*" ON\)/);
+  assert.match(cm, /foreach\(cu \$\{STRUCTURA_CUDA_SOURCES\}\)/, 'each STRUCTURA_CUDA_SOURCES file gets a host wrapper');
+  assert.match(cm, /STRUCTURA_CUDA_EMU=1/);
+  assert.match(cm, /cuda\/emu\/\*\.cc/);
+  // node-gyp builds the CPU addon only: no cuda/ source, so backend().cudaEmu is false there.
+  for (const f of gypSources()) assert.not.match(f, /^cuda\//, `binding.gyp compiles ${f}`);
 });
 
 test('package.json ships what a source build needs', () => {

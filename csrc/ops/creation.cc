@@ -1,8 +1,11 @@
 // ops/creation.cc — making tensors (from arrays, empty, full, arange, random), views with bounds
-// checks, reading back, dispose, contiguous/cast/copyInto/concat. CPU only until the CUDA issue.
+// checks, reading back, dispose, contiguous/cast/copyInto/concat, and to() between devices.
+// On a device (cuda, cuda-emu) the values are made on the host by the same code, then copied over, so
+// every device holds the same numbers (random() is counter-based: the same draws everywhere).
 #include <cmath>
 #include <cstring>
 
+#include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
 #include "threadpool.h"
@@ -67,7 +70,7 @@ Napi::Value FromArray(const Napi::CallbackInfo& info) {
   if (have != array_type(dt) && !values_f32)
     throw_type(env, std::string("structura.tensor: 'data' is a ") + array_name(have) + " but dtype " +
                         dtype_name(dt) + " needs a " + array_name(array_type(dt)));
-  Tensor t = Tensor::empty(dt, shape, dev);
+  Tensor t = Tensor::empty(dt, shape, Device{});
   int64_t n = t.numel();
   if ((int64_t)ta.ElementLength() != n)
     throw_range(env, "structura.tensor: 'data' has " + std::to_string(ta.ElementLength()) + " elements but shape " +
@@ -81,7 +84,7 @@ Napi::Value FromArray(const Napi::CallbackInfo& info) {
   } else if (n) {
     std::memcpy(t.raw(), src, (size_t)n * dtype_size(dt));
   }
-  return wrap(env, std::move(t));
+  return wrap(env, to_device(t, dev));
 }
 
 Napi::Value Empty(const Napi::CallbackInfo& info) {
@@ -109,9 +112,9 @@ Napi::Value Full(const Napi::CallbackInfo& info) {
   Shape shape = get_shape(info, 1, "shape");
   double v = get_number(info, 2, "value");
   Device dev = get_device(info, 3, "device");
-  Tensor t = Tensor::empty(dt, shape, dev);
+  Tensor t = Tensor::empty(dt, shape, Device{});
   fill(t, v);
-  return wrap(info.Env(), std::move(t));
+  return wrap(info.Env(), to_device(t, dev));
 }
 
 Napi::Value Arange(const Napi::CallbackInfo& info) {
@@ -120,9 +123,9 @@ Napi::Value Arange(const Napi::CallbackInfo& info) {
   double step = get_number(info, 2, "step");
   int64_t n = get_int(info, 3, "n", 0, kMaxNumel);
   Device dev = get_device(info, 4, "device");
-  Tensor t = Tensor::empty(dt, {n}, dev);
+  Tensor t = Tensor::empty(dt, {n}, Device{});
   for (int64_t i = 0; i < n; i++) store_from_double(t.raw(), dt, i, start + (double)i * step);
-  return wrap(info.Env(), std::move(t));
+  return wrap(info.Env(), to_device(t, dev));
 }
 
 Napi::Value Random(const Napi::CallbackInfo& info) {
@@ -137,7 +140,7 @@ Napi::Value Random(const Napi::CallbackInfo& info) {
   if (!std::isfinite(seedd)) throw_range(env, "structura.random: 'seed' must be a finite number");
   uint64_t seed = (uint64_t)(int64_t)seedd;
   Device dev = get_device(info, 4, "device");
-  Tensor t = Tensor::empty(dt, shape, dev);
+  Tensor t = Tensor::empty(dt, shape, Device{});
   int64_t n = t.numel();
   void* p = t.raw();
   bool normal = kind == "normal";
@@ -153,7 +156,7 @@ Napi::Value Random(const Napi::CallbackInfo& info) {
       store_from_double(p, dt, i, v);
     }
   });
-  return wrap(env, std::move(t));
+  return wrap(env, to_device(t, dev));
 }
 
 Napi::Value View(const Napi::CallbackInfo& info) {
@@ -188,7 +191,8 @@ Napi::Value View(const Napi::CallbackInfo& info) {
 Napi::Value ReadImpl(const Napi::CallbackInfo& info, bool raw) {
   Napi::Env env = info.Env();
   Tensor t = unwrap(info[0], "tensor");
-  require_cpu(env, t, "read", "tensor");
+  // From a device: wait for the work queued on it, then copy the values over.
+  if (t.device().type != DeviceType::cpu) t = to_device(t, Device{});
   int64_t n = t.numel();
   bool widen = !raw && (t.dtype == DType::f16 || t.dtype == DType::bf16);
   DType out_dt = widen ? DType::f32 : t.dtype;
@@ -229,6 +233,8 @@ Napi::Value StorageId(const Napi::CallbackInfo& info) {
 
 Napi::Value Contiguous(const Napi::CallbackInfo& info) {
   Tensor t = unwrap(info[0], "tensor");
+  // On a device only the trivial case: already contiguous (strided device copies need a kernel).
+  if (t.device().type != DeviceType::cpu && t.is_contiguous()) return wrap(info.Env(), t);
   require_cpu(info.Env(), t, "contiguous", "tensor");
   // Already contiguous: a new handle on the same storage.
   return wrap(info.Env(), contiguous(t));
@@ -237,6 +243,11 @@ Napi::Value Contiguous(const Napi::CallbackInfo& info) {
 Napi::Value Cast(const Napi::CallbackInfo& info) {
   Tensor t = unwrap(info[0], "tensor");
   DType dt = get_dtype(info, 1, "dtype");
+  if (t.device().type != DeviceType::cpu && dt == t.dtype && t.is_contiguous()) {
+    Tensor out = Tensor::empty(dt, t.shape, t.device());  // a copy, as on the CPU: device to device
+    device_copy_d2d(t.device(), out.raw(), t.raw(), (size_t)t.numel() * dtype_size(dt), "cast");
+    return wrap(info.Env(), std::move(out));
+  }
   require_cpu(info.Env(), t, "cast", "tensor");
   // Always a new storage, even for the same dtype: cast() is documented to return a copy.
   Tensor out = Tensor::empty(dt, t.shape, t.device());
@@ -248,8 +259,23 @@ Napi::Value CopyInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor dst = unwrap(info[0], "dst");
   Tensor src = unwrap(info[1], "src");
-  require_cpu(env, dst, "copyInto", "dst");
   require_same_device(env, dst, src, "copyInto");
+  if (dst.device().type != DeviceType::cpu && dst.dtype == src.dtype && dst.shape == src.shape &&
+      dst.is_contiguous() && src.is_contiguous()) {
+    // memmove semantics are not promised by a device copy: equal ranges are a no-op, others overlap
+    // only when they share storage, which then goes through a temporary.
+    if (dst.raw() == src.raw()) return env.Undefined();
+    const size_t nb = (size_t)dst.numel() * dtype_size(dst.dtype);
+    if (src.storage == dst.storage) {
+      Tensor tmp = Tensor::empty(src.dtype, src.shape, src.device());
+      device_copy_d2d(src.device(), tmp.raw(), src.raw(), nb, "copyInto");
+      device_copy_d2d(dst.device(), dst.raw(), tmp.raw(), nb, "copyInto");
+    } else {
+      device_copy_d2d(dst.device(), dst.raw(), src.raw(), nb, "copyInto");
+    }
+    return env.Undefined();
+  }
+  require_cpu(env, dst, "copyInto", "dst");
   Shape b;
   if (src.ndim() > dst.ndim() || !broadcast_shapes(src.shape, dst.shape, b) || b != dst.shape)
     throw_range(env, "structura.copyInto: 'src' of shape " + shape_str(src.shape) + " does not broadcast to 'dst' " +
@@ -305,9 +331,17 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
   return wrap(env, std::move(out));
 }
 
+// to(h, device, index): a copy on another device (the same tensor, as a new handle, on its own device).
+Napi::Value To(const Napi::CallbackInfo& info) {
+  Tensor t = unwrap(info[0], "tensor");
+  Device dev = get_device(info, 1, "device");
+  return wrap(info.Env(), to_device(t, dev));
+}
+
 }  // namespace
 
 void register_creation(Napi::Env env, Napi::Object exports) {
+  exports.Set("to", Napi::Function::New(env, To, "to"));
   exports.Set("fromArray", Napi::Function::New(env, FromArray, "fromArray"));
   exports.Set("empty", Napi::Function::New(env, Empty, "empty"));
   exports.Set("full", Napi::Function::New(env, Full, "full"));

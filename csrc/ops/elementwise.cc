@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cpu/elementwise.h"
+#include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
 
@@ -86,8 +87,21 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   const std::string where = "binary(" + name + ")";
   Tensor a = unwrap(info[1], "a");
   Tensor b = unwrap(info[2], "b");
-  require_cpu(env, a, where.c_str(), "a");
   require_same_device(env, a, b, where.c_str());
+  // The device kernels so far: add of contiguous float32 tensors of one shape (cuda/elementwise.cu).
+  if (op == BinaryOp::add && device_add_supported(a, b)) {
+    Tensor out = make_out(info, 3, where, a.shape, a.dtype, a.device());
+    // An input sharing out's storage at another place is copied first (device to device).
+    auto input = [&](const Tensor& in) {
+      if (in.storage != out.storage || in.raw() == out.raw() || in.numel() == 0) return in;
+      Tensor c = Tensor::empty(in.dtype, in.shape, in.device());
+      device_copy_d2d(in.device(), c.raw(), in.raw(), (size_t)in.numel() * 4, where.c_str());
+      return c;
+    };
+    device_add_f32(env, where.c_str(), input(a), input(b), out);
+    return absent(info, 3) ? wrap(env, std::move(out)) : info[3];
+  }
+  require_cpu(env, a, where.c_str(), "a");
   if (a.dtype != b.dtype)
     throw_type(env, "structura." + where + ": 'a' is " + dtype_name(a.dtype) + " but 'b' is " + dtype_name(b.dtype) +
                         "; cast one of them first");

@@ -656,6 +656,9 @@ std::string kernel_name_from_signature(const char* pretty) {
   }
   std::string name = s.substr(a, b - a);
   if (name.size() > 1 && name[0] == '&') name = name.substr(1);
+  // Kernels live in an anonymous namespace (structura_cuda.h): name them as the source does.
+  for (const char* anon : {"{anonymous}::", "(anonymous namespace)::"})
+    for (size_t at; (at = name.find(anon)) != std::string::npos;) name.erase(at, std::strlen(anon));
   return name;
 }
 
@@ -994,18 +997,33 @@ static emu::Region* alloc_region(size_t bytes) {
   r->hi = r->lo + bytes;
   r->space = emu::Space::Global;
   r->name = "cudaMalloc";
+  r->capacity = bytes;
   return r;
+}
+
+// The emulated device's memory: 80 GiB like an H100, or STRUCTURA_EMU_MEMORY_MB (read at each call), so
+// tests can run the out-of-memory paths without touching that much host memory.
+static size_t device_total_bytes() {
+  if (const char* e = std::getenv("STRUCTURA_EMU_MEMORY_MB"))
+    if (*e) return (size_t)std::strtoull(e, nullptr, 10) << 20;
+  return (size_t)80 << 30;
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (!p) return emu::set_error(cudaErrorInvalidValue), cudaErrorInvalidValue;
   *p = nullptr;
   if (!bytes) return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> g(emu::g_alloc_mu);
+    const size_t total = device_total_bytes();
+    if (bytes > total || emu::g_live_bytes > total - bytes)
+      return emu::set_error(cudaErrorMemoryAllocation), cudaErrorMemoryAllocation;
+  }
   emu::Region* r = alloc_region(bytes);
   if (!r) return emu::set_error(cudaErrorMemoryAllocation), cudaErrorMemoryAllocation;
   std::lock_guard<std::mutex> g(emu::g_alloc_mu);
   emu::g_allocs[r->lo] = r;
-  emu::g_live_bytes += bytes;
+  emu::g_live_bytes += r->capacity;
   *p = reinterpret_cast<void*>(r->lo);
   return cudaSuccess;
 }
@@ -1017,7 +1035,7 @@ cudaError_t cudaFree(void* p) {
     auto it = emu::g_allocs.find(reinterpret_cast<uintptr_t>(p));
     if (it == emu::g_allocs.end()) return emu::set_error(cudaErrorInvalidValue), cudaErrorInvalidValue;
     r = it->second;
-    emu::g_live_bytes -= r->hi - r->lo;
+    emu::g_live_bytes -= r->capacity;
     emu::g_allocs.erase(it);
   }
   std::free(p);
@@ -1033,7 +1051,7 @@ cudaError_t cudaFreeHost(void* p) {
   return cudaSuccess;
 }
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
-  const size_t total = (size_t)80 << 30;
+  const size_t total = device_total_bytes();
   std::lock_guard<std::mutex> g(emu::g_alloc_mu);
   if (free_bytes) *free_bytes = total > emu::g_live_bytes ? total - emu::g_live_bytes : 0;
   if (total_bytes) *total_bytes = total;
@@ -1270,4 +1288,15 @@ extern "C" size_t structura_emu_live_bytes(void) {
 extern "C" size_t structura_emu_live_allocations(void) {
   std::lock_guard<std::mutex> g(emu::g_alloc_mu);
   return emu::g_allocs.size();
+}
+
+// A caching allocator hands out a block larger than the tensor it holds; narrowing the block's bounds
+// to the tensor keeps the out-of-bounds checks exact. 0 on success; -1 if p is not the start of an
+// allocation or bytes exceeds what was allocated.
+extern "C" int structura_emu_set_extent(void* p, size_t bytes) {
+  std::lock_guard<std::mutex> g(emu::g_alloc_mu);
+  auto it = emu::g_allocs.find(reinterpret_cast<uintptr_t>(p));
+  if (it == emu::g_allocs.end() || bytes > it->second->capacity) return -1;
+  it->second->hi = it->second->lo + bytes;
+  return 0;
 }

@@ -52,6 +52,7 @@ struct Region {
   const char* name = "";
   Shadow* shadow = nullptr;    // shared regions only
   uint64_t block_serial = 0;   // shared: the block that last used it (statics are poisoned per block)
+  size_t capacity = 0;         // global: bytes cudaMalloc'ed; [lo, hi) may be narrowed to the part in use
 };
 enum class Access : uint8_t { Read, Write, Atomic };
 

@@ -15,6 +15,9 @@ const char* structura_emu_error_kind_name(int kind);
 /* Bytes and number of live emulated cudaMalloc allocations. */
 size_t structura_emu_live_bytes(void);
 size_t structura_emu_live_allocations(void);
+/* Narrows the checked bounds of the allocation starting at p to its first `bytes` (≤ what cudaMalloc
+ * gave; the caching allocator calls it each time it hands out a block). 0, or -1 if p/bytes are invalid. */
+int structura_emu_set_extent(void* p, size_t bytes);
 #ifdef __cplusplus
 }
 #endif

@@ -18,7 +18,7 @@ static std::string run_add(int64_t n, int offset, int64_t* checked) {
   std::vector<float> sentinel(total, -12345.f);
   dout.upload(sentinel);
   structura_add_f32_params p{dout.p + offset, da.p + offset, db.p + offset, n};
-  const int rc = structura_add_f32(&p, nullptr);
+  const int rc = STRUCTURA_CUDA_FN(add_f32)(&p, nullptr);
   if (rc) {
     char msg[2048];
     structura_emu_last_error(msg, sizeof msg);
@@ -52,7 +52,7 @@ EMU_CASE(elementwise_add_f32_odd_sizes) {
 
 EMU_CASE(elementwise_selftest) {
   char msg[512];
-  if (structura_cuda_selftest(msg, sizeof msg) != 0) return std::string("selftest failed: ") + msg;
+  if (STRUCTURA_CUDA_FN(cuda_selftest)(msg, sizeof msg) != 0) return std::string("selftest failed: ") + msg;
   return "";
 }
 

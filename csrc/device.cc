@@ -1,0 +1,304 @@
+// device.cc — device storage: the per-device caching allocator, host↔device copies, and the launch of
+// the device kernels, over the C ABI of cuda/structura_cuda.h. Both device types go through the same
+// code: 'cuda:N' calls the nvcc-built structura_* functions, 'cuda-emu' the host-built structura_emu_*
+// ones (same cuda/*.cu source, run by cuda/emu/), chosen by one table per type.
+//
+// The allocator. Each device has one cache of free blocks, keyed by size class:
+//   ≤ 1 MiB: multiples of 512 bytes; above: the next of 8 steps per power of two (≤ 12.5 % slack).
+// A block is only handed out again for the same class. All work runs on the device's default stream,
+// so a block freed by one op may be reused by any later op at once: stream order makes the new
+// writes come after the old reads (a second stream would need an event per block; none exists yet).
+// On out-of-memory the cache is given back to the device (cudaFree, which waits for the device) and
+// the allocation is tried once more before a catchable Error. In emulation the checked bounds of a
+// handed-out block are narrowed to the bytes asked for, so the emulator's out-of-bounds checks see
+// the tensor, not the size class.
+#include "device.h"
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
+
+// structura_* (nvcc build, or csrc/cuda_none.cc) ...
+#include "structura_cuda.h"
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+// ... and structura_emu_* (cuda/*.cu built for the emulator): the same declarations, renamed.
+#undef STRUCTURA_CUDA_FN
+#define STRUCTURA_CUDA_FN(name) structura_emu_##name
+#include "structura_cuda.h"
+#include "emu/structura_emu.h"
+#endif
+
+namespace structura {
+
+namespace {
+
+struct Api {
+  int (*compiled)(void);
+  int (*probe)(int*, int*, int*, char*, size_t);
+  int (*malloc_)(int, void**, size_t);
+  int (*free_)(int, void*);
+  int (*memcpy_h2d)(int, void*, const void*, size_t, void*);
+  int (*memcpy_d2h)(int, void*, const void*, size_t, void*);
+  int (*memcpy_d2d)(int, void*, const void*, size_t, void*);
+  int (*sync)(int, void*);
+  int (*set_device)(int);
+  void (*describe)(int, char*, size_t);
+  int (*add_f32)(const structura_add_f32_params*, void*);
+};
+
+const Api kCuda = {structura_cuda_compiled,  structura_cuda_probe,       structura_cuda_malloc,
+                   structura_cuda_free,      structura_cuda_memcpy_h2d,  structura_cuda_memcpy_d2h,
+                   structura_cuda_memcpy_d2d, structura_cuda_stream_synchronize, structura_cuda_set_device,
+                   structura_cuda_describe_error, structura_add_f32};
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+const Api kEmu = {structura_emu_cuda_compiled,  structura_emu_cuda_probe,      structura_emu_cuda_malloc,
+                  structura_emu_cuda_free,      structura_emu_cuda_memcpy_h2d, structura_emu_cuda_memcpy_d2h,
+                  structura_emu_cuda_memcpy_d2d, structura_emu_cuda_stream_synchronize,
+                  structura_emu_cuda_set_device, structura_emu_cuda_describe_error, structura_emu_add_f32};
+#endif
+
+const Api& api(const Device& d) {
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  if (d.type == DeviceType::cuda_emu) return kEmu;
+#endif
+  if (d.type != DeviceType::cuda) throw std::logic_error("structura: no device API for " + d.str());
+  return kCuda;
+}
+
+// The default stream of every device (the legacy NULL stream of the device made current).
+void* const kDefaultStream = nullptr;
+
+std::string describe(const Api& a, int code) {
+  char msg[1400] = {0};
+  a.describe(code, msg, sizeof msg);
+  return msg;
+}
+
+[[noreturn]] void fail(const Device& d, const char* what, int code) {
+  throw std::runtime_error(std::string("structura.") + what + ": " + d.str() + " error: " + describe(api(d), code));
+}
+
+size_t size_class(size_t bytes) {
+  if (bytes <= (size_t(1) << 20)) return (bytes + 511) & ~size_t(511);
+  size_t p = size_t(1) << (63 - __builtin_clzll((unsigned long long)bytes));  // ≤ bytes
+  if (p == bytes) return bytes;
+  size_t step = p / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+struct Cache {
+  std::mutex mu;
+  std::map<size_t, std::vector<void*>> free;  // size class → blocks
+  int64_t cached_bytes = 0, cached_blocks = 0, reserved_bytes = 0;
+};
+
+// Caches live for the process (leaked, never destroyed: storages may be freed during exit, after
+// static destructors have run).
+std::mutex& g_caches_mu = *new std::mutex();
+std::map<std::pair<int, int>, Cache*>& g_caches = *new std::map<std::pair<int, int>, Cache*>();
+
+Cache& cache_of(const Device& d) {
+  std::lock_guard<std::mutex> g(g_caches_mu);
+  Cache*& c = g_caches[{(int)d.type, d.index}];
+  if (!c) c = new Cache();
+  return *c;
+}
+
+// Frees every cached block of c (caller holds c.mu).
+void release_cached(const Device& d, Cache& c) {
+  const Api& a = api(d);
+  for (auto& kv : c.free)
+    for (void* p : kv.second) {
+      a.free_(d.index, p);
+      c.reserved_bytes -= (int64_t)kv.first;
+    }
+  c.free.clear();
+  c.cached_bytes = c.cached_blocks = 0;
+}
+
+void narrow(const Device& d, void* p, size_t bytes) {
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  if (d.type == DeviceType::cuda_emu) structura_emu_set_extent(p, bytes);
+#else
+  (void)d, (void)p, (void)bytes;
+#endif
+}
+
+}  // namespace
+
+bool cuda_emu_compiled() {
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool device_available(const Device& d, std::string* why) {
+  if (d.type == DeviceType::cpu) return true;
+  if (d.type == DeviceType::cuda_emu) {
+    if (!cuda_emu_compiled()) {
+      *why = "this binary was built without the emulated device (rebuild with the CMake option "
+             "STRUCTURA_CUDA_EMU=ON, e.g. npx cmake-js compile --CDSTRUCTURA_CUDA_EMU=ON; the node-gyp build has none)";
+      return false;
+    }
+    if (d.index != 0) {
+      *why = "the emulated device has index 0 only";
+      return false;
+    }
+    return true;
+  }
+  int count = 0, rt = 0, drv = 0;
+  char msg[512] = {0};
+  structura_cuda_probe(&count, &rt, &drv, msg, sizeof msg);
+  if (!structura_cuda_compiled() || count == 0) {
+    *why = msg;
+    return false;
+  }
+  if (d.index >= count) {
+    *why = "there are " + std::to_string(count) + " CUDA device(s)";
+    return false;
+  }
+  return true;
+}
+
+void* device_alloc(const Device& d, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  const size_t cls = size_class(bytes);
+  Cache& c = cache_of(d);
+  std::lock_guard<std::mutex> g(c.mu);
+  auto it = c.free.find(cls);
+  if (it != c.free.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    c.cached_bytes -= (int64_t)cls;
+    c.cached_blocks--;
+    narrow(d, p, bytes);
+    return p;
+  }
+  const Api& a = api(d);
+  void* p = nullptr;
+  int rc = a.malloc_(d.index, &p, cls);
+  if (rc != 0 && c.cached_blocks > 0) {
+    release_cached(d, c);
+    rc = a.malloc_(d.index, &p, cls);
+  }
+  if (rc != 0) {
+    if (rc == 2 /* cudaErrorMemoryAllocation */)
+      throw std::runtime_error("structura: out of memory on " + d.str() + " allocating " + std::to_string(bytes) +
+                               " bytes");
+    fail(d, "alloc", rc);
+  }
+  c.reserved_bytes += (int64_t)cls;
+  narrow(d, p, bytes);
+  return p;
+}
+
+void device_free(const Device& d, void* p, size_t bytes) {
+  if (!p) return;
+  const size_t cls = size_class(bytes);
+  Cache& c = cache_of(d);
+  std::lock_guard<std::mutex> g(c.mu);
+  c.free[cls].push_back(p);
+  c.cached_bytes += (int64_t)cls;
+  c.cached_blocks++;
+}
+
+DeviceCacheStats device_cache_stats(DeviceType t) {
+  DeviceCacheStats s;
+  std::lock_guard<std::mutex> g(g_caches_mu);
+  for (auto& kv : g_caches) {
+    if (kv.first.first != (int)t) continue;
+    std::lock_guard<std::mutex> g2(kv.second->mu);
+    s.cached_bytes += kv.second->cached_bytes;
+    s.cached_blocks += kv.second->cached_blocks;
+    s.reserved_bytes += kv.second->reserved_bytes;
+  }
+  return s;
+}
+
+void device_empty_cache(DeviceType t) {
+  std::lock_guard<std::mutex> g(g_caches_mu);
+  for (auto& kv : g_caches) {
+    if (kv.first.first != (int)t) continue;
+    std::lock_guard<std::mutex> g2(kv.second->mu);
+    release_cached(Device{t, kv.first.second}, *kv.second);
+  }
+}
+
+void device_copy_h2d(const Device& d, void* dst, const void* src, size_t bytes, const char* what) {
+  if (!bytes) return;
+  if (int rc = api(d).memcpy_h2d(d.index, dst, src, bytes, kDefaultStream)) fail(d, what, rc);
+}
+
+void device_copy_d2h(const Device& d, void* dst, const void* src, size_t bytes, const char* what) {
+  if (!bytes) return;
+  const Api& a = api(d);
+  if (int rc = a.memcpy_d2h(d.index, dst, src, bytes, kDefaultStream)) fail(d, what, rc);
+  if (int rc = a.sync(d.index, kDefaultStream)) fail(d, what, rc);
+}
+
+void device_copy_d2d(const Device& d, void* dst, const void* src, size_t bytes, const char* what) {
+  if (!bytes) return;
+  if (int rc = api(d).memcpy_d2d(d.index, dst, src, bytes, kDefaultStream)) fail(d, what, rc);
+}
+
+void device_synchronize(const Device& d, const char* what) {
+  if (int rc = api(d).sync(d.index, kDefaultStream)) fail(d, what, rc);
+}
+
+void synchronize_all(const char* what) {
+  std::vector<Device> ds;
+  {
+    std::lock_guard<std::mutex> g(g_caches_mu);
+    for (auto& kv : g_caches) ds.push_back(Device{(DeviceType)kv.first.first, kv.first.second});
+  }
+  for (auto& d : ds) device_synchronize(d, what);
+}
+
+Tensor to_device(const Tensor& t, const Device& dev) {
+  if (t.device() == dev) return t;
+  const size_t es = dtype_size(t.dtype);
+  if (t.device().type == DeviceType::cpu) {
+    Tensor src = t.is_contiguous() ? t : contiguous(t);
+    Tensor out = Tensor::empty(t.dtype, t.shape, dev);
+    device_copy_h2d(dev, out.raw(), src.raw(), (size_t)out.numel() * es, "to");
+    return out;
+  }
+  // From a device: the span of elements the view covers, then (if strided) a host copy to contiguous.
+  Tensor host;
+  if (t.numel() == 0 || t.is_contiguous()) {
+    host = Tensor::empty(t.dtype, t.shape, Device{});
+    device_copy_d2h(t.device(), host.raw(), t.raw(), (size_t)t.numel() * es, "to");
+  } else {
+    int64_t span = 1;
+    for (int64_t i = 0; i < t.ndim(); i++) span += (t.shape[i] - 1) * t.strides[i];
+    Tensor flat = Tensor::empty(t.dtype, {span}, Device{});
+    device_copy_d2h(t.device(), flat.raw(), t.raw(), (size_t)span * es, "to");
+    Tensor view = flat;
+    view.shape = t.shape;
+    view.strides = t.strides;
+    view.offset = 0;
+    host = contiguous(view);
+  }
+  return dev.type == DeviceType::cpu ? host : to_device(host, dev);
+}
+
+bool device_add_supported(const Tensor& a, const Tensor& b) {
+  return a.device() == b.device() && a.device().type != DeviceType::cpu && a.dtype == DType::f32 &&
+         b.dtype == DType::f32 && a.shape == b.shape && a.is_contiguous() && b.is_contiguous();
+}
+
+void device_add_f32(Napi::Env env, const char* op, const Tensor& a, const Tensor& b, Tensor& out) {
+  const Device d = a.device();
+  const Api& ap = api(d);
+  structura_add_f32_params p{out.data<float>(), a.data<float>(), b.data<float>(), out.numel()};
+  int rc = ap.set_device(d.index);
+  if (rc == 0) rc = ap.add_f32(&p, kDefaultStream);
+  if (rc != 0)
+    throw Napi::Error::New(env, std::string("structura.") + op + ": kernel failed on " + d.str() + ": " +
+                                    describe(ap, rc));
+}
+
+}  // namespace structura

@@ -1,0 +1,281 @@
+// device.test.ts — tensors on devices: 'cuda-emu' (the cuda/*.cu code run on the CPU by cuda/emu/,
+// compiled into the test build) and, without a GPU, the errors of 'cuda'. Round trips of every dtype
+// cpu → cuda-emu → cpu bit-exact (odd sizes, 0 and 1, strided views), creation on the device equal to
+// the CPU's (random: the same counter-based draws), add on the device equal to the CPU add bit for bit
+// (the float4 path on aligned storage, the scalar path on views one element in), memory() per device,
+// the caching allocator's reuse and its out-of-memory retry, and the TypeErrors for unsupported ops,
+// a missing device and mixed devices. Inputs are seeded; the seed is printed on failure.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { native, DTYPE_CODES, DEVICE_CODES, type DType, type Handle } from '../lib/native';
+import * as S from '../lib/index';
+import { freshSeed, rng } from './helpers';
+
+const N = native();
+const EMU = DEVICE_CODES['cuda-emu'];
+const CPU = DEVICE_CODES.cpu;
+const info = N.backend();
+const SIZES = [0, 1, 3, 4, 5, 17, 129, 1001, 4099];
+
+// Random bytes for n elements of dtype (every bit pattern, NaN payloads included: copies must keep them).
+function randomBits(dt: DType, n: number, r: () => number) {
+  const bytes = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, uint8: 1, uint16: 2 }[dt];
+  const u8 = new Uint8Array(n * bytes);
+  for (let i = 0; i < u8.length; i++) u8[i] = Math.floor(r() * 256);
+  const ctor = { float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array, int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array }[dt];
+  return new ctor(u8.buffer);
+}
+
+const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+function sameBits(got: ArrayBufferView, want: ArrayBufferView, what: string) {
+  const g = bytesOf(got), w = bytesOf(want);
+  assert.is(g.length, w.length, `${what}: byte length`);
+  for (let i = 0; i < w.length; i++) if (g[i] !== w[i]) assert.unreachable(`${what}: byte ${i} is ${g[i]}, expected ${w[i]}`);
+}
+
+function emuBytes() {
+  const m = N.memory()['cuda-emu'];
+  return m ?? { buffers: 0, bytes: 0, cached: 0, cachedBlocks: 0, reserved: 0 };
+}
+
+function withSeed(name: string, fn: (r: () => number) => void) {
+  test(name, () => {
+    const seed = freshSeed();
+    try {
+      fn(rng(seed));
+    } catch (e) {
+      console.error(`  ${name}: seed ${seed} (STRUCTURA_TEST_SEED=${seed} replays it)`);
+      throw e;
+    }
+  });
+}
+
+if (!info.cudaEmu) {
+  // Only a binary built without STRUCTURA_CUDA_EMU gets here (the node-gyp build); npm test's build has it.
+  console.log(`device.test.ts: the cuda-emu tests are skipped: this binary (${S.backend().binary}) was built without 'cuda-emu'; build with cmake-js (STRUCTURA_CUDA_EMU=ON, the default)`);
+  test('cuda-emu is refused with a TypeError saying how to build it', () => {
+    assert.throws(() => S.tensor([1, 2], { device: 'cuda-emu' }), (e: Error) => e instanceof TypeError && /STRUCTURA_CUDA_EMU/.test(e.message));
+  });
+} else {
+  withSeed('every dtype round-trips cpu → cuda-emu → cpu bit-exactly, odd sizes, 0 and 1', (r) => {
+    for (const dt of Object.keys(DTYPE_CODES) as DType[]) {
+      for (const n of SIZES) {
+        const bits = randomBits(dt, n, r);
+        const h = N.fromArray(DTYPE_CODES[dt], [n], bits, EMU, 0);
+        sameBits(N.readRaw(h), bits, `${dt}[${n}] fromArray → readRaw`);
+        const back = N.to(h, CPU, 0);
+        sameBits(N.readRaw(back), bits, `${dt}[${n}] to('cpu')`);
+        const cpu = N.fromArray(DTYPE_CODES[dt], [n], bits, CPU, 0);
+        const up = N.to(cpu, EMU, 0);
+        sameBits(N.readRaw(up), bits, `${dt}[${n}] cpu.to('cuda-emu')`);
+        // read() widens float16/bfloat16 the same way on both devices
+        sameBits(N.read(up), N.read(cpu), `${dt}[${n}] read()`);
+        for (const x of [h, back, cpu, up]) N.dispose(x);
+      }
+    }
+  });
+
+  withSeed('the public API moves tensors between devices; strided device views read in logical order', (r) => {
+    for (const [m, k] of [[1, 1], [3, 5], [17, 4], [2, 129]]) {
+      const vals = Array.from({ length: m * k }, () => Math.round((r() - 0.5) * 1000) / 8);
+      const c = S.tensor(vals, { shape: [m, k] });
+      const e = c.to('cuda-emu');
+      assert.is(e.device, 'cuda-emu');
+      assert.equal(e.shape, [m, k]);
+      sameBits(e.dataSync(), c.dataSync(), `[${m}, ${k}] dataSync`);
+      const et = e.transpose(), ct = c.transpose();
+      sameBits(et.dataSync(), ct.dataSync(), `[${m}, ${k}]ᵀ dataSync`);
+      const back = et.to('cpu');
+      assert.is(back.device, 'cpu');
+      sameBits(back.dataSync(), ct.dataSync(), `[${m}, ${k}]ᵀ.to('cpu')`);
+      const n1 = e.narrow(1, k > 1 ? 1 : 0, k > 1 ? k - 1 : 1);
+      const c1 = c.narrow(1, k > 1 ? 1 : 0, k > 1 ? k - 1 : 1);
+      sameBits(n1.dataSync(), c1.dataSync(), `[${m}, ${k}] narrow`);
+      S.dispose([c, e, et, ct, back, n1, c1]);
+    }
+  });
+
+  test('creation on cuda-emu equals creation on the CPU (random: the same counter-based draws)', () => {
+    for (const dt of ['float32', 'float64', 'float16', 'bfloat16'] as DType[]) {
+      for (const n of [0, 1, 17, 1001]) {
+        for (const kind of ['normal', 'uniform'] as const) {
+          const a = N.random(kind, DTYPE_CODES[dt], [n], 1234 + n, CPU, 0);
+          const b = N.random(kind, DTYPE_CODES[dt], [n], 1234 + n, EMU, 0);
+          sameBits(N.readRaw(b), N.readRaw(a), `random ${kind} ${dt}[${n}]`);
+          N.dispose(a), N.dispose(b);
+        }
+      }
+    }
+    for (const dt of Object.keys(DTYPE_CODES) as DType[]) {
+      const f0 = N.full(DTYPE_CODES[dt], [3, 7], 5, CPU, 0), f1 = N.full(DTYPE_CODES[dt], [3, 7], 5, EMU, 0);
+      sameBits(N.readRaw(f1), N.readRaw(f0), `full ${dt}`);
+      const a0 = N.arange(DTYPE_CODES[dt], 1, 2, 33, CPU, 0), a1 = N.arange(DTYPE_CODES[dt], 1, 2, 33, EMU, 0);
+      sameBits(N.readRaw(a1), N.readRaw(a0), `arange ${dt}`);
+      const e = N.empty(DTYPE_CODES[dt], [2, 0, 3], EMU, 0);
+      assert.is(N.readRaw(e).length, 0);
+      for (const x of [f0, f1, a0, a1, e]) N.dispose(x);
+    }
+    const r0 = S.randn([5, 9], { seed: 7 }), r1 = S.randn([5, 9], { seed: 7, device: 'cuda-emu' });
+    sameBits(r1.dataSync(), r0.dataSync(), 'randn');
+    S.dispose([r0, r1]);
+  });
+
+  withSeed('add on cuda-emu equals the CPU add bit for bit: float4 path, scalar path, odd sizes', (r) => {
+    for (const n of SIZES) {
+      const a = new Float32Array(n + 1), b = new Float32Array(n + 1);
+      for (let i = 0; i <= n; i++) {
+        a[i] = (r() - 0.5) * 2 ** Math.floor(r() * 40 - 20);
+        b[i] = (r() - 0.5) * 2 ** Math.floor(r() * 40 - 20);
+      }
+      const ca = N.fromArray(0, [n + 1], a, CPU, 0), cb = N.fromArray(0, [n + 1], b, CPU, 0);
+      const ea = N.fromArray(0, [n + 1], a, EMU, 0), eb = N.fromArray(0, [n + 1], b, EMU, 0);
+      // aligned storage: the float4 kernel (with its scalar tail)
+      const hs: Handle[] = [ca, cb, ea, eb];
+      const keep = (h: Handle) => (hs.push(h), h);
+      const want = N.read(keep(N.binary('add', ca, cb)));
+      sameBits(N.read(keep(N.binary('add', ea, eb))), want, `add[${n + 1}] float4`);
+      // views one element in: 4-byte aligned pointers, the scalar kernel
+      const va = keep(N.view(ea, [n], [1], 1)), vb = keep(N.view(eb, [n], [1], 1));
+      const wantv = N.read(keep(N.binary('add', keep(N.view(ca, [n], [1], 1)), keep(N.view(cb, [n], [1], 1)))));
+      sameBits(N.read(keep(N.binary('add', va, vb))), wantv, `add[${n}] scalar`);
+      // in place (out = a), as the optimizers do
+      const out = N.binary('add', ea, eb, ea);
+      assert.is(out, ea);
+      sameBits(N.read(ea), want, `add[${n + 1}] out = a`);
+      for (const x of hs) N.dispose(x);
+    }
+    // through the public API, with a 2-D shape
+    const x = S.tensor([[1, 2, 3], [4, 5, 6]], { device: 'cuda-emu' });
+    const y = S.add(x, x);
+    assert.is(y.device, 'cuda-emu');
+    assert.equal(Array.from(y.dataSync()), [2, 4, 6, 8, 10, 12]);
+    S.dispose([x, y]);
+  });
+
+  test('memory() counts live buffers per device, caches freed blocks separately, and nothing leaks', () => {
+    N.emptyCache(EMU);
+    const m0 = emuBytes();
+    const cpu0 = N.memory().cpu;
+    const hs: Handle[] = [];
+    for (const n of [1, 100, 1000]) hs.push(N.empty(0, [n], EMU, 0));
+    const m1 = emuBytes();
+    assert.is(m1.buffers, m0.buffers + 3);
+    assert.is(m1.bytes, m0.bytes + 4 * 1101);
+    assert.is(N.memory().cpu.buffers, cpu0.buffers, 'device tensors hold no host buffer');
+    const v = N.view(hs[2], [10], [1], 5);
+    assert.is(emuBytes().buffers, m1.buffers, 'a view is not a buffer');
+    for (const h of hs) N.dispose(h);
+    assert.is(emuBytes().buffers, m0.buffers + 1, 'the view keeps its storage');
+    N.dispose(v);
+    const m2 = emuBytes();
+    assert.is(m2.buffers, m0.buffers);
+    assert.is(m2.bytes, m0.bytes);
+    assert.ok(m2.cached! >= 4 * 1101, `freed blocks are cached (${m2.cached})`);
+    assert.is(m2.reserved! - m2.cached!, m0.reserved ?? 0, 'the freed blocks are all cached');
+    N.emptyCache(EMU);
+    const m3 = emuBytes();
+    assert.is(m3.cached ?? 0, 0);
+    assert.is(m3.reserved ?? 0, m0.reserved ?? 0, 'emptyCache gives every cached block back');
+  });
+
+  test('the caching allocator reuses a freed block of the same size class', () => {
+    N.emptyCache(EMU);
+    const a = N.empty(0, [1000], EMU, 0);
+    const r1 = emuBytes().reserved!;
+    N.dispose(a);
+    assert.is(emuBytes().cachedBlocks, 1);
+    const b = N.empty(0, [999], EMU, 0); // 3996 bytes: the same 512-byte class as 4000
+    assert.is(emuBytes().cachedBlocks, 0, 'the cached block was taken');
+    assert.is(emuBytes().reserved, r1, 'nothing new was reserved');
+    // the reused block is bounded to its new size: the values written are the ones read
+    const vals = new Float32Array(999).map((_, i) => i * 0.5);
+    const c = N.fromArray(0, [999], vals, EMU, 0);
+    N.copyInto(b, c);
+    sameBits(N.read(b), vals, 'reused block');
+    N.dispose(b), N.dispose(c);
+    N.emptyCache(EMU);
+  });
+
+  test('out of memory: the cache is freed and the allocation retried once, then a catchable Error', () => {
+    const MiB = 1 << 20;
+    const before = process.env.STRUCTURA_EMU_MEMORY_MB;
+    process.env.STRUCTURA_EMU_MEMORY_MB = '64'; // the emulated device's size, read at each cudaMalloc
+    try {
+      N.emptyCache(EMU);
+      const a = N.empty(0, [10 * MiB], EMU, 0); // 40 MiB
+      N.dispose(a);
+      assert.is(emuBytes().cached, 40 * MiB);
+      const b = N.empty(0, [12 * MiB], EMU, 0); // 48 MiB: fits only once the cached 40 MiB are freed
+      assert.is(emuBytes().cached, 0, 'the cache was emptied for the retry');
+      assert.throws(() => N.empty(0, [25 * MiB], EMU, 0), (e: Error) => !(e instanceof TypeError) &&
+        e.message === `structura: out of memory on cuda-emu allocating ${100 * MiB} bytes`);
+      assert.throws(() => S.zeros([25 * MiB], { device: 'cuda-emu' }), /out of memory on cuda-emu/);
+      N.dispose(b);
+      // the device still works after the failures, and no error is reported late
+      const c = S.tensor([1, 2, 3], { device: 'cuda-emu' });
+      S.cuda.synchronize();
+      assert.equal(Array.from(S.add(c, c).dataSync()), [2, 4, 6]);
+      S.dispose(c);
+    } finally {
+      if (before === undefined) delete process.env.STRUCTURA_EMU_MEMORY_MB;
+      else process.env.STRUCTURA_EMU_MEMORY_MB = before;
+      N.emptyCache(EMU);
+    }
+  });
+
+  test('an op without a device kernel throws a TypeError naming the op and the device', () => {
+    const x = S.tensor([[1, 2], [3, 4]], { device: 'cuda-emu' });
+    const f64 = N.fromArray(DTYPE_CODES.float64, [2], new Float64Array([1, 2]), EMU, 0);
+    const cases: [string, () => unknown][] = [
+      ['unary(exp)', () => S.exp(x)],
+      ['binary(mul)', () => S.mul(x, x)],
+      ['binary(add)', () => S.add(x, S.tensor([1, 2], { device: 'cuda-emu' }))], // broadcasting: no kernel yet
+      ['binary(add)', () => N.binary('add', f64, f64)], // float64: no kernel yet
+      ['matmul', () => S.matmul(x, x)],
+      ['sum', () => S.sum(x)],
+      ['cast', () => x.cast('float16')],
+      ['contiguous', () => x.transpose().contiguous()],
+    ];
+    for (const [op, fn] of cases) {
+      assert.throws(fn, (e: Error) => e instanceof TypeError && e.message.includes(`structura.${op}`) &&
+        e.message.includes('not implemented on cuda-emu yet (CPU only in this version)'), op);
+    }
+    // the trivial device copies work: same-dtype cast, contiguous of a contiguous tensor, copyInto
+    const c = x.cast('float32'), k = x.contiguous();
+    assert.equal(Array.from(c.dataSync()), [1, 2, 3, 4]);
+    assert.equal(Array.from(k.dataSync()), [1, 2, 3, 4]);
+    S.dispose([x, c, k]);
+    N.dispose(f64);
+  });
+
+  test('mixing devices throws a TypeError; cuda.synchronize() waits', () => {
+    const a = S.tensor([1, 2, 3]), b = S.tensor([1, 2, 3], { device: 'cuda-emu' });
+    assert.throws(() => S.add(a, b), (e: Error) => e instanceof TypeError && /cpu/.test(e.message) && /cuda-emu/.test(e.message));
+    assert.throws(() => N.binary('add', b._h, a._h), (e: Error) => e instanceof TypeError && /different devices/.test(e.message));
+    assert.throws(() => N.copyInto(b._h, a._h), (e: Error) => e instanceof TypeError && /different devices/.test(e.message));
+    S.cuda.synchronize();
+    N.synchronize();
+    S.dispose([a, b]);
+  });
+}
+
+test("'cuda' without a GPU is a TypeError carrying backend().reason", () => {
+  if (info.cuda) {
+    console.log(`device.test.ts: a CUDA device is present (${info.devices[0]?.name}); checked by the round trip instead`);
+    const x = S.tensor([1, 2, 3], { device: 'cuda' });
+    assert.equal(Array.from(S.add(x, x).to('cpu').dataSync()), [2, 4, 6]);
+    S.dispose(x);
+    return;
+  }
+  assert.ok(info.reason && info.reason.length > 0, 'backend().reason says why');
+  const why = (e: Error) => e instanceof TypeError && e.message.includes(info.reason!);
+  assert.throws(() => S.tensor([1, 2], { device: 'cuda' }), why);
+  assert.throws(() => S.zeros([2], { device: 'cuda:1' }), why);
+  assert.throws(() => N.empty(0, [2], DEVICE_CODES.cuda, 0), why);
+  const c = S.tensor([1]);
+  assert.throws(() => c.to('cuda'), why);
+  assert.throws(() => N.to(c._h, DEVICE_CODES.cuda, 0), why);
+  S.dispose(c);
+});
+
+test.run();
