@@ -136,6 +136,17 @@ for (const name of [
   'mma_sp_notes_worked_example',
   'launch_config_checks',
   'all_wrappers_run',
+  // cuda/dense.cu (test/emu/dense_cases.cu)
+  'dense_bf16_shapes',
+  'dense_f16_shapes',
+  'dense_f32_shapes',
+  'dense_bf16_layouts_batched',
+  'dense_f32_layouts_batched',
+  'dense_bf16_epilogue',
+  'dense_f16_epilogue',
+  'dense_f32_epilogue',
+  'dense_multi_tile',
+  'dense_bad_arguments',
 ])
   expectPass(name);
 

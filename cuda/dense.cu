@@ -1,0 +1,432 @@
+// dense.cu — batched dense GEMM with a fused epilogue, hand-written (no cuBLAS).
+//
+//   for b in [0, batch):                         (every pointer advanced by its own batch stride;
+//     z   = alpha · op(A_b)·op(B_b)                a stride of 0 shares one operand across the batch)
+//         + lr_scale · T_b · R_bᵀ                  rank-r term: T [M, r], R [N, r] (lora: T = x·Aᵀ)
+//         + bias_b[n] + beta · C_b[m, n]           C is not read when beta == 0
+//     out_b[m, n] = act(z) + residual_b[m, n]      act: none | relu | gelu (exact erf form)
+//   op(A) = A [M, K] (row stride lda), or with trans_a A is stored [K, M] and op(A) = Aᵀ;
+//   op(B) = B [K, N] (row stride ldb), or with trans_b B is stored [N, K] (a Linear weight) and op(B) = Bᵀ.
+//   dtype of a, b, lr_t, lr_r: bf16 / f16 → tensor cores, f32 accumulation; f32 → the SIMT kernel.
+//   out_dtype of out, c, bias, residual: f32, or the input dtype. Any M, N, K ≥ 1 (K = 0 gives the
+//   epilogue of a zero product); no alignment is required (aligned operands take the fast loads).
+//
+// Versions
+//   1 (this one)
+//   * mma kernel (sm_80+): CTA tile 128×128×32, 8 warps as 2 (M) × 4 (N), warp tile 64×32 = 4×4
+//     mma.sync m16n8k16 tiles (64 f32 accumulators a thread). 3-stage cp.async.cg ring, 16 KiB a
+//     stage, 48 KiB of dynamic shared memory: fits the default limit (no opt-in attribute, so nothing
+//     to set per device). Occupancy is register-bound at 2 CTAs (16 warps) an SM; shared memory would
+//     allow 4 on H100. 128×128×32 with 8 warps and 3 stages is one of CUTLASS's sm80 tensor-op tiles. K-contiguous tiles (64-byte rows) are
+//     swizzled chunk ^= (row >> 1) & 3, MN-contiguous tiles (256-byte rows) chunk ^= row & 7: both make
+//     the 8 rows of every ldmatrix phase hit 8 distinct 16-byte bank groups. Tails (M, N, K not
+//     multiples of the tile) are zero-filled with the cp.async src-size form. Operands whose rows are
+//     not 16-byte aligned (ld % 8 ≠ 0, odd base or batch stride) are staged with checked scalar loads
+//     into the same swizzled layout.
+//   * SIMT f32 kernel: CTA 128×128×16, 256 threads, 8×8 outputs a thread (two 4×4 quadrants 64 apart
+//     so the float4 shared reads are broadcasts / contiguous), As stored k-major; float4 global loads
+//     when the operand is 16-byte aligned along its contiguous dimension.
+//   * Epilogue straight from registers (pairs of columns as one 4/8-byte store when aligned). The
+//     rank-r term is r scalar FMAs an output, meant for r ≪ K.
+//   ptxas (CUDA 13.0, sm_80 and sm_90a): mma kernels 120 registers, f32 kernels 123–124, no spills, no
+//   stack. Checked so far only in the emulator (test/emu/dense_cases.cu); not yet run or timed on a GPU.
+//   Not yet: wgmma/TMA for sm_90a, an smem-staged coalesced epilogue, split-K, L2 rasterization,
+//   BK = 64 / 128×256 tiles (the first tuning knobs once a GPU can time them).
+// Memory goes through gptr()/dev_cast()/DYN_SMEM and launches through structura::launch, so the same
+// source runs checked in the CPU emulator (cuda/emu/README.md).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "launch.cuh"
+#include "ptx.cuh"
+#include "structura_cuda.h"
+
+namespace {
+
+// ------------------------------------------------------------------------------------------------
+// shapes
+
+constexpr int kBM = 128, kBN = 128, kBK = 32, kStages = 3, kThreads = 256;
+constexpr int kTileElems = kBM * kBK;                     // one operand's stage (BM == BN), 16-bit
+constexpr int kStageElems = 2 * kTileElems;
+constexpr size_t kMmaSmemBytes = (size_t)kStages * kStageElems * 2;  // 49152
+constexpr int kSBM = 128, kSBN = 128, kSBK = 16;          // SIMT f32
+
+// ------------------------------------------------------------------------------------------------
+// device helpers
+
+__device__ __forceinline__ float bits_to_f32(uint16_t b, int dt) {
+  return dt == STRUCTURA_DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(b)) : __half2float(__ushort_as_half(b));
+}
+__device__ __forceinline__ uint16_t f32_to_bits(float x, int dt) {
+  return dt == STRUCTURA_DT_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
+}
+
+// A global tensor of runtime dtype (f32 or a 16-bit float), read as f32.
+struct AnyIn {
+  dev_ptr<const float> f;
+  dev_ptr<const uint16_t> h;
+  int dt;
+  __device__ float operator()(int64_t i) const {
+    if (dt == STRUCTURA_DT_F32) return f[i];
+    const uint16_t b = h[i];
+    return bits_to_f32(b, dt);
+  }
+};
+__device__ __forceinline__ AnyIn any_in(const void* p, int dt, int64_t off) {
+  return AnyIn{gptr(static_cast<const float*>(p)) + (dt == STRUCTURA_DT_F32 ? off : 0),
+               gptr(static_cast<const uint16_t*>(p)) + (dt == STRUCTURA_DT_F32 ? 0 : off), dt};
+}
+
+__device__ __forceinline__ float activate(float z, int act) {
+  if (act == STRUCTURA_ACT_RELU) return z > 0.f ? z : 0.f;
+  if (act == STRUCTURA_ACT_GELU) return 0.5f * z * (1.f + erff(z * 0.70710678118654752f));
+  return z;
+}
+
+// Everything the epilogue reads, already offset to this batch.
+struct Epilogue {
+  dev_ptr<float> of;
+  dev_ptr<uint16_t> oh;
+  AnyIn c, bias, res, t, r;
+  int out_dt, act, rank;
+  bool has_c, has_bias, has_res;
+  bool pair_ok;  // out rows even-strided and 8-byte aligned: a column pair is one store
+  float alpha, beta, scale;
+  int64_t ldc, ldres, ldt, ldr;
+
+  __device__ float value(int row, int col, float acc) const {
+    float z = alpha * acc;
+    if (rank > 0) {
+      float s = 0.f;
+      for (int q = 0; q < rank; q++) s += t((int64_t)row * ldt + q) * r((int64_t)col * ldr + q);
+      z += scale * s;
+    }
+    if (has_bias) z += bias(col);
+    if (has_c) z += beta * c((int64_t)row * ldc + col);
+    z = activate(z, act);
+    if (has_res) z += res((int64_t)row * ldres + col);
+    return z;
+  }
+  // Stores columns col, col + 1 of row (acc0, acc1); col is even; each is skipped past M / N.
+  __device__ void store_pair(int row, int col, float acc0, float acc1, int M, int N) const {
+    if (row >= M || col >= N) return;
+    const float v0 = value(row, col, acc0);
+    const int64_t i = (int64_t)row * ldc + col;
+    if (col + 1 < N) {
+      const float v1 = value(row, col + 1, acc1);
+      if (pair_ok) {
+        if (out_dt == STRUCTURA_DT_F32) {
+          dev_cast<float2>(of + i)[0] = make_float2(v0, v1);
+        } else {
+          dev_cast<uint32_t>(oh + i)[0] = (uint32_t)f32_to_bits(v0, out_dt) | ((uint32_t)f32_to_bits(v1, out_dt) << 16);
+        }
+        return;
+      }
+      if (out_dt == STRUCTURA_DT_F32) of[i + 1] = v1;
+      else oh[i + 1] = f32_to_bits(v1, out_dt);
+    }
+    if (out_dt == STRUCTURA_DT_F32) of[i] = v0;
+    else oh[i] = f32_to_bits(v0, out_dt);
+  }
+};
+
+__device__ Epilogue make_epilogue(const structura_gemm_params& p, int64_t b) {
+  Epilogue e;
+  const int od = p.out_dtype;
+  e.of = gptr(static_cast<float*>(p.out)) + (od == STRUCTURA_DT_F32 ? b * p.stride_out : 0);
+  e.oh = gptr(static_cast<uint16_t*>(p.out)) + (od == STRUCTURA_DT_F32 ? 0 : b * p.stride_out);
+  e.c = any_in(p.c, od, b * p.stride_c);
+  e.bias = any_in(p.bias, od, b * p.stride_bias);
+  e.res = any_in(p.residual, od, b * p.stride_res);
+  e.t = any_in(p.lr_t, p.dtype, b * p.stride_t);
+  e.r = any_in(p.lr_r, p.dtype, b * p.stride_r);
+  e.out_dt = od;
+  e.act = p.act;
+  e.rank = (p.lr_t && p.lr_r && p.lr_scale != 0.f) ? (int)p.r : 0;
+  e.has_c = p.c != nullptr && p.beta != 0.f;
+  e.has_bias = p.bias != nullptr;
+  e.has_res = p.residual != nullptr;
+  const int esz = od == STRUCTURA_DT_F32 ? 4 : 2;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(p.out) + (uintptr_t)(b * p.stride_out * esz);
+  e.pair_ok = (p.ldc % 2 == 0) && (base % (2 * esz) == 0);
+  e.alpha = p.alpha;
+  e.beta = p.beta;
+  e.scale = p.lr_scale;
+  e.ldc = p.ldc;
+  e.ldres = p.ldres;
+  e.ldt = p.ldt;
+  e.ldr = p.ldr;
+  return e;
+}
+
+// ---- 16-bit tiles in shared memory --------------------------------------------------------------
+// KMajor: [128 rows (m or n)][32 k] — 4 16-byte chunks a row, chunk ^= (row >> 1) & 3.
+// MNMajor: [32 k][128 (m or n)] — 16 chunks a row, chunk ^= row & 7.
+__device__ __forceinline__ int kmajor_off(int row, int k) {
+  return row * kBK + ((((k >> 3) ^ (row >> 1)) & 3) << 3) + (k & 7);
+}
+__device__ __forceinline__ int mnmajor_off(int k, int mn) {
+  return k * kBM + (((mn >> 3) ^ (k & 7)) << 3) + (mn & 7);
+}
+
+// Stages one operand's 128×32 tile (K-slab k0) into tile. kMN: the operand is stored with the M/N
+// dimension contiguous (A with trans_a, B without trans_b), else with K contiguous.
+// rows/cols of the stored matrix: g(i, j) = src[i * ld + j]; for kMN, i = k and j = m/n.
+template <bool kMN>
+__device__ __forceinline__ void load_tile(dev_ptr<uint16_t> tile, dev_ptr<const uint16_t> src, int64_t ld,
+                                          int mn0, int MN, int k0, int K, bool vec) {
+  for (int q = threadIdx.x; q < kTileElems / 8; q += kThreads) {
+    int i, j, off, lim;  // chunk q: 8 consecutive elements of stored row i from column j
+    if (kMN) {
+      const int kr = q >> 4, c = q & 15;
+      i = k0 + kr, j = mn0 + 8 * c, off = mnmajor_off(kr, 8 * c);
+      lim = i < K ? MN - j : 0;
+    } else {
+      const int r = q >> 2, c = q & 3;
+      i = mn0 + r, j = k0 + 8 * c, off = kmajor_off(r, 8 * c);
+      lim = i < MN ? K - j : 0;
+    }
+    lim = lim < 0 ? 0 : lim > 8 ? 8 : lim;
+    if (vec) {
+      // src-size 0 reads nothing, so a fully outside chunk may keep the base address
+      ptx::cp_async_cg_zfill(tile + off, lim > 0 ? src + (int64_t)i * ld + j : src, 2 * lim);
+    } else {
+      uint64_t lo = 0, hi = 0;  // two words, not an array: a dynamically indexed one lives in local memory
+      for (int e = 0; e < lim; e++) {
+        const uint16_t x = src[(int64_t)i * ld + j + e];
+        if (e < 4) lo |= (uint64_t)x << (16 * e);
+        else hi |= (uint64_t)x << (16 * (e - 4));
+      }
+      dev_cast<uint4>(tile + off)[0] = make_uint4((uint32_t)lo, (uint32_t)(lo >> 32), (uint32_t)hi, (uint32_t)(hi >> 32));
+    }
+  }
+}
+
+template <bool kBf16>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  if (kBf16) ptx::mma_m16n8k16_bf16(d, a, b, d);
+  else ptx::mma_m16n8k16_f16(d, a, b, d);
+}
+
+// ------------------------------------------------------------------------------------------------
+// kernels
+
+// grid (ceil(N/128), ceil(M/128), batch), 256 threads, kMmaSmemBytes of dynamic shared memory.
+template <bool kBf16, bool kTA, bool kTB>
+__global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm_params p) {
+  DYN_SMEM(uint16_t, smem);
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBN;
+  // 16-byte cp.async needs every row start 16-byte aligned
+  const bool vec_a = p.lda % 8 == 0 && (reinterpret_cast<uintptr_t>(p.a) + (uintptr_t)(b * p.stride_a * 2)) % 16 == 0;
+  const bool vec_b = p.ldb % 8 == 0 && (reinterpret_cast<uintptr_t>(p.b) + (uintptr_t)(b * p.stride_b * 2)) % 16 == 0;
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;  // warp tile origin inside the CTA tile
+  const int li = lane >> 3, lr = lane & 7;                 // ldmatrix: matrix li, row lr
+
+  float acc[4][4][4];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+
+  const int ktiles = (K + kBK - 1) / kBK;
+  auto load_stage = [&](int stage, int kt) {
+    const dev_ptr<uint16_t> sa = smem + stage * kStageElems, sb = sa + kTileElems;
+    load_tile<kTA>(sa, A, p.lda, m0, M, kt * kBK, K, vec_a);
+    load_tile<!kTB>(sb, B, p.ldb, n0, N, kt * kBK, K, vec_b);
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; s++) {
+    if (s < ktiles) load_stage(s, s);
+    ptx::cp_async_commit();
+  }
+
+  for (int kt = 0; kt < ktiles; kt++) {
+    ptx::cp_async_wait<kStages - 2>();  // this thread's copies of tile kt have landed ...
+    __syncthreads();                    // ... everyone's have, and everyone finished tile kt - 1
+    // refill the stage tile kt - 1 used; the barrier above is what makes that safe
+    if (kt + kStages - 1 < ktiles) load_stage((kt + kStages - 1) % kStages, kt + kStages - 1);
+    ptx::cp_async_commit();
+
+    const dev_ptr<uint16_t> sa = smem + (kt % kStages) * kStageElems, sb = sa + kTileElems;
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      uint32_t af[4][4], bfr[4][2];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const int mb = wm + 16 * i;
+        // matrices: 0 (m 0-7, k 0-7), 1 (m 8-15, k 0-7), 2 (m 0-7, k 8-15), 3 (m 8-15, k 8-15)
+        if (kTA) ptx::ldmatrix_x4_trans(af[i], sa + mnmajor_off(kk + lr + 8 * (li >> 1), mb + 8 * (li & 1)));
+        else ptx::ldmatrix_x4(af[i], sa + kmajor_off(mb + lr + 8 * (li & 1), kk + 8 * (li >> 1)));
+      }
+#pragma unroll
+      for (int j = 0; j < 4; j += 2) {
+        const int nb = wn + 8 * j;
+        // matrices: 0 (n 0-7, k 0-7), 1 (n 0-7, k 8-15), 2 (n 8-15, k 0-7), 3 (n 8-15, k 8-15)
+        uint32_t r[4];
+        if (kTB) ptx::ldmatrix_x4(r, sb + kmajor_off(nb + lr + 8 * (li >> 1), kk + 8 * (li & 1)));
+        else ptx::ldmatrix_x4_trans(r, sb + mnmajor_off(kk + lr + 8 * (li & 1), nb + 8 * (li >> 1)));
+        bfr[j][0] = r[0], bfr[j][1] = r[1], bfr[j + 1][0] = r[2], bfr[j + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) mma16816<kBf16>(acc[i][j], af[i], bfr[j]);
+    }
+  }
+  ptx::cp_async_wait_all();  // only empty groups remain; leave nothing in flight at exit
+
+  const Epilogue e = make_epilogue(p, b);
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int row = m0 + wm + 16 * i + g, col = n0 + wn + 8 * j + 2 * t;
+      e.store_pair(row, col, acc[i][j][0], acc[i][j][1], M, N);
+      e.store_pair(row + 8, col, acc[i][j][2], acc[i][j][3], M, N);
+    }
+}
+
+// Stages a 128 (m or n) × 16 (k) f32 tile into dst[k][mn] (mn contiguous). kMN: the operand is
+// stored with m/n contiguous (g(i = k, j = mn)), else k contiguous (g(i = mn, j = k)).
+template <bool kMN>
+__device__ __forceinline__ void load_tile_f32(dev_ptr<float> dst, dev_ptr<const float> src, int64_t ld, int mn0,
+                                              int MN, int k0, int K, bool vec) {
+  for (int q = threadIdx.x; q < kSBM * kSBK / 4; q += kThreads) {
+    int i, j, lim, kr, mr;  // 4 consecutive elements of stored row i from column j
+    if (kMN) {
+      kr = q >> 5, mr = (q & 31) * 4;
+      i = k0 + kr, j = mn0 + mr;
+      lim = i < K ? MN - j : 0;
+    } else {
+      mr = q >> 2, kr = (q & 3) * 4;
+      i = mn0 + mr, j = k0 + kr;
+      lim = i < MN ? K - j : 0;
+    }
+    lim = lim < 0 ? 0 : lim > 4 ? 4 : lim;
+    float v[4] = {0.f, 0.f, 0.f, 0.f};
+    if (vec && lim == 4) {
+      const float4 x = dev_cast<const float4>(src + (int64_t)i * ld + j)[0];
+      v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+    } else {
+      for (int e = 0; e < lim; e++) v[e] = src[(int64_t)i * ld + j + e];
+    }
+    if (kMN) {
+      dev_cast<float4>(dst + kr * kSBM + mr)[0] = make_float4(v[0], v[1], v[2], v[3]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 4; e++) dst[(kr + e) * kSBM + mr] = v[e];
+    }
+  }
+}
+
+// grid (ceil(N/128), ceil(M/128), batch), 256 threads, static shared memory 16 KiB.
+template <bool kTA, bool kTB>
+__global__ void __launch_bounds__(kThreads) gemm_f32_kernel(const structura_gemm_params p) {
+  SMEM(float, As, [kSBK * kSBM]);
+  SMEM(float, Bs, [kSBK * kSBN]);
+  const dev_ptr<float> as = As + 0, bs = Bs + 0;
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const float> A = gptr(static_cast<const float*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const float> B = gptr(static_cast<const float*>(p.b)) + b * p.stride_b;
+  const int m0 = blockIdx.y * kSBM, n0 = blockIdx.x * kSBN;
+  const bool vec_a = p.lda % 4 == 0 && (reinterpret_cast<uintptr_t>(p.a) + (uintptr_t)(b * p.stride_a * 4)) % 16 == 0;
+  const bool vec_b = p.ldb % 4 == 0 && (reinterpret_cast<uintptr_t>(p.b) + (uintptr_t)(b * p.stride_b * 4)) % 16 == 0;
+  const int ty = threadIdx.x >> 4, tx = threadIdx.x & 15;
+
+  float acc[8][8];
+#pragma unroll
+  for (int i = 0; i < 8; i++)
+#pragma unroll
+    for (int j = 0; j < 8; j++) acc[i][j] = 0.f;
+
+  for (int k0 = 0; k0 < K; k0 += kSBK) {
+    load_tile_f32<kTA>(as, A, p.lda, m0, M, k0, K, vec_a);
+    load_tile_f32<!kTB>(bs, B, p.ldb, n0, N, k0, K, vec_b);
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kSBK; kk++) {
+      float a[8], bb[8];
+      const float4 a0 = dev_cast<float4>(as + kk * kSBM + 4 * ty)[0];
+      const float4 a1 = dev_cast<float4>(as + kk * kSBM + 64 + 4 * ty)[0];
+      const float4 b0 = dev_cast<float4>(bs + kk * kSBN + 4 * tx)[0];
+      const float4 b1 = dev_cast<float4>(bs + kk * kSBN + 64 + 4 * tx)[0];
+      a[0] = a0.x, a[1] = a0.y, a[2] = a0.z, a[3] = a0.w, a[4] = a1.x, a[5] = a1.y, a[6] = a1.z, a[7] = a1.w;
+      bb[0] = b0.x, bb[1] = b0.y, bb[2] = b0.z, bb[3] = b0.w, bb[4] = b1.x, bb[5] = b1.y, bb[6] = b1.z, bb[7] = b1.w;
+#pragma unroll
+      for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) acc[i][j] = fmaf(a[i], bb[j], acc[i][j]);
+    }
+    __syncthreads();  // the next slab overwrites As/Bs
+  }
+
+  const Epilogue e = make_epilogue(p, b);
+#pragma unroll
+  for (int i = 0; i < 8; i++) {
+    const int row = m0 + (i < 4 ? 4 * ty + i : 64 + 4 * ty + i - 4);
+#pragma unroll
+    for (int j = 0; j < 8; j += 2) {
+      const int col = n0 + (j < 4 ? 4 * tx + j : 64 + 4 * tx + j - 4);
+      e.store_pair(row, col, acc[i][j], acc[i][j + 1], M, N);
+    }
+  }
+}
+
+template <bool kBf16>
+cudaError_t launch_mma(const structura_gemm_params& p, dim3 grid, cudaStream_t s) {
+  const dim3 block(kThreads);
+  if (p.trans_a) {
+    if (p.trans_b) return structura::launch<gemm_mma_kernel<kBf16, true, true>>(grid, block, kMmaSmemBytes, s, p);
+    return structura::launch<gemm_mma_kernel<kBf16, true, false>>(grid, block, kMmaSmemBytes, s, p);
+  }
+  if (p.trans_b) return structura::launch<gemm_mma_kernel<kBf16, false, true>>(grid, block, kMmaSmemBytes, s, p);
+  return structura::launch<gemm_mma_kernel<kBf16, false, false>>(grid, block, kMmaSmemBytes, s, p);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// launchers
+
+extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream) {
+  const bool dt_ok = p->dtype == STRUCTURA_DT_F32 || p->dtype == STRUCTURA_DT_F16 || p->dtype == STRUCTURA_DT_BF16;
+  if (!dt_ok || (p->out_dtype != STRUCTURA_DT_F32 && p->out_dtype != p->dtype)) return (int)cudaErrorInvalidValue;
+  if (p->act < STRUCTURA_ACT_NONE || p->act > STRUCTURA_ACT_GELU) return (int)cudaErrorInvalidValue;
+  if (p->m < 0 || p->n < 0 || p->k < 0 || p->batch < 0 || p->r < 0) return (int)cudaErrorInvalidValue;
+  if (p->m == 0 || p->n == 0 || p->batch == 0) return 0;
+  if (!p->out || (p->k > 0 && (!p->a || !p->b))) return (int)cudaErrorInvalidValue;  // K = 0 reads neither
+  // the stored row lengths: op(A) is M×K, op(B) is K×N
+  const int64_t a_cols = p->trans_a ? p->m : p->k, b_cols = p->trans_b ? p->k : p->n;
+  if (p->lda < a_cols || p->ldb < b_cols || p->ldc < p->n) return (int)cudaErrorInvalidValue;
+  if (p->residual && p->ldres < p->n) return (int)cudaErrorInvalidValue;
+  if (p->lr_t && p->lr_r && p->lr_scale != 0.f && (p->ldt < p->r || p->ldr < p->r)) return (int)cudaErrorInvalidValue;
+  const int64_t tiles_m = (p->m + kBM - 1) / kBM, tiles_n = (p->n + kBN - 1) / kBN;
+  if (p->m > INT32_MAX - kBM || p->n > INT32_MAX - kBN || p->k > INT32_MAX - kBK || p->r > INT32_MAX ||
+      tiles_m > 65535 || p->batch > 65535 || tiles_n > INT32_MAX)
+    return (int)cudaErrorInvalidValue;
+  const dim3 grid((unsigned)tiles_n, (unsigned)tiles_m, (unsigned)p->batch);
+  const cudaStream_t s = (cudaStream_t)stream;
+  if (p->dtype == STRUCTURA_DT_BF16) return (int)launch_mma<true>(*p, grid, s);
+  if (p->dtype == STRUCTURA_DT_F16) return (int)launch_mma<false>(*p, grid, s);
+  const dim3 block(kThreads);
+  if (p->trans_a) {
+    if (p->trans_b) return (int)structura::launch<gemm_f32_kernel<true, true>>(grid, block, 0, s, *p);
+    return (int)structura::launch<gemm_f32_kernel<true, false>>(grid, block, 0, s, *p);
+  }
+  if (p->trans_b) return (int)structura::launch<gemm_f32_kernel<false, true>>(grid, block, 0, s, *p);
+  return (int)structura::launch<gemm_f32_kernel<false, false>>(grid, block, 0, s, *p);
+}
