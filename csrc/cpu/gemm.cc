@@ -19,14 +19,20 @@
 // Skinny problems (M ≤ 16: bandwidth-bound, B is read once and barely reused) skip packing when B
 // has a unit stride: row-major B streams row by row through register tiles with software prefetch
 // (nn_rows), Bᵀ row-major (x·Wᵀ) becomes dot products with the rows of W (nt_tile); each thread takes
-// its own columns. When N is tiny and M is not, the problem is transposed (Cᵀ = Bᵀ·Aᵀ, free with
-// strides) so the short side becomes M.
+// its own columns. When N is tiny (or ≤ 16 at the SIMD levels) and M is not, the problem is transposed
+// (Cᵀ = Bᵀ·Aᵀ, free with strides) so the short side becomes M and A is streamed instead of packed.
+// With N ≤ 64 and row-major A, the kernels read A in place (kern_ua): packing A, a transpose, would
+// cost about as much as the few products each of its elements takes part in.
+// A thin B (few columns or few rows, ≤ 1 MB packed) is packed whole before the threads start, so
+// splitting rows costs one barrier instead of two per K×N block (many, and short, when B is thin).
+// Packed buffers are per thread and per nesting level: a block hook may itself call gemm().
 #include "cpu/gemm.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <new>
@@ -51,6 +57,9 @@ template <class T>
 using MicroKernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t rs_c, int64_t cs_c, int n, T alpha,
                              T beta, const T* bias, int64_t bias_stride);
 template <class T>
+using MicroKernelUA = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t rs_c, int64_t cs_c,
+                               int n, T alpha, T beta, const T* bias, int64_t bias_stride);
+template <class T>
 using SkinnyNN = void (*)(int64_t kb, const T* A, int64_t rs_a, int64_t cs_a, const T* B, int64_t rs_b, int64_t width,
                           T* acc, int64_t ld, bool first);
 template <class T>
@@ -64,6 +73,7 @@ template <class T>
 struct Impl {
   int mr, nr, kc, mc, nc;
   MicroKernel<T> kern[kMaxMR + 1];  // kern[m] computes m ≤ mr rows
+  MicroKernelUA<T> kern_ua[kMaxMR + 1] = {};  // the same, A row-major in place (SIMD levels only)
   PackFn<T> pack_a;                 // len rows of A → MR-tall micro-panels
   PackFn<T> pack_b;                 // len columns of B → NR-wide micro-panels
   // skinny path (SIMD levels only; null in the scalar table): nn[m] for m ≤ 16 rows, nt[mi][nj]
@@ -362,6 +372,7 @@ Impl<T> make_scalar() {
   template <class T, size_t... I>                                                                  \
   void fill_##NS(Impl<T>& im, std::index_sequence<I...>) {                                        \
     ((im.kern[I + 1] = &NS::kern<T, (int)I + 1>), ...);                                            \
+    ((im.kern_ua[I + 1] = &NS::kern_ua<T, (int)I + 1>), ...);                                      \
   }                                                                                                \
   template <class T, size_t... I>                                                                  \
   void fill_##NS##_nn(Impl<T>& im, std::index_sequence<I...>) {                                   \
@@ -462,7 +473,23 @@ struct Workspace {
   std::vector<AlignedBuf> a;    // per thread: its A block
   std::vector<AlignedBuf> b;    // per thread: its own B panel (column split) or skinny sums
 };
-thread_local Workspace t_ws;
+// One workspace per nesting level on each thread: a gemm called from another gemm's block hook (a fused
+// epilogue that is itself a product) runs on a thread whose outer call may still be using its buffers.
+thread_local std::deque<Workspace> t_ws;
+thread_local int t_depth = 0;
+
+// The calling thread's workspace for the duration of one gemm.
+struct WorkspaceScope {
+  Workspace& ws;
+  WorkspaceScope() : ws(level()) { t_depth++; }
+  ~WorkspaceScope() { t_depth--; }
+  WorkspaceScope(const WorkspaceScope&) = delete;
+  WorkspaceScope& operator=(const WorkspaceScope&) = delete;
+  static Workspace& level() {
+    while ((int)t_ws.size() <= t_depth) t_ws.emplace_back();  // a deque: references stay valid
+    return t_ws[(size_t)t_depth];
+  }
+};
 
 // ---------------------------------------------------------------------------------------------
 // the driver
@@ -506,15 +533,38 @@ void finish_block(const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0, int64
 // contiguous runs (see gemm_impl).
 struct Blocking {
   int64_t kc, mc, nc;
+  bool unpacked_a = false;  // the kernels read row-major A in place (kern_ua)
 };
 
+// Columns [c0, c1) (multiples of NR apart from the end) of the K rows [pc, pc + kc) of B, packed into the
+// layout the kernels read: panel q of the block at dst + q·NR·kc.
+template <class T>
+void pack_b_cols(const Impl<T>& im, const Problem<T>& p, int64_t pc, int64_t kc, int64_t c0, int64_t c1, T* dst) {
+  if (c1 > c0) im.pack_b(p.B + pc * p.rs_b + c0 * p.cs_b, p.rs_b, p.cs_b, c1 - c0, kc, dst + c0 * kc);
+}
+
+// All of B packed at once (K block after K block, each block all N columns wide: block pc starts at
+// dst + pc·Npad), the `share` threads each packing their part of every block.
+template <class T>
+void pack_b_whole(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, T* dst, int tid, int share) {
+  const int64_t NR = im.nr, Q = (p.N + NR - 1) / NR, Npad = Q * NR;
+  const int64_t q0 = Q * tid / share, q1 = Q * (tid + 1) / share;
+  for (int64_t pc = 0; pc < p.K; pc += bk.kc) {
+    const int64_t kc = std::min<int64_t>(bk.kc, p.K - pc);
+    pack_b_cols(im, p, pc, kc, q0 * NR, std::min<int64_t>(p.N, q1 * NR), dst + pc * Npad);
+  }
+}
+
 // Rows [i0, i1) × columns [j0, j1) of p. `share` threads (ids tid) pack each B panel together into
-// `bbuf` and meet at barriers; share = 1 runs alone. Exceptions from the block hook are kept in *err and
-// the thread keeps meeting the barriers (a thread that left would hang the others).
+// `bbuf` and meet at barriers; share = 1 runs alone. With `whole` (all of B already packed by
+// pack_b_whole, j0 = 0) there is neither packing nor a barrier. Exceptions from the block hook are kept
+// in *err and the thread keeps meeting the barriers (a thread that left would hang the others).
 template <class T>
 void run_range(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, int64_t i0, int64_t i1, int64_t j0,
-               int64_t j1, T* bbuf, T* abuf, int tid, int share, std::exception_ptr* err, std::mutex* err_mu) {
+               int64_t j1, T* bbuf, bool whole, T* abuf, int tid, int share, std::exception_ptr* err,
+               std::mutex* err_mu) {
   const int64_t MR = im.mr, NR = im.nr;
+  const int64_t Npad = (p.N + NR - 1) / NR * NR;
   const int64_t rows = i1 - i0;
   // Equal MR-aligned row blocks no larger than MC: no small leftover block.
   const int64_t nblk = rows > 0 ? (rows + bk.mc - 1) / bk.mc : 0;
@@ -525,15 +575,16 @@ void run_range(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, int64
     for (int64_t pc = 0; pc < p.K; pc += bk.kc) {
       const int64_t kc = std::min<int64_t>(bk.kc, p.K - pc);
       const bool first = pc == 0, last = pc + kc == p.K;
-      {
+      // this block's packed B: panel jr at bblk + jr·kc
+      const T* bblk = whole ? bbuf + pc * Npad + jc * kc : bbuf;
+      if (!whole) {
         const int64_t Q = (nc + NR - 1) / NR;
         const int64_t q0 = Q * tid / share, q1 = Q * (tid + 1) / share;
-        if (q1 > q0) {
-          const int64_t c0 = q0 * NR, c1 = std::min<int64_t>(nc, q1 * NR);
-          im.pack_b(p.B + pc * p.rs_b + (jc + c0) * p.cs_b, p.rs_b, p.cs_b, c1 - c0, kc, bbuf + c0 * kc);
-        }
+        Problem<T> q = p;
+        q.B = p.B + jc * p.cs_b;
+        pack_b_cols(im, q, pc, kc, q0 * NR, std::min<int64_t>(nc, q1 * NR), bbuf);
+        if (share > 1) region_barrier();
       }
-      if (share > 1) region_barrier();
       const T beta = first ? p.beta : T(1);
       const T* bias = last && p.bias ? p.bias + jc * p.bias_stride : nullptr;
       for (int64_t b = 0; b < nblk && !failed; b++) {
@@ -541,16 +592,20 @@ void run_range(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, int64
         const int64_t ie = std::min<int64_t>(i1, i0 + (rpanels * (b + 1) / nblk) * MR);
         if (ie <= ib) continue;
         const int64_t mc = ie - ib;
-        im.pack_a(p.A + ib * p.rs_a + pc * p.cs_a, p.rs_a, p.cs_a, mc, kc, abuf);
+        if (!bk.unpacked_a) im.pack_a(p.A + ib * p.rs_a + pc * p.cs_a, p.rs_a, p.cs_a, mc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = (int)std::min<int64_t>(NR, nc - jr);
-          const T* bp = bbuf + jr * kc;
+          const T* bp = bblk + jr * kc;
           T* cj = p.C + (jc + jr) * p.cs_c;
           const T* bj = bias ? bias + jr * p.bias_stride : nullptr;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int m = (int)std::min<int64_t>(MR, mc - ir);
-            im.kern[m](kc, abuf + ir * kc, bp, cj + (ib + ir) * p.rs_c, p.rs_c, p.cs_c, n, p.alpha, beta, bj,
-                       p.bias_stride);
+            if (bk.unpacked_a)
+              im.kern_ua[m](kc, p.A + (ib + ir) * p.rs_a + pc, p.rs_a, bp, cj + (ib + ir) * p.rs_c, p.rs_c, p.cs_c, n,
+                            p.alpha, beta, bj, p.bias_stride);
+            else
+              im.kern[m](kc, abuf + ir * kc, bp, cj + (ib + ir) * p.rs_c, p.rs_c, p.cs_c, n, p.alpha, beta, bj,
+                         p.bias_stride);
           }
         }
         if (last && p.epi) {
@@ -565,7 +620,7 @@ void run_range(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, int64
       }
       // Nobody repacks B while another thread still reads it (after the last panel, the end of the
       // parallel region is the barrier).
-      if (share > 1 && !(last && jc + nc >= j1)) region_barrier();
+      if (!whole && share > 1 && !(last && jc + nc >= j1)) region_barrier();
     }
   }
 }
@@ -660,8 +715,11 @@ void gemm_impl(Problem<T> p) {
   }
   const Impl<T>& im = impl_for<T>(simd_level());
   // A handful of columns wastes most of each NR-wide tile; the transposed problem has them as rows,
-  // which the m-row kernels compute without waste.
-  if (p.N < im.nr / 2 && p.M > p.N) {
+  // which the m-row kernels compute without waste. Up to 16 columns (a low-rank projection x·Aᵀ),
+  // the transposed problem is skinny: A is streamed once instead of packed (each element of A is used
+  // only N times, so packing it would cost about as much as the arithmetic).
+  const bool to_skinny = im.lanes > 0 && p.N <= 16 && p.M > 16 && (p.rs_a == 1 || p.cs_a == 1);
+  if ((p.N < im.nr / 2 || to_skinny) && p.M > p.N) {
     std::swap(p.M, p.N);
     std::swap(p.A, p.B);
     std::swap(p.rs_a, p.cs_b);
@@ -698,7 +756,8 @@ void gemm_impl(Problem<T> p) {
   };
   // Skinny with a unit stride in B: no packing at all (SIMD levels). Threads take equal column ranges.
   if (skinny && im.lanes > 0 && (p.cs_b == 1 || p.rs_b == 1)) {
-    Workspace& ws = t_ws;
+    WorkspaceScope scope;
+    Workspace& ws = scope.ws;
     if (p.cs_b == 1) {
       const int64_t vecs = (p.N + im.lanes - 1) / im.lanes;
       nt = (int)std::min<int64_t>(nt, vecs);
@@ -753,16 +812,28 @@ void gemm_impl(Problem<T> p) {
     }
   }
   bk.kc = std::min<int64_t>(bk.kc, p.K);
+  // Thin B (N ≤ 64) and row-major A: each element of A takes part in at most 64 products, so packing A
+  // (a transpose) would cost about as much as the arithmetic; the kernels read A's rows in place.
+  // Measured (4096×N×4096, one thread, AVX-512 and AVX2): N = 32 in 0.6–0.8× the time, N = 64 in
+  // 0.75–0.85×; at N = 96 and 128 it was no better than packing.
+  bk.unpacked_a = !skinny && im.kern_ua[1] && p.cs_a == 1 && p.N <= 64;
 
-  Workspace& ws = t_ws;
+  WorkspaceScope scope;
+  Workspace& ws = scope.ws;
   if ((int)ws.a.size() < nt) ws.a.resize(nt);
   for (int t = 0; t < nt; t++)
     ws.a[t].get(sizeof(T) * (size_t)(std::min<int64_t>(bk.mc, rpanels * MR) + 2 * MR) * bk.kc);
   T* shared_b = nullptr;
+  // A small B (thin: few columns or few rows; up to 1 MB packed) is packed whole, once, with a single
+  // barrier: the threads then run without meeting again. Otherwise every K×N block costs two barriers,
+  // and a thin B makes those blocks so short that waiting (worst when the machine is busy and a thread
+  // is descheduled) costs more than the arithmetic.
+  const bool whole = split_rows && nt > 1 && (double)p.K * (double)(npanels * NR) * sizeof(T) <= (1 << 20) &&
+                     (p.K > bk.kc || p.N > bk.nc);
   if (split_rows) {
     // Allocated before the region: a thread failing between barriers would hang the others.
     const int64_t ncols = std::min<int64_t>(bk.nc, npanels * NR);
-    shared_b = (T*)ws.shared_b.get(sizeof(T) * (size_t)ncols * bk.kc);
+    shared_b = (T*)ws.shared_b.get(sizeof(T) * (size_t)(whole ? npanels * NR * p.K : ncols * bk.kc));
   } else if ((int)ws.b.size() < nt) {
     ws.b.resize(nt);
   }
@@ -771,7 +842,11 @@ void gemm_impl(Problem<T> p) {
     if (split_rows) {
       const int64_t i0 = std::min<int64_t>(p.M, rpanels * tid / n_threads * MR);
       const int64_t i1 = std::min<int64_t>(p.M, rpanels * (tid + 1) / n_threads * MR);
-      run_range(im, bk, p, i0, i1, 0, p.N, shared_b, abuf, tid, n_threads, &err, &err_mu);
+      if (whole) {
+        pack_b_whole(im, bk, p, shared_b, tid, n_threads);
+        if (n_threads > 1) region_barrier();
+      }
+      run_range(im, bk, p, i0, i1, 0, p.N, shared_b, whole, abuf, tid, n_threads, &err, &err_mu);
     } else {
       const int64_t Q = (p.N + NR - 1) / NR;
       const int64_t j0 = std::min<int64_t>(p.N, Q * tid / n_threads * NR);
@@ -779,7 +854,7 @@ void gemm_impl(Problem<T> p) {
       if (j1 <= j0) return;
       // sized here, from the range this thread really got (no barriers in this mode)
       T* bbuf = (T*)ws.b[tid].get(sizeof(T) * (size_t)std::min<int64_t>(bk.nc, j1 - j0 + NR) * bk.kc);
-      run_range(im, bk, p, 0, p.M, j0, j1, bbuf, abuf, 0, 1, &err, &err_mu);
+      run_range(im, bk, p, 0, p.M, j0, j1, bbuf, false, abuf, 0, 1, &err, &err_mu);
     }
   });
   if (err) std::rethrow_exception(err);

@@ -11,7 +11,8 @@
 // chosen at run time (AVX-512, AVX2+FMA, scalar; cpu/cpuinfo.h), threads over M (over N when M is
 // small) on the shared pool. Skinny problems (M ≤ 16, bandwidth-bound) with a unit stride in B skip
 // packing and stream B once, each thread its own columns. Tiny problems (M·N·K ≤ 4096) take a direct
-// loop; N < NR/2 < M is computed as Cᵀ = Bᵀ·Aᵀ.
+// loop; few columns (N < NR/2, or N ≤ 16 at the SIMD levels) and more rows are computed as Cᵀ = Bᵀ·Aᵀ,
+// which is skinny. A thin B (≤ 1 MB packed) is packed whole once, so the threads never wait on each other.
 // Called from inside a parallel region (e.g. one gemm per batch item on the pool), it runs inline on
 // the calling thread. Packed buffers are 64-byte aligned, per calling thread, reused across calls.
 #pragma once
@@ -29,7 +30,8 @@ struct GemmEpilogue {
   // that computed it, with the block's row and column ranges [i0, i1) × [j0, j1). Used by fused ops
   // (e.g. lowrank adds its rank-r term here) and activations. The blocks of one call tile C exactly
   // once and never overlap; they may run concurrently on different threads. An exception thrown by
-  // the hook is rethrown by gemm() once every thread has stopped.
+  // the hook is rethrown by gemm() once every thread has stopped. The hook may call gemm() itself (it
+  // runs inline on the hook's thread, with buffers of its own).
   std::function<void(int64_t i0, int64_t i1, int64_t j0, int64_t j1)> block;
 };
 

@@ -4,8 +4,9 @@
 // Coverage: every SIMD level × 1 and 2 threads; M and N across the register-tile edges (1 … 2·MR+1,
 // 1 … 2·NR+1, and 4·MR+1 so that two threads split rows) and K across the K-block edges (1, 2, KC−1,
 // KC, KC+1), with the tile sizes asked from the binding (gemmBlocking) so the edges follow any retuning;
-// primes (97, 257), skinny and transposed shapes, strided views, batched and broadcast batch dims,
-// 1-D operands, empty dimensions, alpha/beta with NaN in C when beta = 0 (and in A, B when alpha = 0),
+// primes (97, 257), skinny and transposed shapes, thin shapes (one of M, N, K small), strided views,
+// batched and broadcast batch dims, 1-D operands, empty dimensions, alpha/beta with NaN in C when
+// beta = 0 (and in A, B when alpha = 0),
 // the bias and per-block epilogue, and bad arguments.
 //
 // Tolerances: small-integer inputs must come out EXACTLY (every partial sum is an integer below 2^24).
@@ -187,6 +188,74 @@ t('large products, checked on sampled entries (1024³ and skinny, NN and NT, 2 t
           }
         }
         assert.is(bad, '', `${dtype} ${M}x${K}x${Nn} tb=${tb} (seed ${SEED})`);
+      }
+    }
+  });
+});
+
+// ---- thin products: one of M, N, K small, the others large (low-rank factors) -------------------------------
+
+// Each path of a thin product: N ≤ 16 with many rows (computed transposed, A streamed unpacked), N ≤ 64
+// with row-major A read in place by the kernels (row and column edges, K > KC), small N or
+// small K with B packed whole (no barriers; K > KC or N > NC so that there are several blocks), and a
+// small-rank update of C (K small, beta = 1, as in the fused LoRA epilogue).
+const THIN_SHAPES: [number, number, number][] = [
+  [257, 1, 300], [300, 7, 129], [129, 9, 600], [257, 15, 257], [300, 16, 1000], [97, 17, 513], [600, 33, 300],
+  [300, 64, 700], [300, 100, 300], [61, 128, 270], [129, 256, 1000], [300, 300, 1], [257, 513, 8], [300, 4200, 3], [129, 5000, 16], [257, 700, 64],
+  [17, 1000, 256],
+];
+
+t('thin products at every SIMD level: small N, small K, odd sizes, strided operands, exact (1 and 2 threads)', () => {
+  const rng = rngFor('thin');
+  for (const threads of [1, 2]) {
+    withThreads(threads, () => {
+      atEachSimdLevel((level) => {
+        for (const dtype of ['float32', 'float64'] as const) {
+          for (const [M, Nn, K] of THIN_SHAPES) {
+            const ta = rng.uniform() < 0.3, tb = rng.uniform() < 0.5;
+            const sa = stored(M, K, ta), sb = stored(K, Nn, tb);
+            const xa = { data: Float64Array.from(rng.ints(M * K, -3, 3)), shape: sa };
+            const xb = { data: Float64Array.from(rng.ints(K * Nn, -3, 3)), shape: sb };
+            // half the time strided views (permuted storage, steps of 1 or 2, offsets), read in place
+            const strided = rng.uniform() < 0.5;
+            const ah = strided ? keep(stridedView(rng, dtype, xa)) : keep(tensor(dtype, sa, xa.data));
+            const bh = strided ? keep(stridedView(rng, dtype, xb)) : keep(tensor(dtype, sb, xb.data));
+            const ref = D.matmul(xa, xb, { transA: ta, transB: tb });
+            const ctx = `${level} ${threads}T ${dtype} M=${M} N=${Nn} K=${K} ta=${ta} tb=${tb} strided=${strided}`;
+            checkExact(values(keep(N.matmul(ah, bh, ta, tb))), ref.data, `matmul ${ctx}`);
+            // C += A·B with a bias, into a column slice of a wider matrix (the epilogue's rank update)
+            const c0 = Float64Array.from(rng.ints(M * Nn, -5, 5));
+            const bias = Float64Array.from(rng.ints(Nn, -3, 3));
+            const sdata = new Float64Array(M * (Nn + 5)).fill(NaN);
+            for (let i = 0; i < M; i++) for (let j = 0; j < Nn; j++) sdata[i * (Nn + 5) + j + 2] = c0[i * Nn + j];
+            const base = keep(tensor(dtype, [M, Nn + 5], sdata));
+            const ch = keep(N.view(base, [M, Nn], [Nn + 5, 1], 2));
+            N.gemm(ch, ah, bh, 1, 1, ta, tb, keep(tensor(dtype, [Nn], bias)));
+            const ref2 = D.gemm({ data: c0, shape: [M, Nn] }, xa, xb, 1, 1, { transA: ta, transB: tb, bias });
+            checkExact(values(ch), ref2.out.data, `gemm beta=1 ${ctx}`);
+            const all = values(base);
+            for (let i = 0; i < M; i++)
+              for (const j of [0, 1, Nn + 2, Nn + 3, Nn + 4])
+                assert.ok(Number.isNaN(all[i * (Nn + 5) + j]), `${ctx}: wrote outside C at [${i}, ${j}] (seed ${SEED})`);
+          }
+        }
+      });
+    });
+  }
+});
+
+t('thin products with random inputs within c·K·u·(|A||B|) (float32, float64, 2 threads)', () => {
+  const rng = rngFor('thin random');
+  withThreads(2, () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      for (const [M, Nn, K] of [[1500, 16, 2000], [1000, 8, 1500], [500, 64, 2000], [400, 3000, 64], [2000, 1500, 16]]) {
+        const tb = rng.uniform() < 0.5;
+        const a = input(dtype, [M, K], rng.normals(M * K));
+        const b = input(dtype, stored(K, Nn, tb), rng.normals(K * Nn));
+        const ref = D.matmulWithAbs(a.x, b.x, { transB: tb });
+        checkClose(keep(N.matmul(a.h, b.h, false, tb)), ref, K, dtype, `${dtype} ${M}x${K}x${Nn} tb=${tb}`);
+        N.dispose(a.h);
+        N.dispose(b.h);
       }
     }
   });
