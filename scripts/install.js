@@ -116,6 +116,7 @@ function buildWithCmakeJs(cudaOff) {
   const jobs = String(typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
   const args = [cmakeJsBin(), 'rebuild', '--parallel', jobs];
   if (cudaOff) args.push('--CDSTRUCTURA_CUDA=OFF');
+  if (/^(off|0|false|no)$/i.test(process.env.STRUCTURA_CUDA_EMU || '')) args.push('--CDSTRUCTURA_CUDA_EMU=OFF');
   return run(process.execPath, args, buildEnv());
 }
 
