@@ -208,7 +208,20 @@ export function lora(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts?: LoraOpti
 // ---------------------------------------------------------------------------------------------
 // many adapters: batched (per-row ids) and mixture (per-row gates)
 
-function checkStacked(fn: string, x: Tensor, W: Tensor, A: Tensor, B: Tensor): { M: number; E: number; r: number; inF: number; out: number } {
+/**
+ * The checks both multi-adapter ops share: x, W, A, B (and any `same` tensors that must match their
+ * dtype and device) are live tensors of one floating dtype and device with stacked-adapter shapes.
+ */
+function checkStacked(
+  fn: string, x: Tensor, W: Tensor, A: Tensor, B: Tensor, same: Record<string, Tensor> = {},
+): { M: number; E: number; r: number; inF: number; out: number } {
+  checkTensor(fn, 'x', x);
+  checkTensor(fn, 'W', W);
+  checkTensor(fn, 'A', A);
+  checkTensor(fn, 'B', B);
+  for (const [name, t] of Object.entries(same)) checkTensor(fn, name, t);
+  checkSameKind(fn, ['x', 'W', 'A', 'B', ...Object.keys(same)], [x, W, A, B, ...Object.values(same)]);
+  checkFloating(fn, 'x', x);
   checkNd(fn, 'x', x, 2, '[M, in]');
   checkNd(fn, 'W', W, 2, '[out, in]');
   checkNd(fn, 'A', A, 3, '[E, r, in]');
@@ -247,14 +260,8 @@ function mixtureBackward(g: Tensor, x: Tensor, W: Tensor, A: Tensor, B: Tensor, 
  */
 export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Tensor, opts?: LoraBatchOptions): Tensor {
   const fn = 'lowrank.loraBatched';
-  checkTensor(fn, 'x', x);
-  checkTensor(fn, 'W', W);
-  checkTensor(fn, 'A', A);
-  checkTensor(fn, 'B', B);
   checkTensor(fn, 'ids', ids);
   const o = checkOpts(fn, opts);
-  checkSameKind(fn, ['x', 'W', 'A', 'B'], [x, W, A, B]);
-  checkFloating(fn, 'x', x);
   const { M, E, out } = checkStacked(fn, x, W, A, B);
   if (ids.dtype !== 'int32') typeError(fn, `'ids' must be int32, got ${ids.dtype}`);
   if (ids._dev.type !== x._dev.type || ids._dev.index !== x._dev.index) typeError(fn, `'ids' is on ${ids.device} but 'x' is on ${x.device}`);
@@ -278,15 +285,8 @@ export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Ten
 /** X-LoRA's mixture: y = x·Wᵀ + Σ_e gates[:, e] ⊙ scale·(x·A_eᵀ)·B_eᵀ, gates [M, E]. Gradients for the gates too. */
 export function loraMixture(x: Tensor, W: Tensor, A: Tensor, B: Tensor, gates: Tensor, opts?: LoraBatchOptions): Tensor {
   const fn = 'lowrank.loraMixture';
-  checkTensor(fn, 'x', x);
-  checkTensor(fn, 'W', W);
-  checkTensor(fn, 'A', A);
-  checkTensor(fn, 'B', B);
-  checkTensor(fn, 'gates', gates);
   const o = checkOpts(fn, opts);
-  checkSameKind(fn, ['x', 'W', 'A', 'B', 'gates'], [x, W, A, B, gates]);
-  checkFloating(fn, 'x', x);
-  const { M, E, out } = checkStacked(fn, x, W, A, B);
+  const { M, E, out } = checkStacked(fn, x, W, A, B, { gates });
   if (gates._shape.length !== 2 || gates._shape[0] !== M || gates._shape[1] !== E)
     rangeError(fn, `'gates' ${shapeStr(gates._shape)} must be [M, E] = [${M}, ${E}] (from 'x' ${shapeStr(x._shape)} and 'A' ${shapeStr(A._shape)})`);
   const scale = scaleOf(fn, o.scale);
