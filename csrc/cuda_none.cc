@@ -49,6 +49,15 @@ int structura_cuda_last_error(char* msg, size_t msg_len) {
   return 0;
 }
 int structura_add_f32(const structura_add_f32_params*, void*) { return kNoDevice; }
+int structura_copy(const structura_copy_params*, void*) { return kNoDevice; }
+int structura_binary(const structura_binary_params*, void*) { return kNoDevice; }
+int structura_unary(const structura_unary_params*, void*) { return kNoDevice; }
+int structura_reduce(const structura_reduce_params*, void*) { return kNoDevice; }
+int structura_softmax(const structura_softmax_params*, void*) { return kNoDevice; }
+int structura_cross_entropy(const structura_cross_entropy_params*, void*) { return kNoDevice; }
+int structura_cross_entropy_backward(const structura_cross_entropy_backward_params*, void*) { return kNoDevice; }
+int structura_where(const structura_where_params*, void*) { return kNoDevice; }
+int structura_arg_reduce(const structura_arg_reduce_params*, void*) { return kNoDevice; }
 int structura_cuda_selftest(char* msg, size_t msg_len) {
   std::snprintf(msg, msg_len, "built without CUDA");
   return 1;

@@ -266,23 +266,90 @@ Tensor to_device(const Tensor& t, const Device& dev) {
     device_copy_h2d(dev, out.raw(), src.raw(), (size_t)out.numel() * es, "to");
     return out;
   }
-  // From a device: the span of elements the view covers, then (if strided) a host copy to contiguous.
-  Tensor host;
-  if (t.numel() == 0 || t.is_contiguous()) {
-    host = Tensor::empty(t.dtype, t.shape, Device{});
-    device_copy_d2h(t.device(), host.raw(), t.raw(), (size_t)t.numel() * es, "to");
-  } else {
-    int64_t span = 1;
-    for (int64_t i = 0; i < t.ndim(); i++) span += (t.shape[i] - 1) * t.strides[i];
-    Tensor flat = Tensor::empty(t.dtype, {span}, Device{});
-    device_copy_d2h(t.device(), flat.raw(), t.raw(), (size_t)span * es, "to");
-    Tensor view = flat;
-    view.shape = t.shape;
-    view.strides = t.strides;
-    view.offset = 0;
-    host = contiguous(view);
+  // From a device: a strided view is first gathered to contiguous on its device (cuda/copy.cu).
+  Tensor dense = t;
+  if (t.numel() > 0 && !t.is_contiguous()) {
+    dense = Tensor::empty(t.dtype, t.shape, t.device());
+    device_copy(t, t.strides, dense, "to");
   }
+  Tensor host = Tensor::empty(t.dtype, t.shape, Device{});
+  device_copy_d2h(t.device(), host.raw(), dense.raw(), (size_t)t.numel() * es, "to");
   return dev.type == DeviceType::cpu ? host : to_device(host, dev);
+}
+
+void require_same_device(Napi::Env env, const Tensor& a, const char* aname, const Tensor& b, const char* bname,
+                         const std::string& op) {
+  if (a.device() != b.device())
+    throw Napi::TypeError::New(env, "structura." + op + ": '" + aname + "' is on " + a.device().str() + " but '" + bname +
+                                        "' is on " + b.device().str() +
+                                        ": tensors on different devices; move one with .to()");
+}
+
+void collapse_dims(const Shape& shape, const std::vector<Shape>& strides, Shape& out_shape,
+                   std::vector<Shape>& out_strides) {
+  const size_t k = strides.size();
+  out_shape.clear();
+  out_strides.assign(k, Shape());
+  for (size_t d = 0; d < shape.size(); d++) {
+    if (shape[d] == 1) continue;
+    bool merge = !out_shape.empty();
+    for (size_t q = 0; merge && q < k; q++) merge = out_strides[q].back() == strides[q][d] * shape[d];
+    if (merge) {
+      out_shape.back() *= shape[d];
+      for (size_t q = 0; q < k; q++) out_strides[q].back() = strides[q][d];
+    } else {
+      out_shape.push_back(shape[d]);
+      for (size_t q = 0; q < k; q++) out_strides[q].push_back(strides[q][d]);
+    }
+  }
+  if (out_shape.empty()) {
+    out_shape.push_back(1);
+    for (size_t q = 0; q < k; q++) out_strides[q].push_back(0);
+  }
+}
+
+namespace {
+// One launch of cuda/copy.cu for ≤ STRUCTURA_MAX_DIMS dimensions; more are split over the outermost.
+void copy_launch(const Device& d, const char* op, char* dst, DType ddt, const char* src, DType sdt, const Shape& shape,
+                 const Shape& dst_st, const Shape& src_st, size_t dim0) {
+  const size_t nd = shape.size() - dim0;
+  if (nd > STRUCTURA_MAX_DIMS) {
+    for (int64_t i = 0; i < shape[dim0]; i++)
+      copy_launch(d, op, dst + i * dst_st[dim0] * (int64_t)dtype_size(ddt), ddt,
+                  src + i * src_st[dim0] * (int64_t)dtype_size(sdt), sdt, shape, dst_st, src_st, dim0 + 1);
+    return;
+  }
+  structura_copy_params p{};
+  p.dst = dst;
+  p.src = src;
+  p.dst_dtype = (int)ddt;
+  p.src_dtype = (int)sdt;
+  p.ndim = (int)nd;
+  p.n = 1;
+  for (size_t i = 0; i < nd; i++) {
+    p.shape[i] = shape[dim0 + i];
+    p.dst_strides[i] = dst_st[dim0 + i];
+    p.src_strides[i] = src_st[dim0 + i];
+    p.n *= p.shape[i];
+  }
+  const Api& ap = api(d);
+  int rc = ap.set_device(d.index);
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  if (rc == 0) rc = d.type == DeviceType::cuda_emu ? structura_emu_copy(&p, kDefaultStream) : structura_copy(&p, kDefaultStream);
+#else
+  if (rc == 0) rc = structura_copy(&p, kDefaultStream);
+#endif
+  if (rc != 0)
+    throw std::runtime_error(std::string("structura.") + op + ": kernel failed on " + d.str() + ": " + describe(ap, rc));
+}
+}  // namespace
+
+void device_copy(const Tensor& src, const Shape& src_strides, Tensor& dst, const char* op) {
+  if (dst.numel() == 0) return;
+  Shape shape;
+  std::vector<Shape> st;
+  collapse_dims(dst.shape, {dst.strides, src_strides}, shape, st);
+  copy_launch(dst.device(), op, (char*)dst.raw(), dst.dtype, (const char*)src.raw(), src.dtype, shape, st[0], st[1], 0);
 }
 
 bool device_add_supported(const Tensor& a, const Tensor& b) {
@@ -290,15 +357,19 @@ bool device_add_supported(const Tensor& a, const Tensor& b) {
          b.dtype == DType::f32 && a.shape == b.shape && a.is_contiguous() && b.is_contiguous();
 }
 
-void device_add_f32(Napi::Env env, const char* op, const Tensor& a, const Tensor& b, Tensor& out) {
-  const Device d = a.device();
+void device_launch(Napi::Env env, const char* op, const Device& d, const std::function<int(bool emu)>& launch) {
   const Api& ap = api(d);
-  structura_add_f32_params p{out.data<float>(), a.data<float>(), b.data<float>(), out.numel()};
   int rc = ap.set_device(d.index);
-  if (rc == 0) rc = ap.add_f32(&p, kDefaultStream);
+  if (rc == 0) rc = launch(d.type == DeviceType::cuda_emu);
   if (rc != 0)
     throw Napi::Error::New(env, std::string("structura.") + op + ": kernel failed on " + d.str() + ": " +
                                     describe(ap, rc));
+}
+
+void device_add_f32(Napi::Env env, const char* op, const Tensor& a, const Tensor& b, Tensor& out) {
+  const Device d = a.device();
+  structura_add_f32_params p{out.data<float>(), a.data<float>(), b.data<float>(), out.numel()};
+  device_launch(env, op, d, [&](bool) { return api(d).add_f32(&p, kDefaultStream); });
 }
 
 }  // namespace structura

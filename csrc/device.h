@@ -6,7 +6,9 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "tensor.h"
 
@@ -45,10 +47,34 @@ void synchronize_all(const char* what);
 
 // t on `dev`: t itself when it is already there; otherwise a fresh contiguous copy (device ↔ host by
 // the copy engine, device ↔ other device through the host). Only contiguous data crosses; a strided
-// view is copied as the span it covers and made contiguous on the host.
+// device view is first gathered to contiguous on its device (cuda/copy.cu), a host view on the host.
 Tensor to_device(const Tensor& t, const Device& dev);
 
 // ---- dispatch of the device kernels ------------------------------------------------------------
+// Runs one launcher of cuda/structura_cuda.h for d (see csrc/cuda_abi.h): makes d current, then calls
+// launch(emu), emu = (d is 'cuda-emu'). A non-zero return becomes a JS Error
+// "structura.<op>: kernel failed on <device>: <description>" (in emulation with the emulator's report
+// naming kernel, block, thread and address). Launches are asynchronous on a GPU: a fault inside the
+// kernel surfaces at the next synchronizing call (data(), synchronize()) and names that call.
+void device_launch(Napi::Env env, const char* op, const Device& d, const std::function<int(bool emu)>& launch);
+
+// Throws a TypeError naming both arguments unless a and b live on one device:
+// "structura.<op>: 'a' is on cuda-emu but 'b' is on cpu: tensors on different devices; move one with .to()".
+void require_same_device(Napi::Env env, const Tensor& a, const char* aname, const Tensor& b, const char* bname,
+                         const std::string& op);
+
+// ---- strided views for the core-op kernels (cuda/copy.cu, elementwise.cu, reduce.cu) -----------
+// shape with its size-1 dimensions dropped and neighbours merged where every operand's strides are
+// contiguous across them (strides[q] per operand, one entry per dimension of shape). At least one
+// dimension comes out (a 0-d or all-ones shape gives [1] with stride 0).
+void collapse_dims(const Shape& shape, const std::vector<Shape>& strides, Shape& out_shape,
+                   std::vector<Shape>& out_strides);
+// dst[idx] = src[idx] converted to dst's dtype (the CPU's cast, bit for bit) for every idx of dst's
+// shape, src read through src_strides (broadcast strides allowed, one per dimension of dst), both on
+// one device; dst must not overlap src. Any number of dimensions. Throws std::runtime_error
+// "structura.<op>: kernel failed on <device>: ..." on a device error.
+void device_copy(const Tensor& src, const Shape& src_strides, Tensor& dst, const char* op);
+
 // out = a + b for contiguous float32 tensors of one shape on one device (checked by the caller
 // through device_add_supported). Throws a JS Error "structura.<op>: kernel failed on <device>: ..."
 // with the emulator's report in emulation.

@@ -108,6 +108,158 @@ typedef struct {
 #endif
 int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);
 
+/* ---- core ops: strided copy / cast (cuda/copy.cu), elementwise (cuda/elementwise.cu), reductions,
+ * softmax and cross-entropy (cuda/reduce.cu) ----------------------------------------------------
+ * dtype fields use the tensor dtype codes of csrc/tensor.h (structura_tensor_dtype). Strides and
+ * offsets count elements; a stride may be 0 (broadcast). At most STRUCTURA_MAX_DIMS dimensions after
+ * the caller has dropped size-1 dimensions and merged contiguous ones. n = 0 is a no-op. */
+#ifndef STRUCTURA_CUDA_OPS_TYPES_H /* types once: this header may be included twice (see the top) */
+#define STRUCTURA_CUDA_OPS_TYPES_H
+#define STRUCTURA_MAX_DIMS 8
+typedef enum {
+  STRUCTURA_T_F32 = 0, STRUCTURA_T_F64 = 1, STRUCTURA_T_F16 = 2, STRUCTURA_T_BF16 = 3,
+  STRUCTURA_T_I32 = 4, STRUCTURA_T_U8 = 5, STRUCTURA_T_U16 = 6
+} structura_tensor_dtype;
+/* The order of csrc/cpu/elementwise.h BinaryOp / UnaryOp (checked there by static_assert). */
+typedef enum {
+  STRUCTURA_BIN_ADD, STRUCTURA_BIN_SUB, STRUCTURA_BIN_MUL, STRUCTURA_BIN_DIV, STRUCTURA_BIN_POW,
+  STRUCTURA_BIN_MAXIMUM, STRUCTURA_BIN_MINIMUM, STRUCTURA_BIN_EQ, STRUCTURA_BIN_NE, STRUCTURA_BIN_LT,
+  STRUCTURA_BIN_LE, STRUCTURA_BIN_GT, STRUCTURA_BIN_GE, STRUCTURA_BIN_COUNT
+} structura_binary_op;
+typedef enum {
+  STRUCTURA_UN_NEG, STRUCTURA_UN_EXP, STRUCTURA_UN_LOG, STRUCTURA_UN_SQRT, STRUCTURA_UN_RSQRT, STRUCTURA_UN_ABS,
+  STRUCTURA_UN_RELU, STRUCTURA_UN_GELU, STRUCTURA_UN_SILU, STRUCTURA_UN_TANH, STRUCTURA_UN_SIGMOID,
+  STRUCTURA_UN_SQUARE, STRUCTURA_UN_RECIPROCAL, STRUCTURA_UN_SIGN, STRUCTURA_UN_STEP, STRUCTURA_UN_ERF,
+  STRUCTURA_UN_SIN, STRUCTURA_UN_COS, STRUCTURA_UN_GELU_GRAD, STRUCTURA_UN_SILU_GRAD, STRUCTURA_UN_ADD_SCALAR,
+  STRUCTURA_UN_MUL_SCALAR, STRUCTURA_UN_POW_SCALAR, STRUCTURA_UN_RSUB_SCALAR, STRUCTURA_UN_RDIV_SCALAR,
+  STRUCTURA_UN_CLAMP, STRUCTURA_UN_COUNT
+} structura_unary_op;
+typedef enum { STRUCTURA_RED_SUM = 0, STRUCTURA_RED_MEAN = 1, STRUCTURA_RED_MAX = 2, STRUCTURA_RED_MIN = 3 } structura_reduce_op;
+
+/* dst[index] = convert(src[index]) for every index of shape: each side at its own strides. The
+ * conversion is the CPU's cast (csrc/tensor.cc store_from_double(load_as_double(x))) bit for bit:
+ * through double with x86's NaN rules (quieted, payload kept), round to nearest even, integers
+ * saturating (NaN → 0). dst must not overlap src unless they are the same elements. */
+typedef struct {
+  void* dst;
+  const void* src;
+  int dst_dtype, src_dtype;
+  int ndim;
+  int64_t n;
+  int64_t shape[STRUCTURA_MAX_DIMS];
+  int64_t dst_strides[STRUCTURA_MAX_DIMS], src_strides[STRUCTURA_MAX_DIMS];
+} structura_copy_params;
+
+/* out[i] = op(a[index(i)], b[index(i)]), out contiguous [n] in row-major order of shape. dtype: F32,
+ * F64, F16, BF16 (computed in f32, rounded once), I32 (wrapping; not div or pow). Comparisons give
+ * 1 or 0 in the dtype; maximum/minimum propagate NaN (a's first). out may be a or b exactly. */
+typedef struct {
+  void* out;
+  const void* a;
+  const void* b;
+  int op, dtype, ndim;
+  int64_t n;
+  int64_t shape[STRUCTURA_MAX_DIMS];
+  int64_t a_strides[STRUCTURA_MAX_DIMS], b_strides[STRUCTURA_MAX_DIMS];
+} structura_binary_params;
+
+/* out[i] = op(a[index(i)]; alpha, beta), out contiguous. Float dtypes use alpha/beta (f32 and the
+ * 16-bit ones: (float)alpha); I32 uses ialpha/ibeta (the caller's wrapped / clamped values). */
+typedef struct {
+  void* out;
+  const void* a;
+  int op, dtype, ndim;
+  int64_t n;
+  int64_t shape[STRUCTURA_MAX_DIMS];
+  int64_t a_strides[STRUCTURA_MAX_DIMS];
+  double alpha, beta;
+  int32_t ialpha, ibeta;
+} structura_unary_params;
+
+/* out[o] (contiguous [n_out]) = reduce over the inner index space (rshape, rstrides) of
+ * a[offset(o)], where o walks oshape/ostrides in row-major order. sum/mean: float dtypes accumulate
+ * in double, I32 in int64 wrapped to int32; mean divides by count (0/0 = NaN). max/min propagate NaN
+ * (count ≥ 1 required). Result in the input's dtype. splits > 1 (few long rows): each row is cut into
+ * `splits` pieces, reduced by separate blocks into `partial` (device memory of n_out·splits 8-byte
+ * slots), then combined by a second kernel; splits = 1: partial is unused. */
+typedef struct {
+  void* out;
+  const void* a;
+  void* partial;
+  int op, dtype;
+  int ondim, rndim;
+  int64_t n_out, count, splits;
+  int64_t oshape[STRUCTURA_MAX_DIMS], ostrides[STRUCTURA_MAX_DIMS];
+  int64_t rshape[STRUCTURA_MAX_DIMS], rstrides[STRUCTURA_MAX_DIMS];
+} structura_reduce_params;
+
+/* softmax (or log-softmax, log = 1) along one axis of a: rows o walk oshape/ostrides (input) and
+ * out_ostrides (output); element k of a row is a[offset(o) + k·stride] and out[out_offset(o) + k·out_stride].
+ * dtype F32/F16/BF16 (computed as the CPU does: f32 values, Σ exp in double) or F64. */
+typedef struct {
+  void* out;
+  const void* a;
+  int dtype, log, ondim;
+  int64_t rows, len, stride, out_stride;
+  int64_t oshape[STRUCTURA_MAX_DIMS], ostrides[STRUCTURA_MAX_DIMS], out_ostrides[STRUCTURA_MAX_DIMS];
+} structura_softmax_params;
+
+/* Cross-entropy of logits [m, c] (row stride ld, column stride ldc) against labels (int32 [m],
+ * contiguous, each in [0, c): the caller checks): loss (a 0-d tensor of the logits' dtype) = mean over
+ * rows of logsumexp(row) − row[label], accumulated in double; NaN for m = 0. row_loss is scratch
+ * device memory of m doubles. */
+typedef struct {
+  void* loss;
+  double* row_loss;
+  const void* logits;
+  const int32_t* labels;
+  int dtype;
+  int64_t m, c, ld, ldc;
+} structura_cross_entropy_params;
+
+/* out[i] = cond[index(i)] != 0 ? a[index(i)] : b[index(i)], out contiguous in row-major order of shape;
+ * cond of any dtype (NaN counts as nonzero, ±0 as zero), a and b of `dtype` (their bits are copied). */
+typedef struct {
+  void* out;
+  const void* cond;
+  const void* a;
+  const void* b;
+  int cond_dtype, dtype, ndim;
+  int64_t n;
+  int64_t shape[STRUCTURA_MAX_DIMS];
+  int64_t cond_strides[STRUCTURA_MAX_DIMS], a_strides[STRUCTURA_MAX_DIMS], b_strides[STRUCTURA_MAX_DIMS];
+} structura_where_params;
+
+/* out[o] (int32, contiguous) = index of the first max (is_max) or min along the row a[offset(o) + k·stride],
+ * k < len (len ≥ 1); the first NaN if the row has one (float dtypes, the CPU's rule). */
+typedef struct {
+  int32_t* out;
+  const void* a;
+  int dtype, is_max, ondim;
+  int64_t rows, len, stride;
+  int64_t oshape[STRUCTURA_MAX_DIMS], ostrides[STRUCTURA_MAX_DIMS];
+} structura_arg_reduce_params;
+
+/* Its gradient: grad [m, c] contiguous, of the logits' dtype, = (softmax(row) − onehot(label))·g/m. */
+typedef struct {
+  void* grad;
+  const void* logits;
+  const int32_t* labels;
+  int dtype;
+  int64_t m, c, ld, ldc;
+  double g;
+} structura_cross_entropy_backward_params;
+#endif
+int STRUCTURA_CUDA_FN(copy)(const structura_copy_params* p, void* stream);
+int STRUCTURA_CUDA_FN(binary)(const structura_binary_params* p, void* stream);
+int STRUCTURA_CUDA_FN(unary)(const structura_unary_params* p, void* stream);
+int STRUCTURA_CUDA_FN(reduce)(const structura_reduce_params* p, void* stream);
+int STRUCTURA_CUDA_FN(softmax)(const structura_softmax_params* p, void* stream);
+int STRUCTURA_CUDA_FN(cross_entropy)(const structura_cross_entropy_params* p, void* stream);
+int STRUCTURA_CUDA_FN(cross_entropy_backward)(const structura_cross_entropy_backward_params* p, void* stream);
+int STRUCTURA_CUDA_FN(where)(const structura_where_params* p, void* stream);
+int STRUCTURA_CUDA_FN(arg_reduce)(const structura_arg_reduce_params* p, void* stream);
+
 /* A self-test used by backend(): runs the add kernel on device 0 on 1001 floats; 0 if it matched. */
 int STRUCTURA_CUDA_FN(cuda_selftest)(char* msg, size_t msg_len);
 

@@ -2,6 +2,8 @@
 // checks, reading back, dispose, contiguous/cast/copyInto/concat, and to() between devices.
 // On a device (cuda, cuda-emu) the values are made on the host by the same code, then copied over, so
 // every device holds the same numbers (random() is counter-based: the same draws everywhere).
+// contiguous/cast/copyInto/concat of device tensors run cuda/copy.cu on their device (the CPU's
+// conversions bit for bit); tensors on different devices are refused with a TypeError.
 #include <cmath>
 #include <cstring>
 
@@ -233,9 +235,12 @@ Napi::Value StorageId(const Napi::CallbackInfo& info) {
 
 Napi::Value Contiguous(const Napi::CallbackInfo& info) {
   Tensor t = unwrap(info[0], "tensor");
-  // On a device only the trivial case: already contiguous (strided device copies need a kernel).
-  if (t.device().type != DeviceType::cpu && t.is_contiguous()) return wrap(info.Env(), t);
-  require_cpu(info.Env(), t, "contiguous", "tensor");
+  if (t.device().type != DeviceType::cpu) {
+    if (t.is_contiguous()) return wrap(info.Env(), t);
+    Tensor out = Tensor::empty(t.dtype, t.shape, t.device());
+    device_copy(t, t.strides, out, "contiguous");  // the strided gather of cuda/copy.cu
+    return wrap(info.Env(), std::move(out));
+  }
   // Already contiguous: a new handle on the same storage.
   return wrap(info.Env(), contiguous(t));
 }
@@ -243,12 +248,14 @@ Napi::Value Contiguous(const Napi::CallbackInfo& info) {
 Napi::Value Cast(const Napi::CallbackInfo& info) {
   Tensor t = unwrap(info[0], "tensor");
   DType dt = get_dtype(info, 1, "dtype");
-  if (t.device().type != DeviceType::cpu && dt == t.dtype && t.is_contiguous()) {
-    Tensor out = Tensor::empty(dt, t.shape, t.device());  // a copy, as on the CPU: device to device
-    device_copy_d2d(t.device(), out.raw(), t.raw(), (size_t)t.numel() * dtype_size(dt), "cast");
+  if (t.device().type != DeviceType::cpu) {
+    Tensor out = Tensor::empty(dt, t.shape, t.device());  // a copy, as on the CPU
+    if (dt == t.dtype && t.is_contiguous())
+      device_copy_d2d(t.device(), out.raw(), t.raw(), (size_t)t.numel() * dtype_size(dt), "cast");
+    else
+      device_copy(t, t.strides, out, "cast");  // cuda/copy.cu: the CPU's conversion, bit for bit
     return wrap(info.Env(), std::move(out));
   }
-  require_cpu(info.Env(), t, "cast", "tensor");
   // Always a new storage, even for the same dtype: cast() is documented to return a copy.
   Tensor out = Tensor::empty(dt, t.shape, t.device());
   copy_into(t, out);
@@ -259,7 +266,7 @@ Napi::Value CopyInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor dst = unwrap(info[0], "dst");
   Tensor src = unwrap(info[1], "src");
-  require_same_device(env, dst, src, "copyInto");
+  require_same_device(env, dst, "dst", src, "src", "copyInto");
   if (dst.device().type != DeviceType::cpu && dst.dtype == src.dtype && dst.shape == src.shape &&
       dst.is_contiguous() && src.is_contiguous()) {
     // memmove semantics are not promised by a device copy: equal ranges are a no-op, others overlap
@@ -275,11 +282,21 @@ Napi::Value CopyInto(const Napi::CallbackInfo& info) {
     }
     return env.Undefined();
   }
-  require_cpu(env, dst, "copyInto", "dst");
   Shape b;
   if (src.ndim() > dst.ndim() || !broadcast_shapes(src.shape, dst.shape, b) || b != dst.shape)
     throw_range(env, "structura.copyInto: 'src' of shape " + shape_str(src.shape) + " does not broadcast to 'dst' " +
                          shape_str(dst.shape));
+  if (dst.device().type != DeviceType::cpu) {
+    // Any strides, broadcasting and casting: cuda/copy.cu. Overlapping storage goes through a
+    // contiguous copy of src first, as on the CPU.
+    Tensor from = src;
+    if (src.storage == dst.storage) {
+      from = Tensor::empty(src.dtype, src.shape, src.device());
+      device_copy(src, src.strides, from, "copyInto");
+    }
+    device_copy(from, broadcast_strides(from, dst.shape), dst, "copyInto");
+    return env.Undefined();
+  }
   // Overlapping storage (e.g. x.copyInto(x.T)) would read values already overwritten: copy src first.
   if (src.storage == dst.storage) {
     Tensor tmp = Tensor::empty(src.dtype, src.shape, src.device());
@@ -308,7 +325,9 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
   out_shape[axis] = 0;
   for (uint32_t i = 0; i < k; i++) {
     const Tensor& t = ts[i];
-    require_cpu(env, t, "concat", "tensors[i]");
+    if (t.device() != t0.device())
+      throw_type(env, "structura.concat: tensors[" + std::to_string(i) + "] is on " + t.device().str() +
+                          " but tensors[0] is on " + t0.device().str() + "; move one with .to()");
     if (t.dtype != t0.dtype)
       throw_type(env, std::string("structura.concat: tensors[") + std::to_string(i) + "] is " + dtype_name(t.dtype) +
                           " but tensors[0] is " + dtype_name(t0.dtype));
@@ -325,7 +344,8 @@ Napi::Value Concat(const Napi::CallbackInfo& info) {
     Tensor dst = out;
     dst.shape[axis] = t.shape[axis];
     dst.offset = at * out.strides[axis];
-    copy_into(t, dst);
+    if (dst.device().type != DeviceType::cpu) device_copy(t, t.strides, dst, "concat");
+    else copy_into(t, dst);
     at += t.shape[axis];
   }
   return wrap(env, std::move(out));

@@ -1,4 +1,5 @@
-// ops/elementwise.cc — argument checks and dispatch of the elementwise ops (kernels: cpu/elementwise.cc):
+// ops/elementwise.cc — argument checks and dispatch of the elementwise ops (kernels: cpu/elementwise.cc;
+// on cuda and cuda-emu cuda/elementwise.cu):
 //   binary(op, a, b, out?)              a, b broadcast (numpy rules) to S; result [S], dtype of a and b
 //   unary(op, a, alpha?, beta?, out?)   result of a's shape and dtype
 //   where(cond, a, b)                   cond, a, b broadcast to S; result [S], dtype of a and b
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "cpu/elementwise.h"
+#include "cuda_abi.h"
 #include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
@@ -40,8 +42,106 @@ Tensor safe_input(const Tensor& in, const Tensor& out) {
   extent(out, b0, b1);
   if (a1 < b0 || b1 < a0) return in;
   Tensor copy = Tensor::empty(in.dtype, in.shape, in.device());
-  copy_to_contiguous(in, copy);
+  if (in.device().type != DeviceType::cpu) device_copy(in, in.strides, copy, "elementwise");
+  else copy_to_contiguous(in, copy);
   return copy;
+}
+
+// The device kernels (cuda/elementwise.cu) take the ops by the C ABI's numbering.
+static_assert((int)BinaryOp::add == STRUCTURA_BIN_ADD && (int)BinaryOp::ge == STRUCTURA_BIN_GE &&
+                  (int)BinaryOp::count == STRUCTURA_BIN_COUNT, "BinaryOp order = structura_binary_op");
+static_assert((int)UnaryOp::neg == STRUCTURA_UN_NEG && (int)UnaryOp::cos == STRUCTURA_UN_COS &&
+                  (int)UnaryOp::clamp == STRUCTURA_UN_CLAMP && (int)UnaryOp::count == STRUCTURA_UN_COUNT,
+              "UnaryOp order = structura_unary_op");
+static_assert((int)DType::f32 == STRUCTURA_T_F32 && (int)DType::f64 == STRUCTURA_T_F64 &&
+                  (int)DType::f16 == STRUCTURA_T_F16 && (int)DType::bf16 == STRUCTURA_T_BF16 &&
+                  (int)DType::i32 == STRUCTURA_T_I32 && (int)DType::u8 == STRUCTURA_T_U8 &&
+                  (int)DType::u16 == STRUCTURA_T_U16,
+              "DType codes = structura_tensor_dtype");
+
+// Inputs seen through out's shape, collapsed to ≤ STRUCTURA_MAX_DIMS dimensions; an input whose
+// collapsed walk needs more is first materialised (broadcast, contiguous) on its device.
+void device_plan(std::vector<Tensor>& ins, const Tensor& out, Shape& shape, std::vector<Shape>& st) {
+  std::vector<Shape> bs;
+  for (auto& t : ins) bs.push_back(broadcast_strides(t, out.shape));
+  collapse_dims(out.shape, bs, shape, st);
+  if (shape.size() <= STRUCTURA_MAX_DIMS) return;
+  bs.clear();
+  for (auto& t : ins) {
+    Tensor dense = Tensor::empty(t.dtype, out.shape, t.device());
+    device_copy(t, broadcast_strides(t, out.shape), dense, "elementwise");
+    t = dense;
+    bs.push_back(dense.strides);
+  }
+  collapse_dims(out.shape, bs, shape, st);
+}
+
+void device_binary(Napi::Env env, const std::string& where, BinaryOp op, Tensor a, Tensor b, Tensor& out) {
+  if (out.numel() == 0) return;
+  std::vector<Tensor> ins{a, b};
+  Shape shape;
+  std::vector<Shape> st;
+  device_plan(ins, out, shape, st);
+  structura_binary_params p{};
+  p.out = out.raw();
+  p.a = ins[0].raw();
+  p.b = ins[1].raw();
+  p.op = (int)op;
+  p.dtype = (int)out.dtype;
+  p.ndim = (int)shape.size();
+  p.n = out.numel();
+  for (size_t d = 0; d < shape.size(); d++) p.shape[d] = shape[d], p.a_strides[d] = st[0][d], p.b_strides[d] = st[1][d];
+  device_launch(env, where.c_str(), out.device(), [&](bool emu) { return STRUCTURA_KERNEL(binary, emu, &p, nullptr); });
+}
+
+void device_unary(Napi::Env env, const std::string& where, UnaryOp op, Tensor a, double alpha, double beta,
+                  int32_t ia, int32_t ib, Tensor& out) {
+  if (out.numel() == 0) return;
+  std::vector<Tensor> ins{a};
+  Shape shape;
+  std::vector<Shape> st;
+  device_plan(ins, out, shape, st);
+  structura_unary_params p{};
+  p.out = out.raw();
+  p.a = ins[0].raw();
+  p.op = (int)op;
+  p.dtype = (int)out.dtype;
+  p.ndim = (int)shape.size();
+  p.n = out.numel();
+  for (size_t d = 0; d < shape.size(); d++) p.shape[d] = shape[d], p.a_strides[d] = st[0][d];
+  p.alpha = alpha;
+  p.beta = beta;
+  p.ialpha = ia;
+  p.ibeta = ib;
+  device_launch(env, where.c_str(), out.device(), [&](bool emu) { return STRUCTURA_KERNEL(unary, emu, &p, nullptr); });
+}
+
+void device_where(Napi::Env env, const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) {
+  if (out.numel() == 0) return;
+  std::vector<Tensor> ins{cond, a, b};
+  Shape shape;
+  std::vector<Shape> st;
+  device_plan(ins, out, shape, st);
+  structura_where_params p{};
+  p.out = out.raw();
+  p.cond = ins[0].raw();
+  p.a = ins[1].raw();
+  p.b = ins[2].raw();
+  p.cond_dtype = (int)cond.dtype;
+  p.dtype = (int)out.dtype;
+  p.ndim = (int)shape.size();
+  p.n = out.numel();
+  for (size_t d = 0; d < shape.size(); d++)
+    p.shape[d] = shape[d], p.cond_strides[d] = st[0][d], p.a_strides[d] = st[1][d], p.b_strides[d] = st[2][d];
+  device_launch(env, "where", out.device(), [&](bool emu) { return STRUCTURA_KERNEL(where, emu, &p, nullptr); });
+}
+
+// An int32 scalar as the CPU's int32 kernels see it: finite integers clamp to the int32 range, ±inf
+// to its ends.
+int32_t to_i32(double v) {
+  if (v <= (double)std::numeric_limits<int32_t>::min()) return std::numeric_limits<int32_t>::min();
+  if (v >= (double)std::numeric_limits<int32_t>::max()) return std::numeric_limits<int32_t>::max();
+  return (int32_t)v;
 }
 
 bool absent(const Napi::CallbackInfo& info, size_t i) {
@@ -87,21 +187,7 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   const std::string where = "binary(" + name + ")";
   Tensor a = unwrap(info[1], "a");
   Tensor b = unwrap(info[2], "b");
-  require_same_device(env, a, b, where.c_str());
-  // The device kernels so far: add of contiguous float32 tensors of one shape (cuda/elementwise.cu).
-  if (op == BinaryOp::add && device_add_supported(a, b)) {
-    Tensor out = make_out(info, 3, where, a.shape, a.dtype, a.device());
-    // An input sharing out's storage at another place is copied first (device to device).
-    auto input = [&](const Tensor& in) {
-      if (in.storage != out.storage || in.raw() == out.raw() || in.numel() == 0) return in;
-      Tensor c = Tensor::empty(in.dtype, in.shape, in.device());
-      device_copy_d2d(in.device(), c.raw(), in.raw(), (size_t)in.numel() * 4, where.c_str());
-      return c;
-    };
-    device_add_f32(env, where.c_str(), input(a), input(b), out);
-    return absent(info, 3) ? wrap(env, std::move(out)) : info[3];
-  }
-  require_cpu(env, a, where.c_str(), "a");
+  require_same_device(env, a, "a", b, "b", where);
   if (a.dtype != b.dtype)
     throw_type(env, "structura." + where + ": 'a' is " + dtype_name(a.dtype) + " but 'b' is " + dtype_name(b.dtype) +
                         "; cast one of them first");
@@ -111,7 +197,8 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
     throw_range(env, "structura." + where + ": shapes " + shape_str(a.shape) + " ('a') and " + shape_str(b.shape) +
                          " ('b') do not broadcast");
   Tensor out = make_out(info, 3, where, shape, a.dtype, a.device());
-  cpu_binary(op, safe_input(a, out), safe_input(b, out), out);
+  if (a.device().type != DeviceType::cpu) device_binary(env, where, op, safe_input(a, out), safe_input(b, out), out);
+  else cpu_binary(op, safe_input(a, out), safe_input(b, out), out);
   return absent(info, 3) ? wrap(env, std::move(out)) : info[3];
 }
 
@@ -141,7 +228,6 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
     throw_range(env, "structura.unary: 'op' must be one of " + op_list(UnaryOp::count) + ", got '" + name + "'");
   const std::string where = "unary(" + name + ")";
   Tensor a = unwrap(info[1], "a");
-  require_cpu(env, a, where.c_str(), "a");
   check_arith_dtype(env, where, a, "a", int32_ok(op));
   const int nscalars = scalar_args(op);
   double alpha = 0, beta = 0;
@@ -150,7 +236,13 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   if (nscalars >= 2) beta = scalar_arg(info, 3, "beta", where, a.dtype, true);
   else if (!absent(info, 3) && !info[3].IsNumber()) throw_type(env, "structura." + where + ": 'beta' must be a number");
   Tensor out = make_out(info, 4, where, a.shape, a.dtype, a.device());
-  cpu_unary(op, safe_input(a, out), alpha, beta, out);
+  if (a.device().type != DeviceType::cpu) {
+    // int32 add_scalar/mul_scalar wrap like the tensor arithmetic (alpha mod 2³²), as on the CPU.
+    const int32_t ia = op == UnaryOp::clamp ? to_i32(alpha) : (int32_t)(uint32_t)(int64_t)alpha;
+    device_unary(env, where, op, safe_input(a, out), alpha, beta, ia, to_i32(beta), out);
+  } else {
+    cpu_unary(op, safe_input(a, out), alpha, beta, out);
+  }
   return absent(info, 4) ? wrap(env, std::move(out)) : info[4];
 }
 
@@ -159,9 +251,8 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
   Tensor cond = unwrap(info[0], "cond");
   Tensor a = unwrap(info[1], "a");
   Tensor b = unwrap(info[2], "b");
-  require_cpu(env, cond, "where", "cond");
-  require_same_device(env, cond, a, "where");
-  require_same_device(env, a, b, "where");
+  require_same_device(env, a, "a", cond, "cond", "where");
+  require_same_device(env, a, "a", b, "b", "where");
   if (a.dtype != b.dtype)
     throw_type(env, std::string("structura.where: 'a' is ") + dtype_name(a.dtype) + " but 'b' is " +
                         dtype_name(b.dtype) + "; cast one of them first");
@@ -170,7 +261,8 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
     throw_range(env, "structura.where: shapes " + shape_str(cond.shape) + " ('cond'), " + shape_str(a.shape) +
                          " ('a') and " + shape_str(b.shape) + " ('b') do not broadcast");
   Tensor out = Tensor::empty(a.dtype, shape, a.device());
-  cpu_where(cond, a, b, out);
+  if (a.device().type != DeviceType::cpu) device_where(env, cond, a, b, out);
+  else cpu_where(cond, a, b, out);
   return wrap(env, std::move(out));
 }
 

@@ -1,15 +1,19 @@
-// ops/reduce.cc — argument checks and dispatch of the reductions (kernels: cpu/reduce.cc):
+// ops/reduce.cc — argument checks and dispatch of the reductions (kernels: cpu/reduce.cc; on cuda and
+// cuda-emu cuda/reduce.cu):
 //   reduce(op, a, axes, keepDims)      sum | mean | max | min over axes (sorted, unique, in [0, ndim))
 //   argReduce(op, a, axis, keepDims)   argmax | argmin along axis → int32
 //   softmax(a, axis, log)              softmax or log-softmax along axis, a's shape and dtype
 //   crossEntropy(logits [M, C], labels int32 [M])            → 0-d, mean over rows
 //   crossEntropyBackward(logits, labels, g 0-d)              → [M, C] = (softmax − onehot)·g/M
 // Single axes may be negative (counted from the end); a 0-d tensor has the one axis 0 (or −1).
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "cpu/reduce.h"
+#include "cuda_abi.h"
+#include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
 
@@ -80,6 +84,114 @@ Shape reduced_shape(const Shape& shape, const std::vector<int64_t>& axes, bool k
   return out;
 }
 
+// ---- the device paths (cuda/reduce.cu) ----------------------------------------------------------
+
+// Dimensions `dims` of t (shape, and strides per operand) collapsed; false if more than the kernels'
+// STRUCTURA_MAX_DIMS remain.
+bool plan(const Shape& shape, const std::vector<Shape>& strides, Shape& cs, std::vector<Shape>& cst) {
+  collapse_dims(shape, strides, cs, cst);
+  return cs.size() <= STRUCTURA_MAX_DIMS;
+}
+
+Tensor device_reduce(Napi::Env env, const std::string& name, ReduceOp op, const Tensor& a,
+                     const std::vector<int64_t>& axes, const Shape& out_shape) {
+  const Device dev = a.device();
+  Tensor out = Tensor::empty(a.dtype, out_shape, dev);
+  if (out.numel() == 0) return out;
+  Shape ks, kst, rs, rst;
+  std::vector<bool> red(a.ndim(), false);
+  for (auto ax : axes) red[ax] = true;
+  for (int64_t d = 0; d < a.ndim(); d++) {
+    (red[d] ? rs : ks).push_back(a.shape[d]);
+    (red[d] ? rst : kst).push_back(a.strides[d]);
+  }
+  Shape cks, crs;
+  std::vector<Shape> ckst, crst;
+  if (!plan(ks, {kst}, cks, ckst) || !plan(rs, {rst}, crs, crst)) {
+    // More dimensions than one launch walks: the CPU's result, moved over.
+    Tensor r = cpu_reduce(op, to_device(a, Device{}), axes, out_shape);
+    return to_device(r, dev);
+  }
+  structura_reduce_params p{};
+  p.out = out.raw();
+  p.a = a.raw();
+  p.op = (int)op;
+  p.dtype = (int)a.dtype;
+  p.ondim = (int)cks.size();
+  p.rndim = (int)crs.size();
+  p.n_out = out.numel();
+  p.count = 1;
+  for (auto d : rs) p.count *= d;
+  for (size_t d = 0; d < cks.size(); d++) p.oshape[d] = cks[d], p.ostrides[d] = ckst[0][d];
+  for (size_t d = 0; d < crs.size(); d++) p.rshape[d] = crs[d], p.rstrides[d] = crst[0][d];
+  // Few long rows: cut each into pieces of ≥ 16K elements (≤ 1024 of them), a block each, so that a
+  // full reduction of a large tensor is not one block's work; the partial results live in `partial`
+  // (freed stream-ordered, after the second kernel).
+  p.splits = 1;
+  Tensor partial;
+  if (p.n_out < 512 && p.count >= (int64_t(1) << 16)) {
+    p.splits = std::min<int64_t>(1024, p.count >> 14);
+    partial = Tensor::empty(DType::f64, {p.n_out * p.splits}, dev);
+    p.partial = partial.raw();
+  }
+  static_assert((int)ReduceOp::sum == STRUCTURA_RED_SUM && (int)ReduceOp::mean == STRUCTURA_RED_MEAN &&
+                    (int)ReduceOp::max == STRUCTURA_RED_MAX && (int)ReduceOp::min == STRUCTURA_RED_MIN,
+                "ReduceOp = structura_reduce_op");
+  device_launch(env, name.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(reduce, emu, &p, nullptr); });
+  return out;
+}
+
+Tensor device_softmax(Napi::Env env, const Tensor& a, int64_t axis, bool log) {
+  const Device dev = a.device();
+  Tensor out = Tensor::empty(a.dtype, a.shape, dev);
+  if (out.numel() == 0) return out;
+  Shape ks, kst, ko;
+  for (int64_t d = 0; d < a.ndim(); d++)
+    if (d != axis) ks.push_back(a.shape[d]), kst.push_back(a.strides[d]), ko.push_back(out.strides[d]);
+  Shape cks;
+  std::vector<Shape> cst;
+  if (!plan(ks, {kst, ko}, cks, cst)) return to_device(cpu_softmax(to_device(a, Device{}), axis, log), dev);
+  structura_softmax_params p{};
+  p.out = out.raw();
+  p.a = a.raw();
+  p.dtype = (int)a.dtype;
+  p.log = log ? 1 : 0;
+  p.ondim = (int)cks.size();
+  p.rows = 1;
+  for (auto d : ks) p.rows *= d;
+  p.len = a.ndim() ? a.shape[axis] : 1;
+  p.stride = a.ndim() ? a.strides[axis] : 0;
+  p.out_stride = a.ndim() ? out.strides[axis] : 0;
+  for (size_t d = 0; d < cks.size(); d++) p.oshape[d] = cks[d], p.ostrides[d] = cst[0][d], p.out_ostrides[d] = cst[1][d];
+  device_launch(env, log ? "logSoftmax" : "softmax", dev, [&](bool emu) { return STRUCTURA_KERNEL(softmax, emu, &p, nullptr); });
+  return out;
+}
+
+Tensor device_arg_reduce(Napi::Env env, const std::string& name, const Tensor& a, int64_t axis, const Shape& out_shape) {
+  const Device dev = a.device();
+  Tensor out = Tensor::empty(DType::i32, out_shape, dev);
+  if (out.numel() == 0) return out;
+  Shape ks, kst;
+  for (int64_t d = 0; d < a.ndim(); d++)
+    if (d != axis) ks.push_back(a.shape[d]), kst.push_back(a.strides[d]);
+  Shape cks;
+  std::vector<Shape> cst;
+  if (!plan(ks, {kst}, cks, cst))
+    return to_device(cpu_arg_reduce(name == "argmax", to_device(a, Device{}), axis, out_shape), dev);
+  structura_arg_reduce_params p{};
+  p.out = out.data<int32_t>();
+  p.a = a.raw();
+  p.dtype = (int)a.dtype;
+  p.is_max = name == "argmax" ? 1 : 0;
+  p.ondim = (int)cks.size();
+  p.rows = out.numel();
+  p.len = a.ndim() ? a.shape[axis] : 1;
+  p.stride = a.ndim() ? a.strides[axis] : 0;
+  for (size_t d = 0; d < cks.size(); d++) p.oshape[d] = cks[d], p.ostrides[d] = cst[0][d];
+  device_launch(env, name.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(arg_reduce, emu, &p, nullptr); });
+  return out;
+}
+
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = get_string(info, 0, "op");
@@ -90,7 +202,6 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   else if (name == "min") op = ReduceOp::min;
   else throw_range(env, "structura.reduce: 'op' must be one of sum, mean, max, min, got '" + name + "'");
   Tensor a = unwrap(info[1], "a");
-  require_cpu(env, a, name.c_str(), "a");
   check_dtype(env, name, a, "a", op != ReduceOp::mean);
   std::vector<int64_t> axes = get_axes(info, 2, name, a.shape);
   bool keep = get_bool(info, 3, "keepDims");
@@ -99,6 +210,8 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
       if (a.shape[ax] == 0)
         throw_range(env, "structura." + name + ": cannot reduce over axis " + std::to_string(ax) + " of size 0 (shape " +
                              shape_str(a.shape) + "): the " + name + " of no elements is undefined");
+  if (a.device().type != DeviceType::cpu)
+    return wrap(env, device_reduce(env, name, op, a, axes, reduced_shape(a.shape, axes, keep)));
   return wrap(env, cpu_reduce(op, a, axes, reduced_shape(a.shape, axes, keep)));
 }
 
@@ -108,7 +221,6 @@ Napi::Value ArgReduce(const Napi::CallbackInfo& info) {
   if (name != "argmax" && name != "argmin")
     throw_range(env, "structura.argReduce: 'op' must be 'argmax' or 'argmin', got '" + name + "'");
   Tensor a = unwrap(info[1], "a");
-  require_cpu(env, a, name.c_str(), "a");
   check_dtype(env, name, a, "a", true);
   int64_t axis = get_axis(info, 2, name, a.shape);
   bool keep = get_bool(info, 3, "keepDims");
@@ -119,26 +231,28 @@ Napi::Value ArgReduce(const Napi::CallbackInfo& info) {
     throw_range(env, "structura." + name + ": axis " + std::to_string(axis) + " of shape " + shape_str(a.shape) +
                          " is longer than an int32 index can count");
   Shape out_shape = a.ndim() == 0 ? Shape{} : reduced_shape(a.shape, {axis}, keep);
+  if (a.device().type != DeviceType::cpu) return wrap(env, device_arg_reduce(env, name, a, axis, out_shape));
   return wrap(env, cpu_arg_reduce(name == "argmax", a, axis, out_shape));
 }
 
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor a = unwrap(info[0], "a");
-  require_cpu(env, a, "softmax", "a");
   require_floating(env, a, "softmax", "a");
   int64_t axis = get_axis(info, 1, "softmax", a.shape);
   bool log = get_bool(info, 2, "log");
+  if (a.device().type != DeviceType::cpu) return wrap(env, device_softmax(env, a, axis, log));
   return wrap(env, cpu_softmax(a, axis, log));
 }
 
-// logits [M, C] (float), labels int32 [M] with every label in [0, C): returns the labels, contiguous.
-Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tensor& logits) {
+// logits [M, C] (float), labels int32 [M] with every label in [0, C): returns the labels, contiguous,
+// on the host (a device's labels are read back to be checked); `dev_labels`, for logits on a device,
+// gets them contiguous on that device.
+Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tensor& logits, Tensor& dev_labels) {
   Napi::Env env = info.Env();
   logits = unwrap(info[0], "logits");
   Tensor labels = unwrap(info[1], "labels");
-  require_cpu(env, logits, op, "logits");
-  require_same_device(env, logits, labels, op);
+  require_same_device(env, logits, "logits", labels, "labels", op);
   require_floating(env, logits, op, "logits");
   require_dtype(env, labels, DType::i32, op, "labels");
   if (logits.ndim() != 2)
@@ -147,7 +261,17 @@ Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tenso
   if (labels.ndim() != 1 || labels.shape[0] != logits.shape[0])
     throw_range(env, std::string("structura.") + op + ": 'labels' must have shape [" + std::to_string(logits.shape[0]) +
                          "] to match 'logits' " + shape_str(logits.shape) + ", got " + shape_str(labels.shape));
-  Tensor lab = contiguous(labels);
+  Tensor lab;
+  if (labels.device().type == DeviceType::cpu) {
+    lab = contiguous(labels);
+  } else {
+    lab = to_device(labels, Device{});
+    dev_labels = labels;
+    if (!labels.is_contiguous()) {
+      dev_labels = Tensor::empty(labels.dtype, labels.shape, labels.device());
+      device_copy(labels, labels.strides, dev_labels, op);
+    }
+  }
   const int32_t* l = lab.data<int32_t>();
   const int64_t C = logits.shape[1];
   for (int64_t m = 0; m < logits.shape[0]; m++)
@@ -160,8 +284,25 @@ Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tenso
 
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Tensor logits;
-  Tensor labels = check_cross_entropy(info, "crossEntropy", logits);
+  Tensor logits, dev_labels;
+  Tensor labels = check_cross_entropy(info, "crossEntropy", logits, dev_labels);
+  if (logits.device().type != DeviceType::cpu) {
+    const Device dev = logits.device();
+    Tensor out = Tensor::empty(logits.dtype, {}, dev);
+    Tensor row_loss = Tensor::empty(DType::f64, {logits.shape[0]}, dev);  // scratch: freed stream-ordered
+    structura_cross_entropy_params p{};
+    p.loss = out.raw();
+    p.row_loss = row_loss.numel() ? row_loss.data<double>() : nullptr;
+    p.logits = logits.raw();
+    p.labels = dev_labels.numel() ? dev_labels.data<int32_t>() : nullptr;
+    p.dtype = (int)logits.dtype;
+    p.m = logits.shape[0];
+    p.c = logits.shape[1];
+    p.ld = logits.strides[0];
+    p.ldc = logits.strides[1];
+    device_launch(env, "crossEntropy", dev, [&](bool emu) { return STRUCTURA_KERNEL(cross_entropy, emu, &p, nullptr); });
+    return wrap(env, std::move(out));
+  }
   double loss = cpu_cross_entropy(logits, labels.data<int32_t>());
   Tensor out = Tensor::empty(logits.dtype, {}, logits.device());
   store_from_double(out.raw(), out.dtype, 0, loss);
@@ -170,14 +311,32 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
 
 Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Tensor logits;
-  Tensor labels = check_cross_entropy(info, "crossEntropyBackward", logits);
+  Tensor logits, dev_labels;
+  Tensor labels = check_cross_entropy(info, "crossEntropyBackward", logits, dev_labels);
   Tensor g = unwrap(info[2], "g");
-  require_same_device(env, logits, g, "crossEntropyBackward");
+  require_same_device(env, logits, "logits", g, "g", "crossEntropyBackward");
   require_floating(env, g, "crossEntropyBackward", "g");
   if (g.numel() != 1)
     throw_range(env, "structura.crossEntropyBackward: 'g' must be a 0-d tensor (one element), got shape " +
                          shape_str(g.shape));
+  if (logits.device().type != DeviceType::cpu) {
+    const Device dev = logits.device();
+    Tensor gh = to_device(g, Device{});  // one value, read back (waits for the op that made it)
+    Tensor out = Tensor::empty(logits.dtype, logits.shape, dev);
+    structura_cross_entropy_backward_params p{};
+    p.grad = out.raw();
+    p.logits = logits.raw();
+    p.labels = dev_labels.numel() ? dev_labels.data<int32_t>() : nullptr;
+    p.dtype = (int)logits.dtype;
+    p.m = logits.shape[0];
+    p.c = logits.shape[1];
+    p.ld = logits.strides[0];
+    p.ldc = logits.strides[1];
+    p.g = load_as_double(gh.raw(), gh.dtype, 0);
+    device_launch(env, "crossEntropyBackward", dev,
+                  [&](bool emu) { return STRUCTURA_KERNEL(cross_entropy_backward, emu, &p, nullptr); });
+    return wrap(env, std::move(out));
+  }
   double gv = load_as_double(g.raw(), g.dtype, 0);
   return wrap(env, cpu_cross_entropy_backward(logits, labels.data<int32_t>(), gv));
 }
