@@ -26,6 +26,31 @@ void set_flush_denormals() {
 
 namespace {
 
+// FTZ/DAZ on the calling thread for one scope, its own MXCSR back afterwards: the caller of a
+// parallel region is Node's thread (or a worker_thread's), whose JavaScript must keep IEEE
+// subnormals (5e-324 * 1 is 5e-324) after the region.
+class ScopedFlushDenormals {
+ public:
+  ScopedFlushDenormals() {
+#if defined(__x86_64__) || defined(_M_X64)
+    saved_ = _mm_getcsr();
+    _mm_setcsr(saved_ | 0x8040);
+#endif
+  }
+  ~ScopedFlushDenormals() {
+#if defined(__x86_64__) || defined(_M_X64)
+    // Only the control bits: the sticky exception flags the work raised stay raised, as they would
+    // without the scope.
+    _mm_setcsr((_mm_getcsr() & ~0x8040u) | (saved_ & 0x8040u));
+#endif
+  }
+  ScopedFlushDenormals(const ScopedFlushDenormals&) = delete;
+  ScopedFlushDenormals& operator=(const ScopedFlushDenormals&) = delete;
+
+ private:
+  unsigned saved_ = 0;
+};
+
 thread_local int t_region_threads = 0;  // > 1 inside a parallel_region with a live barrier
 
 struct Pool {
@@ -161,7 +186,6 @@ void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
     t_region_threads = saved;
     return;
   }
-  set_flush_denormals();
   p.job = &fn;
   p.job_threads = nthreads;
   p.error = nullptr;
@@ -173,7 +197,11 @@ void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
   }
   p.cv.notify_all();
   t_region_threads = nthreads;
-  p.run_one(0);
+  {
+    // The caller's share runs with the workers' FTZ/DAZ, so every chunk of a job computes alike.
+    ScopedFlushDenormals ftz;
+    p.run_one(0);
+  }
   t_region_threads = 0;
   while (p.remaining.load(std::memory_order_acquire) > 0) {
 #if defined(__x86_64__) || defined(_M_X64)

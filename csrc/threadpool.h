@@ -1,7 +1,10 @@
 // threadpool.h — the process-wide CPU thread pool every CPU kernel runs on.
 // parallel_for splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end)
 // on the pool's workers and the calling thread. Workers spin briefly, then sleep. Each worker sets
-// FTZ/DAZ (denormals would make long products 25× slower, kernels_design.md §4).
+// FTZ/DAZ (denormals would make long products 25× slower, kernels_design.md §4); the calling thread
+// runs its share of a parallel job with FTZ/DAZ too and gets its own MXCSR back afterwards (the
+// caller is Node's thread: its JavaScript keeps IEEE subnormals). Work run inline (one chunk, or a
+// call that finds the pool busy) runs in the caller's own mode.
 // The pool is shared by every Node environment (worker_threads): a call made while another thread
 // holds the pool runs inline on its own thread instead of waiting.
 #pragma once
@@ -21,7 +24,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 void parallel_region(int nthreads, const std::function<void(int tid, int nthreads)>& fn);
 // Barrier among the threads of the current parallel_region (no-op outside one).
 void region_barrier();
-// Sets FTZ/DAZ on the calling thread.
+// Sets FTZ/DAZ on the calling thread for good (the pool's workers call it once).
 void set_flush_denormals();
 
 }  // namespace structura

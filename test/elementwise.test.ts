@@ -80,6 +80,45 @@ test('number operands on either side', () => {
   }
 });
 
+test('signed zeros: a broadcast −0 (tensor or number, clamp bounds) keeps its sign, every float dtype, every row path', () => {
+  const before = liveCounts();
+  // Values every dtype holds exactly, ±0 among them; sizes that take the SIMD body, the tail and both.
+  const pool = [0, -0, 1.5, -2, 0.25, -0.75, 3, -1];
+  const ops: [string, (x: Tensor, z: Tensor | number) => Tensor, (x: number, z: number) => number][] = [
+    ['mul', S.mul, (x, z) => x * z],
+    ['div', S.div, (x, z) => x / z],
+    ['add', S.add, (x, z) => x + z],
+    ['sub', S.sub, (x, z) => x - z],
+  ];
+  for (const dtype of ['float32', 'float64', 'float16', 'bfloat16'] as const) {
+    for (const n of [1, 3, 17, 129]) {
+      const xs = Array.from({ length: n }, (_, i) => pool[(i * 5 + n) % pool.length]);
+      S.tidy(() => {
+        const x = S.tensor(xs, { dtype });
+        const zt = S.tensor([-0], { dtype });
+        for (const [name, f, ref] of ops) {
+          for (const [how, y, want] of [
+            ['x ∘ tensor(−0)', f(x, zt), xs.map((v) => ref(v, -0))],
+            ['x ∘ −0', f(x, -0), xs.map((v) => ref(v, -0))],
+            ['tensor(−0) ∘ x', f(zt, x), xs.map((v) => ref(-0, v))],
+          ] as [string, Tensor, number[]][]) {
+            const got = Array.from(y.dataSync());
+            for (let i = 0; i < n; i++)
+              if (!Object.is(got[i], want[i]))
+                assert.unreachable(`${name} ${dtype} [${n}] ${how}: element ${i} (x = ${Object.is(xs[i], -0) ? '-0' : xs[i]}) is ${Object.is(got[i], -0) ? '-0' : got[i]}, IEEE gives ${Object.is(want[i], -0) ? '-0' : want[i]}`);
+          }
+        }
+        const c = Array.from(S.clamp(x, -0, -0).dataSync());
+        for (let i = 0; i < n; i++) {
+          // max(v, −0) is −0 for v ≤ 0 (+0 > −0 is false), then min(·, −0) is −0 for every v
+          if (!Object.is(c[i], -0)) assert.unreachable(`clamp(x, −0, −0) ${dtype} [${n}]: element ${i} (x = ${xs[i]}) is ${c[i]}, expected -0`);
+        }
+      });
+    }
+  }
+  assertNoLeak(before, 'signed zeros');
+});
+
 const unaries: [string, (x: Tensor) => Tensor, (x: number) => number, [number, number]?][] = [
   ['neg', S.neg, (x) => -x],
   ['exp', S.exp, Math.exp],
