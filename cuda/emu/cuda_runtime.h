@@ -108,7 +108,14 @@ inline void __threadfence_system() {}
     *a = [&](T old) -> T { return expr; }(o);                                                      \
     return o;                                                                                      \
   }
-STRUCTURA_EMU_ATOMIC(atomicAdd, old + val)
+// atom.add.f32 flushes subnormal inputs and results to sign-preserving zero (PTX ISA §9.7.13.5, and
+// seen on an H200 by test/gpu/emu-fidelity); the other types add exactly as written.
+namespace emu_detail {
+inline float ftz(float x) { return std::fpclassify(x) == FP_SUBNORMAL ? std::copysign(0.0f, x) : x; }
+template <class T> inline T atomic_sum(T old, T val) { return old + val; }
+template <> inline float atomic_sum<float>(float old, float val) { return ftz(ftz(old) + ftz(val)); }
+}  // namespace emu_detail
+STRUCTURA_EMU_ATOMIC(atomicAdd, ::emu_detail::atomic_sum<T>(old, val))
 STRUCTURA_EMU_ATOMIC(atomicSub, old - val)
 STRUCTURA_EMU_ATOMIC(atomicExch, val)
 STRUCTURA_EMU_ATOMIC(atomicMin, val < old ? val : old)

@@ -93,7 +93,9 @@ inline float f16_to_f32(uint16_t h) {
     float v = (float)m * (1.0f / 16777216.0f);  // exact
     return sign ? -v : v;
   }
-  if (e == 31) return bits_f32(sign | 0x7f800000u | (m << 13));
+  // cvt.f32.f16 gives the canonical NaN 0x7FFFFFFF for every NaN input (payload and sign dropped), as
+  // an H200 does (test/gpu/emu-fidelity); infinities keep their sign.
+  if (e == 31) return m ? bits_f32(0x7fffffffu) : bits_f32(sign | 0x7f800000u);
   return bits_f32(sign | ((e + 112) << 23) | (m << 13));
 }
 // float → bfloat16, round to nearest even; NaN → 0x7FFF; overflow carries into Inf.
