@@ -38,6 +38,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
+
+#include <atomic>
 #include <stdint.h>
 
 #include "launch.cuh"
@@ -49,11 +51,12 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 // shapes
 
-constexpr int kBM = 128, kBN = 128, kBK = 32, kStages = 3, kThreads = 256;
+constexpr int kBM = 128, kBN = 128, kBK = 32, kStages = 5, kThreads = 256;
 constexpr int kTileElems = kBM * kBK;                     // one operand's stage (BM == BN), 16-bit
 constexpr int kStageElems = 2 * kTileElems;
-constexpr size_t kMmaSmemBytes = (size_t)kStages * kStageElems * 2;  // 49152
+constexpr size_t kMmaSmemBytes = (size_t)kStages * kStageElems * 2;  // 81920: above 48 KiB, opted in per kernel
 constexpr int kSBM = 128, kSBN = 128, kSBK = 16;          // SIMT f32
+constexpr int kDecN = 16, kDecMaxM = 16, kDecDepth = 4;   // decode: columns a CTA, rows at most, loads ahead
 
 // ------------------------------------------------------------------------------------------------
 // device helpers
@@ -111,6 +114,14 @@ struct Epilogue {
     if (has_res) z += res((int64_t)row * ldres + col);
     return z;
   }
+  // Stores one element (skipped past M / N).
+  __device__ void store_one(int row, int col, float acc, int M, int N) const {
+    if (row >= M || col >= N) return;
+    const float v = value(row, col, acc);
+    const int64_t i = (int64_t)row * ldc + col;
+    if (out_dt == STRUCTURA_DT_F32) of[i] = v;
+    else oh[i] = f32_to_bits(v, out_dt);
+  }
   // Stores columns col, col + 1 of row (acc0, acc1); col is even; each is skipped past M / N.
   __device__ void store_pair(int row, int col, float acc0, float acc1, int M, int N) const {
     if (row >= M || col >= N) return;
@@ -134,7 +145,16 @@ struct Epilogue {
   }
 };
 
-__device__ Epilogue make_epilogue(const structura_gemm_params& p, int64_t b) {
+// Whether the rank-r term is present, and whether the tensor-core kernel takes it in its main loop as
+// r extra k (the product [A | T]·[B ; Rᵀ] with one alpha): only when lr_scale == alpha.
+__host__ __device__ __forceinline__ bool has_lowrank(const structura_gemm_params& p) {
+  return p.lr_t && p.lr_r && p.lr_scale != 0.f && p.r > 0;
+}
+__host__ __device__ __forceinline__ bool lowrank_in_mainloop(const structura_gemm_params& p) {
+  return p.dtype != STRUCTURA_DT_F32 && has_lowrank(p) && p.lr_scale == p.alpha;
+}
+
+__device__ Epilogue make_epilogue(const structura_gemm_params& p, int64_t b, bool lowrank_done = false) {
   Epilogue e;
   const int od = p.out_dtype;
   e.of = gptr(static_cast<float*>(p.out)) + (od == STRUCTURA_DT_F32 ? b * p.stride_out : 0);
@@ -146,7 +166,7 @@ __device__ Epilogue make_epilogue(const structura_gemm_params& p, int64_t b) {
   e.r = any_in(p.lr_r, p.dtype, b * p.stride_r);
   e.out_dt = od;
   e.act = p.act;
-  e.rank = (p.lr_t && p.lr_r && p.lr_scale != 0.f) ? (int)p.r : 0;
+  e.rank = has_lowrank(p) && !lowrank_done ? (int)p.r : 0;
   e.has_c = p.c != nullptr && p.beta != 0.f;
   e.has_bias = p.bias != nullptr;
   e.has_res = p.residual != nullptr;
@@ -212,6 +232,38 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
   else ptx::mma_m16n8k16_f16(d, a, b, d);
 }
 
+// One 128×128×32 stage from shared memory into the warp's 64×32 accumulators: 2 k16 steps of 4×4
+// mma.sync tiles. kTA / kTB: the stage's layouts (MN-major for a transposed A or a plain B).
+template <bool kBf16, bool kTA, bool kTB>
+__device__ __forceinline__ void mma_tile(float (&acc)[4][4][4], dev_ptr<uint16_t> sa, dev_ptr<uint16_t> sb, int wm,
+                                         int wn, int lane) {
+  const int li = lane >> 3, lr = lane & 7;  // ldmatrix: matrix li, row lr
+#pragma unroll
+  for (int kk = 0; kk < kBK; kk += 16) {
+    uint32_t af[4][4], bfr[4][2];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int mb = wm + 16 * i;
+      // matrices: 0 (m 0-7, k 0-7), 1 (m 8-15, k 0-7), 2 (m 0-7, k 8-15), 3 (m 8-15, k 8-15)
+      if (kTA) ptx::ldmatrix_x4_trans(af[i], sa + mnmajor_off(kk + lr + 8 * (li >> 1), mb + 8 * (li & 1)));
+      else ptx::ldmatrix_x4(af[i], sa + kmajor_off(mb + lr + 8 * (li & 1), kk + 8 * (li >> 1)));
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j += 2) {
+      const int nb = wn + 8 * j;
+      // matrices: 0 (n 0-7, k 0-7), 1 (n 0-7, k 8-15), 2 (n 8-15, k 0-7), 3 (n 8-15, k 8-15)
+      uint32_t r[4];
+      if (kTB) ptx::ldmatrix_x4(r, sb + kmajor_off(nb + lr + 8 * (li >> 1), kk + 8 * (li & 1)));
+      else ptx::ldmatrix_x4_trans(r, sb + mnmajor_off(kk + lr + 8 * (li & 1), nb + 8 * (li >> 1)));
+      bfr[j][0] = r[0], bfr[j][1] = r[1], bfr[j + 1][0] = r[2], bfr[j + 1][1] = r[3];
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < 4; j++) mma16816<kBf16>(acc[i][j], af[i], bfr[j]);
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // kernels
 
@@ -230,7 +282,6 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int wm = (warp >> 2) * 64, wn = (warp & 3) * 32;  // warp tile origin inside the CTA tile
-  const int li = lane >> 3, lr = lane & 7;                 // ldmatrix: matrix li, row lr
 
   float acc[4][4][4];
 #pragma unroll
@@ -240,54 +291,44 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm
 #pragma unroll
       for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
+  // k-tiles of A·B, then (lora) those of T·Rᵀ: T [M, r] and R [N, r] are both K-contiguous
   const int ktiles = (K + kBK - 1) / kBK;
+  const bool ext = lowrank_in_mainloop(p);
+  const int R = ext ? (int)p.r : 0, xtiles = (R + kBK - 1) / kBK, ttiles = ktiles + xtiles;
+  const dev_ptr<const uint16_t> T = gptr(static_cast<const uint16_t*>(p.lr_t)) + (ext ? b * p.stride_t : 0);
+  const dev_ptr<const uint16_t> Rm = gptr(static_cast<const uint16_t*>(p.lr_r)) + (ext ? b * p.stride_r : 0);
+  const bool vec_t = ext && p.ldt % 8 == 0 && (reinterpret_cast<uintptr_t>(p.lr_t) + (uintptr_t)(b * p.stride_t * 2)) % 16 == 0;
+  const bool vec_r = ext && p.ldr % 8 == 0 && (reinterpret_cast<uintptr_t>(p.lr_r) + (uintptr_t)(b * p.stride_r * 2)) % 16 == 0;
   auto load_stage = [&](int stage, int kt) {
     const dev_ptr<uint16_t> sa = smem + stage * kStageElems, sb = sa + kTileElems;
-    load_tile<kTA>(sa, A, p.lda, m0, M, kt * kBK, K, vec_a);
-    load_tile<!kTB>(sb, B, p.ldb, n0, N, kt * kBK, K, vec_b);
+    if (kt < ktiles) {
+      load_tile<kTA>(sa, A, p.lda, m0, M, kt * kBK, K, vec_a);
+      load_tile<!kTB>(sb, B, p.ldb, n0, N, kt * kBK, K, vec_b);
+    } else {
+      load_tile<false>(sa, T, p.ldt, m0, M, (kt - ktiles) * kBK, R, vec_t);
+      load_tile<false>(sb, Rm, p.ldr, n0, N, (kt - ktiles) * kBK, R, vec_r);
+    }
   };
 #pragma unroll
   for (int s = 0; s < kStages - 1; s++) {
-    if (s < ktiles) load_stage(s, s);
+    if (s < ttiles) load_stage(s, s);
     ptx::cp_async_commit();
   }
 
-  for (int kt = 0; kt < ktiles; kt++) {
+  for (int kt = 0; kt < ttiles; kt++) {
     ptx::cp_async_wait<kStages - 2>();  // this thread's copies of tile kt have landed ...
     __syncthreads();                    // ... everyone's have, and everyone finished tile kt - 1
     // refill the stage tile kt - 1 used; the barrier above is what makes that safe
-    if (kt + kStages - 1 < ktiles) load_stage((kt + kStages - 1) % kStages, kt + kStages - 1);
+    if (kt + kStages - 1 < ttiles) load_stage((kt + kStages - 1) % kStages, kt + kStages - 1);
     ptx::cp_async_commit();
 
     const dev_ptr<uint16_t> sa = smem + (kt % kStages) * kStageElems, sb = sa + kTileElems;
-#pragma unroll
-    for (int kk = 0; kk < kBK; kk += 16) {
-      uint32_t af[4][4], bfr[4][2];
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        const int mb = wm + 16 * i;
-        // matrices: 0 (m 0-7, k 0-7), 1 (m 8-15, k 0-7), 2 (m 0-7, k 8-15), 3 (m 8-15, k 8-15)
-        if (kTA) ptx::ldmatrix_x4_trans(af[i], sa + mnmajor_off(kk + lr + 8 * (li >> 1), mb + 8 * (li & 1)));
-        else ptx::ldmatrix_x4(af[i], sa + kmajor_off(mb + lr + 8 * (li & 1), kk + 8 * (li >> 1)));
-      }
-#pragma unroll
-      for (int j = 0; j < 4; j += 2) {
-        const int nb = wn + 8 * j;
-        // matrices: 0 (n 0-7, k 0-7), 1 (n 0-7, k 8-15), 2 (n 8-15, k 0-7), 3 (n 8-15, k 8-15)
-        uint32_t r[4];
-        if (kTB) ptx::ldmatrix_x4(r, sb + kmajor_off(nb + lr + 8 * (li >> 1), kk + 8 * (li & 1)));
-        else ptx::ldmatrix_x4_trans(r, sb + mnmajor_off(kk + lr + 8 * (li & 1), nb + 8 * (li >> 1)));
-        bfr[j][0] = r[0], bfr[j][1] = r[1], bfr[j + 1][0] = r[2], bfr[j + 1][1] = r[3];
-      }
-#pragma unroll
-      for (int i = 0; i < 4; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) mma16816<kBf16>(acc[i][j], af[i], bfr[j]);
-    }
+    if (kt < ktiles) mma_tile<kBf16, kTA, kTB>(acc, sa, sb, wm, wn, lane);
+    else mma_tile<kBf16, false, true>(acc, sa, sb, wm, wn, lane);  // T·Rᵀ tiles: both K-major
   }
   ptx::cp_async_wait_all();  // only empty groups remain; leave nothing in flight at exit
 
-  const Epilogue e = make_epilogue(p, b);
+  const Epilogue e = make_epilogue(p, b, ext);
   const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int i = 0; i < 4; i++)
@@ -297,6 +338,78 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm
       e.store_pair(row, col, acc[i][j][0], acc[i][j][1], M, N);
       e.store_pair(row + 8, col, acc[i][j][2], acc[i][j][3], M, N);
     }
+}
+
+// Decode shapes: op(A) = x [M ≤ 16, K] row-major, op(B) = Wᵀ with W stored [N, K] (a Linear weight),
+// 16-bit, K % 8 == 0 and every row 16-byte aligned. W is streamed once with 16-byte loads straight
+// into mma.sync fragments (no shared-memory staging: nothing is reused). A CTA owns 16 columns;
+// its 8 warps split K into 32-wide chunks (warp w: chunks w, w + 8, …) and are summed through
+// shared memory at the end, in a fixed order. Lane (g, t) = (lane / 4, lane % 4) loads elements
+// 8t … 8t + 7 of a chunk from x rows g, g + 8 and W rows n0 + g, n0 + 8 + g. Inside a chunk the
+// k order is permuted — mma step s ∈ {0, 1} takes a lane's elements 4s … 4s + 3 as its fragment
+// slots (2t, 2t + 1, 2t + 8, 2t + 9) — the same permutation for A and B, so the dot product is
+// unchanged: a k slot belongs to the same lane t in both fragments (PTX §9.7.14.5.8).
+// grid (ceil(N/16), 1, batch), 256 threads, 8 KiB of static shared memory.
+template <bool kBf16>
+__global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_gemm_params p) {
+  SMEM(float, red, [kThreads / 32][16][kDecN]);
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int n0 = blockIdx.x * kDecN;
+  const bool x0_in = g < M, x1_in = g + 8 < M, w0_in = n0 + g < N, w1_in = n0 + 8 + g < N;
+  // rows past M / N are never dereferenced; their offsets are clamped to row 0
+  const dev_ptr<const uint16_t> x0 = A + (x0_in ? (int64_t)g * p.lda : 0), x1 = A + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
+  const dev_ptr<const uint16_t> w0 = B + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
+  const dev_ptr<const uint16_t> w1 = B + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+
+  float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+  // kDecDepth chunks a round: every load of the round is issued before the first mma, so a lane has
+  // kDecDepth × 32 bytes of W in flight (HBM needs ~40 KB in flight an SM to run at full rate)
+  for (int kc0 = warp * 32; kc0 < K; kc0 += kThreads * kDecDepth) {  // kThreads = 8 warps × 32-wide chunks
+    uint4 xa[kDecDepth], xb[kDecDepth], wa[kDecDepth], wb[kDecDepth];
+#pragma unroll
+    for (int d = 0; d < kDecDepth; d++) {
+      const int k = kc0 + d * kThreads + 8 * t;
+      const bool kin = k < K;  // K % 8 == 0: a lane's 8 elements are all inside or all outside
+      xa[d] = kin && x0_in ? ptx::ldg_nc_v4(x0 + k) : zero;
+      xb[d] = kin && x1_in ? ptx::ldg_nc_v4(x1 + k) : zero;
+      wa[d] = kin && w0_in ? ptx::ldg_nc_v4(w0 + k) : zero;
+      wb[d] = kin && w1_in ? ptx::ldg_nc_v4(w1 + k) : zero;
+    }
+#pragma unroll
+    for (int d = 0; d < kDecDepth; d++) {
+      {
+        const uint32_t a[4] = {xa[d].x, xb[d].x, xa[d].y, xb[d].y};
+        const uint32_t b0[2] = {wa[d].x, wa[d].y}, b1[2] = {wb[d].x, wb[d].y};
+        mma16816<kBf16>(acc[0], a, b0);
+        mma16816<kBf16>(acc[1], a, b1);
+      }
+      {
+        const uint32_t a[4] = {xa[d].z, xb[d].z, xa[d].w, xb[d].w};
+        const uint32_t b0[2] = {wa[d].z, wa[d].w}, b1[2] = {wb[d].z, wb[d].w};
+        mma16816<kBf16>(acc[0], a, b0);
+        mma16816<kBf16>(acc[1], a, b1);
+      }
+    }
+  }
+  // accumulator fragment: (row g, cols 2t, 2t + 1) and (row g + 8, same cols) of n-group j
+#pragma unroll
+  for (int j = 0; j < 2; j++) {
+    red[warp][g][8 * j + 2 * t] = acc[j][0];
+    red[warp][g][8 * j + 2 * t + 1] = acc[j][1];
+    red[warp][g + 8][8 * j + 2 * t] = acc[j][2];
+    red[warp][g + 8][8 * j + 2 * t + 1] = acc[j][3];
+  }
+  __syncthreads();
+  const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;  // 256 threads = 16 × 16 outputs
+  float s = 0.f;
+#pragma unroll
+  for (int w = 0; w < kThreads / 32; w++) s += red[w][row][col];
+  make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
 }
 
 // Stages a 128 (m or n) × 16 (k) f32 tile into dst[k][mn] (mn contiguous). kMN: the operand is
@@ -386,15 +499,37 @@ __global__ void __launch_bounds__(kThreads) gemm_f32_kernel(const structura_gemm
   }
 }
 
+// Dynamic shared memory above 48 KiB must be allowed per kernel (and per device), once.
+template <auto K>
+cudaError_t allow_smem(size_t bytes) {
+  static std::atomic<uint64_t> done{0};  // one bit a device
+  int dev = 0;
+  if (cudaError_t e = cudaGetDevice(&dev)) return e;
+  const uint64_t bit = 1ull << (dev & 63);
+  if (done.load(std::memory_order_acquire) & bit) return cudaSuccess;
+  const cudaError_t e = cudaFuncSetAttribute(K, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+  if (e == cudaSuccess) done.fetch_or(bit, std::memory_order_acq_rel);
+  return e;
+}
+
+template <bool kBf16, bool kTA, bool kTB>
+cudaError_t launch_mma_kernel(const structura_gemm_params& p, dim3 grid, cudaStream_t s) {
+  if (cudaError_t e = allow_smem<gemm_mma_kernel<kBf16, kTA, kTB>>(kMmaSmemBytes)) return e;
+  return structura::launch<gemm_mma_kernel<kBf16, kTA, kTB>>(grid, dim3(kThreads), kMmaSmemBytes, s, p);
+}
+
 template <bool kBf16>
 cudaError_t launch_mma(const structura_gemm_params& p, dim3 grid, cudaStream_t s) {
-  const dim3 block(kThreads);
-  if (p.trans_a) {
-    if (p.trans_b) return structura::launch<gemm_mma_kernel<kBf16, true, true>>(grid, block, kMmaSmemBytes, s, p);
-    return structura::launch<gemm_mma_kernel<kBf16, true, false>>(grid, block, kMmaSmemBytes, s, p);
-  }
-  if (p.trans_b) return structura::launch<gemm_mma_kernel<kBf16, false, true>>(grid, block, kMmaSmemBytes, s, p);
-  return structura::launch<gemm_mma_kernel<kBf16, false, false>>(grid, block, kMmaSmemBytes, s, p);
+  if (p.trans_a) return p.trans_b ? launch_mma_kernel<kBf16, true, true>(p, grid, s) : launch_mma_kernel<kBf16, true, false>(p, grid, s);
+  return p.trans_b ? launch_mma_kernel<kBf16, false, true>(p, grid, s) : launch_mma_kernel<kBf16, false, false>(p, grid, s);
+}
+
+// The decode kernel's preconditions: M ≤ 16, x row-major and W stored [N, K], K % 8 == 0, every row
+// of both 16-byte aligned in every batch.
+bool decode_ok(const structura_gemm_params& p) {
+  if (p.m > kDecMaxM || p.trans_a || !p.trans_b || p.k % 8 != 0 || p.k == 0) return false;
+  if (p.lda % 8 != 0 || p.ldb % 8 != 0 || p.stride_a % 8 != 0 || p.stride_b % 8 != 0) return false;
+  return reinterpret_cast<uintptr_t>(p.a) % 16 == 0 && reinterpret_cast<uintptr_t>(p.b) % 16 == 0;
 }
 
 }  // namespace
@@ -418,8 +553,13 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
   if (p->m > INT32_MAX - kBM || p->n > INT32_MAX - kBN || p->k > INT32_MAX - kBK || p->r > INT32_MAX ||
       tiles_m > 65535 || p->batch > 65535 || tiles_n > INT32_MAX)
     return (int)cudaErrorInvalidValue;
-  const dim3 grid((unsigned)tiles_n, (unsigned)tiles_m, (unsigned)p->batch);
   const cudaStream_t s = (cudaStream_t)stream;
+  if (p->dtype != STRUCTURA_DT_F32 && decode_ok(*p)) {
+    const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
+    if (p->dtype == STRUCTURA_DT_BF16) return (int)structura::launch<gemm_decode_kernel<true>>(dgrid, dim3(kThreads), 0, s, *p);
+    return (int)structura::launch<gemm_decode_kernel<false>>(dgrid, dim3(kThreads), 0, s, *p);
+  }
+  const dim3 grid((unsigned)tiles_n, (unsigned)tiles_m, (unsigned)p->batch);
   if (p->dtype == STRUCTURA_DT_BF16) return (int)launch_mma<true>(*p, grid, s);
   if (p->dtype == STRUCTURA_DT_F16) return (int)launch_mma<false>(*p, grid, s);
   const dim3 block(kThreads);

@@ -12,6 +12,7 @@
 //   ldmatrix_x{1,2,4}[_trans](r[N], row)                row: this lane's 16-byte shared row address
 //   cp_async_ca<bytes>(dst, src) / cp_async_cg(dst, src) (16 B) / *_zfill(dst, src, src_bytes)
 //   cp_async_commit(), cp_async_wait<N>(), cp_async_wait_all()
+//   ldg_nc_v4(p)                                        16-byte read-only global load, kept in order
 #ifndef STRUCTURA_PTX_CUH
 #define STRUCTURA_PTX_CUH
 #include <cuda_bf16.h>
@@ -45,10 +46,13 @@ STRUCTURA_PTX_FN uint32_t pack_f16(float lo, float hi) {
   return r;
 }
 // cvt.rna.tf32.f32 (PTX §9.7.9.21): round to nearest, ties away from zero, to 10 mantissa bits.
+// Infinities and NaNs have their low 13 bits cleared (so a NaN whose payload lives there becomes an
+// infinity), as an H200 does (test/gpu/emu-fidelity).
 STRUCTURA_PTX_FN uint32_t to_tf32(float x) {
 #ifdef STRUCTURA_CUDA_EMU
   uint32_t u = ::emu::f32_bits(x);
   if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  else u &= 0xffffe000u;
   return u;
 #else
   uint32_t r;
@@ -171,6 +175,21 @@ STRUCTURA_LDSM(ldmatrix_x1_trans, 1, ".trans")
 STRUCTURA_LDSM(ldmatrix_x2_trans, 2, ".trans")
 STRUCTURA_LDSM(ldmatrix_x4_trans, 4, ".trans")
 #undef STRUCTURA_LDSM
+
+// ---- ld.global.nc.v4 (PTX §9.7.9.8): a 16-byte read-only load that the compiler keeps in program
+// order with the other asm volatile (mma included), so a group of them is issued before the math
+// that uses it. p: a 16-byte aligned global address.
+#ifdef STRUCTURA_CUDA_EMU
+template <class P> inline uint4 ldg_nc_v4(const P& p) { return dev_cast<const uint4>(p)[0]; }
+#else
+template <class P> __device__ __forceinline__ uint4 ldg_nc_v4(const P& p) {
+  uint4 r;
+  asm volatile("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(reinterpret_cast<const void*>(p)));
+  return r;
+}
+#endif
 
 // ---- cp.async (PTX §9.7.9.25.3.1–3): global → shared, asynchronous, completed by wait_group -------
 // zfill forms copy src_bytes (0..bytes) and zero the rest; with src_bytes == 0 src is not read.

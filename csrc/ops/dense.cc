@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "cuda_abi.h"
+#include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
 
@@ -110,6 +112,91 @@ void run_matmul(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, c
                      });
 }
 
+// ---- on a device: cuda/dense.cu ----------------------------------------------------------------
+
+// The (trans, leading dimension) pair of cuda/dense.cu for a logical rows×cols matrix with strides
+// (rs, cs): row-major when its columns are unit-stride, else stored transposed when its rows are.
+// A dimension of size 1 has no stride to respect. False when neither holds (the caller copies).
+bool dense_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, int& trans, int64_t& ld) {
+  if (cs == 1 || cols == 1) {
+    trans = 0;
+    ld = rows == 1 ? cols : rs;
+    return ld >= cols;
+  }
+  if (rs == 1 || rows == 1) {
+    trans = 1;
+    ld = cols == 1 ? rows : cs;
+    return ld >= rows;
+  }
+  return false;
+}
+
+// The batch stride that maps batch i to off[i] = off[0] + i·stride, if there is one.
+bool uniform_stride(const std::vector<int64_t>& off, int64_t& stride) {
+  stride = off.size() > 1 ? off[1] - off[0] : 0;
+  for (size_t i = 1; i < off.size(); i++)
+    if (off[i] - off[i - 1] != stride) return false;
+  return true;
+}
+
+// A contiguous copy of a device view the kernel cannot read in place (neither of its last two dims
+// unit-stride): through the host, which is slow but rare (a double transpose, a stepped slice).
+Tensor device_contiguous(const Tensor& t) { return to_device(to_device(t, Device{}), t.device()); }
+
+int dense_dtype(DType d) { return d == DType::f16 ? STRUCTURA_DT_F16 : d == DType::bf16 ? STRUCTURA_DT_BF16 : STRUCTURA_DT_F32; }
+
+// c [count·M, N] (contiguous) = op(a)·op(b) for every batch matrix, on a's device, in a's dtype
+// (float32 on the SIMT kernel; float16 / bfloat16 on tensor cores with float32 accumulation).
+void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool tb, const Shape& batch, int64_t count,
+                   int64_t M, int64_t N, int64_t K) {
+  int64_t rs_a, cs_a, rs_b, cs_b;
+  matrix_strides(a, ta, rs_a, cs_a);
+  matrix_strides(b, tb, rs_b, cs_b);
+  structura_gemm_params p{};
+  p.dtype = p.out_dtype = dense_dtype(a.dtype);
+  p.alpha = 1.f;
+  if (!dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda)) {
+    a = device_contiguous(a);
+    matrix_strides(a, ta, rs_a, cs_a);
+    dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda);
+  }
+  if (!dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb)) {
+    b = device_contiguous(b);
+    matrix_strides(b, tb, rs_b, cs_b);
+    dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb);
+  }
+  p.m = M, p.n = N, p.k = K, p.ldc = N;
+  p.out = c.raw();
+  const size_t es = dtype_size(a.dtype);
+  bool b_batched = false;
+  for (int64_t d = 0; d < b.ndim() - 2; d++)
+    if (b.shape[d] > 1) b_batched = true;
+  std::vector<int64_t> oa, ob;
+  int64_t sa = 0, sb = 0;
+  if (count > 1 && !b_batched && !p.trans_a && rs_a >= K && batch_folds_into_rows(a, batch, M, rs_a)) {
+    p.m = count * M;  // a row-major stack times one matrix: one tall product
+    p.lda = rs_a;
+    count = 1;
+  }
+  if (count > 1) {
+    oa = batch_offsets(a, batch, count);
+    ob = batch_offsets(b, batch, count);
+  }
+  const bool uniform = count <= 1 || (uniform_stride(oa, sa) && uniform_stride(ob, sb));
+  const Device dev = a.device();
+  // One launch per run of batch indices the kernel can take at once (grid.z ≤ 65535, uniform strides).
+  const int64_t chunk = uniform ? 65535 : 1;
+  for (int64_t b0 = 0; b0 < std::max<int64_t>(count, 1); b0 += chunk) {
+    structura_gemm_params q = p;
+    q.batch = std::min<int64_t>(chunk, std::max<int64_t>(count, 1) - b0);
+    q.a = (const char*)a.raw() + (count > 1 ? oa[(size_t)b0] : 0) * (int64_t)es;
+    q.b = (const char*)b.raw() + (count > 1 ? ob[(size_t)b0] : 0) * (int64_t)es;
+    q.out = (char*)c.raw() + b0 * M * N * (int64_t)es;
+    q.stride_a = sa, q.stride_b = sb, q.stride_out = M * N;
+    device_launch(env, "matmul", dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &q, nullptr); });
+  }
+}
+
 Napi::Value Matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Tensor a0 = unwrap(info[0], "a");
@@ -118,7 +205,6 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   if (a0.device() != b0.device())
     throw_type(env, "structura.matmul: 'a' is on " + a0.device().str() + " but 'b' is on " + b0.device().str() +
                         "; move one with .to()");
-  require_cpu(env, a0, "matmul", "a");
   if (!is_floating(a0.dtype))
     throw_type(env, std::string("structura.matmul: 'a' must be a floating dtype, got ") + dtype_name(a0.dtype));
   if (!is_floating(b0.dtype))
@@ -167,6 +253,14 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   if (!a_vec) out_shape.push_back(M);
   if (!b_vec) out_shape.push_back(N);
   const DType dt = a0.dtype;
+  if (a0.device().type != DeviceType::cpu) {
+    if (dt == DType::f64)
+      throw_type(env, "structura.matmul: float64 is not implemented on " + a0.device().str() +
+                          " (float32, float16 and bfloat16 are); cast, or compute on the CPU");
+    Tensor c = Tensor::empty(dt, out_shape, a0.device());
+    if (c.numel() > 0) device_matmul(env, a, b, c, ta, tb, batch, count, M, N, K);
+    return wrap(env, std::move(c));
+  }
   const bool half = dt == DType::f16 || dt == DType::bf16;
   const DType cdt = half ? DType::f32 : dt;
   Tensor c = Tensor::empty(cdt, out_shape, a0.device());

@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "cpu/lowrank.h"
+#include "cuda_abi.h"
+#include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
 
@@ -42,15 +44,17 @@ struct Arg {
   const char* name;
 };
 
-// The floating operands: live, on one CPU device, one floating dtype, with the given ranks.
-void check_floats(Napi::Env env, const std::string& op, const std::vector<Arg>& args, const std::vector<int>& ndims) {
+// The floating operands: live, on one device (the CPU unless on_device), one floating dtype, with the
+// given ranks.
+void check_floats(Napi::Env env, const std::string& op, const std::vector<Arg>& args, const std::vector<int>& ndims,
+                  bool on_device = false) {
   const Tensor& a = *args[0].t;
   for (size_t i = 0; i < args.size(); i++) {
     const Tensor& t = *args[i].t;
     if (t.device() != a.device())
       bad_type(env, op, std::string("'") + args[i].name + "' is on " + t.device().str() + " but '" + args[0].name +
                             "' is on " + a.device().str() + "; move one with .to()");
-    require_cpu(env, t, ("lowrank." + op).c_str(), args[i].name);
+    if (!on_device) require_cpu(env, t, ("lowrank." + op).c_str(), args[i].name);
     if (!is_floating(t.dtype))
       bad_type(env, op, std::string("'") + args[i].name + "' must be a floating tensor, got " + dtype_name(t.dtype));
     if (t.dtype != a.dtype)
@@ -108,6 +112,68 @@ void check_base(Napi::Env env, const std::string& op, const Tensor& x, const Ten
                            shape_str(W.shape) + " takes in = " + std::to_string(W.shape[1]));
 }
 
+// ---- on a device: two launches of cuda/dense.cu -------------------------------------------------
+
+// A 2-D device view whose last dim is unit-stride (as the kernel reads it), copying through the host
+// when it is not (rare: a transposed parameter).
+Tensor rows_view(const Tensor& t) {
+  if (t.shape[1] <= 1 || t.strides[1] == 1) return t;
+  return to_device(to_device(t, Device{}), t.device());
+}
+
+int dense_dtype_of(DType d) { return d == DType::f16 ? STRUCTURA_DT_F16 : d == DType::bf16 ? STRUCTURA_DT_BF16 : STRUCTURA_DT_F32; }
+int64_t row_stride(const Tensor& t) { return t.shape[0] <= 1 ? t.shape[1] : t.strides[0]; }
+
+// T = scale·x·A[:k]ᵀ [M, k] (the input dtype: for float16 / bfloat16 T is rounded once, as an
+// unfused product would be), then
+//   lora:   y = x·Wᵀ + T·B[:, :k]ᵀ + bias          (W read once: on tensor cores the rank-k term is k more
+//                                                  steps of the GEMM's main loop, else its epilogue)
+//   linear: y = T·B[:, :k]ᵀ + bias
+Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, const Tensor* W0, const Tensor& A0,
+                        const Tensor& B0, const Tensor* bias0, int64_t k, double scale) {
+  if (x0.dtype == DType::f64)
+    bad_type(env, op, "float64 is not implemented on " + x0.device().str() +
+                          " (float32, float16 and bfloat16 are); cast, or compute on the CPU");
+  const Device dev = x0.device();
+  const Tensor x = rows_view(x0), A = rows_view(A0), B = rows_view(B0);
+  const Tensor W = W0 ? rows_view(*W0) : Tensor();
+  Tensor bias;
+  if (bias0) bias = bias0->strides[0] == 1 || bias0->shape[0] <= 1 ? *bias0 : to_device(to_device(*bias0, Device{}), dev);
+  const int64_t M = x.shape[0], K = x.shape[1], N = B.shape[0];
+  const int dt = dense_dtype_of(x.dtype);
+  const std::string what = "lowrank." + op;
+  Tensor y = Tensor::empty(x.dtype, {M, N}, dev);
+  if (M == 0 || N == 0) return wrap(env, std::move(y));
+  Tensor T = Tensor::empty(x.dtype, {M, k}, dev);
+  structura_gemm_params p{};
+  p.dtype = p.out_dtype = dt;
+  p.alpha = 1.f;
+  p.batch = 1;
+  p.out = T.raw(), p.a = x.raw(), p.b = A.raw();
+  p.m = M, p.n = k, p.k = K;
+  p.lda = row_stride(x), p.ldb = row_stride(A), p.ldc = k;
+  p.trans_b = 1;  // A [r, in] read as [k, in] rows: op(B) = A[:k]ᵀ
+  // lora: T carries the scale, so that the second product is [x | T]·[W | B]ᵀ with one alpha, which
+  // the tensor-core kernel runs as k + in extra k-steps of its main loop (cuda/dense.cu)
+  if (W0) p.alpha = (float)scale;
+  device_launch(env, what.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &p, nullptr); });
+  structura_gemm_params q{};
+  q.dtype = q.out_dtype = dt;
+  q.batch = 1;
+  q.out = y.raw(), q.ldc = N, q.m = M, q.n = N, q.trans_b = 1;
+  q.bias = bias0 ? bias.raw() : nullptr;
+  if (W0) {
+    q.a = x.raw(), q.lda = row_stride(x), q.k = K, q.alpha = 1.f;
+    q.b = W.raw(), q.ldb = row_stride(W);
+    q.lr_t = T.raw(), q.ldt = k, q.lr_r = B.raw(), q.ldr = row_stride(B), q.r = k, q.lr_scale = 1.f;
+  } else {
+    q.a = T.raw(), q.lda = k, q.k = k, q.alpha = (float)scale;
+    q.b = B.raw(), q.ldb = row_stride(B);
+  }
+  device_launch(env, what.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &q, nullptr); });
+  return wrap(env, std::move(y));
+}
+
 Napi::Value Lora(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const bool has_w = !absent(info, 1);
@@ -123,7 +189,7 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
   std::vector<int> nd{2, 2, 2};
   if (W) args.push_back({W, "W"}), nd.push_back(2);
   if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
-  check_floats(env, op, args, nd);
+  check_floats(env, op, args, nd, /*on_device=*/true);
   const int64_t M = x.shape[0], K = x.shape[1], r = A.shape[0], N = B.shape[0];
   if (A.shape[1] != K)
     bad_range(env, op, "'A' " + shape_str(A.shape) + " must be [r, in] with in = " + std::to_string(K) + " (from 'x' " +
@@ -147,6 +213,7 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
                            "), got " + std::to_string(rk));
   const int64_t k = (int64_t)rk;
   const double scale = get_scale(info, 5, op);
+  if (x.device().type != DeviceType::cpu) return device_lora(env, op, x, W, A, B, bias, k, scale);
 
   Tensor xc = compute_of(x), Ac = compute_of(A), Bc = compute_of(B);
   Tensor Wc = W ? compute_of(*W) : Tensor();

@@ -1,0 +1,157 @@
+// conformance/lowrank.ts — lowrank.lora and lowrank.linear on a device (two launches of cuda/dense.cu:
+// T = x·A[:k]ᵀ, then x·Wᵀ with scale·T·B[:, :k]ᵀ and the bias added in the GEMM epilogue), one suite
+// for every device: registered by test/lowrank_devices.test.ts ('cuda-emu', and 'cuda' when present)
+// and test/gpu/lowrank.test.ts ('cuda', larger shapes).
+//
+// Each case: seeded inputs rounded to the dtype, the op on the device, every element against the
+// float64 reference of those inputs (output block poisoned with NaN first, see conformance/dense.ts).
+//   float32: |y − ref| ≤ (K + k + 2)·2⁻²⁴·S per element, S = |x|·|W|ᵀ + |s|·(|x|·|A|ᵀ)·|B|ᵀ + |bias|.
+//   float16 / bfloat16 (T is rounded to the dtype once, as an unfused product would; y once at the end):
+//     per element |y − ref| ≤ u·|ref| + u·(1 + u)·L + (K + k + 2)·2⁻²⁴·S·(1 + u)² + tiny, with
+//     L = |s|·|T|·|B|ᵀ; and over a whole output of 64 elements or more ‖y − ref‖ ≤ 2·‖ref_dt − ref‖ (DESIGN §5), ref_dt
+//     being the same op computed in the dtype the unfused way (every product and sum rounded).
+import * as assert from 'uvu/assert';
+import * as S from '../../lib/index';
+import type { Tensor } from '../../lib/index';
+import { roundTo } from '../reference/core';
+import { freshSeed, rng } from '../helpers';
+
+type Test = (name: string, fn: () => void | Promise<void>) => void;
+type DT = 'float32' | 'float16' | 'bfloat16';
+const U: Record<DT, number> = { float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 };
+const TINY: Record<DT, number> = { float32: 0, float16: 2 ** -24, bfloat16: 0 };
+
+export interface LoraCase {
+  m: number;
+  k: number; // in
+  n: number; // out
+  r: number;
+  rank?: number;
+  bias?: boolean;
+  linear?: boolean; // lowrank.linear (no W)
+  scale?: number;
+}
+
+function onDevice(v: Float64Array, shape: number[], dt: DT, dev: string): Tensor {
+  const c = S.tensor(v, { shape, dtype: 'float64' });
+  const h = c.cast(dt);
+  const t = h.to(dev);
+  c.dispose();
+  h.dispose();
+  return t;
+}
+
+export function checkLora(dev: string, dt: DT, c: LoraCase, seed: number): void {
+  const r = rng(seed);
+  const { m, k: K, n: N, r: R } = c;
+  const rank = c.rank ?? R;
+  const scale = c.linear ? 1 : c.scale ?? 0.75;
+  const rnd = (len: number, amp = 1) => {
+    const v = new Float64Array(len);
+    for (let i = 0; i < len; i++) v[i] = roundTo(dt, amp * (2 * r() - 1));
+    return v;
+  };
+  const x = rnd(m * K), W = rnd(N * K), A = rnd(R * K), B = rnd(N * R), bias = rnd(N);
+  const rd = (v: number) => roundTo(dt, v);
+  // float64 reference, its error scales, and the unfused same-precision reference
+  const ref = new Float64Array(m * N), sc = new Float64Array(m * N), lowAbs = new Float64Array(m * N), refDt = new Float64Array(m * N);
+  const T = new Float64Array(rank), Tabs = new Float64Array(rank), Th = new Float64Array(rank);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < rank; j++) {
+      let s = 0, sa = 0;
+      for (let p = 0; p < K; p++) {
+        s += x[i * K + p] * A[j * K + p];
+        sa += Math.abs(x[i * K + p] * A[j * K + p]);
+      }
+      T[j] = s;
+      Tabs[j] = sa;
+      Th[j] = rd(s);
+    }
+    for (let o = 0; o < N; o++) {
+      let d = 0, da = 0;
+      if (!c.linear)
+        for (let p = 0; p < K; p++) {
+          d += x[i * K + p] * W[o * K + p];
+          da += Math.abs(x[i * K + p] * W[o * K + p]);
+        }
+      let l = 0, la = 0, lh = 0, lT = 0;
+      for (let j = 0; j < rank; j++) {
+        l += T[j] * B[o * R + j];
+        la += Tabs[j] * Math.abs(B[o * R + j]);
+        lh += Th[j] * B[o * R + j];
+        lT += Math.abs(Th[j] * B[o * R + j]);
+      }
+      const bv = c.bias ? bias[o] : 0;
+      const e = i * N + o;
+      ref[e] = d + scale * l + bv;
+      sc[e] = da + Math.abs(scale) * la + Math.abs(bv);
+      lowAbs[e] = Math.abs(scale) * lT;
+      refDt[e] = c.linear ? rd(rd(rd(scale * rd(lh))) + bv) : rd(rd(rd(d) + rd(scale * rd(lh))) + bv);
+    }
+  }
+  const tx = onDevice(x, [m, K], dt, dev), tW = onDevice(W, [N, K], dt, dev), tA = onDevice(A, [R, K], dt, dev);
+  const tB = onDevice(B, [N, R], dt, dev), tb = onDevice(bias, [N], dt, dev);
+  S.full([m, N], NaN, { dtype: dt, device: dev }).dispose();
+  const y = c.linear
+    ? S.lowrank.linear(tx, tA, tB, { rank, bias: c.bias ? tb : undefined })
+    : S.lowrank.lora(tx, tW, tA, tB, { rank, scale, bias: c.bias ? tb : undefined });
+  const host = y.to('cpu');
+  const got = host.dataSync();
+  const what = `lowrank.${c.linear ? 'linear' : 'lora'} ${dt} on ${dev}: x [${m}, ${K}], out ${N}, r ${R}, rank ${rank}${c.bias ? ', bias' : ''}`;
+  try {
+    assert.equal(y.shape, [m, N], `${what}: shape`);
+    assert.is(y.dtype, dt, `${what}: dtype`);
+    const u = U[dt], acc = (K + rank + 2) * 2 ** -24;
+    let num = 0, refErr = 0;
+    for (let e = 0; e < got.length; e++) {
+      const g = Number(got[e]), want = ref[e];
+      const bound = dt === 'float32' ? acc * sc[e] : u * Math.abs(want) + u * (1 + u) * lowAbs[e] + acc * sc[e] * (1 + u) ** 2 + TINY[dt];
+      const err = Math.abs(g - want);
+      if (!(err <= bound)) assert.unreachable(`${what}: element ${e} is ${g}, reference ${want}, error ${err.toExponential(3)} > bound ${bound.toExponential(3)}`);
+      num += err * err;
+      refErr += (refDt[e] - want) ** 2;
+    }
+    // a norm over few elements says nothing: the per-element bound above is the check there
+    if (dt !== 'float32' && got.length >= 64)
+      assert.ok(Math.sqrt(num) <= 2 * Math.sqrt(refErr), `${what}: ‖y − ref‖ = ${Math.sqrt(num).toExponential(3)} > 2·‖ref_${dt} − ref‖ = ${(2 * Math.sqrt(refErr)).toExponential(3)}`);
+  } finally {
+    for (const t of [tx, tW, tA, tB, tb, y, host]) t.dispose();
+  }
+}
+
+export function registerLowrank(test: Test, dev: string, opts: { large?: boolean } = {}): void {
+  const withSeed = (name: string, fn: (seed: number) => void) =>
+    test(`${name} [${dev}]`, () => {
+      const seed = freshSeed();
+      try {
+        fn(seed);
+      } catch (e) {
+        console.error(`  ${name} [${dev}]: seed ${seed} (STRUCTURA_TEST_SEED=${seed} replays it)`);
+        throw e;
+      }
+    });
+  const cases: LoraCase[] = [
+    { m: 1, k: 1, n: 1, r: 1 },
+    { m: 3, k: 5, n: 7, r: 2, bias: true },
+    { m: 17, k: 33, n: 9, r: 4, rank: 3 },
+    { m: 130, k: 40, n: 129, r: 16, bias: true },
+    { m: 5, k: 64, n: 48, r: 8, rank: 5, scale: -2 },
+  ];
+  if (opts.large) cases.push({ m: 257, k: 1024, n: 1000, r: 16, bias: true }, { m: 1, k: 4096, n: 4096, r: 16 }, { m: 16, k: 4096, n: 1024, r: 64, rank: 48, bias: true });
+  for (const dt of ['float32', 'float16', 'bfloat16'] as DT[]) {
+    withSeed(`lowrank.lora ${dt}: odd sizes, rank prefixes, bias; every element within the rounding bound`, (seed) => {
+      for (const c of cases) checkLora(dev, dt, c, seed + c.m + c.k);
+    });
+    withSeed(`lowrank.linear ${dt}: odd sizes, rank prefixes, bias`, (seed) => {
+      for (const c of cases) checkLora(dev, dt, { ...c, linear: true }, seed + c.n);
+    });
+  }
+  test(`lowrank.lora: float64 on the device is a TypeError; mixed devices name the argument [${dev}]`, () => {
+    const x = S.zeros([2, 3], { dtype: 'float64', device: dev }), W = S.zeros([4, 3], { dtype: 'float64', device: dev });
+    const A = S.zeros([2, 3], { dtype: 'float64', device: dev }), B = S.zeros([4, 2], { dtype: 'float64', device: dev });
+    assert.throws(() => S.lowrank.lora(x, W, A, B), (e: Error) => e instanceof TypeError && /float64/.test(e.message));
+    const xc = S.zeros([2, 3]), Wd = S.zeros([4, 3], { device: dev }), Ad = S.zeros([2, 3], { device: dev }), Bd = S.zeros([4, 2], { device: dev });
+    assert.throws(() => S.lowrank.lora(xc, Wd, Ad, Bd), (e: Error) => e instanceof TypeError && /'W'|'x'/.test(e.message) && e.message.includes(dev));
+    for (const t of [x, W, A, B, xc, Wd, Ad, Bd]) t.dispose();
+  });
+}

@@ -1,0 +1,7 @@
+// gpu/lowrank.test.ts — lowrank.lora / lowrank.linear (test/conformance/lowrank.ts) on the real GPU,
+// with decode (M = 1, 16) and larger shapes besides the odd small ones.
+import { test } from 'uvu';
+import { registerLowrank } from '../conformance/lowrank';
+
+registerLowrank(test, 'cuda', { large: !process.env.STRUCTURA_SANITIZER });
+test.run();
