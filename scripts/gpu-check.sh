@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# gpu-check.sh — the GPU check runner, for a lent GPU machine that has nvcc, cmake and ninja but no
-# Node.js and no network.
+# gpu-check.sh — the GPU check runner, for a lent GPU machine that has the NVIDIA driver (and maybe
+# nvcc) but no Node.js, no npm and no network. Everything it needs travels in .gpu/ (ignored by git).
 #
-#   bash scripts/gpu-check.sh pack        (here) puts node and node_modules, compressed, into .gpu/
-#                                          (ignored by git; ~40 MB), to be carried with the tree
-#   bash scripts/gpu-check.sh run [what]  (there, from the repository root) unpacks them, builds the
-#                                          addon with CUDA for the local GPU's architecture only
-#                                          (STRUCTURA_CUDA_ARCHS, default 90a-real), then runs
-#                                          what = "gpu" (npm run test:gpu), "test" (npm test),
-#                                          "bench" (npm run bench:gpu) — default "gpu bench" —
-#                                          writing logs and bench results under $OUT (or .gpu/out).
+#   bash scripts/gpu-check.sh pack [binary]   (here) compresses node and node_modules into .gpu/, and
+#                                              copies the addon built with CUDA (default
+#                                              build-gpu/Release/structura.node; build it with
+#                                              STRUCTURA_CUDA_ARCHS=90a-real npx cmake-js compile -O build-gpu)
+#                                              and the emu-fidelity binary (test/gpu/fidelity/build.js)
+#   bash scripts/gpu-check.sh run [what...]   (there, from the repository root) unpacks them and runs
+#                                              what = gpu (the suites of test/gpu/), sanitize (test/gpu's
+#                                              dense suite under compute-sanitizer memcheck), test (npm test),
+#                                              bench (the GPU bench) — default "gpu bench" —
+#                                              logs and results under $OUT (or .gpu/out).
+# Without a carried addon, `run` builds one there for the local GPU (STRUCTURA_CUDA_ARCHS, default 90a-real).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode="${1:-}"
 case "$mode" in
 pack)
+  bin="${2:-build-gpu/Release/structura.node}"
   mkdir -p .gpu
-  xz -T0 -6 -c "$(command -v node)" > .gpu/node.xz
+  [ -f .gpu/node.xz ] || xz -T0 -6 -c "$(command -v node)" > .gpu/node.xz
   # typescript is only needed for the type check and the dist build, which the GPU run skips.
   tar -cf - --exclude='node_modules/typescript' --exclude='node_modules/.cache' node_modules | xz -T0 -6 > .gpu/node_modules.tar.xz
-  du -sh .gpu/node.xz .gpu/node_modules.tar.xz
+  if [ -f "$bin" ]; then cp "$bin" .gpu/structura.node; else echo "no addon at $bin: the run will build one" >&2; rm -f .gpu/structura.node; fi
+  if [ -f build/emu-fidelity/emu-fidelity ]; then cp build/emu-fidelity/emu-fidelity .gpu/emu-fidelity; fi
+  du -sh .gpu/*
   echo "carry .gpu, then run: bash scripts/gpu-check.sh run"
   ;;
 run)
@@ -34,27 +40,39 @@ run)
     export PATH="/tmp/structura-node/bin:$PATH"
   fi
   [ -d node_modules ] || tar -xJf .gpu/node_modules.tar.xz
-  nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv | tee "$out/gpu.txt" || true
-  export STRUCTURA_CUDA=ON STRUCTURA_CUDA_ARCHS="${STRUCTURA_CUDA_ARCHS:-90a-real}"
-  t=$(date +%s)
-  node scripts/install.js --build-from-source 2>&1 | tee "$out/build.log" | tail -5
-  echo "build: $(( $(date +%s) - t )) s" | tee -a "$out/build.log"
+  { nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.max.sm --format=csv; date -u; } | tee "$out/gpu.txt" || true
+  if [ -f .gpu/structura.node ]; then
+    export STRUCTURA_BINARY="$PWD/.gpu/structura.node"
+  else
+    export STRUCTURA_CUDA=ON STRUCTURA_CUDA_ARCHS="${STRUCTURA_CUDA_ARCHS:-90a-real}"
+    t=$(date +%s)
+    node scripts/install.js --build-from-source 2>&1 | tee "$out/build.log" | tail -5
+    echo "build: $(( $(date +%s) - t )) s" | tee -a "$out/build.log"
+  fi
+  if [ -f .gpu/emu-fidelity ]; then export EMU_FIDELITY_BIN="$PWD/.gpu/emu-fidelity"; fi
+  export STRUCTURA_GPU_OUT="$out"
   status=0
   for w in $what; do
+    t=$(date +%s)
     case "$w" in
-    gpu) node scripts/test.js --gpu 2>&1 | tee "$out/test-gpu.log" | tail -40 || status=1 ;;
+    gpu) node scripts/test.js --gpu --timeout 240 2>&1 | tee "$out/test-gpu.log" | grep -v '^\s*$' | tail -60 || status=1 ;;
+    sanitize)
+      if command -v compute-sanitizer >/dev/null 2>&1; then
+        node scripts/test.js --gpu --sanitizer memcheck --timeout 240 'gpu/(dense|lowrank)' 2>&1 | tee "$out/sanitize.log" | tail -25 || status=1
+      else echo "no compute-sanitizer on PATH" | tee "$out/sanitize.log"; fi
+      ;;
     test) node scripts/test.js --no-types 2>&1 | tee "$out/test.log" | tail -40 || status=1 ;;
     bench)
-      node --import tsx bench/run.ts --device cuda 2>&1 | tee "$out/bench.log" | tail -40 || status=1
-      cp bench/results/*.json bench/results/*.svg "$out/" 2>/dev/null || true
+      node --import tsx bench/run.ts --device cuda --results "$out" 2>&1 | tee "$out/bench.log" | tail -70 || status=1
       ;;
-    *) echo "unknown check '$w' (gpu, test, bench)"; status=1 ;;
+    *) echo "unknown check '$w' (gpu, sanitize, test, bench)"; status=1 ;;
     esac
+    echo "== $w: $(( $(date +%s) - t )) s"
   done
   exit "$status"
   ;;
 *)
-  echo "usage: bash scripts/gpu-check.sh pack | run [gpu] [test] [bench]" >&2
+  echo "usage: bash scripts/gpu-check.sh pack [binary] | run [gpu] [sanitize] [test] [bench]" >&2
   exit 2
   ;;
 esac

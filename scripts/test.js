@@ -4,8 +4,11 @@
 // a failure and the others still run; then the type check (tsc --noEmit) as one more counted check.
 // Its last line is `N passed, N failed, N skipped`; the exit code is non-zero if anything failed.
 //
-//   node scripts/test.js [--gpu] [--no-types] [--timeout <s>] [file regex ...]
+//   node scripts/test.js [--gpu] [--sanitizer [tool]] [--no-types] [--timeout <s>] [file regex ...]
 //     --gpu        run the suites under test/gpu/ instead; FAILS when backend().cuda is false
+//     --sanitizer  run each file under NVIDIA's compute-sanitizer (tool memcheck unless named:
+//                  racecheck, synccheck, initcheck); a report it makes fails the file. Slow: pair it
+//                  with a file regex. compute-sanitizer must be on PATH (it ships with the toolkit).
 //     --no-types   skip the type check
 //     --timeout s  per-file limit (default 900 s, or STRUCTURA_TEST_TIMEOUT), a hang counts as a failure
 //     regex        only the test files whose path (relative to test/) matches one of them
@@ -22,14 +25,18 @@ const testDir = path.join(root, 'test');
 const uvuBin = path.join(path.dirname(require.resolve('uvu', { paths: [root] })), '..', 'bin.js');
 
 function parseArgs(argv) {
-  const o = { gpu: false, types: true, timeout: Number(process.env.STRUCTURA_TEST_TIMEOUT) || 900, filters: [] };
+  const o = { gpu: false, sanitizer: null, types: true, timeout: Number(process.env.STRUCTURA_TEST_TIMEOUT) || 900, filters: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--gpu') o.gpu = true;
+    else if (a === '--sanitizer') {
+      o.sanitizer = /^(memcheck|racecheck|synccheck|initcheck)$/.test(argv[i + 1] || '') ? argv[++i] : 'memcheck';
+      process.env.STRUCTURA_SANITIZER = o.sanitizer; // suites may shrink their shapes
+    }
     else if (a === '--no-types') o.types = false;
     else if (a === '--timeout') o.timeout = Number(argv[++i]);
     else if (a === '-h' || a === '--help') {
-      console.log('usage: node scripts/test.js [--gpu] [--no-types] [--timeout <s>] [file regex ...]');
+      console.log('usage: node scripts/test.js [--gpu] [--sanitizer [memcheck|racecheck|synccheck|initcheck]] [--no-types] [--timeout <s>] [file regex ...]');
       process.exit(0);
     } else o.filters.push(new RegExp(a));
   }
@@ -96,14 +103,18 @@ function parseUvu(out) {
   return { total, passed, skipped: num('Skipped') || 0 };
 }
 
-async function runSuites(files, timeoutS, totals) {
+async function runSuites(files, timeoutS, totals, sanitizer) {
   for (const rel of files) {
     const dir = path.posix.dirname(`test/${rel}`);
     const base = path.posix.basename(rel);
     const pattern = '^' + base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '$';
     console.log(`\n── ${rel}`);
     const t = Date.now();
-    const r = await runTee(process.execPath, [uvuBin, '-r', 'tsx', '--no-color', dir, pattern], timeoutS);
+    const uvuArgs = [uvuBin, '-r', 'tsx', '--no-color', dir, pattern];
+    // The sanitizer's exit code 86 marks its own reports (the suite's failures keep their code).
+    const r = sanitizer
+      ? await runTee('compute-sanitizer', ['--tool', sanitizer, '--error-exitcode', '86', '--print-limit', '20', process.execPath, ...uvuArgs], timeoutS)
+      : await runTee(process.execPath, uvuArgs, timeoutS);
     const s = parseUvu(r.out);
     const secs = ((Date.now() - t) / 1000).toFixed(1);
     let failed = 0;
@@ -118,7 +129,7 @@ async function runSuites(files, timeoutS, totals) {
       failed = s.total - s.passed;
       if (r.code !== 0 && failed === 0) {
         failed = 1;
-        why = `all tests passed but the process exited with code ${r.code}`;
+        why = r.code === 86 && sanitizer ? `compute-sanitizer (${sanitizer}) reported errors (see its output above)` : `all tests passed but the process exited with code ${r.code}`;
       } else if (s.total === 0 && s.skipped === 0) {
         failed = 1;
         why = 'the file ran no test';
@@ -202,7 +213,7 @@ async function main() {
     files = findTests(testDir, ['gpu', 'reference']);
   }
   if (opts.filters.length) files = files.filter((f) => opts.filters.some((re) => re.test(f)));
-  await runSuites(files, opts.timeout, totals);
+  await runSuites(files, opts.timeout, totals, opts.sanitizer);
   if (!opts.gpu && opts.types && opts.filters.length === 0) await typeCheck(totals);
   process.exitCode = summary(totals, t0);
 }
