@@ -1,10 +1,18 @@
-// dense.bench.ts — float32 matmul C[M, N] = A[M, K]·B[K, N] on the shared GEMM core: squares 256³ to
-// 4096³ and the skinny shapes of inference (1×4096×4096, a matrix-vector product; 16×4096×4096).
-// Shapes are written M×K×N; one call is 2·M·K·N flops. Baselines: PyTorch's matmul on the same shapes
+// dense.bench.ts — matmul C[M, N] = A[M, K]·B[K, N]. Shapes are written M×K×N; one call is 2·M·K·N flops.
+// CPU: float32 on the shared GEMM core, squares 256³ to 4096³ and the skinny shapes of inference
+// (1×4096×4096, a matrix-vector product; 16×4096×4096). Baselines: PyTorch's matmul on the same shapes
 // (bench/torch/dense.py) and a naive i-k-j loop in JavaScript, timed on a sample of the rows of the
 // same product (rows are independent, so the time scales with M) to keep large shapes affordable.
+// CUDA (cuda/dense.cu): bfloat16 and float16 (tensor cores, float32 accumulation) at 2048³, 4096³ and
+// 8192³; float32 (the SIMT kernel) at 4096³ against torch with TF32 off; the decode shapes 1×4096×4096
+// and 16×4096×4096 in bfloat16, which are bandwidth-bound: they also report GB/s (B read once, A and C
+// moved once) and rotate over 4 copies of B (128 MiB) so that B is not served from the 50 MiB L2 call
+// after call, with our device-to-device copy of 2^26 float32 as the measure of DRAM bandwidth.
+// Baseline: PyTorch's cuBLAS on the same shapes (bench/torch/cuda.py, CUDA events). Target (issue 3):
+// bfloat16 4096³ at least 0.6× cuBLAS. On 'cuda-emu' (--quick only) the same cases at tiny shapes.
 import type { BenchCase, BenchContext } from './run';
-import { matmul, randn, type Tensor } from '../lib/index';
+import { matmul, randn, type DType, type Tensor } from '../lib/index';
+import { copyBandwidthBaseline } from './bandwidth';
 
 const SHAPES: [number, number, number][] = [
   [256, 256, 256],
@@ -34,7 +42,77 @@ function naiveMatmul(A: Float32Array, B: Float32Array, C: Float32Array, rows: nu
   }
 }
 
+const BYTES: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
+
+/**
+ * One matmul on the device. rotate > 1: that many copies of B, used in turn (decode shapes).
+ * wt: B is a Linear weight W stored [n, k] and the product is x·Wᵀ (a transposed view, read in place):
+ * the layout of inference, which the decode kernel of cuda/dense.cu streams for M ≤ 16.
+ */
+function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: number, rotate = 1, wt = false): BenchCase {
+  let a: Tensor | undefined;
+  let bs: Tensor[] = [];
+  let next = 0;
+  const decode = rotate > 1;
+  const c: BenchCase = {
+    op: 'matmul',
+    shape: `${m}×${k}×${n}${wt ? ' x·Wᵀ' : ''}`,
+    dtype,
+    device: ctx.device,
+    flops: 2 * m * k * n,
+    bytes: decode ? BYTES[dtype] * (m * k + k * n + m * n) : undefined,
+    setup() {
+      a = randn([m, k], { seed: 1, device: ctx.device, dtype });
+      for (let i = 0; i < rotate; i++) bs.push(randn(wt ? [n, k] : [k, n], { seed: 2 + i, device: ctx.device, dtype }));
+    },
+    run() {
+      const b = bs[next];
+      next = (next + 1) % bs.length;
+      if (wt) {
+        const t = b.T;
+        matmul(a!, t).dispose();
+        t.dispose();
+      } else matmul(a!, b).dispose();
+    },
+    teardown() {
+      a?.dispose();
+      for (const b of bs) b.dispose();
+      bs = [];
+    },
+    baselines: {
+      'torch-cuda': wt
+        ? { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: k, out: n, dtype, rotate }, label: 'F.linear (cuBLAS)' }
+        : { kind: 'torch', script: 'cuda.py', spec: { op: 'matmul', m, k, n, dtype, rotate }, label: dtype === 'float32' ? '(cuBLAS, TF32 off)' : '(cuBLAS)' },
+      ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
+    },
+  };
+  if (!ctx.emu && dtype === 'bfloat16' && m === 4096 && k === 4096 && n === 4096)
+    c.targets = [{ baseline: 'torch-cuda', min: 0.6, goal: 'bfloat16 matmul 4096³ ≥ 0.6× cuBLAS (issue 3)' }];
+  return c;
+}
+
+function deviceCases(ctx: BenchContext): BenchCase[] {
+  if (ctx.emu) {
+    // the emulator runs every thread of every block on the CPU: tiny shapes, odd ones included
+    return [
+      deviceCase(ctx, 'bfloat16', 64, 64, 64),
+      deviceCase(ctx, 'float16', 64, 64, 64),
+      deviceCase(ctx, 'float32', 33, 40, 17),
+      deviceCase(ctx, 'bfloat16', 1, 64, 64, 2),
+      deviceCase(ctx, 'bfloat16', 16, 64, 64, 2),
+      deviceCase(ctx, 'bfloat16', 1, 64, 64, 2, true),
+    ];
+  }
+  const out: BenchCase[] = [];
+  for (const dt of ['bfloat16', 'float16'] as const) for (const s of [4096, 2048, 8192]) out.push(deviceCase(ctx, dt, s, s, s));
+  out.push(deviceCase(ctx, 'float32', 4096, 4096, 4096));
+  out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4));
+  out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4, true), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4, true));
+  return out;
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
+  if (ctx.onDevice) return deviceCases(ctx);
   return SHAPES.map(([m, k, n]) => {
     let a: Tensor | undefined;
     let b: Tensor | undefined;

@@ -5,8 +5,15 @@
 //   lowrank.linear (r = 64, 256) against the dense product of the same shape;
 //   loraBatched with 8 adapters (M = 512, r = 16, rows in 8 interleaved groups) against 8 separate lora calls.
 // One call of lora is 2·M·in·out + 4·M·r·(in + out)/2 flops (the base GEMM plus the two thin ones).
+// CUDA (issue 5): lora in bfloat16, in = out = 4096, r = 16, M ∈ {1, 16, 4096}, against PyTorch's
+// x·Wᵀ alone (target at M = 4096: at most 1.10× its time, i.e. ≥ 0.91× its throughput) and its unfused
+// lora (bench/torch/cuda.py, CUDA events), and against our own dense x·Wᵀ. The decode shapes (M ≤ 16)
+// are bandwidth-bound: they report GB/s (W, x, A, B read once, y written once), rotate over 4 copies of
+// W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
+// (bench/bandwidth.ts; target ≥ 80% of it). On 'cuda-emu' (--quick only) the same at in = out = 64.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
+import { copyBandwidthBaseline } from './bandwidth';
 
 const IN = 4096, OUT = 4096;
 
@@ -111,7 +118,64 @@ function batchedCase(ctx: BenchContext, m: number, r: number, E: number): BenchC
   };
 }
 
+/** lora on the device, bfloat16; decode shapes (M ≤ 16) rotate over `rotate` copies of W. */
+function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): BenchCase {
+  const decode = m <= 16;
+  const rotate = decode ? (ctx.emu ? 2 : 4) : 1;
+  const dtype = 'bfloat16' as const;
+  const opts = (seed: number) => ({ seed, device: ctx.device, dtype });
+  let x: Tensor | undefined, A: Tensor | undefined, B: Tensor | undefined;
+  let Ws: Tensor[] = [];
+  let next = 0;
+  const W = () => {
+    const w = Ws[next];
+    next = (next + 1) % Ws.length;
+    return w;
+  };
+  const c: BenchCase = {
+    op: 'lowrank.lora',
+    shape: `M=${m} ${n}→${n} r=${r}`,
+    dtype,
+    device: ctx.device,
+    flops: 2 * m * n * n + 2 * m * r * (n + n),
+    bytes: decode ? 2 * (m * n + n * n + r * n + n * r + m * n) : undefined,
+    setup() {
+      x = randn([m, n], opts(1));
+      A = randn([r, n], opts(3));
+      B = randn([n, r], opts(4));
+      for (let i = 0; i < rotate; i++) Ws.push(randn([n, n], opts(10 + i)));
+    },
+    run() {
+      lowrank.lora(x!, W(), A!, B!, { scale: 0.5 }).dispose();
+    },
+    teardown() {
+      for (const t of [x, A, B, ...Ws]) t?.dispose();
+      Ws = [];
+    },
+    baselines: {
+      'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype, rotate }, label: 'x·Wᵀ alone (cuBLAS)' },
+      'torch-cuda': { kind: 'torch', script: 'cuda.py', spec: { op: 'lora', m, in: n, out: n, r, scale: 0.5, dtype, rotate }, label: 'unfused lora' },
+      dense: {
+        kind: 'local',
+        label: 'our dense x·Wᵀ alone',
+        run: () => {
+          const wt = W().T; // a view: the kernel reads W [out, in] transposed in place
+          matmul(x!, wt).dispose();
+          wt.dispose();
+        },
+      },
+      ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
+    },
+  };
+  if (!ctx.emu && m === 4096)
+    c.targets = [{ baseline: 'torch-linear', min: 1 / 1.1, goal: 'bfloat16 lora M=4096 ≤ 1.10× the time of torch x·Wᵀ (issue 5)' }];
+  if (!ctx.emu && decode)
+    c.targets = [{ baseline: 'hbm', min: 0.8, goal: `bfloat16 lora M=${m} ≥ 80% of DRAM bandwidth (issue 5)` }];
+  return c;
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
+  if (ctx.onDevice) return (ctx.emu ? [1, 16, 64] : [1, 16, 4096]).map((m) => deviceLoraCase(ctx, m, ctx.emu ? 64 : IN, ctx.emu ? 8 : 16));
   const out: BenchCase[] = [];
   for (const m of [1, 16, 512]) for (const r of [8, 16, 64]) out.push(loraCase(ctx, m, r));
   out.push(loraCase(ctx, 4096, 16));

@@ -25,8 +25,9 @@ import time
 
 
 def parse_args(argv):
-    """--threads N --budget S --min-runs N --max-runs N"""
-    opts = {"threads": 1, "budget": 0.75, "min_runs": 5, "max_runs": 200}
+    """--threads N --budget S --min-runs N --max-runs N --sample-ms MS (the shortest sample: shorter
+    calls are batched; 1 ms on the CPU, 2 ms on a GPU) --device cuda:N (cuda.py)"""
+    opts = {"threads": 1, "budget": 0.75, "min_runs": 5, "max_runs": 200, "sample_s": 1e-3, "device": "cuda:0"}
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -38,6 +39,10 @@ def parse_args(argv):
             opts["min_runs"] = int(argv[i + 1])
         elif a == "--max-runs":
             opts["max_runs"] = int(argv[i + 1])
+        elif a == "--sample-ms":
+            opts["sample_s"] = float(argv[i + 1]) * 1e-3
+        elif a == "--device":
+            opts["device"] = argv[i + 1]
         else:
             raise SystemExit(f"unknown argument {a}")
         i += 2
@@ -49,9 +54,9 @@ def setup_threads(n):
         os.environ[var] = str(n)
 
 
-def measure(fn, budget, min_runs, max_runs):
+def measure(fn, budget, min_runs, max_runs, sample_s=1e-3):
     """Median seconds per call of fn(): warm-up (at least 2 calls and 10% of the budget, at most
-    the budget), then `runs` samples of `inner` calls each (inner > 1 only for calls under 1 ms)."""
+    the budget), then `runs` samples of `inner` calls each (inner > 1 only for calls under sample_s)."""
     warm = []
     start = time.perf_counter()
     while len(warm) < 2 or (time.perf_counter() - start < 0.1 * budget and len(warm) < 1000):
@@ -61,7 +66,7 @@ def measure(fn, budget, min_runs, max_runs):
         if time.perf_counter() - start > budget and len(warm) >= 2:
             break
     est = max(min(warm), 1e-9)
-    inner = max(1, math.ceil(1e-3 / est)) if est < 1e-3 else 1
+    inner = max(1, math.ceil(sample_s / est)) if est < sample_s else 1
     runs = int(min(max_runs, max(min_runs, budget // (est * inner))))
     samples = []
     for _ in range(runs):
@@ -127,7 +132,7 @@ def serve(make_case):
         try:
             fn = make_case(torch, spec)
             with torch.no_grad():
-                r = measure(fn, opts["budget"], opts["min_runs"], opts["max_runs"])
+                r = measure(fn, opts["budget"], opts["min_runs"], opts["max_runs"], opts["sample_s"])
             r["id"] = spec["id"]
         except Exception as e:  # noqa: BLE001 — reported to the runner, which shows it in the table
             r = {"id": spec.get("id"), "error": f"{type(e).__name__}: {e}"}
