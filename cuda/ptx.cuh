@@ -12,7 +12,6 @@
 //   ldmatrix_x{1,2,4}[_trans](r[N], row)                row: this lane's 16-byte shared row address
 //   cp_async_ca<bytes>(dst, src) / cp_async_cg(dst, src) (16 B) / *_zfill(dst, src, src_bytes)
 //   cp_async_commit(), cp_async_wait<N>(), cp_async_wait_all()
-//   ldg_nc_v4(p)                                        16-byte read-only global load, kept in order
 #ifndef STRUCTURA_PTX_CUH
 #define STRUCTURA_PTX_CUH
 #include <cuda_bf16.h>
@@ -175,21 +174,6 @@ STRUCTURA_LDSM(ldmatrix_x1_trans, 1, ".trans")
 STRUCTURA_LDSM(ldmatrix_x2_trans, 2, ".trans")
 STRUCTURA_LDSM(ldmatrix_x4_trans, 4, ".trans")
 #undef STRUCTURA_LDSM
-
-// ---- ld.global.nc.v4 (PTX §9.7.9.8): a 16-byte read-only load that the compiler keeps in program
-// order with the other asm volatile (mma included), so a group of them is issued before the math
-// that uses it. p: a 16-byte aligned global address.
-#ifdef STRUCTURA_CUDA_EMU
-template <class P> inline uint4 ldg_nc_v4(const P& p) { return dev_cast<const uint4>(p)[0]; }
-#else
-template <class P> __device__ __forceinline__ uint4 ldg_nc_v4(const P& p) {
-  uint4 r;
-  asm volatile("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(reinterpret_cast<const void*>(p)));
-  return r;
-}
-#endif
 
 // ---- cp.async (PTX §9.7.9.25.3.1–3): global → shared, asynchronous, completed by wait_group -------
 // zfill forms copy src_bytes (0..bytes) and zero the rest; with src_bytes == 0 src is not read.
