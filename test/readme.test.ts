@@ -41,7 +41,10 @@ test('the example runs as written', () => {
   try {
     const file = path.join(dir, 'example.ts');
     fs.writeFileSync(file, code);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    // plain text: uvu forces colour (FORCE_COLOR) for itself, and console.log would colour the array
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
+    delete env.FORCE_COLOR;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', env });
     assert.is(r.status, 0, `the example failed:\n${r.stderr}`);
     assert.match(r.stdout, /Float32Array\(3\) \[ 2, 4, 6 \]/);
     const loss = r.stdout.match(/loss (\S+)/);
