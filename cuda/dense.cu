@@ -12,41 +12,47 @@
 //   epilogue of a zero product); no alignment is required (aligned operands take the fast loads).
 //
 // Versions
-//   2 (this one): the mma kernel's main loop with its integer work taken out. Nsight Compute on an
-//     H200 (bf16 4096³, 2 CTAs an SM) measured version 1 at 143 TFLOP/s (cuBLAS ~690) with the ALU
-//     pipe the busiest (38.5%, integer and logic), issue slots 46.8% busy, IPC 1.89, L2 hit 85%,
-//     DRAM 3.5%: bound by address arithmetic, not by the tensor cores or memory (5 stages instead of 3
-//     changed nothing). Everything that is the same in every k-tile is now computed before the loop:
-//     each lane's ldmatrix offset inside a stage (LdsmOffsets, one register an operand: the swizzle
-//     math left the loop; the lora T·Rᵀ tiles recompute theirs, they are few), and, for k-tiles wholly
-//     inside M, N, K with 16-byte aligned rows, each thread's cp.async destinations and sources
-//     (TileCopier: two chunks an operand, sources advanced a k-tile at a time; edge tiles, unaligned
-//     operands and the lora tiles keep load_tile); stages are a ring offset instead of kt % 3.
-//     pinned() keeps NVVM from rematerializing those offsets from threadIdx inside the loop. PTX
-//     executed a k-tile on the interior path of gemm_mma_kernel<bf16, A row-major, B row-major>: 338
-//     instructions before, 119 after (32 mma and 12 ldmatrix in both). ptxas (CUDA 13.0, sm_90a):
-//     127–128 registers, no spills, still 2 CTAs an SM (sm_80 spills ~0.8 KB of loads, as version 1
-//     already did under CUDA 13.0). Not yet timed on a GPU.
+//   2 (this one), measured on an NVIDIA H200 (npm run bench:gpu, torch 2.11 in the same process):
+//     bf16 4096³ 0.68 ms = 202 TFLOP/s = 0.30× cuBLAS (v1: 143 TFLOP/s, 0.21×), 8192³ 224 TFLOP/s;
+//     f32 SIMT 4096³ 30 TFLOP/s = 0.60× torch's FP32; decode x·Wᵀ 1×4096×4096 bf16 0.0137 ms
+//     (2458 GB/s, 1.27–1.80× faster than torch's F.linear over the runs). Every kernel passes
+//     test/gpu there.
+//   * mma main loop with its integer work taken out. Nsight Compute measured v1 bound by address
+//     arithmetic (ALU the busiest pipe at 38.5%, issue slots 46.8% busy, IPC 1.89, L2 hit 85%, DRAM
+//     3.5%; 5 stages instead of 3 changed nothing; bench/results/nvidia-h200-2026-11-27-ncu-gemm.txt).
+//     Now each lane's ldmatrix offset inside a stage is computed once (LdsmOffsets, one register an
+//     operand; the lora T·Rᵀ tiles recompute theirs, they are few) and, for k-tiles wholly inside M, N,
+//     K with 16-byte aligned rows, each thread's cp.async destinations and sources (TileCopier,
+//     sources advanced a k-tile at a time; edge tiles, unaligned operands and the lora tiles keep
+//     load_tile); stages are a ring offset. pinned() keeps NVVM from rematerializing those offsets
+//     from threadIdx inside the loop. PTX a k-tile on the interior path: 338 instructions → 119 (32
+//     mma and 12 ldmatrix in both).
+//   * lora's rank term in the main loop: with lr_scale == alpha the kernel runs [A | T]·[B ; Rᵀ], the
+//     r extra k as K-major tiles after the A·B ones (the epilogue's per-output r-term loop made lora
+//     1.6× dense on the H200; now 1.2×, the rest being the separate T = x·Aᵀ launch).
+//   * decode kernel (M ≤ 16, x row-major times W stored [N, K], K % 8 == 0, rows 16-byte aligned): W
+//     streamed with 16-byte loads straight into mma fragments, K split over 8 warps.
+//   * f32 tile loads straight-line: a dynamically indexed 4-element array made the H200 load past K
+//     (K % 16 == 8) while the emulator and the PTX were right.
+//   ptxas (CUDA 13.0): sm_86/89/90a no spills (mma 127–128 registers, 2 CTAs an SM; f32 125–126;
+//   decode 64); sm_80 spills ~0.8 KB of loads in the mma kernels (v1 did too) — untimed, no A100 yet.
 //   1
 //   * mma kernel (sm_80+): CTA tile 128×128×32, 8 warps as 2 (M) × 4 (N), warp tile 64×32 = 4×4
 //     mma.sync m16n8k16 tiles (64 f32 accumulators a thread). 3-stage cp.async.cg ring, 16 KiB a
-//     stage, 48 KiB of dynamic shared memory: fits the default limit (no opt-in attribute, so nothing
-//     to set per device). Occupancy is register-bound at 2 CTAs (16 warps) an SM; shared memory would
-//     allow 4 on H100. 128×128×32 with 8 warps and 3 stages is one of CUTLASS's sm80 tensor-op tiles. K-contiguous tiles (64-byte rows) are
-//     swizzled chunk ^= (row >> 1) & 3, MN-contiguous tiles (256-byte rows) chunk ^= row & 7: both make
-//     the 8 rows of every ldmatrix phase hit 8 distinct 16-byte bank groups. Tails (M, N, K not
-//     multiples of the tile) are zero-filled with the cp.async src-size form. Operands whose rows are
-//     not 16-byte aligned (ld % 8 ≠ 0, odd base or batch stride) are staged with checked scalar loads
-//     into the same swizzled layout.
+//     stage, 48 KiB of dynamic shared memory. Occupancy is register-bound at 2 CTAs (16 warps) an SM.
+//     128×128×32 with 8 warps and 3 stages is one of CUTLASS's sm80 tensor-op tiles. K-contiguous
+//     tiles (64-byte rows) are swizzled chunk ^= (row >> 1) & 3, MN-contiguous tiles (256-byte rows)
+//     chunk ^= row & 7: both make the 8 rows of every ldmatrix phase hit 8 distinct 16-byte bank
+//     groups. Tails (M, N, K not multiples of the tile) are zero-filled with the cp.async src-size
+//     form. Operands whose rows are not 16-byte aligned (ld % 8 ≠ 0, odd base or batch stride) are
+//     staged with checked scalar loads into the same swizzled layout.
 //   * SIMT f32 kernel: CTA 128×128×16, 256 threads, 8×8 outputs a thread (two 4×4 quadrants 64 apart
 //     so the float4 shared reads are broadcasts / contiguous), As stored k-major; float4 global loads
 //     when the operand is 16-byte aligned along its contiguous dimension.
-//   * Epilogue straight from registers (pairs of columns as one 4/8-byte store when aligned). The
-//     rank-r term is r scalar FMAs an output, meant for r ≪ K.
-//   ptxas (CUDA 13.0, sm_80 and sm_90a): mma kernels 120 registers, f32 kernels 123–124, no spills, no
-//   stack. Checked so far only in the emulator (test/emu/dense_cases.cu); not yet run or timed on a GPU.
-//   Not yet: wgmma/TMA for sm_90a, an smem-staged coalesced epilogue, split-K, L2 rasterization,
-//   BK = 64 / 128×256 tiles (the first tuning knobs once a GPU can time them).
+//   * Epilogue straight from registers (pairs of columns as one 4/8-byte store when aligned).
+//   Not yet: wgmma/TMA for sm_90a (the way to cuBLAS speed on Hopper), larger tiles (128×256) with
+//   fragment double-buffering, an smem-staged coalesced epilogue, split-K (the lora T launch at
+//   M = 4096 is 32 CTAs), L2 rasterization.
 // Memory goes through gptr()/dev_cast()/DYN_SMEM and launches through structura::launch, so the same
 // source runs checked in the CPU emulator (cuda/emu/README.md).
 #include <cuda_bf16.h>
