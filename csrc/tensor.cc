@@ -13,6 +13,7 @@
 
 #include "cpu/elementwise.h"
 #include "device.h"
+#include "device.h"
 #include "threadpool.h"
 
 namespace structura {
@@ -522,7 +523,12 @@ static void require_host(const Tensor& t, const char* fn) {
 }
 
 Tensor contiguous(const Tensor& t) {
-  require_host(t, "contiguous");
+  if (t.device().type != DeviceType::cpu) {  // on a device: the strided gather of cuda/copy.cu
+    if (t.is_contiguous()) return t;
+    Tensor out = Tensor::empty(t.dtype, t.shape, t.device());
+    if (out.numel() > 0) device_copy(t, t.strides, out, "contiguous");
+    return out;
+  }
   return cpu_convert(t, t.dtype);
 }
 

@@ -151,7 +151,7 @@ void for_each_row(const Shape& shape, const std::vector<Shape>& strides,
 void copy_to_contiguous(const Tensor& src, Tensor& dst);
 // Copies src into dst (any strides for both), broadcasting src to dst's shape and casting.
 void copy_into(const Tensor& src, Tensor& dst);
-// Returns t itself if contiguous, else a contiguous copy.
+// Returns t itself if contiguous, else a contiguous copy (on a device: gathered there by cuda/copy.cu).
 Tensor contiguous(const Tensor& t);
 // Returns t converted to dtype dt (t itself if it already is and is contiguous).
 Tensor cast_contiguous(const Tensor& t, DType dt);

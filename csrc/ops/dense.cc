@@ -139,10 +139,6 @@ bool uniform_stride(const std::vector<int64_t>& off, int64_t& stride) {
   return true;
 }
 
-// A contiguous copy of a device view the kernel cannot read in place (neither of its last two dims
-// unit-stride): through the host, which is slow but rare (a double transpose, a stepped slice).
-Tensor device_contiguous(const Tensor& t) { return to_device(to_device(t, Device{}), t.device()); }
-
 int dense_dtype(DType d) { return d == DType::f16 ? STRUCTURA_DT_F16 : d == DType::bf16 ? STRUCTURA_DT_BF16 : STRUCTURA_DT_F32; }
 
 // c [count·M, N] (contiguous) = op(a)·op(b) for every batch matrix, on a's device, in a's dtype
@@ -156,12 +152,12 @@ void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool t
   p.dtype = p.out_dtype = dense_dtype(a.dtype);
   p.alpha = 1.f;
   if (!dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda)) {
-    a = device_contiguous(a);
+    a = contiguous(a);  // neither of its last two dims unit-stride: gathered on the device
     matrix_strides(a, ta, rs_a, cs_a);
     dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda);
   }
   if (!dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb)) {
-    b = device_contiguous(b);
+    b = contiguous(b);
     matrix_strides(b, tb, rs_b, cs_b);
     dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb);
   }

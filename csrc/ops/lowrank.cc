@@ -114,12 +114,9 @@ void check_base(Napi::Env env, const std::string& op, const Tensor& x, const Ten
 
 // ---- on a device: two launches of cuda/dense.cu -------------------------------------------------
 
-// A 2-D device view whose last dim is unit-stride (as the kernel reads it), copying through the host
+// A 2-D device view whose last dim is unit-stride (as the kernel reads it), gathered on the device
 // when it is not (rare: a transposed parameter).
-Tensor rows_view(const Tensor& t) {
-  if (t.shape[1] <= 1 || t.strides[1] == 1) return t;
-  return to_device(to_device(t, Device{}), t.device());
-}
+Tensor rows_view(const Tensor& t) { return t.shape[1] <= 1 || t.strides[1] == 1 ? t : contiguous(t); }
 
 int dense_dtype_of(DType d) { return d == DType::f16 ? STRUCTURA_DT_F16 : d == DType::bf16 ? STRUCTURA_DT_BF16 : STRUCTURA_DT_F32; }
 int64_t row_stride(const Tensor& t) { return t.shape[0] <= 1 ? t.shape[1] : t.strides[0]; }
@@ -138,7 +135,7 @@ Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, 
   const Tensor x = rows_view(x0), A = rows_view(A0), B = rows_view(B0);
   const Tensor W = W0 ? rows_view(*W0) : Tensor();
   Tensor bias;
-  if (bias0) bias = bias0->strides[0] == 1 || bias0->shape[0] <= 1 ? *bias0 : to_device(to_device(*bias0, Device{}), dev);
+  if (bias0) bias = bias0->strides[0] == 1 || bias0->shape[0] <= 1 ? *bias0 : contiguous(*bias0);
   const int64_t M = x.shape[0], K = x.shape[1], N = B.shape[0];
   const int dt = dense_dtype_of(x.dtype);
   const std::string what = "lowrank." + op;
