@@ -15,6 +15,7 @@
 //       rank 0 = no rank limit, energy < 0 = no energy limit.
 // float32 and float64; float16 / bfloat16 are computed in float32 and rounded once.
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -141,19 +142,37 @@ Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, 
   const std::string what = "lowrank." + op;
   Tensor y = Tensor::empty(x.dtype, {M, N}, dev);
   if (M == 0 || N == 0) return wrap(env, std::move(y));
-  Tensor T = Tensor::empty(x.dtype, {M, k}, dev);
+  // T = x·A[:k]ᵀ [M, k] is tall and thin: the tiled kernel gives it only ceil(M / 128) CTAs (32 at
+  // M = 4096: 0.15 ms on an H200, as long as a fifth of the whole lora). Transposed, Tᵀ = A[:k]·xᵀ
+  // [k, M] is a decode-shaped product (k ≤ 16 rows times x stored [M, in]) that streams x over
+  // ceil(M / 16) CTAs; a small gather (cuda/copy.cu) then lays T out row-major.
+  const bool aligned = K % 8 == 0 && row_stride(x) % 8 == 0 && row_stride(A) % 8 == 0 &&
+                       reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0 && reinterpret_cast<uintptr_t>(A.raw()) % 16 == 0;
+  const bool transposed_t = dt != STRUCTURA_DT_F32 && M > 16 && k <= 16 && aligned;
+  Tensor T = Tensor::empty(x.dtype, transposed_t ? Shape{k, M} : Shape{M, k}, dev);
   structura_gemm_params p{};
   p.dtype = p.out_dtype = dt;
   p.alpha = 1.f;
   p.batch = 1;
-  p.out = T.raw(), p.a = x.raw(), p.b = A.raw();
-  p.m = M, p.n = k, p.k = K;
-  p.lda = row_stride(x), p.ldb = row_stride(A), p.ldc = k;
-  p.trans_b = 1;  // A [r, in] read as [k, in] rows: op(B) = A[:k]ᵀ
+  p.k = K;
+  p.trans_b = 1;
+  if (transposed_t) {
+    p.out = T.raw(), p.a = A.raw(), p.b = x.raw();  // A[:k] [k, in] · (x [M, in])ᵀ
+    p.m = k, p.n = M, p.lda = row_stride(A), p.ldb = row_stride(x), p.ldc = M;
+  } else {
+    p.out = T.raw(), p.a = x.raw(), p.b = A.raw();  // x · (A[:k] [k, in])ᵀ
+    p.m = M, p.n = k, p.lda = row_stride(x), p.ldb = row_stride(A), p.ldc = k;
+  }
   // lora: T carries the scale, so that the second product is [x | T]·[W | B]ᵀ with one alpha, which
   // the tensor-core kernel runs as k + in extra k-steps of its main loop (cuda/dense.cu)
   if (W0) p.alpha = (float)scale;
   device_launch(env, what.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &p, nullptr); });
+  if (transposed_t) {
+    Tensor view = T;  // Tᵀ read as [M, k]
+    view.shape = {M, k};
+    view.strides = {1, M};
+    T = contiguous(view);
+  }
   structura_gemm_params q{};
   q.dtype = q.out_dtype = dt;
   q.batch = 1;
