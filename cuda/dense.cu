@@ -29,7 +29,8 @@
 //     mma and 12 ldmatrix in both).
 //   * lora's rank term in the main loop: with lr_scale == alpha the kernel runs [A | T]·[B ; Rᵀ], the
 //     r extra k as K-major tiles after the A·B ones (the epilogue's per-output r-term loop made lora
-//     1.6× dense on the H200; now 1.2×, the rest being the separate T = x·Aᵀ launch).
+//     1.6× dense on the H200; with this and T computed transposed through the decode kernel
+//     (csrc/ops/lowrank.cc), lora M = 4096 takes 1.03× dense).
 //   * decode kernel (M ≤ 16, x row-major times W stored [N, K], K % 8 == 0, rows 16-byte aligned): W
 //     streamed with 16-byte loads straight into mma fragments, K split over 8 warps.
 //   * f32 tile loads straight-line: a dynamically indexed 4-element array made the H200 load past K
