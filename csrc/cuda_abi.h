@@ -19,3 +19,11 @@
 #else
 #define STRUCTURA_KERNEL(name, emu, ...) ((void)(emu), structura_##name(__VA_ARGS__))
 #endif
+
+#include "tensor.h"
+
+namespace structura {
+// The structura_dtype of cuda/dense.cu for a floating tensor dtype (float64 has no GEMM kernel:
+// callers refuse it first).
+inline int gemm_dtype(DType d) { return d == DType::f16 ? STRUCTURA_DT_F16 : d == DType::bf16 ? STRUCTURA_DT_BF16 : STRUCTURA_DT_F32; }
+}  // namespace structura

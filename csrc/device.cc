@@ -19,13 +19,10 @@
 #include <stdexcept>
 #include <vector>
 
-// structura_* (nvcc build, or csrc/cuda_none.cc) ...
-#include "structura_cuda.h"
+// structura_* (nvcc build, or csrc/cuda_none.cc) and structura_emu_* (cuda/*.cu built for the
+// emulator), and STRUCTURA_KERNEL to pick one
+#include "cuda_abi.h"
 #ifdef STRUCTURA_HAVE_CUDA_EMU
-// ... and structura_emu_* (cuda/*.cu built for the emulator): the same declarations, renamed.
-#undef STRUCTURA_CUDA_FN
-#define STRUCTURA_CUDA_FN(name) structura_emu_##name
-#include "structura_cuda.h"
 #include "emu/structura_emu.h"
 #endif
 
@@ -44,18 +41,17 @@ struct Api {
   int (*sync)(int, void*);
   int (*set_device)(int);
   void (*describe)(int, char*, size_t);
-  int (*add_f32)(const structura_add_f32_params*, void*);
 };
 
 const Api kCuda = {structura_cuda_compiled,  structura_cuda_probe,       structura_cuda_malloc,
                    structura_cuda_free,      structura_cuda_memcpy_h2d,  structura_cuda_memcpy_d2h,
                    structura_cuda_memcpy_d2d, structura_cuda_stream_synchronize, structura_cuda_set_device,
-                   structura_cuda_describe_error, structura_add_f32};
+                   structura_cuda_describe_error};
 #ifdef STRUCTURA_HAVE_CUDA_EMU
 const Api kEmu = {structura_emu_cuda_compiled,  structura_emu_cuda_probe,      structura_emu_cuda_malloc,
                   structura_emu_cuda_free,      structura_emu_cuda_memcpy_h2d, structura_emu_cuda_memcpy_d2h,
                   structura_emu_cuda_memcpy_d2d, structura_emu_cuda_stream_synchronize,
-                  structura_emu_cuda_set_device, structura_emu_cuda_describe_error, structura_emu_add_f32};
+                  structura_emu_cuda_set_device, structura_emu_cuda_describe_error};
 #endif
 
 const Api& api(const Device& d) {
@@ -126,6 +122,18 @@ void narrow(const Device& d, void* p, size_t bytes) {
 }
 
 }  // namespace
+
+void device_launch(const char* op, const Device& d, const std::function<int(bool emu)>& launch) {
+  const Api& ap = api(d);
+  int rc = ap.set_device(d.index);
+  if (rc == 0) rc = launch(d.type == DeviceType::cuda_emu);
+  if (rc != 0)
+    throw std::runtime_error(std::string("structura.") + op + ": kernel failed on " + d.str() + ": " + describe(ap, rc));
+}
+
+void device_launch(Napi::Env, const char* op, const Device& d, const std::function<int(bool emu)>& launch) {
+  device_launch(op, d, launch);
+}
 
 bool cuda_emu_compiled() {
 #ifdef STRUCTURA_HAVE_CUDA_EMU
@@ -332,15 +340,7 @@ void copy_launch(const Device& d, const char* op, char* dst, DType ddt, const ch
     p.src_strides[i] = src_st[dim0 + i];
     p.n *= p.shape[i];
   }
-  const Api& ap = api(d);
-  int rc = ap.set_device(d.index);
-#ifdef STRUCTURA_HAVE_CUDA_EMU
-  if (rc == 0) rc = d.type == DeviceType::cuda_emu ? structura_emu_copy(&p, kDefaultStream) : structura_copy(&p, kDefaultStream);
-#else
-  if (rc == 0) rc = structura_copy(&p, kDefaultStream);
-#endif
-  if (rc != 0)
-    throw std::runtime_error(std::string("structura.") + op + ": kernel failed on " + d.str() + ": " + describe(ap, rc));
+  device_launch(op, d, [&](bool emu) { return STRUCTURA_KERNEL(copy, emu, &p, kDefaultStream); });
 }
 }  // namespace
 
@@ -352,24 +352,6 @@ void device_copy(const Tensor& src, const Shape& src_strides, Tensor& dst, const
   copy_launch(dst.device(), op, (char*)dst.raw(), dst.dtype, (const char*)src.raw(), src.dtype, shape, st[0], st[1], 0);
 }
 
-bool device_add_supported(const Tensor& a, const Tensor& b) {
-  return a.device() == b.device() && a.device().type != DeviceType::cpu && a.dtype == DType::f32 &&
-         b.dtype == DType::f32 && a.shape == b.shape && a.is_contiguous() && b.is_contiguous();
-}
 
-void device_launch(Napi::Env env, const char* op, const Device& d, const std::function<int(bool emu)>& launch) {
-  const Api& ap = api(d);
-  int rc = ap.set_device(d.index);
-  if (rc == 0) rc = launch(d.type == DeviceType::cuda_emu);
-  if (rc != 0)
-    throw Napi::Error::New(env, std::string("structura.") + op + ": kernel failed on " + d.str() + ": " +
-                                    describe(ap, rc));
-}
-
-void device_add_f32(Napi::Env env, const char* op, const Tensor& a, const Tensor& b, Tensor& out) {
-  const Device d = a.device();
-  structura_add_f32_params p{out.data<float>(), a.data<float>(), b.data<float>(), out.numel()};
-  device_launch(env, op, d, [&](bool) { return api(d).add_f32(&p, kDefaultStream); });
-}
 
 }  // namespace structura

@@ -56,6 +56,8 @@ Tensor to_device(const Tensor& t, const Device& dev);
 // "structura.<op>: kernel failed on <device>: <description>" (in emulation with the emulator's report
 // naming kernel, block, thread and address). Launches are asynchronous on a GPU: a fault inside the
 // kernel surfaces at the next synchronizing call (data(), synchronize()) and names that call.
+// (node-addon-api turns the std::runtime_error into a JS Error; the env overload is for the op files.)
+void device_launch(const char* op, const Device& d, const std::function<int(bool emu)>& launch);
 void device_launch(Napi::Env env, const char* op, const Device& d, const std::function<int(bool emu)>& launch);
 
 // Throws a TypeError naming both arguments unless a and b live on one device:
@@ -74,11 +76,5 @@ void collapse_dims(const Shape& shape, const std::vector<Shape>& strides, Shape&
 // one device; dst must not overlap src. Any number of dimensions. Throws std::runtime_error
 // "structura.<op>: kernel failed on <device>: ..." on a device error.
 void device_copy(const Tensor& src, const Shape& src_strides, Tensor& dst, const char* op);
-
-// out = a + b for contiguous float32 tensors of one shape on one device (checked by the caller
-// through device_add_supported). Throws a JS Error "structura.<op>: kernel failed on <device>: ..."
-// with the emulator's report in emulation.
-bool device_add_supported(const Tensor& a, const Tensor& b);
-void device_add_f32(Napi::Env env, const char* op, const Tensor& a, const Tensor& b, Tensor& out);
 
 }  // namespace structura

@@ -5,6 +5,7 @@
 //                            and keeps its sign and payload (a GPU cvt would give the canonical NaN)
 //   load_as_double / store_from_double   the CPU's generic cast path (every dtype through double)
 //   Elems                    a global tensor of runtime dtype: one checked pointer per element size
+//   Ty<DT>                   a dtype's storage and compute types, for kernels templated on it
 // Plain integer and IEEE operations only (no intrinsics whose NaN or rounding rules differ between
 // the GPU and the host), so the same code gives the same bits on the GPU and in the emulator.
 // Everything has internal linkage (see cuda/structura_cuda.h).
@@ -247,7 +248,42 @@ inline unsigned grid_for(int64_t work, int threads) {
   return (unsigned)b;
 }
 
+// Ty<STRUCTURA_T_*>: the storage type S of a dtype, the type C the CPU computes it in, and the
+// conversions between them (the core-op kernels are templates over the dtype).
+template <int DT> struct Ty;
+template <> struct Ty<STRUCTURA_T_F32> {
+  using S = float;
+  using C = float;
+  __device__ static C ld(S s) { return s; }
+  __device__ static S st(C c) { return c; }
+};
+template <> struct Ty<STRUCTURA_T_F64> {
+  using S = double;
+  using C = double;
+  __device__ static C ld(S s) { return s; }
+  __device__ static S st(C c) { return c; }
+};
+template <> struct Ty<STRUCTURA_T_F16> {
+  using S = uint16_t;
+  using C = float;
+  __device__ static C ld(S s) { return half_to_float(s); }
+  __device__ static S st(C c) { return float_to_half(c); }
+};
+template <> struct Ty<STRUCTURA_T_BF16> {
+  using S = uint16_t;
+  using C = float;
+  __device__ static C ld(S s) { return bf16_to_float(s); }
+  __device__ static S st(C c) { return float_to_bf16(c); }
+};
+template <> struct Ty<STRUCTURA_T_I32> {
+  using S = int32_t;
+  using C = int32_t;
+  __device__ static C ld(S s) { return s; }
+  __device__ static S st(C c) { return c; }
+};
+
 }  // namespace dt
+using dt::Ty;  // the kernels name it unqualified
 }  // namespace
 
 #endif

@@ -80,37 +80,6 @@ extern "C" int STRUCTURA_CUDA_FN(add_f32)(const structura_add_f32_params* p, voi
 
 namespace {
 
-template <int DT> struct Ty;
-template <> struct Ty<STRUCTURA_T_F32> {
-  using S = float;
-  using C = float;
-  __device__ static C ld(S s) { return s; }
-  __device__ static S st(C c) { return c; }
-};
-template <> struct Ty<STRUCTURA_T_F64> {
-  using S = double;
-  using C = double;
-  __device__ static C ld(S s) { return s; }
-  __device__ static S st(C c) { return c; }
-};
-template <> struct Ty<STRUCTURA_T_F16> {
-  using S = uint16_t;
-  using C = float;
-  __device__ static C ld(S s) { return dt::half_to_float(s); }
-  __device__ static S st(C c) { return dt::float_to_half(c); }
-};
-template <> struct Ty<STRUCTURA_T_BF16> {
-  using S = uint16_t;
-  using C = float;
-  __device__ static C ld(S s) { return dt::bf16_to_float(s); }
-  __device__ static S st(C c) { return dt::float_to_bf16(c); }
-};
-template <> struct Ty<STRUCTURA_T_I32> {
-  using S = int32_t;
-  using C = int32_t;
-  __device__ static C ld(S s) { return s; }
-  __device__ static S st(C c) { return c; }
-};
 
 // PyTorch's maximum/minimum (the CPU's vmax/vmin): a NaN in a wins, then one in b.
 template <class C> __device__ __forceinline__ C nan_max(C a, C b) { return a != a ? a : (a > b ? a : b); }

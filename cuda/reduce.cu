@@ -32,39 +32,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kLongRow = 1024;  // rows at least this long get a whole block
 
-// ---- element types ---------------------------------------------------------------------------
-template <int DT> struct Ty;
-template <> struct Ty<STRUCTURA_T_F32> {
-  using S = float;
-  using C = float;  // the value type the CPU computes in
-  __device__ static C ld(S s) { return s; }
-  __device__ static S st(C c) { return c; }
-};
-template <> struct Ty<STRUCTURA_T_F64> {
-  using S = double;
-  using C = double;
-  __device__ static C ld(S s) { return s; }
-  __device__ static S st(C c) { return c; }
-};
-template <> struct Ty<STRUCTURA_T_F16> {
-  using S = uint16_t;
-  using C = float;
-  __device__ static C ld(S s) { return dt::half_to_float(s); }
-  __device__ static S st(C c) { return dt::float_to_half(c); }
-};
-template <> struct Ty<STRUCTURA_T_BF16> {
-  using S = uint16_t;
-  using C = float;
-  __device__ static C ld(S s) { return dt::bf16_to_float(s); }
-  __device__ static S st(C c) { return dt::float_to_bf16(c); }
-};
-template <> struct Ty<STRUCTURA_T_I32> {
-  using S = int32_t;
-  using C = int32_t;
-  __device__ static C ld(S s) { return s; }
-  __device__ static S st(C c) { return c; }
-};
-
 // PyTorch's max/min: NaN wins (the CPU's nan_max / nan_min).
 template <class T> __device__ __forceinline__ T nan_max(T a, T b) { return a != a ? a : (b != b ? b : (b > a ? b : a)); }
 template <class T> __device__ __forceinline__ T nan_min(T a, T b) { return a != a ? a : (b != b ? b : (b < a ? b : a)); }

@@ -139,8 +139,6 @@ bool uniform_stride(const std::vector<int64_t>& off, int64_t& stride) {
   return true;
 }
 
-int dense_dtype(DType d) { return d == DType::f16 ? STRUCTURA_DT_F16 : d == DType::bf16 ? STRUCTURA_DT_BF16 : STRUCTURA_DT_F32; }
-
 // c [count·M, N] (contiguous) = op(a)·op(b) for every batch matrix, on a's device, in a's dtype
 // (float32 on the SIMT kernel; float16 / bfloat16 on tensor cores with float32 accumulation).
 void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool tb, const Shape& batch, int64_t count,
@@ -149,7 +147,7 @@ void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool t
   matrix_strides(a, ta, rs_a, cs_a);
   matrix_strides(b, tb, rs_b, cs_b);
   structura_gemm_params p{};
-  p.dtype = p.out_dtype = dense_dtype(a.dtype);
+  p.dtype = p.out_dtype = gemm_dtype(a.dtype);
   p.alpha = 1.f;
   if (!dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda)) {
     a = contiguous(a);  // neither of its last two dims unit-stride: gathered on the device

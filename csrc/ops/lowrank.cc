@@ -119,7 +119,6 @@ void check_base(Napi::Env env, const std::string& op, const Tensor& x, const Ten
 // when it is not (rare: a transposed parameter).
 Tensor rows_view(const Tensor& t) { return t.shape[1] <= 1 || t.strides[1] == 1 ? t : contiguous(t); }
 
-int dense_dtype_of(DType d) { return d == DType::f16 ? STRUCTURA_DT_F16 : d == DType::bf16 ? STRUCTURA_DT_BF16 : STRUCTURA_DT_F32; }
 int64_t row_stride(const Tensor& t) { return t.shape[0] <= 1 ? t.shape[1] : t.strides[0]; }
 
 // T = scale·x·A[:k]ᵀ [M, k] (the input dtype: for float16 / bfloat16 T is rounded once, as an
@@ -138,7 +137,7 @@ Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, 
   Tensor bias;
   if (bias0) bias = bias0->strides[0] == 1 || bias0->shape[0] <= 1 ? *bias0 : contiguous(*bias0);
   const int64_t M = x.shape[0], K = x.shape[1], N = B.shape[0];
-  const int dt = dense_dtype_of(x.dtype);
+  const int dt = gemm_dtype(x.dtype);
   const std::string what = "lowrank." + op;
   Tensor y = Tensor::empty(x.dtype, {M, N}, dev);
   if (M == 0 || N == 0) return wrap(env, std::move(y));
