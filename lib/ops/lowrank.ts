@@ -128,7 +128,7 @@ function padTo(g: Tensor, axis: 0 | 1, n: number): Tensor {
   if (k === n) return g;
   const shape = g._shape.slice();
   shape[axis] = n - k;
-  return concat([g, zeros(shape, { dtype: g.dtype })], axis);
+  return concat([g, zeros(shape, { dtype: g.dtype, device: g.device })], axis);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -188,6 +188,24 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
     for (const t of [w, v, vs, wd, vd, vsd, got]) t.dispose();
   });
 
+  withSeed(`matmul float32: gradients on the device equal the CPU's (broadcast batch, summed back)`, (seed) => {
+    const run = (d: string) => {
+      const a = S.randn([5, 8], { seed }).to(d), b = S.randn([3, 8, 6], { seed: seed + 1 }).to(d);
+      a.requiresGrad = true;
+      b.requiresGrad = true;
+      const y = S.matmul(a, b);
+      y.backward(S.randn(y.shape, { seed: seed + 2 }).to(d));
+      return [a.grad!.to('cpu').dataSync(), b.grad!.to('cpu').dataSync()];
+    };
+    const cpu = run('cpu'), got = run(dev);
+    // the same sums in float32, in another order: K = 8 terms (dA) and 3·6 = 18 (dB), |terms| ≲ 10
+    ['a', 'b'].forEach((name, i) => {
+      assert.is(got[i].length, cpu[i].length, `grad of ${name}: length`);
+      for (let j = 0; j < cpu[i].length; j++)
+        assert.ok(Math.abs(got[i][j] - cpu[i][j]) <= 1e-5 * (1 + Math.abs(cpu[i][j])), `grad of ${name}[${j}]: ${got[i][j]} on ${dev}, ${cpu[i][j]} on the CPU`);
+    });
+  });
+
   test(`matmul: float64 on the device and mixed devices are TypeErrors naming the argument [${dev}]`, () => {
     const a = S.zeros([2, 2], { dtype: 'float64', device: dev });
     assert.throws(() => S.matmul(a, a), (e: Error) => e instanceof TypeError && /float64/.test(e.message) && e.message.includes(dev));

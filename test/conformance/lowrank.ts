@@ -146,6 +146,27 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
       for (const c of cases) checkLora(dev, dt, { ...c, linear: true }, seed + c.n);
     });
   }
+  withSeed(`lowrank.lora float32: gradients of x, W, A, B and bias on the device equal the CPU's`, (seed) => {
+    const run = (d: string) => {
+      const ps = [[6, 24], [20, 24], [4, 24], [20, 4], [20]].map((sh, i) => {
+        const t = S.randn(sh, { seed: seed + i }).to(d);
+        t.requiresGrad = true;
+        return t;
+      });
+      const [x, W, A, B, bias] = ps;
+      const y = S.lowrank.lora(x, W, A, B, { scale: 0.5, rank: 3, bias });
+      y.backward(S.randn(y.shape, { seed: seed + 9 }).to(d));
+      return ps.map((t) => t.grad!.to('cpu').dataSync());
+    };
+    const cpu = run('cpu'), got = run(dev);
+    ['x', 'W', 'A', 'B', 'bias'].forEach((name, i) => {
+      assert.is(got[i].length, cpu[i].length, `grad of ${name}: length`);
+      // float32 sums of at most 24 terms of size ≲ 10, in another order
+      for (let j = 0; j < cpu[i].length; j++)
+        assert.ok(Math.abs(got[i][j] - cpu[i][j]) <= 1e-5 * (1 + Math.abs(cpu[i][j])), `grad of ${name}[${j}]: ${got[i][j]} on ${dev}, ${cpu[i][j]} on the CPU`);
+    });
+  });
+
   test(`lowrank.lora: float64 on the device is a TypeError; mixed devices name the argument [${dev}]`, () => {
     const x = S.zeros([2, 3], { dtype: 'float64', device: dev }), W = S.zeros([4, 3], { dtype: 'float64', device: dev });
     const A = S.zeros([2, 3], { dtype: 'float64', device: dev }), B = S.zeros([4, 2], { dtype: 'float64', device: dev });
