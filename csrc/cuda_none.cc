@@ -58,6 +58,10 @@ int structura_cross_entropy(const structura_cross_entropy_params*, void*) { retu
 int structura_cross_entropy_backward(const structura_cross_entropy_backward_params*, void*) { return kNoDevice; }
 int structura_where(const structura_where_params*, void*) { return kNoDevice; }
 int structura_arg_reduce(const structura_arg_reduce_params*, void*) { return kNoDevice; }
+int structura_lora_t(const structura_lora_t_params*, void*) { return kNoDevice; }
+int structura_lora_gather(const structura_lora_gather_params*, void*) { return kNoDevice; }
+int structura_spmm(const structura_spmm_params*, void*) { return kNoDevice; }
+int structura_sddmm(const structura_sddmm_params*, void*) { return kNoDevice; }
 int structura_cuda_selftest(char* msg, size_t msg_len) {
   std::snprintf(msg, msg_len, "built without CUDA");
   return 1;

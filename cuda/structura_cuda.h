@@ -260,6 +260,69 @@ int STRUCTURA_CUDA_FN(cross_entropy_backward)(const structura_cross_entropy_back
 int STRUCTURA_CUDA_FN(where)(const structura_where_params* p, void* stream);
 int STRUCTURA_CUDA_FN(arg_reduce)(const structura_arg_reduce_params* p, void* stream);
 
+/* ---- lowrank (cuda/lowrank.cu) ------------------------------------------------------------------
+ * dtype fields: structura_tensor_dtype F32, F16 or BF16 (computed in float32, rounded once). */
+#ifndef STRUCTURA_CUDA_LOWRANK_TYPES_H /* types once: this header may be included twice (see the top) */
+#define STRUCTURA_CUDA_LOWRANK_TYPES_H
+/* The rank-term input of a fused lora (the GEMM's lr_t), from `splits` float32 partial products of
+ * x·Aᵀ (split-K GEMM launches), summed in order, scaled, gated and rounded once:
+ *   t[m·ldt + c] = round(scale · gate(m, c / group) · Σ_s part[s·part_stride + m·part_rs + c·part_cs])
+ * gate = 1 when slot and gates are NULL; one-hot with slot (int32 [m]): the element is written as 0
+ * unless c / group == slot[m] (−1: a zero row); or gates[m·gates_rs + c / group] (float32). */
+typedef struct {
+  void* t;
+  const float* part;
+  const int32_t* slot;
+  const float* gates;
+  int dtype;
+  int64_t m, cols, group, splits, part_stride, part_rs, part_cs, ldt, gates_rs;
+  float scale;
+} structura_lora_t_params;
+
+/* Adapter blocks side by side: dst[(a·n_idx + i)·block + j] = src[a·src_outer + idx[i]·src_idx + j] for
+ * a < outer, i < n_idx, j < block (idx NULL: idx[i] = i), elements of elem_size 2 or 4 bytes. Lays
+ * A [E, r, in] out as [n·r, in] (outer 1, block r·in) and B [E, out, r] as [out, n·r] (outer = out,
+ * block r). */
+typedef struct {
+  void* dst;
+  const void* src;
+  const int32_t* idx;
+  int elem_size;
+  int64_t outer, n_idx, block, src_outer, src_idx;
+} structura_lora_gather_params;
+
+/* Compressed sparse S times dense rows, for every row m < rows and output j < n_out (float32 sums):
+ *   out[m·ldo + j] = round((acc ? acc[m·ldacc + j] : 0) + Σ_{e ∈ [ptr[j], ptr[j+1])} val[perm ? perm[e] : e]·x[m·ldx + other[e]])
+ * x·Sᵀ: ptr over S's rows (CSR), other = the column; g·S: ptr over S's columns (CSC), other = the row,
+ * perm = each CSC entry's position in `val`. x, val, out of dtype; acc float32 or NULL. */
+typedef struct {
+  void* out;
+  const float* acc;
+  const void* x;
+  const void* val;
+  const int32_t* ptr;
+  const int32_t* other;
+  const int32_t* perm;
+  int dtype;
+  int64_t rows, n_out, ldo, ldacc, ldx;
+} structura_spmm_params;
+
+/* S's values gradient (an SDDMM): out[e] = round(Σ_m g[m·g_ms + row_e·g_rs] · x[m·x_ms + col_e·x_cs])
+ * (float32 sums) with row_e = idx[e] / cols, col_e = idx[e] % cols. g, x, out of dtype. */
+typedef struct {
+  void* out;
+  const void* g;
+  const void* x;
+  const int32_t* idx;
+  int dtype;
+  int64_t nnz, rows, cols, g_ms, g_rs, x_ms, x_cs;
+} structura_sddmm_params;
+#endif
+int STRUCTURA_CUDA_FN(lora_t)(const structura_lora_t_params* p, void* stream);
+int STRUCTURA_CUDA_FN(lora_gather)(const structura_lora_gather_params* p, void* stream);
+int STRUCTURA_CUDA_FN(spmm)(const structura_spmm_params* p, void* stream);
+int STRUCTURA_CUDA_FN(sddmm)(const structura_sddmm_params* p, void* stream);
+
 /* A self-test used by backend(): runs the add kernel on device 0 on 1001 floats; 0 if it matched. */
 int STRUCTURA_CUDA_FN(cuda_selftest)(char* msg, size_t msg_len);
 

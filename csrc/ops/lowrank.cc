@@ -14,8 +14,10 @@
 //   lowrankSvd(W [out, in], rank, energy, seed, powerIters) → {A [k, in], B [out, k], s [k]}: W ≈ B·A,
 //       rank 0 = no rank limit, energy < 0 = no energy limit.
 // float32 and float64; float16 / bfloat16 are computed in float32 and rounded once.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -113,80 +115,244 @@ void check_base(Napi::Env env, const std::string& op, const Tensor& x, const Ten
                            shape_str(W.shape) + " takes in = " + std::to_string(W.shape[1]));
 }
 
-// ---- on a device: two launches of cuda/dense.cu -------------------------------------------------
+// ---- on a device: cuda/dense.cu for the products, cuda/lowrank.cu around them ----------------------
+//
+// Every lora-like op is two GEMMs. First T = scale·gate·x·Aᵀ [M, R] (split along `in` into float32
+// partial products, then summed, gated and rounded once by lora_t), then the one pass over W:
+// y = [x | T]·[W | B]ᵀ + bias (on tensor cores the rank-R term is R more k-steps of the GEMM's main
+// loop; cuda/dense.cu). loraBatched and loraMixture are the same with the adapters side by side as one
+// adapter of rank R = n·r: the mixture's gates, or the one-hot of the batch's ids, fold into T's
+// columns (X-LoRA's formulation). For a batch that uses n of E adapters the work grows with n·r, not r
+// (Punica's SGMV would not): fine for the usual few adapters per batch, and W is still read once.
 
-// A 2-D device view whose last dim is unit-stride (as the kernel reads it), gathered on the device
+[[noreturn]] void refuse_f64(Napi::Env env, const std::string& op, const Tensor& x) {
+  bad_type(env, op, "float64 is not implemented on " + x.device().str() +
+                        " (float32, float16 and bfloat16 are); cast, or compute on the CPU");
+}
+
+// A 2-D device view whose last dim is unit-stride (as the kernels read it), gathered on the device
 // when it is not (rare: a transposed parameter).
 Tensor rows_view(const Tensor& t) { return t.shape[1] <= 1 || t.strides[1] == 1 ? t : contiguous(t); }
 
 int64_t row_stride(const Tensor& t) { return t.shape[0] <= 1 ? t.shape[1] : t.strides[0]; }
 
-// T = scale·x·A[:k]ᵀ [M, k] (the input dtype: for float16 / bfloat16 T is rounded once, as an
-// unfused product would be), then
-//   lora:   y = x·Wᵀ + T·B[:, :k]ᵀ + bias          (W read once: on tensor cores the rank-k term is k more
-//                                                  steps of the GEMM's main loop, else its epilogue)
-//   linear: y = T·B[:, :k]ᵀ + bias
-Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, const Tensor* W0, const Tensor& A0,
-                        const Tensor& B0, const Tensor* bias0, int64_t k, double scale) {
-  if (x0.dtype == DType::f64)
-    bad_type(env, op, "float64 is not implemented on " + x0.device().str() +
-                          " (float32, float16 and bfloat16 are); cast, or compute on the CPU");
-  const Device dev = x0.device();
-  const Tensor x = rows_view(x0), A = rows_view(A0), B = rows_view(B0);
-  const Tensor W = W0 ? rows_view(*W0) : Tensor();
-  Tensor bias;
-  if (bias0) bias = bias0->strides[0] == 1 || bias0->shape[0] <= 1 ? *bias0 : contiguous(*bias0);
-  const int64_t M = x.shape[0], K = x.shape[1], N = B.shape[0];
+// A contiguous host copy (device → host waits for the device).
+Tensor on_host(const Tensor& t) { return contiguous(to_device(t, Device{})); }
+
+// Host-built int32 indices on dev.
+Tensor upload_i32(const std::vector<int32_t>& v, const Device& dev) {
+  Tensor h = Tensor::empty(DType::i32, {(int64_t)v.size()}, Device{});
+  if (!v.empty()) std::memcpy(h.raw(), v.data(), v.size() * sizeof(int32_t));
+  return to_device(h, dev);
+}
+
+// t as a contiguous float32 tensor on its device (bias and gates in the GEMM epilogue / lora_t).
+Tensor f32_on_device(const Tensor& t) {
+  if (t.dtype == DType::f32 && t.is_contiguous()) return t;
+  Tensor o = Tensor::empty(DType::f32, t.shape, t.device());
+  device_copy(t, t.strides, o, "lowrank");
+  return o;
+}
+
+size_t elem_bytes(const Tensor& t) { return dtype_size(t.dtype); }
+
+// T [M, R] (x's dtype) = round(scale · gate(m, c / group) · (x·A[:R]ᵀ)[m, c]); A's first R rows (unit
+// column stride). gate: none, the one-hot of slot (int32 [M] on the device) or gates32 (float32 [M, ·]).
+Tensor device_t(const char* what, const Tensor& x, const Tensor& A, int64_t R, double scale, const Tensor* slot,
+                const Tensor* gates32, int64_t group) {
+  const Device dev = x.device();
+  const int64_t M = x.shape[0], K = x.shape[1];
   const int dt = gemm_dtype(x.dtype);
-  const std::string what = "lowrank." + op;
-  Tensor y = Tensor::empty(x.dtype, {M, N}, dev);
-  if (M == 0 || N == 0) return wrap(env, std::move(y));
-  // T = x·A[:k]ᵀ [M, k] is tall and thin: the tiled kernel gives it only ceil(M / 128) CTAs (32 at
-  // M = 4096: 0.15 ms on an H200, as long as a fifth of the whole lora). Transposed, Tᵀ = A[:k]·xᵀ
-  // [k, M] is a decode-shaped product (k ≤ 16 rows times x stored [M, in]) that streams x over
-  // ceil(M / 16) CTAs; a small gather (cuda/copy.cu) then lays T out row-major.
+  // T is tall and thin: the tiled kernel would give it only ceil(M / 128) CTAs. Transposed, Tᵀ =
+  // A[:R]·xᵀ [R, M] is a decode-shaped product (≤ 16 rows times x stored [M, in]) that streams x over
+  // ceil(M / 16) CTAs.
   const bool aligned = K % 8 == 0 && row_stride(x) % 8 == 0 && row_stride(A) % 8 == 0 &&
                        reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0 && reinterpret_cast<uintptr_t>(A.raw()) % 16 == 0;
-  const bool transposed_t = dt != STRUCTURA_DT_F32 && M > 16 && k <= 16 && aligned;
-  Tensor T = Tensor::empty(x.dtype, transposed_t ? Shape{k, M} : Shape{M, k}, dev);
+  const bool transposed = dt != STRUCTURA_DT_F32 && M > 16 && R <= 16 && aligned;
+  const int64_t rows = transposed ? R : M, cols = transposed ? M : R;
+  // Split `in` so that about 256 CTAs share the reading (at decode, M = 1 and R = 16, one CTA would
+  // read all of A alone: ~8 µs on an H200); slices of at least 512, multiples of 8 (the decode
+  // kernel's 16-byte alignment).
+  const bool decode = dt != STRUCTURA_DT_F32 && aligned && rows <= 16;
+  const int64_t ctas = decode ? (cols + 15) / 16 : ((rows + 127) / 128) * ((cols + 127) / 128);
+  int64_t splits = std::max<int64_t>(1, std::min<int64_t>((256 + ctas - 1) / ctas, K / 512));
+  int64_t kc = K;
+  if (splits > 1) {
+    kc = ((K + splits - 1) / splits + 7) / 8 * 8;
+    splits = (K + kc - 1) / kc;
+  }
+  Tensor part = Tensor::empty(DType::f32, {splits, rows, cols}, dev);
   structura_gemm_params p{};
-  p.dtype = p.out_dtype = dt;
+  p.dtype = dt;
+  p.out_dtype = STRUCTURA_DT_F32;
   p.alpha = 1.f;
-  p.batch = 1;
-  p.k = K;
   p.trans_b = 1;
-  if (transposed_t) {
-    p.out = T.raw(), p.a = A.raw(), p.b = x.raw();  // A[:k] [k, in] · (x [M, in])ᵀ
-    p.m = k, p.n = M, p.lda = row_stride(A), p.ldb = row_stride(x), p.ldc = M;
+  p.m = rows, p.n = cols, p.ldc = cols;
+  if (transposed) {
+    p.a = A.raw(), p.b = x.raw(), p.lda = row_stride(A), p.ldb = row_stride(x);  // A[:R] · (x [M, in])ᵀ
   } else {
-    p.out = T.raw(), p.a = x.raw(), p.b = A.raw();  // x · (A[:k] [k, in])ᵀ
-    p.m = M, p.n = k, p.lda = row_stride(x), p.ldb = row_stride(A), p.ldc = k;
+    p.a = x.raw(), p.b = A.raw(), p.lda = row_stride(x), p.ldb = row_stride(A);  // x · (A[:R] [R, in])ᵀ
   }
-  // lora: T carries the scale, so that the second product is [x | T]·[W | B]ᵀ with one alpha, which
-  // the tensor-core kernel runs as k + in extra k-steps of its main loop (cuda/dense.cu)
-  if (W0) p.alpha = (float)scale;
-  device_launch(env, what.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &p, nullptr); });
-  if (transposed_t) {
-    Tensor view = T;  // Tᵀ read as [M, k]
-    view.shape = {M, k};
-    view.strides = {1, M};
-    T = contiguous(view);
+  const int64_t full = kc == 0 ? 1 : K / kc, tail = kc == 0 ? 0 : K - full * kc;
+  p.out = part.raw();
+  p.k = kc;
+  p.batch = full;
+  p.stride_a = p.stride_b = kc;  // slice s starts kc·s elements into every row of both operands
+  p.stride_out = rows * cols;
+  device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &p, nullptr); });
+  if (tail > 0) {
+    structura_gemm_params q = p;
+    const size_t off = (size_t)(full * kc) * elem_bytes(x);
+    q.a = static_cast<const char*>(p.a) + off;
+    q.b = static_cast<const char*>(p.b) + off;
+    q.out = part.data<float>() + full * rows * cols;
+    q.k = tail;
+    q.batch = 1;
+    device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &q, nullptr); });
   }
+  Tensor T = Tensor::empty(x.dtype, {M, R}, dev);
+  structura_lora_t_params t{};
+  t.t = T.raw();
+  t.part = part.data<float>();
+  t.slot = slot ? slot->data<int32_t>() : nullptr;
+  t.gates = gates32 ? gates32->data<float>() : nullptr;
+  t.gates_rs = gates32 && gates32->ndim() == 2 ? gates32->shape[1] : 0;
+  t.dtype = (int)x.dtype;
+  t.m = M, t.cols = R, t.group = group, t.splits = splits, t.part_stride = rows * cols, t.ldt = R;
+  t.part_rs = transposed ? 1 : R;
+  t.part_cs = transposed ? M : 1;
+  t.scale = (float)scale;
+  device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(lora_t, emu, &t, nullptr); });
+  return T;
+}
+
+// y [M, N] = x·Wᵀ + T·Bᵀ + bias (W null: T·Bᵀ + bias; T null: x·Wᵀ + bias) in out_dtype (x's dtype or
+// float32; a float32 output takes a float32 bias). B [N, R] rows, T [M, R] contiguous.
+Tensor device_rank_gemm(const char* what, const Tensor& x, const Tensor* W, const Tensor* T, const Tensor* B,
+                        const Tensor* bias, DType out_dtype) {
+  const Device dev = x.device();
+  const int64_t M = x.shape[0], N = W ? W->shape[0] : B->shape[0];
+  Tensor y = Tensor::empty(out_dtype, {M, N}, dev);
+  if (M == 0 || N == 0) return y;
+  Tensor b;
+  if (bias)
+    b = out_dtype == DType::f32 ? f32_on_device(*bias) : bias->strides[0] == 1 || bias->shape[0] <= 1 ? *bias : contiguous(*bias);
   structura_gemm_params q{};
-  q.dtype = q.out_dtype = dt;
+  q.dtype = gemm_dtype(x.dtype);
+  q.out_dtype = gemm_dtype(out_dtype);
   q.batch = 1;
-  q.out = y.raw(), q.ldc = N, q.m = M, q.n = N, q.trans_b = 1;
-  q.bias = bias0 ? bias.raw() : nullptr;
-  if (W0) {
-    q.a = x.raw(), q.lda = row_stride(x), q.k = K, q.alpha = 1.f;
-    q.b = W.raw(), q.ldb = row_stride(W);
-    q.lr_t = T.raw(), q.ldt = k, q.lr_r = B.raw(), q.ldr = row_stride(B), q.r = k, q.lr_scale = 1.f;
+  q.out = y.raw(), q.ldc = N, q.m = M, q.n = N, q.trans_b = 1, q.alpha = 1.f;
+  q.bias = bias ? b.raw() : nullptr;
+  if (W) {
+    q.a = x.raw(), q.lda = row_stride(x), q.k = x.shape[1];
+    q.b = W->raw(), q.ldb = row_stride(*W);
+    if (T) {
+      const int64_t R = T->shape[1];
+      q.lr_t = T->raw(), q.ldt = R, q.lr_r = B->raw(), q.ldr = row_stride(*B), q.r = R, q.lr_scale = 1.f;
+    }
   } else {
-    q.a = T.raw(), q.lda = k, q.k = k, q.alpha = (float)scale;
-    q.b = B.raw(), q.ldb = row_stride(B);
+    q.a = T->raw(), q.lda = T->shape[1], q.k = T->shape[1];
+    q.b = B->raw(), q.ldb = row_stride(*B);
   }
-  device_launch(env, what.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &q, nullptr); });
-  return wrap(env, std::move(y));
+  device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &q, nullptr); });
+  return y;
+}
+
+//   lora:   y = x·Wᵀ + T·B[:, :k]ᵀ + bias,   linear: y = T·B[:, :k]ᵀ + bias,   T = scale·x·A[:k]ᵀ
+Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, const Tensor* W0, const Tensor& A0,
+                        const Tensor& B0, const Tensor* bias, int64_t k, double scale) {
+  if (x0.dtype == DType::f64) refuse_f64(env, op, x0);
+  const std::string what = "lowrank." + op;
+  const Tensor x = rows_view(x0), A = rows_view(A0), B = rows_view(B0);
+  const Tensor W = W0 ? rows_view(*W0) : Tensor();
+  if (x.shape[0] == 0 || B.shape[0] == 0) return wrap(env, Tensor::empty(x.dtype, {x.shape[0], B.shape[0]}, x.device()));
+  const Tensor T = device_t(what.c_str(), x, A, k, scale, nullptr, nullptr, k);
+  return wrap(env, device_rank_gemm(what.c_str(), x, W0 ? &W : nullptr, &T, &B, bias, x.dtype));
+}
+
+// loraBatched (slot: each row's position in `used`, −1 none) and loraMixture (gates [M, E]) on a
+// device: the n adapters `used` (all E when empty and n == E) side by side, then one fused lora.
+Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x0, const Tensor& W0, const Tensor& A0,
+                           const Tensor& B0, const std::vector<int32_t>* used, const std::vector<int32_t>* slot,
+                           const Tensor* gates, double scale) {
+  if (x0.dtype == DType::f64) refuse_f64(env, op, x0);
+  const std::string what = "lowrank." + op;
+  const Device dev = x0.device();
+  const Tensor x = rows_view(x0), W = rows_view(W0);
+  const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A0.shape[0], r = A0.shape[1];
+  const int64_t n = used ? (int64_t)used->size() : E;
+  if (M == 0 || N == 0 || n == 0) return wrap(env, device_rank_gemm(what.c_str(), x, &W, nullptr, nullptr, nullptr, x.dtype));
+  const bool all = n == E && (!used || [&] {
+    for (int64_t i = 0; i < n; i++)
+      if ((*used)[(size_t)i] != i) return false;
+    return true;
+  }());
+  const Tensor A = contiguous(A0), B = contiguous(B0);
+  Tensor idx = all ? Tensor() : upload_i32(*used, dev);
+  auto gather = [&](const Tensor& src, Tensor& dst, int64_t outer, int64_t block, int64_t src_outer, int64_t src_idx) {
+    structura_lora_gather_params g{};
+    g.dst = dst.raw(), g.src = src.raw(), g.idx = all ? nullptr : idx.data<int32_t>();
+    g.elem_size = (int)elem_bytes(src);
+    g.outer = outer, g.n_idx = n, g.block = block, g.src_outer = src_outer, g.src_idx = src_idx;
+    device_launch(what.c_str(), dev, [&](bool emu) { return STRUCTURA_KERNEL(lora_gather, emu, &g, nullptr); });
+  };
+  Tensor Acat;  // [n·r, in]
+  if (all) {
+    Acat = A;
+    Acat.shape = {E * r, K};
+    Acat.strides = {K, 1};
+  } else {
+    Acat = Tensor::empty(A.dtype, {n * r, K}, dev);
+    gather(A, Acat, 1, r * K, 0, r * K);
+  }
+  Tensor Bcat = Tensor::empty(B.dtype, {N, n * r}, dev);  // [out, n·r]
+  gather(B, Bcat, N, r, r, N * r);
+  Tensor slots = slot ? upload_i32(*slot, dev) : Tensor();
+  Tensor g32 = gates ? f32_on_device(*gates) : Tensor();
+  const Tensor T = device_t(what.c_str(), x, Acat, n * r, scale, slot ? &slots : nullptr, gates ? &g32 : nullptr, r);
+  return wrap(env, device_rank_gemm(what.c_str(), x, &W, &T, &Bcat, nullptr, x.dtype));
+}
+
+// S [rows, cols] from sorted flat indices, compressed for spmm: by rows (CSR; other = the column) or
+// by columns (CSC; other = the row, perm = the position of each entry in S's values).
+struct Compressed {
+  std::vector<int32_t> ptr, other, perm;
+};
+Compressed compress(const int32_t* idx, int64_t nnz, int64_t rows, int64_t cols, bool by_cols) {
+  Compressed c;
+  const int64_t n = by_cols ? cols : rows;
+  c.ptr.assign((size_t)n + 1, 0);
+  c.other.resize((size_t)nnz);
+  for (int64_t e = 0; e < nnz; e++) c.ptr[(size_t)(by_cols ? idx[e] % cols : idx[e] / cols) + 1]++;
+  for (int64_t j = 0; j < n; j++) c.ptr[(size_t)j + 1] += c.ptr[(size_t)j];
+  if (!by_cols) {
+    for (int64_t e = 0; e < nnz; e++) c.other[(size_t)e] = (int32_t)(idx[e] % cols);
+    return c;
+  }
+  c.perm.resize((size_t)nnz);
+  std::vector<int32_t> fill(c.ptr.begin(), c.ptr.end() - 1);
+  for (int64_t e = 0; e < nnz; e++) {  // in row order, so each column's rows come out sorted
+    const int32_t at = fill[(size_t)(idx[e] % cols)]++;
+    c.other[(size_t)at] = (int32_t)(idx[e] / cols);
+    c.perm[(size_t)at] = (int32_t)e;
+  }
+  return c;
+}
+
+// out [M, n_out] (out's dtype) = acc + (x·Sᵀ or x·S) by cuda/lowrank.cu's spmm.
+void device_spmm(const char* what, Tensor& out, const Tensor* acc32, const Tensor& x0, const Tensor& values,
+                 const Compressed& c) {
+  const Device dev = out.device();
+  const Tensor x = rows_view(x0), val = contiguous(values);
+  const Tensor ptr = upload_i32(c.ptr, dev), other = upload_i32(c.other, dev);
+  const Tensor perm = c.perm.empty() ? Tensor() : upload_i32(c.perm, dev);
+  structura_spmm_params p{};
+  p.out = out.raw(), p.acc = acc32 ? acc32->data<float>() : nullptr, p.x = x.raw(), p.val = val.raw();
+  p.ptr = ptr.data<int32_t>(), p.other = c.other.empty() ? nullptr : other.data<int32_t>();
+  p.perm = c.perm.empty() ? nullptr : perm.data<int32_t>();
+  p.dtype = (int)out.dtype;
+  p.rows = out.shape[0], p.n_out = out.shape[1], p.ldo = out.shape[1], p.ldacc = out.shape[1], p.ldx = row_stride(x);
+  device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(spmm, emu, &p, nullptr); });
 }
 
 Napi::Value Lora(const Napi::CallbackInfo& info) {
@@ -270,18 +436,30 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
   const Tensor& A = unwrap(info[2], "A");
   const Tensor& B = unwrap(info[3], "B");
   const Tensor& ids = unwrap(info[4], "ids");
-  check_floats(env, op, {{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}}, {2, 2, 3, 3});
+  check_floats(env, op, {{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}}, {2, 2, 3, 3}, /*on_device=*/true);
   check_stacked(env, op, x, W, A, B);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A.shape[0], r = A.shape[1];
   check_int32(env, op, ids, x, "ids", M);
   const double scale = get_scale(info, 5, op);
-  Tensor idc = contiguous(ids);
+  if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
+  Tensor idc = on_host(ids);  // checked here, and the device plan is made from them
   const int32_t* id = idc.data<int32_t>();
   for (int64_t m = 0; m < M; m++)
     if (id[m] < -1 || id[m] >= E)
       bad_range(env, op, "'ids' [" + std::to_string(M) + "] must hold adapter numbers in [-1, " + std::to_string(E) +
                              ") (E from 'A' " + shape_str(A.shape) + "), but ids[" + std::to_string(m) + "] = " +
                              std::to_string(id[m]));
+  if (x.device().type != DeviceType::cpu) {
+    // the adapters the batch uses, in order, and each row's position among them
+    std::vector<int32_t> pos((size_t)E, -1), used, slot((size_t)M, -1);
+    for (int64_t m = 0; m < M; m++)
+      if (id[m] >= 0) pos[(size_t)id[m]] = 0;
+    for (int64_t e = 0; e < E; e++)
+      if (pos[(size_t)e] == 0) pos[(size_t)e] = (int32_t)used.size(), used.push_back((int32_t)e);
+    for (int64_t m = 0; m < M; m++)
+      if (id[m] >= 0) slot[(size_t)m] = pos[(size_t)id[m]];
+    return device_stacked(env, op, x, W, A, B, &used, &slot, nullptr, scale);
+  }
   Tensor xc = compute_of(x), Wc = compute_of(W);
   Tensor Ac = contiguous(compute_of(A)), Bc = contiguous(compute_of(B));
   Tensor y = Tensor::empty(xc.dtype, {M, N}, x.device());
@@ -302,7 +480,7 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
   const Tensor& A = unwrap(info[2], "A");
   const Tensor& B = unwrap(info[3], "B");
   const Tensor& G = unwrap(info[4], "gates");
-  check_floats(env, op, {{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}, {&G, "gates"}}, {2, 2, 3, 3, 2});
+  check_floats(env, op, {{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}, {&G, "gates"}}, {2, 2, 3, 3, 2}, /*on_device=*/true);
   check_stacked(env, op, x, W, A, B);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A.shape[0], r = A.shape[1];
   if (G.shape[0] != M || G.shape[1] != E)
@@ -310,6 +488,7 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
                            std::to_string(E) + "] (from 'x' " + shape_str(x.shape) + " and 'A' " + shape_str(A.shape) +
                            ")");
   const double scale = get_scale(info, 5, op);
+  if (x.device().type != DeviceType::cpu) return device_stacked(env, op, x, W, A, B, nullptr, nullptr, &G, scale);
   Tensor xc = compute_of(x), Wc = compute_of(W);
   Tensor Ac = contiguous(compute_of(A)), Bc = contiguous(compute_of(B)), Gc = contiguous(compute_of(G));
   Tensor y = Tensor::empty(xc.dtype, {M, N}, x.device());
@@ -322,14 +501,15 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
   return finish(env, std::move(y), x.dtype);
 }
 
-// indices: int32 [nnz], strictly increasing, in [0, rows·cols); values [nnz] of x's dtype.
+// indices: int32 [nnz], strictly increasing, in [0, rows·cols); values [nnz] of x's dtype. Returns
+// them on the host (copied from a device), checked.
 Tensor checked_indices(Napi::Env env, const std::string& op, const Tensor& indices, const Tensor& x, int64_t rows,
                        int64_t cols, int64_t nnz) {
   check_int32(env, op, indices, x, "indices", nnz);
   if (rows * cols > 2147483647LL)
     bad_range(env, op, "S of shape [" + std::to_string(rows) + ", " + std::to_string(cols) +
                            "] has more than 2^31 − 1 positions, which int32 'indices' cannot address");
-  Tensor ic = contiguous(indices);
+  Tensor ic = on_host(indices);
   const int32_t* p = ic.data<int32_t>();
   const int64_t n = ic.shape[0];
   for (int64_t e = 0; e < n; e++) {
@@ -360,7 +540,7 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   std::vector<Arg> args{{&x, "x"}, {&A, "A"}, {&B, "B"}, {&values, "values"}};
   std::vector<int> nd{2, 2, 2, 1};
   if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
-  check_floats(env, op, args, nd);
+  check_floats(env, op, args, nd, /*on_device=*/true);
   const int64_t M = x.shape[0], K = x.shape[1], r = A.shape[0], N = B.shape[0], nnz = values.shape[0];
   if (A.shape[1] != K)
     bad_range(env, op, "'A' " + shape_str(A.shape) + " must be [r, in] with in = " + std::to_string(K) + " (from 'x' " +
@@ -370,7 +550,19 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
                            " ≥ 1 (from 'A' " + shape_str(A.shape) + ")");
   if (bias && bias->shape[0] != N)
     bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
+  if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
   Tensor ic = checked_indices(env, op, indices, x, N, K, nnz);
+  if (x.device().type != DeviceType::cpu) {
+    // y = round(float32: T·Bᵀ + bias + x·Sᵀ), T = x·Aᵀ rounded to the dtype as lowrank.linear's is
+    const char* what = "lowrank.sparsePlusLowRank";
+    const Tensor xr = rows_view(x), Ar = rows_view(A), Br = rows_view(B);
+    Tensor y = Tensor::empty(x.dtype, {M, N}, x.device());
+    if (M == 0 || N == 0) return wrap(env, std::move(y));
+    const Tensor T = device_t(what, xr, Ar, r, 1.0, nullptr, nullptr, r);
+    const Tensor low = device_rank_gemm(what, xr, nullptr, &T, &Br, bias, DType::f32);
+    device_spmm(what, y, &low, xr, values, compress(ic.data<int32_t>(), nnz, N, K, false));
+    return wrap(env, std::move(y));
+  }
   Tensor xc = contiguous(compute_of(x)), Ac = compute_of(A), Bc = compute_of(B), vc = contiguous(compute_of(values));
   Tensor bc = bias ? compute_of(*bias) : Tensor();
   Tensor y = Tensor::empty(xc.dtype, {M, N}, x.device());
@@ -394,12 +586,18 @@ Napi::Value Spmm(const Napi::CallbackInfo& info) {
   const Tensor& values = unwrap(info[2], "values");
   const int64_t N = get_int(info, 3, "out", 0, kMaxNumel), K = get_int(info, 4, "in", 0, kMaxNumel);
   const bool tr = get_bool(info, 5, "transpose");
-  check_floats(env, op, {{&in, "x"}, {&values, "values"}}, {2, 1});
+  check_floats(env, op, {{&in, "x"}, {&values, "values"}}, {2, 1}, /*on_device=*/true);
   const int64_t M = in.shape[0], nnz = values.shape[0];
   if (in.shape[1] != (tr ? N : K))
     bad_range(env, op, "'x' " + shape_str(in.shape) + " must have " + std::to_string(tr ? N : K) + " columns (" +
                            (tr ? "out" : "in") + ")");
+  if (in.device().type != DeviceType::cpu && in.dtype == DType::f64) refuse_f64(env, op, in);
   Tensor ic = checked_indices(env, op, indices, in, N, K, nnz);
+  if (in.device().type != DeviceType::cpu) {
+    Tensor y = Tensor::empty(in.dtype, {M, tr ? K : N}, in.device());
+    if (M > 0) device_spmm("lowrank.spmm", y, nullptr, in, values, compress(ic.data<int32_t>(), nnz, N, K, tr));
+    return wrap(env, std::move(y));
+  }
   Tensor xc = contiguous(compute_of(in)), vc = contiguous(compute_of(values));
   Tensor y = Tensor::empty(xc.dtype, {M, tr ? K : N}, in.device());
   if (xc.dtype == DType::f64)
@@ -415,12 +613,30 @@ Napi::Value Sddmm(const Napi::CallbackInfo& info) {
   const Tensor& g = unwrap(info[0], "g");
   const Tensor& x = unwrap(info[1], "x");
   const Tensor& indices = unwrap(info[2], "indices");
-  check_floats(env, op, {{&g, "g"}, {&x, "x"}}, {2, 2});
+  check_floats(env, op, {{&g, "g"}, {&x, "x"}}, {2, 2}, /*on_device=*/true);
   const int64_t M = g.shape[0], N = g.shape[1], K = x.shape[1];
   if (x.shape[0] != M)
     bad_range(env, op, "'g' " + shape_str(g.shape) + " and 'x' " + shape_str(x.shape) + " must have the same rows");
+  if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
   Tensor ic = checked_indices(env, op, indices, x, N, K, -1);
   const int64_t nnz = ic.shape[0];
+  if (x.device().type != DeviceType::cpu) {
+    // gᵀ [N, M] and xᵀ [K, M] contiguous, so that a warp's lanes (over rows m) read neighbours
+    auto transposed = [](const Tensor& t) {
+      Tensor v = t;
+      v.shape = {t.shape[1], t.shape[0]};
+      v.strides = {t.strides[1], t.strides[0]};
+      return contiguous(v);
+    };
+    const Tensor gT = transposed(g), xT = transposed(x), idx = contiguous(indices);
+    Tensor out = Tensor::empty(g.dtype, {nnz}, x.device());
+    structura_sddmm_params p{};
+    p.out = out.raw(), p.g = gT.raw(), p.x = xT.raw(), p.idx = idx.data<int32_t>();
+    p.dtype = (int)g.dtype;
+    p.nnz = nnz, p.rows = M, p.cols = K, p.g_ms = 1, p.g_rs = M, p.x_ms = 1, p.x_cs = M;
+    device_launch("lowrank.sddmm", x.device(), [&](bool emu) { return STRUCTURA_KERNEL(sddmm, emu, &p, nullptr); });
+    return wrap(env, std::move(out));
+  }
   Tensor gc = contiguous(compute_of(g)), xc = contiguous(compute_of(x));
   Tensor out = Tensor::empty(gc.dtype, {nnz}, x.device());
   if (gc.dtype == DType::f64)
@@ -434,7 +650,7 @@ Napi::Value Svd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string op = "svd";
   const Tensor& W = unwrap(info[0], "W");
-  check_floats(env, op, {{&W, "W"}}, {2});
+  check_floats(env, op, {{&W, "W"}}, {2}, /*on_device=*/true);
   const int64_t m = W.shape[0], n = W.shape[1], mn = std::min(m, n);
   if (mn < 1) bad_range(env, op, "'W' " + shape_str(W.shape) + " must not be empty");
   const int64_t rank = get_int(info, 1, "rank", 0, mn);
@@ -444,14 +660,16 @@ Napi::Value Svd(const Napi::CallbackInfo& info) {
   if (rank == 0 && energy < 0) bad_range(env, op, "give 'rank' or 'energy' (or both)");
   const int64_t seed = get_int(info, 3, "seed", 0, 9007199254740991LL);
   const int iters = (int)get_int(info, 4, "powerIters", 0, 64);
-  Tensor Wd = cast_contiguous(W, DType::f64);
+  // On a device too the SVD runs here in float64 (a one-off factorisation, not a per-step op: the
+  // sketch products are O(m·n·k) and the Jacobi sweeps need float64); the factors go back to W's device.
+  Tensor Wd = cast_contiguous(on_host(W), DType::f64);
   for (int64_t i = 0; i < m * n; i++)
     if (!std::isfinite(Wd.data<double>()[i]))
       bad_range(env, op, "'W' " + shape_str(W.shape) + " holds a non-finite value at flat index " + std::to_string(i));
   SvdResult res = svd_randomized(Wd.data<double>(), m, n, rank, energy, (uint64_t)seed, iters);
   const int64_t k = res.k;
-  Tensor A = Tensor::empty(DType::f64, {k, n}, W.device()), B = Tensor::empty(DType::f64, {m, k}, W.device());
-  Tensor s = Tensor::empty(DType::f64, {k}, W.device());
+  Tensor A = Tensor::empty(DType::f64, {k, n}, Device{}), B = Tensor::empty(DType::f64, {m, k}, Device{});
+  Tensor s = Tensor::empty(DType::f64, {k}, Device{});
   // The balanced split (as PiSSA): B = U·√Σ, A = √Σ·Vᵀ, so both factors carry the same scale.
   for (int64_t i = 0; i < k; i++) {
     const double sq = std::sqrt(res.s[(size_t)i]);
@@ -461,10 +679,12 @@ Napi::Value Svd(const Napi::CallbackInfo& info) {
   }
   Napi::Object out = Napi::Object::New(env);
   auto conv = [&](Tensor t) -> Napi::Value {
-    if (W.dtype == DType::f64) return wrap(env, std::move(t));
-    Tensor o = Tensor::empty(W.dtype, t.shape, t.device());
-    copy_to_contiguous(t, o);
-    return wrap(env, std::move(o));
+    if (W.dtype != DType::f64) {
+      Tensor o = Tensor::empty(W.dtype, t.shape, t.device());
+      copy_to_contiguous(t, o);
+      t = std::move(o);
+    }
+    return wrap(env, to_device(t, W.device()));
   };
   out.Set("A", conv(A));
   out.Set("B", conv(B));

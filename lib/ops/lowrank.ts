@@ -277,7 +277,7 @@ export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Ten
     // the mixture's backward with one-hot gates (zero rows for −1)
     const oneHot = new Float64Array(M * E);
     for (let m = 0; m < M; m++) if (idv[m] >= 0) oneHot[m * E + idv[m]] = 1;
-    const G = tensor(oneHot, { shape: [M, E], dtype: x.dtype });
+    const G = tensor(oneHot, { shape: [M, E], dtype: x.dtype, device: x.device });
     return mixtureBackward(g, xs, Ws, As, Bs, G, scale, [...needs, false]).slice(0, 4);
   });
 }

@@ -136,6 +136,9 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
     { m: 17, k: 33, n: 9, r: 4, rank: 3 },
     { m: 130, k: 40, n: 129, r: 16, bias: true },
     { m: 5, k: 64, n: 48, r: 8, rank: 5, scale: -2 },
+    // in ≥ 1024: T's product is split along in (float32 partials summed by lora_t), with a tail slice
+    { m: 2, k: 1032, n: 20, r: 16, rank: 12, bias: true },
+    { m: 40, k: 1040, n: 8, r: 8 },
   ];
   if (opts.large) cases.push({ m: 257, k: 1024, n: 1000, r: 16, bias: true }, { m: 1, k: 4096, n: 4096, r: 16 }, { m: 16, k: 4096, n: 1024, r: 64, rank: 48, bias: true });
   for (const dt of ['float32', 'float16', 'bfloat16'] as DT[]) {

@@ -1,0 +1,169 @@
+// lowrank.cu — the kernels of the lowrank family besides the GEMM (cuda/dense.cu runs the products):
+//   lora_t:      T [M, R] = round(scale · gate · Σ_splits part)   the rank-term input of a fused lora,
+//                from split-K partial products of x·Aᵀ (float32); gate: none, one-hot by a per-row
+//                slot (loraBatched) or per-row gates [M, E] (loraMixture)
+//   lora_gather: adapter blocks side by side: A [E, r, in] → [n·r, in], B [E, out, r] → [out, n·r]
+//   spmm:        out [M, n_out] = acc + S·x per row (CSR for x·Sᵀ, CSC for g·S)   sparsePlusLowRank
+//   sddmm:       out [nnz] = Σ_m g[m, row_e]·x[m, col_e]                          S's gradient
+// float32 / float16 / bfloat16 (structura_tensor_dtype), computed in float32 and rounded once, each
+// output element written by one thread (deterministic: no atomics).
+// Versions: 1 (this one) — spmm: a warp an (output, row) pair, lanes over the output's nonzeros, a
+// shuffle reduction; sddmm: a warp a nonzero, lanes over rows (the caller passes gᵀ and xᵀ so that
+// lanes read neighbouring elements). Not yet: row tiles in shared memory for spmm at large M.
+// Memory goes through gptr() and launches through structura::launch (cuda/launch.cuh), so the same
+// source runs checked in the CPU emulator (cuda/emu/).
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "dtype.cuh"
+#include "launch.cuh"
+#include "structura_cuda.h"
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <int DT>
+__global__ void lora_t_kernel(structura_lora_t_params p) {
+  using T = Ty<DT>;
+  using S = typename T::S;
+  const dev_ptr<S> t = gptr(static_cast<S*>(p.t));
+  const dev_ptr<const float> part = gptr(p.part);
+  const int64_t n = p.m * p.cols;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t m = i / p.cols, c = i % p.cols, grp = c / p.group;
+    float gate = p.scale;
+    if (p.slot) {
+      const int32_t s = gptr(p.slot)[m];
+      if (s != grp) {  // written as 0, not multiplied: another adapter's inf or NaN stays out of this row
+        t[m * p.ldt + c] = T::st(0.f);
+        continue;
+      }
+    } else if (p.gates) {
+      const float g = gptr(p.gates)[m * p.gates_rs + grp];
+      gate *= g;
+    }
+    float acc = 0.f;
+    for (int64_t s = 0; s < p.splits; s++) acc += part[s * p.part_stride + m * p.part_rs + c * p.part_cs];
+    t[m * p.ldt + c] = T::st(gate * acc);
+  }
+}
+
+template <class E>
+__global__ void lora_gather_kernel(structura_lora_gather_params p) {
+  const dev_ptr<E> dst = gptr(static_cast<E*>(p.dst));
+  const dev_ptr<const E> src = gptr(static_cast<const E*>(p.src));
+  const int64_t n = p.outer * p.n_idx * p.block;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t j = i % p.block, q = i / p.block, k = q % p.n_idx, a = q / p.n_idx;
+    const int64_t e = p.idx ? (int64_t)gptr(p.idx)[k] : k;
+    const E v = src[a * p.src_outer + e * p.src_idx + j];
+    dst[i] = v;
+  }
+}
+
+// grid (n_out, row groups): warp w of a block takes rows blockIdx.y·kWarps + w, stepping by the grid.
+template <int DT>
+__global__ void spmm_kernel(structura_spmm_params p) {
+  using T = Ty<DT>;
+  using S = typename T::S;
+  const dev_ptr<S> out = gptr(static_cast<S*>(p.out));
+  const dev_ptr<const S> x = gptr(static_cast<const S*>(p.x));
+  const dev_ptr<const S> val = gptr(static_cast<const S*>(p.val));
+  const dev_ptr<const int32_t> other = gptr(p.other);
+  const int64_t j = blockIdx.x;
+  const int32_t e0 = gptr(p.ptr)[j], e1 = gptr(p.ptr)[j + 1];
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  for (int64_t m = blockIdx.y * (int64_t)kWarps + w; m < p.rows; m += (int64_t)gridDim.y * kWarps) {
+    float s = 0.f;
+    for (int32_t e = e0 + lane; e < e1; e += 32) {
+      const int32_t ve = p.perm ? gptr(p.perm)[e] : e;
+      const S v = val[ve];
+      const S xv = x[m * p.ldx + other[e]];
+      s += T::ld(v) * T::ld(xv);
+    }
+    s = warp_sum(s);
+    if (lane == 0) {
+      const float a = p.acc ? gptr(p.acc)[m * p.ldacc + j] : 0.f;
+      out[m * p.ldo + j] = T::st(a + s);
+    }
+  }
+}
+
+template <int DT>
+__global__ void sddmm_kernel(structura_sddmm_params p) {
+  using T = Ty<DT>;
+  using S = typename T::S;
+  const dev_ptr<S> out = gptr(static_cast<S*>(p.out));
+  const dev_ptr<const S> g = gptr(static_cast<const S*>(p.g));
+  const dev_ptr<const S> x = gptr(static_cast<const S*>(p.x));
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  for (int64_t e = blockIdx.x * (int64_t)kWarps + w; e < p.nnz; e += (int64_t)gridDim.x * kWarps) {
+    const int64_t f = gptr(p.idx)[e], row = f / p.cols, col = f % p.cols;
+    float s = 0.f;
+    for (int64_t m = lane; m < p.rows; m += 32) {
+      const S gv = g[m * p.g_ms + row * p.g_rs];
+      const S xv = x[m * p.x_ms + col * p.x_cs];
+      s += T::ld(gv) * T::ld(xv);
+    }
+    s = warp_sum(s);
+    if (lane == 0) out[e] = T::st(s);
+  }
+}
+
+bool float_dtype(int d) { return d == STRUCTURA_T_F32 || d == STRUCTURA_T_F16 || d == STRUCTURA_T_BF16; }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// launchers
+
+extern "C" int STRUCTURA_CUDA_FN(lora_t)(const structura_lora_t_params* p, void* stream) {
+  if (!float_dtype(p->dtype) || p->m < 0 || p->cols < 0 || p->group < 1 || p->splits < 1 || p->ldt < p->cols)
+    return (int)cudaErrorInvalidValue;
+  if (p->m == 0 || p->cols == 0) return 0;
+  const cudaStream_t s = (cudaStream_t)stream;
+  const unsigned grid = dt::grid_for(p->m * p->cols, kThreads);
+  if (p->dtype == STRUCTURA_T_F32) return (int)structura::launch<lora_t_kernel<STRUCTURA_T_F32>>(grid, kThreads, 0, s, *p);
+  if (p->dtype == STRUCTURA_T_F16) return (int)structura::launch<lora_t_kernel<STRUCTURA_T_F16>>(grid, kThreads, 0, s, *p);
+  return (int)structura::launch<lora_t_kernel<STRUCTURA_T_BF16>>(grid, kThreads, 0, s, *p);
+}
+
+extern "C" int STRUCTURA_CUDA_FN(lora_gather)(const structura_lora_gather_params* p, void* stream) {
+  if ((p->elem_size != 2 && p->elem_size != 4) || p->outer < 0 || p->n_idx < 0 || p->block < 0) return (int)cudaErrorInvalidValue;
+  const int64_t n = p->outer * p->n_idx * p->block;
+  if (n == 0) return 0;
+  const cudaStream_t s = (cudaStream_t)stream;
+  const unsigned grid = dt::grid_for(n, kThreads);
+  if (p->elem_size == 2) return (int)structura::launch<lora_gather_kernel<uint16_t>>(grid, kThreads, 0, s, *p);
+  return (int)structura::launch<lora_gather_kernel<uint32_t>>(grid, kThreads, 0, s, *p);
+}
+
+extern "C" int STRUCTURA_CUDA_FN(spmm)(const structura_spmm_params* p, void* stream) {
+  if (!float_dtype(p->dtype) || p->rows < 0 || p->n_out < 0 || p->n_out > INT32_MAX) return (int)cudaErrorInvalidValue;
+  if (p->rows == 0 || p->n_out == 0) return 0;
+  const cudaStream_t s = (cudaStream_t)stream;
+  int64_t gy = (p->rows + kWarps - 1) / kWarps;
+  if (gy > 65535) gy = 65535;
+  const dim3 grid((unsigned)p->n_out, (unsigned)gy);
+  if (p->dtype == STRUCTURA_T_F32) return (int)structura::launch<spmm_kernel<STRUCTURA_T_F32>>(grid, kThreads, 0, s, *p);
+  if (p->dtype == STRUCTURA_T_F16) return (int)structura::launch<spmm_kernel<STRUCTURA_T_F16>>(grid, kThreads, 0, s, *p);
+  return (int)structura::launch<spmm_kernel<STRUCTURA_T_BF16>>(grid, kThreads, 0, s, *p);
+}
+
+extern "C" int STRUCTURA_CUDA_FN(sddmm)(const structura_sddmm_params* p, void* stream) {
+  if (!float_dtype(p->dtype) || p->nnz < 0 || p->rows < 0 || p->cols < 1) return (int)cudaErrorInvalidValue;
+  if (p->nnz == 0) return 0;
+  const cudaStream_t s = (cudaStream_t)stream;
+  const unsigned grid = dt::grid_for((p->nnz + kWarps - 1) / kWarps, 1);
+  if (p->dtype == STRUCTURA_T_F32) return (int)structura::launch<sddmm_kernel<STRUCTURA_T_F32>>(grid, kThreads, 0, s, *p);
+  if (p->dtype == STRUCTURA_T_F16) return (int)structura::launch<sddmm_kernel<STRUCTURA_T_F16>>(grid, kThreads, 0, s, *p);
+  return (int)structura::launch<sddmm_kernel<STRUCTURA_T_BF16>>(grid, kThreads, 0, s, *p);
+}
