@@ -10,7 +10,9 @@
 // lora (bench/torch/cuda.py, CUDA events), and against our own dense x·Wᵀ. The decode shapes (M ≤ 16)
 // are bandwidth-bound: they report GB/s (W, x, A, B read once, y written once), rotate over 4 copies of
 // W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
-// (bench/bandwidth.ts; target ≥ 80% of it). On 'cuda-emu' (--quick only) the same at in = out = 64.
+// (bench/bandwidth.ts; target ≥ 80% of it). loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16,
+// 4096}, row i uses adapter i % 8) against 8 separate lora calls and PyTorch's per-adapter index_add.
+// On 'cuda-emu' (--quick only) the same at in = out = 64.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
@@ -174,8 +176,58 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
   return c;
 }
 
+/** loraBatched on the device, bfloat16, E adapters, row i uses adapter i % E. */
+function deviceBatchedCase(ctx: BenchContext, m: number, n: number, r: number, E: number): BenchCase {
+  const dtype = 'bfloat16' as const;
+  const opts = (seed: number) => ({ seed, device: ctx.device, dtype });
+  let x: Tensor | undefined, W: Tensor | undefined, A: Tensor | undefined, B: Tensor | undefined, ids: Tensor | undefined;
+  let xs: Tensor[] = [], As: Tensor[] = [], Bs: Tensor[] = [];
+  return {
+    op: 'lowrank.loraBatched',
+    shape: `M=${m} ${n}→${n} r=${r} E=${E}`,
+    dtype,
+    device: ctx.device,
+    flops: 2 * m * n * n + 2 * m * r * (n + n),
+    setup() {
+      x = randn([m, n], opts(1));
+      W = randn([n, n], opts(2));
+      A = randn([E, r, n], opts(3));
+      B = randn([E, n, r], opts(4));
+      ids = tensor(Int32Array.from({ length: m }, (_, i) => i % E), { dtype: 'int32', device: ctx.device });
+      const per = Math.max(1, Math.floor(m / E));
+      xs = Array.from({ length: Math.min(E, m) }, (_, e) => randn([per, n], opts(10 + e)));
+      As = Array.from({ length: E }, (_, e) => tidy(() => narrow(A!, 0, e, 1).reshape([r, n]).contiguous()));
+      Bs = Array.from({ length: E }, (_, e) => tidy(() => narrow(B!, 0, e, 1).reshape([n, r]).contiguous()));
+    },
+    run() {
+      lowrank.loraBatched(x!, W!, A!, B!, ids!, { scale: 0.5 }).dispose();
+    },
+    teardown() {
+      for (const t of [x, W, A, B, ids, ...xs, ...As, ...Bs]) t?.dispose();
+      xs = As = Bs = [];
+    },
+    baselines: {
+      separate: {
+        kind: 'local',
+        label: `${Math.min(E, m)} separate lora calls (the rows grouped)`,
+        run: () => {
+          for (let e = 0; e < xs.length; e++) lowrank.lora(xs[e], W!, As[e], Bs[e], { scale: 0.5 }).dispose();
+        },
+      },
+      'torch-cuda': { kind: 'torch', script: 'cuda.py', spec: { op: 'lora_batched', m, in: n, out: n, r, E, scale: 0.5, dtype }, label: 'PyTorch per-adapter index_add' },
+      'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype }, label: 'x·Wᵀ alone (cuBLAS)' },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
-  if (ctx.onDevice) return (ctx.emu ? [1, 16, 64] : [1, 16, 4096]).map((m) => deviceLoraCase(ctx, m, ctx.emu ? 64 : IN, ctx.emu ? 8 : 16));
+  if (ctx.onDevice) {
+    const n = ctx.emu ? 64 : IN;
+    return [
+      ...(ctx.emu ? [1, 16, 64] : [1, 16, 4096]).map((m) => deviceLoraCase(ctx, m, n, ctx.emu ? 8 : 16)),
+      ...(ctx.emu ? [16] : [16, 4096]).map((m) => deviceBatchedCase(ctx, m, n, ctx.emu ? 4 : 16, 8)),
+    ];
+  }
   const out: BenchCase[] = [];
   for (const m of [1, 16, 512]) for (const r of [8, 16, 64]) out.push(loraCase(ctx, m, r));
   out.push(loraCase(ctx, 4096, 16));

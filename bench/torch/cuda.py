@@ -100,13 +100,31 @@ def make_case(torch, spec, device):
         B = randn(n_out, spec["r"])
         scale = float(spec.get("scale", 1.0))
         return lambda: F.linear(x, W()) + scale * F.linear(F.linear(x, A), B)
+    if op == "lora_batched":
+        # the usual PyTorch multi-LoRA (PEFT's mixed-adapter batch): x·Wᵀ, then per adapter its rows'
+        # rank-r update; rows interleaved, adapter of row i = i % E
+        m, n_in, n_out, r, E = spec["m"], spec["in"], spec["out"], spec["r"], spec["E"]
+        x, W = randn(m, n_in), randn(n_out, n_in)
+        A, B = randn(E, r, n_in), randn(E, n_out, r)
+        scale = float(spec.get("scale", 1.0))
+        rows = [torch.arange(e, m, E, device=device) for e in range(E)]
+
+        def batched():
+            y = F.linear(x, W)
+            for e in range(E):
+                if len(rows[e]):
+                    xe = x.index_select(0, rows[e])
+                    y.index_add_(0, rows[e], F.linear(F.linear(xe, A[e]), B[e]), alpha=scale)
+            return y
+
+        return batched
     if op == "add":
         a, b = randn(spec["n"]), randn(spec["n"])
         return lambda: a + b
     if op == "copy":
         src, dst = randn(spec["n"]), torch.empty(spec["n"], dtype=dt, device=device)
         return lambda: dst.copy_(src)
-    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, add, copy)")
+    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, lora_batched, add, copy)")
 
 
 def fp32_ieee(torch):
