@@ -223,37 +223,61 @@ if (!info.cudaEmu) {
     }
   });
 
-  test('an op without a device kernel throws a TypeError naming the op and the device', () => {
-    // The ops still CPU-only in this version (the core ops, matmul and lowrank.lora run on the devices:
-    // test/device_ops.test.ts, test/dense_devices.test.ts, test/lowrank_devices.test.ts).
-    const f32 = (shape: number[]) => N.fromArray(DTYPE_CODES.float32, shape, new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), EMU, 0);
+  test('float64 has no device kernel: matmul, gemm and the lowrank ops say so with a TypeError, allocating nothing', () => {
+    // Every op runs on the devices in float32 / float16 / bfloat16 (test/device_ops.test.ts,
+    // test/dense_devices.test.ts, test/lowrank_devices.test.ts); float64 is refused by name.
+    const f64 = (shape: number[]) => N.fromArray(DTYPE_CODES.float64, shape, new Float64Array(shape.reduce((a, b) => a * b, 1)).fill(0.5), EMU, 0);
     const i32 = (vals: number[]) => N.fromArray(DTYPE_CODES.int32, [vals.length], Int32Array.from(vals), EMU, 0);
-    const hs = [f32([2, 2]), f32([3, 4]), f32([5, 4]), f32([2, 2, 4]), f32([2, 5, 2]), i32([0, 1, -1]), i32([0, 3]), f32([2]), f32([3, 5])];
-    const [c22, x34, w54, a224, b252, ids, idx, vals, g35] = hs;
-    const d22 = N.fromArray(DTYPE_CODES.float64, [2, 2], new Float64Array(4), EMU, 0);
+    const hs = [f64([2, 2]), f64([3, 4]), f64([5, 4]), f64([2, 2, 4]), f64([2, 5, 2]), i32([0, 1, -1]), i32([0, 3]), f64([2]), f64([3, 5]), f64([3, 2]), f64([4, 2]), f64([2, 4]), f64([5, 2])];
+    const [c22, x34, w54, a224, b252, ids, idx, vals, g35, g32, b42, a24, b52] = hs;
     const cases: [string, () => unknown][] = [
-      ['gemm', () => N.gemm(c22, c22, c22, 1, 0, false, false)],
+      ['matmul', () => N.matmul(c22, c22, false, false)],
+      ['gemm', () => N.gemm(g32, x34, b42, 1, 0, false, false)],
+      ['lowrank.lora', () => N.lowrankLora(x34, w54, a24, b52, 2, 1, null)],
       ['lowrank.loraBatched', () => N.lowrankLoraBatched(x34, w54, a224, b252, ids, 1)],
+      ['lowrank.loraMixture', () => N.lowrankLoraMixture(x34, w54, a224, b252, g32, 1)],
       ['lowrank.spmm', () => N.lowrankSpmm(x34, idx, vals, 5, 4, false)],
       ['lowrank.sddmm', () => N.lowrankSddmm(g35, x34, idx)],
-      ['lowrank.svd', () => N.lowrankSvd(w54, 2, 0, 1, 1)],
     ];
     const before = N.memory()['cuda-emu']?.buffers;
-    for (const [op, fn] of cases) {
-      assert.throws(fn, (e: Error) => e instanceof TypeError && e.message.startsWith(`structura.${op}: `) &&
-        e.message.includes('not implemented on cuda-emu yet (CPU only in this version)'), op);
-    }
-    // float64 matmul has no device kernel (the other float dtypes do): its own message, naming the way out
-    assert.throws(() => N.matmul(d22, d22, false, false), (e: Error) => e instanceof TypeError &&
-      /^structura\.matmul: float64 is not implemented on cuda-emu/.test(e.message) && /CPU/.test(e.message));
+    for (const [op, fn] of cases)
+      assert.throws(fn, (e: Error) => e instanceof TypeError && e.message.startsWith(`structura.${op}: float64 is not implemented on cuda-emu`), op);
     assert.is(N.memory()['cuda-emu']?.buffers, before, 'a refused op allocates nothing');
-    for (const h of [...hs, d22]) N.dispose(h);
-    // the same ops on the CPU run (the refusal is about the device, not the arguments)
-    const x = S.tensor([[1, 2], [3, 4]]);
-    const c = S.zeros([2, 2]);
-    N.gemm(c._h, x._h, x._h, 1, 0, false, false);
-    assert.equal(Array.from(c.dataSync()), [7, 10, 15, 22]);
-    S.dispose([x, c]);
+    for (const h of hs) N.dispose(h);
+  });
+
+  test('gemm on the device: C = alpha·op(A)·op(B) + beta·C + bias in place, equal to the CPU within float32 rounding', () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const M = 7, K = 13, Nn = 9;
+    const fill = (n: number) => Float32Array.from({ length: n }, () => Math.round((2 * r() - 1) * 64) / 64);
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const av = fill(M * K), bv = fill(K * Nn), cv = fill(M * Nn), biasv = fill(Nn);
+      const run = (dev: string) => {
+        const A = S.tensor(av, { shape: ta ? [K, M] : [M, K], device: dev }), B = S.tensor(bv, { shape: tb ? [Nn, K] : [K, Nn], device: dev });
+        const C = S.tensor(cv, { shape: [M, Nn], device: dev }), bias = S.tensor(biasv, { device: dev });
+        N.gemm(C._h, A._h, B._h, 0.5, -1.25, ta, tb, bias._h);
+        const out = C.to('cpu').dataSync();
+        S.dispose([A, B, C, bias]);
+        return out;
+      };
+      const cpu = run('cpu'), dev = run('cuda-emu');
+      // inputs are multiples of 1/64 below 1: every product is exact in float32 and the K + 2 sums are
+      // exact too (|sum| < 2^24 / 64^2) — the devices must agree bit for bit
+      for (let i = 0; i < cpu.length; i++) assert.is(dev[i], cpu[i], `ta=${ta} tb=${tb}: element ${i} (seed ${seed})`);
+    }
+    // a row slice of a wider C is written in place, its neighbours untouched; alpha = 0 reads neither A nor B
+    const wide = S.tensor(Float32Array.from({ length: 4 * 6 }, (_, i) => i), { shape: [4, 6], device: 'cuda-emu' });
+    const view = wide.narrow(1, 1, 3);
+    const A = S.full([4, 2], NaN, { device: 'cuda-emu' }), B = S.full([2, 3], NaN, { device: 'cuda-emu' });
+    N.gemm(view._h, A._h, B._h, 0, 2, false, false);
+    const got = wide.to('cpu').dataSync();
+    for (let i = 0; i < 24; i++) assert.is(got[i], i % 6 >= 1 && i % 6 <= 3 ? 2 * i : i, `wide C element ${i}`);
+    // a column-major C is refused with the reason; the CPU test hook 'probe' too
+    const c34 = S.zeros([3, 4], { device: 'cuda-emu' }), ct = c34.T, z42 = S.zeros([4, 2], { device: 'cuda-emu' }), z23 = S.zeros([2, 3], { device: 'cuda-emu' });
+    assert.throws(() => N.gemm(ct._h, z42._h, z23._h, 1, 0, false, false), (e: Error) => e instanceof RangeError && /unit column stride/.test(e.message));
+    assert.throws(() => N.gemm(view._h, A._h, B._h, 1, 0, false, false, null, 'check'), (e: Error) => e instanceof RangeError && /probe/.test(e.message));
+    S.dispose([wide, view, A, B, c34, ct, z42, z23]);
   });
 
   test('mixing devices throws a TypeError; cuda.synchronize() waits', () => {

@@ -6,6 +6,7 @@
 //     as [K, 1], and that dimension is dropped from c (the trans flag of a 1-D operand is ignored).
 //     float32 and float64 natively; float16 / bfloat16 are computed in float32 and rounded once.
 //   gemm(C, A, B, alpha, beta, transA, transB, bias?, probe?): C[M, N] = alpha·op(A)·op(B) + beta·C (+ bias[N]),
+//     on a device float32 with C row-major (cuda/dense.cu, one launch);
 //     in place, for 2-D float32/float64 tensors with any strides (C may be a view; it must not overlap
 //     itself, A or B). probe is a test hook for the GEMM's per-block epilogue (see run_gemm).
 //   gemmBlocking(dtype) → {mr, nr, kc}: the register tile and K block at the current SIMD level (tests).
@@ -331,6 +332,42 @@ Napi::Value run_gemm(Napi::Env env, Tensor& C, const Tensor& A, const Tensor& B,
   return r;
 }
 
+// gemm on a device (float32): C = alpha·op(A)·op(B) + beta·C + bias in one launch, C row-major
+// (unit column stride) as the kernel writes it; alpha = 0 reads neither A nor B (K = 0 gives the
+// epilogue alone).
+void device_gemm(Napi::Env env, Tensor& C, Tensor A, Tensor B, const Tensor* bias, bool ta, bool tb, int64_t M,
+                 int64_t N, int64_t K, double alpha, double beta) {
+  if (!(N <= 1 || C.strides[1] == 1))
+    throw_range(env, "structura.gemm: on " + C.device().str() + " 'C' must have unit column stride (strides " +
+                         shape_str(C.strides) + "); pass a row-major view");
+  int64_t rs_a, cs_a, rs_b, cs_b;
+  matrix_strides(A, ta, rs_a, cs_a);
+  matrix_strides(B, tb, rs_b, cs_b);
+  structura_gemm_params p{};
+  p.dtype = p.out_dtype = STRUCTURA_DT_F32;
+  if (!dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda)) {
+    A = contiguous(A);
+    matrix_strides(A, ta, rs_a, cs_a);
+    dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda);
+  }
+  if (!dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb)) {
+    B = contiguous(B);
+    matrix_strides(B, tb, rs_b, cs_b);
+    dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb);
+  }
+  Tensor b;
+  if (bias) b = bias->strides[0] == 1 || N <= 1 ? *bias : contiguous(*bias);
+  p.out = C.raw();
+  p.ldc = M <= 1 ? N : C.strides[0];
+  p.m = M, p.n = N, p.k = alpha == 0 ? 0 : K, p.batch = 1;
+  p.a = A.raw(), p.b = B.raw();
+  p.alpha = (float)alpha;
+  p.beta = (float)beta;
+  p.c = beta != 0 ? C.raw() : nullptr;
+  p.bias = bias ? b.raw() : nullptr;
+  device_launch(env, "gemm", C.device(), [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &p, nullptr); });
+}
+
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Tensor C = unwrap(info[0], "C");
@@ -341,7 +378,9 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   if (A.device() != C.device() || B.device() != C.device())
     throw_type(env, "structura.gemm: 'C', 'A' and 'B' must be on one device, got " + C.device().str() + ", " +
                         A.device().str() + " and " + B.device().str());
-  require_cpu(env, C, "gemm", "C");
+  if (C.device().type != DeviceType::cpu && C.dtype == DType::f64)
+    throw_type(env, "structura.gemm: float64 is not implemented on " + C.device().str() +
+                        " (float32 is); compute on the CPU");
   if (C.dtype != DType::f32 && C.dtype != DType::f64)
     throw_type(env, std::string("structura.gemm: 'C' must be float32 or float64, got ") + dtype_name(C.dtype));
   require_dtype(env, A, C.dtype, "gemm", "A");
@@ -388,6 +427,11 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   int64_t rs_a, cs_a, rs_b, cs_b;
   matrix_strides(A, ta, rs_a, cs_a);
   matrix_strides(B, tb, rs_b, cs_b);
+  if (C.device().type != DeviceType::cpu) {
+    if (!probe.empty()) throw_range(env, "structura.gemm: 'probe' tests the CPU GEMM's epilogue hook; C is on " + C.device().str());
+    device_gemm(env, C, A, B, bias, ta, tb, M, N, Ka, alpha, beta);
+    return env.Undefined();
+  }
   if (C.dtype == DType::f64)
     return run_gemm<double>(env, C, A, B, bias, M, N, Ka, alpha, beta, rs_a, cs_a, rs_b, cs_b, probe);
   return run_gemm<float>(env, C, A, B, bias, M, N, Ka, alpha, beta, rs_a, cs_a, rs_b, cs_b, probe);
