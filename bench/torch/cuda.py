@@ -118,13 +118,20 @@ def make_case(torch, spec, device):
             return y
 
         return batched
+    if op in ("sum", "softmax"):
+        x = randn(spec["m"], spec["n"])
+        return (lambda: x.sum(-1)) if op == "sum" else (lambda: torch.softmax(x, -1))
+    if op == "cross_entropy":
+        logits = randn(spec["m"], spec["n"])
+        labels = (torch.arange(spec["m"], device=device) * 7919) % spec["n"]
+        return lambda: F.cross_entropy(logits, labels)
     if op == "add":
         a, b = randn(spec["n"]), randn(spec["n"])
         return lambda: a + b
     if op == "copy":
         src, dst = randn(spec["n"]), torch.empty(spec["n"], dtype=dt, device=device)
         return lambda: dst.copy_(src)
-    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, lora_batched, add, copy)")
+    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, lora_batched, sum, softmax, cross_entropy, add, copy)")
 
 
 def fp32_ieee(torch):
