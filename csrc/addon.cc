@@ -7,7 +7,7 @@
 #include "cpu/cpuinfo.h"
 #include "device.h"
 #include "ops/ops.h"
-#include "structura_cuda.h"
+#include "cuda_abi.h"
 #include "tensor.h"
 #include "threadpool.h"
 
@@ -93,6 +93,17 @@ static Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The threshold (bytes) above which host↔device copies go through cuda/runtime.cu's pinned staging
+// buffers (0: never), for 'cuda' and 'cuda-emu' alike; returns the previous one. For benchmarks.
+static Napi::Value SetCopyStaging(const Napi::CallbackInfo& info) {
+  const size_t bytes = (size_t)get_int(info, 0, "bytes", 0, int64_t(1) << 50);
+  const size_t old = structura_cuda_set_staging(bytes);
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  structura_emu_cuda_set_staging(bytes);
+#endif
+  return Napi::Number::New(info.Env(), (double)old);
+}
+
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   set_num_threads((int)get_int(info, 0, "n", 1, 256));
   return info.Env().Undefined();
@@ -114,12 +125,17 @@ static Napi::Value SetSimd(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  structura_cuda_set_host_memcpy(host_memcpy_parallel);
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  structura_emu_cuda_set_host_memcpy(host_memcpy_parallel);
+#endif
   set_thread_env(env);
   napi_add_env_cleanup_hook(env, [](void*) { set_thread_env(nullptr); }, nullptr);
   exports.Set("backend", Napi::Function::New(env, Backend, "backend"));
   exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
+  exports.Set("setCopyStaging", Napi::Function::New(env, SetCopyStaging, "setCopyStaging"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));

@@ -37,6 +37,13 @@ int structura_cuda_memcpy_h2d(int, void*, const void*, size_t, void*) { return k
 int structura_cuda_memcpy_d2h(int, void*, const void*, size_t, void*) { return kNoDevice; }
 int structura_cuda_memcpy_d2d(int, void*, const void*, size_t, void*) { return kNoDevice; }
 int structura_cuda_stream_synchronize(int, void*) { return kNoDevice; }
+void structura_cuda_set_host_memcpy(structura_host_memcpy_fn) {}
+size_t structura_cuda_set_staging(size_t min_bytes) {  // kept, so that setCopyStaging reads back alike
+  static size_t threshold = size_t(32) << 20;
+  const size_t old = threshold;
+  threshold = min_bytes;
+  return old;
+}
 int structura_cuda_mem_info(int, size_t* free_bytes, size_t* total_bytes) {
   *free_bytes = *total_bytes = 0;
   return kNoDevice;

@@ -14,6 +14,8 @@
 // the tensor, not the size class.
 #include "device.h"
 
+#include <algorithm>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -22,6 +24,7 @@
 // structura_* (nvcc build, or csrc/cuda_none.cc) and structura_emu_* (cuda/*.cu built for the
 // emulator), and STRUCTURA_KERNEL to pick one
 #include "cuda_abi.h"
+#include "threadpool.h"
 #ifdef STRUCTURA_HAVE_CUDA_EMU
 #include "emu/structura_emu.h"
 #endif
@@ -250,6 +253,15 @@ void device_copy_d2h(const Device& d, void* dst, const void* src, size_t bytes, 
 void device_copy_d2d(const Device& d, void* dst, const void* src, size_t bytes, const char* what) {
   if (!bytes) return;
   if (int rc = api(d).memcpy_d2d(d.index, dst, src, bytes, kDefaultStream)) fail(d, what, rc);
+}
+
+void host_memcpy_parallel(void* dst, const void* src, size_t bytes) {
+  constexpr size_t kPiece = size_t(1) << 20;
+  const int64_t pieces = (int64_t)((bytes + kPiece - 1) / kPiece);
+  parallel_for(pieces, 1, [&](int64_t a, int64_t b) {
+    const size_t lo = (size_t)a * kPiece, hi = std::min(bytes, (size_t)b * kPiece);
+    std::memcpy(static_cast<char*>(dst) + lo, static_cast<const char*>(src) + lo, hi - lo);
+  });
 }
 
 void device_synchronize(const Device& d, const char* what) {

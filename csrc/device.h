@@ -44,6 +44,9 @@ void device_copy_d2d(const Device& d, void* dst, const void* src, size_t bytes, 
 void device_synchronize(const Device& d, const char* what);
 // Waits for every device of every type that has allocated memory.
 void synchronize_all(const char* what);
+// memcpy split over the thread pool in 1 MiB pieces: the host side of cuda/runtime.cu's staged copies
+// (the addon installs it at load).
+void host_memcpy_parallel(void* dst, const void* src, size_t bytes);
 
 // t on `dev`: t itself when it is already there; otherwise a fresh contiguous copy (device ↔ host by
 // the copy engine, device ↔ other device through the host). Only contiguous data crosses; a strided

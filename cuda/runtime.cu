@@ -1,6 +1,7 @@
 // runtime.cu — device discovery for backend() (how many GPUs, their names, and why there are none)
 // and the device-memory C ABI the addon's caching allocator (csrc/device.cc) sits on: malloc/free,
-// stream-ordered memset and h2d/d2h/d2d copies, stream synchronize, and error reports.
+// stream-ordered memset and h2d/d2h/d2d copies (large host copies through pinned staging buffers),
+// stream synchronize, and error reports.
 // cudart is linked statically and dlopens libcuda.so.1, so a machine without the driver lands here
 // with cudaErrorInsufficientDriver / cudaErrorNoDevice and the CPU backend carries on.
 // The same file builds the emulated device (STRUCTURA_CUDA_EMU: names structura_emu_*, see
@@ -9,6 +10,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "structura_cuda.h"
 #ifdef STRUCTURA_CUDA_EMU
@@ -93,13 +95,122 @@ static int copy(int device, void* dst, const void* src, size_t bytes, cudaMemcpy
   if (e == cudaSuccess) e = cudaMemcpyAsync(dst, src, bytes, kind, (cudaStream_t)stream);
   return result(e);
 }
-// From pageable host memory, cudaMemcpyAsync returns once the source has been staged, so the caller
-// may free or change it right away.
-extern "C" int STRUCTURA_CUDA_FN(cuda_memcpy_h2d)(int device, void* dst, const void* src, size_t bytes, void* stream) {
-  return copy(device, dst, src, bytes, cudaMemcpyHostToDevice, stream);
+
+// ---- pinned staging of large host copies ----------------------------------------------------------
+// The copy engine reads and writes only pinned host memory; from pageable memory the driver stages
+// through small buffers of its own. Copies of at least g_stage_min bytes go through two pinned
+// buffers of kStageChunk bytes per device instead, so that the host memcpy into (or out of) one
+// overlaps the DMA of the other, and the memcpy runs on the addon's threads. An event per buffer says
+// when its DMA is done. The buffers are made on first use; if that fails the copy takes the driver's path.
+namespace {
+constexpr size_t kStageChunk = size_t(8) << 20;
+// The host side of a staged copy: the addon passes a memcpy that splits the chunk over its thread
+// pool (one thread's memcpy, ~10 GB/s, would be slower than PCIe; the driver's own staging is one thread).
+structura_host_memcpy_fn g_memcpy = nullptr;
+void host_memcpy(void* dst, const void* src, size_t n) {
+  if (g_memcpy) g_memcpy(dst, src, n);
+  else std::memcpy(dst, src, n);
 }
+constexpr int kMaxStagedDevices = 64;
+size_t g_stage_min = size_t(32) << 20;
+std::mutex g_stage_mu;  // one staged copy at a time (the buffers are shared); guards g_stage_min too
+struct Staging {
+  void* buf[2] = {nullptr, nullptr};
+  cudaEvent_t done[2] = {nullptr, nullptr};
+  bool failed = false;
+} g_stage[kMaxStagedDevices];
+
+// The device's staging buffers (device current), or nullptr.
+Staging* staging(int device) {
+  if (device < 0 || device >= kMaxStagedDevices) return nullptr;
+  Staging& st = g_stage[device];
+  if (st.failed) return nullptr;
+  if (st.buf[0]) return &st;
+  for (int i = 0; i < 2; i++) {
+    if (cudaMallocHost(&st.buf[i], kStageChunk) != cudaSuccess ||
+        cudaEventCreateWithFlags(&st.done[i], cudaEventDisableTiming) != cudaSuccess) {
+      cudaGetLastError();
+      st.failed = true;
+      return nullptr;
+    }
+  }
+  return &st;
+}
+
+// Host → device through the pinned buffers. Returns when every source byte is in a pinned buffer
+// (the caller may free the source), the last DMA possibly still running.
+cudaError_t staged_h2d(Staging& st, char* dst, const char* src, size_t bytes, cudaStream_t s) {
+  for (size_t off = 0, k = 0; off < bytes; off += kStageChunk, k++) {
+    const int i = (int)(k & 1);
+    const size_t n = bytes - off < kStageChunk ? bytes - off : kStageChunk;
+    if (cudaError_t e = cudaEventSynchronize(st.done[i])) return e;  // its previous DMA has read it
+    host_memcpy(st.buf[i], src + off, n);
+    if (cudaError_t e = cudaMemcpyAsync(dst + off, st.buf[i], n, cudaMemcpyHostToDevice, s)) return e;
+    if (cudaError_t e = cudaEventRecord(st.done[i], s)) return e;
+  }
+  return cudaSuccess;
+}
+
+// Device → host through the pinned buffers: chunk k+1's DMA runs while chunk k is copied out.
+// Returns with every byte in dst (stream order: after the work queued before it).
+cudaError_t staged_d2h(Staging& st, char* dst, const char* src, size_t bytes, cudaStream_t s) {
+  const size_t chunks = (bytes + kStageChunk - 1) / kStageChunk;
+  auto issue = [&](size_t k) -> cudaError_t {
+    const int i = (int)(k & 1);
+    const size_t off = k * kStageChunk, n = bytes - off < kStageChunk ? bytes - off : kStageChunk;
+    if (cudaError_t e = cudaMemcpyAsync(st.buf[i], src + off, n, cudaMemcpyDeviceToHost, s)) return e;
+    return cudaEventRecord(st.done[i], s);
+  };
+  if (cudaError_t e = issue(0)) return e;
+  for (size_t k = 0; k < chunks; k++) {
+    if (k + 1 < chunks)
+      if (cudaError_t e = issue(k + 1)) return e;  // its buffer was copied out in step k − 1
+    const int i = (int)(k & 1);
+    const size_t off = k * kStageChunk, n = bytes - off < kStageChunk ? bytes - off : kStageChunk;
+    if (cudaError_t e = cudaEventSynchronize(st.done[i])) return e;
+    host_memcpy(dst + off, st.buf[i], n);
+  }
+  return cudaSuccess;
+}
+
+int host_copy(int device, void* dst, const void* src, size_t bytes, bool to_device, void* stream) {
+  if (!bytes) return 0;
+  {
+    std::lock_guard<std::mutex> lock(g_stage_mu);
+    if (g_stage_min && bytes >= g_stage_min) {
+      cudaError_t e = cudaSetDevice(device);
+      if (e != cudaSuccess) return result(e);
+      if (Staging* st = staging(device)) {
+        e = to_device ? staged_h2d(*st, (char*)dst, (const char*)src, bytes, (cudaStream_t)stream)
+                      : staged_d2h(*st, (char*)dst, (const char*)src, bytes, (cudaStream_t)stream);
+        return result(e);
+      }
+    }
+  }
+  return copy(device, dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost, stream);
+}
+}  // namespace
+
+extern "C" void STRUCTURA_CUDA_FN(cuda_set_host_memcpy)(structura_host_memcpy_fn fn) {
+  std::lock_guard<std::mutex> lock(g_stage_mu);
+  g_memcpy = fn;
+}
+
+extern "C" size_t STRUCTURA_CUDA_FN(cuda_set_staging)(size_t min_bytes) {
+  std::lock_guard<std::mutex> lock(g_stage_mu);
+  const size_t old = g_stage_min;
+  g_stage_min = min_bytes;
+  return old;
+}
+
+// From pageable host memory, cudaMemcpyAsync returns once the source has been staged, so the caller
+// may free or change it right away; the same holds for our own staging.
+extern "C" int STRUCTURA_CUDA_FN(cuda_memcpy_h2d)(int device, void* dst, const void* src, size_t bytes, void* stream) {
+  return host_copy(device, dst, src, bytes, true, stream);
+}
+// The caller synchronizes the stream before reading dst (the staged path has already waited).
 extern "C" int STRUCTURA_CUDA_FN(cuda_memcpy_d2h)(int device, void* dst, const void* src, size_t bytes, void* stream) {
-  return copy(device, dst, src, bytes, cudaMemcpyDeviceToHost, stream);
+  return host_copy(device, dst, src, bytes, false, stream);
 }
 extern "C" int STRUCTURA_CUDA_FN(cuda_memcpy_d2d)(int device, void* dst, const void* src, size_t bytes, void* stream) {
   return copy(device, dst, src, bytes, cudaMemcpyDeviceToDevice, stream);

@@ -60,6 +60,15 @@ int STRUCTURA_CUDA_FN(cuda_memcpy_h2d)(int device, void* dst, const void* src, s
 int STRUCTURA_CUDA_FN(cuda_memcpy_d2h)(int device, void* dst, const void* src, size_t bytes, void* stream);
 int STRUCTURA_CUDA_FN(cuda_memcpy_d2d)(int device, void* dst, const void* src, size_t bytes, void* stream);
 int STRUCTURA_CUDA_FN(cuda_stream_synchronize)(int device, void* stream);
+/* Host copies of at least min_bytes go through two pinned staging buffers of cuda/runtime.cu (0: never;
+ * the default is 32 MiB); returns the previous threshold. */
+size_t STRUCTURA_CUDA_FN(cuda_set_staging)(size_t min_bytes);
+/* The memcpy the staged copies use on the host side (NULL: memcpy); the addon gives a parallel one. */
+#ifndef STRUCTURA_CUDA_HOST_MEMCPY_FN
+#define STRUCTURA_CUDA_HOST_MEMCPY_FN
+typedef void (*structura_host_memcpy_fn)(void* dst, const void* src, size_t bytes);
+#endif
+void STRUCTURA_CUDA_FN(cuda_set_host_memcpy)(structura_host_memcpy_fn fn);
 /* Free and total memory of the device. */
 int STRUCTURA_CUDA_FN(cuda_mem_info)(int device, size_t* free_bytes, size_t* total_bytes);
 /* Describes the error `code` returned by a call or launcher above ("cudaErrorIllegalAddress: ...";

@@ -152,6 +152,8 @@ export interface NativeBinding {
   synchronize(): void;
   /** Gives the caching allocator's free blocks of a device type (1 cuda, 2 cuda-emu) back to the device. */
   emptyCache(device: number): void;
+  /** Host↔device copies of at least `bytes` go through pinned staging buffers (0: never; default 32 MiB). Returns the previous threshold. */
+  setCopyStaging(bytes: number): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
 }

@@ -75,6 +75,27 @@ if (!info.cudaEmu) {
     }
   });
 
+  withSeed('host copies through the pinned staging buffers (cuda/runtime.cu) are bit-exact: one chunk, several, odd lengths', (r) => {
+    // the threshold down to 1 KiB so that these sizes take the staged path (8 MiB chunks, two buffers);
+    // 2.5M + 3 float32 is 10 MB: two chunks, the second partial; 5M + 1 uint8 one partial chunk; 2.1M + 1
+    // float64 three chunks (both buffers reused)
+    const old = N.setCopyStaging(1024);
+    try {
+      for (const [dt, n] of [['float32', 2_500_003], ['uint8', 5_000_001], ['float64', 2_100_001], ['float32', 300]] as [DType, number][]) {
+        const bits = randomBits(dt, n, r);
+        const cpu = N.fromArray(DTYPE_CODES[dt], [n], bits, CPU, 0);
+        const up = N.to(cpu, EMU, 0);
+        const back = N.to(up, CPU, 0);
+        sameBits(N.readRaw(back), bits, `${dt}[${n}] cpu → cuda-emu → cpu, staged`);
+        sameBits(N.readRaw(up), bits, `${dt}[${n}] readRaw of the device copy, staged`);
+        for (const x of [cpu, up, back]) N.dispose(x);
+      }
+    } finally {
+      assert.is(N.setCopyStaging(old), 1024);
+    }
+    assert.is(old, 32 * 2 ** 20, 'the default threshold is 32 MiB');
+  });
+
   withSeed('the public API moves tensors between devices; strided device views read in logical order', (r) => {
     for (const [m, k] of [[1, 1], [3, 5], [17, 4], [2, 129]]) {
       const vals = Array.from({ length: m * k }, () => Math.round((r() - 0.5) * 1000) / 8);

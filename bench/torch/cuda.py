@@ -125,13 +125,22 @@ def make_case(torch, spec, device):
         logits = randn(spec["m"], spec["n"])
         labels = (torch.arange(spec["m"], device=device) * 7919) % spec["n"]
         return lambda: F.cross_entropy(logits, labels)
+    if op in ("h2d", "d2h"):
+        pinned = bool(spec.get("pinned", False))
+        host = torch.randn(spec["n"], dtype=dt)
+        if pinned:
+            host = host.pin_memory()
+        if op == "h2d":
+            return lambda: host.to(device, non_blocking=pinned)
+        dev, out = host.to(device), torch.empty(spec["n"], dtype=dt, pin_memory=pinned)
+        return lambda: out.copy_(dev, non_blocking=pinned)
     if op == "add":
         a, b = randn(spec["n"]), randn(spec["n"])
         return lambda: a + b
     if op == "copy":
         src, dst = randn(spec["n"]), torch.empty(spec["n"], dtype=dt, device=device)
         return lambda: dst.copy_(src)
-    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, lora_batched, sum, softmax, cross_entropy, add, copy)")
+    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, lora_batched, sum, softmax, cross_entropy, h2d, d2h, add, copy)")
 
 
 def fp32_ieee(torch):
