@@ -1,0 +1,488 @@
+// conformance/lowrank_family.ts — the rest of the lowrank family on a device: loraBatched, loraMixture,
+// sparsePlusLowRank (forward per dtype, gradients), svd and bad input. Registered next to
+// registerLowrank (conformance/lowrank.ts) by test/lowrank_devices.test.ts and test/gpu/lowrank.test.ts.
+//
+// Forward: seeded inputs rounded to the dtype, the op on the device into a NaN-poisoned block, every
+// element against the float64 reference of those inputs. The device computes (u = 2⁻²⁴, u_dt = 2⁻¹¹ /
+// 2⁻⁸): T[m, c] = round_dt(scale·g·(x·Aᵀ)) with float32 dot products (sparsePlusLowRank: T = round_dt(x·Aᵀ)),
+// then y = round_dt(float32 sum of x·Wᵀ (or bias and the S·x terms) and T·Bᵀ), any order. Per element
+//   float32:       |y − ref| ≤ n·u·Sabs
+//   float16/bf16:  |y − ref| ≤ u_dt·|ref| + u_dt·(1 + u_dt)·L + t·Σ_c|B_c| + n·u·Sabs·(1 + u_dt)² + tiny
+// with n = in + R + 4 (R = rank of the adapters side by side: used ids·r for batched, E·r for the mixture;
+// sparsePlusLowRank n = in + r + nnz of the row + 4), Sabs the same sum over absolute values of every
+// product, L = Σ_c |scale·g·(x·Aᵀ)_c·B_c| (exact T: |round(a) − a| ≤ u_dt·|a|, the float32 error of a
+// lies in Sabs), t = 2⁻²⁵ the absolute rounding of a float16 subnormal T (0 otherwise) and tiny = 2⁻²⁴
+// for a float16 subnormal y. Over an output of ≥ 64 elements ‖y − ref‖ ≤ 2·‖ref_dt − ref‖ (DESIGN §5),
+// ref_dt the unfused op in the dtype (each matmul, scaling and sum rounded).
+// Gradients (float32, small): device and CPU each lie within γ_n·|grad| of the exact gradient, where
+// |grad| is the same backward run in float64 on |inputs| (every gradient is a sum of products of the
+// inputs, so that is the sum of their magnitudes) and n bounds the chain of float32 sums.
+import * as assert from 'uvu/assert';
+import * as S from '../../lib/index';
+import type { Tensor } from '../../lib/index';
+import { roundTo } from '../reference/core';
+import { freshSeed, rng, throwsLike } from '../helpers';
+
+type Test = (name: string, fn: () => void | Promise<void>) => void;
+type DT = 'float32' | 'float16' | 'bfloat16';
+const U: Record<DT, number> = { float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 };
+const TINY: Record<DT, number> = { float32: 0, float16: 2 ** -24, bfloat16: 0 };
+const TINY_T: Record<DT, number> = { float32: 0, float16: 2 ** -25, bfloat16: 0 };
+const u32 = 2 ** -24;
+
+function onDevice(v: ArrayLike<number>, shape: number[], dt: DT | 'float64' | 'int32', dev: string): Tensor {
+  const c = dt === 'int32' ? S.tensor(Int32Array.from(v), { shape, dtype: 'int32' }) : S.tensor(Float64Array.from(v), { shape, dtype: 'float64' });
+  const h = dt === 'int32' || dt === 'float64' ? c : c.cast(dt);
+  const t = h.to(dev);
+  if (h !== c) h.dispose();
+  c.dispose();
+  return t;
+}
+
+function values(r: () => number, len: number, dt: DT, amp = 1): Float64Array {
+  const v = new Float64Array(len);
+  for (let i = 0; i < len; i++) v[i] = roundTo(dt, amp * (2 * r() - 1));
+  return v;
+}
+
+/** The reference of one output with its error scales (see the header). */
+interface Ref { ref: Float64Array; sabs: Float64Array; low: Float64Array; lowB: Float64Array; n: Float64Array; refDt: Float64Array }
+function newRef(len: number): Ref {
+  const f = () => new Float64Array(len);
+  return { ref: f(), sabs: f(), low: f(), lowB: f(), n: f(), refDt: f() };
+}
+
+function checkOutput(what: string, y: Tensor, shape: number[], dt: DT, R: Ref): void {
+  assert.equal(y.shape, shape, `${what}: shape`);
+  assert.is(y.dtype, dt, `${what}: dtype`);
+  const host = y.to('cpu');
+  const got = host.dataSync();
+  host.dispose();
+  const u = U[dt];
+  let num = 0, refErr = 0;
+  for (let e = 0; e < got.length; e++) {
+    const g = Number(got[e]), want = R.ref[e], acc = R.n[e] * u32 * R.sabs[e];
+    const bound = dt === 'float32' ? acc : u * Math.abs(want) + u * (1 + u) * R.low[e] + TINY_T[dt] * R.lowB[e] + acc * (1 + u) ** 2 + TINY[dt];
+    const err = Math.abs(g - want);
+    if (!(err <= bound)) assert.unreachable(`${what}: element ${e} is ${g}, reference ${want}, error ${err.toExponential(3)} > bound ${bound.toExponential(3)}`);
+    num += err * err;
+    refErr += (R.refDt[e] - want) ** 2;
+  }
+  // a norm over few elements says nothing: the per-element bound above is the check there
+  if (dt !== 'float32' && got.length >= 64)
+    assert.ok(Math.sqrt(num) <= 2 * Math.sqrt(refErr), `${what}: ‖y − ref‖ = ${Math.sqrt(num).toExponential(3)} > 2·‖ref_${dt} − ref‖ = ${(2 * Math.sqrt(refErr)).toExponential(3)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// loraBatched / loraMixture
+
+export interface AdapterCase {
+  m: number;
+  k: number; // in
+  n: number; // out
+  r: number;
+  E: number;
+  scale: number;
+  /** batched: explicit ids, 'random' (−1 first, repeats, adapter 1 unused when E > 2; M = 1: adapter E − 1) or 'none' (all −1). */
+  ids?: number[] | 'random' | 'none';
+}
+
+function makeIds(r: () => number, c: AdapterCase): number[] {
+  if (Array.isArray(c.ids)) return c.ids;
+  const ids: number[] = [];
+  for (let i = 0; i < c.m; i++) {
+    let v = c.ids === 'none' ? -1 : Math.floor(r() * (c.E + 1)) - 1;
+    if (c.E > 2 && v === 1) v = 0;
+    ids.push(v);
+  }
+  if (c.m > 1) ids[0] = -1;
+  else if (c.ids === 'random') ids[0] = c.E - 1; // a single row uses an adapter
+  return ids;
+}
+
+/** Gates in [−1, 1] with about a quarter zeros, adapter 1 gated off (E > 2) and row 1 all zero (M > 2). */
+function makeGates(r: () => number, c: AdapterCase, dt: DT): Float64Array {
+  const g = values(r, c.m * c.E, dt);
+  for (let i = 0; i < g.length; i++) if (r() < 0.25) g[i] = 0;
+  for (let m = 0; m < c.m; m++) if (c.E > 2) g[m * c.E + 1] = 0;
+  if (c.m > 2) for (let e = 0; e < c.E; e++) g[c.E + e] = 0;
+  return g;
+}
+
+export function checkAdapters(dev: string, dt: DT, kind: 'batched' | 'mixture', c: AdapterCase, seed: number): void {
+  const r = rng(seed);
+  const { m: M, k: K, n: N, r: rk, E, scale } = c;
+  const x = values(r, M * K, dt), W = values(r, N * K, dt), A = values(r, E * rk * K, dt), B = values(r, E * N * rk, dt);
+  const ids = kind === 'batched' ? makeIds(r, c) : [];
+  const gates = kind === 'mixture' ? makeGates(r, c, dt) : new Float64Array(0);
+  const gate = (i: number, e: number) => (kind === 'mixture' ? gates[i * E + e] : ids[i] === e ? 1 : 0);
+  const Rtot = kind === 'mixture' ? E * rk : new Set(ids.filter((v) => v >= 0)).size * rk;
+  const rd = (v: number) => roundTo(dt, v);
+  const R = newRef(M * N);
+  R.n.fill(K + Rtot + 4);
+  const T = new Float64Array(E * rk), Tabs = new Float64Array(E * rk);
+  for (let i = 0; i < M; i++) {
+    for (let e = 0; e < E; e++)
+      for (let j = 0; j < rk; j++) {
+        let s = 0, sa = 0;
+        if (gate(i, e) !== 0)
+          for (let p = 0; p < K; p++) {
+            const t = x[i * K + p] * A[(e * rk + j) * K + p];
+            s += t;
+            sa += Math.abs(t);
+          }
+        T[e * rk + j] = s;
+        Tabs[e * rk + j] = sa;
+      }
+    for (let o = 0; o < N; o++) {
+      let d = 0, da = 0;
+      for (let p = 0; p < K; p++) {
+        const t = x[i * K + p] * W[o * K + p];
+        d += t;
+        da += Math.abs(t);
+      }
+      const el = i * N + o;
+      let low = 0, sab = da, L = 0, LB = 0, dtAcc = rd(d);
+      for (let e = 0; e < E; e++) {
+        const g = gate(i, e);
+        if (g === 0) continue;
+        let l = 0, la = 0, lh = 0, lb = 0;
+        for (let j = 0; j < rk; j++) {
+          const b = B[(e * N + o) * rk + j];
+          l += T[e * rk + j] * b;
+          la += Tabs[e * rk + j] * Math.abs(b);
+          L += Math.abs(scale * g * T[e * rk + j] * b);
+          lh += rd(T[e * rk + j]) * b;
+          lb += Math.abs(b);
+        }
+        low += scale * g * l;
+        sab += Math.abs(scale * g) * la;
+        LB += lb;
+        const term = rd(scale * rd(lh));
+        dtAcc = rd(dtAcc + (kind === 'mixture' ? rd(g * term) : term));
+      }
+      R.ref[el] = d + low;
+      R.sabs[el] = sab;
+      R.low[el] = L;
+      R.lowB[el] = LB;
+      R.refDt[el] = dtAcc;
+    }
+  }
+  const tx = onDevice(x, [M, K], dt, dev), tW = onDevice(W, [N, K], dt, dev), tA = onDevice(A, [E, rk, K], dt, dev), tB = onDevice(B, [E, N, rk], dt, dev);
+  const sel = kind === 'batched' ? onDevice(ids, [M], 'int32', dev) : onDevice(gates, [M, E], dt, dev);
+  const what = `lowrank.lora${kind === 'batched' ? 'Batched' : 'Mixture'} ${dt} on ${dev}: x [${M}, ${K}], out ${N}, r ${rk}, E ${E}, scale ${scale}${kind === 'batched' ? `, ids [${ids.length <= 20 ? ids.join(', ') : ids.slice(0, 20).join(', ') + ', …'}]` : ''}`;
+  let y: Tensor | null = null;
+  try {
+    S.full([M, N], NaN, { dtype: dt, device: dev }).dispose();
+    y = kind === 'batched' ? S.lowrank.loraBatched(tx, tW, tA, tB, sel, { scale }) : S.lowrank.loraMixture(tx, tW, tA, tB, sel, { scale });
+    checkOutput(what, y, [M, N], dt, R);
+  } finally {
+    for (const t of [tx, tW, tA, tB, sel, y]) t?.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// sparsePlusLowRank
+
+export interface SparseCase {
+  m: number;
+  k: number;
+  n: number;
+  r: number;
+  /** Chance of each position of S (0: nnz = 0 unless fullRow). */
+  density: number;
+  /** A row of S with every column set. */
+  fullRow?: number;
+  bias?: boolean;
+}
+
+export function checkSparse(dev: string, dt: DT, c: SparseCase, seed: number): void {
+  const r = rng(seed);
+  const { m: M, k: K, n: N, r: rk } = c;
+  const x = values(r, M * K, dt), A = values(r, rk * K, dt), B = values(r, N * rk, dt), bias = values(r, N, dt);
+  const idx: number[] = [], rowStart = new Int32Array(N + 1);
+  for (let o = 0; o < N; o++) {
+    rowStart[o] = idx.length;
+    for (let p = 0; p < K; p++) if (o === c.fullRow || r() < c.density) idx.push(o * K + p);
+  }
+  rowStart[N] = idx.length;
+  const sv = values(r, idx.length, dt);
+  const rd = (v: number) => roundTo(dt, v);
+  const R = newRef(M * N);
+  const T = new Float64Array(rk), Tabs = new Float64Array(rk);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < rk; j++) {
+      let s = 0, sa = 0;
+      for (let p = 0; p < K; p++) {
+        const t = x[i * K + p] * A[j * K + p];
+        s += t;
+        sa += Math.abs(t);
+      }
+      T[j] = s;
+      Tabs[j] = sa;
+    }
+    for (let o = 0; o < N; o++) {
+      let l = 0, la = 0, lh = 0, lb = 0, L = 0;
+      for (let j = 0; j < rk; j++) {
+        const b = B[o * rk + j];
+        l += T[j] * b;
+        L += Math.abs(T[j] * b);
+        la += Tabs[j] * Math.abs(b);
+        lh += rd(T[j]) * b;
+        lb += Math.abs(b);
+      }
+      let sp = 0, spa = 0;
+      for (let q = rowStart[o]; q < rowStart[o + 1]; q++) {
+        const t = sv[q] * x[i * K + (idx[q] - o * K)];
+        sp += t;
+        spa += Math.abs(t);
+      }
+      const bv = c.bias ? bias[o] : 0, el = i * N + o;
+      R.ref[el] = l + sp + bv;
+      R.sabs[el] = la + spa + Math.abs(bv);
+      R.low[el] = L;
+      R.lowB[el] = lb;
+      R.n[el] = K + rk + (rowStart[o + 1] - rowStart[o]) + 4;
+      R.refDt[el] = rd(rd(rd(lh) + rd(sp)) + bv);
+    }
+  }
+  const tx = onDevice(x, [M, K], dt, dev), tA = onDevice(A, [rk, K], dt, dev), tB = onDevice(B, [N, rk], dt, dev);
+  const ti = onDevice(idx, [idx.length], 'int32', dev), tv = onDevice(sv, [idx.length], dt, dev), tb = onDevice(bias, [N], dt, dev);
+  const what = `lowrank.sparsePlusLowRank ${dt} on ${dev}: x [${M}, ${K}], out ${N}, r ${rk}, nnz ${idx.length}${c.fullRow !== undefined ? `, row ${c.fullRow} full` : ''}${c.bias ? ', bias' : ''}`;
+  let y: Tensor | null = null;
+  try {
+    S.full([M, N], NaN, { dtype: dt, device: dev }).dispose();
+    y = S.lowrank.sparsePlusLowRank(tx, tA, tB, { indices: ti, values: tv, shape: [N, K] }, { bias: c.bias ? tb : undefined });
+    checkOutput(what, y, [M, N], dt, R);
+  } finally {
+    for (const t of [tx, tA, tB, ti, tv, tb, y]) t?.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gradients: the device against the CPU
+
+interface GradSpec {
+  /** Differentiable inputs: name, shape, float32-representable values. */
+  params: { name: string; shape: number[]; v: Float64Array }[];
+  /** The op on the params (on device d, in dtype dt); returns y and tensors to keep alive until backward. */
+  call: (ps: Tensor[], d: string, dt: 'float32' | 'float64', abs: boolean) => { y: Tensor; keep: Tensor[] };
+  /** Longest chain of float32 operations behind one gradient element. */
+  chain: number;
+}
+
+function gradsOf(spec: GradSpec, gOut: Float64Array, d: string, dt: 'float32' | 'float64', abs: boolean): Float64Array[] {
+  const f = (v: Float64Array) => (abs ? v.map(Math.abs) : v);
+  const ps = spec.params.map((p) => {
+    const t = onDevice(f(p.v), p.shape, dt as DT, d);
+    t.requiresGrad = true;
+    return t;
+  });
+  const { y, keep } = spec.call(ps, d, dt, abs);
+  const g = onDevice(f(gOut), y.shape, dt as DT, d);
+  try {
+    y.backward(g);
+    return ps.map((t) => {
+      const h = t.grad!.to('cpu');
+      const out = Float64Array.from(h.dataSync());
+      h.dispose();
+      return out;
+    });
+  } finally {
+    for (const t of [...ps, y, g, ...keep]) t.dispose();
+  }
+}
+
+function checkGrads(dev: string, what: string, spec: GradSpec, gOut: Float64Array): void {
+  const cpu = gradsOf(spec, gOut, 'cpu', 'float32', false);
+  const got = gradsOf(spec, gOut, dev, 'float32', false);
+  const mag = gradsOf(spec, gOut, 'cpu', 'float64', true);
+  const nu = spec.chain * u32, gamma = nu / (1 - nu);
+  spec.params.forEach((p, i) => {
+    assert.is(got[i].length, cpu[i].length, `${what}: grad of ${p.name}: length`);
+    for (let j = 0; j < cpu[i].length; j++) {
+      const bound = 2 * gamma * mag[i][j];
+      if (!(Math.abs(got[i][j] - cpu[i][j]) <= bound))
+        assert.unreachable(`${what}: grad of ${p.name}[${j}] is ${got[i][j]} on ${dev}, ${cpu[i][j]} on the CPU; |Δ| ${Math.abs(got[i][j] - cpu[i][j]).toExponential(3)} > 2·γ_${spec.chain}·|grad| = ${bound.toExponential(3)}`);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function registerLowrankFamily(test: Test, dev: string, opts: { large?: boolean } = {}): void {
+  const withSeed = (name: string, fn: (seed: number) => void) =>
+    test(`${name} [${dev}]`, () => {
+      const seed = freshSeed();
+      try {
+        fn(seed);
+      } catch (e) {
+        console.error(`  ${name} [${dev}]: seed ${seed} (STRUCTURA_TEST_SEED=${seed} replays it)`);
+        throw e;
+      }
+    });
+  const batched: AdapterCase[] = [
+    { m: 1, k: 5, n: 7, r: 1, E: 1, scale: 1.5, ids: [0] },
+    { m: 3, k: 33, n: 7, r: 3, E: 2, scale: -0.5, ids: [-1, 1, 1] }, // adapter 0 unused, a repeat
+    { m: 17, k: 64, n: 129, r: 8, E: 5, scale: 0.75, ids: 'random' },
+    { m: 130, k: 33, n: 129, r: 5, E: 4, scale: 1.5, ids: 'random' },
+    { m: 17, k: 33, n: 7, r: 2, E: 3, scale: 2, ids: 'none' }, // all −1
+    { m: 2, k: 1032, n: 20, r: 4, E: 3, scale: 0.5, ids: [2, 0] }, // in ≥ 1024: T's product split along in
+  ];
+  const mixture: AdapterCase[] = [
+    { m: 1, k: 5, n: 7, r: 1, E: 1, scale: 1.5 },
+    { m: 3, k: 33, n: 129, r: 2, E: 3, scale: -2 },
+    { m: 17, k: 64, n: 7, r: 8, E: 5, scale: 0.5 },
+    { m: 130, k: 33, n: 129, r: 3, E: 2, scale: 0.75 },
+    { m: 3, k: 1040, n: 8, r: 2, E: 2, scale: -1 }, // in ≥ 1024: split along in
+  ];
+  const sparse: SparseCase[] = [
+    { m: 1, k: 5, n: 7, r: 1, density: 0 }, // nnz 0
+    { m: 3, k: 33, n: 7, r: 3, density: 0.3, fullRow: 2, bias: true },
+    { m: 17, k: 64, n: 129, r: 8, density: 0.1, fullRow: 128, bias: true },
+    { m: 130, k: 33, n: 129, r: 5, density: 0.05, fullRow: 0 },
+    { m: 17, k: 5, n: 129, r: 2, density: 0, bias: true },
+    { m: 2, k: 1032, n: 20, r: 4, density: 0.02, fullRow: 5, bias: true }, // in ≥ 1024: split along in
+  ];
+  if (opts.large) {
+    const big = [{ m: 1, k: 4096, n: 4096 }, { m: 16, k: 4096, n: 4096 }, { m: 257, k: 1024, n: 1000 }];
+    for (const b of big) {
+      batched.push({ ...b, r: 16, E: 8, scale: 0.5, ids: 'random' });
+      mixture.push({ ...b, r: 16, E: 8, scale: 0.5 });
+      sparse.push({ ...b, r: 16, density: b.k === 4096 ? 0.001 : 0.01, fullRow: b.n - 1, bias: true });
+    }
+  }
+  for (const dt of ['float32', 'float16', 'bfloat16'] as DT[]) {
+    withSeed(`lowrank.loraBatched ${dt}: ids with −1, repeats, unused adapters, an all −1 batch; every element within the rounding bound`, (seed) => {
+      batched.forEach((c, i) => checkAdapters(dev, dt, 'batched', c, seed + i));
+    });
+    withSeed(`lowrank.loraMixture ${dt}: gates with zeros and negatives; every element within the rounding bound`, (seed) => {
+      mixture.forEach((c, i) => checkAdapters(dev, dt, 'mixture', c, seed + i));
+    });
+    withSeed(`lowrank.sparsePlusLowRank ${dt}: nnz 0, full rows, bias; every element within the rounding bound`, (seed) => {
+      sparse.forEach((c, i) => checkSparse(dev, dt, c, seed + i));
+    });
+  }
+
+  // Gradients. Chains (float32 operations behind one element, from lib/ops/lowrank.ts's backward):
+  // mixture/batched dx = g·W + scale·Σ_e (G⊙(g·B_e))·A_e: out + 1 + r + E + 2; dA: out + 1 + M + 1;
+  // dB: in + 1 + M + 1; dW: M; dgates: out + in + 1 + r + 1. All ≤ in + out + M + E·r + 4.
+  // sparsePlusLowRank dx = (g·B)·A + g·S: out + r + 1 (nnz of a column ≤ out); dA: out + M; dB: in + M;
+  // dvalues: M; dbias: M. All ≤ in + out + M + r + 4.
+  const [M, K, N, rk, E] = [6, 24, 20, 4, 3];
+  const p32 = (r: () => number, name: string, shape: number[]) => ({ name, shape, v: values(r, shape.reduce((a, b) => a * b, 1), 'float32', 2) });
+  withSeed('lowrank.loraBatched float32: gradients of x, W, A, B on the device equal the CPU\'s', (seed) => {
+    const r = rng(seed);
+    const ids = [-1, 2, 2, 0, -1, 2]; // adapter 1 unused
+    const params = [p32(r, 'x', [M, K]), p32(r, 'W', [N, K]), p32(r, 'A', [E, rk, K]), p32(r, 'B', [E, N, rk])];
+    const spec: GradSpec = {
+      params,
+      chain: K + N + M + E * rk + 4,
+      call: ([x, W, A, B], d, _dt, abs) => {
+        const t = onDevice(ids, [M], 'int32', d);
+        return { y: S.lowrank.loraBatched(x, W, A, B, t, { scale: abs ? 1.5 : -1.5 }), keep: [t] };
+      },
+    };
+    checkGrads(dev, 'lowrank.loraBatched', spec, values(r, M * N, 'float32', 2));
+  });
+  withSeed('lowrank.loraMixture float32: gradients of x, W, A, B and gates on the device equal the CPU\'s', (seed) => {
+    const r = rng(seed);
+    const gates = values(r, M * E, 'float32');
+    gates[1] = gates[E + 2] = 0;
+    const params = [p32(r, 'x', [M, K]), p32(r, 'W', [N, K]), p32(r, 'A', [E, rk, K]), p32(r, 'B', [E, N, rk]), { name: 'gates', shape: [M, E], v: gates }];
+    const spec: GradSpec = {
+      params,
+      chain: K + N + M + E * rk + 4,
+      call: ([x, W, A, B, G], _d, _dt, abs) => ({ y: S.lowrank.loraMixture(x, W, A, B, G, { scale: abs ? 0.5 : -0.5 }), keep: [] }),
+    };
+    checkGrads(dev, 'lowrank.loraMixture', spec, values(r, M * N, 'float32', 2));
+  });
+  withSeed('lowrank.sparsePlusLowRank float32: gradients of x, A, B, S.values and bias on the device equal the CPU\'s', (seed) => {
+    const r = rng(seed);
+    const idx: number[] = [];
+    for (let f = 0; f < N * K; f++) if (Math.floor(f / K) === 3 || r() < 0.2) idx.push(f); // row 3 full
+    const params = [p32(r, 'x', [M, K]), p32(r, 'A', [rk, K]), p32(r, 'B', [N, rk]), p32(r, 'S.values', [idx.length]), p32(r, 'bias', [N])];
+    const spec: GradSpec = {
+      params,
+      chain: K + N + M + rk + 4,
+      call: ([x, A, B, v, b], d) => {
+        const t = onDevice(idx, [idx.length], 'int32', d);
+        return { y: S.lowrank.sparsePlusLowRank(x, A, B, { indices: t, values: v, shape: [N, K] }, { bias: b }), keep: [t] };
+      },
+    };
+    checkGrads(dev, 'lowrank.sparsePlusLowRank', spec, values(r, M * N, 'float32', 2));
+  });
+
+  withSeed('lowrank.svd of a device W: A, B, s on the device, bit-equal to the CPU\'s', (seed) => {
+    const r = rng(seed);
+    const cases: [number, number, DT, S.SvdOptions][] = [
+      [17, 9, 'float32', { rank: 3, seed }],
+      [9, 29, 'bfloat16', { rank: 5, seed: seed + 1 }],
+      [12, 12, 'float16', { energy: 0.9, seed: 7 }],
+    ];
+    for (const [m, n, dt, o] of cases) {
+      const w = values(r, m * n, dt);
+      const Wc = onDevice(w, [m, n], dt, 'cpu'), Wd = onDevice(w, [m, n], dt, dev);
+      const want = S.lowrank.svd(Wc, o), got = S.lowrank.svd(Wd, o);
+      try {
+        for (const key of ['A', 'B', 's'] as const) {
+          const what = `lowrank.svd ${dt} [${m}, ${n}] ${JSON.stringify(o)} on ${dev}: ${key}`;
+          assert.is(got[key].device, Wd.device, `${what}: device`);
+          assert.is(got[key].dtype, dt, `${what}: dtype`);
+          assert.equal(got[key].shape, want[key].shape, `${what}: shape`);
+          const h = got[key].to('cpu');
+          const a = h.dataSync(), b = want[key].dataSync();
+          h.dispose();
+          for (let i = 0; i < b.length; i++) if (!Object.is(a[i], b[i])) assert.unreachable(`${what}[${i}] is ${a[i]}, the CPU's ${b[i]}`);
+        }
+      } finally {
+        for (const t of [Wc, Wd, want.A, want.B, want.s, got.A, got.B, got.s]) t.dispose();
+      }
+    }
+  });
+
+  test(`lowrank.loraBatched / loraMixture / sparsePlusLowRank: bad input on the device names the argument [${dev}]`, () => {
+    const own: Tensor[] = [];
+    const z = (shape: number[], dtype: DT | 'float64' = 'float32', d = dev) => (own.push(S.zeros(shape, { dtype, device: d })), own[own.length - 1]);
+    const i32 = (v: number[], d = dev) => (own.push(onDevice(v, [v.length], 'int32', d)), own[own.length - 1]);
+    try {
+      const x = z([4, 6]), W = z([5, 6]), A3 = z([2, 3, 6]), B3 = z([2, 5, 3]), A = z([3, 6]), B = z([5, 3]), v = z([3]), g = z([4, 2]);
+      const ids = i32([0, 1, -1, 1]);
+      const lr = S.lowrank;
+      throwsLike(() => lr.loraBatched(x, W, A3, B3, i32([0, 1, 2, 0])), RangeError, /'ids'.*ids\[2\] = 2/);
+      throwsLike(() => lr.loraBatched(x, W, A3, B3, i32([0, -2, 1, 0])), RangeError, /'ids'.*ids\[1\] = -2/);
+      throwsLike(() => lr.loraMixture(x, W, A3, B3, z([4, 3])), RangeError, /'gates' \[4, 3\]/);
+      throwsLike(() => lr.loraMixture(x, W, A3, B3, z([2, 2])), RangeError, /'gates' \[2, 2\]/);
+      const Sp = (indices: Tensor, values = v) => ({ indices, values, shape: [5, 6] });
+      throwsLike(() => lr.sparsePlusLowRank(x, A, B, Sp(i32([5, 3, 9]))), RangeError, /indices.*unsorted/);
+      throwsLike(() => lr.sparsePlusLowRank(x, A, B, Sp(i32([3, 3, 9]))), RangeError, /indices.*duplicate/);
+      if (dev === 'cpu') return; // devices and float64 below are a device's errors
+      const named = (arg: string) => (e: string) => e.includes(`'${arg}'`) && e.includes(dev);
+      const typeErr = (fn: () => unknown, ok: (m: string) => boolean, what: string) => {
+        try {
+          fn();
+        } catch (e) {
+          assert.instance(e, TypeError, `${what}: expected a TypeError, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+          assert.ok(ok((e as Error).message), `${what}: message '${(e as Error).message}'`);
+          return;
+        }
+        assert.unreachable(`${what}: nothing was thrown`);
+      };
+      const cpu = (shape: number[]) => z(shape, 'float32', 'cpu');
+      typeErr(() => lr.loraBatched(x, W, A3, B3, i32([0, 1, -1, 1], 'cpu')), named('ids'), 'ids on the CPU');
+      typeErr(() => lr.loraBatched(x, W, cpu([2, 3, 6]), B3, ids), named('A'), 'A on the CPU');
+      typeErr(() => lr.loraMixture(x, W, A3, B3, cpu([4, 2])), named('gates'), 'gates on the CPU');
+      typeErr(() => lr.loraMixture(cpu([4, 6]), W, A3, B3, g), named('W'), 'x on the CPU');
+      typeErr(() => lr.sparsePlusLowRank(x, A, B, Sp(i32([1, 7, 9], 'cpu'))), named('S.indices'), 'S.indices on the CPU');
+      typeErr(() => lr.sparsePlusLowRank(x, A, B, Sp(i32([1, 7, 9]), cpu([3]))), named('S.values'), 'S.values on the CPU');
+      typeErr(() => lr.sparsePlusLowRank(x, A, B, Sp(i32([1, 7, 9])), { bias: cpu([5]) }), named('bias'), 'bias on the CPU');
+      const f64 = /float64/;
+      const x64 = z([4, 6], 'float64'), W64 = z([5, 6], 'float64'), A64 = z([2, 3, 6], 'float64'), B64 = z([2, 5, 3], 'float64');
+      typeErr(() => lr.loraBatched(x64, W64, A64, B64, ids), (m) => f64.test(m), 'loraBatched float64');
+      typeErr(() => lr.loraMixture(x64, W64, A64, B64, z([4, 2], 'float64')), (m) => f64.test(m), 'loraMixture float64');
+      typeErr(() => lr.sparsePlusLowRank(x64, z([3, 6], 'float64'), z([5, 3], 'float64'), Sp(i32([1, 7, 9]), z([3], 'float64'))), (m) => f64.test(m), 'sparsePlusLowRank float64');
+    } finally {
+      for (const t of own) t.dispose();
+    }
+  });
+}
