@@ -9,10 +9,13 @@
 // moved once) and rotate over 4 copies of B (128 MiB) so that B is not served from the 50 MiB L2 call
 // after call, with our device-to-device copy of 2^26 float32 as the measure of DRAM bandwidth.
 // Baseline: PyTorch's cuBLAS on the same shapes (bench/torch/cuda.py, CUDA events). Target (issue 3):
-// bfloat16 4096³ at least 0.6× cuBLAS. On 'cuda-emu' (--quick only) the same cases at tiny shapes.
+// bfloat16 4096³ at least 0.6× cuBLAS. The 16-bit cases also time our mma.sync kernel (auto takes the
+// wgmma kernel on sm_90: x·Wᵀ as is, A·B with B transposed first), and bfloat16 4096³ runs as x·Wᵀ too.
+// On 'cuda-emu' (--quick only) the same cases at tiny shapes.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, type DType, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
+import { native } from '../lib/native';
 
 const SHAPES: [number, number, number][] = [
   [256, 256, 256],
@@ -84,6 +87,23 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
         ? { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: k, out: n, dtype, rotate }, label: 'F.linear (cuBLAS)' }
         : { kind: 'torch', script: 'cuda.py', spec: { op: 'matmul', m, k, n, dtype, rotate }, label: dtype === 'float32' ? '(cuBLAS, TF32 off)' : '(cuBLAS)' },
       ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
+      // the same product forced onto the mma.sync kernel (auto takes wgmma on sm_90; setGemmKernel)
+      ...(dtype !== 'float32' && !decode
+        ? {
+            mma: {
+              kind: 'local' as const,
+              label: 'our mma.sync kernel',
+              run: () => {
+                const old = native().setGemmKernel('mma');
+                try {
+                  c.run();
+                } finally {
+                  native().setGemmKernel(old);
+                }
+              },
+            },
+          }
+        : {}),
     },
   };
   if (!ctx.emu && dtype === 'bfloat16' && m === 4096 && k === 4096 && n === 4096)
@@ -101,10 +121,12 @@ function deviceCases(ctx: BenchContext): BenchCase[] {
       deviceCase(ctx, 'bfloat16', 1, 64, 64, 2),
       deviceCase(ctx, 'bfloat16', 16, 64, 64, 2),
       deviceCase(ctx, 'bfloat16', 1, 64, 64, 2, true),
+      deviceCase(ctx, 'bfloat16', 130, 64, 300, 1, true),
     ];
   }
   const out: BenchCase[] = [];
   for (const dt of ['bfloat16', 'float16'] as const) for (const s of [4096, 2048, 8192]) out.push(deviceCase(ctx, dt, s, s, s));
+  out.push(deviceCase(ctx, 'bfloat16', 4096, 4096, 4096, 1, true)); // x·Wᵀ: the wgmma kernel's own layout, no transpose
   out.push(deviceCase(ctx, 'float32', 4096, 4096, 4096));
   out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4));
   out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4, true), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4, true));

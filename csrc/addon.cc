@@ -104,6 +104,24 @@ static Napi::Value SetCopyStaging(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)old);
 }
 
+// Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
+// 'auto' (wgmma on sm_90 where the layout fits, else mma.sync), 'mma' or 'wgmma' (wherever it fits).
+// Returns the previous choice. For tests and benchmarks.
+static Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
+  static const char* const names[3] = {"auto", "mma", "wgmma"};
+  const std::string m = get_string(info, 0, "kernel");
+  int mode = -1;
+  for (int i = 0; i < 3; i++)
+    if (m == names[i]) mode = i;
+  if (mode < 0) throw_range(info.Env(), "structura.setGemmKernel: 'kernel' must be 'auto', 'mma' or 'wgmma', got '" + m + "'");
+  int old = structura_gemm_set_kernel(mode);
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  const int old_emu = structura_emu_gemm_set_kernel(mode);
+  if (!structura_cuda_compiled()) old = old_emu;
+#endif
+  return Napi::String::New(info.Env(), names[old >= 0 && old < 3 ? old : 0]);
+}
+
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   set_num_threads((int)get_int(info, 0, "n", 1, 256));
   return info.Env().Undefined();
@@ -136,6 +154,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("setCopyStaging", Napi::Function::New(env, SetCopyStaging, "setCopyStaging"));
+  exports.Set("setGemmKernel", Napi::Function::New(env, SetGemmKernel, "setGemmKernel"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));

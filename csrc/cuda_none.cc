@@ -55,6 +55,8 @@ int structura_cuda_last_error(char* msg, size_t msg_len) {
   if (msg_len) msg[0] = 0;
   return 0;
 }
+int structura_gemm_set_kernel(int) { return 0; }
+int structura_gemm_wgmma_active(void) { return 0; }
 int structura_add_f32(const structura_add_f32_params*, void*) { return kNoDevice; }
 int structura_copy(const structura_copy_params*, void*) { return kNoDevice; }
 int structura_binary(const structura_binary_params*, void*) { return kNoDevice; }

@@ -3,8 +3,10 @@
 //   dst[Σ idx·dst_strides] = convert(src[Σ idx·src_strides])   for every idx of shape (≤ 8 dims)
 // any strides (0 included: broadcast), any of the 7 dtypes on either side. The conversion is the
 // CPU's cast bit for bit (cuda/dtype.cuh: through double, x86 NaN rules, saturating integers).
-// Versions: 1 (this one) — one thread an element, grid-stride, row-major index → offsets by
-// division per dimension (32-bit below 2³¹ elements); a same-dtype copy moves the bits. Coalesced on the destination side.
+// Versions: 2 (this one) — a same-dtype transpose (2-D, or batched 3-D) goes through 32×32 shared
+// tiles, coalesced on both sides (not yet timed on a GPU). Everything else as in 1 — one thread an
+// element, grid-stride, row-major index → offsets by division per dimension (32-bit below 2³¹
+// elements); a same-dtype copy moves the bits. Coalesced on the destination side only.
 // Memory goes through gptr() and launches through structura::launch (cuda/launch.cuh), so the same
 // source runs checked in the CPU emulator (cuda/emu/).
 #include <cuda_runtime.h>
@@ -29,11 +31,73 @@ __global__ void copy_kernel(structura_copy_params p) {
   }
 }
 
+// A transpose (contiguous() of a transposed view, the Bᵀ the wgmma GEMM wants): dst [rows, cols]
+// contiguous, src element (r, c) at r + c·ss (unit stride down the columns), an optional outer batch.
+// 32×32 tiles through shared memory, so that both the reads (along src's columns) and the writes
+// (along dst's rows) are coalesced; the same bits are moved (same dtype).
+template <class E>
+__global__ void transpose_kernel(structura_copy_params p) {
+  SMEM(E, tile, [32][33]);  // 33: the column reads of the write phase hit distinct banks
+  const int nd = p.ndim;
+  const int64_t rows = p.shape[nd - 2], cols = p.shape[nd - 1], ss = p.src_strides[nd - 1];
+  const int64_t sb = nd == 3 ? blockIdx.z * p.src_strides[0] : 0, db = nd == 3 ? blockIdx.z * p.dst_strides[0] : 0;
+  const dev_ptr<const E> src = gptr(static_cast<const E*>(p.src)) + sb;
+  const dev_ptr<E> dst = gptr(static_cast<E*>(p.dst)) + db;
+  const int64_t r0 = (int64_t)blockIdx.y * 32, c0 = (int64_t)blockIdx.x * 32;
+  const int tx = threadIdx.x, ty = threadIdx.y;  // 32 × 8
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int64_t r = r0 + tx, c = c0 + ty + 8 * i;
+    if (r < rows && c < cols) {
+      const E v = src[r + c * ss];
+      tile[ty + 8 * i][tx] = v;
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    const int64_t r = r0 + ty + 8 * i, c = c0 + tx;
+    if (r < rows && c < cols) {
+      const E v = tile[tx][ty + 8 * i];
+      dst[r * cols + c] = v;
+    }
+  }
+}
+
+// The transpose pattern: same dtype, 2-D (or 3-D with the batch outermost), dst contiguous, src with
+// unit stride along dst's rows and a wider one along its columns.
+bool is_transpose(const structura_copy_params& p) {
+  if (p.src_dtype != p.dst_dtype || (p.ndim != 2 && p.ndim != 3)) return false;
+  const int nd = p.ndim;
+  const int64_t rows = p.shape[nd - 2], cols = p.shape[nd - 1];
+  if (rows < 2 || cols < 2 || p.dst_strides[nd - 1] != 1 || p.dst_strides[nd - 2] != cols) return false;
+  if (p.src_strides[nd - 2] != 1 || p.src_strides[nd - 1] < rows) return false;
+  if (nd == 3 && (p.shape[0] > 65535 || p.dst_strides[0] != rows * cols)) return false;
+  return (rows + 31) / 32 <= 65535 && (cols + 31) / 32 <= INT32_MAX;
+}
+
+template <class E>
+int launch_transpose(const structura_copy_params& p, cudaStream_t s) {
+  const int nd = p.ndim;
+  const dim3 grid((unsigned)((p.shape[nd - 1] + 31) / 32), (unsigned)((p.shape[nd - 2] + 31) / 32),
+                  nd == 3 ? (unsigned)p.shape[0] : 1u);
+  return (int)structura::launch<transpose_kernel<E>>(grid, dim3(32, 8), 0, s, p);
+}
+
 }  // namespace
 
 extern "C" int STRUCTURA_CUDA_FN(copy)(const structura_copy_params* p, void* stream) {
   if (p->n <= 0) return 0;
   if (p->ndim < 0 || p->ndim > STRUCTURA_MAX_DIMS) return (int)cudaErrorInvalidValue;
   const int threads = 256;
+  if (is_transpose(*p)) {
+    const cudaStream_t s = (cudaStream_t)stream;
+    switch (dt::size_of(p->src_dtype)) {
+      case 1: return launch_transpose<uint8_t>(*p, s);
+      case 2: return launch_transpose<uint16_t>(*p, s);
+      case 4: return launch_transpose<uint32_t>(*p, s);
+      default: return launch_transpose<uint64_t>(*p, s);
+    }
+  }
   return (int)structura::launch<copy_kernel>(dt::grid_for(p->n, threads), threads, 0, (cudaStream_t)stream, *p);
 }

@@ -12,7 +12,17 @@
 //   epilogue of a zero product); no alignment is required (aligned operands take the fast loads).
 //
 // Versions
-//   2 (this one), measured on an NVIDIA H200 (npm run bench:gpu, torch 2.11 in the same process):
+//   3 (this one; compiles for every architecture, runs in the emulator, NOT YET RUN ON A GPU):
+//   * wgmma kernel for sm_90a (gemm_wgmma_kernel): x·Wᵀ layouts, CTA tile 128×256×64, two warpgroups
+//     each issuing wgmma.m64n256k16 from 128-byte-swizzled K-major shared tiles (descriptors), 3
+//     cp.async stages of 48 KiB, fence.proxy.async before each barrier, wait_group 0 per k-tile;
+//     204 registers, no spills (ptxas, CUDA 13.0). Chosen on sm_90 when the build has sm_90a code,
+//     the layout fits and N > 128, M > 64 (setGemmKernel / gemm_set_kernel override it); the caller
+//     (csrc/ops/dense.cc) transposes an N-major B of a large product so that it fits. The emulator
+//     runs it (cuda/emu: wgmma per warp at issue), and test/gpu/fidelity compares the emulated wgmma
+//     with silicon on the next GPU run. Not yet: TMA, producer/consumer warp specialization, two
+//     wgmma groups in flight, MN-major B through the transpose bit.
+//   2, measured on an NVIDIA H200 (npm run bench:gpu, torch 2.11 in the same process):
 //     bf16 4096³ 0.68 ms = 202 TFLOP/s = 0.30× cuBLAS (v1: 143 TFLOP/s, 0.21×), 8192³ 224 TFLOP/s;
 //     f32 SIMT 4096³ 30 TFLOP/s = 0.60× torch's FP32; decode x·Wᵀ 1×4096×4096 bf16 0.0137 ms
 //     (2458 GB/s, 1.27–1.80× faster than torch's F.linear over the runs). Every kernel passes
@@ -51,9 +61,8 @@
 //     so the float4 shared reads are broadcasts / contiguous), As stored k-major; float4 global loads
 //     when the operand is 16-byte aligned along its contiguous dimension.
 //   * Epilogue straight from registers (pairs of columns as one 4/8-byte store when aligned).
-//   Not yet: wgmma/TMA for sm_90a (the way to cuBLAS speed on Hopper), larger tiles (128×256) with
-//   fragment double-buffering, an smem-staged coalesced epilogue, split-K (the lora T launch at
-//   M = 4096 is 32 CTAs), L2 rasterization.
+//   Not yet (v1/v2): larger mma.sync tiles (128×256) with fragment double-buffering, an smem-staged
+//   coalesced epilogue, L2 rasterization.
 // Memory goes through gptr()/dev_cast()/DYN_SMEM and launches through structura::launch, so the same
 // source runs checked in the CPU emulator (cuda/emu/README.md).
 #include <cuda_bf16.h>
@@ -450,6 +459,116 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm
     }
 }
 
+// ---- wgmma kernel (sm_90a) ----------------------------------------------------------------------
+// x·Wᵀ layouts only (A stored [M, K], B stored [N, K], both K-contiguous), 16-bit, K % 8 == 0, rows
+// 16-byte aligned. CTA tile 128×256×64, 256 threads = 2 warpgroups, warpgroup w owning rows 64w …
+// 64w + 63 and all 256 columns: per k-tile 4 wgmma.m64n256k16 (128 f32 accumulators a thread).
+// Operands staged by cp.async (16-byte chunks, zero-filled past M, N, K) into the canonical K-major
+// 128-byte-swizzle layout the descriptors describe (ptx.cuh): row r of a tile at 128·r bytes, its
+// 16-byte chunk c at chunk c ^ (r % 8). 3 stages of 48 KiB. Thread t copies chunk t % 8 of rows
+// t / 8 + 32i (A: 4 rows, B: 8), so its swizzled destination chunk, (t % 8) ^ ((t / 8) % 8), is the
+// same in every row. Each k-tile: wait for the copies, fence.proxy.async (cp.async writes are
+// generic-proxy, wgmma reads through the async proxy), barrier, refill the stage the previous k-tile
+// read, then issue the 4 wgmma and wait for them (wait<0>: the next barrier then guarantees that no
+// wgmma still reads a stage being refilled). lora's rank term runs as extra K-major k-tiles when its
+// operands qualify (wgmma_rank_ok), else in the epilogue.
+constexpr int kWBM = 128, kWBN = 256, kWBK = 64, kWStages = 3, kWThreads = 256;
+constexpr int kWTileA = kWBM * kWBK, kWTileB = kWBN * kWBK, kWStageElems = kWTileA + kWTileB;  // 16-bit elements
+constexpr size_t kWgmmaSmemBytes = (size_t)kWStages * kWStageElems * 2 + 1024;  // 148480: + the 1024-byte alignment
+
+__host__ __device__ __forceinline__ bool rows16(const void* p, int64_t ld, int64_t stride) {
+  return ld % 8 == 0 && stride % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+// The rank term's operands as wgmma k-tiles: T [M, r] and R [N, r] with 16-byte rows, r % 8 == 0.
+__host__ __device__ __forceinline__ bool wgmma_rank_ok(const structura_gemm_params& p) {
+  return lowrank_in_mainloop(p) && p.r % 8 == 0 && rows16(p.lr_t, p.ldt, p.stride_t) && rows16(p.lr_r, p.ldr, p.stride_r);
+}
+
+template <bool kBf16>
+__global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structura_gemm_params p) {
+  DYN_SMEM(uint16_t, smem_raw);
+  // the swizzle works on shared-window address bits 4–9: tiles start 1024-byte aligned
+  const uint32_t raw_addr = ptx::smem_addr(smem_raw);
+  const int pad = (int)((1024u - (raw_addr & 1023u)) & 1023u) / 2;
+  const dev_ptr<uint16_t> smem = smem_raw + pad;
+  const uint32_t sbase = raw_addr + 2u * (uint32_t)pad;
+
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const int m0 = blockIdx.y * kWBM, n0 = blockIdx.x * kWBN;
+  const bool ext = wgmma_rank_ok(p);
+  const int R = ext ? (int)p.r : 0;
+  const dev_ptr<const uint16_t> T = gptr(static_cast<const uint16_t*>(p.lr_t)) + (ext ? b * p.stride_t : 0);
+  const dev_ptr<const uint16_t> Rm = gptr(static_cast<const uint16_t*>(p.lr_r)) + (ext ? b * p.stride_r : 0);
+  const int ktiles = (K + kWBK - 1) / kWBK, ttiles = ktiles + (R + kWBK - 1) / kWBK;
+
+  const int tid = threadIdx.x, c = tid & 7, r0 = tid >> 3;
+  const int dst = r0 * kWBK + ((c ^ (r0 & 7)) << 3);  // row r0's chunk; rows r0 + 32i are 32·64·i further
+
+  auto load_stage = [&](int stage, int kt) {
+    const dev_ptr<uint16_t> sa = smem + stage * kWStageElems, sb = sa + kWTileA;
+    const bool main = kt < ktiles;
+    const dev_ptr<const uint16_t> ga = main ? A : T, gb = main ? B : Rm;
+    const int64_t lda = main ? p.lda : p.ldt, ldb = main ? p.ldb : p.ldr;
+    const int k = (main ? kt : kt - ktiles) * kWBK + 8 * c;
+    const bool kin = k < (main ? K : R);  // K % 8 == 0 (and R): a chunk is wholly inside or outside
+#pragma unroll
+    for (int i = 0; i < kWBM / 32; i++) {
+      const int row = m0 + r0 + 32 * i;
+      const bool in = kin && row < M;
+      ptx::cp_async_cg_zfill(sa + dst + 32 * kWBK * i, in ? ga + (int64_t)row * lda + k : ga, in ? 16 : 0);
+    }
+#pragma unroll
+    for (int i = 0; i < kWBN / 32; i++) {
+      const int row = n0 + r0 + 32 * i;
+      const bool in = kin && row < N;
+      ptx::cp_async_cg_zfill(sb + dst + 32 * kWBK * i, in ? gb + (int64_t)row * ldb + k : gb, in ? 16 : 0);
+    }
+  };
+
+  float acc[128];
+#pragma unroll
+  for (int i = 0; i < 128; i++) acc[i] = 0.f;
+
+#pragma unroll
+  for (int s = 0; s < kWStages - 1; s++) {
+    if (s < ttiles) load_stage(s, s);
+    ptx::cp_async_commit();
+  }
+  const int wg = tid >> 7;  // warpgroup: accumulator rows 64·wg …
+  for (int kt = 0; kt < ttiles; kt++) {
+    ptx::cp_async_wait<kWStages - 2>();
+    ptx::fence_proxy_async();
+    __syncthreads();
+    if (kt + kWStages - 1 < ttiles) load_stage((kt + kWStages - 1) % kWStages, kt + kWStages - 1);
+    ptx::cp_async_commit();
+    const uint32_t sa = sbase + 2u * (uint32_t)((kt % kWStages) * kWStageElems);
+    const uint32_t a_addr = sa + (uint32_t)wg * 64u * 128u, b_addr = sa + 2u * kWTileA;
+    ptx::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kWBK / 16; kk++) {  // a k16 step is 32 bytes further along every row
+      const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+      if (kBf16) ptx::wgmma_m64n256k16_bf16(acc, da, db);
+      else ptx::wgmma_m64n256k16_f16(acc, da, db);
+    }
+    ptx::wgmma_commit();
+    ptx::wgmma_wait<0>();
+  }
+  ptx::cp_async_wait_all();
+
+  const Epilogue e = make_epilogue(p, b, ext);
+  const int lane = tid & 31, wq = (tid >> 5) & 3, g = lane >> 2, t = lane & 3;
+  const int row = m0 + 64 * wg + 16 * wq + g;
+#pragma unroll
+  for (int j = 0; j < kWBN / 8; j++) {
+    const int col = n0 + 8 * j + 2 * t;
+    e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
+    e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
+  }
+}
+
 // Decode shapes: op(A) = x [M ≤ 16, K] row-major, op(B) = Wᵀ with W stored [N, K] (a Linear weight),
 // 16-bit, K % 8 == 0 and every row 16-byte aligned. W is streamed once with 16-byte loads straight
 // into mma.sync fragments (no shared-memory staging: nothing is reused). A CTA owns 16 columns;
@@ -638,6 +757,43 @@ cudaError_t launch_mma(const structura_gemm_params& p, dim3 grid, cudaStream_t s
   return p.trans_b ? launch_mma_kernel<kBf16, false, true>(p, grid, s) : launch_mma_kernel<kBf16, false, false>(p, grid, s);
 }
 
+// Which kernel takes the 16-bit products: 0 auto (wgmma on sm_90 when the build has sm_90a code and
+// the layout fits, else mma.sync), 1 mma.sync always, 2 wgmma whenever the layout fits (tests).
+std::atomic<int> g_gemm_kernel{0};
+
+#if defined(STRUCTURA_CUDA_EMU) || defined(STRUCTURA_HAVE_SM90A)
+constexpr bool kHaveWgmma = true;
+#else
+constexpr bool kHaveWgmma = false;
+#endif
+
+// Whether the current device is compute capability 9.0 (cached per device).
+bool device_is_sm90() {
+  static std::atomic<int> cache[64];  // 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
+  int v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    cudaDeviceProp prop;
+    v = cudaGetDeviceProperties(&prop, dev) == cudaSuccess && prop.major == 9 && prop.minor == 0 ? 2 : 1;
+    cudaGetLastError();
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v == 2;
+}
+
+// The wgmma kernel's layout: x·Wᵀ (A [M, K], B [N, K]), K ≥ 8 with K % 8 == 0, 16-byte rows.
+bool wgmma_fits(const structura_gemm_params& p) {
+  return !p.trans_a && p.trans_b && p.k >= 8 && p.k % 8 == 0 && rows16(p.a, p.lda, p.stride_a) && rows16(p.b, p.ldb, p.stride_b);
+}
+
+bool use_wgmma(const structura_gemm_params& p) {
+  const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
+  if (mode == 1 || !kHaveWgmma || !wgmma_fits(p) || !device_is_sm90()) return false;
+  // auto: a 128×256 tile wastes most of its work on a thin product, where mma.sync's 128×128 wastes less
+  return mode == 2 || (p.n > 128 && p.m > 64);
+}
+
 // The decode kernel's preconditions: M ≤ 16, x row-major and W stored [N, K], K % 8 == 0, every row
 // of both 16-byte aligned in every batch.
 bool decode_ok(const structura_gemm_params& p) {
@@ -650,6 +806,15 @@ bool decode_ok(const structura_gemm_params& p) {
 
 // ------------------------------------------------------------------------------------------------
 // launchers
+
+extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
+  return g_gemm_kernel.load(std::memory_order_relaxed) != 1 && kHaveWgmma && device_is_sm90() ? 1 : 0;
+}
+
+extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {
+  if (mode < 0 || mode > 2) return -1;
+  return g_gemm_kernel.exchange(mode);
+}
 
 extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream) {
   const bool dt_ok = p->dtype == STRUCTURA_DT_F32 || p->dtype == STRUCTURA_DT_F16 || p->dtype == STRUCTURA_DT_BF16;
@@ -672,6 +837,15 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
     if (p->dtype == STRUCTURA_DT_BF16) return (int)structura::launch<gemm_decode_kernel<true>>(dgrid, dim3(kThreads), 0, s, *p);
     return (int)structura::launch<gemm_decode_kernel<false>>(dgrid, dim3(kThreads), 0, s, *p);
+  }
+  if (p->dtype != STRUCTURA_DT_F32 && use_wgmma(*p)) {
+    const dim3 wgrid((unsigned)((p->n + kWBN - 1) / kWBN), (unsigned)((p->m + kWBM - 1) / kWBM), (unsigned)p->batch);
+    if (p->dtype == STRUCTURA_DT_BF16) {
+      if (cudaError_t e = allow_smem<gemm_wgmma_kernel<true>>(kWgmmaSmemBytes)) return (int)e;
+      return (int)structura::launch<gemm_wgmma_kernel<true>>(wgrid, dim3(kWThreads), kWgmmaSmemBytes, s, *p);
+    }
+    if (cudaError_t e = allow_smem<gemm_wgmma_kernel<false>>(kWgmmaSmemBytes)) return (int)e;
+    return (int)structura::launch<gemm_wgmma_kernel<false>>(wgrid, dim3(kWThreads), kWgmmaSmemBytes, s, *p);
   }
   const dim3 grid((unsigned)tiles_n, (unsigned)tiles_m, (unsigned)p->batch);
   if (p->dtype == STRUCTURA_DT_BF16) return (int)launch_mma<true>(*p, grid, s);

@@ -2,7 +2,7 @@
 // wrapper is the asm; with -DSTRUCTURA_CUDA_EMU it is the CPU emulation (cuda/emu/ptx_emu.cc), which
 // gathers the registers of all 32 lanes and computes by the PTX ISA fragment layouts (sections cited
 // beside each wrapper, PTX ISA 9.1 numbering; tables in /work/shared/notes/ptx_fragments.md).
-// All need sm_80+. Fragments are arrays of 32-bit registers exactly as the PTX operands list them.
+// All need sm_80+ (wgmma: sm_90a). Fragments are arrays of 32-bit registers exactly as the PTX operands list them.
 //
 //   mma_m16n8k16_{f16,bf16}(d[4], a[4], b[2], c[4])     d = a·b + c, f32 accumulators
 //   mma_m16n8k8_{f16,bf16}(d[4], a[2], b[1], c[4])
@@ -12,6 +12,8 @@
 //   ldmatrix_x{1,2,4}[_trans](r[N], row)                row: this lane's 16-byte shared row address
 //   cp_async_ca<bytes>(dst, src) / cp_async_cg(dst, src) (16 B) / *_zfill(dst, src, src_bytes)
 //   cp_async_commit(), cp_async_wait<N>(), cp_async_wait_all()
+//   wgmma_m64n256k16_{bf16,f16}(d[128], desc_a, desc_b), wgmma_desc_sw128, smem_addr, wgmma_fence,
+//   wgmma_commit, wgmma_wait<N>, fence_proxy_async     (sm_90a only; see below)
 #ifndef STRUCTURA_PTX_CUH
 #define STRUCTURA_PTX_CUH
 #include <cuda_bf16.h>
@@ -218,6 +220,73 @@ template <class D, class S> __device__ __forceinline__ void cp_async_cg_zfill(co
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
+#endif
+
+// ---- wgmma (sm_90a; PTX §9.7.15): warpgroup MMA, operands from shared memory by descriptor --------
+// The four warps of a warpgroup (threads 128w … 128w + 127) issue it together; warp i of the group
+// owns accumulator rows 16i … 16i + 15. Only the form the GEMM uses is wrapped: both operands
+// K-major in the 128-byte swizzle (rows of 64 16-bit elements, 128 bytes, 16-byte chunk c of row r
+// stored at chunk c ^ (r % 8), 8-row groups SBO bytes apart, tile base 1024-byte aligned), f32
+// accumulation added to d (scale-d = 1), no negation or transpose.
+//   smem_addr(p)                     p's shared-window address (the emulator: its offset in the launch's
+//                                    dynamic shared memory, which is the only shared memory allowed here)
+//   wgmma_desc_sw128(addr, sbo)      the matrix descriptor (§9.7.15.5.1): start address, SBO, 128B swizzle
+//   wgmma_m64n256k16_{bf16,f16}(d[128], desc_a, desc_b)   D[64×256] += A[64×16]·B[16×256]; A is 64
+//                                    K-major rows at desc_a, B 256 K-major rows (B stored [N, K]) at desc_b.
+//                                    d[4j + v] of lane l of warp i holds (row 16i + l/4 + 8·(v >> 1),
+//                                    column 8j + 2·(l % 4) + (v & 1)), as mma.sync's C/D per n8 block.
+//   wgmma_fence()                    before the first wgmma, and after the accumulators were touched
+//   wgmma_commit() / wgmma_wait<N>() group the issued wgmma; wait until at most N groups are pending
+//   fence_proxy_async()              make this thread's generic-proxy shared writes (cp.async included)
+//                                    visible to wgmma's async-proxy reads; then a barrier
+// In emulation a wgmma reads shared memory and computes when it is issued (each warp its 16 rows), so
+// the emulator cannot see a shared write racing an in-flight wgmma: the kernel's wait<0> before its
+// barrier is what prevents that (a blind spot, cuda/emu/README.md).
+STRUCTURA_PTX_FN uint64_t wgmma_desc_sw128(uint32_t addr, uint32_t sbo_bytes) {
+  return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)((sbo_bytes & 0x3ffffu) >> 4) << 32) |
+         ((uint64_t)1 << 62);
+}
+#ifdef STRUCTURA_CUDA_EMU
+template <class P> inline uint32_t smem_addr(const P& p) { return ::emu::ptx::smem_addr(::emu::ptr<const void>(p)); }
+inline void wgmma_m64n256k16_bf16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+  ::emu::ptx::wgmma(256, ::emu::ptx::Type::BF16, d, desc_a, desc_b);
+}
+inline void wgmma_m64n256k16_f16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+  ::emu::ptx::wgmma(256, ::emu::ptx::Type::F16, d, desc_a, desc_b);
+}
+inline void wgmma_fence() {}
+inline void wgmma_commit() {}
+template <int N> inline void wgmma_wait() {}
+inline void fence_proxy_async() {}
+#else
+template <class P> __device__ __forceinline__ uint32_t smem_addr(const P& p) { return (uint32_t)__cvta_generic_to_shared(p); }
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define STRUCTURA_WGMMA256(fn, T)                                                                   \
+  __device__ __forceinline__ void fn(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {             \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"                                    \
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32." T "." T " {"                         \
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"                                                 \
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])                                                                                 \
+                 : "l"(desc_a), "l"(desc_b), "r"(1));                                                         \
+  }
+STRUCTURA_WGMMA256(wgmma_m64n256k16_bf16, "bf16")
+STRUCTURA_WGMMA256(wgmma_m64n256k16_f16, "f16")
+#undef STRUCTURA_WGMMA256
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+#else
+// Not sm_90a (sm_80–89 SASS, compute_90 PTX): wgmma does not exist; the launcher never runs these.
+__device__ __forceinline__ void wgmma_m64n256k16_bf16(float (&)[128], uint64_t, uint64_t) { __trap(); }
+__device__ __forceinline__ void wgmma_m64n256k16_f16(float (&)[128], uint64_t, uint64_t) { __trap(); }
+__device__ __forceinline__ void wgmma_fence() {}
+__device__ __forceinline__ void wgmma_commit() {}
+template <int N> __device__ __forceinline__ void wgmma_wait() {}
+__device__ __forceinline__ void fence_proxy_async() {}
+#endif
 #endif
 
 }  // namespace ptx

@@ -116,6 +116,13 @@ typedef struct {
 } structura_gemm_params;
 #endif
 int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);
+/* Which kernel runs the float16 / bfloat16 products: 0 auto (wgmma on an sm_90 device when the build
+ * has sm_90a code and the layout fits, else mma.sync), 1 mma.sync, 2 wgmma wherever the layout fits
+ * (tests, benchmarks). Returns the previous mode, or -1 for a bad one. Process-wide. */
+int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode);
+/* 1 when the wgmma kernel may run on the current device (sm_90, built for sm_90a, mode not mma.sync):
+ * callers then give large products B stored [N, K] (a transposed copy of an N-major B) so that it does. */
+int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void);
 
 /* ---- core ops: strided copy / cast (cuda/copy.cu), elementwise (cuda/elementwise.cu), reductions,
  * softmax and cross-entropy (cuda/reduce.cu) ----------------------------------------------------

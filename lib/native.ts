@@ -154,6 +154,8 @@ export interface NativeBinding {
   emptyCache(device: number): void;
   /** Host↔device copies of at least `bytes` go through pinned staging buffers (0: never; default 32 MiB). Returns the previous threshold. */
   setCopyStaging(bytes: number): number;
+  /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (wgmma on sm_90 where it fits), 'mma' or 'wgmma'. Returns the previous one. */
+  setGemmKernel(kernel: 'auto' | 'mma' | 'wgmma'): 'auto' | 'mma' | 'wgmma';
   setNumThreads(n: number): void;
   getNumThreads(): number;
 }

@@ -160,6 +160,30 @@ void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool t
     matrix_strides(b, tb, rs_b, cs_b);
     dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb);
   }
+  // The wgmma kernel (sm_90) reads B stored [N, K] only: for a large 16-bit product with B stored
+  // [K, N], transposing B first (cuda/copy.cu's tiled transpose: 2·K·N elements moved, against
+  // 2·M·N·K flops) lets it run instead of mma.sync.
+  const bool b_batched_any = [&] {
+    for (int64_t d = 0; d < b.ndim() - 2; d++)
+      if (b.shape[d] > 1) return true;
+    return false;
+  }();
+  int wgmma = 0;
+  if (p.dtype != STRUCTURA_DT_F32 && !p.trans_a && !p.trans_b && !b_batched_any && M * count >= 256 && N >= 256 &&
+      K >= 256 && K % 8 == 0)
+    device_launch(env, "matmul", a.device(), [&](bool emu) {
+      wgmma = STRUCTURA_KERNEL(gemm_wgmma_active, emu);
+      return 0;
+    });
+  if (wgmma) {
+    Tensor bt = b;  // the logical [K, N] matrix of b, viewed as [N, K], then gathered
+    bt.shape = {N, K};
+    bt.strides = {cs_b, rs_b};
+    b = contiguous(bt);
+    p.trans_b = 1;
+    p.ldb = K;
+    rs_b = 1, cs_b = K;
+  }
   p.m = M, p.n = N, p.k = K, p.ldc = N;
   p.out = c.raw();
   const size_t es = dtype_size(a.dtype);

@@ -11,6 +11,7 @@
 // in double, and the sum is rounded once to float (round to nearest even). tf32 operands are taken
 // from the f32 bit pattern with the low 13 bits cleared (the mma reads only 19 bits).
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "cuda_runtime.h"
@@ -192,7 +193,93 @@ void ldmatrix_fn(Collective& c) {
     }
   }
 }
+struct WgIn {
+  uint64_t da, db;
+  int n;
+  Type t;
+};
+
+// §9.7.15.5.1 matrix descriptor: start address bits 0–13, LBO 16–29, SBO 32–45 (each in 16-byte
+// units), base offset 49–51, swizzle mode 62–63 (1: 128-byte). §9.7.15.5 canonical K-major layout
+// with the 128-byte swizzle: element (row, k) of a 16-bit operand is at byte
+//   a = start + (row / 8)·SBO + (row % 8)·128 + 2k,  then  a ^= ((a >> 7) & 7) << 4
+// (16-byte chunk bits 4–6 XOR the row bits 7–9 of the address: CUTLASS's Swizzle<3,4,3> on bytes).
+struct Desc {
+  uint32_t start, sbo;
+};
+Desc decode(Collective& c, uint64_t d, const char* which) {
+  const unsigned swz = (unsigned)(d >> 62), base = (unsigned)((d >> 49) & 7);
+  if (swz != 1 || base != 0) {
+    char msg[240];
+    std::snprintf(msg, sizeof msg, "%s: %s descriptor 0x%016llx has swizzle mode %u and base offset %u; only the "
+                  "128-byte swizzle (mode 1) with base offset 0 is emulated", c.op, which, (unsigned long long)d, swz, base);
+    fail_thread(ErrorKind::InvalidArgument, c.first_thread, msg);
+  }
+  return Desc{(uint32_t)(d & 0x3fff) << 4, (uint32_t)((d >> 32) & 0x3fff) << 4};
+}
+
+double smem_element(Collective& c, Type t, const Desc& d, int row, int k) {
+  uint32_t a = d.start + (uint32_t)(row / 8) * d.sbo + (uint32_t)(row % 8) * 128 + 2 * (uint32_t)k;
+  a ^= ((a >> 7) & 7u) << 4;
+  const ptr<unsigned char> dyn = dynamic_smem();
+  const unsigned char* p = dyn.p + a;
+  check_access_as(c.first_thread, dyn.r, p, 2, 2, Access::Read);
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return element(t, v);
+}
+
+void wgmma_fn(Collective& c) {
+  const WgIn& in0 = *static_cast<const WgIn*>(c.lane[0].in);
+  for (int l = 1; l < 32; l++) {
+    const WgIn& in = *static_cast<const WgIn*>(c.lane[l].in);
+    if (in.da != in0.da || in.db != in0.db) {
+      char msg[200];
+      std::snprintf(msg, sizeof msg, "%s: lane %d's descriptors differ from lane 0's (they must be warp-uniform)", c.op, l);
+      fail_thread(ErrorKind::InvalidArgument, c.first_thread + l, msg);
+    }
+  }
+  const int N = in0.n, wq = c.warp % 4;  // the warp's place in its warpgroup: accumulator rows 16·wq …
+  const Desc da = decode(c, in0.da, "A"), db = decode(c, in0.db, "B");
+  double A[16][16], B[256][16];
+  for (int r = 0; r < 16; r++)
+    for (int k = 0; k < 16; k++) A[r][k] = smem_element(c, in0.t, da, 16 * wq + r, k);
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < 16; k++) B[n][k] = smem_element(c, in0.t, db, n, k);
+  // d[4j + v] of lane l: (row l/4 + 8·(v >> 1), column 8j + 2·(l % 4) + (v & 1)) of the warp's 16 rows
+  static thread_local float D[16][256];
+  for (int l = 0; l < 32; l++) {
+    const float* d = static_cast<const float*>(c.lane[l].out);
+    for (int j = 0; j < N / 8; j++)
+      for (int v = 0; v < 4; v++) D[(l >> 2) + 8 * (v >> 1)][8 * j + 2 * (l % 4) + (v & 1)] = d[4 * j + v];
+  }
+  for (int r = 0; r < 16; r++)
+    for (int n = 0; n < N; n++) {
+      double acc = D[r][n];
+      for (int k = 0; k < 16; k++) acc += A[r][k] * B[n][k];
+      D[r][n] = (float)acc;
+    }
+  for (int l = 0; l < 32; l++) {
+    float* d = static_cast<float*>(c.lane[l].out);
+    for (int j = 0; j < N / 8; j++)
+      for (int v = 0; v < 4; v++) d[4 * j + v] = D[(l >> 2) + 8 * (v >> 1)][8 * j + 2 * (l % 4) + (v & 1)];
+  }
+}
 }  // namespace
+
+uint32_t smem_addr(ptr<const void> p) {
+  const ptr<unsigned char> dyn = dynamic_smem();
+  if (p.r != dyn.r) fail(ErrorKind::InvalidArgument, "smem_addr: the pointer is not in the launch's dynamic shared memory (the only shared memory an emulated wgmma reads)");
+  return (uint32_t)(static_cast<const unsigned char*>(p.p) - dyn.p);
+}
+
+void wgmma(int n, Type t, float* d, uint64_t desc_a, uint64_t desc_b) {
+  if (n != 256 || t == Type::TF32) fail(ErrorKind::InvalidArgument, "wgmma: only m64n256k16 with f16 / bf16 is emulated");
+  WgIn in{desc_a, desc_b, n, t};
+  const char* op = t == Type::BF16 ? "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16"
+                                   : "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16";
+  warp_collective(op, 0xffffffffu, Policy::FullWarp, &in, d, wgmma_fn);
+}
 
 void mma(int k, Type t, float* d, const uint32_t* a, const uint32_t* b, const float* c) {
   MmaIn in{k, t, a, b, c, 0, 0, false};

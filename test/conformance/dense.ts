@@ -17,6 +17,7 @@ import * as S from '../../lib/index';
 import type { Tensor, DType } from '../../lib/index';
 import { matmulWithAbs } from '../reference/dense';
 import { roundTo } from '../reference/core';
+import { native } from '../../lib/native';
 import { freshSeed, rng } from '../helpers';
 
 type Test = (name: string, fn: () => void | Promise<void>) => void;
@@ -172,6 +173,32 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
       checkMatmul(dev, dt, { m: 16, k: 32, n: 24, offsetA: true, transA: true, batchA: [2] }, seed + 4);
     });
   }
+
+  // The 16-bit x·Wᵀ products have two tensor-core kernels (cuda/dense.cu): mma.sync, and wgmma on
+  // sm_90 (the emulator reports sm_90). 'auto' picks by shape; here each is forced in turn.
+  for (const dt of ['float16', 'bfloat16'] as DenseDType[])
+    withSeed(`matmul ${dt}: x·Wᵀ on the wgmma kernel and on the mma.sync kernel, tails, batches, exact integers`, (seed) => {
+      const cases: DenseCase[] = [
+        { m: 130, k: 72, n: 300, transB: true },
+        { m: 65, k: 200, n: 257, transB: true },
+        { m: 3, k: 8, n: 5, transB: true, batchA: [7] }, // folded: 21 rows, K at its minimum
+        { m: 33, k: 48, n: 40, batchA: [3], batchB: [3], transB: true }, // batch strides
+        { m: 70, k: 136, n: 260, transB: true, integers: true },
+        { m: 256, k: 264, n: 272 }, // B stored [K, N]: transposed first for the wgmma kernel
+      ];
+      if (opts.large) cases.push({ m: 1024, k: 1024, n: 1024, transB: true }, { m: 300, k: 4096, n: 1000, transB: true });
+      for (const kernel of ['wgmma', 'mma'] as const) {
+        const old = native().setGemmKernel(kernel);
+        try {
+          cases.forEach((c, i) => checkMatmul(dev, dt, c, seed + i));
+        } catch (e) {
+          console.error(`  (the ${kernel} kernel)`);
+          throw e;
+        } finally {
+          native().setGemmKernel(old);
+        }
+      }
+    });
 
   test(`matmul: 1-D operands and a stepped view (copied first) [${dev}]`, () => {
     const r = rng(freshSeed());

@@ -14,6 +14,7 @@ import * as assert from 'uvu/assert';
 import * as S from '../../lib/index';
 import type { Tensor } from '../../lib/index';
 import { roundTo } from '../reference/core';
+import { native } from '../../lib/native';
 import { freshSeed, rng } from '../helpers';
 
 type Test = (name: string, fn: () => void | Promise<void>) => void;
@@ -149,6 +150,19 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
       for (const c of cases) checkLora(dev, dt, { ...c, linear: true }, seed + c.n);
     });
   }
+  // lora's second product on the wgmma kernel: the rank term as extra k-tiles (rank % 8 == 0) or in
+  // the epilogue (rank 12)
+  for (const dt of ['float16', 'bfloat16'] as DT[])
+    withSeed(`lowrank.lora ${dt} on the wgmma kernel: rank term in the main loop and in the epilogue`, (seed) => {
+      const old = native().setGemmKernel('wgmma');
+      try {
+        for (const c of [{ m: 130, k: 64, n: 260, r: 16, bias: true }, { m: 70, k: 40, n: 300, r: 16, rank: 12 }, { m: 20, k: 96, n: 257, r: 8, scale: -1.5 }] as LoraCase[])
+          checkLora(dev, dt, c, seed + c.m);
+      } finally {
+        native().setGemmKernel(old);
+      }
+    });
+
   withSeed(`lowrank.lora float32: gradients of x, W, A, B and bias on the device equal the CPU's`, (seed) => {
     const run = (d: string) => {
       const ps = [[6, 24], [20, 24], [4, 24], [20, 4], [20]].map((sh, i) => {

@@ -133,6 +133,13 @@ int FID_FN(warp)(int nwarps, const fid_warp_cfg* cfg, const uint32_t* in, const 
                  char* msg, size_t msg_len);
 int FID_FN(atomic)(int op, int n, int ntargets, const uint32_t* init, const uint32_t* vals, uint32_t* final_out,
                    uint32_t* old_out, char* msg, size_t msg_len);
+/* wgmma.m64n256k16 (bf16 if bf16, else f16), one warpgroup (128 threads) a block: A [64][64] and
+ * B [256][64] b16 elements per block (a: [nblocks][2048] words, b: [nblocks][8192] words, two elements
+ * a word, low half first), staged by plain stores into the 128-byte-swizzle K-major layout, then 4
+ * wgmma k16 steps (descriptors advanced 32 bytes a step) onto the accumulators c: [nblocks][128][128]
+ * floats (thread, register); d: the same after wgmma.wait_group 0. sm_90a on the GPU. */
+int FID_FN(wgmma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d, char* msg,
+                  size_t msg_len);
 #ifdef __cplusplus
 }
 #endif

@@ -395,6 +395,55 @@ cudaError_t launch_atomic(const uint32_t* vals, uint32_t* targets, uint32_t* old
                                                ntargets);
 }
 
+// ---- wgmma (sm_90a) ---------------------------------------------------------------------------------
+
+constexpr size_t kWgSmem = (64 + 256) * 64 * 2 + 1024;  // A and B tiles, and 1024-byte alignment slack
+
+template <bool kBf16>
+__global__ void wgmma_kernel(const uint32_t* a_raw, const uint32_t* b_raw, const float* c_raw, float* d_raw) {
+  DYN_SMEM(uint16_t, raw);
+  const uint32_t addr0 = ptx::smem_addr(raw);
+  const int pad = (int)((1024u - (addr0 & 1023u)) & 1023u) / 2;
+  const dev_ptr<uint16_t> sa = raw + pad, sb = sa + 64 * 64;
+  const uint32_t a_addr = addr0 + 2u * (uint32_t)pad, b_addr = a_addr + 2u * 64u * 64u;
+  const dev_ptr<const uint16_t> ga = dev_cast<const uint16_t>(gptr(a_raw) + (int64_t)blockIdx.x * 2048);
+  const dev_ptr<const uint16_t> gb = dev_cast<const uint16_t>(gptr(b_raw) + (int64_t)blockIdx.x * 8192);
+  const int tid = threadIdx.x;
+  // element (r, k) of a K-major tile: row r at 64 elements (128 bytes), chunk k / 8 at chunk (k / 8) ^ (r % 8)
+  for (int i = tid; i < 64 * 64; i += 128) {
+    const int r = i / 64, k = i % 64;
+    const uint16_t v = ga[i];
+    sa[r * 64 + (((k >> 3) ^ (r & 7)) << 3) + (k & 7)] = v;
+  }
+  for (int i = tid; i < 256 * 64; i += 128) {
+    const int r = i / 64, k = i % 64;
+    const uint16_t v = gb[i];
+    sb[r * 64 + (((k >> 3) ^ (r & 7)) << 3) + (k & 7)] = v;
+  }
+  ptx::fence_proxy_async();
+  __syncthreads();
+  const dev_ptr<const float> C = gptr(c_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
+  float d[128];
+  for (int i = 0; i < 128; i++) d[i] = C[i];
+  ptx::wgmma_fence();
+  for (int kk = 0; kk < 4; kk++) {
+    const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+    if (kBf16) ptx::wgmma_m64n256k16_bf16(d, da, db);
+    else ptx::wgmma_m64n256k16_f16(d, da, db);
+  }
+  ptx::wgmma_commit();
+  ptx::wgmma_wait<0>();
+  const dev_ptr<float> D = gptr(d_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
+  for (int i = 0; i < 128; i++) D[i] = d[i];
+}
+
+template <bool kBf16>
+cudaError_t launch_wgmma(int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d) {
+  cudaError_t e = cudaFuncSetAttribute(wgmma_kernel<kBf16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kWgSmem);
+  if (e != cudaSuccess) return e;
+  return structura::launch<wgmma_kernel<kBf16>>(dim3(nblocks), dim3(128), kWgSmem, nullptr, a, b, c, d);
+}
+
 }  // namespace
 
 // ---- entries ---------------------------------------------------------------------------------------------
@@ -562,5 +611,17 @@ extern "C" int FID_FN(atomic)(int op, int n, int ntargets, const uint32_t* init,
   }
   dev.download(final_out, dt, (size_t)ntargets);
   dev.download(old_out, dold, (size_t)n);
+  return dev.result(msg, msg_len);
+}
+
+extern "C" int FID_FN(wgmma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d,
+                             char* msg, size_t msg_len) {
+  Dev dev;
+  const uint32_t* da = dev.alloc((size_t)nblocks * 2048, a);
+  const uint32_t* db = dev.alloc((size_t)nblocks * 8192, b);
+  const float* dc = dev.alloc((size_t)nblocks * 128 * 128, c);
+  float* dd = dev.alloc<float>((size_t)nblocks * 128 * 128);
+  if (dev.err == cudaSuccess) dev.launched(bf16 ? launch_wgmma<true>(nblocks, da, db, dc, dd) : launch_wgmma<false>(nblocks, da, db, dc, dd), "wgmma_kernel");
+  dev.download(d, dd, (size_t)nblocks * 128 * 128);
   return dev.result(msg, msg_len);
 }

@@ -545,6 +545,74 @@ void mma_case(Ctx& c, const MmaShape& s, int sel, int kind) {
   finish_status(r, c.gpu);
 }
 
+// ---- wgmma ---------------------------------------------------------------------------------------------
+
+// wgmma.m64n256k16 through 128-byte-swizzle descriptors: small integers (|a|, |b| ≤ 3, |c| ≤ 64), so
+// every product and sum is exact in float32 and GPU, emulator and the host reference must agree bit for
+// bit — a wrong swizzle, descriptor field, row or accumulator placement shows as a mismatch.
+void wgmma_case(Ctx& c, bool bf16) {
+  const std::string name = std::string("wgmma.m64n256k16.") + (bf16 ? "bf16" : "f16") + ".sw128";
+  if (!selected(c, name)) return;
+  Rng g(case_seed(c, name));
+  const int nblocks = 4;
+  // b16 bits of the integers −3 … 3
+  const uint16_t kBf[7] = {0xc040, 0xc000, 0xbf80, 0x0000, 0x3f80, 0x4000, 0x4040};
+  const uint16_t kF16[7] = {0xc200, 0xc000, 0xbc00, 0x0000, 0x3c00, 0x4000, 0x4200};
+  std::vector<int> av((size_t)nblocks * 64 * 64), bv((size_t)nblocks * 256 * 64);
+  for (int& v : av) v = g.below(7) - 3;
+  for (int& v : bv) v = g.below(7) - 3;
+  auto pack = [&](const std::vector<int>& v) {
+    std::vector<uint32_t> w(v.size() / 2);
+    for (size_t i = 0; i < w.size(); i++) {
+      const uint16_t lo = (bf16 ? kBf : kF16)[v[2 * i] + 3], hi = (bf16 ? kBf : kF16)[v[2 * i + 1] + 3];
+      w[i] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+    return w;
+  };
+  const std::vector<uint32_t> aw = pack(av), bw = pack(bv);
+  std::vector<float> cv((size_t)nblocks * 128 * 128);
+  for (float& v : cv) v = (float)(g.below(129) - 64);
+  auto side = [&](bool gpu) {
+    return run_side([&](std::vector<uint32_t>& out, char* msg, size_t len) {
+      std::vector<float> d(cv.size(), 0.f);
+      int rc;
+#ifndef FIDELITY_EMU_ONLY
+      if (gpu) rc = fid_gpu_wgmma(bf16, nblocks, aw.data(), bw.data(), cv.data(), d.data(), msg, len);
+      else
+#endif
+        rc = fid_emu_wgmma(bf16, nblocks, aw.data(), bw.data(), cv.data(), d.data(), msg, len);
+      (void)gpu;
+      out.resize(d.size());
+      std::memcpy(out.data(), d.data(), d.size() * 4);
+      return rc;
+    });
+  };
+  Run gpu;
+  if (!gpu_part(c, name, [&] { return side(true); }, gpu)) return;
+  const Run emu = side(false);
+  Result& r = add_result(c, name, "integer inputs (exact sums), " + std::to_string(nblocks) + " warpgroups, bitwise");
+  // PTX §9.7.15.5.1: thread 32w + l, register 4j + v holds D(16w + l/4 + 8·(v >> 1), 8j + 2·(l % 4) + (v & 1))
+  compare_words(
+      c, r, emu, c.gpu ? &gpu : nullptr, [](size_t) { return true; },
+      [&](size_t idx, uint32_t w) {
+        const int blk = (int)(idx / (128 * 128)), tid = (int)(idx / 128 % 128), i = (int)(idx % 128);
+        const int wq = tid / 32, l = tid % 32, j = i / 4, v = i % 4;
+        const int row = 16 * wq + l / 4 + 8 * (v >> 1), col = 8 * j + 2 * (l % 4) + (v & 1);
+        double acc = cv[idx];
+        for (int k = 0; k < 64; k++)
+          acc += (double)av[((size_t)blk * 64 + row) * 64 + k] * bv[((size_t)blk * 256 + col) * 64 + k];
+        float f = (float)acc;
+        uint32_t bits;
+        std::memcpy(&bits, &f, 4);
+        return w == bits;
+      },
+      [&](size_t idx) {
+        return "block " + std::to_string(idx / (128 * 128)) + " thread " + std::to_string(idx / 128 % 128) + " d" +
+               std::to_string(idx % 128);
+      },
+      true);
+}
+
 // ---- ldmatrix ----------------------------------------------------------------------------------------
 
 void ldmatrix_case(Ctx& c, int num, bool trans) {
@@ -1221,6 +1289,10 @@ void run_all_cases(Ctx& c) {
     }
   cp_async_case(c);
   flush_lines();
+  for (bool bf16 : {true, false}) {
+    wgmma_case(c, bf16);
+    flush_lines();
+  }
   elementwise_cases(c);
   flush_lines();
   for (const WarpOpInfo& op : kWarpOps) {
