@@ -9,8 +9,9 @@
 // moved once) and rotate over 4 copies of B (128 MiB) so that B is not served from the 50 MiB L2 call
 // after call, with our device-to-device copy of 2^26 float32 as the measure of DRAM bandwidth.
 // Baseline: PyTorch's cuBLAS on the same shapes (bench/torch/cuda.py, CUDA events). Target (issue 3):
-// bfloat16 4096³ at least 0.6× cuBLAS. The 16-bit cases also time our mma.sync kernel (auto takes the
-// wgmma kernel on sm_90: x·Wᵀ as is, A·B with B transposed first), and bfloat16 4096³ runs as x·Wᵀ too.
+// bfloat16 4096³ at least 0.6× cuBLAS. The 16-bit cases also time each tensor-core kernel forced
+// (mma.sync; wgmma on sm_90: x·Wᵀ as is, A·B with B transposed first) — 'auto' takes mma.sync until
+// the wgmma kernel has passed on a GPU — and bfloat16 4096³ runs as x·Wᵀ too.
 // On 'cuda-emu' (--quick only) the same cases at tiny shapes.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, type DType, type Tensor } from '../lib/index';
@@ -52,6 +53,22 @@ const BYTES: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
  * wt: B is a Linear weight W stored [n, k] and the product is x·Wᵀ (a transposed view, read in place):
  * the layout of inference, which the decode kernel of cuda/dense.cu streams for M ≤ 16.
  */
+/** A local baseline: run() with the 16-bit products forced onto one kernel of cuda/dense.cu. */
+function forced(kernel: 'mma' | 'wgmma', run: () => void) {
+  return {
+    kind: 'local' as const,
+    label: `our ${kernel === 'mma' ? 'mma.sync' : 'wgmma'} kernel`,
+    run: () => {
+      const old = native().setGemmKernel(kernel);
+      try {
+        run();
+      } finally {
+        native().setGemmKernel(old);
+      }
+    },
+  };
+}
+
 function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: number, rotate = 1, wt = false): BenchCase {
   let a: Tensor | undefined;
   let bs: Tensor[] = [];
@@ -87,23 +104,8 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
         ? { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: k, out: n, dtype, rotate }, label: 'F.linear (cuBLAS)' }
         : { kind: 'torch', script: 'cuda.py', spec: { op: 'matmul', m, k, n, dtype, rotate }, label: dtype === 'float32' ? '(cuBLAS, TF32 off)' : '(cuBLAS)' },
       ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
-      // the same product forced onto the mma.sync kernel (auto takes wgmma on sm_90; setGemmKernel)
-      ...(dtype !== 'float32' && !decode
-        ? {
-            mma: {
-              kind: 'local' as const,
-              label: 'our mma.sync kernel',
-              run: () => {
-                const old = native().setGemmKernel('mma');
-                try {
-                  c.run();
-                } finally {
-                  native().setGemmKernel(old);
-                }
-              },
-            },
-          }
-        : {}),
+      // the same product forced onto each tensor-core kernel (setGemmKernel; wgmma needs sm_90)
+      ...(dtype !== 'float32' && !decode ? { mma: forced('mma', () => c.run()), wgmma: forced('wgmma', () => c.run()) } : {}),
     },
   };
   if (!ctx.emu && dtype === 'bfloat16' && m === 4096 && k === 4096 && n === 4096)

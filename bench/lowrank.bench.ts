@@ -12,10 +12,12 @@
 // W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
 // (bench/bandwidth.ts; target ≥ 80% of it). loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16,
 // 4096}, row i uses adapter i % 8) against 8 separate lora calls and PyTorch's per-adapter index_add.
-// On 'cuda-emu' (--quick only) the same at in = out = 64.
+// lora at M > 16 also runs forced onto our wgmma kernel (sm_90; setGemmKernel). On 'cuda-emu' (--quick
+// only) the same at in = out = 64.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
+import { native } from '../lib/native';
 
 const IN = 4096, OUT = 4096;
 
@@ -167,6 +169,22 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
         },
       },
       ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
+      ...(!decode
+        ? {
+            wgmma: {
+              kind: 'local' as const,
+              label: 'the same lora on our wgmma kernel (sm_90)',
+              run: () => {
+                const old = native().setGemmKernel('wgmma');
+                try {
+                  c.run();
+                } finally {
+                  native().setGemmKernel(old);
+                }
+              },
+            },
+          }
+        : {}),
     },
   };
   if (!ctx.emu && m === 4096)

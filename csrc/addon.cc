@@ -105,7 +105,7 @@ static Napi::Value SetCopyStaging(const Napi::CallbackInfo& info) {
 }
 
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
-// 'auto' (wgmma on sm_90 where the layout fits, else mma.sync), 'mma' or 'wgmma' (wherever it fits).
+// 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90, where it fits).
 // Returns the previous choice. For tests and benchmarks.
 static Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
   static const char* const names[3] = {"auto", "mma", "wgmma"};

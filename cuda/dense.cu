@@ -16,8 +16,9 @@
 //   * wgmma kernel for sm_90a (gemm_wgmma_kernel): x·Wᵀ layouts, CTA tile 128×256×64, two warpgroups
 //     each issuing wgmma.m64n256k16 from 128-byte-swizzled K-major shared tiles (descriptors), 3
 //     cp.async stages of 48 KiB, fence.proxy.async before each barrier, wait_group 0 per k-tile;
-//     204 registers, no spills (ptxas, CUDA 13.0). Chosen on sm_90 when the build has sm_90a code,
-//     the layout fits and N > 128, M > 64 (setGemmKernel / gemm_set_kernel override it); the caller
+//     204 registers, no spills (ptxas, CUDA 13.0). Runs on sm_90 (with sm_90a code in the build)
+//     when asked for (setGemmKernel('wgmma')); 'auto' will pick it for N > 128, M > 64 once it has
+//     passed on a GPU (kWgmmaByDefault, false until then); the caller
 //     (csrc/ops/dense.cc) transposes an N-major B of a large product so that it fits. The emulator
 //     runs it (cuda/emu: wgmma per warp at issue), and test/gpu/fidelity compares the emulated wgmma
 //     with silicon on the next GPU run. Not yet: TMA, producer/consumer warp specialization, two
@@ -787,9 +788,20 @@ bool wgmma_fits(const structura_gemm_params& p) {
   return !p.trans_a && p.trans_b && p.k >= 8 && p.k % 8 == 0 && rows16(p.a, p.lda, p.stride_a) && rows16(p.b, p.ldb, p.stride_b);
 }
 
+// Whether 'auto' may pick the wgmma kernel. False until it has passed test:gpu and the fidelity
+// wgmma cases on a real sm_90 device: until then it runs only when asked for (setGemmKernel('wgmma'),
+// as test/conformance and the GPU bench do), so nobody gets an unverified kernel by default.
+constexpr bool kWgmmaByDefault = false;
+
+// Whether the wgmma kernel may run at all for `mode` on the current device.
+bool wgmma_allowed(int mode) {
+  if (mode == 1 || (mode == 0 && !kWgmmaByDefault)) return false;
+  return kHaveWgmma && device_is_sm90();
+}
+
 bool use_wgmma(const structura_gemm_params& p) {
   const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
-  if (mode == 1 || !kHaveWgmma || !wgmma_fits(p) || !device_is_sm90()) return false;
+  if (!wgmma_fits(p) || !wgmma_allowed(mode)) return false;
   // auto: a 128×256 tile wastes most of its work on a thin product, where mma.sync's 128×128 wastes less
   return mode == 2 || (p.n > 128 && p.m > 64);
 }
@@ -808,7 +820,7 @@ bool decode_ok(const structura_gemm_params& p) {
 // launchers
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
-  return g_gemm_kernel.load(std::memory_order_relaxed) != 1 && kHaveWgmma && device_is_sm90() ? 1 : 0;
+  return wgmma_allowed(g_gemm_kernel.load(std::memory_order_relaxed)) ? 1 : 0;
 }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {

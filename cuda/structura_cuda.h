@@ -116,9 +116,10 @@ typedef struct {
 } structura_gemm_params;
 #endif
 int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);
-/* Which kernel runs the float16 / bfloat16 products: 0 auto (wgmma on an sm_90 device when the build
- * has sm_90a code and the layout fits, else mma.sync), 1 mma.sync, 2 wgmma wherever the layout fits
- * (tests, benchmarks). Returns the previous mode, or -1 for a bad one. Process-wide. */
+/* Which kernel runs the float16 / bfloat16 products: 0 auto (mma.sync for now; wgmma on an sm_90
+ * device with sm_90a code once that kernel has passed on a GPU, see kWgmmaByDefault), 1 mma.sync,
+ * 2 wgmma wherever the layout fits on sm_90 (tests, benchmarks). Returns the previous mode, or -1 for
+ * a bad one. Process-wide. */
 int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode);
 /* 1 when the wgmma kernel may run on the current device (sm_90, built for sm_90a, mode not mma.sync):
  * callers then give large products B stored [N, K] (a transposed copy of an N-major B) so that it does. */

@@ -154,7 +154,7 @@ export interface NativeBinding {
   emptyCache(device: number): void;
   /** Host↔device copies of at least `bytes` go through pinned staging buffers (0: never; default 32 MiB). Returns the previous threshold. */
   setCopyStaging(bytes: number): number;
-  /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (wgmma on sm_90 where it fits), 'mma' or 'wgmma'. Returns the previous one. */
+  /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90 and the emulator, where the layout fits). Returns the previous one. */
   setGemmKernel(kernel: 'auto' | 'mma' | 'wgmma'): 'auto' | 'mma' | 'wgmma';
   setNumThreads(n: number): void;
   getNumThreads(): number;
