@@ -14,15 +14,15 @@
 // Versions
 //   3 (this one; compiles for every architecture, runs in the emulator, NOT YET RUN ON A GPU):
 //   * wgmma kernel for sm_90a (gemm_wgmma_kernel): x·Wᵀ layouts, CTA tile 128×256×64, two warpgroups
-//     each issuing wgmma.m64n256k16 from 128-byte-swizzled K-major shared tiles (descriptors), 3
-//     cp.async stages of 48 KiB, fence.proxy.async before each barrier, wait_group 0 per k-tile;
+//     each issuing wgmma.m64n256k16 from 128-byte-swizzled K-major shared tiles (descriptors), 4
+//     cp.async stages of 48 KiB, fence.proxy.async before each barrier, one wgmma group in flight;
 //     204 registers, no spills (ptxas, CUDA 13.0). Runs on sm_90 (with sm_90a code in the build)
 //     when asked for (setGemmKernel('wgmma')); 'auto' will pick it for N > 128, M > 64 once it has
 //     passed on a GPU (kWgmmaByDefault, false until then); the caller
 //     (csrc/ops/dense.cc) transposes an N-major B of a large product so that it fits. The emulator
 //     runs it (cuda/emu: wgmma per warp at issue), and test/gpu/fidelity compares the emulated wgmma
-//     with silicon on the next GPU run. Not yet: TMA, producer/consumer warp specialization, two
-//     wgmma groups in flight, MN-major B through the transpose bit.
+//     with silicon on the next GPU run. Not yet: TMA, producer/consumer warp specialization, MN-major
+//     B through the transpose bit, a coalesced (shared-memory staged) epilogue.
 //   2, measured on an NVIDIA H200 (npm run bench:gpu, torch 2.11 in the same process):
 //     bf16 4096³ 0.68 ms = 202 TFLOP/s = 0.30× cuBLAS (v1: 143 TFLOP/s, 0.21×), 8192³ 224 TFLOP/s;
 //     f32 SIMT 4096³ 30 TFLOP/s = 0.60× torch's FP32; decode x·Wᵀ 1×4096×4096 bf16 0.0137 ms
@@ -466,16 +466,18 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm
 // 64w + 63 and all 256 columns: per k-tile 4 wgmma.m64n256k16 (128 f32 accumulators a thread).
 // Operands staged by cp.async (16-byte chunks, zero-filled past M, N, K) into the canonical K-major
 // 128-byte-swizzle layout the descriptors describe (ptx.cuh): row r of a tile at 128·r bytes, its
-// 16-byte chunk c at chunk c ^ (r % 8). 3 stages of 48 KiB. Thread t copies chunk t % 8 of rows
-// t / 8 + 32i (A: 4 rows, B: 8), so its swizzled destination chunk, (t % 8) ^ ((t / 8) % 8), is the
-// same in every row. Each k-tile: wait for the copies, fence.proxy.async (cp.async writes are
-// generic-proxy, wgmma reads through the async proxy), barrier, refill the stage the previous k-tile
-// read, then issue the 4 wgmma and wait for them (wait<0>: the next barrier then guarantees that no
-// wgmma still reads a stage being refilled). lora's rank term runs as extra K-major k-tiles when its
-// operands qualify (wgmma_rank_ok), else in the epilogue.
-constexpr int kWBM = 128, kWBN = 256, kWBK = 64, kWStages = 3, kWThreads = 256;
+// 16-byte chunk c at chunk c ^ (r % 8). 4 stages of 48 KiB, tiles loaded 2 ahead. Thread t copies
+// chunk t % 8 of rows t / 8 + 32i (A: 4 rows, B: 8), so its swizzled destination chunk,
+// (t % 8) ^ ((t / 8) % 8), is the same in every row. Each k-tile: wait for the copies,
+// fence.proxy.async (cp.async writes are generic-proxy, wgmma reads through the async proxy),
+// barrier, refill the stage of two k-tiles back, issue the 4 wgmma, then wait until only they are in
+// flight (wait<1>: the next barrier then guarantees that no wgmma still reads the stage refilled
+// after it). lora's rank term runs as extra K-major k-tiles when its operands qualify
+// (wgmma_rank_ok), else in the epilogue.
+constexpr int kWBM = 128, kWBN = 256, kWBK = 64, kWStages = 4, kWThreads = 256;
 constexpr int kWTileA = kWBM * kWBK, kWTileB = kWBN * kWBK, kWStageElems = kWTileA + kWTileB;  // 16-bit elements
-constexpr size_t kWgmmaSmemBytes = (size_t)kWStages * kWStageElems * 2 + 1024;  // 148480: + the 1024-byte alignment
+constexpr size_t kWgmmaSmemBytes = (size_t)kWStages * kWStageElems * 2 + 1024;  // 197632: + the 1024-byte alignment
+constexpr int kWAhead = 2;  // k-tiles loaded ahead of the one computed (kWStages − 2: one stage is still being read)
 
 __host__ __device__ __forceinline__ bool rows16(const void* p, int64_t ld, int64_t stride) {
   return ld % 8 == 0 && stride % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0;
@@ -534,16 +536,19 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
   for (int i = 0; i < 128; i++) acc[i] = 0.f;
 
 #pragma unroll
-  for (int s = 0; s < kWStages - 1; s++) {
+  for (int s = 0; s < kWAhead; s++) {
     if (s < ttiles) load_stage(s, s);
     ptx::cp_async_commit();
   }
   const int wg = tid >> 7;  // warpgroup: accumulator rows 64·wg …
+  // One wgmma group stays in flight while the next k-tile is prepared. At iteration kt the barrier
+  // comes after every thread's wait<1> of iteration kt − 1, so both warpgroups are done with tile
+  // kt − 2: its stage, (kt + 2) % 4, is refilled with tile kt + 2.
   for (int kt = 0; kt < ttiles; kt++) {
-    ptx::cp_async_wait<kWStages - 2>();
-    ptx::fence_proxy_async();
+    ptx::cp_async_wait<kWAhead - 1>();  // this thread's copies of tile kt have landed
+    ptx::fence_proxy_async();           // ... and are visible to wgmma's async proxy
     __syncthreads();
-    if (kt + kWStages - 1 < ttiles) load_stage((kt + kWStages - 1) % kWStages, kt + kWStages - 1);
+    if (kt + kWAhead < ttiles) load_stage((kt + kWAhead) % kWStages, kt + kWAhead);
     ptx::cp_async_commit();
     const uint32_t sa = sbase + 2u * (uint32_t)((kt % kWStages) * kWStageElems);
     const uint32_t a_addr = sa + (uint32_t)wg * 64u * 128u, b_addr = sa + 2u * kWTileA;
@@ -555,8 +560,9 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
       else ptx::wgmma_m64n256k16_f16(acc, da, db);
     }
     ptx::wgmma_commit();
-    ptx::wgmma_wait<0>();
+    ptx::wgmma_wait<1>();  // the group of tile kt − 1 is done
   }
+  ptx::wgmma_wait<0>();
   ptx::cp_async_wait_all();
 
   const Epilogue e = make_epilogue(p, b, ext);

@@ -239,9 +239,9 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 //   wgmma_commit() / wgmma_wait<N>() group the issued wgmma; wait until at most N groups are pending
 //   fence_proxy_async()              make this thread's generic-proxy shared writes (cp.async included)
 //                                    visible to wgmma's async-proxy reads; then a barrier
-// In emulation a wgmma reads shared memory and computes when it is issued (each warp its 16 rows), so
-// the emulator cannot see a shared write racing an in-flight wgmma: the kernel's wait<0> before its
-// barrier is what prevents that (a blind spot, cuda/emu/README.md).
+// In emulation a wgmma reads shared memory and computes when it is issued (each warp its 16 rows); the
+// bytes it read stay "in flight" until the warp's wgmma_wait covers its group, and a shared write to
+// them before that is reported as a race (cuda/emu/README.md).
 STRUCTURA_PTX_FN uint64_t wgmma_desc_sw128(uint32_t addr, uint32_t sbo_bytes) {
   return (uint64_t)((addr & 0x3ffffu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)((sbo_bytes & 0x3ffffu) >> 4) << 32) |
          ((uint64_t)1 << 62);
@@ -255,8 +255,8 @@ inline void wgmma_m64n256k16_f16(float (&d)[128], uint64_t desc_a, uint64_t desc
   ::emu::ptx::wgmma(256, ::emu::ptx::Type::F16, d, desc_a, desc_b);
 }
 inline void wgmma_fence() {}
-inline void wgmma_commit() {}
-template <int N> inline void wgmma_wait() {}
+inline void wgmma_commit() { ::emu::wgmma_commit(); }
+template <int N> inline void wgmma_wait() { ::emu::wgmma_wait(N); }
 inline void fence_proxy_async() {}
 #else
 template <class P> __device__ __forceinline__ uint32_t smem_addr(const P& p) { return (uint32_t)__cvta_generic_to_shared(p); }

@@ -120,6 +120,15 @@ struct Thread {
   const char* coll_op = nullptr;
   unsigned coll_mask = 0;
   uint32_t cp_committed = 0, cp_waited = 0;
+  uint32_t wg_committed = 0, wg_waited = 0;  // wgmma commit groups issued / waited for
+};
+
+// The shared bytes an issued wgmma of warp `warp` reads (a bounding range), pending until that warp's
+// wgmma.wait_group covers `group`.
+struct WgRead {
+  int warp;
+  uint32_t group;
+  uintptr_t lo, hi;
 };
 
 struct Pending {
@@ -159,6 +168,8 @@ struct Launch {
   std::string message;
   // dynamic shared memory
   Region dyn;
+  // wgmma reads still in flight (this block)
+  std::vector<WgRead> wg_reads;
 };
 
 static std::mutex g_launch_mu;            // one launch at a time (kernels share static SMEM storage)
@@ -320,6 +331,13 @@ void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size
                 fmt("misaligned %s %s of %zu bytes at %p (needs %zu-byte alignment)", space, access_name(a), bytes, p, align));
   }
   if (r->space != Space::Shared || !r->shadow) return;
+  if (a != Access::Read)
+    for (const WgRead& w : L->wg_reads)
+      if (x < w.hi && x + bytes > w.lo && w.group > L->threads[(size_t)w.warp * 32].wg_waited)
+        fail_thread(ErrorKind::SharedRace, tid,
+                    fmt("shared %s of '%s' at %p while a wgmma of warp %d that reads it (commit group %u) is still in "
+                        "flight: no wgmma.wait_group covers it yet",
+                        access_name(a), r->name, p, w.warp, w.group));
   const Thread& t = L->threads[tid];
   const Warp& w = L->warps[t.warp];
   const uint64_t E = L->epoch;
@@ -596,6 +614,7 @@ static void diagnose_deadlock(Launch& L) {
 static void run_block(Launch& L) {
   L.block_serial = ++g_block_serial;
   L.epoch = ++g_epoch;
+  L.wg_reads.clear();
   L.bar_arrived = 0;
   L.n_exited = 0;
   L.static_smem = 0;
@@ -614,6 +633,7 @@ static void run_block(Launch& L) {
     t.ids.blockIdx = L.block_idx;
     t.st = St::Ready;
     t.cp_committed = t.cp_waited = 0;
+    t.wg_committed = t.wg_waited = 0;
     void* stack = stack_at(i);  // sets g_stack_size on first use
     context_init(t.ctx, stack, g_stack_size, fiber_main);
   }
@@ -966,6 +986,24 @@ void cp_async(ptr<void> dst, ptr<const void> src, int cp_size, int src_size) {
     s[i].async_group = t->cp_committed + 1;
   }
 }
+// wgmma: the emulated instruction reads at issue (cuda/emu/ptx_emu.cc); these keep its shared reads
+// "in flight" until the warp's wait_group covers them, so that a write to them is reported.
+void wgmma_track(const Collective& c, const void* lo, const void* hi) {
+  Launch& L = *g_launch;
+  L.wg_reads.push_back(WgRead{c.warp, L.threads[(size_t)c.first_thread].wg_committed + 1,
+                              reinterpret_cast<uintptr_t>(lo), reinterpret_cast<uintptr_t>(hi)});
+}
+void wgmma_commit() { g_launch->cur->wg_committed++; }
+void wgmma_wait(int n) {
+  Launch& L = *g_launch;
+  Thread* t = L.cur;
+  if (n < 0) fail(ErrorKind::InvalidArgument, fmt("wgmma.wait_group %d", n));
+  if (t->wg_committed > (uint32_t)n) t->wg_waited = std::max(t->wg_waited, t->wg_committed - (uint32_t)n);
+  // forget what every warp has waited for (lane 0's counters stand for the warp)
+  auto done = [&](const WgRead& w) { return w.group <= L.threads[(size_t)w.warp * 32].wg_waited; };
+  L.wg_reads.erase(std::remove_if(L.wg_reads.begin(), L.wg_reads.end(), done), L.wg_reads.end());
+}
+
 void cp_async_commit() { g_launch->cur->cp_committed++; }
 void cp_async_wait(int n) {
   Thread* t = g_launch->cur;

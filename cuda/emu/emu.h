@@ -194,6 +194,14 @@ void check_access_as(int thread, const Region* r, const void* p, size_t bytes, s
 unsigned inactive_lanes();
 int lane_id();
 
+// ---- wgmma bookkeeping (cuda/ptx.cuh, cuda/emu/ptx_emu.cc) ----------------------------------------
+
+// Marks shared bytes [lo, hi) as read by the wgmma the warp of collective c issues now (its next commit
+// group); a write to them before the warp's wgmma.wait_group covers that group is a shared-race error.
+void wgmma_track(const Collective& c, const void* lo, const void* hi);
+void wgmma_commit();
+void wgmma_wait(int n);
+
 // ---- cp.async bookkeeping (cuda/ptx.cuh) ---------------------------------------------------------
 
 void cp_async(ptr<void> dst, ptr<const void> src, int cp_size, int src_size);

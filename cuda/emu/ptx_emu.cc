@@ -218,12 +218,13 @@ Desc decode(Collective& c, uint64_t d, const char* which) {
   return Desc{(uint32_t)(d & 0x3fff) << 4, (uint32_t)((d >> 32) & 0x3fff) << 4};
 }
 
-double smem_element(Collective& c, Type t, const Desc& d, int row, int k) {
+double smem_element(Collective& c, Type t, const Desc& d, int row, int k, const unsigned char** where) {
   uint32_t a = d.start + (uint32_t)(row / 8) * d.sbo + (uint32_t)(row % 8) * 128 + 2 * (uint32_t)k;
   a ^= ((a >> 7) & 7u) << 4;
   const ptr<unsigned char> dyn = dynamic_smem();
   const unsigned char* p = dyn.p + a;
   check_access_as(c.first_thread, dyn.r, p, 2, 2, Access::Read);
+  *where = p;
   uint16_t v;
   std::memcpy(&v, p, 2);
   return element(t, v);
@@ -242,10 +243,20 @@ void wgmma_fn(Collective& c) {
   const int N = in0.n, wq = c.warp % 4;  // the warp's place in its warpgroup: accumulator rows 16·wq …
   const Desc da = decode(c, in0.da, "A"), db = decode(c, in0.db, "B");
   double A[16][16], B[256][16];
+  const unsigned char* lo = nullptr;
+  const unsigned char* hi = nullptr;
+  auto read = [&](const Desc& d, int row, int k) {
+    const unsigned char* p = nullptr;
+    const double v = smem_element(c, in0.t, d, row, k, &p);
+    if (!lo || p < lo) lo = p;
+    if (!hi || p + 2 > hi) hi = p + 2;
+    return v;
+  };
   for (int r = 0; r < 16; r++)
-    for (int k = 0; k < 16; k++) A[r][k] = smem_element(c, in0.t, da, 16 * wq + r, k);
+    for (int k = 0; k < 16; k++) A[r][k] = read(da, 16 * wq + r, k);
   for (int n = 0; n < N; n++)
-    for (int k = 0; k < 16; k++) B[n][k] = smem_element(c, in0.t, db, n, k);
+    for (int k = 0; k < 16; k++) B[n][k] = read(db, n, k);
+  wgmma_track(c, lo, hi);  // in flight until this warp's wgmma.wait_group (a bounding range: conservative)
   // d[4j + v] of lane l: (row l/4 + 8·(v >> 1), column 8j + 2·(l % 4) + (v & 1)) of the warp's 16 rows
   static thread_local float D[16][256];
   for (int l = 0; l < 32; l++) {
