@@ -2,9 +2,10 @@
 // construction from the PTX fragment tables (/work/shared/notes/ptx_fragments.md):
 //   a cp.async → ldmatrix → mma.sync m16n8k16 GEMM (bf16 and f16) vs a float64 reference of the
 //   rounded inputs; ldmatrix x1/x2/x4 (+ .trans) round trips; mma.sync m16n8k8 (f16, bf16, tf32);
-//   cp.async groups with wait_group and zfill; mma.sp m16n8k16/k32 against the densified matrix.
+//   cp.async groups with wait_group and zfill; mma.sp m16n8k16/k32 against the densified matrix;
+//   wgmma m64n256k16 through 128B-swizzle descriptors.
 // Planted bugs: an off-by-one tile index, a wrong ldmatrix lane mapping, a read before wait_group,
-// invalid 2:4 metadata.
+// invalid 2:4 metadata, a shared write during an in-flight wgmma, a descriptor without the swizzle.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -506,4 +507,65 @@ EMU_CASE(all_wrappers_run) {
   for (int i = 0; i < 128; i++)
     if (std::isnan(o[i])) return fmt("output %g not written (NaN poison)", i);
   return "";
+}
+
+// ---- wgmma (emulated at issue; its shared reads stay in flight until wait_group) -------------------
+// One warpgroup: A [64][64] and B [256][64] of bf16 ones in the 128-byte swizzle (every element 1, so
+// every output is 64 = Σ over the 4 k16 steps of 16 products — placement is checked by the fidelity
+// test against the GPU). plant 1: thread 0 rewrites an A element while the wgmma is in flight
+// (before wait_group 0); plant 2: a descriptor without the 128-byte swizzle.
+__global__ void wgmma_kernel(float* out_raw, int plant) {
+  DYN_SMEM(uint16_t, raw);
+  const uint32_t addr0 = ptx::smem_addr(raw);
+  const int pad = (int)((1024u - (addr0 & 1023u)) & 1023u) / 2;
+  const dev_ptr<uint16_t> s = raw + pad;
+  const uint32_t a_addr = addr0 + 2u * (uint32_t)pad, b_addr = a_addr + 2u * 64u * 64u;
+  for (int i = threadIdx.x; i < (64 + 256) * 64; i += 128) s[i] = 0x3f80;  // bf16 1.0
+  ptx::fence_proxy_async();
+  __syncthreads();
+  float d[128];
+  for (int i = 0; i < 128; i++) d[i] = 0.f;
+  ptx::wgmma_fence();
+  for (int kk = 0; kk < 4; kk++) {
+    uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+    if (plant == 2) da &= ~(3ull << 62);
+    ptx::wgmma_m64n256k16_bf16(d, da, db);
+  }
+  ptx::wgmma_commit();
+  if (plant == 1 && threadIdx.x == 0) s[5] = 0;
+  ptx::wgmma_wait<0>();
+  if (threadIdx.x == 0) s[5] = 0;  // fine now: the group has been waited for
+  const dev_ptr<float> out = gptr(out_raw) + threadIdx.x * 128;
+  for (int i = 0; i < 128; i++) out[i] = d[i];
+}
+
+static cudaError_t run_wgmma(int plant, std::vector<float>* out) {
+  DevBuf<float> dout(128 * 128);
+  const size_t smem = (64 + 256) * 64 * 2 + 1024;
+  cudaFuncSetAttribute(wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  cudaError_t e = structura::launch<wgmma_kernel>(1, 128, smem, nullptr, dout.p, plant);
+  *out = dout.download();
+  return e;
+}
+
+EMU_CASE(wgmma_m64n256k16_all_ones) {
+  std::vector<float> o;
+  if (run_wgmma(0, &o) != cudaSuccess) return "error: " + last_msg();
+  for (size_t i = 0; i < o.size(); i++)
+    if (o[i] != 64.f) return fmt("accumulator %g of thread %g is %.9g, expected 64", (double)(i % 128), (double)(i / 128), o[i]);
+  return "";
+}
+EMU_CASE(planted_write_during_wgmma) {
+  std::vector<float> o;
+  std::string d;
+  std::string r = expect_error(run_wgmma(1, &o), "shared-race", &d);
+  set_detail(d);
+  return r;
+}
+EMU_CASE(planted_wgmma_descriptor_without_swizzle) {
+  std::vector<float> o;
+  std::string d;
+  std::string r = expect_error(run_wgmma(2, &o), "invalid-argument", &d);
+  set_detail(d);
+  return r;
 }

@@ -132,6 +132,7 @@ for (const name of [
   'mma_m16n8k8_tf32',
   'ldmatrix_round_trips',
   'cp_async_wait_group',
+  'wgmma_m64n256k16_all_ones',
   'mma_sp_valid_metadata',
   'mma_sp_notes_worked_example',
   'launch_config_checks',
@@ -163,6 +164,8 @@ expectPlanted('planted_shuffle_skipped_by_half_warp', 'collective-divergence', '
 expectPlanted('planted_return_before_barrier', 'barrier-divergence', 'warp_reduce_kernel', [THREAD, /exited/]);
 expectPlanted('planted_invalid_metadata', 'invalid-metadata', 'mma_sp_kernel<32, true, 1>', [THREAD, /nibble 0x5/]);
 expectPlanted('planted_wrong_ldmatrix_mapping', 'wrong-result', '', []);
+expectPlanted('planted_write_during_wgmma', 'shared-race', 'wgmma_kernel', [THREAD, ADDR, /wgmma of warp 0/, /wait_group/]);
+expectPlanted('planted_wgmma_descriptor_without_swizzle', 'invalid-argument', 'wgmma_kernel', [THREAD, /swizzle mode 0/]);
 
 test('every harness case is asserted here', async () => {
   const src = fs.readFileSync(__filename, 'utf8');
