@@ -7,9 +7,12 @@
 //   sddmm:       out [nnz] = Σ_m g[m, row_e]·x[m, col_e]                          S's gradient
 // float32 / float16 / bfloat16 (structura_tensor_dtype), computed in float32 and rounded once, each
 // output element written by one thread (deterministic: no atomics).
-// Versions: 1 (this one) — spmm: a warp an (output, row) pair, lanes over the output's nonzeros, a
-// shuffle reduction; sddmm: a warp a nonzero, lanes over rows (the caller passes gᵀ and xᵀ so that
-// lanes read neighbouring elements). Not yet: row tiles in shared memory for spmm at large M.
+// Versions: 2 (this one; v1 ran only in the emulator) — spmm: a 32 × 32 (rows × outputs) tile a
+// block, a warp an output and its lanes 32 rows of x given transposed, so each nonzero is one
+// coalesced 64-byte read (v1 had lanes over an output's nonzeros: 32 scattered rows of x per read);
+// stores through a shared tile along rows of out. sddmm: a warp a nonzero, lanes over rows (gᵀ and xᵀ
+// again). Both move about rows·nnz elements of x through L2; not yet: reuse of x across outputs that
+// share columns (little with unstructured sparsity).
 // Memory goes through gptr() and launches through structura::launch (cuda/launch.cuh), so the same
 // source runs checked in the CPU emulator (cuda/emu/).
 #include <cuda_runtime.h>
@@ -69,31 +72,54 @@ __global__ void lora_gather_kernel(structura_lora_gather_params p) {
   }
 }
 
-// grid (n_out, row groups): warp w of a block takes rows blockIdx.y·kWarps + w, stepping by the grid.
+// A block computes a 32 (rows m) × 32 (outputs j) tile: warp w takes outputs j0 + w + 8i (i < 4), lane
+// l row m0 + l, so a warp walks one output's nonzeros together (no divergence; val and other are
+// broadcast) and its 32 lanes read 32 neighbouring elements of x given transposed (x_ms = 1). The
+// tile goes through shared memory so that the stores run along rows of out.
 template <int DT>
 __global__ void spmm_kernel(structura_spmm_params p) {
   using T = Ty<DT>;
   using S = typename T::S;
+  SMEM(float, tile, [32][33]);  // [j][m]
   const dev_ptr<S> out = gptr(static_cast<S*>(p.out));
   const dev_ptr<const S> x = gptr(static_cast<const S*>(p.x));
   const dev_ptr<const S> val = gptr(static_cast<const S*>(p.val));
-  const dev_ptr<const int32_t> other = gptr(p.other);
-  const int64_t j = blockIdx.x;
-  const int32_t e0 = gptr(p.ptr)[j], e1 = gptr(p.ptr)[j + 1];
+  const dev_ptr<const int32_t> ptr = gptr(p.ptr), other = gptr(p.other);
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
-  for (int64_t m = blockIdx.y * (int64_t)kWarps + w; m < p.rows; m += (int64_t)gridDim.y * kWarps) {
-    float s = 0.f;
-    for (int32_t e = e0 + lane; e < e1; e += 32) {
-      const int32_t ve = p.perm ? gptr(p.perm)[e] : e;
-      const S v = val[ve];
-      const S xv = x[m * p.ldx + other[e]];
-      s += T::ld(v) * T::ld(xv);
+  const int64_t j0 = (int64_t)blockIdx.x * 32;
+  for (int64_t m0 = (int64_t)blockIdx.y * 32; m0 < p.rows; m0 += (int64_t)gridDim.y * 32) {
+    const int64_t m = m0 + lane;
+    const bool in = m < p.rows;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int jl = w + 8 * i;
+      const int64_t j = j0 + jl;
+      float s = 0.f;
+      if (j < p.n_out) {
+        const int32_t e0 = ptr[j], e1 = ptr[j + 1];
+        for (int32_t e = e0; e < e1; e++) {
+          const int32_t ve = p.perm ? gptr(p.perm)[e] : e;
+          const S v = val[ve];
+          const int32_t c = other[e];
+          if (in) {
+            const S xv = x[m * p.x_ms + (int64_t)c * p.x_cs];
+            s += T::ld(v) * T::ld(xv);
+          }
+        }
+      }
+      tile[jl][lane] = s;
     }
-    s = warp_sum(s);
-    if (lane == 0) {
-      const float a = p.acc ? gptr(p.acc)[m * p.ldacc + j] : 0.f;
-      out[m * p.ldo + j] = T::st(a + s);
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int ml = w + 8 * i;
+      const int64_t mm = m0 + ml, j = j0 + lane;
+      if (mm < p.rows && j < p.n_out) {
+        const float a = p.acc ? gptr(p.acc)[mm * p.ldacc + j] : 0.f;
+        out[mm * p.ldo + j] = T::st(a + tile[lane][ml]);
+      }
     }
+    __syncthreads();  // the tile is rewritten by the next rows
   }
 }
 
@@ -147,12 +173,12 @@ extern "C" int STRUCTURA_CUDA_FN(lora_gather)(const structura_lora_gather_params
 }
 
 extern "C" int STRUCTURA_CUDA_FN(spmm)(const structura_spmm_params* p, void* stream) {
-  if (!float_dtype(p->dtype) || p->rows < 0 || p->n_out < 0 || p->n_out > INT32_MAX) return (int)cudaErrorInvalidValue;
+  if (!float_dtype(p->dtype) || p->rows < 0 || p->n_out < 0 || p->n_out > INT32_MAX - 32) return (int)cudaErrorInvalidValue;
   if (p->rows == 0 || p->n_out == 0) return 0;
   const cudaStream_t s = (cudaStream_t)stream;
-  int64_t gy = (p->rows + kWarps - 1) / kWarps;
+  int64_t gy = (p->rows + 31) / 32;
   if (gy > 65535) gy = 65535;
-  const dim3 grid((unsigned)p->n_out, (unsigned)gy);
+  const dim3 grid((unsigned)((p->n_out + 31) / 32), (unsigned)gy);
   if (p->dtype == STRUCTURA_T_F32) return (int)structura::launch<spmm_kernel<STRUCTURA_T_F32>>(grid, kThreads, 0, s, *p);
   if (p->dtype == STRUCTURA_T_F16) return (int)structura::launch<spmm_kernel<STRUCTURA_T_F16>>(grid, kThreads, 0, s, *p);
   return (int)structura::launch<spmm_kernel<STRUCTURA_T_BF16>>(grid, kThreads, 0, s, *p);

@@ -309,7 +309,8 @@ typedef struct {
 } structura_lora_gather_params;
 
 /* Compressed sparse S times dense rows, for every row m < rows and output j < n_out (float32 sums):
- *   out[m·ldo + j] = round((acc ? acc[m·ldacc + j] : 0) + Σ_{e ∈ [ptr[j], ptr[j+1])} val[perm ? perm[e] : e]·x[m·ldx + other[e]])
+ *   out[m·ldo + j] = round((acc ? acc[m·ldacc + j] : 0) + Σ_{e ∈ [ptr[j], ptr[j+1])} val[perm ? perm[e] : e]·x(m, other[e]))
+ * with x(m, c) = x[m·x_ms + c·x_cs] (x_ms = 1, i.e. x given transposed, makes the reads coalesced).
  * x·Sᵀ: ptr over S's rows (CSR), other = the column; g·S: ptr over S's columns (CSC), other = the row,
  * perm = each CSC entry's position in `val`. x, val, out of dtype; acc float32 or NULL. */
 typedef struct {
@@ -321,7 +322,7 @@ typedef struct {
   const int32_t* other;
   const int32_t* perm;
   int dtype;
-  int64_t rows, n_out, ldo, ldacc, ldx;
+  int64_t rows, n_out, ldo, ldacc, x_ms, x_cs;
 } structura_spmm_params;
 
 /* S's values gradient (an SDDMM): out[e] = round(Σ_m g[m·g_ms + row_e·g_rs] · x[m·x_ms + col_e·x_cs])

@@ -339,19 +339,29 @@ Compressed compress(const int32_t* idx, int64_t nnz, int64_t rows, int64_t cols,
   return c;
 }
 
-// out [M, n_out] (out's dtype) = acc + (x·Sᵀ or x·S) by cuda/lowrank.cu's spmm.
+// tᵀ contiguous (a device gather: cuda/copy.cu's tiled transpose).
+Tensor transposed_contiguous(const Tensor& t) {
+  Tensor v = t;
+  v.shape = {t.shape[1], t.shape[0]};
+  v.strides = {t.strides[1], t.strides[0]};
+  return contiguous(v);
+}
+
+// out [M, n_out] (out's dtype) = acc + (x·Sᵀ or x·S) by cuda/lowrank.cu's spmm, which reads x
+// transposed (its lanes run along rows m).
 void device_spmm(const char* what, Tensor& out, const Tensor* acc32, const Tensor& x0, const Tensor& values,
                  const Compressed& c) {
   const Device dev = out.device();
-  const Tensor x = rows_view(x0), val = contiguous(values);
+  const Tensor xT = transposed_contiguous(x0), val = contiguous(values);
   const Tensor ptr = upload_i32(c.ptr, dev), other = upload_i32(c.other, dev);
   const Tensor perm = c.perm.empty() ? Tensor() : upload_i32(c.perm, dev);
   structura_spmm_params p{};
-  p.out = out.raw(), p.acc = acc32 ? acc32->data<float>() : nullptr, p.x = x.raw(), p.val = val.raw();
+  p.out = out.raw(), p.acc = acc32 ? acc32->data<float>() : nullptr, p.x = xT.raw(), p.val = val.raw();
   p.ptr = ptr.data<int32_t>(), p.other = c.other.empty() ? nullptr : other.data<int32_t>();
   p.perm = c.perm.empty() ? nullptr : perm.data<int32_t>();
   p.dtype = (int)out.dtype;
-  p.rows = out.shape[0], p.n_out = out.shape[1], p.ldo = out.shape[1], p.ldacc = out.shape[1], p.ldx = row_stride(x);
+  p.rows = out.shape[0], p.n_out = out.shape[1], p.ldo = out.shape[1], p.ldacc = out.shape[1];
+  p.x_ms = 1, p.x_cs = out.shape[0];  // xᵀ [cols, M]
   device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(spmm, emu, &p, nullptr); });
 }
 
@@ -622,13 +632,7 @@ Napi::Value Sddmm(const Napi::CallbackInfo& info) {
   const int64_t nnz = ic.shape[0];
   if (x.device().type != DeviceType::cpu) {
     // gᵀ [N, M] and xᵀ [K, M] contiguous, so that a warp's lanes (over rows m) read neighbours
-    auto transposed = [](const Tensor& t) {
-      Tensor v = t;
-      v.shape = {t.shape[1], t.shape[0]};
-      v.strides = {t.strides[1], t.strides[0]};
-      return contiguous(v);
-    };
-    const Tensor gT = transposed(g), xT = transposed(x), idx = contiguous(indices);
+    const Tensor gT = transposed_contiguous(g), xT = transposed_contiguous(x), idx = contiguous(indices);
     Tensor out = Tensor::empty(g.dtype, {nnz}, x.device());
     structura_sddmm_params p{};
     p.out = out.raw(), p.g = gT.raw(), p.x = xT.raw(), p.idx = idx.data<int32_t>();
