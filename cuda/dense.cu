@@ -534,6 +534,7 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
   float acc[128];
 #pragma unroll
   for (int i = 0; i < 128; i++) acc[i] = 0.f;
+  ptx::fence_operands(acc);
 
 #pragma unroll
   for (int s = 0; s < kWAhead; s++) {
@@ -563,6 +564,7 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
     ptx::wgmma_wait<1>();  // the group of tile kt − 1 is done
   }
   ptx::wgmma_wait<0>();
+  ptx::fence_operands(acc);  // the epilogue reads them only now
   ptx::cp_async_wait_all();
 
   const Epilogue e = make_epilogue(p, b, ext);

@@ -239,6 +239,8 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 //   wgmma_commit() / wgmma_wait<N>() group the issued wgmma; wait until at most N groups are pending
 //   fence_proxy_async()              make this thread's generic-proxy shared writes (cp.async included)
 //                                    visible to wgmma's async-proxy reads; then a barrier
+//   fence_operands(d)                keep the compiler from moving accumulator accesses across this point
+//                                    (after their initialization, after the final wait_group)
 // In emulation a wgmma reads shared memory and computes when it is issued (each warp its 16 rows); the
 // bytes it read stay "in flight" until the warp's wgmma_wait covers its group, and a shared write to
 // them before that is reported as a race (cuda/emu/README.md).
@@ -254,12 +256,20 @@ inline void wgmma_m64n256k16_bf16(float (&d)[128], uint64_t desc_a, uint64_t des
 inline void wgmma_m64n256k16_f16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
   ::emu::ptx::wgmma(256, ::emu::ptx::Type::F16, d, desc_a, desc_b);
 }
+template <int N> inline void fence_operands(float (&)[N]) {}
 inline void wgmma_fence() {}
 inline void wgmma_commit() { ::emu::wgmma_commit(); }
 template <int N> inline void wgmma_wait() { ::emu::wgmma_wait(N); }
 inline void fence_proxy_async() {}
 #else
 template <class P> __device__ __forceinline__ uint32_t smem_addr(const P& p) { return (uint32_t)__cvta_generic_to_shared(p); }
+// Pins the accumulators at this point of the instruction stream: the compiler sees them as read and
+// rewritten here, so it neither moves their initialization past the first wgmma nor their use above
+// the wait_group that completes them (the wgmma asm's outputs look available at once otherwise).
+template <int N> __device__ __forceinline__ void fence_operands(float (&d)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define STRUCTURA_WGMMA256(fn, T)                                                                   \
   __device__ __forceinline__ void fn(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {             \

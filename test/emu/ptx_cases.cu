@@ -525,6 +525,7 @@ __global__ void wgmma_kernel(float* out_raw, int plant) {
   __syncthreads();
   float d[128];
   for (int i = 0; i < 128; i++) d[i] = 0.f;
+  ptx::fence_operands(d);
   ptx::wgmma_fence();
   for (int kk = 0; kk < 4; kk++) {
     uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
@@ -534,6 +535,7 @@ __global__ void wgmma_kernel(float* out_raw, int plant) {
   ptx::wgmma_commit();
   if (plant == 1 && threadIdx.x == 0) s[5] = 0;
   ptx::wgmma_wait<0>();
+  ptx::fence_operands(d);
   if (threadIdx.x == 0) s[5] = 0;  // fine now: the group has been waited for
   const dev_ptr<float> out = gptr(out_raw) + threadIdx.x * 128;
   for (int i = 0; i < 128; i++) out[i] = d[i];

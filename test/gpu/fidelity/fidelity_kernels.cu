@@ -425,6 +425,7 @@ __global__ void wgmma_kernel(const uint32_t* a_raw, const uint32_t* b_raw, const
   const dev_ptr<const float> C = gptr(c_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
   float d[128];
   for (int i = 0; i < 128; i++) d[i] = C[i];
+  ptx::fence_operands(d);
   ptx::wgmma_fence();
   for (int kk = 0; kk < 4; kk++) {
     const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
@@ -433,6 +434,7 @@ __global__ void wgmma_kernel(const uint32_t* a_raw, const uint32_t* b_raw, const
   }
   ptx::wgmma_commit();
   ptx::wgmma_wait<0>();
+  ptx::fence_operands(d);
   const dev_ptr<float> D = gptr(d_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
   for (int i = 0; i < 128; i++) D[i] = d[i];
 }
