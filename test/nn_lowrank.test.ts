@@ -1,6 +1,7 @@
 // nn_lowrank.test.ts — nn.LowRankLinear (forward, rank prefix, truncate) and nn.LoRALinear (PEFT init,
 // scale α/r and rsLoRA α/√r, forward against the float64 reference, DoRA with the detached norm,
-// merge()/unmerge() exact to rounding, which parameters get gradients), with leak checks.
+// merge()/unmerge() exact to rounding, which parameters get gradients), with leak checks; and
+// LoRALinear training on the devices as on the CPU.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
@@ -147,5 +148,53 @@ test('LoRALinear with DoRA: magnitude init, forward with the detached norm, grad
   lora.dispose();
   assertNoLeak(before, 'DoRA');
 });
+
+// On a device (the emulated 'cuda-emu', and 'cuda' when present) the layers run the device ops
+// (lowrank.lora, matmul, the elementwise and reduction kernels, AdamW's updates) and must train as on
+// the CPU: 3 AdamW steps, then forward, merge() and unmerge(). float32 sums of ≤ 24 products of
+// values ≲ 1, in another order: 1e-5 relative to the value (plus 1e-6) bounds the difference.
+const devices = [...(S.backend().cudaEmu ? ['cuda-emu'] : []), ...(S.backend().cuda ? ['cuda'] : [])];
+for (const dev of devices)
+  test(`LoRALinear (with and without DoRA) trains on ${dev} as on the CPU; merge/unmerge there`, () => {
+    const seed = freshSeed();
+    const run = (d: string, dora: boolean) => {
+      const base = new nn.Linear(24, 20, { device: d, seed });
+      const m = new nn.LoRALinear(base, { r: 4, alpha: 8, dora, seed: seed + 1 });
+      const x = S.randn([6, 24], { seed: seed + 2 }).to(d);
+      const opt = new S.optim.AdamW(m.parameters().filter((p: Tensor) => p.requiresGrad), { lr: 0.05 });
+      for (let i = 0; i < 3; i++) {
+        opt.zeroGrad();
+        const y = m.forward(x);
+        const loss = S.mean(S.mul(y, y));
+        loss.backward();
+        opt.step();
+        S.dispose([y, loss]);
+      }
+      const read = () => {
+        const y = m.forward(x);
+        const h = y.to('cpu');
+        const v = Float64Array.from(h.dataSync());
+        S.dispose([y, h]);
+        return v;
+      };
+      const y1 = read();
+      m.merge();
+      const y2 = read();
+      m.unmerge();
+      const y3 = read();
+      assert.is(m.loraA.device, d);
+      return { y1, y2, y3 };
+    };
+    for (const dora of [false, true]) {
+      const cpu = run('cpu', dora), got = run(dev, dora);
+      const what = `[seed ${seed}] dora=${dora}`;
+      for (let i = 0; i < cpu.y1.length; i++) {
+        const tol = 1e-5 * Math.abs(cpu.y1[i]) + 1e-6;
+        assert.ok(Math.abs(got.y1[i] - cpu.y1[i]) <= tol, `${what}: output ${i} is ${got.y1[i]} on ${dev}, ${cpu.y1[i]} on the CPU`);
+        assert.ok(Math.abs(got.y2[i] - got.y1[i]) <= tol, `${what}: merged output ${i} on ${dev} differs: ${got.y2[i]} vs ${got.y1[i]}`);
+        assert.ok(Math.abs(got.y3[i] - got.y1[i]) <= tol, `${what}: unmerged output ${i} on ${dev} differs: ${got.y3[i]} vs ${got.y1[i]}`);
+      }
+    }
+  });
 
 test.run();
