@@ -27,6 +27,26 @@ export function freshSeed(): number {
   return env ? Number(env) : Math.floor(Math.random() * 2 ** 31);
 }
 
+/**
+ * A registrar of seeded tests for one device (the conformance suites): `withSeed(name, fn)` registers
+ * "<name> [<dev>]", runs fn with a fresh seed, and prints the seed (and how to replay it) on failure.
+ */
+export function seededTests(
+  test: (name: string, fn: () => void | Promise<void>) => void,
+  dev: string,
+): (name: string, fn: (seed: number) => void) => void {
+  return (name, fn) =>
+    test(`${name} [${dev}]`, () => {
+      const seed = freshSeed();
+      try {
+        fn(seed);
+      } catch (e) {
+        console.error(`  ${name} [${dev}]: seed ${seed} (STRUCTURA_TEST_SEED=${seed} replays it)`);
+        throw e;
+      }
+    });
+}
+
 export function uniform(r: () => number, n: number, low = -2, high = 2): Float64Array {
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = low + (high - low) * r();

@@ -18,7 +18,7 @@ import type { Tensor, DType } from '../../lib/index';
 import { matmulWithAbs } from '../reference/dense';
 import { roundTo } from '../reference/core';
 import { native } from '../../lib/native';
-import { freshSeed, rng } from '../helpers';
+import { freshSeed, rng, seededTests } from '../helpers';
 
 type Test = (name: string, fn: () => void | Promise<void>) => void;
 export type DenseDType = 'float32' | 'float16' | 'bfloat16';
@@ -124,16 +124,7 @@ const DTYPES: DenseDType[] = ['float32', 'float16', 'bfloat16'];
 
 /** Registers the matmul conformance cases for `dev`. `large` adds shapes too slow for the emulator. */
 export function registerDense(test: Test, dev: string, opts: { large?: boolean } = {}): void {
-  const withSeed = (name: string, fn: (seed: number) => void) =>
-    test(`${name} [${dev}]`, () => {
-      const seed = freshSeed();
-      try {
-        fn(seed);
-      } catch (e) {
-        console.error(`  ${name} [${dev}]: seed ${seed} (STRUCTURA_TEST_SEED=${seed} replays it)`);
-        throw e;
-      }
-    });
+  const withSeed = seededTests(test, dev);
 
   const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [17, 33, 9], [1, 70, 3], [129, 40, 131]];
   if (opts.large) shapes.push([255, 1000, 257]);

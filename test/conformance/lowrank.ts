@@ -15,7 +15,7 @@ import * as S from '../../lib/index';
 import type { Tensor } from '../../lib/index';
 import { roundTo } from '../reference/core';
 import { native } from '../../lib/native';
-import { freshSeed, rng } from '../helpers';
+import { rng, seededTests } from '../helpers';
 
 type Test = (name: string, fn: () => void | Promise<void>) => void;
 type DT = 'float32' | 'float16' | 'bfloat16';
@@ -121,16 +121,7 @@ export function checkLora(dev: string, dt: DT, c: LoraCase, seed: number): void 
 }
 
 export function registerLowrank(test: Test, dev: string, opts: { large?: boolean } = {}): void {
-  const withSeed = (name: string, fn: (seed: number) => void) =>
-    test(`${name} [${dev}]`, () => {
-      const seed = freshSeed();
-      try {
-        fn(seed);
-      } catch (e) {
-        console.error(`  ${name} [${dev}]: seed ${seed} (STRUCTURA_TEST_SEED=${seed} replays it)`);
-        throw e;
-      }
-    });
+  const withSeed = seededTests(test, dev);
   const cases: LoraCase[] = [
     { m: 1, k: 1, n: 1, r: 1 },
     { m: 3, k: 5, n: 7, r: 2, bias: true },

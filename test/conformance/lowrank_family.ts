@@ -21,7 +21,7 @@ import * as assert from 'uvu/assert';
 import * as S from '../../lib/index';
 import type { Tensor } from '../../lib/index';
 import { roundTo } from '../reference/core';
-import { freshSeed, rng, throwsLike } from '../helpers';
+import { rng, throwsLike, seededTests } from '../helpers';
 
 type Test = (name: string, fn: () => void | Promise<void>) => void;
 type DT = 'float32' | 'float16' | 'bfloat16';
@@ -311,16 +311,7 @@ function checkGrads(dev: string, what: string, spec: GradSpec, gOut: Float64Arra
 // ---------------------------------------------------------------------------------------------
 
 export function registerLowrankFamily(test: Test, dev: string, opts: { large?: boolean } = {}): void {
-  const withSeed = (name: string, fn: (seed: number) => void) =>
-    test(`${name} [${dev}]`, () => {
-      const seed = freshSeed();
-      try {
-        fn(seed);
-      } catch (e) {
-        console.error(`  ${name} [${dev}]: seed ${seed} (STRUCTURA_TEST_SEED=${seed} replays it)`);
-        throw e;
-      }
-    });
+  const withSeed = seededTests(test, dev);
   const batched: AdapterCase[] = [
     { m: 1, k: 5, n: 7, r: 1, E: 1, scale: 1.5, ids: [0] },
     { m: 3, k: 33, n: 7, r: 3, E: 2, scale: -0.5, ids: [-1, 1, 1] }, // adapter 0 unused, a repeat
