@@ -132,6 +132,19 @@ bool dense_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, int& trans
   return false;
 }
 
+// An operand of cuda/dense.cu: op(t) is rows×cols (t's last two dims, transposed when `trans`); sets
+// the kernel's (trans, ld) and returns t, gathered contiguous on its device first when neither of its
+// last two dims is unit-stride. rs / cs receive the strides of op(t) as read.
+Tensor device_operand(const Tensor& t, bool trans, int64_t rows, int64_t cols, int& k_trans, int64_t& ld, int64_t& rs,
+                      int64_t& cs) {
+  matrix_strides(t, trans, rs, cs);
+  if (dense_layout(rows, cols, rs, cs, k_trans, ld)) return t;
+  Tensor g = contiguous(t);
+  matrix_strides(g, trans, rs, cs);
+  dense_layout(rows, cols, rs, cs, k_trans, ld);
+  return g;
+}
+
 // The batch stride that maps batch i to off[i] = off[0] + i·stride, if there is one.
 bool uniform_stride(const std::vector<int64_t>& off, int64_t& stride) {
   stride = off.size() > 1 ? off[1] - off[0] : 0;
@@ -145,31 +158,19 @@ bool uniform_stride(const std::vector<int64_t>& off, int64_t& stride) {
 void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool tb, const Shape& batch, int64_t count,
                    int64_t M, int64_t N, int64_t K) {
   int64_t rs_a, cs_a, rs_b, cs_b;
-  matrix_strides(a, ta, rs_a, cs_a);
-  matrix_strides(b, tb, rs_b, cs_b);
   structura_gemm_params p{};
   p.dtype = p.out_dtype = gemm_dtype(a.dtype);
   p.alpha = 1.f;
-  if (!dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda)) {
-    a = contiguous(a);  // neither of its last two dims unit-stride: gathered on the device
-    matrix_strides(a, ta, rs_a, cs_a);
-    dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda);
-  }
-  if (!dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb)) {
-    b = contiguous(b);
-    matrix_strides(b, tb, rs_b, cs_b);
-    dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb);
-  }
+  a = device_operand(a, ta, M, K, p.trans_a, p.lda, rs_a, cs_a);
+  b = device_operand(b, tb, K, N, p.trans_b, p.ldb, rs_b, cs_b);
+  bool b_batched = false;
+  for (int64_t d = 0; d < b.ndim() - 2; d++)
+    if (b.shape[d] > 1) b_batched = true;
   // The wgmma kernel (sm_90) reads B stored [N, K] only: for a large 16-bit product with B stored
   // [K, N], transposing B first (cuda/copy.cu's tiled transpose: 2·K·N elements moved, against
   // 2·M·N·K flops) lets it run instead of mma.sync.
-  const bool b_batched_any = [&] {
-    for (int64_t d = 0; d < b.ndim() - 2; d++)
-      if (b.shape[d] > 1) return true;
-    return false;
-  }();
   int wgmma = 0;
-  if (p.dtype != STRUCTURA_DT_F32 && !p.trans_a && !p.trans_b && !b_batched_any && M * count >= 256 && N >= 256 &&
+  if (p.dtype != STRUCTURA_DT_F32 && !p.trans_a && !p.trans_b && !b_batched && M * count >= 256 && N >= 256 &&
       K >= 256 && K % 8 == 0)
     device_launch(env, "matmul", a.device(), [&](bool emu) {
       wgmma = STRUCTURA_KERNEL(gemm_wgmma_active, emu);
@@ -187,9 +188,6 @@ void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool t
   p.m = M, p.n = N, p.k = K, p.ldc = N;
   p.out = c.raw();
   const size_t es = dtype_size(a.dtype);
-  bool b_batched = false;
-  for (int64_t d = 0; d < b.ndim() - 2; d++)
-    if (b.shape[d] > 1) b_batched = true;
   std::vector<int64_t> oa, ob;
   int64_t sa = 0, sb = 0;
   if (count > 1 && !b_batched && !p.trans_a && rs_a >= K && batch_folds_into_rows(a, batch, M, rs_a)) {
@@ -364,21 +362,11 @@ void device_gemm(Napi::Env env, Tensor& C, Tensor A, Tensor B, const Tensor* bia
   if (!(N <= 1 || C.strides[1] == 1))
     throw_range(env, "structura.gemm: on " + C.device().str() + " 'C' must have unit column stride (strides " +
                          shape_str(C.strides) + "); pass a row-major view");
-  int64_t rs_a, cs_a, rs_b, cs_b;
-  matrix_strides(A, ta, rs_a, cs_a);
-  matrix_strides(B, tb, rs_b, cs_b);
+  int64_t rs, cs;
   structura_gemm_params p{};
   p.dtype = p.out_dtype = STRUCTURA_DT_F32;
-  if (!dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda)) {
-    A = contiguous(A);
-    matrix_strides(A, ta, rs_a, cs_a);
-    dense_layout(M, K, rs_a, cs_a, p.trans_a, p.lda);
-  }
-  if (!dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb)) {
-    B = contiguous(B);
-    matrix_strides(B, tb, rs_b, cs_b);
-    dense_layout(K, N, rs_b, cs_b, p.trans_b, p.ldb);
-  }
+  A = device_operand(A, ta, M, K, p.trans_a, p.lda, rs, cs);
+  B = device_operand(B, tb, K, N, p.trans_b, p.ldb, rs, cs);
   Tensor b;
   if (bias) b = bias->strides[0] == 1 || N <= 1 ? *bias : contiguous(*bias);
   p.out = C.raw();
