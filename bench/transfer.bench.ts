@@ -3,10 +3,14 @@
 // chunks; the default for copies of ≥ 32 MiB), against the driver's own staging of the same copy
 // (setCopyStaging(0), same process) and PyTorch's .to() from pageable and from pinned memory (CUDA
 // events). Issue 3 asks for pinned staging of large copies: this says whether ours pays.
+// Also clone() of 2^26 float32 on the device (cuda/copy.cu's copy_bytes kernel) against the driver's
+// cudaMemcpyAsync of the same bytes (setDeviceCopy('driver'), same process) and PyTorch's copy_: the
+// copy the bench uses as its DRAM-bandwidth yardstick (bench/bandwidth.ts).
 // On 'cuda-emu' (--quick only) 2^22 elements, the staging threshold lowered to 1 MiB.
 import type { BenchCase, BenchContext } from './run';
 import { native } from '../lib/native';
 import { randn, type Tensor } from '../lib/index';
+import { copyBandwidthBaseline, copyElements } from './bandwidth';
 
 function transferCase(ctx: BenchContext, dir: 'h2d' | 'd2h'): BenchCase {
   const n = ctx.emu ? 1 << 22 : 1 << 26;
@@ -47,7 +51,38 @@ function transferCase(ctx: BenchContext, dir: 'h2d' | 'd2h'): BenchCase {
   };
 }
 
+function cloneCase(ctx: BenchContext): BenchCase {
+  const n = copyElements(ctx);
+  const base = copyBandwidthBaseline(ctx);
+  return {
+    op: 'clone()',
+    shape: `2^${Math.log2(n)}`,
+    dtype: 'float32',
+    device: ctx.device,
+    bytes: 2 * 4 * n,
+    setup: base.setup,
+    run: base.run,
+    teardown: base.teardown,
+    baselines: {
+      driver: {
+        kind: 'local',
+        label: "the driver's device-to-device cudaMemcpyAsync",
+        bytes: 2 * 4 * n,
+        run: () => {
+          const old = native().setDeviceCopy('driver');
+          try {
+            base.run();
+          } finally {
+            native().setDeviceCopy(old);
+          }
+        },
+      },
+      'torch-copy': { kind: 'torch', script: 'cuda.py', spec: { op: 'copy', n, dtype: 'float32' }, label: 'copy_', bytes: 2 * 4 * n },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (!ctx.onDevice) return [];
-  return [transferCase(ctx, 'h2d'), transferCase(ctx, 'd2h')];
+  return [transferCase(ctx, 'h2d'), transferCase(ctx, 'd2h'), cloneCase(ctx)];
 }

@@ -104,6 +104,15 @@ static Napi::Value SetCopyStaging(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)old);
 }
 
+// How same-device copies (clone(), a same-dtype cast(), copyInto()) run: 'kernel' (cuda/copy.cu's
+// copy_bytes, the default) or 'driver' (cudaMemcpyAsync). Returns the previous one. For the bench.
+static Napi::Value SetDeviceCopy(const Napi::CallbackInfo& info) {
+  const std::string m = get_string(info, 0, "mode");
+  if (m != "kernel" && m != "driver")
+    throw_range(info.Env(), "structura.setDeviceCopy: 'mode' must be 'kernel' or 'driver', got '" + m + "'");
+  return Napi::String::New(info.Env(), set_d2d_kernel(m == "kernel") ? "kernel" : "driver");
+}
+
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
 // 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90, where it fits).
 // Returns the previous choice. For tests and benchmarks.
@@ -154,6 +163,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("setCopyStaging", Napi::Function::New(env, SetCopyStaging, "setCopyStaging"));
+  exports.Set("setDeviceCopy", Napi::Function::New(env, SetDeviceCopy, "setDeviceCopy"));
   exports.Set("setGemmKernel", Napi::Function::New(env, SetGemmKernel, "setGemmKernel"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

@@ -59,6 +59,7 @@ int structura_gemm_set_kernel(int) { return 0; }
 int structura_gemm_wgmma_active(void) { return 0; }
 int structura_add_f32(const structura_add_f32_params*, void*) { return kNoDevice; }
 int structura_copy(const structura_copy_params*, void*) { return kNoDevice; }
+int structura_copy_bytes(const structura_copy_bytes_params*, void*) { return kNoDevice; }
 int structura_binary(const structura_binary_params*, void*) { return kNoDevice; }
 int structura_unary(const structura_unary_params*, void*) { return kNoDevice; }
 int structura_reduce(const structura_reduce_params*, void*) { return kNoDevice; }

@@ -41,6 +41,9 @@ void device_empty_cache(DeviceType t);
 void device_copy_h2d(const Device& d, void* dst, const void* src, size_t bytes, const char* what);
 void device_copy_d2h(const Device& d, void* dst, const void* src, size_t bytes, const char* what);
 void device_copy_d2d(const Device& d, void* dst, const void* src, size_t bytes, const char* what);
+// Whether device_copy_d2d runs cuda/copy.cu's kernel (true, the default) or the driver's memcpy;
+// returns the previous setting. For the bench.
+bool set_d2d_kernel(bool on);
 void device_synchronize(const Device& d, const char* what);
 // Waits for every device of every type that has allocated memory.
 void synchronize_all(const char* what);

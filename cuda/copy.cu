@@ -3,6 +3,11 @@
 //   dst[Σ idx·dst_strides] = convert(src[Σ idx·src_strides])   for every idx of shape (≤ 8 dims)
 // any strides (0 included: broadcast), any of the 7 dtypes on either side. The conversion is the
 // CPU's cast bit for bit (cuda/dtype.cuh: through double, x86 NaN rules, saturating integers).
+// copy_bytes() is the same-device copy of a contiguous block (clone(), a same-dtype cast(), copyInto()
+// of equal shapes): a kernel, not cudaMemcpyAsync, because on an H200 the driver's device-to-device
+// memcpy moved 2.45 TB/s where our own float32 add kernel moved 3.87 and PyTorch's copy_ 4.13
+// (bench/results/nvidia-h200-2026-11-27-bench.log). 16-byte vectors when both ends are 16-byte
+// aligned (4-byte words, else bytes), four of them in flight a thread before the stores.
 // Versions: 2 (this one) — a same-dtype transpose (2-D, or batched 3-D) goes through 32×32 shared
 // tiles, coalesced on both sides (not yet timed on a GPU). Everything else as in 1 — one thread an
 // element, grid-stride, row-major index → offsets by division per dimension (32-bit below 2³¹
@@ -84,7 +89,54 @@ int launch_transpose(const structura_copy_params& p, cudaStream_t s) {
   return (int)structura::launch<transpose_kernel<E>>(grid, dim3(32, 8), 0, s, p);
 }
 
+// dst[0, n) = src[0, n) in units U; a block moves kUnroll·blockDim units at a time, the loads of a
+// thread issued before its stores so that kUnroll of them are in flight (a copy is latency-bound on
+// the loads). The bytes past the last whole unit (at most sizeof(U) − 1) go to block 0.
+constexpr int kCopyUnroll = 4, kCopyThreads = 256;
+template <class U>
+__global__ void __launch_bounds__(kCopyThreads) copy_bytes_kernel(structura_copy_bytes_params p) {
+  const int64_t n = p.bytes / (int64_t)sizeof(U);
+  const dev_ptr<const U> src = dev_cast<const U>(gptr(static_cast<const uint8_t*>(p.src)));
+  const dev_ptr<U> dst = dev_cast<U>(gptr(static_cast<uint8_t*>(p.dst)));
+  const int64_t span = (int64_t)kCopyUnroll * blockDim.x;
+  for (int64_t base = blockIdx.x * span; base < n; base += (int64_t)gridDim.x * span) {
+    U v[kCopyUnroll];
+#pragma unroll
+    for (int j = 0; j < kCopyUnroll; j++) {
+      const int64_t i = base + threadIdx.x + (int64_t)j * blockDim.x;
+      if (i < n) v[j] = src[i];
+    }
+#pragma unroll
+    for (int j = 0; j < kCopyUnroll; j++) {
+      const int64_t i = base + threadIdx.x + (int64_t)j * blockDim.x;
+      if (i < n) dst[i] = v[j];
+    }
+  }
+  const int64_t tail = p.bytes - n * (int64_t)sizeof(U);
+  if (blockIdx.x == 0 && threadIdx.x < tail) {
+    const int64_t b = n * (int64_t)sizeof(U) + threadIdx.x;
+    const uint8_t v = gptr(static_cast<const uint8_t*>(p.src))[b];
+    gptr(static_cast<uint8_t*>(p.dst))[b] = v;
+  }
+}
+
+template <class U>
+int launch_copy_bytes(const structura_copy_bytes_params& p, cudaStream_t s) {
+  const int64_t units = p.bytes / (int64_t)sizeof(U);
+  return (int)structura::launch<copy_bytes_kernel<U>>(dt::grid_for((units + kCopyUnroll - 1) / kCopyUnroll, kCopyThreads),
+                                                      kCopyThreads, 0, s, p);
+}
+
 }  // namespace
+
+extern "C" int STRUCTURA_CUDA_FN(copy_bytes)(const structura_copy_bytes_params* p, void* stream) {
+  if (p->bytes <= 0) return 0;
+  const uintptr_t ends = reinterpret_cast<uintptr_t>(p->dst) | reinterpret_cast<uintptr_t>(p->src);
+  const cudaStream_t s = (cudaStream_t)stream;
+  if ((ends & 15) == 0) return launch_copy_bytes<uint4>(*p, s);
+  if ((ends & 3) == 0) return launch_copy_bytes<uint32_t>(*p, s);
+  return launch_copy_bytes<uint8_t>(*p, s);
+}
 
 extern "C" int STRUCTURA_CUDA_FN(copy)(const structura_copy_params* p, void* stream) {
   if (p->n <= 0) return 0;

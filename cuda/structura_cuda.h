@@ -167,6 +167,14 @@ typedef struct {
   int64_t dst_strides[STRUCTURA_MAX_DIMS], src_strides[STRUCTURA_MAX_DIMS];
 } structura_copy_params;
 
+/* dst[0, bytes) = src[0, bytes) on one device, by a kernel (not the driver's memcpy, which is slower
+ * on Hopper); the ranges must not overlap. */
+typedef struct {
+  void* dst;
+  const void* src;
+  int64_t bytes;
+} structura_copy_bytes_params;
+
 /* out[i] = op(a[index(i)], b[index(i)]), out contiguous [n] in row-major order of shape. dtype: F32,
  * F64, F16, BF16 (computed in f32, rounded once), I32 (wrapping; not div or pow). Comparisons give
  * 1 or 0 in the dtype; maximum/minimum propagate NaN (a's first). out may be a or b exactly. */
@@ -268,6 +276,7 @@ typedef struct {
 } structura_cross_entropy_backward_params;
 #endif
 int STRUCTURA_CUDA_FN(copy)(const structura_copy_params* p, void* stream);
+int STRUCTURA_CUDA_FN(copy_bytes)(const structura_copy_bytes_params* p, void* stream);
 int STRUCTURA_CUDA_FN(binary)(const structura_binary_params* p, void* stream);
 int STRUCTURA_CUDA_FN(unary)(const structura_unary_params* p, void* stream);
 int STRUCTURA_CUDA_FN(reduce)(const structura_reduce_params* p, void* stream);

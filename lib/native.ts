@@ -154,6 +154,8 @@ export interface NativeBinding {
   emptyCache(device: number): void;
   /** Host↔device copies of at least `bytes` go through pinned staging buffers (0: never; default 32 MiB). Returns the previous threshold. */
   setCopyStaging(bytes: number): number;
+  /** How same-device copies (clone(), same-dtype cast(), copyInto()) run: 'kernel' (cuda/copy.cu, the default) or 'driver' (cudaMemcpyAsync). Returns the previous one. For the bench. */
+  setDeviceCopy(mode: 'kernel' | 'driver'): 'kernel' | 'driver';
   /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90 and the emulator, where the layout fits). Returns the previous one. */
   setGemmKernel(kernel: 'auto' | 'mma' | 'wgmma'): 'auto' | 'mma' | 'wgmma';
   setNumThreads(n: number): void;

@@ -96,6 +96,45 @@ if (!info.cudaEmu) {
     assert.is(old, 32 * 2 ** 20, 'the default threshold is 32 MiB');
   });
 
+  withSeed('same-device copies (cuda/copy.cu copy_bytes: clone, same-dtype cast, copyInto) are bit-exact at 16-, 4- and 1-byte alignment and write nothing past the end', (r) => {
+    // A view `off` elements into a storage sets the alignment: float32 one element in is 4-byte
+    // aligned (the word path), uint8 three in is odd (the byte path), float64 two in is 16-byte (vectors,
+    // with a tail of 8 bytes at odd n). The destination of copyInto sits inside a storage poisoned with
+    // 0xA5 one element on either side, which must survive.
+    const cases: [DType, number, number][] = [['float32', 1, 0], ['float32', 4099, 1], ['float32', 4099, 0], ['uint8', 1001, 3],
+      ['uint8', 70_001, 0], ['float64', 17, 2], ['float16', 5, 1], ['bfloat16', 1_000_003, 0], ['int32', 129, 3]];
+    for (const mode of ['kernel', 'driver'] as const) {
+      const old = N.setDeviceCopy(mode);
+      try {
+        for (const [dt, n, off] of cases) {
+          const code = DTYPE_CODES[dt];
+          const bits = randomBits(dt, n + off, r);
+          const cpu = N.fromArray(code, [n + off], bits, CPU, 0);
+          const dev = N.to(cpu, EMU, 0);
+          const src = N.view(dev, [n], [1], off);
+          const want = bytesOf(bits).slice(off * bits.BYTES_PER_ELEMENT);
+          const what = `${dt}[${n}] ${off} in, ${mode}`;
+          const c = N.cast(src, code);  // clone() of a device tensor
+          sameBits(N.readRaw(c), want, `cast ${what}`);
+          const pad = new Uint8Array((n + 2) * bits.BYTES_PER_ELEMENT).fill(0xa5);
+          const dstAll = N.to(N.fromArray(code, [n + 2], new (bits.constructor as Uint8ArrayConstructor)(pad.buffer), CPU, 0), EMU, 0);
+          N.copyInto(N.view(dstAll, [n], [1], 1), src);
+          const got = bytesOf(N.readRaw(dstAll)), e = bits.BYTES_PER_ELEMENT;
+          for (let i = 0; i < e; i++) {
+            if (got[i] !== 0xa5) assert.unreachable(`copyInto ${what}: byte ${i} before the destination was overwritten`);
+            if (got[got.length - 1 - i] !== 0xa5) assert.unreachable(`copyInto ${what}: a byte after the destination was overwritten`);
+          }
+          sameBits(got.subarray(e, got.length - e), want, `copyInto ${what}`);
+          for (const x of [cpu, dev, src, c, dstAll]) N.dispose(x);
+        }
+      } finally {
+        N.setDeviceCopy(old);
+      }
+    }
+    assert.is(N.setDeviceCopy('kernel'), 'kernel', 'the kernel is the default');
+    assert.throws(() => N.setDeviceCopy('dma' as 'kernel'), (e: Error) => e instanceof RangeError && /'kernel' or 'driver', got 'dma'/.test(e.message));
+  });
+
   withSeed('contiguous() of a transposed device view (cuda/copy.cu tiled transpose, batched too) equals the CPU bit for bit', (r) => {
     for (const dt of ['float32', 'float16', 'int32', 'uint8', 'float64'] as DType[])
       for (const shape of [[1, 1], [5, 3], [33, 70], [64, 32], [3, 40, 33]]) {
