@@ -512,9 +512,10 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
 }
 
 // indices: int32 [nnz], strictly increasing, in [0, rows·cols); values [nnz] of x's dtype. Returns
-// them on the host (copied from a device), checked.
+// them on the host (copied from a device), checked. `name` is the argument as the caller knows it (the
+// JS API checks only the shapes and leaves the index scan, one host read, to this).
 Tensor checked_indices(Napi::Env env, const std::string& op, const Tensor& indices, const Tensor& x, int64_t rows,
-                       int64_t cols, int64_t nnz) {
+                       int64_t cols, int64_t nnz, const std::string& name = "indices") {
   check_int32(env, op, indices, x, "indices", nnz);
   if (rows * cols > 2147483647LL)
     bad_range(env, op, "S of shape [" + std::to_string(rows) + ", " + std::to_string(cols) +
@@ -524,12 +525,12 @@ Tensor checked_indices(Napi::Env env, const std::string& op, const Tensor& indic
   const int64_t n = ic.shape[0];
   for (int64_t e = 0; e < n; e++) {
     if (p[e] < 0 || (int64_t)p[e] >= rows * cols)
-      bad_range(env, op, "'indices' [" + std::to_string(n) + "]: indices[" + std::to_string(e) + "] = " +
+      bad_range(env, op, "'" + name + "' [" + std::to_string(n) + "]: indices[" + std::to_string(e) + "] = " +
                              std::to_string(p[e]) + " is out of range for S of shape [" + std::to_string(rows) + ", " +
                              std::to_string(cols) + "] (flat row·in + col must be in [0, " +
                              std::to_string(rows * cols) + "))");
     if (e > 0 && p[e] <= p[e - 1])
-      bad_range(env, op, "'indices' [" + std::to_string(n) + "] must be sorted and unique, but indices[" +
+      bad_range(env, op, "'" + name + "' [" + std::to_string(n) + "] must be sorted and unique, but indices[" +
                              std::to_string(e - 1) + "] = " + std::to_string(p[e - 1]) + " and indices[" +
                              std::to_string(e) + "] = " + std::to_string(p[e]) +
                              (p[e] == p[e - 1] ? " (duplicate)" : " (unsorted)"));
@@ -561,7 +562,7 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   if (bias && bias->shape[0] != N)
     bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
   if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
-  Tensor ic = checked_indices(env, op, indices, x, N, K, nnz);
+  Tensor ic = checked_indices(env, op, indices, x, N, K, nnz, "S.indices");
   if (x.device().type != DeviceType::cpu) {
     // y = round(float32: T·Bᵀ + bias + x·Sᵀ), T = x·Aᵀ rounded to the dtype as lowrank.linear's is
     const char* what = "lowrank.sparsePlusLowRank";
