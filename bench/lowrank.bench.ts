@@ -10,7 +10,9 @@
 // lora (bench/torch/cuda.py, CUDA events), and against our own dense x·Wᵀ. The decode shapes (M ≤ 16)
 // are bandwidth-bound: they report GB/s (W, x, A, B read once, y written once), rotate over 4 copies of
 // W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
-// (bench/bandwidth.ts; target ≥ 80% of it). loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16,
+// (bench/bandwidth.ts; target ≥ 80% of it) and with the same lora launched without programmatic
+// dependent launches ('no-pdl': the final product then waits for T instead of streaming W meanwhile).
+// loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16,
 // 4096}, row i uses adapter i % 8) against 8 separate lora calls and PyTorch's per-adapter index_add.
 // lora at M > 16 also runs forced onto our wgmma kernel (sm_90; setGemmKernel). sparsePlusLowRank in
 // bfloat16 (M = 4096, in = out = 4096, r = 64, a random 3% support) against dense x·Wᵀ (ours and
@@ -170,7 +172,23 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
           wt.dispose();
         },
       },
-      ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
+      ...(decode
+        ? {
+            hbm: copyBandwidthBaseline(ctx),
+            'no-pdl': {
+              kind: 'local' as const,
+              label: 'the same lora launched in plain stream order (setDependentLaunch(false); PDL needs sm_90)',
+              run: () => {
+                const old = native().setDependentLaunch(false);
+                try {
+                  c.run();
+                } finally {
+                  native().setDependentLaunch(old);
+                }
+              },
+            },
+          }
+        : {}),
       ...(!decode
         ? {
             wgmma: {

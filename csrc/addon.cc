@@ -113,6 +113,21 @@ static Napi::Value SetDeviceCopy(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), set_d2d_kernel(m == "kernel") ? "kernel" : "driver");
 }
 
+// Whether kernels written for it start as programmatic dependent launches (sm_90+; cuda/launch.cuh
+// launch_pdl: lora's final product at decode streams W while T is made). On by default; returns the
+// previous setting. For the bench and tests.
+static Napi::Value SetDependentLaunch(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean())
+    throw_type(info.Env(), "structura.setDependentLaunch: 'on' must be a boolean");
+  const int on = info[0].As<Napi::Boolean>().Value() ? 1 : 0;
+  int old = structura_cuda_set_pdl(on);
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  const int old_emu = structura_emu_cuda_set_pdl(on);
+  if (!structura_cuda_compiled()) old = old_emu;
+#endif
+  return Napi::Boolean::New(info.Env(), old != 0);
+}
+
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
 // 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90, where it fits).
 // Returns the previous choice. For tests and benchmarks.
@@ -164,6 +179,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("setCopyStaging", Napi::Function::New(env, SetCopyStaging, "setCopyStaging"));
   exports.Set("setDeviceCopy", Napi::Function::New(env, SetDeviceCopy, "setDeviceCopy"));
+  exports.Set("setDependentLaunch", Napi::Function::New(env, SetDependentLaunch, "setDependentLaunch"));
   exports.Set("setGemmKernel", Napi::Function::New(env, SetGemmKernel, "setGemmKernel"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

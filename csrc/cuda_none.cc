@@ -44,6 +44,13 @@ size_t structura_cuda_set_staging(size_t min_bytes) {  // kept, so that setCopyS
   threshold = min_bytes;
   return old;
 }
+int structura_cuda_set_pdl(int on) {  // kept, so that setDependentLaunch reads back alike
+  static int state = 1;
+  const int old = state;
+  state = on ? 1 : 0;
+  return old;
+}
+int structura_cuda_pdl_active(void) { return 0; }
 int structura_cuda_mem_info(int, size_t* free_bytes, size_t* total_bytes) {
   *free_bytes = *total_bytes = 0;
   return kNoDevice;

@@ -3,6 +3,11 @@
 //
 //   structura::launch<kernel>(grid, block, smem_bytes, stream, args...)   — the only way to launch;
 //       returns cudaGetLastError() after the launch.
+//   structura::launch_pdl<kernel>(…)  the same as a programmatic dependent launch (sm_90+, when
+//       cuda_pdl_active()): the kernel may start once the kernel before it in the stream has run
+//       ptx::pdl_trigger() in every block, before that kernel ends. Until it has run ptx::pdl_wait(),
+//       it may read only memory that was complete before that chain of kernels began, and write no
+//       global memory (the emulator checks both). Elsewhere an ordinary launch.
 //   gptr(p)                 a kernel's view of a global pointer p (T*): raw on the GPU, a checked
 //                           pointer bound to p's cudaMalloc allocation in emulation.
 //   dev_ptr<T>              the type of such a pointer (global or shared), for device helpers.
@@ -15,6 +20,8 @@
 #include <cuda_runtime.h>
 
 #include <utility>
+
+#include "structura_cuda.h"
 
 #ifdef STRUCTURA_CUDA_EMU
 // ---- CPU emulation -------------------------------------------------------------------------------
@@ -41,6 +48,16 @@ cudaError_t launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream
                     [](void* ctx) { std::apply(K, *static_cast<Params*>(ctx)); }, &params);
   return cudaGetLastError();
 }
+template <auto K, class... Args>
+cudaError_t launch_pdl(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
+  using Params = typename ::emu::kernel_params<decltype(K)>::tuple;
+  Params params(std::forward<Args>(args)...);
+  static const std::string name = ::emu::kernel_name_from_signature(__PRETTY_FUNCTION__);
+  ::emu::run_kernel(name.c_str(), reinterpret_cast<const void*>(K), grid, block, smem_bytes, stream,
+                    [](void* ctx) { std::apply(K, *static_cast<Params*>(ctx)); }, &params,
+                    STRUCTURA_CUDA_FN(cuda_pdl_active)() != 0);
+  return cudaGetLastError();
+}
 }  // namespace structura
 
 #else
@@ -56,6 +73,22 @@ namespace structura {
 template <auto K, class... Args>
 cudaError_t launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
   K<<<grid, block, smem_bytes, stream>>>(std::forward<Args>(args)...);
+  return cudaGetLastError();
+}
+template <auto K, class... Args>
+cudaError_t launch_pdl(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
+  if (!STRUCTURA_CUDA_FN(cuda_pdl_active)()) return launch<K>(grid, block, smem_bytes, stream, std::forward<Args>(args)...);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem_bytes;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, K, std::forward<Args>(args)...);
   return cudaGetLastError();
 }
 }  // namespace structura

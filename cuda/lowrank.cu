@@ -13,6 +13,9 @@
 // stores through a shared tile along rows of out. sddmm: a warp a nonzero, lanes over rows (gᵀ and xᵀ
 // again). Both move about rows·nnz elements of x through L2; not yet: reuse of x across outputs that
 // share columns (little with unstructured sparsity).
+// lora's chain at decode (M ≤ 16) is three launches: T's partial products (the decode kernel), lora_t
+// and the final product (the decode kernel again); the last two are programmatic dependent launches
+// (sm_90+), so the final one streams W while T is made and waits only before its epilogue.
 // Memory goes through gptr() and launches through structura::launch (cuda/launch.cuh), so the same
 // source runs checked in the CPU emulator (cuda/emu/).
 #include <cuda_runtime.h>
@@ -20,6 +23,7 @@
 
 #include "dtype.cuh"
 #include "launch.cuh"
+#include "ptx.cuh"
 #include "structura_cuda.h"
 
 namespace {
@@ -33,8 +37,13 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Launched with launch_pdl: its own launch overlaps the partial products' kernel, and it lets lora's
+// final product (launch_pdl too, which streams W meanwhile) start at once; it waits for the partials
+// before touching memory.
 template <int DT>
 __global__ void lora_t_kernel(structura_lora_t_params p) {
+  ptx::pdl_trigger();
+  ptx::pdl_wait();
   using T = Ty<DT>;
   using S = typename T::S;
   const dev_ptr<S> t = gptr(static_cast<S*>(p.t));
@@ -157,9 +166,10 @@ extern "C" int STRUCTURA_CUDA_FN(lora_t)(const structura_lora_t_params* p, void*
   if (p->m == 0 || p->cols == 0) return 0;
   const cudaStream_t s = (cudaStream_t)stream;
   const unsigned grid = dt::grid_for(p->m * p->cols, kThreads);
-  if (p->dtype == STRUCTURA_T_F32) return (int)structura::launch<lora_t_kernel<STRUCTURA_T_F32>>(grid, kThreads, 0, s, *p);
-  if (p->dtype == STRUCTURA_T_F16) return (int)structura::launch<lora_t_kernel<STRUCTURA_T_F16>>(grid, kThreads, 0, s, *p);
-  return (int)structura::launch<lora_t_kernel<STRUCTURA_T_BF16>>(grid, kThreads, 0, s, *p);
+  // a dependent launch: it waits before it touches anything (see lora_t_kernel)
+  if (p->dtype == STRUCTURA_T_F32) return (int)structura::launch_pdl<lora_t_kernel<STRUCTURA_T_F32>>(grid, kThreads, 0, s, *p);
+  if (p->dtype == STRUCTURA_T_F16) return (int)structura::launch_pdl<lora_t_kernel<STRUCTURA_T_F16>>(grid, kThreads, 0, s, *p);
+  return (int)structura::launch_pdl<lora_t_kernel<STRUCTURA_T_BF16>>(grid, kThreads, 0, s, *p);
 }
 
 extern "C" int STRUCTURA_CUDA_FN(lora_gather)(const structura_lora_gather_params* p, void* stream) {

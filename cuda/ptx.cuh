@@ -14,6 +14,7 @@
 //   cp_async_commit(), cp_async_wait<N>(), cp_async_wait_all()
 //   wgmma_m64n256k16_{bf16,f16}(d[128], desc_a, desc_b), wgmma_desc_sw128, smem_addr, wgmma_fence,
 //   wgmma_commit, wgmma_wait<N>, fence_proxy_async     (sm_90a only; see below)
+//   pdl_trigger(), pdl_wait()                           griddepcontrol (sm_90+; no-ops before)
 #ifndef STRUCTURA_PTX_CUH
 #define STRUCTURA_PTX_CUH
 #include <cuda_bf16.h>
@@ -32,6 +33,28 @@
 #endif
 
 namespace ptx {
+
+// ---- programmatic dependent launch (PTX ISA: griddepcontrol; sm_90+) -----------------------------
+// pdl_trigger(): the next kernel in the stream, if launched with structura::launch_pdl, may start
+// once every block of this one has run it. pdl_wait(): block until the kernels this one depends on
+// have finished and their writes are visible. On older GPUs (and without launch_pdl) the stream has
+// already ordered the kernels: both do nothing. The emulator checks that a launch_pdl kernel touches
+// nothing its predecessors wrote before pdl_wait (cuda/emu/README.md).
+#ifdef STRUCTURA_CUDA_EMU
+inline void pdl_trigger() {}
+inline void pdl_wait() { ::emu::pdl_wait(); }
+#else
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+#endif
 
 // ---- register packing helpers -------------------------------------------------------------------
 STRUCTURA_PTX_FN uint32_t pack_bf16(float lo, float hi) {

@@ -8,6 +8,7 @@
 // structura_cuda.h), where every call is on host memory and a failed launch carries the emulator's report.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -64,6 +65,34 @@ extern "C" int STRUCTURA_CUDA_FN(cuda_device_props)(int idx, char* name, size_t 
   *cc_minor = p.minor;
   *total_mem = p.totalGlobalMem;
   return 0;
+}
+
+// ---- programmatic dependent launch -----------------------------------------------------------------
+// launch_pdl (cuda/launch.cuh) lets a kernel start while the one before it in the stream finishes
+// (griddepcontrol, sm_90+). The compute capability is read once per device.
+namespace {
+std::atomic<int> g_pdl_on{1};
+std::atomic<int> g_pdl_cc[64];  // 0: not read yet; else major + 1
+}  // namespace
+
+extern "C" int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on) { return g_pdl_on.exchange(on ? 1 : 0); }
+
+extern "C" int STRUCTURA_CUDA_FN(cuda_pdl_active)(void) {
+  if (!g_pdl_on) return 0;
+#ifdef STRUCTURA_CUDA_EMU
+  return 1;
+#else
+  int d = 0;
+  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return result(cudaGetLastError()), 0;
+  int cc = g_pdl_cc[d].load();
+  if (!cc) {
+    int major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) != cudaSuccess) return result(cudaGetLastError()), 0;
+    cc = major + 1;
+    g_pdl_cc[d] = cc;
+  }
+  return cc - 1 >= 9;
+#endif
 }
 
 // ---- device memory ---------------------------------------------------------------------------------

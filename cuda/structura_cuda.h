@@ -69,6 +69,11 @@ size_t STRUCTURA_CUDA_FN(cuda_set_staging)(size_t min_bytes);
 typedef void (*structura_host_memcpy_fn)(void* dst, const void* src, size_t bytes);
 #endif
 void STRUCTURA_CUDA_FN(cuda_set_host_memcpy)(structura_host_memcpy_fn fn);
+/* Programmatic dependent launch (cuda/launch.cuh launch_pdl): whether it is on (default 1) — set_pdl
+ * returns the previous setting — and whether launch_pdl uses it on the current device (on, and compute
+ * capability 9.0 or newer; the emulator: on). */
+int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on);
+int STRUCTURA_CUDA_FN(cuda_pdl_active)(void);
 /* Free and total memory of the device. */
 int STRUCTURA_CUDA_FN(cuda_mem_info)(int device, size_t* free_bytes, size_t* total_bytes);
 /* Describes the error `code` returned by a call or launcher above ("cudaErrorIllegalAddress: ...";
@@ -113,6 +118,11 @@ typedef struct {
   int64_t stride_a, stride_b, stride_out, stride_c, stride_bias, stride_res, stride_t, stride_r;
   int trans_a, trans_b, act;
   float alpha, beta, lr_scale;
+  /* 1: the decode kernel (M <= 16) may start before the kernel ahead of it in the stream ends
+   * (structura::launch_pdl): a, b and the batch strides' data were complete before the chain of
+   * programmatic launches ahead of it began (lowrank's final product after lora_t); every other input
+   * (lr_t, lr_r, bias, c, residual) and out are touched only after it waits. */
+  int pdl;
 } structura_gemm_params;
 #endif
 int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);

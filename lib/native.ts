@@ -156,6 +156,8 @@ export interface NativeBinding {
   setCopyStaging(bytes: number): number;
   /** How same-device copies (clone(), same-dtype cast(), copyInto()) run: 'kernel' (cuda/copy.cu, the default) or 'driver' (cudaMemcpyAsync). Returns the previous one. For the bench. */
   setDeviceCopy(mode: 'kernel' | 'driver'): 'kernel' | 'driver';
+  /** Whether kernels written for it start as programmatic dependent launches (sm_90+ and the emulator, which checks them): on by default. Returns the previous setting. For the bench and tests. */
+  setDependentLaunch(on: boolean): boolean;
   /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90 and the emulator, where the layout fits). Returns the previous one. */
   setGemmKernel(kernel: 'auto' | 'mma' | 'wgmma'): 'auto' | 'mma' | 'wgmma';
   setNumThreads(n: number): void;

@@ -229,7 +229,7 @@ Tensor device_t(const char* what, const Tensor& x, const Tensor& A, int64_t R, d
 // y [M, N] = x·Wᵀ + T·Bᵀ + bias (W null: T·Bᵀ + bias; T null: x·Wᵀ + bias) in out_dtype (x's dtype or
 // float32; a float32 output takes a float32 bias). B [N, R] rows, T [M, R] contiguous.
 Tensor device_rank_gemm(const char* what, const Tensor& x, const Tensor* W, const Tensor* T, const Tensor* B,
-                        const Tensor* bias, DType out_dtype) {
+                        const Tensor* bias, DType out_dtype, bool t_just_made = false) {
   const Device dev = x.device();
   const int64_t M = x.shape[0], N = W ? W->shape[0] : B->shape[0];
   Tensor y = Tensor::empty(out_dtype, {M, N}, dev);
@@ -249,6 +249,9 @@ Tensor device_rank_gemm(const char* what, const Tensor& x, const Tensor* W, cons
     if (T) {
       const int64_t R = T->shape[1];
       q.lr_t = T->raw(), q.ldt = R, q.lr_r = B->raw(), q.ldr = row_stride(*B), q.r = R, q.lr_scale = 1.f;
+      // T was just made by device_t (its chain: the partial products, then lora_t), after x, W and B
+      // were complete, so at decode the product may stream W while T is finished (cuda/dense.cu, p.pdl)
+      q.pdl = t_just_made ? 1 : 0;
     }
   } else {
     q.a = T->raw(), q.lda = T->shape[1], q.k = T->shape[1];
@@ -267,7 +270,7 @@ Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, 
   const Tensor W = W0 ? rows_view(*W0) : Tensor();
   if (x.shape[0] == 0 || B.shape[0] == 0) return wrap(env, Tensor::empty(x.dtype, {x.shape[0], B.shape[0]}, x.device()));
   const Tensor T = device_t(what.c_str(), x, A, k, scale, nullptr, nullptr, k);
-  return wrap(env, device_rank_gemm(what.c_str(), x, W0 ? &W : nullptr, &T, &B, bias, x.dtype));
+  return wrap(env, device_rank_gemm(what.c_str(), x, W0 ? &W : nullptr, &T, &B, bias, x.dtype, true));
 }
 
 // loraBatched (slot: each row's position in `used`, −1 none) and loraMixture (gates [M, E]) on a
@@ -310,7 +313,7 @@ Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x
   Tensor slots = slot ? upload_i32(*slot, dev) : Tensor();
   Tensor g32 = gates ? f32_on_device(*gates) : Tensor();
   const Tensor T = device_t(what.c_str(), x, Acat, n * r, scale, slot ? &slots : nullptr, gates ? &g32 : nullptr, r);
-  return wrap(env, device_rank_gemm(what.c_str(), x, &W, &T, &Bcat, nullptr, x.dtype));
+  return wrap(env, device_rank_gemm(what.c_str(), x, &W, &T, &Bcat, nullptr, x.dtype, true));
 }
 
 // S [rows, cols] from sorted flat indices, compressed for spmm: by rows (CSR; other = the column) or

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -121,6 +122,7 @@ struct Thread {
   unsigned coll_mask = 0;
   uint32_t cp_committed = 0, cp_waited = 0;
   uint32_t wg_committed = 0, wg_waited = 0;  // wgmma commit groups issued / waited for
+  bool pdl_waited = false;                    // executed griddepcontrol.wait (pdl_wait)
 };
 
 // The shared bytes an issued wgmma of warp `warp` reads (a bounding range), pending until that warp's
@@ -170,12 +172,19 @@ struct Launch {
   Region dyn;
   // wgmma reads still in flight (this block)
   std::vector<WgRead> wg_reads;
+  // programmatic dependent launch: this launch's serial, whether it is a launch_pdl, and the serial of
+  // the first launch of the chain of kernels that may still be running beside it
+  uint64_t serial = 0, chain_start = 0;
+  bool pdl = false;
 };
 
 static std::mutex g_launch_mu;            // one launch at a time (kernels share static SMEM storage)
 static Launch* g_launch = nullptr;        // the running launch (under g_launch_mu)
 thread_local const Ids* tls_ids = nullptr;
 static uint64_t g_epoch = 0, g_block_serial = 0;
+// Launch serials for the PDL check: every launch takes the next; g_chain_start is the serial of the
+// most recent launch that was not a launch_pdl (a copy or memset sets it past every launch so far).
+static std::atomic<uint64_t> g_launch_serial{0}, g_chain_start{0};
 static LaunchError g_last_launch;
 
 // fiber stacks, reused across blocks and launches; a PROT_NONE guard page below each
@@ -217,6 +226,7 @@ const char* kind_name(ErrorKind k) {
     case ErrorKind::InvalidArgument: return "invalid-argument";
     case ErrorKind::InvalidLaunch: return "invalid-launch";
     case ErrorKind::KernelException: return "kernel-exception";
+    case ErrorKind::DependentLaunch: return "dependent-launch";
   }
   return "?";
 }
@@ -317,6 +327,24 @@ void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size
                     bytes, p));
   }
   const char* space = r->space == Space::Shared ? "shared" : "global";
+  if (r->space == Space::Global) {
+    const Thread& t = L->threads[tid];
+    if (L->pdl && !t.pdl_waited) {
+      if (a != Access::Read)
+        fail_thread(ErrorKind::DependentLaunch, tid,
+                    fmt("global %s at %p before griddepcontrol.wait (pdl_wait) in a kernel launched with launch_pdl: "
+                        "the kernel before it may still be running and reading that memory",
+                        access_name(a), p));
+      if (r->written_by >= L->chain_start)
+        fail_thread(ErrorKind::DependentLaunch, tid,
+                    fmt("global read at %p before griddepcontrol.wait (pdl_wait) in a kernel launched with launch_pdl, "
+                        "of the %zu-byte allocation at %p that launch #%llu wrote, which may still be running (this is "
+                        "launch #%llu; its chain began at #%llu)",
+                        p, (size_t)(r->hi - r->lo), (void*)r->lo, (unsigned long long)r->written_by,
+                        (unsigned long long)L->serial, (unsigned long long)L->chain_start));
+    }
+    if (a != Access::Read) r->written_by = L->serial;
+  }
   if (x < r->lo || x + bytes > r->hi) {
     const size_t size = r->hi - r->lo;
     std::string rel = x < r->lo ? fmt("%zu bytes before the start", (size_t)(r->lo - x))
@@ -634,6 +662,7 @@ static void run_block(Launch& L) {
     t.st = St::Ready;
     t.cp_committed = t.cp_waited = 0;
     t.wg_committed = t.wg_waited = 0;
+    t.pdl_waited = false;
     void* stack = stack_at(i);  // sets g_stack_size on first use
     context_init(t.ctx, stack, g_stack_size, fiber_main);
   }
@@ -708,7 +737,7 @@ static int launch_error(const char* name, ErrorKind kind, cudaError_t code, cons
 }
 
 int run_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t smem, void* stream,
-               void (*body)(void*), void* ctx) {
+               void (*body)(void*), void* ctx, bool pdl) {
   (void)stream;
   const uint64_t nthreads = (uint64_t)block.x * block.y * block.z;
   if (!nthreads || nthreads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64)
@@ -740,6 +769,10 @@ int run_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t
   L.nthreads = (int)nthreads;
   L.body = body;
   L.ctx = ctx;
+  L.serial = ++g_launch_serial;
+  if (!pdl) g_chain_start = L.serial;
+  L.chain_start = g_chain_start;
+  L.pdl = pdl;
   L.threads.resize(nthreads);
   L.warps.resize((nthreads + 31) / 32);
   for (int i = 0; i < L.nthreads; i++) {
@@ -993,6 +1026,15 @@ void wgmma_track(const Collective& c, const void* lo, const void* hi) {
   L.wg_reads.push_back(WgRead{c.warp, L.threads[(size_t)c.first_thread].wg_committed + 1,
                               reinterpret_cast<uintptr_t>(lo), reinterpret_cast<uintptr_t>(hi)});
 }
+void pdl_wait() {
+  Launch* L = g_launch;
+  if (!L || !L->cur) throw std::runtime_error("structura-emu: pdl_wait outside a kernel");
+  L->cur->pdl_waited = true;
+}
+// A copy or memset is ordered after every kernel before it and before every kernel after it: the
+// next launch_pdl cannot overlap a kernel from before it.
+void end_pdl_chain() { g_chain_start = g_launch_serial + 1; }
+
 void wgmma_commit() { g_launch->cur->wg_committed++; }
 void wgmma_wait(int n) {
   Launch& L = *g_launch;
@@ -1125,6 +1167,7 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
       (sd && !device_range(src, bytes, "source", "cudaMemcpy")))
     return emu::set_error(cudaErrorInvalidValue), cudaErrorInvalidValue;
   std::memmove(dst, src, bytes);
+  emu::end_pdl_chain();
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
@@ -1134,6 +1177,7 @@ cudaError_t cudaMemset(void* p, int value, size_t bytes) {
   if (!bytes) return cudaSuccess;
   if (!device_range(p, bytes, "destination", "cudaMemset")) return emu::set_error(cudaErrorInvalidValue), cudaErrorInvalidValue;
   std::memset(p, value, bytes);
+  emu::end_pdl_chain();
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }

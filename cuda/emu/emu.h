@@ -32,6 +32,7 @@ enum class ErrorKind : int {
   InvalidArgument,       // bad operand to an intrinsic (shuffle width, selector, lane not in mask, …)
   InvalidLaunch,         // launch configuration the GPU would reject
   KernelException,       // the kernel code threw a C++ exception
+  DependentLaunch,       // a launch_pdl kernel touched its predecessors' memory before pdl_wait
 };
 const char* kind_name(ErrorKind k);
 
@@ -53,6 +54,7 @@ struct Region {
   Shadow* shadow = nullptr;    // shared regions only
   uint64_t block_serial = 0;   // shared: the block that last used it (statics are poisoned per block)
   size_t capacity = 0;         // global: bytes cudaMalloc'ed; [lo, hi) may be narrowed to the part in use
+  mutable uint64_t written_by = 0;  // global: serial of the last launch that wrote it (the PDL check)
 };
 enum class Access : uint8_t { Read, Write, Atomic };
 
@@ -202,6 +204,15 @@ void wgmma_track(const Collective& c, const void* lo, const void* hi);
 void wgmma_commit();
 void wgmma_wait(int n);
 
+// ---- programmatic dependent launch (cuda/launch.cuh launch_pdl, cuda/ptx.cuh pdl_wait) -------------
+
+// griddepcontrol.wait by the current thread: from here on it may touch what the launches it depends
+// on wrote. Before it, a thread of a launch_pdl kernel may not write global memory, nor read an
+// allocation written by a kernel that may still run beside it (one launched since the last launch that
+// was not a launch_pdl, that one included; a cudaMemcpy/cudaMemset ends the chain).
+void pdl_wait();
+void end_pdl_chain();
+
 // ---- cp.async bookkeeping (cuda/ptx.cuh) ---------------------------------------------------------
 
 void cp_async(ptr<void> dst, ptr<const void> src, int cp_size, int src_size);
@@ -253,8 +264,9 @@ T atomic_rmw_raw(T* a, T (*f)(T, T), T v) {
 // ---- launch -------------------------------------------------------------------------------------
 
 // Runs `body(ctx)` as every thread of every block; returns a cudaError_t value (0 on success).
+// pdl: launched by launch_pdl (programmatic stream serialization; see pdl_wait).
 int run_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t smem_bytes, void* stream,
-               void (*body)(void*), void* ctx);
+               void (*body)(void*), void* ctx, bool pdl = false);
 
 template <class F> struct kernel_params;
 template <class... P> struct kernel_params<void (*)(P...)> {

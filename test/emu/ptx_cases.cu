@@ -3,9 +3,10 @@
 //   a cp.async → ldmatrix → mma.sync m16n8k16 GEMM (bf16 and f16) vs a float64 reference of the
 //   rounded inputs; ldmatrix x1/x2/x4 (+ .trans) round trips; mma.sync m16n8k8 (f16, bf16, tf32);
 //   cp.async groups with wait_group and zfill; mma.sp m16n8k16/k32 against the densified matrix;
-//   wgmma m64n256k16 through 128B-swizzle descriptors.
+//   wgmma m64n256k16 through 128B-swizzle descriptors; a chain of programmatic dependent launches.
 // Planted bugs: an off-by-one tile index, a wrong ldmatrix lane mapping, a read before wait_group,
-// invalid 2:4 metadata, a shared write during an in-flight wgmma, a descriptor without the swizzle.
+// invalid 2:4 metadata, a shared write during an in-flight wgmma, a descriptor without the swizzle,
+// and a launch_pdl kernel that reads or writes before pdl_wait what its predecessors may still touch.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -568,6 +569,89 @@ EMU_CASE(planted_wgmma_descriptor_without_swizzle) {
   std::vector<float> o;
   std::string d;
   std::string r = expect_error(run_wgmma(2, &o), "invalid-argument", &d);
+  set_detail(d);
+  return r;
+}
+
+// ---- programmatic dependent launch (launch_pdl, pdl_trigger / pdl_wait) --------------------------
+// produce: out[i] = in[i] + 1 (an ordinary launch, or launch_pdl when it waits first). consume: out[i]
+// = early[i] + late[i], launched with launch_pdl: `early` read before pdl_wait (it must predate the
+// chain), `late` after it; `plant` 1 reads `late` early, 2 writes out early.
+__global__ void pdl_produce_kernel(const float* in, float* out, int n, int wait_first) {
+  ptx::pdl_trigger();
+  if (wait_first) ptx::pdl_wait();
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) {
+    const float v = gptr(in)[i];
+    gptr(out)[i] = v + 1.f;
+  }
+}
+__global__ void pdl_consume_kernel(const float* early, const float* late, float* out, int n, int plant) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  float e = 0.f, l = 0.f;
+  if (i < n) {
+    e = gptr(early)[i];
+    if (plant == 1) l = gptr(late)[i];
+    if (plant == 2) gptr(out)[i] = 0.f;
+  }
+  ptx::pdl_wait();
+  if (i < n) {
+    if (plant != 1) l = gptr(late)[i];
+    gptr(out)[i] = e + l;
+  }
+}
+
+// A chain: produce (ordinary) → produce (launch_pdl, waits first) → consume (launch_pdl); `bridge`
+// puts a cudaMemcpy between the first producer and the rest, which ends the chain.
+static cudaError_t pdl_chain(int plant, bool read_first_in_chain, bool bridge, std::vector<float>* out_host) {
+  const int n = 70;
+  DevBuf<float> x(n), a(n), b(n), out(n), tmp(n);
+  std::vector<float> xs(n);
+  for (int i = 0; i < n; i++) xs[i] = (float)i;
+  x.upload(xs);
+  cudaError_t e = structura::launch<pdl_produce_kernel>(3, 32, 0, nullptr, (const float*)x.p, a.p, n, 0);
+  if (e != cudaSuccess) return e;
+  if (bridge) cudaMemcpy(tmp.p, x.p, n * sizeof(float), cudaMemcpyDeviceToDevice);
+  e = structura::launch_pdl<pdl_produce_kernel>(3, 32, 0, nullptr, (const float*)a.p, b.p, n, 1);
+  if (e != cudaSuccess) return e;
+  // early: x (before the chain), or a (written by the chain's first kernel, which may still run)
+  e = structura::launch_pdl<pdl_consume_kernel>(3, 32, 0, nullptr, (const float*)(read_first_in_chain ? a.p : x.p),
+                                               (const float*)b.p, out.p, n, plant);
+  if (e == cudaSuccess && out_host) *out_host = out.download();
+  return e;
+}
+
+EMU_CASE(pdl_chain_waits_before_reading) {
+  std::vector<float> out;
+  if (cudaError_t e = pdl_chain(0, false, false, &out)) return "chain failed: " + last_msg() + fmt(" (%g)", (double)e);
+  for (int i = 0; i < 70; i++)
+    if (out[i] != (float)i + (float)i + 2.f) return fmt("out[%g] = %g, expected %g", i, out[i], 2.0 * i + 2);
+  // after a copy the chain starts over: a, written before it, may be read early
+  if (cudaError_t e = pdl_chain(0, true, true, &out)) return "chain after a copy failed: " + last_msg() + fmt(" (%g)", (double)e);
+  // with dependent launches off, launch_pdl is an ordinary launch: no check applies
+  const int old = structura_emu_cuda_set_pdl(0);
+  const cudaError_t e = pdl_chain(1, true, false, nullptr);
+  structura_emu_cuda_set_pdl(old);
+  if (e != cudaSuccess) return "launch_pdl with dependent launches off was checked: " + last_msg();
+  return "";
+}
+EMU_CASE(planted_pdl_read_before_wait) {
+  std::string d;
+  std::string r = expect_error(pdl_chain(1, false, false, nullptr), "dependent-launch", &d);
+  set_detail(d);
+  return r;
+}
+EMU_CASE(planted_pdl_write_before_wait) {
+  std::string d;
+  std::string r = expect_error(pdl_chain(2, false, false, nullptr), "dependent-launch", &d);
+  set_detail(d);
+  return r;
+}
+// The first kernel of the chain was an ordinary launch, but the launch_pdl after it may have started
+// it early: reading its output before pdl_wait two launches later is still a race.
+EMU_CASE(planted_pdl_read_of_chain_start) {
+  std::string d;
+  std::string r = expect_error(pdl_chain(0, true, false, nullptr), "dependent-launch", &d);
   set_detail(d);
   return r;
 }

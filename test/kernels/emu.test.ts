@@ -133,6 +133,7 @@ for (const name of [
   'ldmatrix_round_trips',
   'cp_async_wait_group',
   'wgmma_m64n256k16_all_ones',
+  'pdl_chain_waits_before_reading',
   'mma_sp_valid_metadata',
   'mma_sp_notes_worked_example',
   'launch_config_checks',
@@ -165,6 +166,9 @@ expectPlanted('planted_return_before_barrier', 'barrier-divergence', 'warp_reduc
 expectPlanted('planted_invalid_metadata', 'invalid-metadata', 'mma_sp_kernel<32, true, 1>', [THREAD, /nibble 0x5/]);
 expectPlanted('planted_wrong_ldmatrix_mapping', 'wrong-result', '', []);
 expectPlanted('planted_write_during_wgmma', 'shared-race', 'wgmma_kernel', [THREAD, ADDR, /wgmma of warp 0/, /wait_group/]);
+expectPlanted('planted_pdl_read_before_wait', 'dependent-launch', 'pdl_consume_kernel', [THREAD, ADDR, /before griddepcontrol.wait/, /launch #\d+ wrote/]);
+expectPlanted('planted_pdl_write_before_wait', 'dependent-launch', 'pdl_consume_kernel', [THREAD, ADDR, /global write .* before griddepcontrol.wait/]);
+expectPlanted('planted_pdl_read_of_chain_start', 'dependent-launch', 'pdl_consume_kernel', [THREAD, ADDR, /chain began at #\d+/]);
 expectPlanted('planted_wgmma_descriptor_without_swizzle', 'invalid-argument', 'wgmma_kernel', [THREAD, /swizzle mode 0/]);
 
 test('every harness case is asserted here', async () => {
