@@ -11,7 +11,8 @@
 // Baseline: PyTorch's cuBLAS on the same shapes (bench/torch/cuda.py, CUDA events). Target (issue 3):
 // bfloat16 4096³ at least 0.6× cuBLAS. The 16-bit cases also time each tensor-core kernel forced
 // (mma.sync; wgmma on sm_90: x·Wᵀ as is, A·B with B transposed first) — 'auto' takes mma.sync until
-// the wgmma kernel has passed on a GPU — and bfloat16 4096³ runs as x·Wᵀ too.
+// the wgmma kernel has passed on a GPU — and bfloat16 4096³ runs as x·Wᵀ too. The decode x·Wᵀ cases
+// also run on the decode kernel v2 (streaming loads of W with an L2 prefetch hint, not the default).
 // On 'cuda-emu' (--quick only) the same cases at tiny shapes.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, type DType, type Tensor } from '../lib/index';
@@ -104,6 +105,23 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
         ? { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: k, out: n, dtype, rotate }, label: 'F.linear (cuBLAS)' }
         : { kind: 'torch', script: 'cuda.py', spec: { op: 'matmul', m, k, n, dtype, rotate }, label: dtype === 'float32' ? '(cuBLAS, TF32 off)' : '(cuBLAS)' },
       ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
+      // x·Wᵀ at decode: the same product on decode kernel v2 (W through streaming loads; setDecodeKernel)
+      ...(decode && wt && dtype !== 'float32'
+        ? {
+            'decode-v2': {
+              kind: 'local' as const,
+              label: 'our decode kernel v2 (W streamed with ld.global.nc.L1::no_allocate.L2::256B)',
+              run: () => {
+                const old = native().setDecodeKernel(2);
+                try {
+                  c.run();
+                } finally {
+                  native().setDecodeKernel(old);
+                }
+              },
+            },
+          }
+        : {}),
       // the same product forced onto each tensor-core kernel (setGemmKernel; wgmma needs sm_90)
       ...(dtype !== 'float32' && !decode ? { mma: forced('mma', () => c.run()), wgmma: forced('wgmma', () => c.run()) } : {}),
     },

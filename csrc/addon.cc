@@ -128,6 +128,19 @@ static Napi::Value SetDependentLaunch(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), old != 0);
 }
 
+// Which decode kernel (float16/bfloat16, M ≤ 16, x·Wᵀ) runs on the devices: 1 (plain loads, the
+// default) or 2 (W through streaming loads with a 256-byte L2 prefetch). Returns the previous one.
+// For tests and the bench.
+static Napi::Value SetDecodeKernel(const Napi::CallbackInfo& info) {
+  const int v = (int)get_int(info, 0, "version", 1, 2);
+  int old = structura_gemm_set_decode(v);
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  const int old_emu = structura_emu_gemm_set_decode(v);
+  if (!structura_cuda_compiled()) old = old_emu;
+#endif
+  return Napi::Number::New(info.Env(), old);
+}
+
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
 // 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90, where it fits).
 // Returns the previous choice. For tests and benchmarks.
@@ -180,6 +193,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setCopyStaging", Napi::Function::New(env, SetCopyStaging, "setCopyStaging"));
   exports.Set("setDeviceCopy", Napi::Function::New(env, SetDeviceCopy, "setDeviceCopy"));
   exports.Set("setDependentLaunch", Napi::Function::New(env, SetDependentLaunch, "setDependentLaunch"));
+  exports.Set("setDecodeKernel", Napi::Function::New(env, SetDecodeKernel, "setDecodeKernel"));
   exports.Set("setGemmKernel", Napi::Function::New(env, SetGemmKernel, "setGemmKernel"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

@@ -63,6 +63,13 @@ int structura_cuda_last_error(char* msg, size_t msg_len) {
   return 0;
 }
 int structura_gemm_set_kernel(int) { return 0; }
+int structura_gemm_set_decode(int version) {  // kept, so that setDecodeKernel reads back alike
+  static int state = 1;
+  if (version != 1 && version != 2) return -1;
+  const int old = state;
+  state = version;
+  return old;
+}
 int structura_gemm_wgmma_active(void) { return 0; }
 int structura_add_f32(const structura_add_f32_params*, void*) { return kNoDevice; }
 int structura_copy(const structura_copy_params*, void*) { return kNoDevice; }

@@ -592,7 +592,9 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
 // slots (2t, 2t + 1, 2t + 8, 2t + 9) — the same permutation for A and B, so the dot product is
 // unchanged: a k slot belongs to the same lane t in both fragments (PTX §9.7.14.5.8).
 // grid (ceil(N/16), 1, batch), 256 threads, 8 KiB of static shared memory.
-template <bool kBf16>
+// kStream: W read with ld_stream_v4 (no L1 allocation, 256-byte L2 prefetch) — v2, not yet timed on
+// a GPU, so not the default (setDecodeKernel; bench/dense.bench.ts times both); else plain loads (v1).
+template <bool kBf16, bool kStream>
 __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_gemm_params p) {
   SMEM(float, red, [kThreads / 32][16][kDecN]);
   // A kernel launched after this one with launch_pdl (lora's final product after lora_t, itself after
@@ -620,8 +622,14 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
     const bool kin = k < K;  // K % 8 == 0: a lane's 8 elements are all inside or all outside
     const uint4 xa = kin && x0_in ? dev_cast<const uint4>(x0 + k)[0] : zero;
     const uint4 xb = kin && x1_in ? dev_cast<const uint4>(x1 + k)[0] : zero;
-    const uint4 wa = kin && w0_in ? dev_cast<const uint4>(w0 + k)[0] : zero;
-    const uint4 wb = kin && w1_in ? dev_cast<const uint4>(w1 + k)[0] : zero;
+    uint4 wa = zero, wb = zero;
+    if (kStream) {
+      if (kin && w0_in) wa = ptx::ld_stream_v4(dev_cast<const uint4>(w0 + k));
+      if (kin && w1_in) wb = ptx::ld_stream_v4(dev_cast<const uint4>(w1 + k));
+    } else {
+      if (kin && w0_in) wa = dev_cast<const uint4>(w0 + k)[0];
+      if (kin && w1_in) wb = dev_cast<const uint4>(w1 + k)[0];
+    }
     {
       const uint32_t a[4] = {xa.x, xb.x, xa.y, xb.y};
       const uint32_t b0[2] = {wa.x, wa.y}, b1[2] = {wb.x, wb.y};
@@ -824,6 +832,15 @@ bool use_wgmma(const structura_gemm_params& p) {
   return mode == 2 || (p.n > 128 && p.m > 64);
 }
 
+// Which decode kernel runs: v1 (plain loads, the default: timed on the H200) or v2 (kStream).
+std::atomic<bool> g_decode_stream{false};
+
+template <auto K>
+int launch_decode(const structura_gemm_params& p, dim3 grid, cudaStream_t s) {
+  if (p.pdl) return (int)structura::launch_pdl<K>(grid, dim3(kThreads), 0, s, p);
+  return (int)structura::launch<K>(grid, dim3(kThreads), 0, s, p);
+}
+
 // The decode kernel's preconditions: M ≤ 16, x row-major and W stored [N, K], K % 8 == 0, every row
 // of both 16-byte aligned in every batch.
 bool decode_ok(const structura_gemm_params& p) {
@@ -839,6 +856,11 @@ bool decode_ok(const structura_gemm_params& p) {
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
   return wgmma_allowed(g_gemm_kernel.load(std::memory_order_relaxed)) ? 1 : 0;
+}
+
+extern "C" int STRUCTURA_CUDA_FN(gemm_set_decode)(int version) {
+  if (version != 1 && version != 2) return -1;
+  return g_decode_stream.exchange(version == 2) ? 2 : 1;
 }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {
@@ -865,12 +887,10 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
   const cudaStream_t s = (cudaStream_t)stream;
   if (p->dtype != STRUCTURA_DT_F32 && decode_ok(*p)) {
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
-    if (p->pdl) {
-      if (p->dtype == STRUCTURA_DT_BF16) return (int)structura::launch_pdl<gemm_decode_kernel<true>>(dgrid, dim3(kThreads), 0, s, *p);
-      return (int)structura::launch_pdl<gemm_decode_kernel<false>>(dgrid, dim3(kThreads), 0, s, *p);
-    }
-    if (p->dtype == STRUCTURA_DT_BF16) return (int)structura::launch<gemm_decode_kernel<true>>(dgrid, dim3(kThreads), 0, s, *p);
-    return (int)structura::launch<gemm_decode_kernel<false>>(dgrid, dim3(kThreads), 0, s, *p);
+    const bool stream = g_decode_stream.load(std::memory_order_relaxed);
+    if (p->dtype == STRUCTURA_DT_BF16)
+      return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s);
+    return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s);
   }
   if (p->dtype != STRUCTURA_DT_F32 && use_wgmma(*p)) {
     const dim3 wgrid((unsigned)((p->n + kWBN - 1) / kWBN), (unsigned)((p->m + kWBM - 1) / kWBM), (unsigned)p->batch);

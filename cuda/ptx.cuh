@@ -15,6 +15,7 @@
 //   wgmma_m64n256k16_{bf16,f16}(d[128], desc_a, desc_b), wgmma_desc_sw128, smem_addr, wgmma_fence,
 //   wgmma_commit, wgmma_wait<N>, fence_proxy_async     (sm_90a only; see below)
 //   pdl_trigger(), pdl_wait()                           griddepcontrol (sm_90+; no-ops before)
+//   ld_stream_v4(p)                                     16-byte streaming load, L2 256-byte prefetch
 #ifndef STRUCTURA_PTX_CUH
 #define STRUCTURA_PTX_CUH
 #include <cuda_bf16.h>
@@ -33,6 +34,23 @@
 #endif
 
 namespace ptx {
+
+// ---- streaming loads -------------------------------------------------------------------------------
+// ld_stream_v4(p): 16 bytes of read-only global memory that this kernel will not read again (a weight
+// streamed once by the decode GEMV): ld.global.nc.L1::no_allocate.L2::256B.v4.u32 (PTX ISA: ld; sm_80+)
+// — not kept in L1, and L2 asked to fetch the whole 256-byte block around it, so the neighbouring
+// pieces that other warps read next are already on their way. Emulation: a checked 16-byte load.
+#ifdef STRUCTURA_CUDA_EMU
+inline uint4 ld_stream_v4(dev_ptr<const uint4> p) { return p[0]; }
+#else
+__device__ __forceinline__ uint4 ld_stream_v4(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+#endif
 
 // ---- programmatic dependent launch (PTX ISA: griddepcontrol; sm_90+) -----------------------------
 // pdl_trigger(): the next kernel in the stream, if launched with structura::launch_pdl, may start

@@ -131,6 +131,10 @@ int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);
  * 2 wgmma wherever the layout fits on sm_90 (tests, benchmarks). Returns the previous mode, or -1 for
  * a bad one. Process-wide. */
 int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode);
+/* Which decode kernel (M <= 16, x times W stored [N, K]) runs: 1 (plain loads, the default) or 2 (W
+ * through streaming loads with an L2 prefetch hint; not yet timed on a GPU). Returns the previous one,
+ * or -1 for a bad version. Process-wide. */
+int STRUCTURA_CUDA_FN(gemm_set_decode)(int version);
 /* 1 when the wgmma kernel may run on the current device (sm_90, built for sm_90a, mode not mma.sync):
  * callers then give large products B stored [N, K] (a transposed copy of an N-major B) so that it does. */
 int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void);

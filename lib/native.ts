@@ -158,6 +158,8 @@ export interface NativeBinding {
   setDeviceCopy(mode: 'kernel' | 'driver'): 'kernel' | 'driver';
   /** Whether kernels written for it start as programmatic dependent launches (sm_90+ and the emulator, which checks them): on by default. Returns the previous setting. For the bench and tests. */
   setDependentLaunch(on: boolean): boolean;
+  /** Which decode kernel (float16/bfloat16, M ≤ 16, x·Wᵀ) runs on the devices: 1 (plain loads, the default) or 2 (W streamed with an L2 prefetch hint; not yet timed on a GPU). Returns the previous one. */
+  setDecodeKernel(version: 1 | 2): 1 | 2;
   /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90 and the emulator, where the layout fits). Returns the previous one. */
   setGemmKernel(kernel: 'auto' | 'mma' | 'wgmma'): 'auto' | 'mma' | 'wgmma';
   setNumThreads(n: number): void;

@@ -144,16 +144,27 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
       checkMatmul(dev, dt, { m: 130, k: 48, n: 19, transB: true, integers: true }, seed + 1);
       if (opts.large) checkMatmul(dev, dt, { m: 512, k: 60, n: 640, transA: true, integers: true }, seed + 2);
     });
-    withSeed(`matmul ${dt}: decode shapes (M ≤ 16 rows times a Linear weight Wᵀ, K a multiple of 8)`, (seed) => {
-      checkMatmul(dev, dt, { m: 1, k: 64, n: 37, transB: true }, seed);
-      checkMatmul(dev, dt, { m: 16, k: 264, n: 130, transB: true }, seed + 1);
-      checkMatmul(dev, dt, { m: 5, k: 8, n: 17, transB: true, batchA: [3] }, seed + 2); // folds into 15 rows
-      checkMatmul(dev, dt, { m: 7, k: 40, n: 33, transB: true, batchA: [2], batchB: [2] }, seed + 3); // batch strides
-      checkMatmul(dev, dt, { m: 3, k: 48, n: 24, transB: true, integers: true }, seed + 4);
-      checkMatmul(dev, dt, { m: 9, k: 32, n: 20, transB: true, offsetA: true }, seed + 5); // unaligned: general kernel
-      if (opts.large) {
-        checkMatmul(dev, dt, { m: 1, k: 4096, n: 4096, transB: true }, seed + 6);
-        checkMatmul(dev, dt, { m: 16, k: 4096, n: 1000, transB: true }, seed + 7);
+    // both decode kernels (cuda/dense.cu: v1 plain loads, v2 W through streaming loads)
+    withSeed(`matmul ${dt}: decode shapes (M ≤ 16 rows times a Linear weight Wᵀ, K a multiple of 8), both decode kernels`, (seed) => {
+      for (const version of [1, 2] as const) {
+        const old = native().setDecodeKernel(version);
+        try {
+          checkMatmul(dev, dt, { m: 1, k: 64, n: 37, transB: true }, seed);
+          checkMatmul(dev, dt, { m: 16, k: 264, n: 130, transB: true }, seed + 1);
+          checkMatmul(dev, dt, { m: 5, k: 8, n: 17, transB: true, batchA: [3] }, seed + 2); // folds into 15 rows
+          checkMatmul(dev, dt, { m: 7, k: 40, n: 33, transB: true, batchA: [2], batchB: [2] }, seed + 3); // batch strides
+          checkMatmul(dev, dt, { m: 3, k: 48, n: 24, transB: true, integers: true }, seed + 4);
+          checkMatmul(dev, dt, { m: 9, k: 32, n: 20, transB: true, offsetA: true }, seed + 5); // unaligned: general kernel
+          if (opts.large) {
+            checkMatmul(dev, dt, { m: 1, k: 4096, n: 4096, transB: true }, seed + 6);
+            checkMatmul(dev, dt, { m: 16, k: 4096, n: 1000, transB: true }, seed + 7);
+          }
+        } catch (e) {
+          console.error(`  (decode kernel v${version})`);
+          throw e;
+        } finally {
+          native().setDecodeKernel(old);
+        }
       }
     });
     withSeed(`matmul ${dt}: batched and broadcast batch dims, a batch folded into rows, unaligned views`, (seed) => {
