@@ -14,6 +14,7 @@
 //   cp_async_commit(), cp_async_wait<N>(), cp_async_wait_all()
 //   wgmma_m64n256k16_{bf16,f16}(d[128], desc_a, desc_b), wgmma_desc_sw128, smem_addr, wgmma_fence,
 //   wgmma_commit, wgmma_wait<N>, fence_proxy_async     (sm_90a only; see below)
+//   mbar_*, tma_load_2d, setmaxnreg_*                   mbarriers, TMA loads, register budgets (sm_90a)
 //   pdl_trigger(), pdl_wait()                           griddepcontrol (sm_90+; no-ops before)
 //   ld_stream_v4(p)                                     16-byte streaming load, L2 256-byte prefetch
 #ifndef STRUCTURA_PTX_CUH
@@ -23,6 +24,9 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef STRUCTURA_CUDA_EMU
+#include <cuda.h>  // CUtensorMap (a type only: the driver's functions are reached through cudart)
+#endif
 
 #include "launch.cuh"
 
@@ -282,6 +286,14 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 //                                    visible to wgmma's async-proxy reads; then a barrier
 //   fence_operands(d)                keep the compiler from moving accumulator accesses across this point
 //                                    (after their initialization, after the final wait_group)
+//   mbar_init(bar, count) / fence_mbarrier_init()   an mbarrier in shared memory (PTX §9.7.13.15); the
+//                                    fence (and a barrier) before other threads use it
+//   mbar_arrive(bar) / mbar_arrive_expect_tx(bar, bytes)   arrive (having announced `bytes` of TMA)
+//   mbar_wait(bar, parity)           spin on mbarrier.try_wait.parity until that phase has completed
+//   tma_load_2d(dst, map, c0, c1, bar)   cp.async.bulk.tensor.2d: the box at (c0 inner, c1 outer) of the
+//                                    tensor map into shared dst (1024-byte aligned for the 128-byte
+//                                    swizzle), completing its bytes on bar
+//   setmaxnreg_inc<N>() / setmaxnreg_dec<N>()   a warpgroup's register budget (producer/consumer split)
 // In emulation a wgmma reads shared memory and computes when it is issued (each warp its 16 rows); the
 // bytes it read stay "in flight" until the warp's wgmma_wait covers its group, and a shared write to
 // them before that is reported as a race (cuda/emu/README.md).
@@ -302,6 +314,16 @@ inline void wgmma_fence() {}
 inline void wgmma_commit() { ::emu::wgmma_commit(); }
 template <int N> inline void wgmma_wait() { ::emu::wgmma_wait(N); }
 inline void fence_proxy_async() {}
+inline void mbar_init(uint32_t bar, unsigned count) { ::emu::mbar_init(bar, count); }
+inline void fence_mbarrier_init() {}
+inline void mbar_arrive(uint32_t bar) { ::emu::mbar_arrive(bar, 0); }
+inline void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) { ::emu::mbar_arrive(bar, bytes); }
+inline void mbar_wait(uint32_t bar, uint32_t parity) { ::emu::mbar_wait(bar, parity); }
+inline void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  ::emu::tma_load_2d(dst, map, c0, c1, bar);
+}
+template <int N> inline void setmaxnreg_inc() {}
+template <int N> inline void setmaxnreg_dec() {}
 #else
 template <class P> __device__ __forceinline__ uint32_t smem_addr(const P& p) { return (uint32_t)__cvta_generic_to_shared(p); }
 // Pins the accumulators at this point of the instruction stream: the compiler sees them as read and
@@ -329,6 +351,33 @@ template <int N> __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_init(uint32_t bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done)
+                 : "r"(bar), "r"(parity)
+                 : "memory");
+  } while (!done);
+}
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
 #else
 // Not sm_90a (sm_80–89 SASS, compute_90 PTX): wgmma does not exist; the launcher never runs these.
 __device__ __forceinline__ void wgmma_m64n256k16_bf16(float (&)[128], uint64_t, uint64_t) { __trap(); }
@@ -337,6 +386,14 @@ __device__ __forceinline__ void wgmma_fence() {}
 __device__ __forceinline__ void wgmma_commit() {}
 template <int N> __device__ __forceinline__ void wgmma_wait() {}
 __device__ __forceinline__ void fence_proxy_async() {}
+__device__ __forceinline__ void mbar_init(uint32_t, unsigned) {}
+__device__ __forceinline__ void fence_mbarrier_init() {}
+__device__ __forceinline__ void mbar_arrive(uint32_t) {}
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t, uint32_t) {}
+__device__ __forceinline__ void mbar_wait(uint32_t, uint32_t) {}
+__device__ __forceinline__ void tma_load_2d(uint32_t, const CUtensorMap*, int, int, uint32_t) { __trap(); }
+template <int N> __device__ __forceinline__ void setmaxnreg_inc() {}
+template <int N> __device__ __forceinline__ void setmaxnreg_dec() {}
 #endif
 #endif
 

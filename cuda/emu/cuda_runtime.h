@@ -25,6 +25,10 @@
 #define __align__(n) __attribute__((aligned(n)))
 #define __launch_bounds__(...)
 #define __grid_constant__
+// The driver's opaque tensor map (cuda.h); the emulator keeps its own encoding in it (emu::TmaMap).
+struct alignas(64) CUtensorMap {
+  unsigned long long opaque[16];
+};
 // Shared memory must be declared through SMEM(...) / DYN_SMEM(...) (cuda/launch.cuh), which give
 // per-block, checked storage here; a plain __shared__ would silently become per-thread.
 #define __shared__ static_assert(false, "declare shared memory with SMEM()/DYN_SMEM() from launch.cuh");

@@ -108,9 +108,11 @@ struct Shadow {  // one per byte of a shared region
   int32_t async_tid;          // thread whose cp.async wrote this byte
   uint64_t async_block;       // … in this block (serial)
   uint32_t async_group;       // … as part of this commit group of that thread
+  bool tma;                   // written by a TMA load that completes phase tma_phase of the mbarrier
+  uint32_t tma_bar, tma_phase;  // at tma_bar (a shared address): readable after a wait for that phase
 };
 
-enum class St : uint8_t { Ready, Barrier, Collective, Exited };
+enum class St : uint8_t { Ready, Barrier, Collective, Mbarrier, Exited };
 
 struct Thread {
   Ids ids;
@@ -123,6 +125,16 @@ struct Thread {
   uint32_t cp_committed = 0, cp_waited = 0;
   uint32_t wg_committed = 0, wg_waited = 0;  // wgmma commit groups issued / waited for
   bool pdl_waited = false;                    // executed griddepcontrol.wait (pdl_wait)
+  uint32_t mbar_addr = 0, mbar_parity = 0;    // the mbarrier wait it is blocked in (St::Mbarrier)
+  std::vector<std::pair<uint32_t, uint32_t>> mbar_seen;  // mbarrier → phases it has seen completed
+};
+
+// An mbarrier (PTX §9.7.13.15): the phase in progress completes when all `count` arrivals are in and
+// the transaction bytes expected of it have all landed; `phase` counts the completed ones.
+struct Mbar {
+  uint32_t count = 0;
+  int64_t pending = 0, tx = 0;
+  uint32_t phase = 0;
 };
 
 // The shared bytes an issued wgmma of warp `warp` reads (a bounding range), pending until that warp's
@@ -176,6 +188,8 @@ struct Launch {
   // the first launch of the chain of kernels that may still be running beside it
   uint64_t serial = 0, chain_start = 0;
   bool pdl = false;
+  // mbarriers of this block, by shared address
+  std::map<uint32_t, Mbar> mbars;
 };
 
 static std::mutex g_launch_mu;            // one launch at a time (kernels share static SMEM storage)
@@ -227,6 +241,7 @@ const char* kind_name(ErrorKind k) {
     case ErrorKind::InvalidLaunch: return "invalid-launch";
     case ErrorKind::KernelException: return "kernel-exception";
     case ErrorKind::DependentLaunch: return "dependent-launch";
+    case ErrorKind::Mbarrier: return "mbarrier";
   }
   return "?";
 }
@@ -315,6 +330,13 @@ static bool async_pending(const Launch& L, const Shadow& s) {
   return s.async_block == L.block_serial && s.async_group > L.threads[s.async_tid].cp_waited;
 }
 
+// Whether thread t has seen phase `phase` of the mbarrier at `bar` complete.
+static bool mbar_seen(const Thread& t, uint32_t bar, uint32_t phase) {
+  for (const auto& e : t.mbar_seen)
+    if (e.first == bar) return e.second > phase;
+  return false;
+}
+
 static const char* access_name(Access a) { return a == Access::Read ? "read" : a == Access::Write ? "write" : "atomic"; }
 
 void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size_t align, Access a) {
@@ -373,6 +395,12 @@ void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size
   for (size_t i = 0; i < bytes; i++) {
     Shadow& s = sh[i];
     void* addr = reinterpret_cast<void*>(x + i);
+    if (s.tma && !mbar_seen(t, s.tma_bar, s.tma_phase)) {
+      fail_thread(ErrorKind::AsyncCopy, tid,
+                  fmt("shared %s of '%s' at %p written by a TMA load that completes phase %u of the mbarrier at "
+                      "shared address %u, before this thread waited for that phase (mbarrier.try_wait)",
+                      access_name(a), r->name, addr, s.tma_phase, s.tma_bar));
+    }
     if (s.async_tid >= 0 && async_pending(*L, s)) {
       fail_thread(ErrorKind::AsyncCopy, tid,
                   fmt("shared %s of '%s' at %p before the cp.async that writes it completed (issued by %s, group %u "
@@ -607,11 +635,27 @@ static const char* state_str(const Launch& L, const Thread& o, std::string& buf)
     case St::Exited: return "exited";
     case St::Barrier: buf = fmt("waiting at __syncthreads (%s:%d)", L.bar_file, L.bar_line); return buf.c_str();
     case St::Collective: buf = fmt("waiting at %s (mask 0x%08x)", o.coll_op, o.coll_mask); return buf.c_str();
+    case St::Mbarrier:
+      buf = fmt("waiting on the mbarrier at shared address %u for a phase of parity %u", o.mbar_addr, o.mbar_parity);
+      return buf.c_str();
     default: return "running";
   }
 }
 
 static void diagnose_deadlock(Launch& L) {
+  for (const Thread& o : L.threads) {
+    if (o.st != St::Mbarrier) continue;
+    const Mbar& m = L.mbars[o.mbar_addr];
+    int waiting = 0;
+    for (const Thread& q : L.threads) waiting += q.st == St::Mbarrier && q.mbar_addr == o.mbar_addr;
+    record(L, ErrorKind::BarrierDivergence,
+           where(L) + " " + thread_str(L, o.linear) +
+               fmt(" (and %d other thread(s)) wait on the mbarrier at shared address %u for a phase of parity %u that "
+                   "never completes: its phase %u still waits for %lld of %u arrivals and %lld transaction bytes, and no "
+                   "thread left can arrive (deadlock on the GPU)",
+                   waiting - 1, o.mbar_addr, o.mbar_parity, m.phase, (long long)m.pending, m.count, (long long)m.tx));
+    return;
+  }
   for (auto& w : L.warps) {
     if (w.pending.empty()) continue;
     const Pending& p = w.pending[0];
@@ -643,6 +687,7 @@ static void run_block(Launch& L) {
   L.block_serial = ++g_block_serial;
   L.epoch = ++g_epoch;
   L.wg_reads.clear();
+  L.mbars.clear();
   L.bar_arrived = 0;
   L.n_exited = 0;
   L.static_smem = 0;
@@ -663,6 +708,7 @@ static void run_block(Launch& L) {
     t.cp_committed = t.cp_waited = 0;
     t.wg_committed = t.wg_waited = 0;
     t.pdl_waited = false;
+    t.mbar_seen.clear();
     void* stack = stack_at(i);  // sets g_stack_size on first use
     context_init(t.ctx, stack, g_stack_size, fiber_main);
   }
@@ -1026,6 +1072,126 @@ void wgmma_track(const Collective& c, const void* lo, const void* hi) {
   L.wg_reads.push_back(WgRead{c.warp, L.threads[(size_t)c.first_thread].wg_committed + 1,
                               reinterpret_cast<uintptr_t>(lo), reinterpret_cast<uintptr_t>(hi)});
 }
+// ---- mbarrier and TMA ----------------------------------------------------------------------------
+
+static Mbar& mbar_at(Launch& L, uint32_t addr, const char* op) {
+  if (addr % 8 || (size_t)addr + 8 > L.smem)
+    fail(ErrorKind::InvalidArgument, fmt("%s: shared address %u is not an 8-byte aligned mbarrier inside the %zu bytes "
+                                         "of dynamic shared memory", op, addr, L.smem));
+  auto it = L.mbars.find(addr);
+  if (it == L.mbars.end())
+    fail(ErrorKind::Mbarrier, fmt("%s: no mbarrier was initialized at shared address %u (mbarrier.init)", op, addr));
+  return it->second;
+}
+
+// Completes the phase in progress if nothing is outstanding, and wakes the threads waiting for it.
+static void mbar_progress(Launch& L, uint32_t addr, Mbar& m) {
+  if (m.pending > 0 || m.tx != 0) return;
+  m.phase++;
+  m.pending = m.count;
+  for (Thread& o : L.threads)
+    if (o.st == St::Mbarrier && o.mbar_addr == addr && (m.phase & 1u) != o.mbar_parity) o.st = St::Ready;
+}
+
+void mbar_init(uint32_t addr, unsigned count) {
+  Launch& L = *g_launch;
+  if (addr % 8 || (size_t)addr + 8 > L.smem)
+    fail(ErrorKind::InvalidArgument, fmt("mbarrier.init: shared address %u is not 8-byte aligned inside the %zu bytes of "
+                                         "dynamic shared memory", addr, L.smem));
+  if (count < 1 || count > (1u << 20) - 1) fail(ErrorKind::InvalidArgument, fmt("mbarrier.init with count %u", count));
+  Mbar m;
+  m.count = count;
+  m.pending = count;
+  L.mbars[addr] = m;
+  std::memset(reinterpret_cast<void*>(L.dyn.lo + addr), 0, 8);
+}
+
+void mbar_arrive(uint32_t addr, unsigned expect_tx_bytes) {
+  Launch& L = *g_launch;
+  Mbar& m = mbar_at(L, addr, expect_tx_bytes ? "mbarrier.arrive.expect_tx" : "mbarrier.arrive");
+  m.tx += expect_tx_bytes;
+  if (m.pending <= 0)
+    fail(ErrorKind::Mbarrier, fmt("mbarrier.arrive on the mbarrier at shared address %u: more arrivals in phase %u "
+                                  "than its count %u", addr, m.phase, m.count));
+  m.pending--;
+  mbar_progress(L, addr, m);
+}
+
+void mbar_wait(uint32_t addr, unsigned parity) {
+  Launch& L = *g_launch;
+  Thread* t = L.cur;
+  for (;;) {
+    Mbar& m = mbar_at(L, addr, "mbarrier.try_wait.parity");
+    if ((m.phase & 1u) != (parity & 1u)) {  // the phase of that parity has completed: m.phase of them are
+      std::pair<uint32_t, uint32_t>* seen = nullptr;
+      for (auto& e : t->mbar_seen)
+        if (e.first == addr) seen = &e;
+      const uint32_t before = seen ? seen->second : 0;
+      // A parity names one of two phases: if two or more completed since this thread last looked, it
+      // cannot tell which one it waited for (a producer that ran a lap ahead, e.g. without waiting
+      // for its consumers to release the stage).
+      if (m.phase > before + 1)
+        fail(ErrorKind::Mbarrier, fmt("mbarrier.try_wait.parity %u on the mbarrier at shared address %u: %u phases "
+                                      "completed since this thread's previous wait on it (it had seen %u, now %u), so "
+                                      "the parity cannot tell them apart",
+                                      parity & 1u, addr, m.phase - before, before, m.phase));
+      if (seen) seen->second = m.phase;
+      else t->mbar_seen.push_back({addr, m.phase});
+      return;
+    }
+    t->mbar_addr = addr;
+    t->mbar_parity = parity & 1u;
+    block_here(L, St::Mbarrier);
+  }
+}
+
+static_assert(sizeof(TmaMap) <= 128, "the emulated tensor map fits a CUtensorMap");
+
+void tma_load_2d(uint32_t dst, const void* map_p, int c0, int c1, uint32_t bar) {
+  Launch& L = *g_launch;
+  TmaMap mp;
+  std::memcpy(&mp, map_p, sizeof mp);
+  const char* op = "cp.async.bulk.tensor.2d";
+  if (mp.magic != kTmaMagic) fail(ErrorKind::InvalidArgument, fmt("%s: the tensor map was not encoded (tma_encode_2d)", op));
+  const size_t row = (size_t)mp.box[0] * mp.elem_bytes, bytes = row * mp.box[1];
+  if (mp.swizzle != 128 || row != 128)
+    fail(ErrorKind::InvalidArgument, fmt("%s: only the 128-byte swizzle with 128-byte box rows is emulated (box row of %zu "
+                                         "bytes, swizzle %u)", op, row, mp.swizzle));
+  if (dst % 1024 || (size_t)dst + bytes > L.smem)
+    fail(ErrorKind::InvalidArgument, fmt("%s: destination at shared address %u (%zu bytes) must be 1024-byte aligned (the "
+                                         "128-byte swizzle) and inside the %zu bytes of dynamic shared memory",
+                                         op, dst, bytes, L.smem));
+  Mbar& m = mbar_at(L, bar, op);
+  const Region* g = find_global(mp.base);
+  unsigned char* smem = reinterpret_cast<unsigned char*>(L.dyn.lo);
+  for (const WgRead& w : L.wg_reads)
+    if (L.dyn.lo + dst < w.hi && L.dyn.lo + dst + bytes > w.lo && w.group > L.threads[(size_t)w.warp * 32].wg_waited)
+      fail(ErrorKind::SharedRace, fmt("%s into shared address %u while a wgmma of warp %d that reads it (commit group %u) "
+                                      "is still in flight", op, dst, w.warp, w.group));
+  for (uint32_t r = 0; r < mp.box[1]; r++)
+    for (uint32_t i = 0; i < mp.box[0]; i++) {
+      const int64_t gi = (int64_t)c0 + i, gr = (int64_t)c1 + r;
+      uint32_t a = dst + r * (uint32_t)row + i * mp.elem_bytes;
+      a ^= ((a >> 7) & 7u) << 4;
+      unsigned char* d = smem + a;
+      if (gi >= 0 && gr >= 0 && (uint64_t)gi < mp.dim[0] && (uint64_t)gr < mp.dim[1]) {
+        const unsigned char* src = static_cast<const unsigned char*>(mp.base) + (uint64_t)gr * mp.row_bytes + (uint64_t)gi * mp.elem_bytes;
+        check_access(g, src, mp.elem_bytes, 1, Access::Read);
+        std::memcpy(d, src, mp.elem_bytes);
+      } else {
+        std::memset(d, 0, mp.elem_bytes);
+      }
+      Shadow* s = L.dyn.shadow + a;
+      for (uint32_t e = 0; e < mp.elem_bytes; e++) {
+        s[e].tma = true;
+        s[e].tma_bar = bar;
+        s[e].tma_phase = m.phase;
+      }
+    }
+  m.tx -= (int64_t)bytes;
+  mbar_progress(L, bar, m);
+}
+
 void pdl_wait() {
   Launch* L = g_launch;
   if (!L || !L->cur) throw std::runtime_error("structura-emu: pdl_wait outside a kernel");

@@ -33,6 +33,7 @@ enum class ErrorKind : int {
   InvalidLaunch,         // launch configuration the GPU would reject
   KernelException,       // the kernel code threw a C++ exception
   DependentLaunch,       // a launch_pdl kernel touched its predecessors' memory before pdl_wait
+  Mbarrier,              // mbarrier misuse: not initialized, more arrivals than its count, a wait overrun
 };
 const char* kind_name(ErrorKind k);
 
@@ -212,6 +213,29 @@ void wgmma_wait(int n);
 // was not a launch_pdl, that one included; a cudaMemcpy/cudaMemset ends the chain).
 void pdl_wait();
 void end_pdl_chain();
+
+// ---- mbarrier and TMA (sm_90; cuda/ptx.cuh) --------------------------------------------------------
+// Shared addresses are offsets in the launch's dynamic shared memory (ptx::smem_addr). An mbarrier's
+// state (arrival count, pending arrivals, transaction bytes, completed phases) is kept beside the 8
+// bytes it occupies; mbar_wait blocks the thread's fiber until the phase of that parity has completed
+// (a wait no arrival can end is reported as a deadlock). A TMA load copies its box at issue (128-byte
+// swizzle, zeros outside the tensor) and completes its bytes on the mbarrier; the bytes it wrote may be
+// read (by loads or by wgmma) only by a thread that has since waited for that phase of that mbarrier.
+void mbar_init(uint32_t addr, unsigned count);
+void mbar_arrive(uint32_t addr, unsigned expect_tx_bytes);
+void mbar_wait(uint32_t addr, unsigned parity);
+// A tiled 2-D tensor map as the emulator encodes it (in a CUtensorMap's 128 bytes).
+struct TmaMap {
+  uint32_t magic;
+  uint32_t elem_bytes;
+  const void* base;
+  uint64_t dim[2];      // elements: inner (contiguous), outer
+  uint64_t row_bytes;   // stride of the outer dimension
+  uint32_t box[2];      // inner, outer
+  uint32_t swizzle;     // bytes: 128 (the only mode emulated)
+};
+constexpr uint32_t kTmaMagic = 0x544d4131u;
+void tma_load_2d(uint32_t dst, const void* map, int c0, int c1, uint32_t bar);
 
 // ---- cp.async bookkeeping (cuda/ptx.cuh) ---------------------------------------------------------
 

@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "launch.cuh"
 #include "ptx.cuh"
+#include "tma.cuh"
 
 using namespace harness;
 
@@ -652,6 +653,109 @@ EMU_CASE(planted_pdl_write_before_wait) {
 EMU_CASE(planted_pdl_read_of_chain_start) {
   std::string d;
   std::string r = expect_error(pdl_chain(0, true, false, nullptr), "dependent-launch", &d);
+  set_detail(d);
+  return r;
+}
+
+// ---- mbarrier + TMA pipeline (cuda/tma.cuh, ptx::mbar_*, ptx::tma_load_2d) ----------------------
+// A [6, 300] 16-bit matrix (rows 608 bytes apart) through two 1 KiB stages, box 8 rows × 64: warp 0's
+// lane 0 produces (waits for the stage to be released, announces 1024 bytes, issues the TMA), warp 1
+// consumes: lane l sums 16 elements of row l % 8 of each k-tile, un-swizzling the address, then
+// releases the stage. Rows 6, 7 and columns past 300 are outside the matrix: zeros. plant 1: the
+// consumer skips its wait; 2: the producer skips its wait (a lap ahead); 3: the last tile is never
+// issued (the consumer waits forever).
+__global__ void tma_pipe_kernel(const __grid_constant__ CUtensorMap map, float* out, int ktiles, int plant) {
+  DYN_SMEM(unsigned char, raw);
+  const uint32_t raw_addr = ptx::smem_addr(raw);
+  const uint32_t pad = (1024u - (raw_addr & 1023u)) & 1023u, base = raw_addr + pad;
+  const uint32_t full[2] = {base + 2048, base + 2056}, empty[2] = {base + 2064, base + 2072};
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < 2; s++) {
+      ptx::mbar_init(full[s], 1);
+      ptx::mbar_init(empty[s], 32);
+    }
+    ptx::fence_mbarrier_init();
+  }
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (warp == 0) {
+    if (lane != 0) return;
+    for (int kt = 0; kt < ktiles; kt++) {
+      const int s = kt % 2;
+      if (plant == 3 && kt == ktiles - 1) break;
+      if (kt >= 2 && plant != 2) ptx::mbar_wait(empty[s], ((kt / 2) - 1) & 1);
+      ptx::mbar_arrive_expect_tx(full[s], 1024);
+      ptx::tma_load_2d(base + 1024u * s, &map, kt * 64, 0, full[s]);
+    }
+    return;
+  }
+  const int row = lane % 8, k0 = (lane / 8) * 16;
+  for (int kt = 0; kt < ktiles; kt++) {
+    const int s = kt % 2;
+    if (plant != 1) ptx::mbar_wait(full[s], (kt / 2) & 1);
+    float acc = 0.f;
+    for (int k = k0; k < k0 + 16; k++) {
+      uint32_t a = 1024u * s + 128u * row + 2u * k;  // offset from base (1024-aligned): swizzle on it
+      a ^= ((a >> 7) & 7u) << 4;
+      const uint16_t v = dev_cast<const uint16_t>(raw + pad + a)[0];
+      acc += emu::bf16_to_f32(v);
+    }
+    gptr(out)[kt * 32 + lane] = acc;
+    ptx::mbar_arrive(empty[s]);
+  }
+}
+
+static cudaError_t tma_pipe(int plant, std::vector<float>* got, std::vector<float>* want) {
+  const int rows = 6, cols = 300, ld = 304, ktiles = 5;
+  std::vector<uint16_t> a((size_t)rows * ld);
+  if (want) want->assign(ktiles * 32, 0.f);
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < ld; c++) a[(size_t)r * ld + c] = to_bits((float)((r * 7 + c * 3) % 17 - 8), true);
+  if (want)
+    for (int kt = 0; kt < ktiles; kt++)
+      for (int l = 0; l < 32; l++)
+        for (int k = (l / 8) * 16; k < (l / 8) * 16 + 16; k++) {
+          const int r = l % 8, c = kt * 64 + k;
+          if (r < rows && c < cols) (*want)[kt * 32 + l] += (float)from_bits(a[(size_t)r * ld + c], true);
+        }
+  DevBuf<uint16_t> da(a.size());
+  da.upload(a);
+  DevBuf<float> dout(ktiles * 32);
+  CUtensorMap map;
+  if (tma_encode_2d(&map, da.p, cols, rows, ld * 2, 64, 8) != 0) return cudaErrorInvalidValue;
+  const size_t smem = 1024 + 2048 + 32;
+  cudaError_t e = structura::launch<tma_pipe_kernel>(1, 64, smem, nullptr, map, dout.p, ktiles, plant);
+  if (e == cudaSuccess && got) *got = dout.download();
+  return e;
+}
+
+EMU_CASE(tma_mbarrier_pipeline) {
+  std::vector<float> got, want;
+  if (cudaError_t e = tma_pipe(0, &got, &want)) return "pipeline failed: " + last_msg() + fmt(" (%g)", (double)e);
+  for (size_t i = 0; i < want.size(); i++)
+    if (got[i] != want[i]) return fmt("out[%g] = %g, expected %g (rows 6, 7 and columns ≥ 300 read as zeros)", (double)i, got[i], want[i]);
+  // the encoder refuses what the TMA cannot do: an unaligned base, a row stride not a multiple of 16
+  CUtensorMap m;
+  DevBuf<uint16_t> d(64);
+  if (tma_encode_2d(&m, d.p + 1, 64, 1, 128, 64, 8) == 0) return "an unaligned base was encoded";
+  if (tma_encode_2d(&m, d.p, 60, 1, 120, 64, 8) == 0) return "a 120-byte row stride was encoded";
+  return "";
+}
+EMU_CASE(planted_tma_read_before_wait) {
+  std::string d;
+  std::string r = expect_error(tma_pipe(1, nullptr, nullptr), "async-copy", &d);
+  set_detail(d);
+  return r;
+}
+EMU_CASE(planted_tma_refill_before_release) {
+  std::string d;
+  std::string r = expect_error(tma_pipe(2, nullptr, nullptr), "mbarrier", &d);
+  set_detail(d);
+  return r;
+}
+EMU_CASE(planted_mbarrier_never_completes) {
+  std::string d;
+  std::string r = expect_error(tma_pipe(3, nullptr, nullptr), "barrier-divergence", &d);
   set_detail(d);
   return r;
 }
