@@ -10,7 +10,7 @@
 // after call, with our device-to-device copy of 2^26 float32 as the measure of DRAM bandwidth.
 // Baseline: PyTorch's cuBLAS on the same shapes (bench/torch/cuda.py, CUDA events). Target (issue 3):
 // bfloat16 4096³ at least 0.6× cuBLAS. The 16-bit cases also time each tensor-core kernel forced
-// (mma.sync; wgmma on sm_90: x·Wᵀ as is, A·B with B transposed first) — 'auto' takes mma.sync until
+// (mma.sync; on sm_90 wgmma fed by cp.async and wgmma fed by TMA: x·Wᵀ as is, A·B with B transposed first) — 'auto' takes mma.sync until
 // the wgmma kernel has passed on a GPU — and bfloat16 4096³ runs as x·Wᵀ too. The decode x·Wᵀ cases
 // also run on the decode kernel v2 (streaming loads of W with an L2 prefetch hint, not the default).
 // On 'cuda-emu' (--quick only) the same cases at tiny shapes.
@@ -55,10 +55,11 @@ const BYTES: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
  * the layout of inference, which the decode kernel of cuda/dense.cu streams for M ≤ 16.
  */
 /** A local baseline: run() with the 16-bit products forced onto one kernel of cuda/dense.cu. */
-function forced(kernel: 'mma' | 'wgmma', run: () => void) {
+function forced(kernel: 'mma' | 'wgmma' | 'wgmma-tma', run: () => void) {
+  const names = { mma: 'mma.sync', wgmma: 'wgmma (cp.async)', 'wgmma-tma': 'wgmma (TMA, warp-specialized)' };
   return {
     kind: 'local' as const,
-    label: `our ${kernel === 'mma' ? 'mma.sync' : 'wgmma'} kernel`,
+    label: `our ${names[kernel]} kernel`,
     run: () => {
       const old = native().setGemmKernel(kernel);
       try {
@@ -123,7 +124,7 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
           }
         : {}),
       // the same product forced onto each tensor-core kernel (setGemmKernel; wgmma needs sm_90)
-      ...(dtype !== 'float32' && !decode ? { mma: forced('mma', () => c.run()), wgmma: forced('wgmma', () => c.run()) } : {}),
+      ...(dtype !== 'float32' && !decode ? { mma: forced('mma', () => c.run()), wgmma: forced('wgmma', () => c.run()), 'wgmma-tma': forced('wgmma-tma', () => c.run()) } : {}),
     },
   };
   if (!ctx.emu && dtype === 'bfloat16' && m === 4096 && k === 4096 && n === 4096)

@@ -12,11 +12,11 @@
 // W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
 // (bench/bandwidth.ts; target ≥ 80% of it) and with the same lora launched without programmatic
 // dependent launches ('no-pdl': the final product then waits for T instead of streaming W meanwhile).
-// loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16,
-// 4096}, row i uses adapter i % 8) against 8 separate lora calls and PyTorch's per-adapter index_add.
-// lora at M > 16 also runs forced onto our wgmma kernel (sm_90; setGemmKernel). sparsePlusLowRank in
-// bfloat16 (M = 4096, in = out = 4096, r = 64, a random 3% support) against dense x·Wᵀ (ours and
-// cuBLAS): unstructured 3% sparsity is not expected to beat tensor cores; the figure tracks the spmm.
+// loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16, 4096}, row i uses adapter i % 8) against
+// 8 separate lora calls and PyTorch's per-adapter index_add. lora at M > 16 also runs forced onto our
+// wgmma kernels (cp.async and TMA; sm_90; setGemmKernel). sparsePlusLowRank in bfloat16 (M = 4096,
+// in = out = 4096, r = 64, a random 3% support) against dense x·Wᵀ (ours and cuBLAS): unstructured 3%
+// sparsity is not expected to beat tensor cores; the figure tracks the spmm.
 // On 'cuda-emu' (--quick only) the same at in = out = 64.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
@@ -191,18 +191,23 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
         : {}),
       ...(!decode
         ? {
-            wgmma: {
-              kind: 'local' as const,
-              label: 'the same lora on our wgmma kernel (sm_90)',
-              run: () => {
-                const old = native().setGemmKernel('wgmma');
-                try {
-                  c.run();
-                } finally {
-                  native().setGemmKernel(old);
-                }
-              },
-            },
+            ...Object.fromEntries(
+              (['wgmma', 'wgmma-tma'] as const).map((kernel) => [
+                kernel,
+                {
+                  kind: 'local' as const,
+                  label: `the same lora on our ${kernel} kernel (sm_90)`,
+                  run: () => {
+                    const old = native().setGemmKernel(kernel);
+                    try {
+                      c.run();
+                    } finally {
+                      native().setGemmKernel(old);
+                    }
+                  },
+                },
+              ]),
+            ),
           }
         : {}),
     },

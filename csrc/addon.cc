@@ -142,21 +142,23 @@ static Napi::Value SetDecodeKernel(const Napi::CallbackInfo& info) {
 }
 
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
-// 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90, where it fits).
+// 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma', 'wgmma' (sm_90, where it fits)
+// or 'wgmma-tma' (the TMA warp-specialized wgmma kernel, sm_90, where it fits with one batch).
 // Returns the previous choice. For tests and benchmarks.
 static Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
-  static const char* const names[3] = {"auto", "mma", "wgmma"};
+  static const char* const names[4] = {"auto", "mma", "wgmma", "wgmma-tma"};
   const std::string m = get_string(info, 0, "kernel");
   int mode = -1;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (m == names[i]) mode = i;
-  if (mode < 0) throw_range(info.Env(), "structura.setGemmKernel: 'kernel' must be 'auto', 'mma' or 'wgmma', got '" + m + "'");
+  if (mode < 0)
+    throw_range(info.Env(), "structura.setGemmKernel: 'kernel' must be 'auto', 'mma', 'wgmma' or 'wgmma-tma', got '" + m + "'");
   int old = structura_gemm_set_kernel(mode);
 #ifdef STRUCTURA_HAVE_CUDA_EMU
   const int old_emu = structura_emu_gemm_set_kernel(mode);
   if (!structura_cuda_compiled()) old = old_emu;
 #endif
-  return Napi::String::New(info.Env(), names[old >= 0 && old < 3 ? old : 0]);
+  return Napi::String::New(info.Env(), names[old >= 0 && old < 4 ? old : 0]);
 }
 
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {

@@ -13,6 +13,9 @@
 //
 // Versions
 //   3 (this one; compiles for every architecture, runs in the emulator, NOT YET RUN ON A GPU):
+//   * TMA warp-specialized wgmma kernel (gemm_tma_kernel, setGemmKernel('wgmma-tma')): the wgmma
+//     kernel's tile and math, operands loaded by TMA from one producer lane through 4 mbarrier-handed
+//     stages, no __syncthreads in the main loop; 168 registers, no spills (ptxas, CUDA 13.0). Batch 1.
 //   * decode kernel as a programmatic dependent launch (p.pdl, sm_90+): it triggers its dependents at
 //     once and waits for its predecessors only before the epilogue, so lora's final product streams W
 //     while T = x·Aᵀ and lora_t finish (their two launches were ~9 µs of lora M = 1's 22 µs on the
@@ -80,6 +83,7 @@
 
 #include "launch.cuh"
 #include "ptx.cuh"
+#include "tma.cuh"
 #include "structura_cuda.h"
 
 namespace {
@@ -582,6 +586,104 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
   }
 }
 
+// ---- TMA warp-specialized wgmma kernel (sm_90a) --------------------------------------------------
+// The same CTA tile, stages and wgmma as gemm_wgmma_kernel (128×256×64; warpgroups 0 and 1 each own 64
+// rows and issue wgmma.m64n256k16 from 128-byte-swizzled K-major stages), but the operands arrive by
+// TMA (cp.async.bulk.tensor.2d through tensor maps, cuda/tma.cuh) issued by one lane of a ninth,
+// producer warp, and the stages are handed over by mbarriers instead of __syncthreads: full[s] (the
+// producer announces the stage's 48 KiB; the TMA completes them) and empty[s] (lane 0 of each of the 8
+// consumer warps arrives once its wgmma that read the stage are done). A consumer keeps one wgmma
+// group in flight: at k-tile kt, after wait<1>, tile kt − 1's stage is released. The consumers issue
+// no loads and no address arithmetic, and no barrier stalls the whole CTA each k-tile (what the
+// cp.async kernel spends per tile: 12 cp.async a thread, a wait and a __syncthreads). 288 threads fit
+// 224 registers each without setmaxnreg. Batch 1 only (2-D tensor maps); lora's rank term as extra
+// k-tiles from two more maps (T, R) when wgmma_rank_ok, else in the epilogue. Not yet run on a GPU.
+constexpr int kTThreads = 288;
+constexpr size_t kTmaStageBytes = (size_t)kWStageElems * 2;
+constexpr size_t kTmaSmemBytes = kWStages * kTmaStageBytes + 1024 + 8 * 2 * kWStages;  // + alignment + mbarriers
+
+template <bool kBf16>
+__global__ void __launch_bounds__(kTThreads, 1)
+    gemm_tma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                    const __grid_constant__ CUtensorMap map_t, const __grid_constant__ CUtensorMap map_r,
+                    const structura_gemm_params p) {
+  DYN_SMEM(uint16_t, smem_raw);
+  const uint32_t raw_addr = ptx::smem_addr(smem_raw);
+  const uint32_t sbase = raw_addr + ((1024u - (raw_addr & 1023u)) & 1023u);  // the swizzle wants 1024-byte tiles
+  const uint32_t bars = sbase + (uint32_t)(kWStages * kTmaStageBytes);
+  auto full = [&](int s) { return bars + 8u * (uint32_t)s; };
+  auto empty = [&](int s) { return bars + 8u * (uint32_t)(kWStages + s); };
+
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int m0 = blockIdx.y * kWBM, n0 = blockIdx.x * kWBN;
+  const bool ext = wgmma_rank_ok(p);
+  const int R = ext ? (int)p.r : 0;
+  const int ktiles = (K + kWBK - 1) / kWBK, ttiles = ktiles + (R + kWBK - 1) / kWBK;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+
+  if (tid == 0) {
+    for (int s = 0; s < kWStages; s++) {
+      ptx::mbar_init(full(s), 1);
+      ptx::mbar_init(empty(s), 8);
+    }
+    ptx::fence_mbarrier_init();
+  }
+  __syncthreads();  // the last CTA-wide barrier: the producer warp leaves after its loop
+
+  if (warp == 8) {  // the producer
+    if (lane != 0) return;
+    for (int kt = 0; kt < ttiles; kt++) {
+      const int s = kt % kWStages;
+      // the stage's previous tile, kt − 4, must be released by all 8 consumer warps
+      if (kt >= kWStages) ptx::mbar_wait(empty(s), (uint32_t)((kt / kWStages) - 1) & 1u);
+      const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes), sb = sa + 2u * kWTileA;
+      ptx::mbar_arrive_expect_tx(full(s), (uint32_t)kTmaStageBytes);
+      if (kt < ktiles) {
+        ptx::tma_load_2d(sa, &map_a, kt * kWBK, m0, full(s));
+        ptx::tma_load_2d(sb, &map_b, kt * kWBK, n0, full(s));
+      } else {
+        ptx::tma_load_2d(sa, &map_t, (kt - ktiles) * kWBK, m0, full(s));
+        ptx::tma_load_2d(sb, &map_r, (kt - ktiles) * kWBK, n0, full(s));
+      }
+    }
+    return;
+  }
+
+  float acc[128];
+#pragma unroll
+  for (int i = 0; i < 128; i++) acc[i] = 0.f;
+  ptx::fence_operands(acc);
+  const int wg = tid >> 7;  // consumer warpgroup: accumulator rows 64·wg …
+  for (int kt = 0; kt < ttiles; kt++) {
+    const int s = kt % kWStages;
+    ptx::mbar_wait(full(s), (uint32_t)(kt / kWStages) & 1u);
+    const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes);
+    const uint32_t a_addr = sa + (uint32_t)wg * 64u * 128u, b_addr = sa + 2u * kWTileA;
+    ptx::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kWBK / 16; kk++) {
+      const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+      if (kBf16) ptx::wgmma_m64n256k16_bf16(acc, da, db);
+      else ptx::wgmma_m64n256k16_f16(acc, da, db);
+    }
+    ptx::wgmma_commit();
+    ptx::wgmma_wait<1>();  // tile kt − 1's wgmma are done: its stage goes back to the producer
+    if (kt > 0 && lane == 0) ptx::mbar_arrive(empty((kt - 1) % kWStages));
+  }
+  ptx::wgmma_wait<0>();
+  ptx::fence_operands(acc);
+
+  const Epilogue e = make_epilogue(p, 0, ext);
+  const int wq = warp & 3, g = lane >> 2, t = lane & 3;
+  const int row = m0 + 64 * wg + 16 * wq + g;
+#pragma unroll
+  for (int j = 0; j < kWBN / 8; j++) {
+    const int col = n0 + 8 * j + 2 * t;
+    e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
+    e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
+  }
+}
+
 // Decode shapes: op(A) = x [M ≤ 16, K] row-major, op(B) = Wᵀ with W stored [N, K] (a Linear weight),
 // 16-bit, K % 8 == 0 and every row 16-byte aligned. W is streamed once with 16-byte loads straight
 // into mma.sync fragments (no shared-memory staging: nothing is reused). A CTA owns 16 columns;
@@ -785,7 +887,8 @@ cudaError_t launch_mma(const structura_gemm_params& p, dim3 grid, cudaStream_t s
 }
 
 // Which kernel takes the 16-bit products: 0 auto (wgmma on sm_90 when the build has sm_90a code and
-// the layout fits, else mma.sync), 1 mma.sync always, 2 wgmma whenever the layout fits (tests).
+// the layout fits, else mma.sync), 1 mma.sync always, 2 wgmma whenever the layout fits (tests), 3 the
+// TMA wgmma kernel whenever it fits (a batched product: the cp.async wgmma kernel).
 std::atomic<int> g_gemm_kernel{0};
 
 #if defined(STRUCTURA_CUDA_EMU) || defined(STRUCTURA_HAVE_SM90A)
@@ -829,7 +932,33 @@ bool use_wgmma(const structura_gemm_params& p) {
   const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
   if (!wgmma_fits(p) || !wgmma_allowed(mode)) return false;
   // auto: a 128×256 tile wastes most of its work on a thin product, where mma.sync's 128×128 wastes less
-  return mode == 2 || (p.n > 128 && p.m > 64);
+  return mode == 2 || mode == 3 || (p.n > 128 && p.m > 64);
+}
+
+// Whether 'auto' may pick the TMA kernel over the cp.async one (false until it has run on a GPU).
+constexpr bool kTmaByDefault = false;
+
+// The TMA kernel: where the wgmma kernel would run, for one batch (2-D tensor maps), when asked for
+// (mode 3; a batched product then takes the cp.async wgmma kernel) or by default once kTmaByDefault.
+bool use_tma(const structura_gemm_params& p) {
+  const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
+  if (mode != 3 && !(mode == 0 && kTmaByDefault)) return false;
+  return p.batch == 1 && use_wgmma(p);
+}
+
+// Encodes the four tensor maps of gemm_tma_kernel: A [M, K] and B [N, K] in 128- and 256-row boxes of
+// 64 k, and the rank term's T [M, r] and R [N, r] the same way when it runs as k-tiles (else copies
+// of A's and B's maps, never read).
+int tma_maps(const structura_gemm_params& p, CUtensorMap (&m)[4]) {
+  if (int e = tma_encode_2d(&m[0], p.a, (uint64_t)p.k, (uint64_t)p.m, (uint64_t)p.lda * 2, kWBK, kWBM)) return e;
+  if (int e = tma_encode_2d(&m[1], p.b, (uint64_t)p.k, (uint64_t)p.n, (uint64_t)p.ldb * 2, kWBK, kWBN)) return e;
+  if (!wgmma_rank_ok(p)) {
+    m[2] = m[0];
+    m[3] = m[1];
+    return 0;
+  }
+  if (int e = tma_encode_2d(&m[2], p.lr_t, (uint64_t)p.r, (uint64_t)p.m, (uint64_t)p.ldt * 2, kWBK, kWBM)) return e;
+  return tma_encode_2d(&m[3], p.lr_r, (uint64_t)p.r, (uint64_t)p.n, (uint64_t)p.ldr * 2, kWBK, kWBN);
 }
 
 // Which decode kernel runs: v1 (plain loads, the default: timed on the H200) or v2 (kStream).
@@ -864,7 +993,7 @@ extern "C" int STRUCTURA_CUDA_FN(gemm_set_decode)(int version) {
 }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {
-  if (mode < 0 || mode > 2) return -1;
+  if (mode < 0 || mode > 3) return -1;
   return g_gemm_kernel.exchange(mode);
 }
 
@@ -891,6 +1020,17 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
     if (p->dtype == STRUCTURA_DT_BF16)
       return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s);
     return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s);
+  }
+  if (p->dtype != STRUCTURA_DT_F32 && use_tma(*p)) {
+    CUtensorMap maps[4];
+    if (int e = tma_maps(*p, maps)) return e;
+    const dim3 tgrid((unsigned)((p->n + kWBN - 1) / kWBN), (unsigned)((p->m + kWBM - 1) / kWBM), 1u);
+    if (p->dtype == STRUCTURA_DT_BF16) {
+      if (cudaError_t e = allow_smem<gemm_tma_kernel<true>>(kTmaSmemBytes)) return (int)e;
+      return (int)structura::launch<gemm_tma_kernel<true>>(tgrid, dim3(kTThreads), kTmaSmemBytes, s, maps[0], maps[1], maps[2], maps[3], *p);
+    }
+    if (cudaError_t e = allow_smem<gemm_tma_kernel<false>>(kTmaSmemBytes)) return (int)e;
+    return (int)structura::launch<gemm_tma_kernel<false>>(tgrid, dim3(kTThreads), kTmaSmemBytes, s, maps[0], maps[1], maps[2], maps[3], *p);
   }
   if (p->dtype != STRUCTURA_DT_F32 && use_wgmma(*p)) {
     const dim3 wgrid((unsigned)((p->n + kWBN - 1) / kWBN), (unsigned)((p->m + kWBM - 1) / kWBM), (unsigned)p->batch);

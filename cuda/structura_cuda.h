@@ -128,7 +128,8 @@ typedef struct {
 int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);
 /* Which kernel runs the float16 / bfloat16 products: 0 auto (mma.sync for now; wgmma on an sm_90
  * device with sm_90a code once that kernel has passed on a GPU, see kWgmmaByDefault), 1 mma.sync,
- * 2 wgmma wherever the layout fits on sm_90 (tests, benchmarks). Returns the previous mode, or -1 for
+ * 2 wgmma wherever the layout fits on sm_90 (tests, benchmarks), 3 the TMA warp-specialized wgmma
+ * kernel wherever it fits (batch 1; else as 2). Returns the previous mode, or -1 for
  * a bad one. Process-wide. */
 int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode);
 /* Which decode kernel (M <= 16, x times W stored [N, K]) runs: 1 (plain loads, the default) or 2 (W

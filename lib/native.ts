@@ -58,6 +58,9 @@ export interface MemoryInfo {
   [device: string]: { buffers: number; bytes: number; cached?: number; cachedBlocks?: number; reserved?: number };
 }
 
+/** The tensor-core kernels of cuda/dense.cu that setGemmKernel can force. */
+export type GemmKernel = 'auto' | 'mma' | 'wgmma' | 'wgmma-tma';
+
 export interface NativeBinding {
   // ---- tensors ----
   /** A new tensor holding a copy of `data` (its element type must match dtype; float16/bfloat16 take Uint16Array bits or Float32Array values). */
@@ -160,8 +163,8 @@ export interface NativeBinding {
   setDependentLaunch(on: boolean): boolean;
   /** Which decode kernel (float16/bfloat16, M ≤ 16, x·Wᵀ) runs on the devices: 1 (plain loads, the default) or 2 (W streamed with an L2 prefetch hint; not yet timed on a GPU). Returns the previous one. */
   setDecodeKernel(version: 1 | 2): 1 | 2;
-  /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma' or 'wgmma' (sm_90 and the emulator, where the layout fits). Returns the previous one. */
-  setGemmKernel(kernel: 'auto' | 'mma' | 'wgmma'): 'auto' | 'mma' | 'wgmma';
+  /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma', 'wgmma' (sm_90 and the emulator, where the layout fits) or 'wgmma-tma' (the TMA warp-specialized wgmma kernel, the same layouts with one batch). Returns the previous one. */
+  setGemmKernel(kernel: GemmKernel): GemmKernel;
   setNumThreads(n: number): void;
   getNumThreads(): number;
 }

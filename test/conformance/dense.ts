@@ -176,10 +176,11 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
     });
   }
 
-  // The 16-bit x·Wᵀ products have two tensor-core kernels (cuda/dense.cu): mma.sync, and wgmma on
-  // sm_90 (the emulator reports sm_90). 'auto' picks by shape; here each is forced in turn.
+  // The 16-bit x·Wᵀ products have three tensor-core kernels (cuda/dense.cu): mma.sync, and on sm_90
+  // (the emulator reports sm_90) wgmma fed by cp.async and wgmma fed by TMA from a producer warp (one
+  // batch; batched products fall back to the cp.async one). 'auto' picks by shape; here each is forced.
   for (const dt of ['float16', 'bfloat16'] as DenseDType[])
-    withSeed(`matmul ${dt}: x·Wᵀ on the wgmma kernel and on the mma.sync kernel, tails, batches, exact integers`, (seed) => {
+    withSeed(`matmul ${dt}: x·Wᵀ on the wgmma kernels (cp.async, TMA) and on the mma.sync kernel, tails, batches, exact integers`, (seed) => {
       const cases: DenseCase[] = [
         { m: 130, k: 72, n: 300, transB: true },
         { m: 65, k: 200, n: 257, transB: true },
@@ -189,7 +190,7 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
         { m: 256, k: 264, n: 272 }, // B stored [K, N]: transposed first for the wgmma kernel
       ];
       if (opts.large) cases.push({ m: 1024, k: 1024, n: 1024, transB: true }, { m: 300, k: 4096, n: 1000, transB: true });
-      for (const kernel of ['wgmma', 'mma'] as const) {
+      for (const kernel of ['wgmma', 'wgmma-tma', 'mma'] as const) {
         const old = native().setGemmKernel(kernel);
         try {
           cases.forEach((c, i) => checkMatmul(dev, dt, c, seed + i));

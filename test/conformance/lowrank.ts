@@ -144,15 +144,16 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
   // lora's second product on the wgmma kernel: the rank term as extra k-tiles (rank % 8 == 0) or in
   // the epilogue (rank 12)
   for (const dt of ['float16', 'bfloat16'] as DT[])
-    withSeed(`lowrank.lora ${dt} on the wgmma kernel: rank term in the main loop and in the epilogue`, (seed) => {
-      const old = native().setGemmKernel('wgmma');
-      try {
-        for (const c of [{ m: 130, k: 64, n: 260, r: 16, bias: true }, { m: 70, k: 40, n: 300, r: 16, rank: 12 }, { m: 20, k: 96, n: 257, r: 8, scale: -1.5 }] as LoraCase[])
-          checkLora(dev, dt, c, seed + c.m);
-      } finally {
-        native().setGemmKernel(old);
-      }
-    });
+    for (const kernel of ['wgmma', 'wgmma-tma'] as const)
+      withSeed(`lowrank.lora ${dt} on the ${kernel} kernel: rank term in the main loop and in the epilogue`, (seed) => {
+        const old = native().setGemmKernel(kernel);
+        try {
+          for (const c of [{ m: 130, k: 64, n: 260, r: 16, bias: true }, { m: 70, k: 40, n: 300, r: 16, rank: 12 }, { m: 20, k: 96, n: 257, r: 8, scale: -1.5 }] as LoraCase[])
+            checkLora(dev, dt, c, seed + c.m);
+        } finally {
+          native().setGemmKernel(old);
+        }
+      });
 
   // At decode (M ≤ 16) lora's last two launches are programmatic dependent launches (sm_90; the
   // emulator checks their ordering): with them off the same kernels run in stream order, so the

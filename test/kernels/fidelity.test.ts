@@ -40,7 +40,7 @@ const EXPECTED = [
   ...[0, 1, 2, 3].flatMap((s) => [`mma.sp.m16n8k16.f16.sel${s}/int`, `mma.sp.m16n8k16.bf16.sel${s}/real`]),
   ...[0, 1].flatMap((s) => [`mma.sp.m16n8k32.f16.sel${s}/real`, `mma.sp.m16n8k32.bf16.sel${s}/int`]),
   'ldmatrix.x1', 'ldmatrix.x2', 'ldmatrix.x4', 'ldmatrix.x1.trans', 'ldmatrix.x2.trans', 'ldmatrix.x4.trans',
-  'cp.async.ca4/8/16+cg16+zfill+groups', 'wgmma.m64n256k16.bf16.sw128', 'wgmma.m64n256k16.f16.sw128',
+  'cp.async.ca4/8/16+cg16+zfill+groups', 'wgmma.m64n256k16.bf16.sw128', 'wgmma.m64n256k16.f16.sw128', 'tma.2d.sw128.box64x32',
   'cvt.f32->f16', 'cvt.f32->bf16.nan', 'cvt.f64->bf16', 'cvt.f16->f32', 'cvt.bf16->f32.nan', 'pack_f16', 'pack_bf16',
   'half2.add/sub/mul/fma', 'bf162.add/sub/mul/fma.nan', 'half.add/sub/mul/fma', 'bf16.add/sub/mul/fma', 'to_tf32', 'to_tf32.nan',
   'shfl.idx', 'shfl.up', 'shfl.down', 'shfl.xor', 'shfl.idx.u64', 'shfl.xor.f32', 'ballot', 'any', 'all',

@@ -17,6 +17,7 @@
 #include "fidelity.h"
 #include "launch.cuh"
 #include "ptx.cuh"
+#include "tma.cuh"
 #ifdef STRUCTURA_CUDA_EMU
 #include "structura_emu.h"
 #endif
@@ -446,6 +447,34 @@ cudaError_t launch_wgmma(int nblocks, const uint32_t* a, const uint32_t* b, cons
   return structura::launch<wgmma_kernel<kBf16>>(dim3(nblocks), dim3(128), kWgSmem, nullptr, a, b, c, d);
 }
 
+// ---- TMA (sm_90) -------------------------------------------------------------------------------------
+
+// One box a block, landed through an mbarrier, then the raw shared bytes copied out (no un-swizzling:
+// what is compared is where the TMA put each byte).
+__global__ void tma_kernel(const __grid_constant__ CUtensorMap map, const int32_t* c0, const int32_t* c1, uint32_t* out,
+                           int box_rows) {
+  DYN_SMEM(uint32_t, raw);
+  const uint32_t addr0 = ptx::smem_addr(raw);
+  const uint32_t pad = (1024u - (addr0 & 1023u)) & 1023u, base = addr0 + pad;
+  const uint32_t bytes = 128u * (uint32_t)box_rows, bar = base + bytes;
+  if (threadIdx.x == 0) {
+    ptx::mbar_init(bar, 1);
+    ptx::fence_mbarrier_init();
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    ptx::mbar_arrive_expect_tx(bar, bytes);
+    ptx::tma_load_2d(base, &map, gptr(c0)[blockIdx.x], gptr(c1)[blockIdx.x], bar);
+  }
+  ptx::mbar_wait(bar, 0);
+  const dev_ptr<const uint32_t> s = raw + pad / 4;
+  const dev_ptr<uint32_t> o = gptr(out) + (int64_t)blockIdx.x * (bytes / 4);
+  for (uint32_t i = threadIdx.x; i < bytes / 4; i += blockDim.x) {
+    const uint32_t v = s[i];
+    o[i] = v;
+  }
+}
+
 }  // namespace
 
 // ---- entries ---------------------------------------------------------------------------------------------
@@ -625,5 +654,24 @@ extern "C" int FID_FN(wgmma)(int bf16, int nblocks, const uint32_t* a, const uin
   float* dd = dev.alloc<float>((size_t)nblocks * 128 * 128);
   if (dev.err == cudaSuccess) dev.launched(bf16 ? launch_wgmma<true>(nblocks, da, db, dc, dd) : launch_wgmma<false>(nblocks, da, db, dc, dd), "wgmma_kernel");
   dev.download(d, dd, (size_t)nblocks * 128 * 128);
+  return dev.result(msg, msg_len);
+}
+
+extern "C" int FID_FN(tma)(int nblocks, const uint32_t* src, int rows, int cols, int ld, int box_rows, const int32_t* c0,
+                           const int32_t* c1, uint32_t* out, char* msg, size_t msg_len) {
+  Dev dev;
+  const uint32_t* dsrc = dev.alloc((size_t)rows * ld / 2, src);
+  const int32_t* dc0 = dev.alloc((size_t)nblocks, c0);
+  const int32_t* dc1 = dev.alloc((size_t)nblocks, c1);
+  uint32_t* dout = dev.alloc<uint32_t>((size_t)nblocks * box_rows * 32);
+  if (dev.err == cudaSuccess) {
+    CUtensorMap map;
+    const size_t smem = 1024 + 128 * (size_t)box_rows + 8;
+    cudaError_t r = (cudaError_t)tma_encode_2d(&map, dsrc, (uint64_t)cols, (uint64_t)rows, (uint64_t)ld * 2, 64, (uint32_t)box_rows);
+    if (r == cudaSuccess) r = cudaFuncSetAttribute(tma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (r == cudaSuccess) r = structura::launch<tma_kernel>(dim3(nblocks), dim3(128), smem, nullptr, map, dc0, dc1, dout, box_rows);
+    dev.launched(r, "tma_kernel");
+  }
+  dev.download(out, dout, (size_t)nblocks * box_rows * 32);
   return dev.result(msg, msg_len);
 }

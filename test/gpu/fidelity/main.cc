@@ -613,6 +613,64 @@ void wgmma_case(Ctx& c, bool bf16) {
       true);
 }
 
+// ---- TMA ----------------------------------------------------------------------------------------------
+
+// cp.async.bulk.tensor.2d with the 128-byte swizzle (cuda/tma.cuh's tensor map, an mbarrier): boxes of
+// 64 × 32 16-bit elements from a [37][152] matrix of which 150 columns are the tensor, at coordinates
+// inside, overlapping the right and bottom edges, and wholly outside. The raw shared bytes must be the
+// matrix's, byte (r, i) of the box at offset 128·r + 2i with its 16-byte chunk XORed with r % 8, zeros
+// outside the tensor — the layout the wgmma descriptors read (wgmma.*.sw128 above).
+void tma_case(Ctx& c) {
+  const std::string name = "tma.2d.sw128.box64x32";
+  if (!selected(c, name)) return;
+  Rng g(case_seed(c, name));
+  const int rows = 37, cols = 150, ld = 152, box_rows = 32;
+  const std::vector<int32_t> c0 = {0, 64, 128, 96, 0, 192, -64, 8}, c1 = {0, 5, 16, 30, 36, 0, 0, 1};
+  const int nblocks = (int)c0.size();
+  std::vector<uint32_t> src((size_t)rows * ld / 2);
+  for (auto& w : src) w = g.u32() | 0x00010001u;  // no zero halves: a zero means "outside" below
+  auto elem = [&](int r, int col) -> uint16_t {
+    if (r < 0 || col < 0 || r >= rows || col >= cols) return 0;
+    const uint32_t w = src[((size_t)r * ld + col) / 2];
+    return (uint16_t)(col % 2 ? w >> 16 : w & 0xffff);
+  };
+  auto side = [&](bool gpu) {
+    return run_side([&](std::vector<uint32_t>& out, char* msg, size_t len) {
+      out.assign((size_t)nblocks * box_rows * 32, 0);
+      int rc;
+#ifndef FIDELITY_EMU_ONLY
+      if (gpu) rc = fid_gpu_tma(nblocks, src.data(), rows, cols, ld, box_rows, c0.data(), c1.data(), out.data(), msg, len);
+      else
+#endif
+        rc = fid_emu_tma(nblocks, src.data(), rows, cols, ld, box_rows, c0.data(), c1.data(), out.data(), msg, len);
+      (void)gpu;
+      return rc;
+    });
+  };
+  Run gpu;
+  if (!gpu_part(c, name, [&] { return side(true); }, gpu)) return;
+  const Run emu = side(false);
+  Result& r = add_result(c, name, std::to_string(nblocks) + " boxes, edges and outside included, bitwise");
+  compare_words(
+      c, r, emu, c.gpu ? &gpu : nullptr, [](size_t) { return true; },
+      [&](size_t idx, uint32_t w) {
+        const int blk = (int)(idx / (box_rows * 32));
+        const uint32_t off = (uint32_t)(idx % (box_rows * 32)) * 4;  // byte offset in the box's shared bytes
+        bool ok = true;
+        for (uint32_t h = 0; h < 2; h++) {
+          const uint32_t a = off + 2 * h;
+          const uint32_t row = a / 128, chunk = (a / 16) % 8, in_chunk = a % 16;
+          const uint32_t src_chunk = chunk ^ (row % 8);  // the swizzle is its own inverse
+          const int col = (int)(src_chunk * 8 + in_chunk / 2);
+          ok = ok && elem(c1[blk] + (int)row, c0[blk] + col) == (uint16_t)(w >> (16 * h));
+        }
+        return ok;
+      },
+      [&](size_t idx) {
+        return "box " + std::to_string(idx / (box_rows * 32)) + " byte " + std::to_string(idx % (box_rows * 32) * 4);
+      });
+}
+
 // ---- ldmatrix ----------------------------------------------------------------------------------------
 
 void ldmatrix_case(Ctx& c, int num, bool trans) {
@@ -1293,6 +1351,8 @@ void run_all_cases(Ctx& c) {
     wgmma_case(c, bf16);
     flush_lines();
   }
+  tma_case(c);
+  flush_lines();
   elementwise_cases(c);
   flush_lines();
   for (const WarpOpInfo& op : kWarpOps) {
