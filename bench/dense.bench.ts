@@ -12,7 +12,8 @@
 // bfloat16 4096³ at least 0.6× cuBLAS. The 16-bit cases also time each tensor-core kernel forced
 // (mma.sync; on sm_90 wgmma fed by cp.async and wgmma fed by TMA: x·Wᵀ as is, A·B with B transposed first) — 'auto' takes mma.sync until
 // the wgmma kernel has passed on a GPU — and bfloat16 4096³ runs as x·Wᵀ too. The decode x·Wᵀ cases
-// also run on the decode kernel v2 (streaming loads of W with an L2 prefetch hint, not the default).
+// also run on the decode kernel v2 (streaming loads of W with an L2 prefetch hint, not the default)
+// and without programmatic dependent launches (by default each call starts while the previous ends).
 // On 'cuda-emu' (--quick only) the same cases at tiny shapes.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, type DType, type Tensor } from '../lib/index';
@@ -106,9 +107,23 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
         ? { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: k, out: n, dtype, rotate }, label: 'F.linear (cuBLAS)' }
         : { kind: 'torch', script: 'cuda.py', spec: { op: 'matmul', m, k, n, dtype, rotate }, label: dtype === 'float32' ? '(cuBLAS, TF32 off)' : '(cuBLAS)' },
       ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
-      // x·Wᵀ at decode: the same product on decode kernel v2 (W through streaming loads; setDecodeKernel)
+      // x·Wᵀ at decode: the same product on decode kernel v2 (W through streaming loads; setDecodeKernel),
+      // and launched in plain stream order (no programmatic dependent launch: no overlap of one call's
+      // launch and L2 prefetch with the previous call)
       ...(decode && wt && dtype !== 'float32'
         ? {
+            'no-pdl': {
+              kind: 'local' as const,
+              label: 'the same product launched in plain stream order (setDependentLaunch(false))',
+              run: () => {
+                const old = native().setDependentLaunch(false);
+                try {
+                  c.run();
+                } finally {
+                  native().setDependentLaunch(old);
+                }
+              },
+            },
             'decode-v2': {
               kind: 'local' as const,
               label: 'our decode kernel v2 (W streamed with ld.global.nc.L1::no_allocate.L2::256B)',

@@ -11,7 +11,8 @@
 // are bandwidth-bound: they report GB/s (W, x, A, B read once, y written once), rotate over 4 copies of
 // W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
 // (bench/bandwidth.ts; target ≥ 80% of it) and with the same lora launched without programmatic
-// dependent launches ('no-pdl': the final product then waits for T instead of streaming W meanwhile).
+// dependent launches ('no-pdl': the final product then waits for T instead of streaming W meanwhile,
+// and no call overlaps the previous one's end).
 // loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16, 4096}, row i uses adapter i % 8) against
 // 8 separate lora calls and PyTorch's per-adapter index_add. lora at M > 16 also runs forced onto our
 // wgmma kernels (cp.async and TMA; sm_90; setGemmKernel). sparsePlusLowRank in bfloat16 (M = 4096,

@@ -19,11 +19,13 @@
 
 #include "dtype.cuh"
 #include "launch.cuh"
+#include "ptx.cuh"
 #include "structura_cuda.h"
 
 namespace {
 
 __global__ void copy_kernel(structura_copy_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   const dt::In src = dt::in(p.src, p.src_dtype);
   const dt::Out dst = dt::out(p.dst, p.dst_dtype);
   const bool same = p.src_dtype == p.dst_dtype;
@@ -42,6 +44,7 @@ __global__ void copy_kernel(structura_copy_params p) {
 // (along dst's rows) are coalesced; the same bits are moved (same dtype).
 template <class E>
 __global__ void transpose_kernel(structura_copy_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   SMEM(E, tile, [32][33]);  // 33: the column reads of the write phase hit distinct banks
   const int nd = p.ndim;
   const int64_t rows = p.shape[nd - 2], cols = p.shape[nd - 1], ss = p.src_strides[nd - 1];
@@ -95,6 +98,7 @@ int launch_transpose(const structura_copy_params& p, cudaStream_t s) {
 constexpr int kCopyUnroll = 4, kCopyThreads = 256;
 template <class U>
 __global__ void __launch_bounds__(kCopyThreads) copy_bytes_kernel(structura_copy_bytes_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   const int64_t n = p.bytes / (int64_t)sizeof(U);
   const dev_ptr<const U> src = dev_cast<const U>(gptr(static_cast<const uint8_t*>(p.src)));
   const dev_ptr<U> dst = dev_cast<U>(gptr(static_cast<uint8_t*>(p.dst)));

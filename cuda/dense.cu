@@ -16,10 +16,12 @@
 //   * TMA warp-specialized wgmma kernel (gemm_tma_kernel, setGemmKernel('wgmma-tma')): the wgmma
 //     kernel's tile and math, operands loaded by TMA from one producer lane through 4 mbarrier-handed
 //     stages, no __syncthreads in the main loop; 168 registers, no spills (ptxas, CUDA 13.0). Batch 1.
-//   * decode kernel as a programmatic dependent launch (p.pdl, sm_90+): it triggers its dependents at
-//     once and waits for its predecessors only before the epilogue, so lora's final product streams W
-//     while T = x·Aᵀ and lora_t finish (their two launches were ~9 µs of lora M = 1's 22 µs on the
-//     H200, against 13.4 µs for x·Wᵀ alone).
+//   * decode kernel as a programmatic dependent launch (sm_90+): it triggers its dependents at once, and
+//     before it waits for the kernels ahead it has L2 prefetch its rows of W (cp.async.bulk.prefetch),
+//     so back-to-back decode products (and the kernels between them, which trigger at once too)
+//     overlap their launch and ramp; lora's final product (p.pdl = 1) streams W before it waits, while
+//     T = x·Aᵀ and lora_t finish (their two launches were ~9 µs of lora M = 1's 22 µs on the H200,
+//     against 13.4 µs for x·Wᵀ alone).
 //   * wgmma kernel for sm_90a (gemm_wgmma_kernel): x·Wᵀ layouts, CTA tile 128×256×64, two warpgroups
 //     each issuing wgmma.m64n256k16 from 128-byte-swizzled K-major shared tiles (descriptors), 4
 //     cp.async stages of 48 KiB, fence.proxy.async before each barrier, one wgmma group in flight;
@@ -372,6 +374,7 @@ __device__ __forceinline__ void mma_tile(float (&acc)[4][4][4], dev_ptr<uint16_t
 // grid (ceil(N/128), ceil(M/128), batch), 256 threads, kMmaSmemBytes of dynamic shared memory.
 template <bool kBf16, bool kTA, bool kTB>
 __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   DYN_SMEM(uint16_t, smem);
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const int64_t b = blockIdx.z;
@@ -497,6 +500,7 @@ __host__ __device__ __forceinline__ bool wgmma_rank_ok(const structura_gemm_para
 
 template <bool kBf16>
 __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structura_gemm_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   DYN_SMEM(uint16_t, smem_raw);
   // the swizzle works on shared-window address bits 4–9: tiles start 1024-byte aligned
   const uint32_t raw_addr = ptx::smem_addr(smem_raw);
@@ -607,6 +611,7 @@ __global__ void __launch_bounds__(kTThreads, 1)
     gemm_tma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                     const __grid_constant__ CUtensorMap map_t, const __grid_constant__ CUtensorMap map_r,
                     const structura_gemm_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   DYN_SMEM(uint16_t, smem_raw);
   const uint32_t raw_addr = ptx::smem_addr(smem_raw);
   const uint32_t sbase = raw_addr + ((1024u - (raw_addr & 1023u)) & 1023u);  // the swizzle wants 1024-byte tiles
@@ -699,8 +704,8 @@ __global__ void __launch_bounds__(kTThreads, 1)
 template <bool kBf16, bool kStream>
 __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_gemm_params p) {
   SMEM(float, red, [kThreads / 32][16][kDecN]);
-  // A kernel launched after this one with launch_pdl (lora's final product after lora_t, itself after
-  // this T = x·Aᵀ) may start now; it waits for us before it reads what we write.
+  // A kernel launched after this one with launch_pdl (the next decode product, or lora's final product
+  // after lora_t, itself after this T = x·Aᵀ) may start now; it waits for us before it reads what we write.
   ptx::pdl_trigger();
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const int64_t b = blockIdx.z;
@@ -714,6 +719,13 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
   const dev_ptr<const uint16_t> w0 = B + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
   const dev_ptr<const uint16_t> w1 = B + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  if (p.pdl != 1) {
+    // Whatever is ahead in the stream may still be writing x (or even W): only ask L2 for our 16 rows of
+    // W meanwhile (a bulk prefetch reads nothing into the kernel), then wait for it to finish.
+    if (threadIdx.x < kDecN && n0 + (int)threadIdx.x < N)
+      ptx::prefetch_l2(B + (int64_t)(n0 + threadIdx.x) * p.ldb, (uint32_t)K * 2u);
+    ptx::pdl_wait();
+  }
 
   float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
   // (Issuing 4 chunks of loads before their mma, by hand, was slower on an H200 — 0.0182 against
@@ -754,8 +766,8 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
     red[warp][g + 8][8 * j + 2 * t + 1] = acc[j][3];
   }
   __syncthreads();
-  // Launched with launch_pdl (p.pdl), W was streamed above while the kernels ahead (T = x·Aᵀ, lora_t)
-  // ran; the epilogue's inputs (T, B, bias, …) and out are theirs to finish first. Else a no-op.
+  // With p.pdl == 1, W was streamed above while the kernels ahead (T = x·Aᵀ, lora_t) ran; the
+  // epilogue's inputs (T, B, bias, …) and out are theirs to finish first. Else already waited: a no-op.
   ptx::pdl_wait();
   const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;  // 256 threads = 16 × 16 outputs
   float s = 0.f;
@@ -810,6 +822,7 @@ __device__ __forceinline__ void load_tile_f32(dev_ptr<float> dst, dev_ptr<const 
 // grid (ceil(N/128), ceil(M/128), batch), 256 threads, static shared memory 16 KiB.
 template <bool kTA, bool kTB>
 __global__ void __launch_bounds__(kThreads) gemm_f32_kernel(const structura_gemm_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   SMEM(float, As, [kSBK * kSBM]);
   SMEM(float, Bs, [kSBK * kSBN]);
   const dev_ptr<float> as = As + 0, bs = Bs + 0;
@@ -966,7 +979,7 @@ std::atomic<bool> g_decode_stream{false};
 
 template <auto K>
 int launch_decode(const structura_gemm_params& p, dim3 grid, cudaStream_t s) {
-  if (p.pdl) return (int)structura::launch_pdl<K>(grid, dim3(kThreads), 0, s, p);
+  if (p.pdl != 2) return (int)structura::launch_pdl<K>(grid, dim3(kThreads), 0, s, p);
   return (int)structura::launch<K>(grid, dim3(kThreads), 0, s, p);
 }
 

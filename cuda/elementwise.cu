@@ -22,6 +22,7 @@
 
 #include "dtype.cuh"
 #include "launch.cuh"
+#include "ptx.cuh"
 #include "structura_cuda.h"
 
 // ------------------------------------------------------------------------------------------------
@@ -30,6 +31,7 @@
 namespace {
 
 __global__ void add_f32_vec4_kernel(structura_add_f32_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   const int64_t n4 = p.n / 4;
   const dev_ptr<const float4> a = dev_cast<const float4>(gptr(p.a));
   const dev_ptr<const float4> b = dev_cast<const float4>(gptr(p.b));
@@ -46,6 +48,7 @@ __global__ void add_f32_vec4_kernel(structura_add_f32_params p) {
 }
 
 __global__ void add_f32_kernel(structura_add_f32_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   const dev_ptr<const float> a = gptr(p.a), b = gptr(p.b);
   const dev_ptr<float> out = gptr(p.out);
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.n; i += (int64_t)gridDim.x * blockDim.x)
@@ -261,6 +264,7 @@ __device__ __forceinline__ int64_t nthreads_global() { return (int64_t)gridDim.x
 
 template <int DT>
 __global__ void binary_kernel(structura_binary_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   const dev_ptr<const S> a = gptr(static_cast<const S*>(p.a)), b = gptr(static_cast<const S*>(p.b));
@@ -278,6 +282,7 @@ __global__ void binary_kernel(structura_binary_params p) {
 // the op at compile time (add, sub, mul, div: no switch in the loop); −1 reads it from p.
 template <int DT, int OP>
 __global__ void binary_vec_kernel(structura_binary_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   constexpr int E = 16 / sizeof(S);
@@ -307,6 +312,7 @@ __global__ void binary_vec_kernel(structura_binary_params p) {
 
 template <int DT>
 __global__ void unary_kernel(structura_unary_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   using C = typename T::C;
@@ -322,6 +328,7 @@ __global__ void unary_kernel(structura_unary_params p) {
 
 template <int DT>
 __global__ void unary_vec_kernel(structura_unary_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   using C = typename T::C;
@@ -360,6 +367,7 @@ __device__ __forceinline__ bool nonzero(uint64_t b, int t) {
 }
 
 __global__ void where_kernel(structura_where_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   const dt::In c = dt::in(p.cond, p.cond_dtype), a = dt::in(p.a, p.dtype), b = dt::in(p.b, p.dtype);
   const dt::Out out = dt::out(p.out, p.dtype);
   const bool narrow = p.n < dt::kNarrowLimit;

@@ -7,7 +7,9 @@
 //       cuda_pdl_active()): the kernel may start once the kernel before it in the stream has run
 //       ptx::pdl_trigger() in every block, before that kernel ends. Until it has run ptx::pdl_wait(),
 //       it may read only memory that was complete before that chain of kernels began, and write no
-//       global memory (the emulator checks both). Elsewhere an ordinary launch.
+//       global memory (the emulator checks both). Elsewhere an ordinary launch. Every kernel in cuda/
+//       runs ptx::pdl_trigger() first, so that a dependent launch behind it (the decode GEMV) can
+//       start early: safe, because such a kernel waits before it touches what its predecessors wrote.
 //   gptr(p)                 a kernel's view of a global pointer p (T*): raw on the GPU, a checked
 //                           pointer bound to p's cudaMalloc allocation in emulation.
 //   dev_ptr<T>              the type of such a pointer (global or shared), for device helpers.

@@ -70,6 +70,7 @@ __global__ void lora_t_kernel(structura_lora_t_params p) {
 
 template <class E>
 __global__ void lora_gather_kernel(structura_lora_gather_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   const dev_ptr<E> dst = gptr(static_cast<E*>(p.dst));
   const dev_ptr<const E> src = gptr(static_cast<const E*>(p.src));
   const int64_t n = p.outer * p.n_idx * p.block;
@@ -87,6 +88,7 @@ __global__ void lora_gather_kernel(structura_lora_gather_params p) {
 // tile goes through shared memory so that the stores run along rows of out.
 template <int DT>
 __global__ void spmm_kernel(structura_spmm_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   SMEM(float, tile, [32][33]);  // [j][m]
@@ -134,6 +136,7 @@ __global__ void spmm_kernel(structura_spmm_params p) {
 
 template <int DT>
 __global__ void sddmm_kernel(structura_sddmm_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   const dev_ptr<S> out = gptr(static_cast<S*>(p.out));

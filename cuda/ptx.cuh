@@ -17,6 +17,7 @@
 //   mbar_*, tma_load_2d, setmaxnreg_*                   mbarriers, TMA loads, register budgets (sm_90a)
 //   pdl_trigger(), pdl_wait()                           griddepcontrol (sm_90+; no-ops before)
 //   ld_stream_v4(p)                                     16-byte streaming load, L2 256-byte prefetch
+//   prefetch_l2(p, bytes)                               bulk L2 prefetch (sm_90+; no-op before)
 #ifndef STRUCTURA_PTX_CUH
 #define STRUCTURA_PTX_CUH
 #include <cuda_bf16.h>
@@ -53,6 +54,21 @@ __device__ __forceinline__ uint4 ld_stream_v4(const uint4* p) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+}
+#endif
+
+// prefetch_l2(p, bytes): cp.async.bulk.prefetch.L2.global (sm_90; PTX ISA: cp.async.bulk.prefetch) —
+// asks L2 to fetch [p, p + bytes) (16-byte aligned, a multiple of 16) without reading it into the
+// kernel, so it is safe before pdl_wait. Older GPUs: nothing. Emulation: a bounds check only.
+#ifdef STRUCTURA_CUDA_EMU
+inline void prefetch_l2(dev_ptr<const uint16_t> p, uint32_t bytes) { ::emu::prefetch_check(p.r, p.p, bytes); }
+#else
+__device__ __forceinline__ void prefetch_l2(const uint16_t* p, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+  (void)p, (void)bytes;
+#endif
 }
 #endif
 

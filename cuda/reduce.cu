@@ -25,6 +25,7 @@
 
 #include "dtype.cuh"
 #include "launch.cuh"
+#include "ptx.cuh"
 #include "structura_cuda.h"
 
 namespace {
@@ -149,6 +150,7 @@ __device__ __forceinline__ void red_store(dev_ptr<typename Ty<DT>::S> out, int64
 // stored; otherwise the piece's partial result goes to p.partial[v].
 template <int DT, int G, int OP>
 __global__ void reduce_kernel(structura_reduce_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   using Acc = RedAccT<DT, OP>;
@@ -179,6 +181,7 @@ __global__ void reduce_kernel(structura_reduce_params p) {
 // A warp an output row: combines its splits partial results and stores the result.
 template <int DT, int OP>
 __global__ void reduce_finish_kernel(structura_reduce_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using S = typename Ty<DT>::S;
   using Acc = RedAccT<DT, OP>;
   const dev_ptr<const Acc> partial = gptr(static_cast<const Acc*>(p.partial));
@@ -222,6 +225,7 @@ int launch_reduce(const structura_reduce_params& p, cudaStream_t s) {
 // ---- softmax -----------------------------------------------------------------------------------
 template <int DT, int G>
 __global__ void softmax_kernel(structura_softmax_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   using C = typename T::C;  // float, or double for float64
@@ -313,6 +317,7 @@ __device__ __forceinline__ Arg<C> group_arg(Arg<C> a, dev_ptr<C> sv, dev_ptr<int
 
 template <int DT, int G, bool kMax>
 __global__ void arg_reduce_kernel(structura_arg_reduce_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   using C = typename T::C;
@@ -371,6 +376,7 @@ __device__ __forceinline__ void row_stats(dev_ptr<const typename Ty<DT>::S> x, i
 
 template <int DT, int G>
 __global__ void cross_entropy_rows_kernel(structura_cross_entropy_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   using C = typename T::C;
@@ -393,6 +399,7 @@ __global__ void cross_entropy_rows_kernel(structura_cross_entropy_params p) {
 
 // One block: loss = Σ row_loss / m (NaN for m = 0), stored as the CPU's store_from_double.
 __global__ void cross_entropy_mean_kernel(structura_cross_entropy_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   SMEM(double, ssum, [kThreads / 32]);
   const dev_ptr<const double> rl = gptr(static_cast<const double*>(p.row_loss));
   double t = 0;
@@ -410,6 +417,7 @@ __global__ void cross_entropy_mean_kernel(structura_cross_entropy_params p) {
 
 template <int DT, int G>
 __global__ void cross_entropy_backward_kernel(structura_cross_entropy_backward_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   using T = Ty<DT>;
   using S = typename T::S;
   using C = typename T::C;

@@ -118,10 +118,12 @@ typedef struct {
   int64_t stride_a, stride_b, stride_out, stride_c, stride_bias, stride_res, stride_t, stride_r;
   int trans_a, trans_b, act;
   float alpha, beta, lr_scale;
-  /* 1: the decode kernel (M <= 16) may start before the kernel ahead of it in the stream ends
-   * (structura::launch_pdl): a, b and the batch strides' data were complete before the chain of
-   * programmatic launches ahead of it began (lowrank's final product after lora_t); every other input
-   * (lr_t, lr_r, bias, c, residual) and out are touched only after it waits. */
+  /* How the decode kernel (M <= 16) starts (structura::launch_pdl, sm_90+; elsewhere in stream order):
+   * 0 (default): as a dependent launch that only asks L2 to prefetch its rows of b before it waits for
+   *   the kernels ahead, then runs; 1: it also streams b and reads a before it waits — a and b were
+   *   complete before the chain of dependent launches ahead of it began (lowrank's final product after
+   *   lora_t); lr_t, lr_r, bias, c, residual and out are touched only after the wait; 2: an ordinary
+   *   launch (the start of such a chain: lowrank's T = x·Aᵀ). */
   int pdl;
 } structura_gemm_params;
 #endif

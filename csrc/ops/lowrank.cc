@@ -199,6 +199,7 @@ Tensor device_t(const char* what, const Tensor& x, const Tensor& A, int64_t R, d
   p.batch = full;
   p.stride_a = p.stride_b = kc;  // slice s starts kc·s elements into every row of both operands
   p.stride_out = rows * cols;
+  p.pdl = 2;  // an ordinary launch: the chain of dependent launches that ends in lora's product starts here
   device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &p, nullptr); });
   if (tail > 0) {
     structura_gemm_params q = p;

@@ -1197,6 +1197,15 @@ void pdl_wait() {
   if (!L || !L->cur) throw std::runtime_error("structura-emu: pdl_wait outside a kernel");
   L->cur->pdl_waited = true;
 }
+void prefetch_check(const Region* r, const void* p, uint32_t bytes) {
+  const uintptr_t x = reinterpret_cast<uintptr_t>(p);
+  if (x % 16 || bytes % 16 || bytes == 0)
+    fail(ErrorKind::Misaligned, fmt("cp.async.bulk.prefetch.L2 of %u bytes at %p: the address and size must be multiples "
+                                    "of 16", bytes, p));
+  if (!r || r->space != Space::Global || x < r->lo || x + bytes > r->hi)
+    fail(ErrorKind::OutOfBounds, fmt("cp.async.bulk.prefetch.L2 of %u bytes at %p: outside its global allocation", bytes, p));
+}
+
 // A copy or memset is ordered after every kernel before it and before every kernel after it: the
 // next launch_pdl cannot overlap a kernel from before it.
 void end_pdl_chain() { g_chain_start = g_launch_serial + 1; }

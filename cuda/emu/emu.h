@@ -213,6 +213,9 @@ void wgmma_wait(int n);
 // was not a launch_pdl, that one included; a cudaMemcpy/cudaMemset ends the chain).
 void pdl_wait();
 void end_pdl_chain();
+// cp.async.bulk.prefetch.L2: nothing is read; [p, p + bytes) must lie in r's allocation, 16-byte aligned
+// with bytes a multiple of 16 (checked as the GPU would fault on them).
+void prefetch_check(const Region* r, const void* p, uint32_t bytes);
 
 // ---- mbarrier and TMA (sm_90; cuda/ptx.cuh) --------------------------------------------------------
 // Shared addresses are offsets in the launch's dynamic shared memory (ptx::smem_addr). An mbarrier's

@@ -166,7 +166,16 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
         const [x, W, A, B, bias] = [mk([m, k], 1), mk([n, k], 2), mk([r, k], 3), mk([n, r], 4), mk([n], 5)];
         const [As, Bs] = [mk([3, r, k], 6), mk([3, n, r], 7)];
         const ids = S.tensor(Array.from({ length: m }, (_, i) => (i % 4) - 1), { dtype: 'int32', device: dev });
-        const run = () => [S.lowrank.lora(x, W, A, B, { scale: 0.75, bias }), S.lowrank.loraBatched(x, W, As, Bs, ids, { scale: 2 })];
+        // x and W written by a kernel just before each call: a dependent launch that read them before its
+        // wait would race with it (the emulator reports that)
+        const run = () => {
+          const [xk, Wk] = [S.mul(x, 1), S.mul(W, 1)];
+          const ys = [S.lowrank.lora(xk, Wk, A, B, { scale: 0.75, bias })];
+          const [xk2, Wk2] = [S.mul(x, 1), S.mul(W, 1)];
+          ys.push(S.lowrank.loraBatched(xk2, Wk2, As, Bs, ids, { scale: 2 }));
+          S.dispose([xk, Wk, xk2, Wk2]);
+          return ys;
+        };
         const old = native().setDependentLaunch(true);
         let on: Tensor[], off: Tensor[];
         try {
