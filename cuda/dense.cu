@@ -601,7 +601,9 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
 // no loads and no address arithmetic, and no barrier stalls the whole CTA each k-tile (what the
 // cp.async kernel spends per tile: 12 cp.async a thread, a wait and a __syncthreads). 288 threads fit
 // 224 registers each without setmaxnreg. Batch 1 only (2-D tensor maps); lora's rank term as extra
-// k-tiles from two more maps (T, R) when wgmma_rank_ok, else in the epilogue. Not yet run on a GPU.
+// k-tiles from two more maps (T, R) when wgmma_rank_ok, else in the epilogue; as lora's product (p.pdl
+// = 1) a dependent launch whose producer waits for lora_t only before the rank term's k-tiles. Not yet
+// run on a GPU.
 constexpr int kTThreads = 288;
 constexpr size_t kTmaStageBytes = (size_t)kWStageElems * 2;
 constexpr size_t kTmaSmemBytes = kWStages * kTmaStageBytes + 1024 + 8 * 2 * kWStages;  // + alignment + mbarriers
@@ -642,6 +644,9 @@ __global__ void __launch_bounds__(kTThreads, 1)
       // the stage's previous tile, kt − 4, must be released by all 8 consumer warps
       if (kt >= kWStages) ptx::mbar_wait(empty(s), (uint32_t)((kt / kWStages) - 1) & 1u);
       const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes), sb = sa + 2u * kWTileA;
+      // lora's product (p.pdl = 1, a dependent launch after lora_t): x and W were complete before that
+      // chain began, T is lora_t's — wait for it only now, after the main k-tiles are on their way
+      if (kt == ktiles) ptx::pdl_wait();
       ptx::mbar_arrive_expect_tx(full(s), (uint32_t)kTmaStageBytes);
       if (kt < ktiles) {
         ptx::tma_load_2d(sa, &map_a, kt * kWBK, m0, full(s));
@@ -677,6 +682,7 @@ __global__ void __launch_bounds__(kTThreads, 1)
   }
   ptx::wgmma_wait<0>();
   ptx::fence_operands(acc);
+  ptx::pdl_wait();  // the epilogue's inputs and out belong to the kernels ahead until they finish
 
   const Epilogue e = make_epilogue(p, 0, ext);
   const int wq = warp & 3, g = lane >> 2, t = lane & 3;
@@ -959,6 +965,15 @@ bool use_tma(const structura_gemm_params& p) {
   return p.batch == 1 && use_wgmma(p);
 }
 
+// lora's product (p.pdl = 1) as a dependent launch: its main k-tiles stream while T is finished.
+template <auto K>
+int launch_tma(const structura_gemm_params& p, const CUtensorMap (&maps)[4], dim3 grid, cudaStream_t s) {
+  if (cudaError_t e = allow_smem<K>(kTmaSmemBytes)) return (int)e;
+  if (p.pdl == 1)
+    return (int)structura::launch_pdl<K>(grid, dim3(kTThreads), kTmaSmemBytes, s, maps[0], maps[1], maps[2], maps[3], p);
+  return (int)structura::launch<K>(grid, dim3(kTThreads), kTmaSmemBytes, s, maps[0], maps[1], maps[2], maps[3], p);
+}
+
 // Encodes the four tensor maps of gemm_tma_kernel: A [M, K] and B [N, K] in 128- and 256-row boxes of
 // 64 k, and the rank term's T [M, r] and R [N, r] the same way when it runs as k-tiles (else copies
 // of A's and B's maps, never read).
@@ -1038,12 +1053,8 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
     CUtensorMap maps[4];
     if (int e = tma_maps(*p, maps)) return e;
     const dim3 tgrid((unsigned)((p->n + kWBN - 1) / kWBN), (unsigned)((p->m + kWBM - 1) / kWBM), 1u);
-    if (p->dtype == STRUCTURA_DT_BF16) {
-      if (cudaError_t e = allow_smem<gemm_tma_kernel<true>>(kTmaSmemBytes)) return (int)e;
-      return (int)structura::launch<gemm_tma_kernel<true>>(tgrid, dim3(kTThreads), kTmaSmemBytes, s, maps[0], maps[1], maps[2], maps[3], *p);
-    }
-    if (cudaError_t e = allow_smem<gemm_tma_kernel<false>>(kTmaSmemBytes)) return (int)e;
-    return (int)structura::launch<gemm_tma_kernel<false>>(tgrid, dim3(kTThreads), kTmaSmemBytes, s, maps[0], maps[1], maps[2], maps[3], *p);
+    if (p->dtype == STRUCTURA_DT_BF16) return launch_tma<gemm_tma_kernel<true>>(*p, maps, tgrid, s);
+    return launch_tma<gemm_tma_kernel<false>>(*p, maps, tgrid, s);
   }
   if (p->dtype != STRUCTURA_DT_F32 && use_wgmma(*p)) {
     const dim3 wgrid((unsigned)((p->n + kWBN - 1) / kWBN), (unsigned)((p->m + kWBM - 1) / kWBM), (unsigned)p->batch);

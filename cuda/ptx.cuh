@@ -14,7 +14,7 @@
 //   cp_async_commit(), cp_async_wait<N>(), cp_async_wait_all()
 //   wgmma_m64n256k16_{bf16,f16}(d[128], desc_a, desc_b), wgmma_desc_sw128, smem_addr, wgmma_fence,
 //   wgmma_commit, wgmma_wait<N>, fence_proxy_async     (sm_90a only; see below)
-//   mbar_*, tma_load_2d, setmaxnreg_*                   mbarriers, TMA loads, register budgets (sm_90a)
+//   mbar_*, tma_load_2d                                 mbarriers and TMA loads (sm_90a)
 //   pdl_trigger(), pdl_wait()                           griddepcontrol (sm_90+; no-ops before)
 //   ld_stream_v4(p)                                     16-byte streaming load, L2 256-byte prefetch
 //   prefetch_l2(p, bytes)                               bulk L2 prefetch (sm_90+; no-op before)
@@ -25,9 +25,6 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <string.h>
-#ifndef STRUCTURA_CUDA_EMU
-#include <cuda.h>  // CUtensorMap (a type only: the driver's functions are reached through cudart)
-#endif
 
 #include "launch.cuh"
 
@@ -307,9 +304,9 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 //   mbar_arrive(bar) / mbar_arrive_expect_tx(bar, bytes)   arrive (having announced `bytes` of TMA)
 //   mbar_wait(bar, parity)           spin on mbarrier.try_wait.parity until that phase has completed
 //   tma_load_2d(dst, map, c0, c1, bar)   cp.async.bulk.tensor.2d: the box at (c0 inner, c1 outer) of the
-//                                    tensor map into shared dst (1024-byte aligned for the 128-byte
-//                                    swizzle), completing its bytes on bar
-//   setmaxnreg_inc<N>() / setmaxnreg_dec<N>()   a warpgroup's register budget (producer/consumer split)
+//                                    tensor map at `map` (a __grid_constant__ CUtensorMap, cuda/tma.cuh)
+//                                    into shared dst (1024-byte aligned for the 128-byte swizzle),
+//                                    completing its bytes on bar
 // In emulation a wgmma reads shared memory and computes when it is issued (each warp its 16 rows); the
 // bytes it read stay "in flight" until the warp's wgmma_wait covers its group, and a shared write to
 // them before that is reported as a race (cuda/emu/README.md).
@@ -335,11 +332,9 @@ inline void fence_mbarrier_init() {}
 inline void mbar_arrive(uint32_t bar) { ::emu::mbar_arrive(bar, 0); }
 inline void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) { ::emu::mbar_arrive(bar, bytes); }
 inline void mbar_wait(uint32_t bar, uint32_t parity) { ::emu::mbar_wait(bar, parity); }
-inline void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+inline void tma_load_2d(uint32_t dst, const void* map, int c0, int c1, uint32_t bar) {
   ::emu::tma_load_2d(dst, map, c0, c1, bar);
 }
-template <int N> inline void setmaxnreg_inc() {}
-template <int N> inline void setmaxnreg_dec() {}
 #else
 template <class P> __device__ __forceinline__ uint32_t smem_addr(const P& p) { return (uint32_t)__cvta_generic_to_shared(p); }
 // Pins the accumulators at this point of the instruction stream: the compiler sees them as read and
@@ -386,14 +381,12 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
                  : "memory");
   } while (!done);
 }
-__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, int c0, int c1, uint32_t bar) {
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* map, int c0, int c1, uint32_t bar) {
   asm volatile(
       "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
       "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(bar)
       : "memory");
 }
-template <int N> __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
-template <int N> __device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
 #else
 // Not sm_90a (sm_80–89 SASS, compute_90 PTX): wgmma does not exist; the launcher never runs these.
 __device__ __forceinline__ void wgmma_m64n256k16_bf16(float (&)[128], uint64_t, uint64_t) { __trap(); }
@@ -407,9 +400,7 @@ __device__ __forceinline__ void fence_mbarrier_init() {}
 __device__ __forceinline__ void mbar_arrive(uint32_t) {}
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t, uint32_t) {}
 __device__ __forceinline__ void mbar_wait(uint32_t, uint32_t) {}
-__device__ __forceinline__ void tma_load_2d(uint32_t, const CUtensorMap*, int, int, uint32_t) { __trap(); }
-template <int N> __device__ __forceinline__ void setmaxnreg_inc() {}
-template <int N> __device__ __forceinline__ void setmaxnreg_dec() {}
+__device__ __forceinline__ void tma_load_2d(uint32_t, const void*, int, int, uint32_t) { __trap(); }
 #endif
 #endif
 

@@ -118,7 +118,8 @@ typedef struct {
   int64_t stride_a, stride_b, stride_out, stride_c, stride_bias, stride_res, stride_t, stride_r;
   int trans_a, trans_b, act;
   float alpha, beta, lr_scale;
-  /* How the decode kernel (M <= 16) starts (structura::launch_pdl, sm_90+; elsewhere in stream order):
+  /* How the decode kernel (M <= 16) starts (structura::launch_pdl, sm_90+; elsewhere in stream order);
+   * the TMA wgmma kernel takes 1 alike (it reads a and b, then waits before the rank term's k-tiles):
    * 0 (default): as a dependent launch that only asks L2 to prefetch its rows of b before it waits for
    *   the kernels ahead, then runs; 1: it also streams b and reads a before it waits — a and b were
    *   complete before the chain of dependent launches ahead of it began (lowrank's final product after

@@ -10,7 +10,8 @@
 #   bash scripts/gpu-check.sh run [what...]   (there, from the repository root) unpacks them and runs
 #                                              what = gpu (the suites of test/gpu/), sanitize (test/gpu's
 #                                              dense suite under compute-sanitizer memcheck), test (npm test),
-#                                              bench (the GPU bench) — default "gpu bench" —
+#                                              bench (the GPU bench), ncu (Nsight Compute of the GEMM and
+#                                              decode kernels, bench/profile.ts) — default "gpu bench" —
 #                                              logs and results under $OUT (or .gpu/out).
 # Without a carried addon, `run` builds one there for the local GPU (STRUCTURA_CUDA_ARCHS, default 90a-real).
 set -euo pipefail
@@ -62,17 +63,30 @@ run)
       else echo "no compute-sanitizer on PATH" | tee "$out/sanitize.log"; fi
       ;;
     test) node scripts/test.js --no-types 2>&1 | tee "$out/test.log" | tail -40 || status=1 ;;
+    ncu)
+      # one launch of each GEMM kernel (bf16 4096³ x·Wᵀ) and of the decode kernels under Nsight Compute:
+      # speed of light, occupancy, launch statistics, the warp-stall breakdown (~15 s a kernel)
+      if command -v ncu >/dev/null 2>&1; then
+        for c in gemm:mma gemm:wgmma gemm:wgmma-tma decode:1 decode:2; do
+          ncu --target-processes all --kernel-name regex:gemm_ --launch-skip 1 --launch-count 1 \
+            --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+            node --import tsx bench/profile.ts "$c" 1 > "$out/ncu-${c/:/-}.txt" 2>&1 || status=1
+          grep -E "gemm_|Duration|Compute \(SM\) Throughput|Memory Throughput|DRAM Throughput|Registers Per|Achieved Occupancy" \
+            "$out/ncu-${c/:/-}.txt" | sed "s/^/[$c] /" | head -12
+        done
+      else echo "no ncu on PATH" | tee "$out/ncu.txt"; fi
+      ;;
     bench)
       node --import tsx bench/run.ts --device cuda --results "$out" 2>&1 | tee "$out/bench.log" | tail -70 || status=1
       ;;
-    *) echo "unknown check '$w' (gpu, sanitize, test, bench)"; status=1 ;;
+    *) echo "unknown check '$w' (gpu, sanitize, test, bench, ncu)"; status=1 ;;
     esac
     echo "== $w: $(( $(date +%s) - t )) s"
   done
   exit "$status"
   ;;
 *)
-  echo "usage: bash scripts/gpu-check.sh pack [binary] | run [gpu] [sanitize] [test] [bench]" >&2
+  echo "usage: bash scripts/gpu-check.sh pack [binary] | run [gpu] [sanitize] [test] [bench] [ncu]" >&2
   exit 2
   ;;
 esac

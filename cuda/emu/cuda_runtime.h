@@ -26,7 +26,9 @@
 #define __launch_bounds__(...)
 #define __grid_constant__
 // The driver's opaque tensor map (cuda.h); the emulator keeps its own encoding in it (emu::TmaMap).
-struct alignas(64) CUtensorMap {
+// Not 64-byte aligned as on the GPU: g++ notes an ABI change for passing such a type by value (the
+// kernels take it so, as __grid_constant__ parameters), and the host has no use for the alignment.
+struct CUtensorMap {
   unsigned long long opaque[16];
 };
 // Shared memory must be declared through SMEM(...) / DYN_SMEM(...) (cuda/launch.cuh), which give

@@ -155,43 +155,52 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
         }
       });
 
-  // At decode (M ≤ 16) lora's last two launches are programmatic dependent launches (sm_90; the
-  // emulator checks their ordering): with them off the same kernels run in stream order, so the
-  // outputs must be the same bits. loraBatched ends in the same chain.
+  // lora's last two launches are programmatic dependent launches (sm_90; the emulator checks their
+  // ordering) at decode (M ≤ 16) and on the TMA kernel: with them off the same kernels run in stream
+  // order, so the outputs must be the same bits. loraBatched ends in the same chain.
   for (const dt of ['float16', 'bfloat16'] as DT[])
-    withSeed(`lowrank.lora and loraBatched ${dt} at decode: the same bits with dependent launches on and off`, (seed) => {
-      const shapes = opts.large ? [[1, 4096, 4096, 16], [16, 4096, 1024, 64], [3, 1032, 520, 8]] : [[1, 64, 40, 8], [16, 1032, 33, 16], [5, 24, 17, 4]];
-      for (const [m, k, n, r] of shapes) {
-        const mk = (sh: number[], i: number) => S.randn(sh, { seed: seed + i, dtype: dt, device: dev });
-        const [x, W, A, B, bias] = [mk([m, k], 1), mk([n, k], 2), mk([r, k], 3), mk([n, r], 4), mk([n], 5)];
-        const [As, Bs] = [mk([3, r, k], 6), mk([3, n, r], 7)];
-        const ids = S.tensor(Array.from({ length: m }, (_, i) => (i % 4) - 1), { dtype: 'int32', device: dev });
-        // x and W written by a kernel just before each call: a dependent launch that read them before its
-        // wait would race with it (the emulator reports that)
-        const run = () => {
-          const [xk, Wk] = [S.mul(x, 1), S.mul(W, 1)];
-          const ys = [S.lowrank.lora(xk, Wk, A, B, { scale: 0.75, bias })];
-          const [xk2, Wk2] = [S.mul(x, 1), S.mul(W, 1)];
-          ys.push(S.lowrank.loraBatched(xk2, Wk2, As, Bs, ids, { scale: 2 }));
-          S.dispose([xk, Wk, xk2, Wk2]);
-          return ys;
-        };
-        const old = native().setDependentLaunch(true);
-        let on: Tensor[], off: Tensor[];
-        try {
-          on = run();
-          native().setDependentLaunch(false);
-          off = run();
-        } finally {
-          native().setDependentLaunch(old);
+    withSeed(`lowrank.lora and loraBatched ${dt} at decode and on the TMA kernel: the same bits with dependent launches on and off`, (seed) => {
+      // [m, k, n, r]; rows past 16 run forced onto the TMA wgmma kernel, whose producer waits for lora_t
+      // only before the rank term's k-tiles
+      const shapes = opts.large
+        ? [[1, 4096, 4096, 16], [16, 4096, 1024, 64], [3, 1032, 520, 8], [1024, 2048, 2048, 16]]
+        : [[1, 64, 40, 8], [16, 1032, 33, 16], [5, 24, 17, 4], [130, 72, 260, 16], [70, 40, 300, 12]];
+      const oldKernel = native().setGemmKernel('wgmma-tma');
+      try {
+        for (const [m, k, n, r] of shapes) {
+          const mk = (sh: number[], i: number) => S.randn(sh, { seed: seed + i, dtype: dt, device: dev });
+          const [x, W, A, B, bias] = [mk([m, k], 1), mk([n, k], 2), mk([r, k], 3), mk([n, r], 4), mk([n], 5)];
+          const [As, Bs] = [mk([3, r, k], 6), mk([3, n, r], 7)];
+          const ids = S.tensor(Array.from({ length: m }, (_, i) => (i % 4) - 1), { dtype: 'int32', device: dev });
+          // x and W written by a kernel just before each call: a dependent launch that read them before its
+          // wait would race with it (the emulator reports that)
+          const run = () => {
+            const [xk, Wk] = [S.mul(x, 1), S.mul(W, 1)];
+            const ys = [S.lowrank.lora(xk, Wk, A, B, { scale: 0.75, bias })];
+            const [xk2, Wk2] = [S.mul(x, 1), S.mul(W, 1)];
+            ys.push(S.lowrank.loraBatched(xk2, Wk2, As, Bs, ids, { scale: 2 }));
+            S.dispose([xk, Wk, xk2, Wk2]);
+            return ys;
+          };
+          const old = native().setDependentLaunch(true);
+          let on: Tensor[], off: Tensor[];
+          try {
+            on = run();
+            native().setDependentLaunch(false);
+            off = run();
+          } finally {
+            native().setDependentLaunch(old);
+          }
+          ['lora', 'loraBatched'].forEach((name, i) => {
+            const a = on[i].to('cpu').cast('float32').dataSync(), b = off[i].to('cpu').cast('float32').dataSync();
+            assert.is(a.length, m * n, `${name}: length`);
+            for (let j = 0; j < b.length; j++)
+              if (!Object.is(a[j], b[j])) assert.unreachable(`${name} ${m}×${k}→${n} r=${r} [${j}]: ${a[j]} with dependent launches, ${b[j]} without`);
+          });
+          S.dispose([x, W, A, B, bias, As, Bs, ids, ...on!, ...off!]);
         }
-        ['lora', 'loraBatched'].forEach((name, i) => {
-          const a = on[i].to('cpu').cast('float32').dataSync(), b = off[i].to('cpu').cast('float32').dataSync();
-          assert.is(a.length, m * n, `${name}: length`);
-          for (let j = 0; j < b.length; j++)
-            if (!Object.is(a[j], b[j])) assert.unreachable(`${name} ${m}×${k}→${n} r=${r} [${j}]: ${a[j]} with dependent launches, ${b[j]} without`);
-        });
-        S.dispose([x, W, A, B, bias, As, Bs, ids, ...on!, ...off!]);
+      } finally {
+        native().setGemmKernel(oldKernel);
       }
     });
 
