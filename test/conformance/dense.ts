@@ -188,6 +188,7 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
         { m: 33, k: 48, n: 40, batchA: [3], batchB: [3], transB: true }, // batch strides
         { m: 70, k: 136, n: 260, transB: true, integers: true },
         { m: 256, k: 264, n: 272 }, // B stored [K, N]: transposed first for the wgmma kernel
+        { m: 70, k: 600, n: 260, transB: true }, // 10 k-tiles: the 4 stages go round 2.5 times
       ];
       if (opts.large) cases.push({ m: 1024, k: 1024, n: 1024, transB: true }, { m: 300, k: 4096, n: 1000, transB: true });
       for (const kernel of ['wgmma', 'wgmma-tma', 'mma'] as const) {
