@@ -140,6 +140,11 @@ int FID_FN(atomic)(int op, int n, int ntargets, const uint32_t* init, const uint
  * floats (thread, register); d: the same after wgmma.wait_group 0. sm_90a on the GPU. */
 int FID_FN(wgmma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d, char* msg,
                   size_t msg_len);
+/* The same as FID_FN(wgmma), but A and B reach shared memory by TMA (tensor maps over a and b as
+ * [nblocks·64][64] and [nblocks·256][64] matrices, 128-byte swizzle, one mbarrier): the TMA's layout
+ * and the wgmma descriptors' must agree. sm_90a on the GPU. */
+int FID_FN(wgmma_tma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d, char* msg,
+                      size_t msg_len);
 /* A TMA load (cp.async.bulk.tensor.2d, 128-byte swizzle, cuda/tma.cuh's tensor map) of one box of 64
  * (inner) × box_rows 16-bit elements from a [rows][ld] matrix whose first cols elements a row are in the
  * tensor (src: rows·ld/2 words), block b at coordinates (c0[b], c1[b]) (outside: zeros), completed on an

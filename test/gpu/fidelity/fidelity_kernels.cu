@@ -447,6 +447,44 @@ cudaError_t launch_wgmma(int nblocks, const uint32_t* a, const uint32_t* b, cons
   return structura::launch<wgmma_kernel<kBf16>>(dim3(nblocks), dim3(128), kWgSmem, nullptr, a, b, c, d);
 }
 
+// wgmma_kernel's product with the tiles brought by TMA: thread 0 announces 40 KiB on one mbarrier and
+// issues both loads; everyone waits for the phase, then the same 4 wgmma k16 steps.
+template <bool kBf16>
+__global__ void wgmma_tma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                                 const float* c_raw, float* d_raw) {
+  DYN_SMEM(uint16_t, raw);
+  const uint32_t addr0 = ptx::smem_addr(raw);
+  const uint32_t a_addr = addr0 + ((1024u - (addr0 & 1023u)) & 1023u), b_addr = a_addr + 2u * 64u * 64u;
+  const uint32_t bar = b_addr + 2u * 256u * 64u;
+  const int tid = threadIdx.x;
+  if (tid == 0) {
+    ptx::mbar_init(bar, 1);
+    ptx::fence_mbarrier_init();
+  }
+  __syncthreads();
+  if (tid == 0) {
+    ptx::mbar_arrive_expect_tx(bar, 2u * (64u + 256u) * 64u);
+    ptx::tma_load_2d(a_addr, &map_a, 0, 64 * (int)blockIdx.x, bar);
+    ptx::tma_load_2d(b_addr, &map_b, 0, 256 * (int)blockIdx.x, bar);
+  }
+  ptx::mbar_wait(bar, 0);
+  const dev_ptr<const float> C = gptr(c_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
+  float d[128];
+  for (int i = 0; i < 128; i++) d[i] = C[i];
+  ptx::fence_operands(d);
+  ptx::wgmma_fence();
+  for (int kk = 0; kk < 4; kk++) {
+    const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+    if (kBf16) ptx::wgmma_m64n256k16_bf16(d, da, db);
+    else ptx::wgmma_m64n256k16_f16(d, da, db);
+  }
+  ptx::wgmma_commit();
+  ptx::wgmma_wait<0>();
+  ptx::fence_operands(d);
+  const dev_ptr<float> D = gptr(d_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
+  for (int i = 0; i < 128; i++) D[i] = d[i];
+}
+
 // ---- TMA (sm_90) -------------------------------------------------------------------------------------
 
 // One box a block, landed through an mbarrier, then the raw shared bytes copied out (no un-swizzling:
@@ -673,5 +711,30 @@ extern "C" int FID_FN(tma)(int nblocks, const uint32_t* src, int rows, int cols,
     dev.launched(r, "tma_kernel");
   }
   dev.download(out, dout, (size_t)nblocks * box_rows * 32);
+  return dev.result(msg, msg_len);
+}
+
+extern "C" int FID_FN(wgmma_tma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d,
+                                 char* msg, size_t msg_len) {
+  Dev dev;
+  const uint32_t* da = dev.alloc((size_t)nblocks * 2048, a);
+  const uint32_t* db = dev.alloc((size_t)nblocks * 8192, b);
+  const float* dc = dev.alloc((size_t)nblocks * 128 * 128, c);
+  float* dd = dev.alloc<float>((size_t)nblocks * 128 * 128);
+  if (dev.err == cudaSuccess) {
+    CUtensorMap ma, mb;
+    const size_t smem = kWgSmem + 8;
+    cudaError_t r = (cudaError_t)tma_encode_2d(&ma, da, 64, (uint64_t)nblocks * 64, 128, 64, 64);
+    if (r == cudaSuccess) r = (cudaError_t)tma_encode_2d(&mb, db, 64, (uint64_t)nblocks * 256, 128, 64, 256);
+    if (bf16) {
+      if (r == cudaSuccess) r = cudaFuncSetAttribute(wgmma_tma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+      if (r == cudaSuccess) r = structura::launch<wgmma_tma_kernel<true>>(dim3(nblocks), dim3(128), smem, nullptr, ma, mb, dc, dd);
+    } else {
+      if (r == cudaSuccess) r = cudaFuncSetAttribute(wgmma_tma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+      if (r == cudaSuccess) r = structura::launch<wgmma_tma_kernel<false>>(dim3(nblocks), dim3(128), smem, nullptr, ma, mb, dc, dd);
+    }
+    dev.launched(r, "wgmma_tma_kernel");
+  }
+  dev.download(d, dd, (size_t)nblocks * 128 * 128);
   return dev.result(msg, msg_len);
 }

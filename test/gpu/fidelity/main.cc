@@ -550,8 +550,9 @@ void mma_case(Ctx& c, const MmaShape& s, int sel, int kind) {
 // wgmma.m64n256k16 through 128-byte-swizzle descriptors: small integers (|a|, |b| ≤ 3, |c| ≤ 64), so
 // every product and sum is exact in float32 and GPU, emulator and the host reference must agree bit for
 // bit — a wrong swizzle, descriptor field, row or accumulator placement shows as a mismatch.
-void wgmma_case(Ctx& c, bool bf16) {
-  const std::string name = std::string("wgmma.m64n256k16.") + (bf16 ? "bf16" : "f16") + ".sw128";
+// tma: the tiles reach shared memory by TMA (FID_FN(wgmma_tma)) instead of plain swizzled stores.
+void wgmma_case(Ctx& c, bool bf16, bool tma = false) {
+  const std::string name = std::string(tma ? "tma+" : "") + "wgmma.m64n256k16." + (bf16 ? "bf16" : "f16") + ".sw128";
   if (!selected(c, name)) return;
   Rng g(case_seed(c, name));
   const int nblocks = 4;
@@ -577,10 +578,10 @@ void wgmma_case(Ctx& c, bool bf16) {
       std::vector<float> d(cv.size(), 0.f);
       int rc;
 #ifndef FIDELITY_EMU_ONLY
-      if (gpu) rc = fid_gpu_wgmma(bf16, nblocks, aw.data(), bw.data(), cv.data(), d.data(), msg, len);
+      if (gpu) rc = (tma ? fid_gpu_wgmma_tma : fid_gpu_wgmma)(bf16, nblocks, aw.data(), bw.data(), cv.data(), d.data(), msg, len);
       else
 #endif
-        rc = fid_emu_wgmma(bf16, nblocks, aw.data(), bw.data(), cv.data(), d.data(), msg, len);
+        rc = (tma ? fid_emu_wgmma_tma : fid_emu_wgmma)(bf16, nblocks, aw.data(), bw.data(), cv.data(), d.data(), msg, len);
       (void)gpu;
       out.resize(d.size());
       std::memcpy(out.data(), d.data(), d.size() * 4);
@@ -1347,10 +1348,11 @@ void run_all_cases(Ctx& c) {
     }
   cp_async_case(c);
   flush_lines();
-  for (bool bf16 : {true, false}) {
-    wgmma_case(c, bf16);
-    flush_lines();
-  }
+  for (bool tma : {false, true})
+    for (bool bf16 : {true, false}) {
+      wgmma_case(c, bf16, tma);
+      flush_lines();
+    }
   tma_case(c);
   flush_lines();
   elementwise_cases(c);
