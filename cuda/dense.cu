@@ -15,7 +15,8 @@
 //   3 (this one; compiles for every architecture, runs in the emulator, NOT YET RUN ON A GPU):
 //   * TMA warp-specialized wgmma kernel (gemm_tma_kernel, setGemmKernel('wgmma-tma')): the wgmma
 //     kernel's tile and math, operands loaded by TMA from one producer lane through 4 mbarrier-handed
-//     stages, no __syncthreads in the main loop; 168 registers, no spills (ptxas, CUDA 13.0). Batch 1.
+//     stages, no __syncthreads in the main loop, persistent over the output tiles (one CTA an SM).
+//     Batch 1.
 //   * decode kernel as a programmatic dependent launch (sm_90+): it triggers its dependents at once, and
 //     before it waits for the kernels ahead it has L2 prefetch its rows of W (cp.async.bulk.prefetch),
 //     so back-to-back decode products (and the kernels between them, which trigger at once too)
@@ -80,6 +81,7 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdint.h>
 
@@ -599,7 +601,9 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
 // consumer warps arrives once its wgmma that read the stage are done). A consumer keeps one wgmma
 // group in flight: at k-tile kt, after wait<1>, tile kt − 1's stage is released. The consumers issue
 // no loads and no address arithmetic, and no barrier stalls the whole CTA each k-tile (what the
-// cp.async kernel spends per tile: 12 cp.async a thread, a wait and a __syncthreads). 288 threads fit
+// cp.async kernel spends per tile: 12 cp.async a thread, a wait and a __syncthreads). Persistent: one
+// CTA an SM walks the output tiles, so the producer fills the stages for the next tile while the
+// consumers run this one's epilogue (a 1-CTA-an-SM kernel cannot hide it otherwise). 288 threads fit
 // 224 registers each without setmaxnreg. Batch 1 only (2-D tensor maps); lora's rank term as extra
 // k-tiles from two more maps (T, R) when wgmma_rank_ok, else in the epilogue; as lora's product (p.pdl
 // = 1) a dependent launch whose producer waits for lora_t only before the rank term's k-tiles. Not yet
@@ -622,7 +626,7 @@ __global__ void __launch_bounds__(kTThreads, 1)
   auto empty = [&](int s) { return bars + 8u * (uint32_t)(kWStages + s); };
 
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
-  const int m0 = blockIdx.y * kWBM, n0 = blockIdx.x * kWBN;
+  const int tiles_n = (N + kWBN - 1) / kWBN, ntiles = tiles_n * ((M + kWBM - 1) / kWBM);
   const bool ext = wgmma_rank_ok(p);
   const int R = ext ? (int)p.r : 0;
   const int ktiles = (K + kWBK - 1) / kWBK, ttiles = ktiles + (R + kWBK - 1) / kWBK;
@@ -637,61 +641,73 @@ __global__ void __launch_bounds__(kTThreads, 1)
   }
   __syncthreads();  // the last CTA-wide barrier: the producer warp leaves after its loop
 
+  // Persistent: CTA b takes tiles b, b + gridDim.x, … (N fastest, as a grid would run them), and `it`
+  // counts its k-tiles across them, so the stage ring and the mbarrier phases run on from one tile to
+  // the next — the producer loads the next tile while the consumers write this one out.
   if (warp == 8) {  // the producer
     if (lane != 0) return;
-    for (int kt = 0; kt < ttiles; kt++) {
-      const int s = kt % kWStages;
-      // the stage's previous tile, kt − 4, must be released by all 8 consumer warps
-      if (kt >= kWStages) ptx::mbar_wait(empty(s), (uint32_t)((kt / kWStages) - 1) & 1u);
-      const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes), sb = sa + 2u * kWTileA;
-      // lora's product (p.pdl = 1, a dependent launch after lora_t): x and W were complete before that
-      // chain began, T is lora_t's — wait for it only now, after the main k-tiles are on their way
-      if (kt == ktiles) ptx::pdl_wait();
-      ptx::mbar_arrive_expect_tx(full(s), (uint32_t)kTmaStageBytes);
-      if (kt < ktiles) {
-        ptx::tma_load_2d(sa, &map_a, kt * kWBK, m0, full(s));
-        ptx::tma_load_2d(sb, &map_b, kt * kWBK, n0, full(s));
-      } else {
-        ptx::tma_load_2d(sa, &map_t, (kt - ktiles) * kWBK, m0, full(s));
-        ptx::tma_load_2d(sb, &map_r, (kt - ktiles) * kWBK, n0, full(s));
+    int it = 0;
+    for (int tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+      const int m0 = tile / tiles_n * kWBM, n0 = tile % tiles_n * kWBN;
+      for (int kt = 0; kt < ttiles; kt++, it++) {
+        const int s = it % kWStages;
+        // the stage's previous k-tile, it − 4, must be released by all 8 consumer warps
+        if (it >= kWStages) ptx::mbar_wait(empty(s), (uint32_t)((it / kWStages) - 1) & 1u);
+        const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes), sb = sa + 2u * kWTileA;
+        // lora's product (p.pdl = 1, a dependent launch after lora_t): x and W were complete before that
+        // chain began, T is lora_t's — wait for it only now, after the main k-tiles are on their way
+        if (kt == ktiles) ptx::pdl_wait();
+        ptx::mbar_arrive_expect_tx(full(s), (uint32_t)kTmaStageBytes);
+        if (kt < ktiles) {
+          ptx::tma_load_2d(sa, &map_a, kt * kWBK, m0, full(s));
+          ptx::tma_load_2d(sb, &map_b, kt * kWBK, n0, full(s));
+        } else {
+          ptx::tma_load_2d(sa, &map_t, (kt - ktiles) * kWBK, m0, full(s));
+          ptx::tma_load_2d(sb, &map_r, (kt - ktiles) * kWBK, n0, full(s));
+        }
       }
     }
     return;
   }
 
-  float acc[128];
-#pragma unroll
-  for (int i = 0; i < 128; i++) acc[i] = 0.f;
-  ptx::fence_operands(acc);
   const int wg = tid >> 7;  // consumer warpgroup: accumulator rows 64·wg …
-  for (int kt = 0; kt < ttiles; kt++) {
-    const int s = kt % kWStages;
-    ptx::mbar_wait(full(s), (uint32_t)(kt / kWStages) & 1u);
-    const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes);
-    const uint32_t a_addr = sa + (uint32_t)wg * 64u * 128u, b_addr = sa + 2u * kWTileA;
-    ptx::wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kWBK / 16; kk++) {
-      const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
-      if (kBf16) ptx::wgmma_m64n256k16_bf16(acc, da, db);
-      else ptx::wgmma_m64n256k16_f16(acc, da, db);
-    }
-    ptx::wgmma_commit();
-    ptx::wgmma_wait<1>();  // tile kt − 1's wgmma are done: its stage goes back to the producer
-    if (kt > 0 && lane == 0) ptx::mbar_arrive(empty((kt - 1) % kWStages));
-  }
-  ptx::wgmma_wait<0>();
-  ptx::fence_operands(acc);
-  ptx::pdl_wait();  // the epilogue's inputs and out belong to the kernels ahead until they finish
-
-  const Epilogue e = make_epilogue(p, 0, ext);
   const int wq = warp & 3, g = lane >> 2, t = lane & 3;
-  const int row = m0 + 64 * wg + 16 * wq + g;
+  int it = 0;
+  for (int tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    const int m0 = tile / tiles_n * kWBM, n0 = tile % tiles_n * kWBN;
+    float acc[128];
 #pragma unroll
-  for (int j = 0; j < kWBN / 8; j++) {
-    const int col = n0 + 8 * j + 2 * t;
-    e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
-    e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
+    for (int i = 0; i < 128; i++) acc[i] = 0.f;
+    ptx::fence_operands(acc);
+    for (int kt = 0; kt < ttiles; kt++, it++) {
+      const int s = it % kWStages;
+      ptx::mbar_wait(full(s), (uint32_t)(it / kWStages) & 1u);
+      const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes);
+      const uint32_t a_addr = sa + (uint32_t)wg * 64u * 128u, b_addr = sa + 2u * kWTileA;
+      ptx::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kWBK / 16; kk++) {
+        const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+        if (kBf16) ptx::wgmma_m64n256k16_bf16(acc, da, db);
+        else ptx::wgmma_m64n256k16_f16(acc, da, db);
+      }
+      ptx::wgmma_commit();
+      ptx::wgmma_wait<1>();  // k-tile it − 1's wgmma are done: its stage goes back to the producer
+      if (kt > 0 && lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));
+    }
+    ptx::wgmma_wait<0>();
+    ptx::fence_operands(acc);
+    if (lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));  // the tile's last stage, for the next tile
+    ptx::pdl_wait();  // the epilogue's inputs and out belong to the kernels ahead until they finish
+
+    const Epilogue e = make_epilogue(p, 0, ext);
+    const int row = m0 + 64 * wg + 16 * wq + g;
+#pragma unroll
+    for (int j = 0; j < kWBN / 8; j++) {
+      const int col = n0 + 8 * j + 2 * t;
+      e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
+      e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
+    }
   }
 }
 
@@ -965,6 +981,24 @@ bool use_tma(const structura_gemm_params& p) {
   return p.batch == 1 && use_wgmma(p);
 }
 
+// CTAs of the persistent TMA kernel: one an SM (197 KiB of shared memory each). In emulation 3, so that
+// the suites' small products give a CTA several tiles.
+int persistent_ctas() {
+#ifdef STRUCTURA_CUDA_EMU
+  return 3;
+#else
+  static std::atomic<int> cache[64];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return cudaGetLastError(), 132;
+  int v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v < 1) cudaGetLastError(), v = 132;
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v;
+#endif
+}
+
 // lora's product (p.pdl = 1) as a dependent launch: its main k-tiles stream while T is finished.
 template <auto K>
 int launch_tma(const structura_gemm_params& p, const CUtensorMap (&maps)[4], dim3 grid, cudaStream_t s) {
@@ -1052,7 +1086,8 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
   if (p->dtype != STRUCTURA_DT_F32 && use_tma(*p)) {
     CUtensorMap maps[4];
     if (int e = tma_maps(*p, maps)) return e;
-    const dim3 tgrid((unsigned)((p->n + kWBN - 1) / kWBN), (unsigned)((p->m + kWBM - 1) / kWBM), 1u);
+    const int64_t tiles = ((p->n + kWBN - 1) / kWBN) * ((p->m + kWBM - 1) / kWBM);
+    const dim3 tgrid((unsigned)std::min<int64_t>(tiles, persistent_ctas()), 1u, 1u);
     if (p->dtype == STRUCTURA_DT_BF16) return launch_tma<gemm_tma_kernel<true>>(*p, maps, tgrid, s);
     return launch_tma<gemm_tma_kernel<false>>(*p, maps, tgrid, s);
   }
