@@ -19,6 +19,7 @@ import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, type DType, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
 import { native } from '../lib/native';
+import { forcedKernel, noPdl, switched } from './switches';
 
 const SHAPES: [number, number, number][] = [
   [256, 256, 256],
@@ -55,23 +56,6 @@ const BYTES: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2 };
  * wt: B is a Linear weight W stored [n, k] and the product is x·Wᵀ (a transposed view, read in place):
  * the layout of inference, which the decode kernel of cuda/dense.cu streams for M ≤ 16.
  */
-/** A local baseline: run() with the 16-bit products forced onto one kernel of cuda/dense.cu. */
-function forced(kernel: 'mma' | 'wgmma' | 'wgmma-tma', run: () => void) {
-  const names = { mma: 'mma.sync', wgmma: 'wgmma (cp.async)', 'wgmma-tma': 'wgmma (TMA, warp-specialized)' };
-  return {
-    kind: 'local' as const,
-    label: `our ${names[kernel]} kernel`,
-    run: () => {
-      const old = native().setGemmKernel(kernel);
-      try {
-        run();
-      } finally {
-        native().setGemmKernel(old);
-      }
-    },
-  };
-}
-
 function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: number, rotate = 1, wt = false): BenchCase {
   let a: Tensor | undefined;
   let bs: Tensor[] = [];
@@ -107,39 +91,18 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
         ? { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: k, out: n, dtype, rotate }, label: 'F.linear (cuBLAS)' }
         : { kind: 'torch', script: 'cuda.py', spec: { op: 'matmul', m, k, n, dtype, rotate }, label: dtype === 'float32' ? '(cuBLAS, TF32 off)' : '(cuBLAS)' },
       ...(decode ? { hbm: copyBandwidthBaseline(ctx) } : {}),
-      // x·Wᵀ at decode: the same product on decode kernel v2 (W through streaming loads; setDecodeKernel),
-      // and launched in plain stream order (no programmatic dependent launch: no overlap of one call's
-      // launch and L2 prefetch with the previous call)
+      // x·Wᵀ at decode: the same product launched in plain stream order (no programmatic dependent
+      // launch: no overlap of one call's launch and L2 prefetch with the previous call), and on decode
+      // kernel v2 (W through streaming loads; setDecodeKernel)
       ...(decode && wt && dtype !== 'float32'
         ? {
-            'no-pdl': {
-              kind: 'local' as const,
-              label: 'the same product launched in plain stream order (setDependentLaunch(false))',
-              run: () => {
-                const old = native().setDependentLaunch(false);
-                try {
-                  c.run();
-                } finally {
-                  native().setDependentLaunch(old);
-                }
-              },
-            },
-            'decode-v2': {
-              kind: 'local' as const,
-              label: 'our decode kernel v2 (W streamed with ld.global.nc.L1::no_allocate.L2::256B)',
-              run: () => {
-                const old = native().setDecodeKernel(2);
-                try {
-                  c.run();
-                } finally {
-                  native().setDecodeKernel(old);
-                }
-              },
-            },
+            'no-pdl': noPdl(() => c.run(), 'the same product'),
+            'decode-v2': switched('our decode kernel v2 (W streamed with ld.global.nc.L1::no_allocate.L2::256B)',
+              (v: 1 | 2) => native().setDecodeKernel(v), 2, () => c.run()),
           }
         : {}),
       // the same product forced onto each tensor-core kernel (setGemmKernel; wgmma needs sm_90)
-      ...(dtype !== 'float32' && !decode ? { mma: forced('mma', () => c.run()), wgmma: forced('wgmma', () => c.run()), 'wgmma-tma': forced('wgmma-tma', () => c.run()) } : {}),
+      ...(dtype !== 'float32' && !decode ? { mma: forcedKernel('mma', () => c.run()), wgmma: forcedKernel('wgmma', () => c.run()), 'wgmma-tma': forcedKernel('wgmma-tma', () => c.run()) } : {}),
     },
   };
   if (!ctx.emu && dtype === 'bfloat16' && m === 4096 && k === 4096 && n === 4096)

@@ -22,7 +22,7 @@
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
-import { native } from '../lib/native';
+import { forcedKernel, noPdl } from './switches';
 
 const IN = 4096, OUT = 4096;
 
@@ -176,39 +176,13 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
       ...(decode
         ? {
             hbm: copyBandwidthBaseline(ctx),
-            'no-pdl': {
-              kind: 'local' as const,
-              label: 'the same lora launched in plain stream order (setDependentLaunch(false); PDL needs sm_90)',
-              run: () => {
-                const old = native().setDependentLaunch(false);
-                try {
-                  c.run();
-                } finally {
-                  native().setDependentLaunch(old);
-                }
-              },
-            },
+            'no-pdl': noPdl(() => c.run(), 'the same lora'),
           }
         : {}),
       ...(!decode
         ? {
-            ...Object.fromEntries(
-              (['wgmma', 'wgmma-tma'] as const).map((kernel) => [
-                kernel,
-                {
-                  kind: 'local' as const,
-                  label: `the same lora on our ${kernel} kernel (sm_90)`,
-                  run: () => {
-                    const old = native().setGemmKernel(kernel);
-                    try {
-                      c.run();
-                    } finally {
-                      native().setGemmKernel(old);
-                    }
-                  },
-                },
-              ]),
-            ),
+            wgmma: forcedKernel('wgmma', () => c.run(), 'the same lora on our'),
+            'wgmma-tma': forcedKernel('wgmma-tma', () => c.run(), 'the same lora on our'),
           }
         : {}),
     },

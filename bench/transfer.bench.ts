@@ -11,6 +11,7 @@ import type { BenchCase, BenchContext } from './run';
 import { native } from '../lib/native';
 import { randn, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
+import { switched } from './switches';
 
 function transferCase(ctx: BenchContext, dir: 'h2d' | 'd2h'): BenchCase {
   const n = ctx.emu ? 1 << 22 : 1 << 26;
@@ -33,18 +34,7 @@ function transferCase(ctx: BenchContext, dir: 'h2d' | 'd2h'): BenchCase {
       native().setCopyStaging(32 << 20);
     },
     baselines: {
-      driver: {
-        kind: 'local',
-        label: "the driver's pageable path (no staging of ours)",
-        run: () => {
-          const old = native().setCopyStaging(0);
-          try {
-            once();
-          } finally {
-            native().setCopyStaging(old);
-          }
-        },
-      },
+      driver: switched("the driver's pageable path (no staging of ours)", (b: number) => native().setCopyStaging(b), 0, once),
       'torch-cuda': { kind: 'torch', script: 'cuda.py', spec: { op: dir, n, dtype: 'float32' }, label: `torch ${dir} from pageable memory` },
       'torch-pinned': { kind: 'torch', script: 'cuda.py', spec: { op: dir, n, dtype: 'float32', pinned: true }, label: `torch ${dir} from pinned memory` },
     },
@@ -64,19 +54,7 @@ function cloneCase(ctx: BenchContext): BenchCase {
     run: base.run,
     teardown: base.teardown,
     baselines: {
-      driver: {
-        kind: 'local',
-        label: "the driver's device-to-device cudaMemcpyAsync",
-        bytes: 2 * 4 * n,
-        run: () => {
-          const old = native().setDeviceCopy('driver');
-          try {
-            base.run();
-          } finally {
-            native().setDeviceCopy(old);
-          }
-        },
-      },
+      driver: switched("the driver's device-to-device cudaMemcpyAsync", (m: 'kernel' | 'driver') => native().setDeviceCopy(m), 'driver', base.run, 2 * 4 * n),
       'torch-copy': { kind: 'torch', script: 'cuda.py', spec: { op: 'copy', n, dtype: 'float32' }, label: 'copy_', bytes: 2 * 4 * n },
     },
   };

@@ -500,6 +500,30 @@ __host__ __device__ __forceinline__ bool wgmma_rank_ok(const structura_gemm_para
   return lowrank_in_mainloop(p) && p.r % 8 == 0 && rows16(p.lr_t, p.ldt, p.stride_t) && rows16(p.lr_r, p.ldr, p.stride_r);
 }
 
+// One 64-deep k-tile of a warpgroup's 64×256 product: 4 wgmma k16 steps, A's 64 rows at a_addr and
+// B's 256 at b_addr (K-major, 128-byte swizzled in 1024-byte atoms), each step 32 bytes further.
+template <bool kBf16>
+__device__ __forceinline__ void wgmma_ktile(float (&acc)[128], uint32_t a_addr, uint32_t b_addr) {
+#pragma unroll
+  for (int kk = 0; kk < kWBK / 16; kk++) {
+    const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+    if (kBf16) ptx::wgmma_m64n256k16_bf16(acc, da, db);
+    else ptx::wgmma_m64n256k16_f16(acc, da, db);
+  }
+}
+
+// A warpgroup's accumulators through the epilogue: lane (g, t) of warp wq holds rows row = m0 + 16·wq +
+// g and row + 8, columns n0 + 8j + 2t (+1) in acc[4j …] (the wgmma D layout).
+__device__ __forceinline__ void store_wgmma_tile(const Epilogue& e, const float (&acc)[128], int row, int n0, int t, int M,
+                                                 int N) {
+#pragma unroll
+  for (int j = 0; j < kWBN / 8; j++) {
+    const int col = n0 + 8 * j + 2 * t;
+    e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
+    e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
+  }
+}
+
 template <bool kBf16>
 __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structura_gemm_params p) {
   ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
@@ -568,12 +592,7 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
     const uint32_t sa = sbase + 2u * (uint32_t)((kt % kWStages) * kWStageElems);
     const uint32_t a_addr = sa + (uint32_t)wg * 64u * 128u, b_addr = sa + 2u * kWTileA;
     ptx::wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kWBK / 16; kk++) {  // a k16 step is 32 bytes further along every row
-      const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
-      if (kBf16) ptx::wgmma_m64n256k16_bf16(acc, da, db);
-      else ptx::wgmma_m64n256k16_f16(acc, da, db);
-    }
+    wgmma_ktile<kBf16>(acc, a_addr, b_addr);
     ptx::wgmma_commit();
     ptx::wgmma_wait<1>();  // the group of tile kt − 1 is done
   }
@@ -581,15 +600,8 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
   ptx::fence_operands(acc);  // the epilogue reads them only now
   ptx::cp_async_wait_all();
 
-  const Epilogue e = make_epilogue(p, b, ext);
-  const int lane = tid & 31, wq = (tid >> 5) & 3, g = lane >> 2, t = lane & 3;
-  const int row = m0 + 64 * wg + 16 * wq + g;
-#pragma unroll
-  for (int j = 0; j < kWBN / 8; j++) {
-    const int col = n0 + 8 * j + 2 * t;
-    e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
-    e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
-  }
+  const int lane = tid & 31, wq = (tid >> 5) & 3;
+  store_wgmma_tile(make_epilogue(p, b, ext), acc, m0 + 64 * wg + 16 * wq + (lane >> 2), n0, lane & 3, M, N);
 }
 
 // ---- TMA warp-specialized wgmma kernel (sm_90a) --------------------------------------------------
@@ -685,12 +697,7 @@ __global__ void __launch_bounds__(kTThreads, 1)
       const uint32_t sa = sbase + (uint32_t)(s * kTmaStageBytes);
       const uint32_t a_addr = sa + (uint32_t)wg * 64u * 128u, b_addr = sa + 2u * kWTileA;
       ptx::wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kWBK / 16; kk++) {
-        const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
-        if (kBf16) ptx::wgmma_m64n256k16_bf16(acc, da, db);
-        else ptx::wgmma_m64n256k16_f16(acc, da, db);
-      }
+      wgmma_ktile<kBf16>(acc, a_addr, b_addr);
       ptx::wgmma_commit();
       ptx::wgmma_wait<1>();  // k-tile it − 1's wgmma are done: its stage goes back to the producer
       if (kt > 0 && lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));
@@ -700,14 +707,7 @@ __global__ void __launch_bounds__(kTThreads, 1)
     if (lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));  // the tile's last stage, for the next tile
     ptx::pdl_wait();  // the epilogue's inputs and out belong to the kernels ahead until they finish
 
-    const Epilogue e = make_epilogue(p, 0, ext);
-    const int row = m0 + 64 * wg + 16 * wq + g;
-#pragma unroll
-    for (int j = 0; j < kWBN / 8; j++) {
-      const int col = n0 + 8 * j + 2 * t;
-      e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
-      e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
-    }
+    store_wgmma_tile(make_epilogue(p, 0, ext), acc, m0 + 64 * wg + 16 * wq + g, n0, t, M, N);
   }
 }
 

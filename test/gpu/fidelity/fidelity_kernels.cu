@@ -400,6 +400,28 @@ cudaError_t launch_atomic(const uint32_t* vals, uint32_t* targets, uint32_t* old
 
 constexpr size_t kWgSmem = (64 + 256) * 64 * 2 + 1024;  // A and B tiles, and 1024-byte alignment slack
 
+// The block's product once A [64][64] and B [256][64] sit in shared memory (K-major, 128-byte swizzle)
+// at a_addr and b_addr: thread tid's 128 accumulators from c_raw, 4 wgmma k16 steps, out to d_raw.
+template <bool kBf16>
+__device__ __forceinline__ void wgmma_block(uint32_t a_addr, uint32_t b_addr, const float* c_raw, float* d_raw) {
+  const int tid = threadIdx.x;
+  const dev_ptr<const float> C = gptr(c_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
+  float d[128];
+  for (int i = 0; i < 128; i++) d[i] = C[i];
+  ptx::fence_operands(d);
+  ptx::wgmma_fence();
+  for (int kk = 0; kk < 4; kk++) {
+    const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
+    if (kBf16) ptx::wgmma_m64n256k16_bf16(d, da, db);
+    else ptx::wgmma_m64n256k16_f16(d, da, db);
+  }
+  ptx::wgmma_commit();
+  ptx::wgmma_wait<0>();
+  ptx::fence_operands(d);
+  const dev_ptr<float> D = gptr(d_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
+  for (int i = 0; i < 128; i++) D[i] = d[i];
+}
+
 template <bool kBf16>
 __global__ void wgmma_kernel(const uint32_t* a_raw, const uint32_t* b_raw, const float* c_raw, float* d_raw) {
   DYN_SMEM(uint16_t, raw);
@@ -423,21 +445,7 @@ __global__ void wgmma_kernel(const uint32_t* a_raw, const uint32_t* b_raw, const
   }
   ptx::fence_proxy_async();
   __syncthreads();
-  const dev_ptr<const float> C = gptr(c_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
-  float d[128];
-  for (int i = 0; i < 128; i++) d[i] = C[i];
-  ptx::fence_operands(d);
-  ptx::wgmma_fence();
-  for (int kk = 0; kk < 4; kk++) {
-    const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
-    if (kBf16) ptx::wgmma_m64n256k16_bf16(d, da, db);
-    else ptx::wgmma_m64n256k16_f16(d, da, db);
-  }
-  ptx::wgmma_commit();
-  ptx::wgmma_wait<0>();
-  ptx::fence_operands(d);
-  const dev_ptr<float> D = gptr(d_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
-  for (int i = 0; i < 128; i++) D[i] = d[i];
+  wgmma_block<kBf16>(a_addr, b_addr, c_raw, d_raw);
 }
 
 template <bool kBf16>
@@ -468,21 +476,15 @@ __global__ void wgmma_tma_kernel(const __grid_constant__ CUtensorMap map_a, cons
     ptx::tma_load_2d(b_addr, &map_b, 0, 256 * (int)blockIdx.x, bar);
   }
   ptx::mbar_wait(bar, 0);
-  const dev_ptr<const float> C = gptr(c_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
-  float d[128];
-  for (int i = 0; i < 128; i++) d[i] = C[i];
-  ptx::fence_operands(d);
-  ptx::wgmma_fence();
-  for (int kk = 0; kk < 4; kk++) {
-    const uint64_t da = ptx::wgmma_desc_sw128(a_addr + 32u * kk, 1024), db = ptx::wgmma_desc_sw128(b_addr + 32u * kk, 1024);
-    if (kBf16) ptx::wgmma_m64n256k16_bf16(d, da, db);
-    else ptx::wgmma_m64n256k16_f16(d, da, db);
-  }
-  ptx::wgmma_commit();
-  ptx::wgmma_wait<0>();
-  ptx::fence_operands(d);
-  const dev_ptr<float> D = gptr(d_raw) + ((int64_t)blockIdx.x * 128 + tid) * 128;
-  for (int i = 0; i < 128; i++) D[i] = d[i];
+  wgmma_block<kBf16>(a_addr, b_addr, c_raw, d_raw);
+}
+
+template <bool kBf16>
+cudaError_t launch_wgmma_tma(int nblocks, const CUtensorMap& ma, const CUtensorMap& mb, const float* c, float* d) {
+  const size_t smem = kWgSmem + 8;  // + the mbarrier
+  cudaError_t e = cudaFuncSetAttribute(wgmma_tma_kernel<kBf16>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+  if (e != cudaSuccess) return e;
+  return structura::launch<wgmma_tma_kernel<kBf16>>(dim3(nblocks), dim3(128), smem, nullptr, ma, mb, c, d);
 }
 
 // ---- TMA (sm_90) -------------------------------------------------------------------------------------
@@ -683,16 +685,36 @@ extern "C" int FID_FN(atomic)(int op, int n, int ntargets, const uint32_t* init,
   return dev.result(msg, msg_len);
 }
 
-extern "C" int FID_FN(wgmma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d,
-                             char* msg, size_t msg_len) {
+// The wgmma product of FID_FN(wgmma) (tma 0: tiles staged by plain stores) and FID_FN(wgmma_tma) (tma 1:
+// tiles brought by TMA through tensor maps over a and b).
+static int wgmma_case_run(int bf16, int tma, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d,
+                          char* msg, size_t msg_len) {
   Dev dev;
   const uint32_t* da = dev.alloc((size_t)nblocks * 2048, a);
   const uint32_t* db = dev.alloc((size_t)nblocks * 8192, b);
   const float* dc = dev.alloc((size_t)nblocks * 128 * 128, c);
   float* dd = dev.alloc<float>((size_t)nblocks * 128 * 128);
-  if (dev.err == cudaSuccess) dev.launched(bf16 ? launch_wgmma<true>(nblocks, da, db, dc, dd) : launch_wgmma<false>(nblocks, da, db, dc, dd), "wgmma_kernel");
+  if (dev.err == cudaSuccess && !tma)
+    dev.launched(bf16 ? launch_wgmma<true>(nblocks, da, db, dc, dd) : launch_wgmma<false>(nblocks, da, db, dc, dd), "wgmma_kernel");
+  if (dev.err == cudaSuccess && tma) {
+    CUtensorMap ma, mb;
+    cudaError_t r = (cudaError_t)tma_encode_2d(&ma, da, 64, (uint64_t)nblocks * 64, 128, 64, 64);
+    if (r == cudaSuccess) r = (cudaError_t)tma_encode_2d(&mb, db, 64, (uint64_t)nblocks * 256, 128, 64, 256);
+    if (r == cudaSuccess) r = bf16 ? launch_wgmma_tma<true>(nblocks, ma, mb, dc, dd) : launch_wgmma_tma<false>(nblocks, ma, mb, dc, dd);
+    dev.launched(r, "wgmma_tma_kernel");
+  }
   dev.download(d, dd, (size_t)nblocks * 128 * 128);
   return dev.result(msg, msg_len);
+}
+
+extern "C" int FID_FN(wgmma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d,
+                             char* msg, size_t msg_len) {
+  return wgmma_case_run(bf16, 0, nblocks, a, b, c, d, msg, msg_len);
+}
+
+extern "C" int FID_FN(wgmma_tma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d,
+                                 char* msg, size_t msg_len) {
+  return wgmma_case_run(bf16, 1, nblocks, a, b, c, d, msg, msg_len);
 }
 
 extern "C" int FID_FN(tma)(int nblocks, const uint32_t* src, int rows, int cols, int ld, int box_rows, const int32_t* c0,
@@ -711,30 +733,5 @@ extern "C" int FID_FN(tma)(int nblocks, const uint32_t* src, int rows, int cols,
     dev.launched(r, "tma_kernel");
   }
   dev.download(out, dout, (size_t)nblocks * box_rows * 32);
-  return dev.result(msg, msg_len);
-}
-
-extern "C" int FID_FN(wgmma_tma)(int bf16, int nblocks, const uint32_t* a, const uint32_t* b, const float* c, float* d,
-                                 char* msg, size_t msg_len) {
-  Dev dev;
-  const uint32_t* da = dev.alloc((size_t)nblocks * 2048, a);
-  const uint32_t* db = dev.alloc((size_t)nblocks * 8192, b);
-  const float* dc = dev.alloc((size_t)nblocks * 128 * 128, c);
-  float* dd = dev.alloc<float>((size_t)nblocks * 128 * 128);
-  if (dev.err == cudaSuccess) {
-    CUtensorMap ma, mb;
-    const size_t smem = kWgSmem + 8;
-    cudaError_t r = (cudaError_t)tma_encode_2d(&ma, da, 64, (uint64_t)nblocks * 64, 128, 64, 64);
-    if (r == cudaSuccess) r = (cudaError_t)tma_encode_2d(&mb, db, 64, (uint64_t)nblocks * 256, 128, 64, 256);
-    if (bf16) {
-      if (r == cudaSuccess) r = cudaFuncSetAttribute(wgmma_tma_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-      if (r == cudaSuccess) r = structura::launch<wgmma_tma_kernel<true>>(dim3(nblocks), dim3(128), smem, nullptr, ma, mb, dc, dd);
-    } else {
-      if (r == cudaSuccess) r = cudaFuncSetAttribute(wgmma_tma_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-      if (r == cudaSuccess) r = structura::launch<wgmma_tma_kernel<false>>(dim3(nblocks), dim3(128), smem, nullptr, ma, mb, dc, dd);
-    }
-    dev.launched(r, "wgmma_tma_kernel");
-  }
-  dev.download(d, dd, (size_t)nblocks * 128 * 128);
   return dev.result(msg, msg_len);
 }
