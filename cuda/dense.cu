@@ -957,28 +957,37 @@ bool wgmma_fits(const structura_gemm_params& p) {
 // as test/conformance and the GPU bench do), so nobody gets an unverified kernel by default.
 constexpr bool kWgmmaByDefault = false;
 
-// Whether the wgmma kernel may run at all for `mode` on the current device.
+// Whether 'auto' may pick the TMA kernel (false until it has run on a GPU), independently of
+// kWgmmaByDefault: with only this set, 'auto' takes the TMA kernel where it fits and mma.sync elsewhere.
+constexpr bool kTmaByDefault = false;
+
+// Whether `mode` may run either wgmma kernel on the current device (then callers give large products
+// B stored [N, K]: gemm_wgmma_active).
 bool wgmma_allowed(int mode) {
-  if (mode == 1 || (mode == 0 && !kWgmmaByDefault)) return false;
+  if (mode == 1 || (mode == 0 && !kWgmmaByDefault && !kTmaByDefault)) return false;
   return kHaveWgmma && device_is_sm90();
 }
 
-bool use_wgmma(const structura_gemm_params& p) {
-  const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
-  if (!wgmma_fits(p) || !wgmma_allowed(mode)) return false;
-  // auto: a 128×256 tile wastes most of its work on a thin product, where mma.sync's 128×128 wastes less
-  return mode == 2 || mode == 3 || (p.n > 128 && p.m > 64);
+// The shapes the wgmma kernels take: the x·Wᵀ layout, and in 'auto' only products wide enough for a
+// 128×256 tile (on a thin one it wastes most of its work, where mma.sync's 128×128 wastes less).
+bool wgmma_shape(const structura_gemm_params& p, int mode) {
+  return wgmma_fits(p) && (mode != 0 || (p.n > 128 && p.m > 64));
 }
 
-// Whether 'auto' may pick the TMA kernel over the cp.async one (false until it has run on a GPU).
-constexpr bool kTmaByDefault = false;
-
-// The TMA kernel: where the wgmma kernel would run, for one batch (2-D tensor maps), when asked for
-// (mode 3; a batched product then takes the cp.async wgmma kernel) or by default once kTmaByDefault.
+// The TMA kernel: asked for (mode 3; a batched product then takes the cp.async wgmma kernel), or in
+// 'auto' once kTmaByDefault; one batch (2-D tensor maps).
 bool use_tma(const structura_gemm_params& p) {
   const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
   if (mode != 3 && !(mode == 0 && kTmaByDefault)) return false;
-  return p.batch == 1 && use_wgmma(p);
+  return p.batch == 1 && wgmma_allowed(mode) && wgmma_shape(p, mode);
+}
+
+// The cp.async wgmma kernel: asked for (mode 2, or mode 3 where the TMA kernel does not fit), or in
+// 'auto' once kWgmmaByDefault.
+bool use_wgmma(const structura_gemm_params& p) {
+  const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
+  if (mode != 2 && mode != 3 && !(mode == 0 && kWgmmaByDefault)) return false;
+  return wgmma_allowed(mode) && wgmma_shape(p, mode);
 }
 
 // CTAs of the persistent TMA kernel: one an SM (197 KiB of shared memory each). In emulation 3, so that
