@@ -7,7 +7,9 @@
 //       cuda_pdl_active()): the kernel may start once the kernel before it in the stream has run
 //       ptx::pdl_trigger() in every block, before that kernel ends. Until it has run ptx::pdl_wait(),
 //       it may read only memory that was complete before that chain of kernels began, and write no
-//       global memory (the emulator checks both). Elsewhere an ordinary launch. Every kernel in cuda/
+//       global memory (the emulator checks both). Elsewhere an ordinary launch; if the driver refuses
+//       the attribute, the launch is retried in plain stream order and dependent launches are turned
+//       off for the process (setDependentLaunch reads false then). Every kernel in cuda/
 //       runs ptx::pdl_trigger() first, so that a dependent launch behind it (the decode GEMV) can
 //       start early: safe, because such a kernel waits before it touches what its predecessors wrote.
 //   gptr(p)                 a kernel's view of a global pointer p (T*): raw on the GPU, a checked
@@ -78,8 +80,8 @@ cudaError_t launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream
   return cudaGetLastError();
 }
 template <auto K, class... Args>
-cudaError_t launch_pdl(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
-  if (!STRUCTURA_CUDA_FN(cuda_pdl_active)()) return launch<K>(grid, block, smem_bytes, stream, std::forward<Args>(args)...);
+cudaError_t launch_pdl(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, const Args&... args) {
+  if (!STRUCTURA_CUDA_FN(cuda_pdl_active)()) return launch<K>(grid, block, smem_bytes, stream, args...);
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
@@ -90,8 +92,14 @@ cudaError_t launch_pdl(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t st
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  cudaLaunchKernelEx(&cfg, K, std::forward<Args>(args)...);
-  return cudaGetLastError();
+  cudaLaunchKernelEx(&cfg, K, args...);
+  const cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess) return e;
+  // Refused (a driver or stream that does not take the attribute): the same launch in plain stream
+  // order, and no more dependent launches in this process if that one goes through.
+  const cudaError_t plain = launch<K>(grid, block, smem_bytes, stream, args...);
+  if (plain == cudaSuccess) STRUCTURA_CUDA_FN(cuda_set_pdl)(0);
+  return plain;
 }
 }  // namespace structura
 #endif
