@@ -93,15 +93,19 @@ static Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A process-wide switch of cuda/ lives twice, in the nvcc build and in the emulated one: set both;
+// the previous value is the nvcc build's (its stand-in, csrc/cuda_none.cc, keeps state too).
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+#define STRUCTURA_SET_BOTH(fn, v) (structura_emu_##fn(v), structura_##fn(v))
+#else
+#define STRUCTURA_SET_BOTH(fn, v) structura_##fn(v)
+#endif
+
 // The threshold (bytes) above which host↔device copies go through cuda/runtime.cu's pinned staging
 // buffers (0: never), for 'cuda' and 'cuda-emu' alike; returns the previous one. For benchmarks.
 static Napi::Value SetCopyStaging(const Napi::CallbackInfo& info) {
   const size_t bytes = (size_t)get_int(info, 0, "bytes", 0, int64_t(1) << 50);
-  const size_t old = structura_cuda_set_staging(bytes);
-#ifdef STRUCTURA_HAVE_CUDA_EMU
-  structura_emu_cuda_set_staging(bytes);
-#endif
-  return Napi::Number::New(info.Env(), (double)old);
+  return Napi::Number::New(info.Env(), (double)STRUCTURA_SET_BOTH(cuda_set_staging, bytes));
 }
 
 // How same-device copies (clone(), a same-dtype cast(), copyInto()) run: 'kernel' (cuda/copy.cu's
@@ -120,12 +124,7 @@ static Napi::Value SetDependentLaunch(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsBoolean())
     throw_type(info.Env(), "structura.setDependentLaunch: 'on' must be a boolean");
   const int on = info[0].As<Napi::Boolean>().Value() ? 1 : 0;
-  int old = structura_cuda_set_pdl(on);
-#ifdef STRUCTURA_HAVE_CUDA_EMU
-  const int old_emu = structura_emu_cuda_set_pdl(on);
-  if (!structura_cuda_compiled()) old = old_emu;
-#endif
-  return Napi::Boolean::New(info.Env(), old != 0);
+  return Napi::Boolean::New(info.Env(), STRUCTURA_SET_BOTH(cuda_set_pdl, on) != 0);
 }
 
 // Which decode kernel (float16/bfloat16, M ≤ 16, x·Wᵀ) runs on the devices: 1 (plain loads, the
@@ -133,12 +132,7 @@ static Napi::Value SetDependentLaunch(const Napi::CallbackInfo& info) {
 // For tests and the bench.
 static Napi::Value SetDecodeKernel(const Napi::CallbackInfo& info) {
   const int v = (int)get_int(info, 0, "version", 1, 2);
-  int old = structura_gemm_set_decode(v);
-#ifdef STRUCTURA_HAVE_CUDA_EMU
-  const int old_emu = structura_emu_gemm_set_decode(v);
-  if (!structura_cuda_compiled()) old = old_emu;
-#endif
-  return Napi::Number::New(info.Env(), old);
+  return Napi::Number::New(info.Env(), STRUCTURA_SET_BOTH(gemm_set_decode, v));
 }
 
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
@@ -153,11 +147,7 @@ static Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
     if (m == names[i]) mode = i;
   if (mode < 0)
     throw_range(info.Env(), "structura.setGemmKernel: 'kernel' must be 'auto', 'mma', 'wgmma' or 'wgmma-tma', got '" + m + "'");
-  int old = structura_gemm_set_kernel(mode);
-#ifdef STRUCTURA_HAVE_CUDA_EMU
-  const int old_emu = structura_emu_gemm_set_kernel(mode);
-  if (!structura_cuda_compiled()) old = old_emu;
-#endif
+  const int old = STRUCTURA_SET_BOTH(gemm_set_kernel, mode);
   return Napi::String::New(info.Env(), names[old >= 0 && old < 4 ? old : 0]);
 }
 

@@ -50,7 +50,6 @@ int structura_cuda_set_pdl(int on) {  // kept, so that setDependentLaunch reads 
   state = on ? 1 : 0;
   return old;
 }
-int structura_cuda_pdl_active(void) { return 0; }
 int structura_cuda_mem_info(int, size_t* free_bytes, size_t* total_bytes) {
   *free_bytes = *total_bytes = 0;
   return kNoDevice;
@@ -62,7 +61,13 @@ int structura_cuda_last_error(char* msg, size_t msg_len) {
   if (msg_len) msg[0] = 0;
   return 0;
 }
-int structura_gemm_set_kernel(int) { return 0; }
+int structura_gemm_set_kernel(int mode) {  // kept, so that setGemmKernel reads back alike
+  static int state = 0;
+  if (mode < 0 || mode > 3) return -1;
+  const int old = state;
+  state = mode;
+  return old;
+}
 int structura_gemm_set_decode(int version) {  // kept, so that setDecodeKernel reads back alike
   static int state = 1;
   if (version != 1 && version != 2) return -1;

@@ -932,19 +932,10 @@ constexpr bool kHaveWgmma = true;
 constexpr bool kHaveWgmma = false;
 #endif
 
-// Whether the current device is compute capability 9.0 (cached per device).
+// Whether the current device is compute capability 9.0 (the one sm_90a code runs on).
 bool device_is_sm90() {
-  static std::atomic<int> cache[64];  // 0 unknown, 1 no, 2 yes
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;
-  int v = cache[dev].load(std::memory_order_relaxed);
-  if (v == 0) {
-    cudaDeviceProp prop;
-    v = cudaGetDeviceProperties(&prop, dev) == cudaSuccess && prop.major == 9 && prop.minor == 0 ? 2 : 1;
-    cudaGetLastError();
-    cache[dev].store(v, std::memory_order_relaxed);
-  }
-  return v == 2;
+  int major = 0, minor = 0, sms = 0;
+  return STRUCTURA_CUDA_FN(cuda_current_device)(&major, &minor, &sms) == 0 && major == 9 && minor == 0;
 }
 
 // The wgmma kernel's layout: x·Wᵀ (A [M, K], B [N, K]), K ≥ 8 with K % 8 == 0, 16-byte rows.
@@ -996,15 +987,8 @@ int persistent_ctas() {
 #ifdef STRUCTURA_CUDA_EMU
   return 3;
 #else
-  static std::atomic<int> cache[64];
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return cudaGetLastError(), 132;
-  int v = cache[dev].load(std::memory_order_relaxed);
-  if (v == 0) {
-    if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v < 1) cudaGetLastError(), v = 132;
-    cache[dev].store(v, std::memory_order_relaxed);
-  }
-  return v;
+  int major = 0, minor = 0, sms = 0;
+  return STRUCTURA_CUDA_FN(cuda_current_device)(&major, &minor, &sms) == 0 && sms > 0 ? sms : 132;
 #endif
 }
 

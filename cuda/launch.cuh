@@ -44,23 +44,22 @@ template <class U, class A> inline dev_ptr<U> dev_cast(const ::emu::aview<A>& v)
 
 namespace structura {
 template <auto K, class... Args>
-cudaError_t launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
+cudaError_t run_emulated(bool pdl, dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
   using Params = typename ::emu::kernel_params<decltype(K)>::tuple;
   Params params(std::forward<Args>(args)...);  // converted to the kernel's parameter types, as <<<>>> does
   static const std::string name = ::emu::kernel_name_from_signature(__PRETTY_FUNCTION__);
   ::emu::run_kernel(name.c_str(), reinterpret_cast<const void*>(K), grid, block, smem_bytes, stream,
-                    [](void* ctx) { std::apply(K, *static_cast<Params*>(ctx)); }, &params);
+                    [](void* ctx) { std::apply(K, *static_cast<Params*>(ctx)); }, &params, pdl);
   return cudaGetLastError();
 }
 template <auto K, class... Args>
+cudaError_t launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
+  return run_emulated<K>(false, grid, block, smem_bytes, stream, std::forward<Args>(args)...);
+}
+template <auto K, class... Args>
 cudaError_t launch_pdl(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
-  using Params = typename ::emu::kernel_params<decltype(K)>::tuple;
-  Params params(std::forward<Args>(args)...);
-  static const std::string name = ::emu::kernel_name_from_signature(__PRETTY_FUNCTION__);
-  ::emu::run_kernel(name.c_str(), reinterpret_cast<const void*>(K), grid, block, smem_bytes, stream,
-                    [](void* ctx) { std::apply(K, *static_cast<Params*>(ctx)); }, &params,
-                    STRUCTURA_CUDA_FN(cuda_pdl_active)() != 0);
-  return cudaGetLastError();
+  return run_emulated<K>(STRUCTURA_CUDA_FN(cuda_pdl_active)() != 0, grid, block, smem_bytes, stream,
+                         std::forward<Args>(args)...);
 }
 }  // namespace structura
 

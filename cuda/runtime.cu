@@ -67,32 +67,40 @@ extern "C" int STRUCTURA_CUDA_FN(cuda_device_props)(int idx, char* name, size_t 
   return 0;
 }
 
-// ---- programmatic dependent launch -----------------------------------------------------------------
-// launch_pdl (cuda/launch.cuh) lets a kernel start while the one before it in the stream finishes
-// (griddepcontrol, sm_90+). The compute capability is read once per device.
+// ---- the current device, and programmatic dependent launch -----------------------------------------
+// Compute capability and SM count of each device, read once (cudaGetDeviceProperties is slow, and
+// launch_pdl and cuda/dense.cu's kernel choice ask at every launch), packed into one atomic int:
+// bit 31 set once read, major in bits 20–27, minor 16–19, SMs 0–15.
 namespace {
+std::atomic<int> g_device_info[64];
 std::atomic<int> g_pdl_on{1};
-std::atomic<int> g_pdl_cc[64];  // 0: not read yet; else major + 1
 }  // namespace
 
+extern "C" int STRUCTURA_CUDA_FN(cuda_current_device)(int* cc_major, int* cc_minor, int* sms) {
+  *cc_major = *cc_minor = *sms = 0;
+  int d = 0;
+  if (cudaError_t e = cudaGetDevice(&d)) return result(e);
+  if (d < 0 || d >= 64) return (int)cudaErrorInvalidDevice;
+  int v = g_device_info[d].load(std::memory_order_relaxed);
+  if (v == 0) {
+    cudaDeviceProp p;
+    if (cudaError_t e = cudaGetDeviceProperties(&p, d)) return result(e);
+    v = (int)(0x80000000u | ((unsigned)(p.major & 0xff) << 20) | ((unsigned)(p.minor & 0xf) << 16) |
+              (unsigned)(p.multiProcessorCount & 0xffff));
+    g_device_info[d].store(v, std::memory_order_relaxed);
+  }
+  *cc_major = (v >> 20) & 0xff, *cc_minor = (v >> 16) & 0xf, *sms = v & 0xffff;
+  return 0;
+}
+
+// launch_pdl (cuda/launch.cuh) lets a kernel start while the one before it in the stream finishes
+// (griddepcontrol, sm_90+).
 extern "C" int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on) { return g_pdl_on.exchange(on ? 1 : 0); }
 
 extern "C" int STRUCTURA_CUDA_FN(cuda_pdl_active)(void) {
   if (!g_pdl_on) return 0;
-#ifdef STRUCTURA_CUDA_EMU
-  return 1;
-#else
-  int d = 0;
-  if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return result(cudaGetLastError()), 0;
-  int cc = g_pdl_cc[d].load();
-  if (!cc) {
-    int major = 0;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) != cudaSuccess) return result(cudaGetLastError()), 0;
-    cc = major + 1;
-    g_pdl_cc[d] = cc;
-  }
-  return cc - 1 >= 9;
-#endif
+  int major = 0, minor = 0, sms = 0;
+  return STRUCTURA_CUDA_FN(cuda_current_device)(&major, &minor, &sms) == 0 && major >= 9;
 }
 
 // ---- device memory ---------------------------------------------------------------------------------

@@ -69,9 +69,11 @@ size_t STRUCTURA_CUDA_FN(cuda_set_staging)(size_t min_bytes);
 typedef void (*structura_host_memcpy_fn)(void* dst, const void* src, size_t bytes);
 #endif
 void STRUCTURA_CUDA_FN(cuda_set_host_memcpy)(structura_host_memcpy_fn fn);
+/* The current device's compute capability and SM count (read once per device); 0 or a cudaError_t. */
+int STRUCTURA_CUDA_FN(cuda_current_device)(int* cc_major, int* cc_minor, int* sms);
 /* Programmatic dependent launch (cuda/launch.cuh launch_pdl): whether it is on (default 1) — set_pdl
  * returns the previous setting — and whether launch_pdl uses it on the current device (on, and compute
- * capability 9.0 or newer; the emulator: on). */
+ * capability 9.0 or newer; the emulated device is a 9.0). */
 int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on);
 int STRUCTURA_CUDA_FN(cuda_pdl_active)(void);
 /* Free and total memory of the device. */
