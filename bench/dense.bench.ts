@@ -98,8 +98,13 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
         ? {
             'no-pdl': noPdl(() => c.run(), 'the same product'),
             'decode-v2': switched('our decode kernel v2 (W streamed with ld.global.nc.L1::no_allocate.L2::256B)',
-              (v: 1 | 2) => native().setDecodeKernel(v), 2, () => c.run()),
+              (v: 0 | 1 | 2) => native().setDecodeKernel(v), 2, () => c.run()),
           }
+        : {}),
+      // x·W at decode (W stored [K, N]: the N-major decode kernel) against the same product on the
+      // tile kernels, which ran it before that kernel existed (setDecodeKernel(0))
+      ...(decode && !wt && dtype !== 'float32'
+        ? { tiles: switched('our tile kernels (no decode kernel: setDecodeKernel(0))', (v: 0 | 1 | 2) => native().setDecodeKernel(v), 0, () => c.run()) }
         : {}),
       // the same product forced onto each tensor-core kernel (setGemmKernel; wgmma needs sm_90)
       ...(dtype !== 'float32' && !decode ? { mma: forcedKernel('mma', () => c.run()), wgmma: forcedKernel('wgmma', () => c.run()), 'wgmma-tma': forcedKernel('wgmma-tma', () => c.run()) } : {}),

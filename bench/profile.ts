@@ -5,6 +5,7 @@
 //                                                                 runs the same at 64 for a smoke test)
 //     gemm:<kernel>   bfloat16 x·Wᵀ 4096×4096×4096 forced onto <kernel> (mma, wgmma, wgmma-tma)
 //     decode:<v>      bfloat16 x·Wᵀ 1×4096×4096 on decode kernel v1 or v2
+//     decode-nmajor   bfloat16 x·W 1×4096×4096, W stored [K, N] (the N-major decode kernel)
 //     lora-decode     bfloat16 lora M = 1, 4096→4096, r = 16 (its chain of three launches)
 // Prints the case and the mean wall time per call (host clock; for the profiler's sake, not a bench).
 import { cuda, lowrank, matmul, randn, type Tensor } from '../lib/index';
@@ -29,11 +30,15 @@ function setup(): () => Tensor {
     const x = bf16([1, S], 1), W = bf16([S, S], 2);
     return () => matmul(x, W.T);
   }
+  if (kind === 'decode-nmajor') {  // x·W, W stored [K, N]
+    const x = bf16([1, S], 1), W = bf16([S, S], 2);
+    return () => matmul(x, W);
+  }
   if (kind === 'lora-decode') {
     const x = bf16([1, S], 1), W = bf16([S, S], 2), A = bf16([16, S], 3), B = bf16([S, 16], 4);
     return () => lowrank.lora(x, W, A, B, { scale: 0.5 });
   }
-  throw new RangeError(`unknown case '${name}' (gemm:<kernel>, decode:<v>, lora-decode)`);
+  throw new RangeError(`unknown case '${name}' (gemm:<kernel>, decode:<v>, decode-nmajor, lora-decode)`);
 }
 
 if (device === 'cuda' && !cuda.isAvailable()) throw new Error('bench/profile.ts needs a CUDA device (or cuda-emu)');

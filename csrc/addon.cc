@@ -127,11 +127,11 @@ static Napi::Value SetDependentLaunch(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), STRUCTURA_SET_BOTH(cuda_set_pdl, on) != 0);
 }
 
-// Which decode kernel (float16/bfloat16, M ≤ 16, x·Wᵀ) runs on the devices: 1 (plain loads, the
-// default) or 2 (W through streaming loads with a 256-byte L2 prefetch). Returns the previous one.
-// For tests and the bench.
+// Which decode kernels (float16/bfloat16, M ≤ 16) run on the devices: 1 (x·Wᵀ on plain loads, the
+// default) or 2 (x·Wᵀ with W through streaming loads and a 256-byte L2 prefetch), each with the
+// N-major one for x·W; 0: neither (the tile kernels). Returns the previous one. For tests and the bench.
 static Napi::Value SetDecodeKernel(const Napi::CallbackInfo& info) {
-  const int v = (int)get_int(info, 0, "version", 1, 2);
+  const int v = (int)get_int(info, 0, "version", 0, 2);
   return Napi::Number::New(info.Env(), STRUCTURA_SET_BOTH(gemm_set_decode, v));
 }
 

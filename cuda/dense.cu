@@ -17,6 +17,13 @@
 //     kernel's tile and math, operands loaded by TMA from one producer lane through 4 mbarrier-handed
 //     stages, no __syncthreads in the main loop, persistent over the output tiles (one CTA an SM).
 //     Batch 1.
+//   * N-major decode kernel (gemm_decode_nmajor_kernel): M ≤ 16 times W stored [K, N] (x·W; dY·W in a
+//     Linear's backward), which went to the tile kernels (1×4096×4096 bf16 0.13 ms on the H200, 0.19×
+//     cuBLAS: a 128-row tile for one row, 32 CTAs). A CTA 32 columns × all of K, 16 warps over
+//     16-row chunks, W by 16-byte loads, 4 chunks in flight a warp, B fragments through a per-warp
+//     shared stage and ldmatrix.trans. ptxas (CUDA 13.0): 86 registers on sm_90a, 94 on sm_80, no
+//     spills. The default, since it runs only instructions the H200 already ran in the mma kernel
+//     (mma.sync, ldmatrix.trans) — but itself not yet on a GPU.
 //   * decode kernel as a programmatic dependent launch (sm_90+): it triggers its dependents at once, and
 //     before it waits for the kernels ahead it has L2 prefetch its rows of W (cp.async.bulk.prefetch),
 //     so back-to-back decode products (and the kernels between them, which trigger at once too)
@@ -798,6 +805,111 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
   make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
 }
 
+// Decode shapes with W stored [K, N] (op(B) = B, N contiguous): x·W, and dY·W in the backward of a
+// Linear (W [out, in], dY [M ≤ 16, out]). The tile kernels would spend a 128-row tile on M ≤ 16 rows
+// and give a 4096-column product only 32 CTAs (0.13 ms for 1×4096×4096 on the H200, 0.19× cuBLAS).
+// Here a CTA owns 32 columns and its 16 warps split K into 16-row chunks (warp w: chunks w, w + 16,
+// …). A warp loads a chunk's 16 rows × 32 columns of W with 16-byte loads (lane (r, c) = (lane / 4,
+// lane % 4): rows r, r + 8, columns 8c … 8c + 7; each row piece is one 64-byte segment), kDnUnroll
+// chunks in flight, stages each chunk in its own 1 KiB of shared memory and reads it back with
+// ldmatrix.trans as mma.sync B fragments (k pairs of one column). Then the 16 warps' 16 × 32 partial
+// sums meet in shared memory (the staging bytes reused) and are added in warp order. Rows of a
+// staged chunk are 64 bytes: chunk ^= (row >> 1) & 3 puts the 8 rows an ldmatrix reads in 8
+// distinct 16-byte bank groups. Preconditions (decode_nmajor_ok): M ≤ 16, x row-major and W stored
+// [K, N], K % 8 == 0, N % 8 == 0, every row of both 16-byte aligned.
+// grid (ceil(N/32), 1, batch), 512 threads, kDnSmemBytes of dynamic shared memory.
+constexpr int kDnN = 32, kDnWarps = 16, kDnThreads = 32 * kDnWarps, kDnUnroll = 4;
+constexpr size_t kDnSmemBytes = (size_t)kDnWarps * 16 * kDnN * 4;  // the partial sums; staging is its first half
+
+template <bool kBf16>
+__global__ void __launch_bounds__(kDnThreads) gemm_decode_nmajor_kernel(const structura_gemm_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
+  DYN_SMEM(uint16_t, smem);
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int n0 = blockIdx.x * kDnN;
+  // p.pdl == 1 (W and x complete before the chain ahead began): stream them now, wait before the
+  // epilogue; else wait for the kernels ahead first.
+  if (p.pdl != 1) ptx::pdl_wait();
+
+  // loads: rows g and g + 8 of a chunk, columns n0 + 8t … (N % 8 == 0: a piece is all in or all out)
+  const bool col_in = n0 + 8 * t < N;
+  const dev_ptr<const uint16_t> wcol = B + (col_in ? n0 + 8 * t : 0);
+  const int st = g * kDnN + (((t ^ (g >> 1)) & 3) << 3);  // row g + 8: the same chunk swizzle, 8 rows on
+  // ldmatrix.x4.trans h (columns 16h … 16h + 15): lane supplies row k = (lane & 7) + 8·(q & 1) of
+  // 8-column chunk 2h + (q >> 1), q = lane / 8 — matrices (k 0–7 | 8–15) × (chunk 2h | 2h + 1)
+  const int lk = (lane & 7) + 8 * ((lane >> 3) & 1), lch = lane >> 4;
+  const int ld0 = lk * kDnN + ((((lch) ^ (lk >> 1)) & 3) << 3), ld1 = lk * kDnN + ((((2 + lch) ^ (lk >> 1)) & 3) << 3);
+  const dev_ptr<uint16_t> stage = smem + warp * (16 * kDnN);
+  // x rows g, g + 8 (rows past M read as zeros, their offsets clamped to row 0)
+  const bool x0_in = g < M, x1_in = g + 8 < M;
+  const dev_ptr<const uint16_t> x0 = A + (x0_in ? (int64_t)g * p.lda : 0), x1 = A + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+
+  float acc[4][4];
+#pragma unroll
+  for (int j = 0; j < 4; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) acc[j][e] = 0.f;
+
+  const int chunks = (K + 15) / 16;
+  for (int c0 = warp; c0 < chunks; c0 += kDnWarps * kDnUnroll) {
+    uint4 w[kDnUnroll][2];
+    uint32_t xa[kDnUnroll][4];
+#pragma unroll
+    for (int u = 0; u < kDnUnroll; u++) {
+      const int k0 = (c0 + u * kDnWarps) * 16;  // past K when the chunk does not exist: all zeros
+      const bool r0 = col_in && k0 + g < K, r1 = col_in && k0 + g + 8 < K;
+      w[u][0] = r0 ? dev_cast<const uint4>(wcol + (int64_t)(k0 + g) * p.ldb)[0] : zero;
+      w[u][1] = r1 ? dev_cast<const uint4>(wcol + (int64_t)(k0 + g + 8) * p.ldb)[0] : zero;
+      // A fragment: (row g, k 2t, 2t + 1), (row g + 8, same), (row g, k 2t + 8, +9), (row g + 8, same);
+      // K % 8 == 0: a pair is all in or all out
+      const int ka = k0 + 2 * t, kb = ka + 8;
+      xa[u][0] = x0_in && ka < K ? dev_cast<const uint32_t>(x0 + ka)[0] : 0u;
+      xa[u][1] = x1_in && ka < K ? dev_cast<const uint32_t>(x1 + ka)[0] : 0u;
+      xa[u][2] = x0_in && kb < K ? dev_cast<const uint32_t>(x0 + kb)[0] : 0u;
+      xa[u][3] = x1_in && kb < K ? dev_cast<const uint32_t>(x1 + kb)[0] : 0u;
+    }
+#pragma unroll
+    for (int u = 0; u < kDnUnroll; u++) {
+      dev_cast<uint4>(stage + st)[0] = w[u][0];
+      dev_cast<uint4>(stage + st + 8 * kDnN)[0] = w[u][1];
+      __syncwarp();
+      uint32_t bf[2][4];
+      ptx::ldmatrix_x4_trans(bf[0], stage + ld0);
+      ptx::ldmatrix_x4_trans(bf[1], stage + ld1);
+      __syncwarp();  // the next chunk overwrites the stage
+      const uint32_t (&a)[4] = xa[u];
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const uint32_t b0[2] = {bf[h][0], bf[h][1]}, b1[2] = {bf[h][2], bf[h][3]};
+        mma16816<kBf16>(acc[2 * h], a, b0);
+        mma16816<kBf16>(acc[2 * h + 1], a, b1);
+      }
+    }
+  }
+  __syncthreads();  // every warp is done with its stage: the buffer now holds the partial sums
+  const dev_ptr<float> red = dev_cast<float>(smem);  // [warp][16 rows][32 columns]
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    const int o = warp * 16 * kDnN + g * kDnN + 8 * j + 2 * t;
+    red[o] = acc[j][0];
+    red[o + 1] = acc[j][1];
+    red[o + 8 * kDnN] = acc[j][2];
+    red[o + 8 * kDnN + 1] = acc[j][3];
+  }
+  __syncthreads();
+  ptx::pdl_wait();  // with p.pdl == 1 the epilogue's inputs and out are the kernels ahead's; else a no-op
+  const int row = threadIdx.x / kDnN, col = threadIdx.x % kDnN;  // 512 threads = 16 × 32 outputs
+  float s = 0.f;
+#pragma unroll
+  for (int w2 = 0; w2 < kDnWarps; w2++) s += red[w2 * 16 * kDnN + row * kDnN + col];
+  make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
+}
+
 // Stages a 128 (m or n) × 16 (k) f32 tile into dst[k][mn] (mn contiguous). kMN: the operand is
 // stored with m/n contiguous (g(i = k, j = mn)), else k contiguous (g(i = mn, j = k)).
 template <bool kMN>
@@ -1016,8 +1128,10 @@ int tma_maps(const structura_gemm_params& p, CUtensorMap (&m)[4]) {
   return tma_encode_2d(&m[3], p.lr_r, (uint64_t)p.r, (uint64_t)p.n, (uint64_t)p.ldr * 2, kWBK, kWBN);
 }
 
-// Which decode kernel runs: v1 (plain loads, the default: timed on the H200) or v2 (kStream).
-std::atomic<bool> g_decode_stream{false};
+// Which decode kernels run (setDecodeKernel): 1 (the default: x·Wᵀ on v1, plain loads, timed on the
+// H200), 2 (x·Wᵀ on v2, kStream), both with the N-major decode kernel for x·W; 0: none (M ≤ 16 goes
+// to the tile kernels, as before the decode kernels: a baseline for the bench, and a way around them).
+std::atomic<int> g_decode_version{1};
 
 template <auto K>
 int launch_decode(const structura_gemm_params& p, dim3 grid, cudaStream_t s) {
@@ -1033,6 +1147,21 @@ bool decode_ok(const structura_gemm_params& p) {
   return reinterpret_cast<uintptr_t>(p.a) % 16 == 0 && reinterpret_cast<uintptr_t>(p.b) % 16 == 0;
 }
 
+// The N-major decode kernel's preconditions: M ≤ 16, x row-major and W stored [K, N], K % 8 == 0,
+// N % 8 == 0, every row of both 16-byte aligned in every batch.
+bool decode_nmajor_ok(const structura_gemm_params& p) {
+  if (p.m > kDecMaxM || p.trans_a || p.trans_b || p.k % 8 != 0 || p.k == 0 || p.n % 8 != 0) return false;
+  if (p.lda % 8 != 0 || p.ldb % 8 != 0 || p.stride_a % 8 != 0 || p.stride_b % 8 != 0) return false;
+  return reinterpret_cast<uintptr_t>(p.a) % 16 == 0 && reinterpret_cast<uintptr_t>(p.b) % 16 == 0;
+}
+
+template <auto K>
+int launch_decode_nmajor(const structura_gemm_params& p, cudaStream_t s) {
+  const dim3 grid((unsigned)((p.n + kDnN - 1) / kDnN), 1u, (unsigned)p.batch);
+  if (p.pdl != 2) return (int)structura::launch_pdl<K>(grid, dim3(kDnThreads), kDnSmemBytes, s, p);
+  return (int)structura::launch<K>(grid, dim3(kDnThreads), kDnSmemBytes, s, p);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------
@@ -1043,8 +1172,8 @@ extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
 }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_decode)(int version) {
-  if (version != 1 && version != 2) return -1;
-  return g_decode_stream.exchange(version == 2) ? 2 : 1;
+  if (version < 0 || version > 2) return -1;
+  return g_decode_version.exchange(version);
 }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {
@@ -1069,12 +1198,17 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
       tiles_m > 65535 || p->batch > 65535 || tiles_n > INT32_MAX)
     return (int)cudaErrorInvalidValue;
   const cudaStream_t s = (cudaStream_t)stream;
-  if (p->dtype != STRUCTURA_DT_F32 && decode_ok(*p)) {
+  const int decode = g_decode_version.load(std::memory_order_relaxed);
+  if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_ok(*p)) {
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
-    const bool stream = g_decode_stream.load(std::memory_order_relaxed);
+    const bool stream = decode == 2;
     if (p->dtype == STRUCTURA_DT_BF16)
       return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s);
     return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s);
+  }
+  if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_ok(*p)) {
+    if (p->dtype == STRUCTURA_DT_BF16) return launch_decode_nmajor<gemm_decode_nmajor_kernel<true>>(*p, s);
+    return launch_decode_nmajor<gemm_decode_nmajor_kernel<false>>(*p, s);
   }
   if (p->dtype != STRUCTURA_DT_F32 && use_tma(*p)) {
     CUtensorMap maps[4];

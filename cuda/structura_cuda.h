@@ -137,9 +137,10 @@ int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);
  * kernel wherever it fits (batch 1; else as 2). Returns the previous mode, or -1 for
  * a bad one. Process-wide. */
 int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode);
-/* Which decode kernel (M <= 16, x times W stored [N, K]) runs: 1 (plain loads, the default) or 2 (W
- * through streaming loads with an L2 prefetch hint; not yet timed on a GPU). Returns the previous one,
- * or -1 for a bad version. Process-wide. */
+/* Which decode kernels (float16 / bfloat16, M <= 16) run: 1 (the default) or 2 pick the one for x times
+ * W stored [N, K] (1: plain loads; 2: W through streaming loads with an L2 prefetch hint, not yet timed
+ * on a GPU); both run the one for W stored [K, N]; 0 runs neither (the tile kernels take M <= 16).
+ * Returns the previous version, or -1 for a bad one. Process-wide. */
 int STRUCTURA_CUDA_FN(gemm_set_decode)(int version);
 /* 1 when the wgmma kernel may run on the current device (sm_90, built for sm_90a, mode not mma.sync):
  * callers then give large products B stored [N, K] (a transposed copy of an N-major B) so that it does. */

@@ -161,8 +161,8 @@ export interface NativeBinding {
   setDeviceCopy(mode: 'kernel' | 'driver'): 'kernel' | 'driver';
   /** Whether kernels written for it start as programmatic dependent launches (sm_90+ and the emulator, which checks them): on by default. Returns the previous setting. For the bench and tests. */
   setDependentLaunch(on: boolean): boolean;
-  /** Which decode kernel (float16/bfloat16, M ≤ 16, x·Wᵀ) runs on the devices: 1 (plain loads, the default) or 2 (W streamed with an L2 prefetch hint; not yet timed on a GPU). Returns the previous one. */
-  setDecodeKernel(version: 1 | 2): 1 | 2;
+  /** Which decode kernels (float16/bfloat16, M ≤ 16) run on the devices: 1 (the default: x·Wᵀ on plain loads) or 2 (x·Wᵀ with W streamed under an L2 prefetch hint; not yet timed on a GPU), each with the N-major kernel for x·W; 0 neither (the tile kernels take M ≤ 16). Returns the previous one. */
+  setDecodeKernel(version: 0 | 1 | 2): 0 | 1 | 2;
   /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma', 'wgmma' (sm_90 and the emulator, where the layout fits) or 'wgmma-tma' (the TMA warp-specialized wgmma kernel, the same layouts with one batch). Returns the previous one. */
   setGemmKernel(kernel: GemmKernel): GemmKernel;
   setNumThreads(n: number): void;

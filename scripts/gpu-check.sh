@@ -67,7 +67,7 @@ run)
       # one launch of each GEMM kernel (bf16 4096³ x·Wᵀ) and of the decode kernels under Nsight Compute:
       # speed of light, occupancy, launch statistics, the warp-stall breakdown (~15 s a kernel)
       if command -v ncu >/dev/null 2>&1; then
-        for c in gemm:mma gemm:wgmma gemm:wgmma-tma decode:1 decode:2; do
+        for c in gemm:mma gemm:wgmma gemm:wgmma-tma decode:1 decode:2 decode-nmajor; do
           ncu --target-processes all --kernel-name regex:gemm_ --launch-skip 1 --launch-count 1 \
             --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
             node --import tsx bench/profile.ts "$c" 1 > "$out/ncu-${c/:/-}.txt" 2>&1 || status=1

@@ -144,9 +144,11 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
       checkMatmul(dev, dt, { m: 130, k: 48, n: 19, transB: true, integers: true }, seed + 1);
       if (opts.large) checkMatmul(dev, dt, { m: 512, k: 60, n: 640, transA: true, integers: true }, seed + 2);
     });
-    // both decode kernels (cuda/dense.cu: v1 plain loads, v2 W through streaming loads)
-    withSeed(`matmul ${dt}: decode shapes (M ≤ 16 rows times a Linear weight Wᵀ, K a multiple of 8), both decode kernels`, (seed) => {
-      for (const version of [1, 2] as const) {
+    // the decode kernels (cuda/dense.cu; M ≤ 16): x·Wᵀ (v1 plain loads, v2 W through streaming loads)
+    // and x·W (W stored [K, N]: the N-major kernel, under both versions); version 0 runs the same
+    // products on the tile kernels
+    withSeed(`matmul ${dt}: decode shapes (M ≤ 16 rows times W or a Linear weight Wᵀ, K a multiple of 8), every decode kernel`, (seed) => {
+      for (const version of [1, 2, 0] as const) {
         const old = native().setDecodeKernel(version);
         try {
           checkMatmul(dev, dt, { m: 1, k: 64, n: 37, transB: true }, seed);
@@ -155,12 +157,23 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
           checkMatmul(dev, dt, { m: 7, k: 40, n: 33, transB: true, batchA: [2], batchB: [2] }, seed + 3); // batch strides
           checkMatmul(dev, dt, { m: 3, k: 48, n: 24, transB: true, integers: true }, seed + 4);
           checkMatmul(dev, dt, { m: 9, k: 32, n: 20, transB: true, offsetA: true }, seed + 5); // unaligned: general kernel
+          // W stored [K, N] (N % 8 == 0): column tiles of 32 with an 8-column tail, K chunks of 16 with
+          // an 8-row tail, K at its minimum, rows past M, batches
+          checkMatmul(dev, dt, { m: 1, k: 64, n: 40 }, seed + 6);
+          checkMatmul(dev, dt, { m: 16, k: 264, n: 136 }, seed + 7);
+          checkMatmul(dev, dt, { m: 11, k: 8, n: 8 }, seed + 8);
+          checkMatmul(dev, dt, { m: 5, k: 24, n: 16, batchA: [3] }, seed + 9); // folds into 15 rows
+          checkMatmul(dev, dt, { m: 7, k: 40, n: 32, batchA: [2], batchB: [2] }, seed + 10); // batch strides
+          checkMatmul(dev, dt, { m: 3, k: 1032, n: 72, integers: true }, seed + 11); // 65 chunks: every warp, more than one round
+          checkMatmul(dev, dt, { m: 2, k: 32, n: 20 }, seed + 12); // N % 8 ≠ 0: the tile kernels
           if (opts.large) {
-            checkMatmul(dev, dt, { m: 1, k: 4096, n: 4096, transB: true }, seed + 6);
-            checkMatmul(dev, dt, { m: 16, k: 4096, n: 1000, transB: true }, seed + 7);
+            checkMatmul(dev, dt, { m: 1, k: 4096, n: 4096, transB: true }, seed + 13);
+            checkMatmul(dev, dt, { m: 16, k: 4096, n: 1000, transB: true }, seed + 14);
+            checkMatmul(dev, dt, { m: 1, k: 4096, n: 4096 }, seed + 15);
+            checkMatmul(dev, dt, { m: 16, k: 4104, n: 1000 }, seed + 16);
           }
         } catch (e) {
-          console.error(`  (decode kernel v${version})`);
+          console.error(`  (decode kernels, version ${version})`);
           throw e;
         } finally {
           native().setDecodeKernel(old);
