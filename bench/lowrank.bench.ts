@@ -10,9 +10,10 @@
 // lora (bench/torch/cuda.py, CUDA events), and against our own dense x·Wᵀ. The decode shapes (M ≤ 16)
 // are bandwidth-bound: they report GB/s (W, x, A, B read once, y written once), rotate over 4 copies of
 // W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
-// (bench/bandwidth.ts; target ≥ 80% of it) and with the same lora launched without programmatic
-// dependent launches ('no-pdl': the final product then waits for T instead of streaming W meanwhile,
-// and no call overlaps the previous one's end).
+// (bench/bandwidth.ts; target ≥ 80% of it), and with the same lora as the chain of three launches
+// (T's partial products, lora_t, the product: 'chain', setLoraDecode) instead of one, with and without
+// programmatic dependent launches ('chain-no-pdl': the final product then waits for T instead of
+// streaming W meanwhile, and no call overlaps the previous one's end). loraBatched at M = 16 the same.
 // loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16, 4096}, row i uses adapter i % 8) against
 // 8 separate lora calls and PyTorch's per-adapter index_add. lora at M > 16 also runs forced onto our
 // wgmma kernels (cp.async and TMA; sm_90; setGemmKernel). sparsePlusLowRank in bfloat16 (M = 4096,
@@ -22,9 +23,15 @@
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
-import { forcedKernel, noPdl } from './switches';
+import { forcedKernel, noPdl, switched, withSwitch } from './switches';
+import { native } from '../lib/native';
 
 const IN = 4096, OUT = 4096;
+
+type LoraDecode = 'fused' | 'chain';
+/** `run` with lora-like ops at decode as the chain of three launches instead of one (setLoraDecode). */
+const asChain = (run: () => void, what: string) =>
+  switched(`${what} as three launches (setLoraDecode('chain'))`, (v: LoraDecode) => native().setLoraDecode(v), 'chain', run);
 
 function loraCase(ctx: BenchContext, m: number, r: number): BenchCase {
   let x: Tensor, W: Tensor, A: Tensor, B: Tensor, WT: Tensor, AT: Tensor, BT: Tensor;
@@ -176,7 +183,8 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
       ...(decode
         ? {
             hbm: copyBandwidthBaseline(ctx),
-            'no-pdl': noPdl(() => c.run(), 'the same lora'),
+            chain: asChain(() => c.run(), 'the same lora'),
+            'chain-no-pdl': noPdl(() => withSwitch((v: LoraDecode) => native().setLoraDecode(v), 'chain', () => c.run()), 'the same lora as the chain,'),
           }
         : {}),
       ...(!decode
@@ -234,6 +242,7 @@ function deviceBatchedCase(ctx: BenchContext, m: number, n: number, r: number, E
       },
       'torch-cuda': { kind: 'torch', script: 'cuda.py', spec: { op: 'lora_batched', m, in: n, out: n, r, E, scale: 0.5, dtype }, label: 'PyTorch per-adapter index_add' },
       'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype }, label: 'x·Wᵀ alone (cuBLAS)' },
+      ...(m <= 16 ? { chain: asChain(() => lowrank.loraBatched(x!, W!, A!, B!, ids!, { scale: 0.5 }).dispose(), 'the same loraBatched') } : {}),
     },
   };
 }

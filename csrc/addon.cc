@@ -135,6 +135,16 @@ static Napi::Value SetDecodeKernel(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), STRUCTURA_SET_BOTH(gemm_set_decode, v));
 }
 
+// How lora-like ops (lora, loraBatched, loraMixture) run at decode (M ≤ 16) on the devices: 'fused' (one
+// launch, the default) or 'chain' (T's partial products, lora_t, the product). Returns the previous one.
+// For tests and the bench.
+static Napi::Value SetLoraDecode(const Napi::CallbackInfo& info) {
+  const std::string m = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (m != "fused" && m != "chain")
+    throw_type(info.Env(), "structura.setLoraDecode: 'mode' must be 'fused' or 'chain'");
+  return Napi::String::New(info.Env(), STRUCTURA_SET_BOTH(lora_set_fused, m == "fused" ? 1 : 0) ? "fused" : "chain");
+}
+
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
 // 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma', 'wgmma' (sm_90, where it fits)
 // or 'wgmma-tma' (the TMA warp-specialized wgmma kernel, sm_90, where it fits with one batch).
@@ -186,6 +196,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setDeviceCopy", Napi::Function::New(env, SetDeviceCopy, "setDeviceCopy"));
   exports.Set("setDependentLaunch", Napi::Function::New(env, SetDependentLaunch, "setDependentLaunch"));
   exports.Set("setDecodeKernel", Napi::Function::New(env, SetDecodeKernel, "setDecodeKernel"));
+  exports.Set("setLoraDecode", Napi::Function::New(env, SetLoraDecode, "setLoraDecode"));
   exports.Set("setGemmKernel", Napi::Function::New(env, SetGemmKernel, "setGemmKernel"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

@@ -88,6 +88,17 @@ int structura_cross_entropy_backward(const structura_cross_entropy_backward_para
 int structura_where(const structura_where_params*, void*) { return kNoDevice; }
 int structura_arg_reduce(const structura_arg_reduce_params*, void*) { return kNoDevice; }
 int structura_lora_t(const structura_lora_t_params*, void*) { return kNoDevice; }
+int structura_lora_decode(const structura_gemm_params*, const structura_lora_t_params*, const void*, int64_t, int64_t,
+                          int* taken, void*) {
+  *taken = 0;
+  return kNoDevice;
+}
+int structura_lora_set_fused(int on) {  // kept, so that setLoraDecode reads back alike
+  static int state = 1;
+  const int old = state;
+  state = on != 0;
+  return old;
+}
 int structura_lora_gather(const structura_lora_gather_params*, void*) { return kNoDevice; }
 int structura_spmm(const structura_spmm_params*, void*) { return kNoDevice; }
 int structura_sddmm(const structura_sddmm_params*, void*) { return kNoDevice; }

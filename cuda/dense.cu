@@ -17,6 +17,11 @@
 //     kernel's tile and math, operands loaded by TMA from one producer lane through 4 mbarrier-handed
 //     stages, no __syncthreads in the main loop, persistent over the output tiles (one CTA an SM).
 //     Batch 1.
+//   * lora at decode in one launch (lora_decode_kernel, lora_decode): the decode kernel's grid plus a
+//     few CTAs that make T's split-K partials and T (by ticket: the first CTAs to start), a
+//     release/acquire flag to the others, which stream W meanwhile and wait only before the epilogue.
+//     The chain of three launches it replaces took 22 µs for lora M = 1 on the H200 against 13.4 µs for
+//     x·Wᵀ. Same bits as the chain (setLoraDecode('chain')).
 //   * N-major decode kernel (gemm_decode_nmajor_kernel): M ≤ 16 times W stored [K, N] (x·W; dY·W in a
 //     Linear's backward), which went to the tile kernels (1×4096×4096 bf16 0.13 ms on the H200, 0.19×
 //     cuBLAS: a 128-row tile for one row, 32 CTAs). A CTA 32 columns × all of K, 16 warps over
@@ -90,9 +95,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <stdint.h>
 
 #include "launch.cuh"
+#include "lora_t.cuh"
 #include "ptx.cuh"
 #include "tma.cuh"
 #include "structura_cuda.h"
@@ -730,33 +737,16 @@ __global__ void __launch_bounds__(kTThreads, 1)
 // grid (ceil(N/16), 1, batch), 256 threads, 8 KiB of static shared memory.
 // kStream: W read with ld_stream_v4 (no L1 allocation, 256-byte L2 prefetch) — v2, not yet timed on
 // a GPU, so not the default (setDecodeKernel; bench/dense.bench.ts times both); else plain loads (v1).
+// The decode main loop of one CTA: acc (this lane's mma fragments, 16 rows × 16 columns between
+// the 8 warps) += Σ over k < K of x[row][k]·W[col][k], x rows g and g + 8 and W rows (the CTA's
+// columns) g and 8 + g as given (already at the first k; rows flagged out read as zeros).
 template <bool kBf16, bool kStream>
-__global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_gemm_params p) {
-  SMEM(float, red, [kThreads / 32][16][kDecN]);
-  // A kernel launched after this one with launch_pdl (the next decode product, or lora's final product
-  // after lora_t, itself after this T = x·Aᵀ) may start now; it waits for us before it reads what we write.
-  ptx::pdl_trigger();
-  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
-  const int64_t b = blockIdx.z;
-  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
-  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const int n0 = blockIdx.x * kDecN;
-  const bool x0_in = g < M, x1_in = g + 8 < M, w0_in = n0 + g < N, w1_in = n0 + 8 + g < N;
-  // rows past M / N are never dereferenced; their offsets are clamped to row 0
-  const dev_ptr<const uint16_t> x0 = A + (x0_in ? (int64_t)g * p.lda : 0), x1 = A + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
-  const dev_ptr<const uint16_t> w0 = B + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
-  const dev_ptr<const uint16_t> w1 = B + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
+__device__ __forceinline__ void decode_accumulate(float (&acc)[2][4], const dev_ptr<const uint16_t>& x0,
+                                                  const dev_ptr<const uint16_t>& x1, bool x0_in, bool x1_in,
+                                                  const dev_ptr<const uint16_t>& w0, const dev_ptr<const uint16_t>& w1,
+                                                  bool w0_in, bool w1_in, int K) {
+  const int warp = threadIdx.x >> 5, t = threadIdx.x & 3;
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-  if (p.pdl != 1) {
-    // Whatever is ahead in the stream may still be writing x (or even W): only ask L2 for our 16 rows of
-    // W meanwhile (a bulk prefetch reads nothing into the kernel), then wait for it to finish.
-    if (threadIdx.x < kDecN && n0 + (int)threadIdx.x < N)
-      ptx::prefetch_l2(B + (int64_t)(n0 + threadIdx.x) * p.ldb, (uint32_t)K * 2u);
-    ptx::pdl_wait();
-  }
-
-  float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
   // (Issuing 4 chunks of loads before their mma, by hand, was slower on an H200 — 0.0182 against
   // 0.0138 ms for 1×4096×4096 — so the unrolled loop is left to ptxas' scheduling.)
 #pragma unroll 4
@@ -786,23 +776,139 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
       mma16816<kBf16>(acc[1], a, b1);
     }
   }
+}
+
+// The 8 warps' fragments summed in warp order through red ([8][16 rows][16 columns] floats): returns
+// the sum of output (threadIdx.x / 16, threadIdx.x % 16). Ends with red read (no barrier after).
+__device__ __forceinline__ float decode_sum(const dev_ptr<float>& red, const float (&acc)[2][4]) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   // accumulator fragment: (row g, cols 2t, 2t + 1) and (row g + 8, same cols) of n-group j
 #pragma unroll
   for (int j = 0; j < 2; j++) {
-    red[warp][g][8 * j + 2 * t] = acc[j][0];
-    red[warp][g][8 * j + 2 * t + 1] = acc[j][1];
-    red[warp][g + 8][8 * j + 2 * t] = acc[j][2];
-    red[warp][g + 8][8 * j + 2 * t + 1] = acc[j][3];
+    const int o = (warp * 16 + g) * kDecN + 8 * j + 2 * t;
+    red[o] = acc[j][0];
+    red[o + 1] = acc[j][1];
+    red[o + 8 * kDecN] = acc[j][2];
+    red[o + 8 * kDecN + 1] = acc[j][3];
   }
   __syncthreads();
-  // With p.pdl == 1, W was streamed above while the kernels ahead (T = x·Aᵀ, lora_t) ran; the
-  // epilogue's inputs (T, B, bias, …) and out are theirs to finish first. Else already waited: a no-op.
-  ptx::pdl_wait();
   const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;  // 256 threads = 16 × 16 outputs
   float s = 0.f;
 #pragma unroll
-  for (int w = 0; w < kThreads / 32; w++) s += red[w][row][col];
-  make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
+  for (int w = 0; w < kThreads / 32; w++) s += red[(w * 16 + row) * kDecN + col];
+  return s;
+}
+
+template <bool kBf16, bool kStream>
+__global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_gemm_params p) {
+  SMEM(float, red, [kThreads / 32][16][kDecN]);
+  // A kernel launched after this one with launch_pdl (the next decode product, or lora's final product
+  // after lora_t, itself after this T = x·Aᵀ) may start now; it waits for us before it reads what we write.
+  ptx::pdl_trigger();
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const int g = (threadIdx.x & 31) >> 2;
+  const int n0 = blockIdx.x * kDecN;
+  const bool x0_in = g < M, x1_in = g + 8 < M, w0_in = n0 + g < N, w1_in = n0 + 8 + g < N;
+  // rows past M / N are never dereferenced; their offsets are clamped to row 0
+  const dev_ptr<const uint16_t> x0 = A + (x0_in ? (int64_t)g * p.lda : 0), x1 = A + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
+  const dev_ptr<const uint16_t> w0 = B + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
+  const dev_ptr<const uint16_t> w1 = B + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
+  if (p.pdl != 1) {
+    // Whatever is ahead in the stream may still be writing x (or even W): only ask L2 for our 16 rows of
+    // W meanwhile (a bulk prefetch reads nothing into the kernel), then wait for it to finish.
+    if (threadIdx.x < kDecN && n0 + (int)threadIdx.x < N)
+      ptx::prefetch_l2(B + (int64_t)(n0 + threadIdx.x) * p.ldb, (uint32_t)K * 2u);
+    ptx::pdl_wait();
+  }
+  float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+  decode_accumulate<kBf16, kStream>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, K);
+  const float s = decode_sum(dev_cast<float>(red), acc);
+  // With p.pdl == 1, W was streamed above while the kernels ahead (T = x·Aᵀ, lora_t) ran; the
+  // epilogue's inputs (T, B, bias, …) and out are theirs to finish first. Else already waited: a no-op.
+  ptx::pdl_wait();
+  make_epilogue(p, b).store_one(threadIdx.x / kDecN, n0 + threadIdx.x % kDecN, s, M, N);
+}
+
+// lora at decode in one launch: y = x·Wᵀ + T·Bᵀ (+ bias), T = lora_t(x·Aᵀ) (cuda/lora_t.cuh), where the
+// chain of three launches (T's split-K partials, lora_t, the product) took 22 µs against 13.4 µs for
+// x·Wᵀ alone on the H200. The grid is the decode kernel's ceil(N/16) CTAs plus `producers` more; a
+// CTA's role is the order in which it started (a ticket), not its blockIdx, so the producers are
+// among the first CTAs to run: a consumer waits only on CTAs already running, never on one that may
+// need its SM. Producer i (i < groups·splits) computes the partial x·A[16g…]ᵀ over K-slice s of kc
+// (the decode main loop with A's rows as the columns) into t.part; the last producer to finish sums
+// them into T (lora_t_element) and raises a flag. Consumers stream their 16 rows of W meanwhile and
+// wait for the flag only before the epilogue, which reads T. The last CTA to finish zeroes the
+// counters (sync: tickets, producers done, T ready, CTAs done) for the next launch, which stream
+// order starts after this one has finished (an ordinary launch, so a dependent launch ahead cannot
+// interleave its tickets). Same arithmetic as the chain: the same partials, the same T, the same bits.
+// grid (producers + ceil(N/16)), 256 threads, 8 KiB of static shared memory.
+template <bool kBf16>
+__global__ void __launch_bounds__(kThreads) lora_decode_kernel(const structura_gemm_params p, const structura_lora_t_params t,
+                                                               const void* a_rows, int64_t lda_a, int64_t kc, int groups,
+                                                               int* sync) {
+  SMEM(float, red, [kThreads / 32][16][kDecN]);
+  SMEM(int, role, [2]);
+  ptx::pdl_trigger();
+  const dev_ptr<int> cnt = gptr(sync);
+  if (threadIdx.x == 0) role[0] = atomicAdd(&cnt[0], 1);
+  __syncthreads();
+  const int ticket = role[0];
+  const int producers = groups * (int)t.splits;
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const dev_ptr<const uint16_t> X = gptr(static_cast<const uint16_t*>(p.a));
+  const int g = (threadIdx.x & 31) >> 2;
+  const bool x0_in = g < M, x1_in = g + 8 < M;
+  const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;
+  float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+  if (ticket < producers) {
+    const int j0 = (ticket % groups) * kDecN, s = ticket / groups, R = (int)t.cols;
+    const int64_t k0 = (int64_t)s * kc;
+    const int len = (int)(K - k0 < kc ? K - k0 : kc);
+    const dev_ptr<const uint16_t> Ar = gptr(static_cast<const uint16_t*>(a_rows)) + k0;
+    const bool w0_in = j0 + g < R, w1_in = j0 + 8 + g < R;
+    const dev_ptr<const uint16_t> x0 = X + k0 + (x0_in ? (int64_t)g * p.lda : 0), x1 = X + k0 + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
+    const dev_ptr<const uint16_t> w0 = Ar + (w0_in ? (int64_t)(j0 + g) * lda_a : 0);
+    const dev_ptr<const uint16_t> w1 = Ar + (w1_in ? (int64_t)(j0 + 8 + g) * lda_a : 0);
+    decode_accumulate<kBf16, false>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, len);
+    const float v = decode_sum(dev_cast<float>(red), acc);
+    if (row < M && j0 + col < R) gptr(const_cast<float*>(t.part))[s * t.part_stride + row * t.part_rs + (j0 + col) * t.part_cs] = v;
+    __threadfence();  // our partial before our count
+    __syncthreads();
+    if (threadIdx.x == 0) role[1] = atomicAdd(&cnt[1], 1) == producers - 1 ? 1 : 0;
+    __syncthreads();
+    const int last = role[1];
+    if (last) {  // every partial is in: T, then the flag
+      __threadfence();
+      for (int64_t i = threadIdx.x; i < (int64_t)M * R; i += kThreads)
+        lora_t_element<kBf16 ? STRUCTURA_T_BF16 : STRUCTURA_T_F16>(t, i);
+      __threadfence();
+      __syncthreads();
+      if (threadIdx.x == 0) ptx::flag_release(&cnt[2]);
+    }
+  } else {
+    const int n0 = (ticket - producers) * kDecN;
+    const dev_ptr<const uint16_t> W = gptr(static_cast<const uint16_t*>(p.b));
+    const bool w0_in = n0 + g < N, w1_in = n0 + 8 + g < N;
+    const dev_ptr<const uint16_t> x0 = X + (x0_in ? (int64_t)g * p.lda : 0), x1 = X + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
+    const dev_ptr<const uint16_t> w0 = W + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
+    const dev_ptr<const uint16_t> w1 = W + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
+    decode_accumulate<kBf16, false>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, K);
+    const float v = decode_sum(dev_cast<float>(red), acc);
+    if (threadIdx.x == 0) ptx::flag_wait(&cnt[2]);
+    __syncthreads();  // the flag seen by thread 0 (acquire) orders T before every thread's reads
+    make_epilogue(p, 0).store_one(row, n0 + col, v, M, N);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0 && atomicAdd(&cnt[3], 1) == (int)gridDim.x - 1) {
+    // every other CTA has finished: ready for the next launch
+    atomicExch(&cnt[0], 0);
+    atomicExch(&cnt[1], 0);
+    atomicExch(&cnt[2], 0);
+    atomicExch(&cnt[3], 0);
+  }
 }
 
 // Decode shapes with W stored [K, N] (op(B) = B, N contiguous): x·W, and dY·W in the backward of a
@@ -1162,10 +1268,66 @@ int launch_decode_nmajor(const structura_gemm_params& p, cudaStream_t s) {
   return (int)structura::launch<K>(grid, dim3(kDnThreads), kDnSmemBytes, s, p);
 }
 
+// Whether lora at decode runs as one launch (lora_decode_kernel) or as the chain (setLoraDecode).
+std::atomic<bool> g_lora_fused{true};
+
+// lora_decode_kernel's four counters on the current device: zeroed once here, then by the kernel's
+// last CTA at the end of every launch (and by lora_decode after a failed one). They live as long as
+// the process, like the CUDA context they belong to.
+int lora_sync(int** out) {
+  static std::mutex mu;
+  static int* bufs[64] = {};
+  int dev = 0;
+  if (cudaError_t e = cudaGetDevice(&dev)) return (int)e;
+  if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!bufs[dev]) {
+    int* p = nullptr;
+    if (cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&p), 4 * sizeof(int))) return (int)e;
+    if (cudaError_t e = cudaMemset(p, 0, 4 * sizeof(int))) {
+      cudaFree(p);
+      return (int)e;
+    }
+    bufs[dev] = p;
+  }
+  *out = bufs[dev];
+  return 0;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------
 // launchers
+
+extern "C" int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, const structura_lora_t_params* t,
+                                              const void* a, int64_t lda_a, int64_t kc, int* taken, void* stream) {
+  *taken = 0;
+  if (!g_lora_fused.load(std::memory_order_relaxed) || g_decode_version.load(std::memory_order_relaxed) == 0) return 0;
+  if ((p->dtype != STRUCTURA_DT_BF16 && p->dtype != STRUCTURA_DT_F16) || p->batch != 1 || p->m < 1 || p->n < 1 ||
+      !decode_ok(*p) || !has_lowrank(*p) || p->lr_t != t->t || p->r != t->cols || p->ldt < p->r || p->ldr < p->r)
+    return 0;
+  // T is x's dtype, rows of A are 16-byte aligned slices of kc (a multiple of 8) along K
+  if (t->dtype != (p->dtype == STRUCTURA_DT_BF16 ? STRUCTURA_T_BF16 : STRUCTURA_T_F16) || t->m != p->m ||
+      lda_a % 8 != 0 || reinterpret_cast<uintptr_t>(a) % 16 != 0 || kc < 8 || kc % 8 != 0 ||
+      t->splits != (p->k + kc - 1) / kc || t->group < 1)
+    return 0;
+  const int64_t groups = (t->cols + kDecN - 1) / kDecN, producers = groups * t->splits;
+  const int64_t ctas = producers + (p->n + kDecN - 1) / kDecN;
+  if (ctas > INT32_MAX || groups > INT32_MAX) return 0;
+  int* sync = nullptr;
+  if (int e = lora_sync(&sync)) return e;
+  *taken = 1;
+  const cudaStream_t s = (cudaStream_t)stream;
+  const dim3 grid((unsigned)ctas);
+  // an ordinary launch: see lora_decode_kernel
+  const int e = p->dtype == STRUCTURA_DT_BF16
+                    ? (int)structura::launch<lora_decode_kernel<true>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync)
+                    : (int)structura::launch<lora_decode_kernel<false>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync);
+  if (e != 0) cudaMemsetAsync(sync, 0, 4 * sizeof(int), s);  // a launch that stopped half-way leaves counts behind
+  return e;
+}
+
+extern "C" int STRUCTURA_CUDA_FN(lora_set_fused)(int on) { return g_lora_fused.exchange(on != 0) ? 1 : 0; }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
   return wgmma_allowed(g_gemm_kernel.load(std::memory_order_relaxed)) ? 1 : 0;

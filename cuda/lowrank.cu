@@ -13,9 +13,11 @@
 // stores through a shared tile along rows of out. sddmm: a warp a nonzero, lanes over rows (gᵀ and xᵀ
 // again). Both move about rows·nnz elements of x through L2; not yet: reuse of x across outputs that
 // share columns (little with unstructured sparsity).
-// lora's chain at decode (M ≤ 16) is three launches: T's partial products (the decode kernel), lora_t
-// and the final product (the decode kernel again); the last two are programmatic dependent launches
-// (sm_90+), so the final one streams W while T is made and waits only before its epilogue.
+// lora at decode (M ≤ 16) is one launch (cuda/dense.cu lora_decode_kernel, lora_t's arithmetic through
+// cuda/lora_t.cuh). The chain it replaces, still run past 16 rows and under setLoraDecode('chain'), is
+// three launches: T's partial products (the decode kernel, or the tile kernels), lora_t and the final
+// product; the last two are programmatic dependent launches (sm_90+), so at decode the final one
+// streams W while T is made and waits only before its epilogue.
 // Memory goes through gptr() and launches through structura::launch (cuda/launch.cuh), so the same
 // source runs checked in the CPU emulator (cuda/emu/).
 #include <cuda_runtime.h>
@@ -23,6 +25,7 @@
 
 #include "dtype.cuh"
 #include "launch.cuh"
+#include "lora_t.cuh"
 #include "ptx.cuh"
 #include "structura_cuda.h"
 
@@ -44,28 +47,9 @@ template <int DT>
 __global__ void lora_t_kernel(structura_lora_t_params p) {
   ptx::pdl_trigger();
   ptx::pdl_wait();
-  using T = Ty<DT>;
-  using S = typename T::S;
-  const dev_ptr<S> t = gptr(static_cast<S*>(p.t));
-  const dev_ptr<const float> part = gptr(p.part);
   const int64_t n = p.m * p.cols;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-    const int64_t m = i / p.cols, c = i % p.cols, grp = c / p.group;
-    float gate = p.scale;
-    if (p.slot) {
-      const int32_t s = gptr(p.slot)[m];
-      if (s != grp) {  // written as 0, not multiplied: another adapter's inf or NaN stays out of this row
-        t[m * p.ldt + c] = T::st(0.f);
-        continue;
-      }
-    } else if (p.gates) {
-      const float g = gptr(p.gates)[m * p.gates_rs + grp];
-      gate *= g;
-    }
-    float acc = 0.f;
-    for (int64_t s = 0; s < p.splits; s++) acc += part[s * p.part_stride + m * p.part_rs + c * p.part_cs];
-    t[m * p.ldt + c] = T::st(gate * acc);
-  }
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    lora_t_element<DT>(p, i);
 }
 
 template <class E>

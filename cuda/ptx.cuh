@@ -18,6 +18,7 @@
 //   pdl_trigger(), pdl_wait()                           griddepcontrol (sm_90+; no-ops before)
 //   ld_stream_v4(p)                                     16-byte streaming load, L2 256-byte prefetch
 //   prefetch_l2(p, bytes)                               bulk L2 prefetch (sm_90+; no-op before)
+//   flag_release(p), flag_wait(p)                       a release/acquire flag between the blocks of a grid
 #ifndef STRUCTURA_PTX_CUH
 #define STRUCTURA_PTX_CUH
 #include <cuda_bf16.h>
@@ -88,6 +89,35 @@ __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+}
+#endif
+
+// ---- a flag between the blocks of one grid (cuda/dense.cu's one-launch lora) ---------------------
+// flag_release(p): *p = 1 with release semantics at GPU scope (st.release.gpu): the writes this block
+// made visible before it (__threadfence, then __syncthreads) are seen by whoever acquires the flag.
+// flag_wait(p): spins (ld.acquire.gpu, with __nanosleep between tries) until *p != 0. The waiter must
+// not need the raiser's SM (the raiser is already running). Emulation: blocks run one after another,
+// so a flag not yet raised when a block waits would never be: that is reported (barrier-divergence).
+#ifdef STRUCTURA_CUDA_EMU
+inline void flag_release(dev_ptr<int> p) { atomicExch(p, 1); }
+inline void flag_wait(dev_ptr<int> p) {
+  const int v = p[0];
+  if (v == 0)
+    ::emu::fail(::emu::ErrorKind::BarrierDivergence,
+                "flag_wait on a flag that no block ahead of this one raised (blocks run in order here, so no later one "
+                "can; on a GPU the wait would never end if the raiser needs this block's SM)");
+}
+#else
+__device__ __forceinline__ void flag_release(int* p) {
+  asm volatile("st.release.gpu.global.b32 [%0], %1;" ::"l"(p), "r"(1) : "memory");
+}
+__device__ __forceinline__ void flag_wait(int* p) {
+  for (;;) {
+    int v;
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    if (v != 0) return;
+    __nanosleep(64);
+  }
 }
 #endif
 

@@ -156,6 +156,39 @@ Tensor f32_on_device(const Tensor& t) {
 
 size_t elem_bytes(const Tensor& t) { return dtype_size(t.dtype); }
 
+// How T's product x·A[:R]ᵀ is split along `in` (K) so that about 256 CTAs share the reading (at
+// decode, M = 1 and R = 16, one CTA would read all of A alone: ~8 µs on an H200) when the product
+// itself has `ctas` CTAs: slices of kc, at least 512 and a multiple of 8 (the decode kernel's 16-byte
+// alignment). Returns the number of slices.
+int64_t t_splits(int64_t K, int64_t ctas, int64_t& kc) {
+  int64_t splits = std::max<int64_t>(1, std::min<int64_t>((256 + ctas - 1) / ctas, K / 512));
+  kc = K;
+  if (splits > 1) {
+    kc = ((K + splits - 1) / splits + 7) / 8 * 8;
+    splits = (K + kc - 1) / kc;
+  }
+  return splits;
+}
+
+// lora_t's parameters: T [M, R] from part [splits, rows, cols] (rows × cols = M × R, or R × M when
+// T's product ran transposed), scaled and gated (slot: int32 [M]; gates32: float32 [M, ·]).
+structura_lora_t_params t_params(const Tensor& T, const Tensor& part, int64_t splits, double scale, const Tensor* slot,
+                                 const Tensor* gates32, int64_t group, bool transposed) {
+  const int64_t M = T.shape[0], R = T.shape[1];
+  structura_lora_t_params t{};
+  t.t = T.raw();
+  t.part = part.data<float>();
+  t.slot = slot ? slot->data<int32_t>() : nullptr;
+  t.gates = gates32 ? gates32->data<float>() : nullptr;
+  t.gates_rs = gates32 && gates32->ndim() == 2 ? gates32->shape[1] : 0;
+  t.dtype = (int)T.dtype;
+  t.m = M, t.cols = R, t.group = group, t.splits = splits, t.part_stride = M * R, t.ldt = R;
+  t.part_rs = transposed ? 1 : R;
+  t.part_cs = transposed ? M : 1;
+  t.scale = (float)scale;
+  return t;
+}
+
 // T [M, R] (x's dtype) = round(scale · gate(m, c / group) · (x·A[:R]ᵀ)[m, c]); A's first R rows (unit
 // column stride). gate: none, the one-hot of slot (int32 [M] on the device) or gates32 (float32 [M, ·]).
 Tensor device_t(const char* what, const Tensor& x, const Tensor& A, int64_t R, double scale, const Tensor* slot,
@@ -170,17 +203,10 @@ Tensor device_t(const char* what, const Tensor& x, const Tensor& A, int64_t R, d
                        reinterpret_cast<uintptr_t>(x.raw()) % 16 == 0 && reinterpret_cast<uintptr_t>(A.raw()) % 16 == 0;
   const bool transposed = dt != STRUCTURA_DT_F32 && M > 16 && R <= 16 && aligned;
   const int64_t rows = transposed ? R : M, cols = transposed ? M : R;
-  // Split `in` so that about 256 CTAs share the reading (at decode, M = 1 and R = 16, one CTA would
-  // read all of A alone: ~8 µs on an H200); slices of at least 512, multiples of 8 (the decode
-  // kernel's 16-byte alignment).
   const bool decode = dt != STRUCTURA_DT_F32 && aligned && rows <= 16;
   const int64_t ctas = decode ? (cols + 15) / 16 : ((rows + 127) / 128) * ((cols + 127) / 128);
-  int64_t splits = std::max<int64_t>(1, std::min<int64_t>((256 + ctas - 1) / ctas, K / 512));
-  int64_t kc = K;
-  if (splits > 1) {
-    kc = ((K + splits - 1) / splits + 7) / 8 * 8;
-    splits = (K + kc - 1) / kc;
-  }
+  int64_t kc;
+  const int64_t splits = t_splits(K, ctas, kc);
   Tensor part = Tensor::empty(DType::f32, {splits, rows, cols}, dev);
   structura_gemm_params p{};
   p.dtype = dt;
@@ -212,54 +238,78 @@ Tensor device_t(const char* what, const Tensor& x, const Tensor& A, int64_t R, d
     device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &q, nullptr); });
   }
   Tensor T = Tensor::empty(x.dtype, {M, R}, dev);
-  structura_lora_t_params t{};
-  t.t = T.raw();
-  t.part = part.data<float>();
-  t.slot = slot ? slot->data<int32_t>() : nullptr;
-  t.gates = gates32 ? gates32->data<float>() : nullptr;
-  t.gates_rs = gates32 && gates32->ndim() == 2 ? gates32->shape[1] : 0;
-  t.dtype = (int)x.dtype;
-  t.m = M, t.cols = R, t.group = group, t.splits = splits, t.part_stride = rows * cols, t.ldt = R;
-  t.part_rs = transposed ? 1 : R;
-  t.part_cs = transposed ? M : 1;
-  t.scale = (float)scale;
+  structura_lora_t_params t = t_params(T, part, splits, scale, slot, gates32, group, transposed);
   device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(lora_t, emu, &t, nullptr); });
   return T;
 }
 
-// y [M, N] = x·Wᵀ + T·Bᵀ + bias (W null: T·Bᵀ + bias; T null: x·Wᵀ + bias) in out_dtype (x's dtype or
-// float32; a float32 output takes a float32 bias). B [N, R] rows, T [M, R] contiguous.
-Tensor device_rank_gemm(const char* what, const Tensor& x, const Tensor* W, const Tensor* T, const Tensor* B,
-                        const Tensor* bias, DType out_dtype, bool t_just_made = false) {
-  const Device dev = x.device();
-  const int64_t M = x.shape[0], N = W ? W->shape[0] : B->shape[0];
-  Tensor y = Tensor::empty(out_dtype, {M, N}, dev);
-  if (M == 0 || N == 0) return y;
-  Tensor b;
-  if (bias)
-    b = out_dtype == DType::f32 ? f32_on_device(*bias) : bias->strides[0] == 1 || bias->shape[0] <= 1 ? *bias : contiguous(*bias);
+// The product y [M, N] = x·Wᵀ + T·Bᵀ + bias (W null: T·Bᵀ + bias; T null: x·Wᵀ + bias) in out_dtype
+// (x's dtype or float32; a float32 output takes a float32 bias). B [N, R] rows, T [M, R] contiguous.
+// Allocates y (and b, the bias as the kernel reads it) and fills q; launches nothing.
+struct RankGemm {
+  Tensor y, b;
   structura_gemm_params q{};
+};
+RankGemm rank_gemm(const Tensor& x, const Tensor* W, const Tensor* T, const Tensor* B, const Tensor* bias, DType out_dtype) {
+  RankGemm g;
+  const int64_t M = x.shape[0], N = W ? W->shape[0] : B->shape[0];
+  g.y = Tensor::empty(out_dtype, {M, N}, x.device());
+  if (bias)
+    g.b = out_dtype == DType::f32 ? f32_on_device(*bias) : bias->strides[0] == 1 || bias->shape[0] <= 1 ? *bias : contiguous(*bias);
+  structura_gemm_params& q = g.q;
   q.dtype = gemm_dtype(x.dtype);
   q.out_dtype = gemm_dtype(out_dtype);
   q.batch = 1;
-  q.out = y.raw(), q.ldc = N, q.m = M, q.n = N, q.trans_b = 1, q.alpha = 1.f;
-  q.bias = bias ? b.raw() : nullptr;
+  q.out = g.y.raw(), q.ldc = N, q.m = M, q.n = N, q.trans_b = 1, q.alpha = 1.f;
+  q.bias = bias ? g.b.raw() : nullptr;
   if (W) {
     q.a = x.raw(), q.lda = row_stride(x), q.k = x.shape[1];
     q.b = W->raw(), q.ldb = row_stride(*W);
     if (T) {
       const int64_t R = T->shape[1];
       q.lr_t = T->raw(), q.ldt = R, q.lr_r = B->raw(), q.ldr = row_stride(*B), q.r = R, q.lr_scale = 1.f;
-      // T was just made by device_t (its chain: the partial products, then lora_t), after x, W and B
-      // were complete, so at decode the product may stream W while T is finished (cuda/dense.cu, p.pdl)
-      q.pdl = t_just_made ? 1 : 0;
     }
   } else {
     q.a = T->raw(), q.lda = T->shape[1], q.k = T->shape[1];
     q.b = B->raw(), q.ldb = row_stride(*B);
   }
-  device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &q, nullptr); });
-  return y;
+  return g;
+}
+
+// rank_gemm's product, launched. t_just_made: T was just made by device_t (its chain: the partial
+// products, then lora_t), after x, W and B were complete, so at decode the product may stream W while
+// T is finished (cuda/dense.cu, p.pdl).
+Tensor device_rank_gemm(const char* what, const Tensor& x, const Tensor* W, const Tensor* T, const Tensor* B,
+                        const Tensor* bias, DType out_dtype, bool t_just_made = false) {
+  RankGemm g = rank_gemm(x, W, T, B, bias, out_dtype);
+  if (g.q.m == 0 || g.q.n == 0) return g.y;
+  if (W && T) g.q.pdl = t_just_made ? 1 : 0;
+  device_launch(what, x.device(), [&](bool emu) { return STRUCTURA_KERNEL(gemm, emu, &g.q, nullptr); });
+  return g.y;
+}
+
+// A fused lora: y = x·Wᵀ + T·Bᵀ + bias with T = round(scale · gate · x·A[:R]ᵀ) (device_t's gates). At
+// decode (M ≤ 16) one launch where it fits (cuda/dense.cu lora_decode: CTAs of the product's grid make
+// T while the others stream W; the same bits as the chain), else device_t's chain and the product.
+Tensor device_lora_gemm(const char* what, const Tensor& x, const Tensor& W, const Tensor& A, int64_t R, const Tensor& B,
+                        const Tensor* bias, double scale, const Tensor* slot, const Tensor* gates32, int64_t group) {
+  const Device dev = x.device();
+  const int64_t M = x.shape[0], K = x.shape[1];
+  if (M >= 1 && M <= 16 && x.dtype != DType::f32) {
+    int64_t kc;
+    const int64_t splits = t_splits(K, (R + 15) / 16, kc);
+    Tensor part = Tensor::empty(DType::f32, {splits, M, R}, dev);
+    Tensor T = Tensor::empty(x.dtype, {M, R}, dev);
+    RankGemm g = rank_gemm(x, &W, &T, &B, bias, x.dtype);
+    const structura_lora_t_params t = t_params(T, part, splits, scale, slot, gates32, group, false);
+    int taken = 0;
+    device_launch(what, dev, [&](bool emu) {
+      return STRUCTURA_KERNEL(lora_decode, emu, &g.q, &t, A.raw(), row_stride(A), kc, &taken, nullptr);
+    });
+    if (taken) return g.y;
+  }
+  const Tensor T = device_t(what, x, A, R, scale, slot, gates32, group);
+  return device_rank_gemm(what, x, &W, &T, &B, bias, x.dtype, true);
 }
 
 //   lora:   y = x·Wᵀ + T·B[:, :k]ᵀ + bias,   linear: y = T·B[:, :k]ᵀ + bias,   T = scale·x·A[:k]ᵀ
@@ -270,8 +320,9 @@ Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, 
   const Tensor x = rows_view(x0), A = rows_view(A0), B = rows_view(B0);
   const Tensor W = W0 ? rows_view(*W0) : Tensor();
   if (x.shape[0] == 0 || B.shape[0] == 0) return wrap(env, Tensor::empty(x.dtype, {x.shape[0], B.shape[0]}, x.device()));
+  if (W0) return wrap(env, device_lora_gemm(what.c_str(), x, W, A, k, B, bias, scale, nullptr, nullptr, k));
   const Tensor T = device_t(what.c_str(), x, A, k, scale, nullptr, nullptr, k);
-  return wrap(env, device_rank_gemm(what.c_str(), x, W0 ? &W : nullptr, &T, &B, bias, x.dtype, true));
+  return wrap(env, device_rank_gemm(what.c_str(), x, nullptr, &T, &B, bias, x.dtype, true));
 }
 
 // loraBatched (slot: each row's position in `used`, −1 none) and loraMixture (gates [M, E]) on a
@@ -313,8 +364,8 @@ Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x
   gather(B, Bcat, N, r, r, N * r);
   Tensor slots = slot ? upload_i32(*slot, dev) : Tensor();
   Tensor g32 = gates ? f32_on_device(*gates) : Tensor();
-  const Tensor T = device_t(what.c_str(), x, Acat, n * r, scale, slot ? &slots : nullptr, gates ? &g32 : nullptr, r);
-  return wrap(env, device_rank_gemm(what.c_str(), x, &W, &T, &Bcat, nullptr, x.dtype, true));
+  return wrap(env, device_lora_gemm(what.c_str(), x, W, Acat, n * r, Bcat, nullptr, scale, slot ? &slots : nullptr,
+                                    gates ? &g32 : nullptr, r));
 }
 
 // S [rows, cols] from sorted flat indices, compressed for spmm: by rows (CSR; other = the column) or

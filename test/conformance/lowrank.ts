@@ -156,9 +156,52 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
         }
       });
 
-  // lora's last two launches are programmatic dependent launches (sm_90; the emulator checks their
-  // ordering) at decode (M ≤ 16) and on the TMA kernel: with them off the same kernels run in stream
-  // order, so the outputs must be the same bits. loraBatched ends in the same chain.
+  // At decode (M ≤ 16) lora-like ops run as one launch (cuda/dense.cu lora_decode_kernel: CTAs of the
+  // product's grid make T while the others stream W) unless setLoraDecode('chain'): the chain of T's
+  // partial products, lora_t and the product. Both sum the same partials in the same order, so the
+  // outputs must be the same bits: rank prefixes and bias, several 16-column groups of T (R > 16),
+  // K split into slices with a shorter last one, rows of x up to 16, adapters' ids with −1, gates.
+  for (const dt of ['float16', 'bfloat16'] as DT[])
+    withSeed(`lowrank.lora, loraBatched and loraMixture ${dt} at decode: one launch gives the chain's bits`, (seed) => {
+      // [m, k, n, r, rank]
+      const shapes = opts.large
+        ? [[1, 4096, 4096, 16, 16], [16, 4096, 1000, 64, 48], [7, 11272, 520, 8, 8]]
+        : [[1, 64, 40, 8, 8], [16, 1032, 33, 40, 37], [5, 24, 17, 4, 3], [3, 1560, 24, 16, 16], [16, 8, 8, 1, 1]];
+      for (const [m, k, n, r, rank] of shapes) {
+        const mk = (sh: number[], i: number) => S.randn(sh, { seed: seed + i, dtype: dt, device: dev });
+        const [x, W, A, B, bias] = [mk([m, k], 1), mk([n, k], 2), mk([r, k], 3), mk([n, r], 4), mk([n], 5)];
+        const [As, Bs] = [mk([3, r, k], 6), mk([3, n, r], 7)];
+        const ids = S.tensor(Array.from({ length: m }, (_, i) => (i % 4) - 1), { dtype: 'int32', device: dev });
+        const gates = S.tensor(Array.from({ length: m * 3 }, (_, i) => [0.5, 0, -1.25][i % 3] * (1 + (i % 5))), { shape: [m, 3], dtype: dt, device: dev });
+        const run = () => [
+          S.lowrank.lora(x, W, A, B, { scale: 0.75, bias, rank }),
+          S.lowrank.loraBatched(x, W, As, Bs, ids, { scale: 2 }),
+          S.lowrank.loraMixture(x, W, As, Bs, gates, { scale: 0.5 }),
+        ];
+        const old = native().setLoraDecode('fused');
+        let fused: Tensor[], chain: Tensor[];
+        try {
+          fused = run();
+          native().setLoraDecode('chain');
+          chain = run();
+        } finally {
+          native().setLoraDecode(old);
+        }
+        ['lora', 'loraBatched', 'loraMixture'].forEach((name, i) => {
+          const a = fused[i].to('cpu').cast('float32').dataSync(), b = chain[i].to('cpu').cast('float32').dataSync();
+          assert.is(a.length, m * n, `${name}: length`);
+          for (let j = 0; j < b.length; j++) {
+            if (!Number.isFinite(b[j])) assert.unreachable(`${name} ${m}×${k}→${n} r=${r} [${j}]: the chain gave ${b[j]}`);
+            if (!Object.is(a[j], b[j])) assert.unreachable(`${name} ${m}×${k}→${n} r=${r} [${j}]: ${a[j]} in one launch, ${b[j]} from the chain`);
+          }
+        });
+        S.dispose([x, W, A, B, bias, As, Bs, ids, gates, ...fused!, ...chain!]);
+      }
+    });
+
+  // lora's chain (setLoraDecode('chain') at decode; and the TMA kernel) ends in two programmatic
+  // dependent launches (sm_90; the emulator checks their ordering): with them off the same kernels run
+  // in stream order, so the outputs must be the same bits. loraBatched ends in the same chain.
   for (const dt of ['float16', 'bfloat16'] as DT[])
     withSeed(`lowrank.lora and loraBatched ${dt} at decode and on the TMA kernel: the same bits with dependent launches on and off`, (seed) => {
       // [m, k, n, r]; rows past 16 run forced onto the TMA wgmma kernel, whose producer waits for lora_t
@@ -167,6 +210,7 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
         ? [[1, 4096, 4096, 16], [16, 4096, 1024, 64], [3, 1032, 520, 8], [1024, 2048, 2048, 16]]
         : [[1, 64, 40, 8], [16, 1032, 33, 16], [5, 24, 17, 4], [130, 72, 260, 16], [70, 40, 300, 12]];
       const oldKernel = native().setGemmKernel('wgmma-tma');
+      const oldLora = native().setLoraDecode('chain');
       try {
         for (const [m, k, n, r] of shapes) {
           const mk = (sh: number[], i: number) => S.randn(sh, { seed: seed + i, dtype: dt, device: dev });
@@ -202,6 +246,7 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
         }
       } finally {
         native().setGemmKernel(oldKernel);
+        native().setLoraDecode(oldLora);
       }
     });
 

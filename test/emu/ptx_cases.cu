@@ -657,6 +657,56 @@ EMU_CASE(planted_pdl_read_of_chain_start) {
   return r;
 }
 
+// ---- a flag between the blocks of one grid (ptx::flag_release / flag_wait) ------------------------
+// The first block to start (ticket 0, an atomic counter) writes data[i] = i + 1 for i < n and raises
+// the flag; every other block waits for it and copies data[i] into its row of out. plant 1: the
+// producer never raises the flag (on a GPU the waiters would spin forever).
+__global__ void flag_kernel(int* counters, float* data, float* out, int n, int plant) {
+  SMEM(int, ticket, [1]);
+  const dev_ptr<int> cnt = gptr(counters);
+  if (threadIdx.x == 0) ticket[0] = atomicAdd(&cnt[0], 1);
+  __syncthreads();
+  const int tk = ticket[0];
+  if (tk == 0) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) gptr(data)[i] = (float)(i + 1);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0 && plant != 1) ptx::flag_release(&cnt[1]);
+  } else {
+    if (threadIdx.x == 0) ptx::flag_wait(&cnt[1]);
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      const float v = gptr(data)[i];
+      gptr(out)[(tk - 1) * n + i] = v;
+    }
+  }
+}
+
+static cudaError_t flag_run(int plant, std::vector<float>* out_host) {
+  const int n = 40, blocks = 4;
+  DevBuf<int> cnt(2);
+  DevBuf<float> data(n), out((blocks - 1) * n);
+  cudaMemset(cnt.p, 0, 2 * sizeof(int));
+  const cudaError_t e = structura::launch<flag_kernel>(blocks, 32, 0, nullptr, cnt.p, data.p, out.p, n, plant);
+  if (e == cudaSuccess && out_host) *out_host = out.download();
+  return e;
+}
+
+EMU_CASE(grid_flag_hand_over) {
+  std::vector<float> out;
+  if (cudaError_t e = flag_run(0, &out)) return "flag kernel failed: " + last_msg() + fmt(" (%g)", (double)e);
+  for (int b = 0; b < 3; b++)
+    for (int i = 0; i < 40; i++)
+      if (out[b * 40 + i] != (float)(i + 1)) return fmt("out[%g][%g] = %g, expected %g", b, i, out[b * 40 + i], i + 1.0);
+  return "";
+}
+EMU_CASE(planted_flag_never_raised) {
+  std::string d;
+  std::string r = expect_error(flag_run(1, nullptr), "barrier-divergence", &d);
+  set_detail(d);
+  return r;
+}
+
 // ---- mbarrier + TMA pipeline (cuda/tma.cuh, ptx::mbar_*, ptx::tma_load_2d) ----------------------
 // A [6, 300] 16-bit matrix (rows 608 bytes apart) through two 1 KiB stages, box 8 rows × 64: warp 0's
 // lane 0 produces (waits for the stage to be released, announces 1024 bytes, issues the TMA), warp 1

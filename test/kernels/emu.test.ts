@@ -134,6 +134,7 @@ for (const name of [
   'cp_async_wait_group',
   'wgmma_m64n256k16_all_ones',
   'pdl_chain_waits_before_reading',
+  'grid_flag_hand_over',
   'tma_mbarrier_pipeline',
   'mma_sp_valid_metadata',
   'mma_sp_notes_worked_example',
@@ -170,6 +171,7 @@ expectPlanted('planted_write_during_wgmma', 'shared-race', 'wgmma_kernel', [THRE
 expectPlanted('planted_pdl_read_before_wait', 'dependent-launch', 'pdl_consume_kernel', [THREAD, ADDR, /before griddepcontrol.wait/, /launch #\d+ wrote/]);
 expectPlanted('planted_pdl_write_before_wait', 'dependent-launch', 'pdl_consume_kernel', [THREAD, ADDR, /global write .* before griddepcontrol.wait/]);
 expectPlanted('planted_pdl_read_of_chain_start', 'dependent-launch', 'pdl_consume_kernel', [THREAD, ADDR, /chain began at #\d+/]);
+expectPlanted('planted_flag_never_raised', 'barrier-divergence', 'flag_kernel', [THREAD, /flag_wait on a flag that no block ahead of this one raised/]);
 expectPlanted('planted_tma_read_before_wait', 'async-copy', 'tma_pipe_kernel', [THREAD, ADDR, /TMA load/, /mbarrier/]);
 expectPlanted('planted_tma_refill_before_release', 'mbarrier', 'tma_pipe_kernel', [THREAD, /phases completed since this thread's previous wait/]);
 expectPlanted('planted_mbarrier_never_completes', 'barrier-divergence', 'tma_pipe_kernel', [THREAD, /never completes/, /transaction bytes/]);
