@@ -11,9 +11,10 @@
 // are bandwidth-bound: they report GB/s (W, x, A, B read once, y written once), rotate over 4 copies of
 // W (128 MiB, past the L2 cache) on both sides, and compare with our device-to-device copy
 // (bench/bandwidth.ts; target ≥ 80% of it), and with the same lora as the chain of three launches
-// (T's partial products, lora_t, the product: 'chain', setLoraDecode) instead of one, with and without
-// programmatic dependent launches ('chain-no-pdl': the final product then waits for T instead of
-// streaming W meanwhile, and no call overlaps the previous one's end). loraBatched at M = 16 the same.
+// (T's partial products, lora_t, the product: 'chain', setLoraDecode) instead of one; and both without
+// programmatic dependent launches ('no-pdl', 'chain-no-pdl': no call overlaps the previous one's end,
+// and the chain's final product waits for T instead of streaming W meanwhile). loraBatched at M = 16
+// against its chain.
 // loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16, 4096}, row i uses adapter i % 8) against
 // 8 separate lora calls and PyTorch's per-adapter index_add. lora at M > 16 also runs forced onto our
 // wgmma kernels (cp.async and TMA; sm_90; setGemmKernel). sparsePlusLowRank in bfloat16 (M = 4096,
@@ -183,6 +184,7 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
       ...(decode
         ? {
             hbm: copyBandwidthBaseline(ctx),
+            'no-pdl': noPdl(() => c.run(), 'the same lora'),
             chain: asChain(() => c.run(), 'the same lora'),
             'chain-no-pdl': noPdl(() => withSwitch((v: LoraDecode) => native().setLoraDecode(v), 'chain', () => c.run()), 'the same lora as the chain,'),
           }

@@ -841,9 +841,11 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
 // (the decode main loop with A's rows as the columns) into t.part; the last producer to finish sums
 // them into T (lora_t_element) and raises a flag. Consumers stream their 16 rows of W meanwhile and
 // wait for the flag only before the epilogue, which reads T. The last CTA to finish zeroes the
-// counters (sync: tickets, producers done, T ready, CTAs done) for the next launch, which stream
-// order starts after this one has finished (an ordinary launch, so a dependent launch ahead cannot
-// interleave its tickets). Same arithmetic as the chain: the same partials, the same T, the same bits.
+// counters (sync: tickets, producers done, T ready, CTAs done) for the next launch. Launched with
+// launch_pdl: before pdl_wait a CTA only asks L2 for the W rows it will most likely stream (tickets
+// mostly follow blockIdx), so its launch and ramp overlap the kernel ahead; it takes its ticket after
+// the wait, when the launch ahead (another lora, say) has finished and zeroed the counters. Same
+// arithmetic as the chain: the same partials, the same T, the same bits.
 // grid (producers + ceil(N/16)), 256 threads, 8 KiB of static shared memory.
 template <bool kBf16>
 __global__ void __launch_bounds__(kThreads) lora_decode_kernel(const structura_gemm_params p, const structura_lora_t_params t,
@@ -852,12 +854,18 @@ __global__ void __launch_bounds__(kThreads) lora_decode_kernel(const structura_g
   SMEM(float, red, [kThreads / 32][16][kDecN]);
   SMEM(int, role, [2]);
   ptx::pdl_trigger();
+  const int producers = groups * (int)t.splits;
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  {
+    const int guess = ((int)blockIdx.x - producers) * kDecN + (int)threadIdx.x;
+    if (threadIdx.x < kDecN && guess >= 0 && guess < N)
+      ptx::prefetch_l2(gptr(static_cast<const uint16_t*>(p.b)) + (int64_t)guess * p.ldb, (uint32_t)K * 2u);
+  }
+  ptx::pdl_wait();
   const dev_ptr<int> cnt = gptr(sync);
   if (threadIdx.x == 0) role[0] = atomicAdd(&cnt[0], 1);
   __syncthreads();
   const int ticket = role[0];
-  const int producers = groups * (int)t.splits;
-  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const dev_ptr<const uint16_t> X = gptr(static_cast<const uint16_t*>(p.a));
   const int g = (threadIdx.x & 31) >> 2;
   const bool x0_in = g < M, x1_in = g + 8 < M;
@@ -1319,10 +1327,9 @@ extern "C" int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, co
   *taken = 1;
   const cudaStream_t s = (cudaStream_t)stream;
   const dim3 grid((unsigned)ctas);
-  // an ordinary launch: see lora_decode_kernel
   const int e = p->dtype == STRUCTURA_DT_BF16
-                    ? (int)structura::launch<lora_decode_kernel<true>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync)
-                    : (int)structura::launch<lora_decode_kernel<false>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync);
+                    ? (int)structura::launch_pdl<lora_decode_kernel<true>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync)
+                    : (int)structura::launch_pdl<lora_decode_kernel<false>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync);
   if (e != 0) cudaMemsetAsync(sync, 0, 4 * sizeof(int), s);  // a launch that stopped half-way leaves counts behind
   return e;
 }

@@ -173,11 +173,20 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
         const [As, Bs] = [mk([3, r, k], 6), mk([3, n, r], 7)];
         const ids = S.tensor(Array.from({ length: m }, (_, i) => (i % 4) - 1), { dtype: 'int32', device: dev });
         const gates = S.tensor(Array.from({ length: m * 3 }, (_, i) => [0.5, 0, -1.25][i % 3] * (1 + (i % 5))), { shape: [m, 3], dtype: dt, device: dev });
-        const run = () => [
-          S.lowrank.lora(x, W, A, B, { scale: 0.75, bias, rank }),
-          S.lowrank.loraBatched(x, W, As, Bs, ids, { scale: 2 }),
-          S.lowrank.loraMixture(x, W, As, Bs, gates, { scale: 0.5 }),
-        ];
+        // x and W written by a kernel just before each call: the one-launch kernel is a dependent launch
+        // (sm_90), and one that read them before its wait would race with that kernel (the emulator
+        // reports it)
+        const run = () =>
+          [
+            (xk: Tensor, Wk: Tensor) => S.lowrank.lora(xk, Wk, A, B, { scale: 0.75, bias, rank }),
+            (xk: Tensor, Wk: Tensor) => S.lowrank.loraBatched(xk, Wk, As, Bs, ids, { scale: 2 }),
+            (xk: Tensor, Wk: Tensor) => S.lowrank.loraMixture(xk, Wk, As, Bs, gates, { scale: 0.5 }),
+          ].map((f) => {
+            const [xk, Wk] = [S.mul(x, 1), S.mul(W, 1)];
+            const y = f(xk, Wk);
+            S.dispose([xk, Wk]);
+            return y;
+          });
         const old = native().setLoraDecode('fused');
         let fused: Tensor[], chain: Tensor[];
         try {
