@@ -21,7 +21,13 @@
 //     few CTAs that make T's split-K partials and T (by ticket: the first CTAs to start), a
 //     release/acquire flag to the others, which stream W meanwhile and wait only before the epilogue.
 //     The chain of three launches it replaces took 22 µs for lora M = 1 on the H200 against 13.4 µs for
-//     x·Wᵀ. Same bits as the chain (setLoraDecode('chain')).
+//     x·Wᵀ. Same bits as the chain (setLoraDecode('chain')). A dependent launch (L2 prefetch of W
+//     before its wait, tickets after). ptxas (CUDA 13.0, sm_90a): 52 registers, no spills. The
+//     default, not yet run on a GPU.
+//   * float32 decode kernel (gemm_decode_f32_kernel): M ≤ 16 times Wᵀ in float32 went to the SIMT tile
+//     kernel (128 rows for one); now FMA over W streamed once by 16-byte loads, a thread 4 rows of W
+//     (each x element it loads serves 4), 16 rows a CTA. ptxas (CUDA 13.0, sm_90a): 78 registers for
+//     M ≤ 4; 128 and a 16-byte spill for M ≤ 16 (two k-steps of loads in flight). Not yet on a GPU.
 //   * N-major decode kernel (gemm_decode_nmajor_kernel): M ≤ 16 times W stored [K, N] (x·W; dY·W in a
 //     Linear's backward), which went to the tile kernels (1×4096×4096 bf16 0.13 ms on the H200, 0.19×
 //     cuBLAS: a 128-row tile for one row, 32 CTAs). A CTA 32 columns × all of K, 16 warps over
@@ -1024,6 +1030,88 @@ __global__ void __launch_bounds__(kDnThreads) gemm_decode_nmajor_kernel(const st
   make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
 }
 
+// Decode shapes in float32: x [M ≤ 16, K] times Wᵀ, W stored [N, K] (a Linear weight), K % 4 == 0,
+// rows 16-byte aligned. No tensor cores (float32 stays float32): W streamed once with 16-byte loads
+// into FMA. A CTA owns 16 rows of W as 4 groups of 4; a group's 64 threads (two warps) walk K 4
+// elements a thread, 256 a step, each thread holding its 4 rows of W so that every x element it loads
+// serves 4 rows (x comes through L1: M/4 bytes of x a byte of W). The group's partial sums meet by
+// butterfly shuffles (fixed order) and through shared memory between its two warps.
+// grid (ceil(N/16), 1, batch), 256 threads, 2 KiB of static shared memory. kRows: the x rows a thread
+// keeps accumulators for (4 when M ≤ 4, else 16).
+template <int kRows>
+__global__ void __launch_bounds__(kThreads) gemm_decode_f32_kernel(const structura_gemm_params p) {
+  SMEM(float, red, [kThreads / 32][16][4]);  // [warp][m][row of the group]
+  ptx::pdl_trigger();  // a dependent launch after this one may start (it waits for us)
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const float> X = gptr(static_cast<const float*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const float> W = gptr(static_cast<const float*>(p.b)) + b * p.stride_b;
+  const int warp = threadIdx.x >> 5, grp = warp >> 1, gl = threadIdx.x & 63;  // group, thread in group
+  const int n0 = blockIdx.x * kDecN, r0 = n0 + 4 * grp;
+  if (p.pdl != 1) {
+    if (threadIdx.x < kDecN && n0 + (int)threadIdx.x < N)
+      ptx::prefetch_l2(dev_cast<const uint16_t>(W + (int64_t)(n0 + threadIdx.x) * p.ldb), (uint32_t)K * 4u);
+    ptx::pdl_wait();
+  }
+  bool rin[4];
+  dev_ptr<const float> w[4];
+#pragma unroll
+  for (int r = 0; r < 4; r++) {
+    rin[r] = r0 + r < N;
+    w[r] = W + (rin[r] ? (int64_t)(r0 + r) * p.ldb : 0);  // rows past N are never read
+  }
+  float acc[kRows][4];
+#pragma unroll
+  for (int m = 0; m < kRows; m++)
+#pragma unroll
+    for (int r = 0; r < 4; r++) acc[m][r] = 0.f;
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 2
+  for (int k = 4 * gl; k < K; k += 256) {  // K % 4 == 0: a thread's 4 elements are all in
+    float4 wv[4];
+#pragma unroll
+    for (int r = 0; r < 4; r++) wv[r] = rin[r] ? dev_cast<const float4>(w[r] + k)[0] : zero;
+#pragma unroll
+    for (int m = 0; m < kRows; m++) {
+      if (m < M) {
+        const float4 xv = dev_cast<const float4>(X + (int64_t)m * p.lda + k)[0];
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+          float a = acc[m][r];
+          a = fmaf(xv.x, wv[r].x, a);
+          a = fmaf(xv.y, wv[r].y, a);
+          a = fmaf(xv.z, wv[r].z, a);
+          a = fmaf(xv.w, wv[r].w, a);
+          acc[m][r] = a;
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < kRows; m++)
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+      float v = acc[m][r];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      acc[m][r] = v;
+    }
+  if ((threadIdx.x & 31) == 0) {
+#pragma unroll
+    for (int m = 0; m < kRows; m++)
+#pragma unroll
+      for (int r = 0; r < 4; r++) red[warp][m][r] = acc[m][r];
+  }
+  __syncthreads();
+  ptx::pdl_wait();  // with p.pdl == 1 the epilogue's inputs and out are the kernels ahead's; else a no-op
+  const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;  // 256 threads = 16 × 16 outputs
+  if (row < kRows) {
+    const int g2 = col >> 2, r = col & 3;
+    const float s = red[2 * g2][row][r] + red[2 * g2 + 1][row][r];
+    make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
+  }
+}
+
 // Stages a 128 (m or n) × 16 (k) f32 tile into dst[k][mn] (mn contiguous). kMN: the operand is
 // stored with m/n contiguous (g(i = k, j = mn)), else k contiguous (g(i = mn, j = k)).
 template <bool kMN>
@@ -1261,6 +1349,14 @@ bool decode_ok(const structura_gemm_params& p) {
   return reinterpret_cast<uintptr_t>(p.a) % 16 == 0 && reinterpret_cast<uintptr_t>(p.b) % 16 == 0;
 }
 
+// The float32 decode kernel's preconditions: M ≤ 16, x row-major and W stored [N, K], K % 4 == 0,
+// every row of both 16-byte aligned in every batch.
+bool decode_f32_ok(const structura_gemm_params& p) {
+  if (p.m > kDecMaxM || p.trans_a || !p.trans_b || p.k % 4 != 0 || p.k == 0) return false;
+  if (p.lda % 4 != 0 || p.ldb % 4 != 0 || p.stride_a % 4 != 0 || p.stride_b % 4 != 0) return false;
+  return reinterpret_cast<uintptr_t>(p.a) % 16 == 0 && reinterpret_cast<uintptr_t>(p.b) % 16 == 0;
+}
+
 // The N-major decode kernel's preconditions: M ≤ 16, x row-major and W stored [K, N], K % 8 == 0,
 // N % 8 == 0, every row of both 16-byte aligned in every batch.
 bool decode_nmajor_ok(const structura_gemm_params& p) {
@@ -1374,6 +1470,11 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
     if (p->dtype == STRUCTURA_DT_BF16)
       return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s);
     return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s);
+  }
+  if (p->dtype == STRUCTURA_DT_F32 && decode > 0 && decode_f32_ok(*p)) {
+    const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
+    if (p->m <= 4) return launch_decode<gemm_decode_f32_kernel<4>>(*p, dgrid, s);
+    return launch_decode<gemm_decode_f32_kernel<16>>(*p, dgrid, s);
   }
   if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_ok(*p)) {
     if (p->dtype == STRUCTURA_DT_BF16) return launch_decode_nmajor<gemm_decode_nmajor_kernel<true>>(*p, s);

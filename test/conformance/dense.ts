@@ -144,9 +144,9 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
       checkMatmul(dev, dt, { m: 130, k: 48, n: 19, transB: true, integers: true }, seed + 1);
       if (opts.large) checkMatmul(dev, dt, { m: 512, k: 60, n: 640, transA: true, integers: true }, seed + 2);
     });
-    // the decode kernels (cuda/dense.cu; M ≤ 16): x·Wᵀ (v1 plain loads, v2 W through streaming loads)
-    // and x·W (W stored [K, N]: the N-major kernel, under both versions); version 0 runs the same
-    // products on the tile kernels
+    // the decode kernels (cuda/dense.cu; M ≤ 16): x·Wᵀ (16-bit: v1 plain loads, v2 W through streaming
+    // loads; float32: its own SIMT kernel under both) and x·W (16-bit, W stored [K, N]: the N-major
+    // kernel, under both versions); version 0 runs the same products on the tile kernels
     withSeed(`matmul ${dt}: decode shapes (M ≤ 16 rows times W or a Linear weight Wᵀ, K a multiple of 8), every decode kernel`, (seed) => {
       for (const version of [1, 2, 0] as const) {
         const old = native().setDecodeKernel(version);
@@ -157,6 +157,7 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
           checkMatmul(dev, dt, { m: 7, k: 40, n: 33, transB: true, batchA: [2], batchB: [2] }, seed + 3); // batch strides
           checkMatmul(dev, dt, { m: 3, k: 48, n: 24, transB: true, integers: true }, seed + 4);
           checkMatmul(dev, dt, { m: 9, k: 32, n: 20, transB: true, offsetA: true }, seed + 5); // unaligned: general kernel
+          checkMatmul(dev, dt, { m: 4, k: 36, n: 21, transB: true }, seed + 17); // K % 8 = 4: the float32 kernel only
           // W stored [K, N] (N % 8 == 0): column tiles of 32 with an 8-column tail, K chunks of 16 with
           // an 8-row tail, K at its minimum, rows past M, batches
           checkMatmul(dev, dt, { m: 1, k: 64, n: 40 }, seed + 6);
