@@ -247,6 +247,11 @@ __device__ Epilogue make_epilogue(const structura_gemm_params& p, int64_t b, boo
   return e;
 }
 
+// A 16-bit operand of this CTA's batch: the stored pointer advanced by its batch offset (elements).
+__device__ __forceinline__ dev_ptr<const uint16_t> operand16(const void* p, int64_t off) {
+  return gptr(static_cast<const uint16_t*>(p)) + off;
+}
+
 // ---- 16-bit tiles in shared memory --------------------------------------------------------------
 // KMajor: [128 rows (m or n)][32 k] — 4 16-byte chunks a row, chunk ^= (row >> 1) & 3.
 // MNMajor: [32 k][128 (m or n)] — 16 chunks a row, chunk ^= row & 7.
@@ -400,8 +405,7 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm
   DYN_SMEM(uint16_t, smem);
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const int64_t b = blockIdx.z;
-  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
-  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const dev_ptr<const uint16_t> A = operand16(p.a, b * p.stride_a), B = operand16(p.b, b * p.stride_b);
   const int m0 = blockIdx.y * kBM, n0 = blockIdx.x * kBN;
   // 16-byte cp.async needs every row start 16-byte aligned
   const bool vec_a = p.lda % 8 == 0 && (reinterpret_cast<uintptr_t>(p.a) + (uintptr_t)(b * p.stride_a * 2)) % 16 == 0;
@@ -556,8 +560,7 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
 
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const int64_t b = blockIdx.z;
-  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
-  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const dev_ptr<const uint16_t> A = operand16(p.a, b * p.stride_a), B = operand16(p.b, b * p.stride_b);
   const int m0 = blockIdx.y * kWBM, n0 = blockIdx.x * kWBN;
   const bool ext = wgmma_rank_ok(p);
   const int R = ext ? (int)p.r : 0;
@@ -813,8 +816,7 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
   ptx::pdl_trigger();
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const int64_t b = blockIdx.z;
-  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
-  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const dev_ptr<const uint16_t> A = operand16(p.a, b * p.stride_a), B = operand16(p.b, b * p.stride_b);
   const int g = (threadIdx.x & 31) >> 2;
   const int n0 = blockIdx.x * kDecN;
   const bool x0_in = g < M, x1_in = g + 8 < M, w0_in = n0 + g < N, w1_in = n0 + 8 + g < N;
@@ -947,8 +949,7 @@ __global__ void __launch_bounds__(kDnThreads) gemm_decode_nmajor_kernel(const st
   DYN_SMEM(uint16_t, smem);
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const int64_t b = blockIdx.z;
-  const dev_ptr<const uint16_t> A = gptr(static_cast<const uint16_t*>(p.a)) + b * p.stride_a;
-  const dev_ptr<const uint16_t> B = gptr(static_cast<const uint16_t*>(p.b)) + b * p.stride_b;
+  const dev_ptr<const uint16_t> A = operand16(p.a, b * p.stride_a), B = operand16(p.b, b * p.stride_b);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int n0 = blockIdx.x * kDnN;
   // p.pdl == 1 (W and x complete before the chain ahead began): stream them now, wait before the
