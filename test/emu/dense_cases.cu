@@ -311,6 +311,21 @@ std::vector<Cfg> epilogue_sweep(int dt, int out_dt) {
   return v;
 }
 
+// the epilogue sweep at decode shapes (M = 5 ≤ 16, K = 40, N = 24, rows 16-byte aligned): x·Wᵀ (tb)
+// runs the decode kernel (16-bit, or float32's own), x·W the N-major one (16-bit); the options whose
+// layout does not fit (A transposed, unaligned rows) fall back to the tile kernels
+std::vector<Cfg> decode_epilogue_sweep(int dt, int out_dt) {
+  std::vector<Cfg> v;
+  for (Cfg c : epilogue_sweep(dt, out_dt)) {
+    c.m = 5, c.n = 24, c.k = c.k == 0 ? 0 : 40;
+    for (const bool tb : {true, false}) {
+      c.tb = tb;
+      v.push_back(c);
+    }
+  }
+  return v;
+}
+
 }  // namespace
 
 EMU_CASE(dense_bf16_shapes) { return run_all(shape_sweep(STRUCTURA_DT_BF16, STRUCTURA_DT_F32)); }
@@ -329,6 +344,12 @@ EMU_CASE(dense_bf16_epilogue) {
 }
 EMU_CASE(dense_f16_epilogue) { return run_all(epilogue_sweep(STRUCTURA_DT_F16, STRUCTURA_DT_F16)); }
 EMU_CASE(dense_f32_epilogue) { return run_all(epilogue_sweep(STRUCTURA_DT_F32, STRUCTURA_DT_F32)); }
+EMU_CASE(dense_decode_epilogue) {
+  std::vector<Cfg> v = decode_epilogue_sweep(STRUCTURA_DT_BF16, STRUCTURA_DT_BF16);
+  for (Cfg& c : decode_epilogue_sweep(STRUCTURA_DT_F16, STRUCTURA_DT_F32)) v.push_back(c);
+  for (Cfg& c : decode_epilogue_sweep(STRUCTURA_DT_F32, STRUCTURA_DT_F32)) v.push_back(c);
+  return run_all(v);
+}
 
 // several CTAs in M and N, 8 K-slabs (the 3-stage ring wraps), sizes one off the tile in every way
 EMU_CASE(dense_multi_tile) {

@@ -149,6 +149,7 @@ for (const name of [
   'dense_bf16_epilogue',
   'dense_f16_epilogue',
   'dense_f32_epilogue',
+  'dense_decode_epilogue',
   'dense_multi_tile',
   'dense_bad_arguments',
 ])
