@@ -89,7 +89,7 @@ int structura_where(const structura_where_params*, void*) { return kNoDevice; }
 int structura_arg_reduce(const structura_arg_reduce_params*, void*) { return kNoDevice; }
 int structura_lora_t(const structura_lora_t_params*, void*) { return kNoDevice; }
 int structura_lora_decode(const structura_gemm_params*, const structura_lora_t_params*, const void*, int64_t, int64_t,
-                          int* taken, void*) {
+                          int64_t, int* taken, void*) {
   *taken = 0;
   return kNoDevice;
 }

@@ -840,7 +840,8 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
   make_epilogue(p, b).store_one(threadIdx.x / kDecN, n0 + threadIdx.x % kDecN, s, M, N);
 }
 
-// lora at decode in one launch: y = x·Wᵀ + T·Bᵀ (+ bias), T = lora_t(x·Aᵀ) (cuda/lora_t.cuh), where the
+// lora at decode in one launch: y = x·Wᵀ + T·Bᵀ (+ bias), T = lora_t(x·Aᵀ) (cuda/lora_t.cuh; lowrank.linear
+// the same without W: p.k = 0, the consumers' epilogue alone), where the
 // chain of three launches (T's split-K partials, lora_t, the product) took 22 µs against 13.4 µs for
 // x·Wᵀ alone on the H200. The grid is the decode kernel's ceil(N/16) CTAs plus `producers` more; a
 // CTA's role is the order in which it started (a ticket), not its blockIdx, so the producers are
@@ -855,22 +856,30 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
 // the wait, when the launch ahead (another lora, say) has finished and zeroed the counters. Same
 // arithmetic as the chain: the same partials, the same T, the same bits.
 // grid (producers + ceil(N/16)), 256 threads, 8 KiB of static shared memory.
+// What the T-making CTAs read besides p and t: A's rows (row stride lda_a) over x's kx columns in
+// slices of kc, `groups` 16-column groups of T; sync: the four counters.
+struct LoraFold {
+  const void* a;
+  int64_t lda_a, kx, kc;
+  int groups;
+  int* sync;
+};
+
 template <bool kBf16>
 __global__ void __launch_bounds__(kThreads) lora_decode_kernel(const structura_gemm_params p, const structura_lora_t_params t,
-                                                               const void* a_rows, int64_t lda_a, int64_t kc, int groups,
-                                                               int* sync) {
+                                                               const LoraFold f) {
   SMEM(float, red, [kThreads / 32][16][kDecN]);
   SMEM(int, role, [2]);
   ptx::pdl_trigger();
-  const int producers = groups * (int)t.splits;
-  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
-  {
+  const int groups = f.groups, producers = groups * (int)t.splits;
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;  // K = 0: no W (lowrank.linear), the rank term alone
+  if (K > 0) {
     const int guess = ((int)blockIdx.x - producers) * kDecN + (int)threadIdx.x;
     if (threadIdx.x < kDecN && guess >= 0 && guess < N)
       ptx::prefetch_l2(gptr(static_cast<const uint16_t*>(p.b)) + (int64_t)guess * p.ldb, (uint32_t)K * 2u);
   }
   ptx::pdl_wait();
-  const dev_ptr<int> cnt = gptr(sync);
+  const dev_ptr<int> cnt = gptr(f.sync);
   if (threadIdx.x == 0) role[0] = atomicAdd(&cnt[0], 1);
   __syncthreads();
   const int ticket = role[0];
@@ -881,13 +890,13 @@ __global__ void __launch_bounds__(kThreads) lora_decode_kernel(const structura_g
   float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
   if (ticket < producers) {
     const int j0 = (ticket % groups) * kDecN, s = ticket / groups, R = (int)t.cols;
-    const int64_t k0 = (int64_t)s * kc;
-    const int len = (int)(K - k0 < kc ? K - k0 : kc);
-    const dev_ptr<const uint16_t> Ar = gptr(static_cast<const uint16_t*>(a_rows)) + k0;
+    const int64_t k0 = (int64_t)s * f.kc;
+    const int len = (int)(f.kx - k0 < f.kc ? f.kx - k0 : f.kc);
+    const dev_ptr<const uint16_t> Ar = gptr(static_cast<const uint16_t*>(f.a)) + k0;
     const bool w0_in = j0 + g < R, w1_in = j0 + 8 + g < R;
     const dev_ptr<const uint16_t> x0 = X + k0 + (x0_in ? (int64_t)g * p.lda : 0), x1 = X + k0 + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
-    const dev_ptr<const uint16_t> w0 = Ar + (w0_in ? (int64_t)(j0 + g) * lda_a : 0);
-    const dev_ptr<const uint16_t> w1 = Ar + (w1_in ? (int64_t)(j0 + 8 + g) * lda_a : 0);
+    const dev_ptr<const uint16_t> w0 = Ar + (w0_in ? (int64_t)(j0 + g) * f.lda_a : 0);
+    const dev_ptr<const uint16_t> w1 = Ar + (w1_in ? (int64_t)(j0 + 8 + g) * f.lda_a : 0);
     decode_accumulate<kBf16, false>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, len);
     const float v = decode_sum(dev_cast<float>(red), acc);
     if (row < M && j0 + col < R) gptr(const_cast<float*>(t.part))[s * t.part_stride + row * t.part_rs + (j0 + col) * t.part_cs] = v;
@@ -1405,29 +1414,34 @@ int lora_sync(int** out) {
 // launchers
 
 extern "C" int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, const structura_lora_t_params* t,
-                                              const void* a, int64_t lda_a, int64_t kc, int* taken, void* stream) {
+                                              const void* a, int64_t lda_a, int64_t kx, int64_t kc, int* taken,
+                                              void* stream) {
   *taken = 0;
   if (!g_lora_fused.load(std::memory_order_relaxed) || g_decode_version.load(std::memory_order_relaxed) == 0) return 0;
-  if ((p->dtype != STRUCTURA_DT_BF16 && p->dtype != STRUCTURA_DT_F16) || p->batch != 1 || p->m < 1 || p->n < 1 ||
-      !decode_ok(*p) || !has_lowrank(*p) || p->lr_t != t->t || p->r != t->cols || p->ldt < p->r || p->ldr < p->r)
+  if ((p->dtype != STRUCTURA_DT_BF16 && p->dtype != STRUCTURA_DT_F16) || p->batch != 1 || p->m < 1 || p->m > kDecMaxM ||
+      p->n < 1 || !has_lowrank(*p) || p->lr_t != t->t || p->r != t->cols || p->ldt < p->r || p->ldr < p->r)
     return 0;
-  // T is x's dtype, rows of A are 16-byte aligned slices of kc (a multiple of 8) along K
+  // x row-major with 16-byte aligned rows; W (when there is one) as the decode kernel reads it
+  if (p->trans_a || p->lda % 8 != 0 || reinterpret_cast<uintptr_t>(p->a) % 16 != 0 || p->k < 0 ||
+      (p->k > 0 && (!decode_ok(*p) || p->k != kx)))
+    return 0;
+  // T is x's dtype, rows of A are 16-byte aligned slices of kc (a multiple of 8) along kx
   if (t->dtype != (p->dtype == STRUCTURA_DT_BF16 ? STRUCTURA_T_BF16 : STRUCTURA_T_F16) || t->m != p->m ||
-      lda_a % 8 != 0 || reinterpret_cast<uintptr_t>(a) % 16 != 0 || kc < 8 || kc % 8 != 0 ||
-      t->splits != (p->k + kc - 1) / kc || t->group < 1)
+      lda_a % 8 != 0 || reinterpret_cast<uintptr_t>(a) % 16 != 0 || kx < 8 || kx % 8 != 0 || kx > INT32_MAX ||
+      kc < 8 || kc % 8 != 0 || t->splits != (kx + kc - 1) / kc || t->group < 1)
     return 0;
   const int64_t groups = (t->cols + kDecN - 1) / kDecN, producers = groups * t->splits;
   const int64_t ctas = producers + (p->n + kDecN - 1) / kDecN;
   if (ctas > INT32_MAX || groups > INT32_MAX) return 0;
-  int* sync = nullptr;
-  if (int e = lora_sync(&sync)) return e;
+  LoraFold f{a, lda_a, kx, kc, (int)groups, nullptr};
+  if (int e = lora_sync(&f.sync)) return e;
   *taken = 1;
   const cudaStream_t s = (cudaStream_t)stream;
   const dim3 grid((unsigned)ctas);
   const int e = p->dtype == STRUCTURA_DT_BF16
-                    ? (int)structura::launch_pdl<lora_decode_kernel<true>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync)
-                    : (int)structura::launch_pdl<lora_decode_kernel<false>>(grid, dim3(kThreads), 0, s, *p, *t, a, lda_a, kc, (int)groups, sync);
-  if (e != 0) cudaMemsetAsync(sync, 0, 4 * sizeof(int), s);  // a launch that stopped half-way leaves counts behind
+                    ? (int)structura::launch_pdl<lora_decode_kernel<true>>(grid, dim3(kThreads), 0, s, *p, *t, f)
+                    : (int)structura::launch_pdl<lora_decode_kernel<false>>(grid, dim3(kThreads), 0, s, *p, *t, f);
+  if (e != 0) cudaMemsetAsync(f.sync, 0, 4 * sizeof(int), s);  // a launch that stopped half-way leaves counts behind
   return e;
 }
 

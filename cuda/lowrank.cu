@@ -13,7 +13,7 @@
 // stores through a shared tile along rows of out. sddmm: a warp a nonzero, lanes over rows (gᵀ and xᵀ
 // again). Both move about rows·nnz elements of x through L2; not yet: reuse of x across outputs that
 // share columns (little with unstructured sparsity).
-// lora at decode (M ≤ 16) is one launch (cuda/dense.cu lora_decode_kernel, lora_t's arithmetic through
+// lora (and lowrank.linear) at decode (M ≤ 16) is one launch (cuda/dense.cu lora_decode_kernel, lora_t's arithmetic through
 // cuda/lora_t.cuh). The chain it replaces, still run past 16 rows and under setLoraDecode('chain'), is
 // three launches: T's partial products (the decode kernel, or the tile kernels), lora_t and the final
 // product; the last two are programmatic dependent launches (sm_90+), so at decode the final one

@@ -368,14 +368,15 @@ typedef struct {
 #endif
 int STRUCTURA_CUDA_FN(lora_t)(const structura_lora_t_params* p, void* stream);
 /* lora at decode as one launch (cuda/dense.cu): p is the final product x·Wᵀ + T·Bᵀ (+ bias; lr_t = t->t,
- * lr_r = B, lr_scale = alpha = 1, batch 1) and t makes T from t->splits float32 partials of x·Aᵀ over
- * K-slices of kc (t->part [splits, M, cols], part_rs = cols, part_cs = 1), A's rows at `a` (row stride
- * lda_a). The partials and T are made by CTAs of the same grid while the others stream W; the result
- * is bit for bit the chain's (the split-K gemm launch, lora_t, gemm). Sets *taken = 0 and launches
+ * lr_r = B, lr_scale = alpha = 1, batch 1; or with k = 0 and no b, T·Bᵀ + bias alone: lowrank.linear)
+ * and t makes T from t->splits float32 partials of x·Aᵀ (x: p->a, kx columns) over slices of kc
+ * (t->part [splits, M, cols], part_rs = cols, part_cs = 1), A's rows at `a` (row stride lda_a). The
+ * partials and T are made by CTAs of the same grid while the others stream W; with W the result is
+ * bit for bit the chain's (the split-K gemm launch, lora_t, gemm). Sets *taken = 0 and launches
  * nothing when the shapes or layouts do not fit (M > 16, unaligned rows, …) or setLoraDecode chose
  * the chain: then run the chain. */
 int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, const structura_lora_t_params* t, const void* a,
-                                   int64_t lda_a, int64_t kc, int* taken, void* stream);
+                                   int64_t lda_a, int64_t kx, int64_t kc, int* taken, void* stream);
 /* Whether lora_decode runs (1, the default) or declines so that the chain runs (0); returns the
  * previous setting. Process-wide. */
 int STRUCTURA_CUDA_FN(lora_set_fused)(int on);

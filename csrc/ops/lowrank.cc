@@ -288,10 +288,11 @@ Tensor device_rank_gemm(const char* what, const Tensor& x, const Tensor* W, cons
   return g.y;
 }
 
-// A fused lora: y = x·Wᵀ + T·Bᵀ + bias with T = round(scale · gate · x·A[:R]ᵀ) (device_t's gates). At
-// decode (M ≤ 16) one launch where it fits (cuda/dense.cu lora_decode: CTAs of the product's grid make
-// T while the others stream W; the same bits as the chain), else device_t's chain and the product.
-Tensor device_lora_gemm(const char* what, const Tensor& x, const Tensor& W, const Tensor& A, int64_t R, const Tensor& B,
+// A fused lora: y = x·Wᵀ + T·Bᵀ + bias with T = round(scale · gate · x·A[:R]ᵀ) (device_t's gates); W
+// null: y = T·Bᵀ + bias (lowrank.linear). At decode (M ≤ 16) one launch where it fits (cuda/dense.cu
+// lora_decode: CTAs of the product's grid make T while the others stream W; with W the same bits as
+// the chain), else device_t's chain and the product.
+Tensor device_lora_gemm(const char* what, const Tensor& x, const Tensor* W, const Tensor& A, int64_t R, const Tensor& B,
                         const Tensor* bias, double scale, const Tensor* slot, const Tensor* gates32, int64_t group) {
   const Device dev = x.device();
   const int64_t M = x.shape[0], K = x.shape[1];
@@ -300,16 +301,21 @@ Tensor device_lora_gemm(const char* what, const Tensor& x, const Tensor& W, cons
     const int64_t splits = t_splits(K, (R + 15) / 16, kc);
     Tensor part = Tensor::empty(DType::f32, {splits, M, R}, dev);
     Tensor T = Tensor::empty(x.dtype, {M, R}, dev);
-    RankGemm g = rank_gemm(x, &W, &T, &B, bias, x.dtype);
+    RankGemm g = rank_gemm(x, W, &T, &B, bias, x.dtype);
+    if (!W) {  // x·0 + T·Bᵀ: x is the T-makers' input, the product has no k of its own
+      structura_gemm_params& q = g.q;
+      q.a = x.raw(), q.lda = row_stride(x), q.k = 0, q.b = nullptr, q.ldb = 0;
+      q.lr_t = T.raw(), q.ldt = R, q.lr_r = B.raw(), q.ldr = row_stride(B), q.r = R, q.lr_scale = 1.f;
+    }
     const structura_lora_t_params t = t_params(T, part, splits, scale, slot, gates32, group, false);
     int taken = 0;
     device_launch(what, dev, [&](bool emu) {
-      return STRUCTURA_KERNEL(lora_decode, emu, &g.q, &t, A.raw(), row_stride(A), kc, &taken, nullptr);
+      return STRUCTURA_KERNEL(lora_decode, emu, &g.q, &t, A.raw(), row_stride(A), K, kc, &taken, nullptr);
     });
     if (taken) return g.y;
   }
   const Tensor T = device_t(what, x, A, R, scale, slot, gates32, group);
-  return device_rank_gemm(what, x, &W, &T, &B, bias, x.dtype, true);
+  return device_rank_gemm(what, x, W, &T, &B, bias, x.dtype, true);
 }
 
 //   lora:   y = x·Wᵀ + T·B[:, :k]ᵀ + bias,   linear: y = T·B[:, :k]ᵀ + bias,   T = scale·x·A[:k]ᵀ
@@ -320,9 +326,7 @@ Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, 
   const Tensor x = rows_view(x0), A = rows_view(A0), B = rows_view(B0);
   const Tensor W = W0 ? rows_view(*W0) : Tensor();
   if (x.shape[0] == 0 || B.shape[0] == 0) return wrap(env, Tensor::empty(x.dtype, {x.shape[0], B.shape[0]}, x.device()));
-  if (W0) return wrap(env, device_lora_gemm(what.c_str(), x, W, A, k, B, bias, scale, nullptr, nullptr, k));
-  const Tensor T = device_t(what.c_str(), x, A, k, scale, nullptr, nullptr, k);
-  return wrap(env, device_rank_gemm(what.c_str(), x, nullptr, &T, &B, bias, x.dtype, true));
+  return wrap(env, device_lora_gemm(what.c_str(), x, W0 ? &W : nullptr, A, k, B, bias, scale, nullptr, nullptr, k));
 }
 
 // loraBatched (slot: each row's position in `used`, −1 none) and loraMixture (gates [M, E]) on a
@@ -364,7 +368,7 @@ Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x
   gather(B, Bcat, N, r, r, N * r);
   Tensor slots = slot ? upload_i32(*slot, dev) : Tensor();
   Tensor g32 = gates ? f32_on_device(*gates) : Tensor();
-  return wrap(env, device_lora_gemm(what.c_str(), x, W, Acat, n * r, Bcat, nullptr, scale, slot ? &slots : nullptr,
+  return wrap(env, device_lora_gemm(what.c_str(), x, &W, Acat, n * r, Bcat, nullptr, scale, slot ? &slots : nullptr,
                                     gates ? &g32 : nullptr, r));
 }
 

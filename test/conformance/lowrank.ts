@@ -131,6 +131,8 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
     // in ≥ 1024: T's product is split along in (float32 partials summed by lora_t), with a tail slice
     { m: 2, k: 1032, n: 20, r: 16, rank: 12, bias: true },
     { m: 40, k: 1040, n: 8, r: 8 },
+    // at decode (16-bit, in % 8 == 0): one launch, with T in three 16-column groups
+    { m: 16, k: 72, n: 33, r: 40, rank: 37, bias: true },
   ];
   if (opts.large) cases.push({ m: 257, k: 1024, n: 1000, r: 16, bias: true }, { m: 1, k: 4096, n: 4096, r: 16 }, { m: 16, k: 4096, n: 1024, r: 64, rank: 48, bias: true });
   for (const dt of ['float32', 'float16', 'bfloat16'] as DT[]) {
