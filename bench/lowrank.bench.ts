@@ -5,7 +5,8 @@
 //   lowrank.linear (r = 64, 256) against the dense product of the same shape;
 //   loraBatched with 8 adapters (M = 512, r = 16, rows in 8 interleaved groups) against 8 separate lora calls.
 // One call of lora is 2·M·in·out + 4·M·r·(in + out)/2 flops (the base GEMM plus the two thin ones).
-// CUDA (issue 5): lora in bfloat16, in = out = 4096, r = 16, M ∈ {1, 16, 4096}, against PyTorch's
+// CUDA (issue 5): lora in bfloat16, in = out = 4096, M ∈ {1, 16, 512} × r ∈ {8, 16, 64} and M = 4096 at
+// r = 16, against PyTorch's
 // x·Wᵀ alone (target at M = 4096: at most 1.10× its time, i.e. ≥ 0.91× its throughput) and its unfused
 // lora (bench/torch/cuda.py, CUDA events), and against our own dense x·Wᵀ. The decode shapes (M ≤ 16)
 // are bandwidth-bound: they report GB/s (W, x, A, B read once, y written once), rotate over 4 copies of
@@ -19,7 +20,9 @@
 // 8 separate lora calls and PyTorch's per-adapter index_add. lora at M > 16 also runs forced onto our
 // wgmma kernels (cp.async and TMA; sm_90; setGemmKernel). sparsePlusLowRank in bfloat16 (M = 4096,
 // in = out = 4096, r = 64, a random 3% support) against dense x·Wᵀ (ours and cuBLAS): unstructured 3%
-// sparsity is not expected to beat tensor cores; the figure tracks the spmm.
+// sparsity is not expected to beat tensor cores; the figure tracks the spmm. lowrank.linear in bfloat16
+// (M = 16 at r = 64; M = 512 at r ∈ {64, 256}) against the dense x·Wᵀ of the same in and out (ours and
+// cuBLAS), and at M = 16 against its chain of three launches.
 // On 'cuda-emu' (--quick only) the same at in = out = 64.
 import type { BenchCase, BenchContext } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
@@ -249,6 +252,46 @@ function deviceBatchedCase(ctx: BenchContext, m: number, n: number, r: number, E
   };
 }
 
+/** lowrank.linear on the device, bfloat16, against the dense x·Wᵀ of the same in and out (ours and cuBLAS). */
+function deviceLinearCase(ctx: BenchContext, m: number, n: number, r: number): BenchCase {
+  const dtype = 'bfloat16' as const;
+  const opts = (seed: number) => ({ seed, device: ctx.device, dtype });
+  let x: Tensor | undefined, A: Tensor | undefined, B: Tensor | undefined, W: Tensor | undefined;
+  const c: BenchCase = {
+    op: 'lowrank.linear',
+    shape: `M=${m} ${n}→${n} r=${r}`,
+    dtype,
+    device: ctx.device,
+    flops: 2 * m * r * (n + n),
+    setup() {
+      x = randn([m, n], opts(1));
+      A = randn([r, n], opts(3));
+      B = randn([n, r], opts(4));
+      W = randn([n, n], opts(2));
+    },
+    run() {
+      lowrank.linear(x!, A!, B!).dispose();
+    },
+    teardown() {
+      for (const t of [x, A, B, W]) t?.dispose();
+    },
+    baselines: {
+      dense: {
+        kind: 'local',
+        label: 'our dense x·Wᵀ (same in, out)',
+        run: () => {
+          const wt = W!.T;
+          matmul(x!, wt).dispose();
+          wt.dispose();
+        },
+      },
+      'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype }, label: 'dense x·Wᵀ (cuBLAS)' },
+      ...(m <= 16 ? { chain: asChain(() => c.run(), 'the same product') } : {}),
+    },
+  };
+  return c;
+}
+
 /** sparsePlusLowRank on the device, bfloat16: rank r plus a random 3% support, against dense x·Wᵀ. */
 function deviceSplrCase(ctx: BenchContext, m: number, n: number, r: number): BenchCase {
   const dtype = 'bfloat16' as const;
@@ -300,8 +343,13 @@ function deviceSplrCase(ctx: BenchContext, m: number, n: number, r: number): Ben
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) {
     const n = ctx.emu ? 64 : IN;
+    // the issue's grid (M ∈ {1, 16, 512, 4096}, r ∈ {8, 16, 64}; M = 4096 at r = 16)
+    const lora = ctx.emu
+      ? [1, 16, 64].map((m) => deviceLoraCase(ctx, m, n, 8))
+      : [1, 16, 512].flatMap((m) => [8, 16, 64].map((r) => deviceLoraCase(ctx, m, n, r))).concat([deviceLoraCase(ctx, 4096, n, 16)]);
     return [
-      ...(ctx.emu ? [1, 16, 64] : [1, 16, 4096]).map((m) => deviceLoraCase(ctx, m, n, ctx.emu ? 8 : 16)),
+      ...lora,
+      ...(ctx.emu ? [[1, 8]] : [[16, 64], [512, 64], [512, 256]]).map(([m, r]) => deviceLinearCase(ctx, m, n, r)),
       ...(ctx.emu ? [16] : [16, 4096]).map((m) => deviceBatchedCase(ctx, m, n, ctx.emu ? 4 : 16, 8)),
       deviceSplrCase(ctx, ctx.emu ? 40 : 4096, n, ctx.emu ? 4 : 64),
     ];

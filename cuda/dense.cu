@@ -22,7 +22,7 @@
 //     release/acquire flag to the others, which stream W meanwhile and wait only before the epilogue.
 //     The chain of three launches it replaces took 22 µs for lora M = 1 on the H200 against 13.4 µs for
 //     x·Wᵀ. Same bits as the chain (setLoraDecode('chain')). A dependent launch (L2 prefetch of W
-//     before its wait, tickets after). ptxas (CUDA 13.0, sm_90a): 52 registers, no spills. The
+//     before its wait, tickets after). ptxas (CUDA 13.0, sm_90a): 58–60 registers, no spills. The
 //     default, not yet run on a GPU.
 //   * float32 decode kernel (gemm_decode_f32_kernel): M ≤ 16 times Wᵀ in float32 went to the SIMT tile
 //     kernel (128 rows for one); now FMA over W streamed once by 16-byte loads, a thread 4 rows of W
