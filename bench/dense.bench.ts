@@ -101,10 +101,10 @@ function deviceCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: nu
               (v: 0 | 1 | 2) => native().setDecodeKernel(v), 2, () => c.run()),
           }
         : {}),
-      // x·W in 16 bits (W stored [K, N]: the N-major decode kernel) and x·Wᵀ in float32 (the SIMT
-      // decode kernel) against the same product on the tile kernels, which ran them before those
-      // kernels existed (setDecodeKernel(0))
-      ...(decode && (wt ? dtype === 'float32' : dtype !== 'float32')
+      // x·W (W stored [K, N]: the N-major decode kernels) and x·Wᵀ in float32 (the SIMT decode
+      // kernel) against the same product on the tile kernels, which ran them before those kernels
+      // existed (setDecodeKernel(0))
+      ...(decode && !(wt && dtype !== 'float32')
         ? { tiles: switched('our tile kernels (no decode kernel: setDecodeKernel(0))', (v: 0 | 1 | 2) => native().setDecodeKernel(v), 0, () => c.run()) }
         : {}),
       // the same product forced onto each tensor-core kernel (setGemmKernel; wgmma needs sm_90)
@@ -137,6 +137,7 @@ function deviceCases(ctx: BenchContext): BenchCase[] {
   out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4));
   out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4, true), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4, true));
   out.push(deviceCase(ctx, 'float32', 1, 4096, 4096, 4, true), deviceCase(ctx, 'float32', 16, 4096, 4096, 4, true));
+  out.push(deviceCase(ctx, 'float32', 1, 4096, 4096, 4));
   return out;
 }
 

@@ -28,6 +28,9 @@
 //     kernel (128 rows for one); now FMA over W streamed once by 16-byte loads, a thread 4 rows of W
 //     (each x element it loads serves 4), 16 rows a CTA. ptxas (CUDA 13.0, sm_90a): 78 registers for
 //     M ≤ 4; 128 and a 16-byte spill for M ≤ 16 (two k-steps of loads in flight). Not yet on a GPU.
+//   * float32 N-major decode kernel (gemm_decode_nmajor_f32_kernel): M ≤ 16 times W stored [K, N] in
+//     float32 (x·W; dY·W), FMA with 8 rows of W in flight a thread, 32 columns a CTA. ptxas (CUDA
+//     13.0, sm_90a): 76 registers for M ≤ 4, 147 for M ≤ 16, no spills. Not yet on a GPU.
 //   * N-major decode kernel (gemm_decode_nmajor_kernel): M ≤ 16 times W stored [K, N] (x·W; dY·W in a
 //     Linear's backward), which went to the tile kernels (1×4096×4096 bf16 0.13 ms on the H200, 0.19×
 //     cuBLAS: a 128-row tile for one row, 32 CTAs). A CTA 32 columns × all of K, 16 warps over
@@ -1122,6 +1125,84 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_f32_kernel(const structu
   }
 }
 
+// Decode shapes in float32 with W stored [K, N] (x·W; dY·W in a Linear's backward): M ≤ 16, N % 4 == 0,
+// rows 16-byte aligned. A CTA owns 32 columns: lane (r, q) = (lane / 8, lane % 8) of warp w takes
+// columns 4q … 4q + 3 of rows k ≡ 4w + r (mod 32), 8 rows of W in flight a thread (16-byte loads), and
+// every x element it loads serves its 4 columns. Sums over the 4 rows of a warp by shuffles, over the
+// 8 warps through shared memory in warp order. grid (ceil(N/32), 1, batch), 256 threads, 16 KiB of
+// static shared memory. kRows: the x rows a thread keeps accumulators for (4 when M ≤ 4, else 16).
+constexpr int kFnN = 32, kFnUnroll = 8;
+
+template <int kRows>
+__global__ void __launch_bounds__(kThreads) gemm_decode_nmajor_f32_kernel(const structura_gemm_params p) {
+  SMEM(float, red, [kThreads / 32][16][kFnN]);
+  ptx::pdl_trigger();  // a dependent launch after this one may start (it waits for us)
+  if (p.pdl != 1) ptx::pdl_wait();
+  const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
+  const int64_t b = blockIdx.z;
+  const dev_ptr<const float> X = gptr(static_cast<const float*>(p.a)) + b * p.stride_a;
+  const dev_ptr<const float> W = gptr(static_cast<const float*>(p.b)) + b * p.stride_b;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, q = lane & 7;
+  const int n0 = blockIdx.x * kFnN, c0 = n0 + 4 * q;
+  const bool cin = c0 < N;  // N % 4 == 0: a thread's 4 columns are all in or all out
+  const dev_ptr<const float> wc = W + (cin ? c0 : 0);
+  float acc[kRows][4];
+#pragma unroll
+  for (int m = 0; m < kRows; m++)
+#pragma unroll
+    for (int c = 0; c < 4; c++) acc[m][c] = 0.f;
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int k0 = 4 * warp + (lane >> 3); k0 < K; k0 += 32 * kFnUnroll) {
+    float4 wv[kFnUnroll];
+#pragma unroll
+    for (int u = 0; u < kFnUnroll; u++) {
+      const int k = k0 + 32 * u;
+      wv[u] = cin && k < K ? dev_cast<const float4>(wc + (int64_t)k * p.ldb)[0] : zero;
+    }
+#pragma unroll
+    for (int u = 0; u < kFnUnroll; u++) {
+      const int k = k0 + 32 * u;
+      if (k >= K) break;
+#pragma unroll
+      for (int m = 0; m < kRows; m++) {
+        if (m < M) {
+          const float xv = X[(int64_t)m * p.lda + k];
+          acc[m][0] = fmaf(xv, wv[u].x, acc[m][0]);
+          acc[m][1] = fmaf(xv, wv[u].y, acc[m][1]);
+          acc[m][2] = fmaf(xv, wv[u].z, acc[m][2]);
+          acc[m][3] = fmaf(xv, wv[u].w, acc[m][3]);
+        }
+      }
+    }
+  }
+  // the warp's 4 rows (lanes q, q + 8, q + 16, q + 24) into lane q
+#pragma unroll
+  for (int m = 0; m < kRows; m++)
+#pragma unroll
+    for (int c = 0; c < 4; c++) {
+      float v = acc[m][c];
+      v += __shfl_xor_sync(0xffffffffu, v, 8);
+      v += __shfl_xor_sync(0xffffffffu, v, 16);
+      acc[m][c] = v;
+    }
+  if (lane < 8) {
+#pragma unroll
+    for (int m = 0; m < kRows; m++)
+#pragma unroll
+      for (int c = 0; c < 4; c++) red[warp][m][4 * q + c] = acc[m][c];
+  }
+  __syncthreads();
+  ptx::pdl_wait();  // with p.pdl == 1 the epilogue's inputs and out are the kernels ahead's; else a no-op
+  const Epilogue e = make_epilogue(p, b);
+  for (int o = threadIdx.x; o < kRows * kFnN; o += kThreads) {  // outputs (row o / 32, column o % 32)
+    const int row = o / kFnN, col = o % kFnN;
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < kThreads / 32; w++) sum += red[w][row][col];
+    e.store_one(row, n0 + col, sum, M, N);
+  }
+}
+
 // Stages a 128 (m or n) × 16 (k) f32 tile into dst[k][mn] (mn contiguous). kMN: the operand is
 // stored with m/n contiguous (g(i = k, j = mn)), else k contiguous (g(i = mn, j = k)).
 template <bool kMN>
@@ -1367,6 +1448,14 @@ bool decode_f32_ok(const structura_gemm_params& p) {
   return reinterpret_cast<uintptr_t>(p.a) % 16 == 0 && reinterpret_cast<uintptr_t>(p.b) % 16 == 0;
 }
 
+// The float32 N-major decode kernel's preconditions: M ≤ 16, x row-major and W stored [K, N], N % 4 == 0,
+// W's rows 16-byte aligned in every batch (x is read by element).
+bool decode_nmajor_f32_ok(const structura_gemm_params& p) {
+  if (p.m > kDecMaxM || p.trans_a || p.trans_b || p.k == 0 || p.n % 4 != 0) return false;
+  if (p.ldb % 4 != 0 || p.stride_b % 4 != 0) return false;
+  return reinterpret_cast<uintptr_t>(p.b) % 16 == 0;
+}
+
 // The N-major decode kernel's preconditions: M ≤ 16, x row-major and W stored [K, N], K % 8 == 0,
 // N % 8 == 0, every row of both 16-byte aligned in every batch.
 bool decode_nmajor_ok(const structura_gemm_params& p) {
@@ -1490,6 +1579,11 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
     if (p->m <= 4) return launch_decode<gemm_decode_f32_kernel<4>>(*p, dgrid, s);
     return launch_decode<gemm_decode_f32_kernel<16>>(*p, dgrid, s);
+  }
+  if (p->dtype == STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_f32_ok(*p)) {
+    const dim3 dgrid((unsigned)((p->n + kFnN - 1) / kFnN), 1u, (unsigned)p->batch);
+    if (p->m <= 4) return launch_decode<gemm_decode_nmajor_f32_kernel<4>>(*p, dgrid, s);
+    return launch_decode<gemm_decode_nmajor_f32_kernel<16>>(*p, dgrid, s);
   }
   if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_ok(*p)) {
     if (p->dtype == STRUCTURA_DT_BF16) return launch_decode_nmajor<gemm_decode_nmajor_kernel<true>>(*p, s);

@@ -145,8 +145,8 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
       if (opts.large) checkMatmul(dev, dt, { m: 512, k: 60, n: 640, transA: true, integers: true }, seed + 2);
     });
     // the decode kernels (cuda/dense.cu; M ≤ 16): x·Wᵀ (16-bit: v1 plain loads, v2 W through streaming
-    // loads; float32: its own SIMT kernel under both) and x·W (16-bit, W stored [K, N]: the N-major
-    // kernel, under both versions); version 0 runs the same products on the tile kernels
+    // loads; float32: its own SIMT kernel under both) and x·W (W stored [K, N]: the N-major kernels,
+    // 16-bit and float32, under both versions); version 0 runs the same products on the tile kernels
     withSeed(`matmul ${dt}: decode shapes (M ≤ 16 rows times W or a Linear weight Wᵀ, K a multiple of 8), every decode kernel`, (seed) => {
       for (const version of [1, 2, 0] as const) {
         const old = native().setDecodeKernel(version);
@@ -166,7 +166,9 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
           checkMatmul(dev, dt, { m: 5, k: 24, n: 16, batchA: [3] }, seed + 9); // folds into 15 rows
           checkMatmul(dev, dt, { m: 7, k: 40, n: 32, batchA: [2], batchB: [2] }, seed + 10); // batch strides
           checkMatmul(dev, dt, { m: 3, k: 1032, n: 72, integers: true }, seed + 11); // 65 chunks: every warp, more than one round
-          checkMatmul(dev, dt, { m: 2, k: 32, n: 20 }, seed + 12); // N % 8 ≠ 0: the tile kernels
+          checkMatmul(dev, dt, { m: 2, k: 32, n: 20 }, seed + 12); // N % 8 ≠ 0: float32's N-major kernel, else the tile kernels
+          checkMatmul(dev, dt, { m: 6, k: 37, n: 12 }, seed + 18); // K odd: float32's N-major kernel (x read by element)
+          checkMatmul(dev, dt, { m: 13, k: 300, n: 44, offsetA: true }, seed + 19); // x unaligned: float32's N-major kernel still
           if (opts.large) {
             checkMatmul(dev, dt, { m: 1, k: 4096, n: 4096, transB: true }, seed + 13);
             checkMatmul(dev, dt, { m: 16, k: 4096, n: 1000, transB: true }, seed + 14);
