@@ -905,7 +905,10 @@ __global__ void __launch_bounds__(kThreads) lora_decode_kernel(const structura_g
     if (row < M && j0 + col < R) gptr(const_cast<float*>(t.part))[s * t.part_stride + row * t.part_rs + (j0 + col) * t.part_cs] = v;
     __threadfence();  // our partial before our count
     __syncthreads();
-    if (threadIdx.x == 0) role[1] = atomicAdd(&cnt[1], 1) == producers - 1 ? 1 : 0;
+    if (threadIdx.x == 0) {
+      role[1] = atomicAdd(&cnt[1], 1) == producers - 1 ? 1 : 0;
+      __threadfence();  // with the count read above: an acquire of the other producers' partials
+    }
     __syncthreads();
     const int last = role[1];
     if (last) {  // every partial is in: T, then the flag
