@@ -136,6 +136,7 @@ function deviceCases(ctx: BenchContext): BenchCase[] {
   out.push(deviceCase(ctx, 'float32', 4096, 4096, 4096));
   out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4));
   out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 4096, 4, true), deviceCase(ctx, 'bfloat16', 16, 4096, 4096, 4, true));
+  out.push(deviceCase(ctx, 'bfloat16', 1, 4096, 1024, 16, true)); // a GQA k/v projection: 64 column tiles, K split over CTAs
   out.push(deviceCase(ctx, 'float32', 1, 4096, 4096, 4, true), deviceCase(ctx, 'float32', 16, 4096, 4096, 4, true));
   out.push(deviceCase(ctx, 'float32', 1, 4096, 4096, 4));
   return out;

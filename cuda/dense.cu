@@ -24,6 +24,10 @@
 //     x·Wᵀ. Same bits as the chain (setLoraDecode('chain')). A dependent launch (L2 prefetch of W
 //     before its wait, tickets after). ptxas (CUDA 13.0, sm_90a): 58–60 registers, no spills. The
 //     default, not yet run on a GPU.
+//   * split-K decode: when the 16-bit decode kernel's ceil(N/16) CTAs would be fewer than two an SM
+//     (a GQA k/v projection, 4096 → 1024, has 64) and K ≥ 2048, gridDim.y slices of K (≥ 1024 each,
+//     at most 8), their float32 partials through a per-device scratch, the last CTA of a column tile
+//     (a counter) adding them in slice order and running the epilogue. Not yet on a GPU.
 //   * float32 decode kernel (gemm_decode_f32_kernel): M ≤ 16 times Wᵀ in float32 went to the SIMT tile
 //     kernel (128 rows for one); now FMA over W streamed once by 16-byte loads, a thread 4 rows of W
 //     (each x element it loads serves 4), 16 rows a CTA. ptxas (CUDA 13.0, sm_90a): 78 registers for
@@ -811,9 +815,21 @@ __device__ __forceinline__ float decode_sum(const dev_ptr<float>& red, const flo
   return s;
 }
 
+// Split-K of the decode kernel (gridDim.y slices of K): each CTA's 16 × 16 partial goes to ws
+// [split][16][N] (float32), and the CTA that counts last on its column tile (ctr[blockIdx.x], zeroed
+// again by it) adds the slices in split order and runs the epilogue. Both live as long as the process
+// (decode_split_scratch). Null when gridDim.y == 1.
+struct SplitK {
+  float* ws;
+  int* ctr;
+};
+// K-slice length of split-K decode: the same on the host and in the kernel (a multiple of 8).
+__host__ __device__ __forceinline__ int decode_slice(int K, int splits) { return ((K + splits - 1) / splits + 7) / 8 * 8; }
+
 template <bool kBf16, bool kStream>
-__global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_gemm_params p) {
+__global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_gemm_params p, const SplitK sk) {
   SMEM(float, red, [kThreads / 32][16][kDecN]);
+  SMEM(int, last, [1]);
   // A kernel launched after this one with launch_pdl (the next decode product, or lora's final product
   // after lora_t, itself after this T = x·Aᵀ) may start now; it waits for us before it reads what we write.
   ptx::pdl_trigger();
@@ -824,23 +840,48 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
   const int n0 = blockIdx.x * kDecN;
   const bool x0_in = g < M, x1_in = g + 8 < M, w0_in = n0 + g < N, w1_in = n0 + 8 + g < N;
   // rows past M / N are never dereferenced; their offsets are clamped to row 0
-  const dev_ptr<const uint16_t> x0 = A + (x0_in ? (int64_t)g * p.lda : 0), x1 = A + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
-  const dev_ptr<const uint16_t> w0 = B + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
-  const dev_ptr<const uint16_t> w1 = B + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
+  // this CTA's slice of K (all of it unless split)
+  const int splits = (int)gridDim.y, kc = splits > 1 ? decode_slice(K, splits) : K, k0 = (int)blockIdx.y * kc;
+  const int len = K - k0 < kc ? K - k0 : kc;
+  const dev_ptr<const uint16_t> x0 = A + k0 + (x0_in ? (int64_t)g * p.lda : 0), x1 = A + k0 + (x1_in ? (int64_t)(g + 8) * p.lda : 0);
+  const dev_ptr<const uint16_t> w0 = B + k0 + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
+  const dev_ptr<const uint16_t> w1 = B + k0 + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
   if (p.pdl != 1) {
     // Whatever is ahead in the stream may still be writing x (or even W): only ask L2 for our 16 rows of
     // W meanwhile (a bulk prefetch reads nothing into the kernel), then wait for it to finish.
     if (threadIdx.x < kDecN && n0 + (int)threadIdx.x < N)
-      ptx::prefetch_l2(B + (int64_t)(n0 + threadIdx.x) * p.ldb, (uint32_t)K * 2u);
+      ptx::prefetch_l2(B + k0 + (int64_t)(n0 + threadIdx.x) * p.ldb, (uint32_t)len * 2u);
     ptx::pdl_wait();
   }
   float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-  decode_accumulate<kBf16, kStream>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, K);
+  decode_accumulate<kBf16, kStream>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, len);
   const float s = decode_sum(dev_cast<float>(red), acc);
   // With p.pdl == 1, W was streamed above while the kernels ahead (T = x·Aᵀ, lora_t) ran; the
-  // epilogue's inputs (T, B, bias, …) and out are theirs to finish first. Else already waited: a no-op.
+  // epilogue's inputs (T, B, bias, …) and out are theirs to finish first — and the split scratch
+  // (the kernel ahead may be another split decode). Else already waited: a no-op.
   ptx::pdl_wait();
-  make_epilogue(p, b).store_one(threadIdx.x / kDecN, n0 + threadIdx.x % kDecN, s, M, N);
+  const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;
+  if (splits == 1) {
+    make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
+    return;
+  }
+  const dev_ptr<float> ws = gptr(sk.ws);
+  const dev_ptr<int> ctr = gptr(sk.ctr);
+  if (n0 + col < N) ws[((int64_t)blockIdx.y * 16 + row) * N + n0 + col] = s;
+  __threadfence();  // our slice before our count
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last[0] = atomicAdd(&ctr[blockIdx.x], 1) == splits - 1 ? 1 : 0;
+    __threadfence();  // with the count read above: an acquire of the other slices
+  }
+  __syncthreads();
+  const int is_last = last[0];
+  if (!is_last) return;
+  float tot = 0.f;
+  if (n0 + col < N)
+    for (int sp = 0; sp < splits; sp++) tot += ws[((int64_t)sp * 16 + row) * N + n0 + col];
+  make_epilogue(p, b).store_one(row, n0 + col, tot, M, N);
+  if (threadIdx.x == 0) atomicExch(&ctr[blockIdx.x], 0);  // for the next launch, which starts after us
 }
 
 // lora at decode in one launch: y = x·Wᵀ + T·Bᵀ (+ bias), T = lora_t(x·Aᵀ) (cuda/lora_t.cuh; lowrank.linear
@@ -1429,10 +1470,49 @@ int tma_maps(const structura_gemm_params& p, CUtensorMap (&m)[4]) {
 // to the tile kernels, as before the decode kernels: a baseline for the bench, and a way around them).
 std::atomic<int> g_decode_version{1};
 
-template <auto K>
-int launch_decode(const structura_gemm_params& p, dim3 grid, cudaStream_t s) {
-  if (p.pdl != 2) return (int)structura::launch_pdl<K>(grid, dim3(kThreads), 0, s, p);
-  return (int)structura::launch<K>(grid, dim3(kThreads), 0, s, p);
+template <auto K, class... Extra>
+int launch_decode(const structura_gemm_params& p, dim3 grid, cudaStream_t s, Extra... extra) {
+  if (p.pdl != 2) return (int)structura::launch_pdl<K>(grid, dim3(kThreads), 0, s, p, extra...);
+  return (int)structura::launch<K>(grid, dim3(kThreads), 0, s, p, extra...);
+}
+
+// The split-K decode's scratch on the current device, allocated once (4 MiB of float32 slices and
+// 8192 tile counters, zeroed): like a GEMM library's workspace, it lives as long as the process.
+constexpr int64_t kSplitWsFloats = int64_t(1) << 20, kSplitCtrs = 8192;
+int decode_split_scratch(SplitK* out) {
+  static std::mutex mu;
+  static SplitK bufs[64] = {};
+  int dev = 0;
+  if (cudaError_t e = cudaGetDevice(&dev)) return (int)e;
+  if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!bufs[dev].ws) {
+    void* p = nullptr;
+    const size_t bytes = (size_t)kSplitWsFloats * 4 + (size_t)kSplitCtrs * 4;
+    if (cudaError_t e = cudaMalloc(&p, bytes)) return (int)e;
+    if (cudaError_t e = cudaMemset(p, 0, bytes)) {
+      cudaFree(p);
+      return (int)e;
+    }
+    bufs[dev].ws = static_cast<float*>(p);
+    bufs[dev].ctr = reinterpret_cast<int*>(static_cast<float*>(p) + kSplitWsFloats);
+  }
+  *out = bufs[dev];
+  return 0;
+}
+
+// How many K-slices the 16-bit decode kernel takes: 1, unless its ceil(N/16) CTAs would leave much of
+// the GPU idle (fewer than two an SM: a 1024-column GQA k/v projection has 64) and K is long enough
+// that slices of at least 1024 remain; then up to 8, so that about two CTAs an SM stream W.
+int decode_splits(const structura_gemm_params& p) {
+  if (p.batch != 1 || p.k < 2048) return 1;
+  const int64_t tiles = (p.n + kDecN - 1) / kDecN, want = 2 * (int64_t)persistent_ctas();
+  if (tiles >= want || tiles > kSplitCtrs) return 1;
+  int64_t splits = std::min<int64_t>({(want + tiles - 1) / tiles, p.k / 1024, 8});
+  if (splits < 2) return 1;
+  splits = (p.k + decode_slice((int)p.k, (int)splits) - 1) / decode_slice((int)p.k, (int)splits);
+  if (splits < 2 || splits * 16 * p.n > kSplitWsFloats) return 1;
+  return (int)splits;
 }
 
 // The decode kernel's preconditions: M ≤ 16, x row-major and W stored [N, K], K % 8 == 0, every row
@@ -1572,11 +1652,15 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
   const cudaStream_t s = (cudaStream_t)stream;
   const int decode = g_decode_version.load(std::memory_order_relaxed);
   if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_ok(*p)) {
-    const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
+    const int splits = decode_splits(*p);
+    SplitK sk{nullptr, nullptr};
+    if (splits > 1)
+      if (int e = decode_split_scratch(&sk)) return e;
+    const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), (unsigned)splits, (unsigned)p->batch);
     const bool stream = decode == 2;
     if (p->dtype == STRUCTURA_DT_BF16)
-      return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s);
-    return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s);
+      return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s, sk) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s, sk);
+    return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s, sk) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s, sk);
   }
   if (p->dtype == STRUCTURA_DT_F32 && decode > 0 && decode_f32_ok(*p)) {
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);

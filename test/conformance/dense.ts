@@ -158,6 +158,9 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
           checkMatmul(dev, dt, { m: 3, k: 48, n: 24, transB: true, integers: true }, seed + 4);
           checkMatmul(dev, dt, { m: 9, k: 32, n: 20, transB: true, offsetA: true }, seed + 5); // unaligned: general kernel
           checkMatmul(dev, dt, { m: 4, k: 36, n: 21, transB: true }, seed + 17); // K % 8 = 4: the float32 kernel only
+          // few column tiles and a long K: 16-bit x·Wᵀ splits K over CTAs (the emulator reports 3 SMs)
+          checkMatmul(dev, dt, { m: 3, k: 2056, n: 40, transB: true }, seed + 20); // 2 slices, the last shorter
+          checkMatmul(dev, dt, { m: 16, k: 4096, n: 24, transB: true }, seed + 21); // 3 slices
           // W stored [K, N] (N % 8 == 0): column tiles of 32 with an 8-column tail, K chunks of 16 with
           // an 8-row tail, K at its minimum, rows past M, batches
           checkMatmul(dev, dt, { m: 1, k: 64, n: 40 }, seed + 6);
@@ -174,6 +177,8 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
             checkMatmul(dev, dt, { m: 16, k: 4096, n: 1000, transB: true }, seed + 14);
             checkMatmul(dev, dt, { m: 1, k: 4096, n: 4096 }, seed + 15);
             checkMatmul(dev, dt, { m: 16, k: 4104, n: 1000 }, seed + 16);
+            checkMatmul(dev, dt, { m: 1, k: 4096, n: 1024, transB: true }, seed + 22); // a GQA k/v projection: split K
+            checkMatmul(dev, dt, { m: 8, k: 14336, n: 520, transB: true }, seed + 23);
           }
         } catch (e) {
           console.error(`  (decode kernels, version ${version})`);
