@@ -1476,28 +1476,37 @@ int launch_decode(const structura_gemm_params& p, dim3 grid, cudaStream_t s, Ext
   return (int)structura::launch<K>(grid, dim3(kThreads), 0, s, p, extra...);
 }
 
-// The split-K decode's scratch on the current device, allocated once (4 MiB of float32 slices and
-// 8192 tile counters, zeroed): like a GEMM library's workspace, it lives as long as the process.
-constexpr int64_t kSplitWsFloats = int64_t(1) << 20, kSplitCtrs = 8192;
-int decode_split_scratch(SplitK* out) {
+// A zeroed allocation on the current device, made on first use and kept for the life of the process
+// (like a GEMM library's workspace; its CUDA context lives as long): one per slot — kScratchLora, the
+// one-launch lora's four counters, zeroed again by each launch's last CTA; kScratchSplit, the split-K
+// decode's float32 slices and tile counters (the counters likewise zeroed by the CTAs that use them).
+enum { kScratchLora = 0, kScratchSplit = 1, kScratchSlots = 2 };
+constexpr int64_t kSplitWsFloats = int64_t(1) << 20, kSplitCtrs = 8192;  // 4 MiB of slices, 8192 counters
+int persistent_scratch(int slot, size_t bytes, void** out) {
   static std::mutex mu;
-  static SplitK bufs[64] = {};
+  static void* bufs[kScratchSlots][64] = {};
   int dev = 0;
   if (cudaError_t e = cudaGetDevice(&dev)) return (int)e;
   if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
   std::lock_guard<std::mutex> lock(mu);
-  if (!bufs[dev].ws) {
+  if (!bufs[slot][dev]) {
     void* p = nullptr;
-    const size_t bytes = (size_t)kSplitWsFloats * 4 + (size_t)kSplitCtrs * 4;
     if (cudaError_t e = cudaMalloc(&p, bytes)) return (int)e;
     if (cudaError_t e = cudaMemset(p, 0, bytes)) {
       cudaFree(p);
       return (int)e;
     }
-    bufs[dev].ws = static_cast<float*>(p);
-    bufs[dev].ctr = reinterpret_cast<int*>(static_cast<float*>(p) + kSplitWsFloats);
+    bufs[slot][dev] = p;
   }
-  *out = bufs[dev];
+  *out = bufs[slot][dev];
+  return 0;
+}
+
+int decode_split_scratch(SplitK* out) {
+  void* p = nullptr;
+  if (int e = persistent_scratch(kScratchSplit, (size_t)kSplitWsFloats * 4 + (size_t)kSplitCtrs * 4, &p)) return e;
+  out->ws = static_cast<float*>(p);
+  out->ctr = reinterpret_cast<int*>(static_cast<float*>(p) + kSplitWsFloats);
   return 0;
 }
 
@@ -1557,29 +1566,6 @@ int launch_decode_nmajor(const structura_gemm_params& p, cudaStream_t s) {
 // Whether lora at decode runs as one launch (lora_decode_kernel) or as the chain (setLoraDecode).
 std::atomic<bool> g_lora_fused{true};
 
-// lora_decode_kernel's four counters on the current device: zeroed once here, then by the kernel's
-// last CTA at the end of every launch (and by lora_decode after a failed one). They live as long as
-// the process, like the CUDA context they belong to.
-int lora_sync(int** out) {
-  static std::mutex mu;
-  static int* bufs[64] = {};
-  int dev = 0;
-  if (cudaError_t e = cudaGetDevice(&dev)) return (int)e;
-  if (dev < 0 || dev >= 64) return (int)cudaErrorInvalidDevice;
-  std::lock_guard<std::mutex> lock(mu);
-  if (!bufs[dev]) {
-    int* p = nullptr;
-    if (cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&p), 4 * sizeof(int))) return (int)e;
-    if (cudaError_t e = cudaMemset(p, 0, 4 * sizeof(int))) {
-      cudaFree(p);
-      return (int)e;
-    }
-    bufs[dev] = p;
-  }
-  *out = bufs[dev];
-  return 0;
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------
@@ -1606,7 +1592,9 @@ extern "C" int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, co
   const int64_t ctas = producers + (p->n + kDecN - 1) / kDecN;
   if (ctas > INT32_MAX || groups > INT32_MAX) return 0;
   LoraFold f{a, lda_a, kx, kc, (int)groups, nullptr};
-  if (int e = lora_sync(&f.sync)) return e;
+  void* sync = nullptr;
+  if (int e = persistent_scratch(kScratchLora, 4 * sizeof(int), &sync)) return e;
+  f.sync = static_cast<int*>(sync);
   *taken = 1;
   const cudaStream_t s = (cudaStream_t)stream;
   const dim3 grid((unsigned)ctas);
