@@ -9,7 +9,18 @@
 
 namespace {
 constexpr int kNoDevice = 100;  // cudaErrorNoDevice
+
+// The process-wide switches (setCopyStaging, setDependentLaunch, setGemmKernel, setDecodeKernel,
+// setLoraDecode) keep their state here too, with the CUDA build's defaults, so that they read back
+// alike in a binary without CUDA.
+size_t g_staging = size_t(32) << 20;
+int g_pdl = 1, g_gemm_kernel = 0, g_decode = 1, g_lora_fused = 1;
+template <class T> T swap_setting(T& state, T v) {
+  const T old = state;
+  state = v;
+  return old;
 }
+}  // namespace
 
 extern "C" {
 int structura_cuda_compiled(void) { return 0; }
@@ -38,18 +49,8 @@ int structura_cuda_memcpy_d2h(int, void*, const void*, size_t, void*) { return k
 int structura_cuda_memcpy_d2d(int, void*, const void*, size_t, void*) { return kNoDevice; }
 int structura_cuda_stream_synchronize(int, void*) { return kNoDevice; }
 void structura_cuda_set_host_memcpy(structura_host_memcpy_fn) {}
-size_t structura_cuda_set_staging(size_t min_bytes) {  // kept, so that setCopyStaging reads back alike
-  static size_t threshold = size_t(32) << 20;
-  const size_t old = threshold;
-  threshold = min_bytes;
-  return old;
-}
-int structura_cuda_set_pdl(int on) {  // kept, so that setDependentLaunch reads back alike
-  static int state = 1;
-  const int old = state;
-  state = on ? 1 : 0;
-  return old;
-}
+size_t structura_cuda_set_staging(size_t min_bytes) { return swap_setting(g_staging, min_bytes); }
+int structura_cuda_set_pdl(int on) { return swap_setting(g_pdl, on ? 1 : 0); }
 int structura_cuda_mem_info(int, size_t* free_bytes, size_t* total_bytes) {
   *free_bytes = *total_bytes = 0;
   return kNoDevice;
@@ -61,20 +62,8 @@ int structura_cuda_last_error(char* msg, size_t msg_len) {
   if (msg_len) msg[0] = 0;
   return 0;
 }
-int structura_gemm_set_kernel(int mode) {  // kept, so that setGemmKernel reads back alike
-  static int state = 0;
-  if (mode < 0 || mode > 3) return -1;
-  const int old = state;
-  state = mode;
-  return old;
-}
-int structura_gemm_set_decode(int version) {  // kept, so that setDecodeKernel reads back alike
-  static int state = 1;
-  if (version < 0 || version > 2) return -1;
-  const int old = state;
-  state = version;
-  return old;
-}
+int structura_gemm_set_kernel(int mode) { return mode < 0 || mode > 3 ? -1 : swap_setting(g_gemm_kernel, mode); }
+int structura_gemm_set_decode(int version) { return version < 0 || version > 2 ? -1 : swap_setting(g_decode, version); }
 int structura_gemm_wgmma_active(void) { return 0; }
 int structura_add_f32(const structura_add_f32_params*, void*) { return kNoDevice; }
 int structura_copy(const structura_copy_params*, void*) { return kNoDevice; }
@@ -93,12 +82,7 @@ int structura_lora_decode(const structura_gemm_params*, const structura_lora_t_p
   *taken = 0;
   return kNoDevice;
 }
-int structura_lora_set_fused(int on) {  // kept, so that setLoraDecode reads back alike
-  static int state = 1;
-  const int old = state;
-  state = on != 0;
-  return old;
-}
+int structura_lora_set_fused(int on) { return swap_setting(g_lora_fused, on != 0 ? 1 : 0); }
 int structura_lora_gather(const structura_lora_gather_params*, void*) { return kNoDevice; }
 int structura_spmm(const structura_spmm_params*, void*) { return kNoDevice; }
 int structura_sddmm(const structura_sddmm_params*, void*) { return kNoDevice; }
