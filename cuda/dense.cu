@@ -96,9 +96,11 @@
 //   * SIMT f32 kernel: CTA 128×128×16, 256 threads, 8×8 outputs a thread (two 4×4 quadrants 64 apart
 //     so the float4 shared reads are broadcasts / contiguous), As stored k-major; float4 global loads
 //     when the operand is 16-byte aligned along its contiguous dimension.
-//   * Epilogue straight from registers (pairs of columns as one 4/8-byte store when aligned).
-//   Not yet (v1/v2): larger mma.sync tiles (128×256) with fragment double-buffering, an smem-staged
-//   coalesced epilogue, L2 rasterization.
+//   * Epilogue through a per-warp shared stage (mma: 32×32 at a time; wgmma: 16×256; TMA: 16×32), read
+//     back as 4-column quads (one 16- or 8-byte store when aligned) in a loop that is not unrolled:
+//     compact kernels (dense.cu's build 13× faster) and coalesced stores. The SIMT f32 kernel's
+//     threads hold quads already: they go straight out, in the same kind of loop.
+//   Not yet (v1/v2): larger mma.sync tiles (128×256) with fragment double-buffering, L2 rasterization.
 // Memory goes through gptr()/dev_cast()/DYN_SMEM and launches through structura::launch, so the same
 // source runs checked in the CPU emulator (cuda/emu/README.md).
 #include <cuda_bf16.h>
@@ -168,7 +170,7 @@ struct Epilogue {
   AnyIn c, bias, res, t, r;
   int out_dt, act, rank;
   bool has_c, has_bias, has_res;
-  bool pair_ok;  // out rows even-strided and 8-byte aligned: a column pair is one store
+  bool quad_ok;  // out rows 4-element-strided and 4-element aligned: four columns are one store
   float alpha, beta, scale;
   int64_t ldc, ldres, ldt, ldr;
 
@@ -193,26 +195,32 @@ struct Epilogue {
     if (out_dt == STRUCTURA_DT_F32) of[i] = v;
     else oh[i] = f32_to_bits(v, out_dt);
   }
-  // Stores columns col, col + 1 of row (acc0, acc1); col is even; each is skipped past M / N.
-  __device__ void store_pair(int row, int col, float acc0, float acc1, int M, int N) const {
+  // Stores columns col … col + 3 of row (col % 4 == 0), each skipped past M / N: one 16-byte (f32) or
+  // 8-byte (16-bit) store when all four are in range and quad_ok.
+  __device__ void store_quad(int row, int col, float4 a, int M, int N) const {
     if (row >= M || col >= N) return;
-    const float v0 = value(row, col, acc0);
+    const int n = N - col;
+    float v[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+      if (j < n) v[j] = value(row, col + j, v[j]);
     const int64_t i = (int64_t)row * ldc + col;
-    if (col + 1 < N) {
-      const float v1 = value(row, col + 1, acc1);
-      if (pair_ok) {
-        if (out_dt == STRUCTURA_DT_F32) {
-          dev_cast<float2>(of + i)[0] = make_float2(v0, v1);
-        } else {
-          dev_cast<uint32_t>(oh + i)[0] = (uint32_t)f32_to_bits(v0, out_dt) | ((uint32_t)f32_to_bits(v1, out_dt) << 16);
-        }
-        return;
+    if (n >= 4 && quad_ok) {
+      if (out_dt == STRUCTURA_DT_F32) {
+        dev_cast<float4>(of + i)[0] = make_float4(v[0], v[1], v[2], v[3]);
+      } else {
+        const uint32_t lo = (uint32_t)f32_to_bits(v[0], out_dt) | ((uint32_t)f32_to_bits(v[1], out_dt) << 16);
+        const uint32_t hi = (uint32_t)f32_to_bits(v[2], out_dt) | ((uint32_t)f32_to_bits(v[3], out_dt) << 16);
+        dev_cast<uint2>(oh + i)[0] = make_uint2(lo, hi);
       }
-      if (out_dt == STRUCTURA_DT_F32) of[i + 1] = v1;
-      else oh[i + 1] = f32_to_bits(v1, out_dt);
+      return;
     }
-    if (out_dt == STRUCTURA_DT_F32) of[i] = v0;
-    else oh[i] = f32_to_bits(v0, out_dt);
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      if (j >= n) break;
+      if (out_dt == STRUCTURA_DT_F32) of[i + j] = v[j];
+      else oh[i + j] = f32_to_bits(v[j], out_dt);
+    }
   }
 };
 
@@ -243,7 +251,7 @@ __device__ Epilogue make_epilogue(const structura_gemm_params& p, int64_t b, boo
   e.has_res = p.residual != nullptr;
   const int esz = od == STRUCTURA_DT_F32 ? 4 : 2;
   const uintptr_t base = reinterpret_cast<uintptr_t>(p.out) + (uintptr_t)(b * p.stride_out * esz);
-  e.pair_ok = (p.ldc % 2 == 0) && (base % (2 * esz) == 0);
+  e.quad_ok = (p.ldc % 4 == 0) && (base % (4 * esz) == 0);
   e.alpha = p.alpha;
   e.beta = p.beta;
   e.scale = p.lr_scale;
@@ -252,6 +260,45 @@ __device__ Epilogue make_epilogue(const structura_gemm_params& p, int64_t b, boo
   e.ldt = p.ldt;
   e.ldr = p.ldr;
   return e;
+}
+
+// ---- the tile kernels' epilogue, through shared memory ---------------------------------------------
+// Applied straight to the mma fragments, the epilogue inlined value() once per accumulator (64 a
+// thread in the mma kernel, 128 in wgmma): about 90% of this file's PTX and of its build time (sm_80:
+// 232 s; 17 s with a trivial epilogue, 18 s with this one), its stores were 8 bytes scattered over 8
+// rows, and the sm_80 mma kernel spilled. Instead a warp writes its accumulators to a private shared
+// stage and reads them back by rows, 4 consecutive columns a lane, in a loop that is not unrolled:
+// value() appears 8 (mma) to 32 (TMA) times in a kernel, and a warp's stores cover whole rows (128
+// bytes of f32 or 64 of 16-bit per 8 lanes).
+// A stage's pitch (floats) is 8 more than a multiple of 32: the float2 fragment writes of a half-warp
+// (rows g, g + 1, g + 2, g + 3; columns 2t) then fall on 16 distinct bank pairs.
+template <int kCols>
+constexpr int stage_pitch() { return kCols + 8; }
+
+// Writes a 16-row block of mma D fragments at st (pitch ld): f(j, e) is element e of the fragment of
+// columns 8j … 8j + 7, j < kJ (lane (g, t): e = 0, 1 → row g, columns 2t, 2t + 1; e = 2, 3 → row g + 8).
+template <int kJ, class Frag>
+__device__ __forceinline__ void stage_rows16(dev_ptr<float> st, int ld, int lane, const Frag& f) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int j = 0; j < kJ; j++) {
+    dev_cast<float2>(st + g * ld + 8 * j + 2 * t)[0] = make_float2(f(j, 0), f(j, 1));
+    dev_cast<float2>(st + (g + 8) * ld + 8 * j + 2 * t)[0] = make_float2(f(j, 2), f(j, 3));
+  }
+}
+// rows × kCols staged floats (pitch ld) through the epilogue, as output rows row0 …, columns col0 …
+// (clipped to M, N). The warp's own stage: __syncwarp orders it against the writes before and after.
+template <int kCols>
+__device__ __forceinline__ void epilogue_staged(const Epilogue& e, dev_ptr<float> st, int ld, int rows, int lane, int row0,
+                                                int col0, int M, int N) {
+  constexpr int kQuads = kCols / 4;  // a row's
+  __syncwarp();
+#pragma unroll 1
+  for (int q = lane; q < rows * kQuads; q += 32) {
+    const int r = q / kQuads, c = 4 * (q % kQuads);
+    e.store_quad(row0 + r, col0 + c, dev_cast<float4>(st + r * ld + c)[0], M, N);
+  }
+  __syncwarp();
 }
 
 // A 16-bit operand of this CTA's batch: the stored pointer advanced by its batch offset (elements).
@@ -492,16 +539,20 @@ __global__ void __launch_bounds__(kThreads) gemm_mma_kernel(const structura_gemm
   }
   ptx::cp_async_wait_all();  // only empty groups remain; leave nothing in flight at exit
 
+  // Every warp is done with the operand stages: they hold the epilogue's, 32 rows × 32 columns a warp
+  // at a time (40 KiB of the 48). Each half is staged whole before its loop, so no accumulator of it
+  // stays live through the loop (they did, and spilled, with one 16-row block at a time).
+  constexpr int kLd = stage_pitch<32>();
+  static_assert(8 * 32 * kLd * sizeof(float) <= kMmaSmemBytes, "mma epilogue stage");
+  __syncthreads();
+  const dev_ptr<float> st = dev_cast<float>(smem) + warp * 32 * kLd;
   const Epilogue e = make_epilogue(p, b, ext);
-  const int g = lane >> 2, t = lane & 3;
 #pragma unroll
-  for (int i = 0; i < 4; i++)
+  for (int h = 0; h < 2; h++) {  // the warp's rows 32h … 32h + 31
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const int row = m0 + wm + 16 * i + g, col = n0 + wn + 8 * j + 2 * t;
-      e.store_pair(row, col, acc[i][j][0], acc[i][j][1], M, N);
-      e.store_pair(row + 8, col, acc[i][j][2], acc[i][j][3], M, N);
-    }
+    for (int i = 0; i < 2; i++) stage_rows16<4>(st + 16 * i * kLd, kLd, lane, [&](int j, int q) { return acc[2 * h + i][j][q]; });
+    epilogue_staged<32>(e, st, kLd, 32, lane, m0 + wm + 32 * h, n0 + wn, M, N);
+  }
 }
 
 // ---- wgmma kernel (sm_90a) ----------------------------------------------------------------------
@@ -543,15 +594,20 @@ __device__ __forceinline__ void wgmma_ktile(float (&acc)[128], uint32_t a_addr, 
   }
 }
 
-// A warpgroup's accumulators through the epilogue: lane (g, t) of warp wq holds rows row = m0 + 16·wq +
-// g and row + 8, columns n0 + 8j + 2t (+1) in acc[4j …] (the wgmma D layout).
-__device__ __forceinline__ void store_wgmma_tile(const Epilogue& e, const float (&acc)[128], int row, int n0, int t, int M,
-                                                 int N) {
+// A warpgroup's warp: its 16 × 256 accumulators (lane (g, t) holds rows g and g + 8, columns 8j + 2t, + 1
+// in acc[4j …], the wgmma D layout) through a stage at st: all at once (kCols = 256, the cp.async
+// kernel) or 32 columns at a time (the TMA kernel, whose operand stages stay in use). The chunks of
+// the latter are unrolled: in a loop all 128 accumulators stay live to its end, which with the
+// epilogue's state spilled at the TMA kernel's 168-register limit (9 warps); unrolled, each chunk's die
+// once staged (8 copies of the loop, not 128 of value()).
+template <int kCols>
+__device__ __forceinline__ void store_wgmma_tile(const Epilogue& e, const float (&acc)[128], dev_ptr<float> st, int lane,
+                                                 int row0, int n0, int M, int N) {
+  constexpr int kLd = stage_pitch<kCols>(), kJ = kCols / 8;
 #pragma unroll
-  for (int j = 0; j < kWBN / 8; j++) {
-    const int col = n0 + 8 * j + 2 * t;
-    e.store_pair(row, col, acc[4 * j], acc[4 * j + 1], M, N);
-    e.store_pair(row + 8, col, acc[4 * j + 2], acc[4 * j + 3], M, N);
+  for (int ch = 0; ch < kWBN / kCols; ch++) {
+    stage_rows16<kJ>(st, kLd, lane, [&](int j, int q) { return acc[4 * (kJ * ch + j) + q]; });
+    epilogue_staged<kCols>(e, st, kLd, 16, lane, row0, n0 + kCols * ch, M, N);
   }
 }
 
@@ -629,9 +685,13 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
   ptx::wgmma_wait<0>();
   ptx::fence_operands(acc);  // the epilogue reads them only now
   ptx::cp_async_wait_all();
+  ptx::fence_proxy_async();  // the stages, read by wgmma (async proxy), are rewritten below by plain stores
+  __syncthreads();           // both warpgroups are done with them: they hold the epilogue's, 16 rows a warp
 
-  const int lane = tid & 31, wq = (tid >> 5) & 3;
-  store_wgmma_tile(make_epilogue(p, b, ext), acc, m0 + 64 * wg + 16 * wq + (lane >> 2), n0, lane & 3, M, N);
+  const int lane = tid & 31, warp = tid >> 5, wq = warp & 3;
+  static_assert(8 * 16 * stage_pitch<kWBN>() * sizeof(float) <= kWgmmaSmemBytes - 1024, "wgmma epilogue stage");
+  store_wgmma_tile<kWBN>(make_epilogue(p, b, ext), acc, dev_cast<float>(smem) + warp * 16 * stage_pitch<kWBN>(), lane,
+                         m0 + 64 * wg + 16 * wq, n0, M, N);
 }
 
 // ---- TMA warp-specialized wgmma kernel (sm_90a) --------------------------------------------------
@@ -652,7 +712,11 @@ __global__ void __launch_bounds__(kWThreads, 1) gemm_wgmma_kernel(const structur
 // run on a GPU.
 constexpr int kTThreads = 288;
 constexpr size_t kTmaStageBytes = (size_t)kWStageElems * 2;
-constexpr size_t kTmaSmemBytes = kWStages * kTmaStageBytes + 1024 + 8 * 2 * kWStages;  // + alignment + mbarriers
+constexpr size_t kTmaBarBytes = 8 * 2 * kWStages;  // full[] and empty[] mbarriers
+// + alignment + mbarriers + the 8 consumer warps' epilogue stages: persistent, so the operand stages
+// are being refilled for the next tile while the epilogue runs and cannot hold it (218176 bytes)
+constexpr size_t kTmaStFloats = 16 * stage_pitch<32>();  // a consumer warp's epilogue stage: 16 rows × 32 columns
+constexpr size_t kTmaSmemBytes = kWStages * kTmaStageBytes + 1024 + kTmaBarBytes + 8 * kTmaStFloats * sizeof(float);
 
 template <bool kBf16>
 __global__ void __launch_bounds__(kTThreads, 1)
@@ -713,7 +777,9 @@ __global__ void __launch_bounds__(kTThreads, 1)
   }
 
   const int wg = tid >> 7;  // consumer warpgroup: accumulator rows 64·wg …
-  const int wq = warp & 3, g = lane >> 2, t = lane & 3;
+  const int wq = warp & 3;
+  const dev_ptr<float> stage =
+      dev_cast<float>(smem_raw + (sbase - raw_addr + kWStages * kTmaStageBytes + kTmaBarBytes) / 2) + warp * kTmaStFloats;
   int it = 0;
   for (int tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
     const int m0 = tile / tiles_n * kWBM, n0 = tile % tiles_n * kWBN;
@@ -737,7 +803,7 @@ __global__ void __launch_bounds__(kTThreads, 1)
     if (lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));  // the tile's last stage, for the next tile
     ptx::pdl_wait();  // the epilogue's inputs and out belong to the kernels ahead until they finish
 
-    store_wgmma_tile(make_epilogue(p, 0, ext), acc, m0 + 64 * wg + 16 * wq + g, n0, t, M, N);
+    store_wgmma_tile<32>(make_epilogue(p, 0, ext), acc, stage, lane, m0 + 64 * wg + 16 * wq, n0, M, N);
   }
 }
 
@@ -1333,15 +1399,20 @@ __global__ void __launch_bounds__(kThreads) gemm_f32_kernel(const structura_gemm
     __syncthreads();  // the next slab overwrites As/Bs
   }
 
+  // A thread's columns come in quads already: each goes through the epilogue in a loop that is not
+  // unrolled (value() 4 times in the code, not 64: see the tensor-core kernels' epilogue).
   const Epilogue e = make_epilogue(p, b);
+#pragma unroll 1
+  for (int q = 0; q < 16; q++) {  // row i = q / 2 of the thread's 8, column half h = q % 2
+    const int i = q >> 1, h = q & 1;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
-    const int row = m0 + (i < 4 ? 4 * ty + i : 64 + 4 * ty + i - 4);
-#pragma unroll
-    for (int j = 0; j < 8; j += 2) {
-      const int col = n0 + (j < 4 ? 4 * tx + j : 64 + 4 * tx + j - 4);
-      e.store_pair(row, col, acc[i][j], acc[i][j + 1], M, N);
+    for (int qq = 0; qq < 16; qq++) {  // constant indices into acc: it stays in registers
+      const int ii = qq >> 1, j = 4 * (qq & 1);
+      if (qq == q) v = make_float4(acc[ii][j], acc[ii][j + 1], acc[ii][j + 2], acc[ii][j + 3]);
     }
+    const int row = m0 + (i < 4 ? 4 * ty + i : 64 + 4 * ty + i - 4);
+    e.store_quad(row, n0 + 64 * h + 4 * tx, v, M, N);
   }
 }
 
