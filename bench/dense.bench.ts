@@ -142,8 +142,58 @@ function deviceCases(ctx: BenchContext): BenchCase[] {
   return out;
 }
 
+/**
+ * CPU, a bfloat16 Linear: x [m, k]·Wᵀ with W [n, k] read in place by the GEMM (gemm_half: widened in
+ * registers at decode, while packing otherwise). Baselines: the same product of float32 copies in this
+ * process (at decode the 16-bit one reads half the bytes), and PyTorch's F.linear in bfloat16.
+ */
+function halfCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: number): BenchCase {
+  let x: Tensor | undefined, w: Tensor | undefined, x32: Tensor | undefined, w32: Tensor | undefined;
+  return {
+    op: 'matmul',
+    shape: `${m}×${k}×${n} x·Wᵀ`,
+    dtype,
+    device: ctx.device,
+    flops: 2 * m * k * n,
+    bytes: m <= 16 ? 2 * (m * k + k * n + m * n) : undefined,
+    setup() {
+      x = randn([m, k], { seed: 1, device: ctx.device, dtype });
+      w = randn([n, k], { seed: 2, device: ctx.device, dtype });
+    },
+    run() {
+      matmul(x!, w!.transpose(0, 1)).dispose();
+    },
+    teardown() {
+      x!.dispose();
+      w!.dispose();
+    },
+    baselines: {
+      torch: { kind: 'torch', script: 'dense.py', spec: { m, k, n, dtype, wt: true }, label: 'F.linear' },
+      float32: {
+        kind: 'local',
+        label: 'the same product in float32',
+        setup() {
+          x32 = x!.cast('float32');
+          w32 = w!.cast('float32');
+        },
+        run() {
+          matmul(x32!, w32!.transpose(0, 1)).dispose();
+        },
+        teardown() {
+          x32!.dispose();
+          w32!.dispose();
+        },
+      },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) return deviceCases(ctx);
+  return [...cpuCases(ctx), ...[1, 16, 512].map((m) => halfCase(ctx, 'bfloat16', m, 4096, 4096))];
+}
+
+function cpuCases(ctx: BenchContext): BenchCase[] {
   return SHAPES.map(([m, k, n]) => {
     let a: Tensor | undefined;
     let b: Tensor | undefined;

@@ -6,7 +6,9 @@ import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import * as R from './reference/ops';
-import { checkOp, throwsLike, liveCounts, assertNoLeak, type Tol } from './helpers';
+import { checkOp, throwsLike, liveCounts, assertNoLeak, freshSeed, type Tol } from './helpers';
+import { checkMatmul, type DenseCase } from './conformance/dense';
+import { atEachSimdLevel } from './kernels/kernel_util';
 
 // ‖out − ref‖/‖ref‖ per dtype: float32 accumulation over K ≤ 129 terms stays within a few 1e−7·√K;
 // float16/bfloat16 inputs are exact in the reference, so only the output rounding (2⁻¹¹, 2⁻⁸) and
@@ -56,6 +58,55 @@ test('matmul at larger odd sizes (float32 forward only)', () => {
 
 test('matmul in float16 and bfloat16', () => {
   checkOp({ shapes: [[17, 33], [33, 9]], fn: S.matmul, ref: R.matmul, dtype: ['float16', 'bfloat16'], grad: false, tol: MM_TOL });
+});
+
+// float16 / bfloat16 on the CPU: the GEMM reads the 16-bit operands in place (gemm_half) and widens
+// them while packing, or in registers on the skinny x·Wᵀ path, so each case below aims at one of its
+// paths — the tiny direct loop, the skinny x·Wᵀ and x·W paths (tails of K and of the 512-column
+// chunks), few columns (the transposed problem), packed products across a K block in all four
+// layouts, an unaligned view, a batch folded into rows and one that is not — at every SIMD level and
+// on 1 and 2 threads. Every element against the float64 product of the stored inputs (checkMatmul:
+// one rounding of the output plus float32 accumulation), integers exactly.
+test('float16 and bfloat16 read in place by the CPU GEMM: every path, per element', () => {
+  const cases: DenseCase[] = [
+    { m: 3, k: 5, n: 7 },
+    { m: 1, k: 203, n: 37, transB: true },
+    { m: 5, k: 203, n: 37, transB: true },
+    { m: 16, k: 64, n: 33, transB: true },
+    { m: 4, k: 100, n: 64, transA: true, transB: true },
+    { m: 3, k: 150, n: 600 },
+    { m: 1, k: 40, n: 1030 },
+    { m: 300, k: 65, n: 7, transB: true },
+    { m: 300, k: 65, n: 7 },
+    { m: 70, k: 300, n: 90 },
+    { m: 70, k: 300, n: 90, transA: true },
+    { m: 70, k: 300, n: 90, transB: true },
+    { m: 70, k: 300, n: 90, transA: true, transB: true },
+    { m: 129, k: 33, n: 200, offsetA: true },
+    { m: 40, k: 64, n: 50, batchA: [2] },
+    { m: 8, k: 16, n: 8, batchA: [3], batchB: [3] },
+    { m: 33, k: 70, n: 41, transB: true, integers: true },
+    { m: 2, k: 300, n: 70, integers: true },
+  ];
+  const threads = S.getNumThreads();
+  try {
+    atEachSimdLevel((level) => {
+      for (const nt of [1, 2]) {
+        S.setNumThreads(nt);
+        for (const dt of ['float16', 'bfloat16'] as const)
+          cases.forEach((c, i) => {
+            try {
+              checkMatmul('cpu', dt, c, freshSeed() + i);
+            } catch (e) {
+              console.error(`  (SIMD ${level}, ${nt} thread(s))`);
+              throw e;
+            }
+          });
+      }
+    });
+  } finally {
+    S.setNumThreads(threads);
+  }
 });
 
 test('a linear layer: gradients of x·Wᵀ + b for x, W and b', () => {

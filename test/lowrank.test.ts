@@ -10,6 +10,9 @@ import type { Tensor } from '../lib/index';
 import { native } from '../lib/native';
 import * as R from './reference/lowrank';
 import { checkOp, throwsLike, liveCounts, assertNoLeak, rng, freshSeed, type Tol } from './helpers';
+import { checkLora, type LoraCase } from './conformance/lowrank';
+import { checkAdapters, type AdapterCase } from './conformance/lowrank_family';
+import { atEachSimdLevel } from './kernels/kernel_util';
 
 const { lowrank } = S;
 
@@ -179,6 +182,35 @@ test('lora in float16 and bfloat16 (computed in float32)', () => {
     dtype: ['float16', 'bfloat16'],
     grad: false,
     tol: TOL,
+  });
+});
+
+// A float16 / bfloat16 W on the CPU is read in place by the GEMM (gemm_half: widened while packing,
+// or in registers at decode): lora, lowrank.linear, loraBatched and loraMixture at decode and
+// prefill shapes, every element within the conformance bound, at every SIMD level.
+test('lora family in float16 and bfloat16 with W read in place: decode and prefill shapes, per element', () => {
+  const lora: LoraCase[] = [
+    { m: 1, k: 203, n: 37, r: 8, bias: true },
+    { m: 16, k: 64, n: 33, r: 16, rank: 13 },
+    { m: 70, k: 300, n: 90, r: 8, bias: true, scale: -2 },
+    { m: 300, k: 40, n: 7, r: 4 },
+  ];
+  const adapters: AdapterCase[] = [
+    { m: 1, k: 200, n: 37, r: 4, E: 3, scale: 0.5, ids: 'random' },
+    { m: 9, k: 64, n: 70, r: 8, E: 4, scale: 2, ids: 'random' },
+    { m: 70, k: 300, n: 90, r: 4, E: 3, scale: -1, ids: 'random' },
+  ];
+  atEachSimdLevel(() => {
+    for (const dt of ['float16', 'bfloat16'] as const) {
+      lora.forEach((c, i) => {
+        checkLora('cpu', dt, c, freshSeed() + i);
+        checkLora('cpu', dt, { ...c, linear: true }, freshSeed() + i);
+      });
+      adapters.forEach((c, i) => {
+        checkAdapters('cpu', dt, 'batched', c, freshSeed() + i);
+        checkAdapters('cpu', dt, 'mixture', c, freshSeed() + i);
+      });
+    }
   });
 });
 

@@ -36,15 +36,22 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "cpu/cpuinfo.h"
+#include "cpu/elementwise.h"
 #include "threadpool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define STRUCTURA_X86 1
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns about the deliberately undefined pass-through operand inside its own AVX-512
+// intrinsics (_mm512_cvtepu16_epi32, _mm512_slli_epi32), as in cpu/elementwise.cc.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 namespace structura {
@@ -66,6 +73,9 @@ template <class T>
 using SkinnyNT = void (*)(int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw, T* out, int64_t ld_out);
 template <class T>
 using PackFn = void (*)(const T* src, int64_t rs, int64_t cs, int64_t len, int64_t kc, T* dst);
+// nt with W as 16-bit float bits (float only; gemm_half)
+using SkinnyNT16 = void (*)(int64_t K, const float* A, int64_t lda, const uint16_t* W, int64_t ldw, float* out,
+                            int64_t ld_out);
 
 // One ISA's kernels and blocking. mc, kc, nc: cache blocks (measured on the AMD EPYC dev box: 32 KB L1d,
 // 1 MB L2 per core, shared L3); the packed B micro-panel (kc·NR) is the one reused from L1.
@@ -80,6 +90,7 @@ struct Impl {
   int lanes = 0, nt_mi = 0;
   SkinnyNN<T> nn[17] = {};
   SkinnyNT<T> nt[5][5] = {};
+  SkinnyNT16 nt16[2][5][5] = {};  // [bf16, f16][mi][nj] (float tables only)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -225,8 +236,8 @@ void pack_b_scalar(const T* s, int64_t rs, int64_t cs, int64_t len, int64_t kc, 
 // ---------------------------------------------------------------------------------------------
 // vector traits (see gemm_kernels.inc): AVX2+FMA (MR = 6, NR = 2 ymm) and AVX-512 (MR = 12, NR = 2 zmm)
 
-#define STRUCTURA_AVX2_INL __attribute__((target("avx2,fma"), always_inline)) inline
-#define STRUCTURA_AVX512_INL __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma"), always_inline)) inline
+#define STRUCTURA_AVX2_INL __attribute__((target("avx2,fma,f16c"), always_inline)) inline
+#define STRUCTURA_AVX512_INL __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c"), always_inline)) inline
 
 namespace avx2 {
 template <class T> struct Vec;
@@ -236,6 +247,12 @@ template <> struct Vec<float> {
   static constexpr int L = 8, MR = 6;
   // skinny path: vectors per row of B for R rows (R·U accumulators + U + 1 ≤ 16 registers)
   static constexpr int nn_unroll(int r) { return r <= 2 ? 4 : r == 3 ? 3 : r <= 6 ? 2 : 1; }
+  // L 16-bit floats (src 1: bfloat16, a shift; 2: float16, F16C) as a vector
+  static STRUCTURA_AVX2_INL V widen16(const uint16_t* p, int src) {
+    const __m128i h = _mm_loadu_si128((const __m128i*)p);
+    if (src == 1) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+  }
   static STRUCTURA_AVX2_INL __m256i lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -283,7 +300,7 @@ template <> struct Vec<double> {
     return _mm_cvtsd_f64(_mm_add_sd(x, _mm_unpackhi_pd(x, x)));
   }
 };
-#define STRUCTURA_KATTR __attribute__((target("avx2,fma")))
+#define STRUCTURA_KATTR __attribute__((target("avx2,fma,f16c")))
 #include "cpu/gemm_kernels.inc"
 #undef STRUCTURA_KATTR
 }  // namespace avx2
@@ -295,6 +312,11 @@ template <> struct Vec<float> {
   using V = __m512;
   static constexpr int L = 16, MR = 12;
   static constexpr int nn_unroll(int r) { return r <= 2 ? 8 : r <= 4 ? 6 : r <= 6 ? 4 : 3; }
+  static STRUCTURA_AVX512_INL V widen16(const uint16_t* p, int src) {
+    const __m256i h = _mm256_loadu_si256((const __m256i*)p);
+    if (src == 1) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+  }
   static STRUCTURA_AVX512_INL __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1); }
   static STRUCTURA_AVX512_INL V zero() { return _mm512_setzero_ps(); }
   static STRUCTURA_AVX512_INL V load(const T* p) { return _mm512_load_ps(p); }
@@ -342,7 +364,7 @@ template <> struct Vec<double> {
     return _mm512_cvtsd_f64(v);
   }
 };
-#define STRUCTURA_KATTR __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma")))
+#define STRUCTURA_KATTR __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c")))
 #include "cpu/gemm_kernels.inc"
 #undef STRUCTURA_KATTR
 }  // namespace avx512
@@ -389,6 +411,17 @@ Impl<T> make_scalar() {
     im.nt[3][3] = &NS::nt_tile<T, 3, 3>, im.nt[3][4] = &NS::nt_tile<T, 3, 4>;                      \
     im.nt[4][1] = &NS::nt_tile<T, 4, 1>, im.nt[4][2] = &NS::nt_tile<T, 4, 2>;                      \
     im.nt[4][3] = &NS::nt_tile<T, 4, 3>, im.nt[4][4] = &NS::nt_tile<T, 4, 4>;                      \
+  }                                                                                                \
+  template <int Src, int MI, size_t... J>                                                          \
+  void fill_##NS##_nt16_row(Impl<float>& im, std::index_sequence<J...>) {                          \
+    ((im.nt16[Src - 1][MI][J + 1] = &NS::nt_tile<float, MI, (int)J + 1, Src>), ...);               \
+  }                                                                                                \
+  template <class T, size_t... I>                                                                  \
+  void fill_##NS##_nt16(Impl<T>& im, std::index_sequence<I...>) {                                  \
+    if constexpr (std::is_same<T, float>::value) {                                                 \
+      (fill_##NS##_nt16_row<1, (int)I + 1>(im, std::make_index_sequence<4>{}), ...);              \
+      (fill_##NS##_nt16_row<2, (int)I + 1>(im, std::make_index_sequence<4>{}), ...);              \
+    }                                                                                              \
   }
 STRUCTURA_FILL_SIMD(avx2)
 STRUCTURA_FILL_SIMD(avx512)
@@ -406,6 +439,7 @@ Impl<T> make_avx2() {
   fill_avx2<T>(im, std::make_index_sequence<6>{});
   fill_avx2_nn<T>(im, std::make_index_sequence<16>{});
   fill_avx2_nt<T>(im);
+  fill_avx2_nt16<T>(im, std::make_index_sequence<2>{});
   im.pack_a = &avx2::pack_a<T>;
   im.pack_b = &avx2::pack_b<T>;
   return im;
@@ -423,6 +457,7 @@ Impl<T> make_avx512() {
   fill_avx512<T>(im, std::make_index_sequence<12>{});
   fill_avx512_nn<T>(im, std::make_index_sequence<16>{});
   fill_avx512_nt<T>(im);
+  fill_avx512_nt16<T>(im, std::make_index_sequence<4>{});
   im.pack_a = &avx512::pack_a<T>;
   im.pack_b = &avx512::pack_b<T>;
   return im;
@@ -508,7 +543,34 @@ struct Problem {
   int64_t bias_stride;
   const GemmEpilogue<T>* epi;
   bool transposed;     // C, A, B are the caller's Cᵀ, Bᵀ, Aᵀ
+  // gemm_half: an operand stored as 16-bit floats (same strides; A or B is then null), converted to
+  // float32 as it is packed, or a few rows at a time on the skinny paths
+  const uint16_t* A16 = nullptr;
+  const uint16_t* B16 = nullptr;
+  Half a16 = Half::none, b16 = Half::none;
 };
+
+// ---- 16-bit operands (gemm_half) ----------------------------------------------------------------
+// n elements of a bfloat16 / float16 operand, `step` apart, to float32 (the elementwise module's
+// SIMD converters: a shift for bfloat16, F16C for float16).
+inline void half_to_f32(Half kind, const uint16_t* x, int64_t step, float* y, int64_t n) {
+  const F32Rows& K = f32_rows();
+  if (kind == Half::bf16) K.bf16_to_f32(x, step, y, n);
+  else K.f16_to_f32(x, step, y, n);
+}
+// A per-thread float32 scratch for converted rows: used only between a conversion and the packing or
+// kernel call right after it, so a gemm nested in a block hook cannot be holding it.
+float* half_scratch(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+// rows × cols of a 16-bit operand (element (i, k) at x[i·rs + k·cs]) as a row-major float32 matrix.
+std::vector<float> half_matrix(Half kind, const uint16_t* x, int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  std::vector<float> out((size_t)(rows * cols));
+  for (int64_t i = 0; i < rows; i++) half_to_f32(kind, x + i * rs, cs, out.data() + i * cols, cols);
+  return out;
+}
 
 // After all of K has been accumulated into C[i0:i1, j0:j1] (in the problem's own coordinates): the
 // row bias of a transposed problem, then the caller's block hook in the caller's coordinates.
@@ -538,9 +600,53 @@ struct Blocking {
 
 // Columns [c0, c1) (multiples of NR apart from the end) of the K rows [pc, pc + kc) of B, packed into the
 // layout the kernels read: panel q of the block at dst + q·NR·kc.
+// A 16-bit B is converted on the way: row-major B straight into the panels (a panel's row k is B's row k),
+// other layouts a panel's columns at a time into a float32 scratch that the float32 packer then reads.
 template <class T>
 void pack_b_cols(const Impl<T>& im, const Problem<T>& p, int64_t pc, int64_t kc, int64_t c0, int64_t c1, T* dst) {
-  if (c1 > c0) im.pack_b(p.B + pc * p.rs_b + c0 * p.cs_b, p.rs_b, p.cs_b, c1 - c0, kc, dst + c0 * kc);
+  if (c1 <= c0) return;
+  if (!p.B16) {
+    im.pack_b(p.B + pc * p.rs_b + c0 * p.cs_b, p.rs_b, p.cs_b, c1 - c0, kc, dst + c0 * kc);
+    return;
+  }
+  if constexpr (std::is_same<T, float>::value) {
+    const int64_t NR = im.nr;
+    T* d = dst + c0 * kc;
+    for (int64_t q = c0; q < c1; q += NR, d += NR * kc) {
+      const int64_t n = std::min<int64_t>(NR, c1 - q);
+      const uint16_t* src = p.B16 + pc * p.rs_b + q * p.cs_b;
+      if (p.cs_b == 1) {
+        for (int64_t k = 0; k < kc; k++) {
+          half_to_f32(p.b16, src + k * p.rs_b, 1, d + k * NR, n);
+          for (int64_t j = n; j < NR; j++) d[k * NR + j] = 0.f;
+        }
+      } else {
+        float* tmp = half_scratch((size_t)(NR * kc));  // [n][kc]: B(k, j) at tmp[j·kc + k]
+        for (int64_t j = 0; j < n; j++) half_to_f32(p.b16, src + j * p.cs_b, p.rs_b, tmp + j * kc, kc);
+        im.pack_b(tmp, 1, kc, n, kc, d);
+      }
+    }
+  }
+}
+
+// Rows [i0, i0 + len) × K columns [k0, k0 + kc) of A packed into MR-tall panels; a 16-bit A an MR-row
+// panel at a time through a float32 scratch (its rows converted, then the float32 packer).
+template <class T>
+void pack_a_rows(const Impl<T>& im, const Problem<T>& p, int64_t i0, int64_t k0, int64_t len, int64_t kc, T* dst) {
+  if (!p.A16) {
+    im.pack_a(p.A + i0 * p.rs_a + k0 * p.cs_a, p.rs_a, p.cs_a, len, kc, dst);
+    return;
+  }
+  if constexpr (std::is_same<T, float>::value) {
+    const int64_t MR = im.mr;
+    float* tmp = half_scratch((size_t)(MR * kc));  // [m][kc], row-major
+    for (int64_t q = 0; q < len; q += MR, dst += MR * kc) {
+      const int64_t m = std::min<int64_t>(MR, len - q);
+      const uint16_t* src = p.A16 + (i0 + q) * p.rs_a + k0 * p.cs_a;
+      for (int64_t r = 0; r < m; r++) half_to_f32(p.a16, src + r * p.rs_a, p.cs_a, tmp + r * kc, kc);
+      im.pack_a(tmp, kc, 1, m, kc, dst);
+    }
+  }
 }
 
 // All of B packed at once (K block after K block, each block all N columns wide: block pc starts at
@@ -581,7 +687,8 @@ void run_range(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, int64
         const int64_t Q = (nc + NR - 1) / NR;
         const int64_t q0 = Q * tid / share, q1 = Q * (tid + 1) / share;
         Problem<T> q = p;
-        q.B = p.B + jc * p.cs_b;
+        q.B = p.B ? p.B + jc * p.cs_b : nullptr;
+        q.B16 = p.B16 ? p.B16 + jc * p.cs_b : nullptr;
         pack_b_cols(im, q, pc, kc, q0 * NR, std::min<int64_t>(nc, q1 * NR), bbuf);
         if (share > 1) region_barrier();
       }
@@ -592,7 +699,7 @@ void run_range(const Impl<T>& im, const Blocking& bk, const Problem<T>& p, int64
         const int64_t ie = std::min<int64_t>(i1, i0 + (rpanels * (b + 1) / nblk) * MR);
         if (ie <= ib) continue;
         const int64_t mc = ie - ib;
-        if (!bk.unpacked_a) im.pack_a(p.A + ib * p.rs_a + pc * p.cs_a, p.rs_a, p.cs_a, mc, kc, abuf);
+        if (!bk.unpacked_a) pack_a_rows(im, p, ib, pc, mc, kc, abuf);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = (int)std::min<int64_t>(NR, nc - jr);
           const T* bp = bblk + jr * kc;
@@ -683,9 +790,26 @@ void skinny_nn(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, T
   const int64_t KB = p.M <= 4 ? 8 : p.M <= 8 ? 16 : 128;
   const int64_t width = j1 - j0;
   const int64_t ld = (width + im.lanes - 1) / im.lanes * im.lanes;
-  for (int64_t k0 = 0; k0 < p.K; k0 += KB) {
-    const int64_t kb = std::min<int64_t>(KB, p.K - k0);
-    im.nn[p.M](kb, p.A + k0 * p.cs_a, p.rs_a, p.cs_a, p.B + k0 * p.rs_b + j0 * p.cs_b, p.rs_b, width, acc, ld, k0 == 0);
+  if (p.B16) {
+    // 16-bit B: KB rows × 512 columns at a time converted into a float32 scratch (≤ 256 KB, in L2),
+    // which the float32 kernel then streams; B itself is read from memory once, at half the bytes.
+    if constexpr (std::is_same<T, float>::value) {
+      constexpr int64_t CW = 512;
+      for (int64_t c0 = j0; c0 < j1; c0 += CW) {
+        const int64_t cw = std::min<int64_t>(CW, j1 - c0);
+        for (int64_t k0 = 0; k0 < p.K; k0 += KB) {
+          const int64_t kb = std::min<int64_t>(KB, p.K - k0);
+          float* tmp = half_scratch((size_t)(kb * cw));
+          for (int64_t k = 0; k < kb; k++) half_to_f32(p.b16, p.B16 + (k0 + k) * p.rs_b + c0, 1, tmp + k * cw, cw);
+          im.nn[p.M](kb, p.A + k0 * p.cs_a, p.rs_a, p.cs_a, tmp, cw, cw, acc + (c0 - j0), ld, k0 == 0);
+        }
+      }
+    }
+  } else {
+    for (int64_t k0 = 0; k0 < p.K; k0 += KB) {
+      const int64_t kb = std::min<int64_t>(KB, p.K - k0);
+      im.nn[p.M](kb, p.A + k0 * p.cs_a, p.rs_a, p.cs_a, p.B + k0 * p.rs_b + j0 * p.cs_b, p.rs_b, width, acc, ld, k0 == 0);
+    }
   }
   write_out(p, acc, ld, 0, p.M, j0, width);
 }
@@ -700,6 +824,13 @@ void skinny_nt(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, c
     const int nj = (int)std::min<int64_t>(NJ, j1 - j);
     for (int64_t i = 0; i < p.M; i += im.nt_mi) {
       const int mi = (int)std::min<int64_t>(im.nt_mi, p.M - i);
+      if constexpr (std::is_same<T, float>::value) {
+        if (p.B16) {  // 16-bit W, widened in registers by the kernel
+          im.nt16[(int)p.b16 - 1][mi][nj](p.K, A + i * lda, lda, p.B16 + j * p.cs_b, p.cs_b, out, NJ);
+          write_out(p, out, NJ, i, i + mi, j, nj);
+          continue;
+        }
+      }
       im.nt[mi][nj](p.K, A + i * lda, lda, p.B + j * p.cs_b, p.cs_b, out, NJ);
       write_out(p, out, NJ, i, i + mi, j, nj);
     }
@@ -722,6 +853,8 @@ void gemm_impl(Problem<T> p) {
   if ((p.N < im.nr / 2 || to_skinny) && p.M > p.N) {
     std::swap(p.M, p.N);
     std::swap(p.A, p.B);
+    std::swap(p.A16, p.B16);
+    std::swap(p.a16, p.b16);
     std::swap(p.rs_a, p.cs_b);
     std::swap(p.cs_a, p.rs_b);
     std::swap(p.rs_c, p.cs_c);
@@ -729,10 +862,27 @@ void gemm_impl(Problem<T> p) {
     p.transposed = true;
   }
   const double work = (double)p.M * (double)p.N * (double)p.K;
+  // 16-bit operands: a tiny problem, and the few rows of A on the skinny paths, are converted whole
+  // up front (M·K or N·K elements, next to M·N·K multiply-adds); the rest is converted while packing.
+  std::vector<float> a32, b32;
+  auto widen_a = [&]() {
+    if constexpr (std::is_same<T, float>::value) {
+      a32 = half_matrix(p.a16, p.A16, p.M, p.K, p.rs_a, p.cs_a);
+      p.A = a32.data(), p.rs_a = p.K, p.cs_a = 1, p.A16 = nullptr, p.a16 = Half::none;
+    }
+  };
   if (work <= 4096.0) {
+    if (p.A16) widen_a();
+    if constexpr (std::is_same<T, float>::value) {
+      if (p.B16) {
+        b32 = half_matrix(p.b16, p.B16, p.K, p.N, p.rs_b, p.cs_b);
+        p.B = b32.data(), p.rs_b = p.N, p.cs_b = 1, p.B16 = nullptr, p.b16 = Half::none;
+      }
+    }
     small_direct(p);
     return;
   }
+  if (p.A16 && p.M <= 16) widen_a();
   // Threads: about 2^17 multiply-adds each at least (a few µs), or waking them costs more than it saves.
   int nt = (int)std::min<double>(num_threads(), std::max(1.0, work / 131072.0));
   const int64_t MR = im.mr, NR = im.nr;
@@ -816,7 +966,7 @@ void gemm_impl(Problem<T> p) {
   // (a transpose) would cost about as much as the arithmetic; the kernels read A's rows in place.
   // Measured (4096×N×4096, one thread, AVX-512 and AVX2): N = 32 in 0.6–0.8× the time, N = 64 in
   // 0.75–0.85×; at N = 96 and 128 it was no better than packing.
-  bk.unpacked_a = !skinny && im.kern_ua[1] && p.cs_a == 1 && p.N <= 64;
+  bk.unpacked_a = !skinny && !p.A16 && im.kern_ua[1] && p.cs_a == 1 && p.N <= 64;
 
   WorkspaceScope scope;
   Workspace& ws = scope.ws;
@@ -869,6 +1019,22 @@ template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, int64_t cs_a, const T* B, int64_t rs_b,
           int64_t cs_b, T beta, T* C, int64_t rs_c, int64_t cs_c, const GemmEpilogue<T>* epilogue) {
   Problem<T> p{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, nullptr, 0, nullptr, false};
+  if (epilogue && (epilogue->bias || epilogue->block)) {
+    p.epi = epilogue;
+    p.bias = epilogue->bias;
+    p.bias_stride = epilogue->bias_stride;
+  }
+  gemm_impl(p);
+}
+
+void gemm_half(int64_t M, int64_t N, int64_t K, float alpha, const void* A, Half a_kind, int64_t rs_a, int64_t cs_a,
+               const void* B, Half b_kind, int64_t rs_b, int64_t cs_b, float beta, float* C, int64_t rs_c, int64_t cs_c,
+               const GemmEpilogue<float>* epilogue) {
+  Problem<float> p{M, N, K, alpha, beta, nullptr, rs_a, cs_a, nullptr, rs_b, cs_b, C, rs_c, cs_c, nullptr, 0, nullptr, false};
+  if (a_kind == Half::none) p.A = static_cast<const float*>(A);
+  else p.A16 = static_cast<const uint16_t*>(A), p.a16 = a_kind;
+  if (b_kind == Half::none) p.B = static_cast<const float*>(B);
+  else p.B16 = static_cast<const uint16_t*>(B), p.b16 = b_kind;
   if (epilogue && (epilogue->bias || epilogue->block)) {
     p.epi = epilogue;
     p.bias = epilogue->bias;

@@ -41,6 +41,18 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, in
           int64_t rs_b, int64_t cs_b, T beta, T* C, int64_t rs_c, int64_t cs_c,
           const GemmEpilogue<T>* epilogue = nullptr);
 
+// The bits of a 16-bit float operand of gemm_half.
+enum class Half { none, bf16, f16 };
+
+// float32 gemm with A and/or B given as bfloat16 / float16 bits (kind ≠ none; same strides, in
+// elements): each is converted to float32 on the way in — while packing, or a few rows at a time into a
+// small scratch on the skinny paths — so no float32 copy of a 16-bit operand is made and a skinny
+// product (x·Wᵀ at decode) reads W at half the bytes. Results are those of gemm<float> on the
+// converted operands (the conversion is exact).
+void gemm_half(int64_t M, int64_t N, int64_t K, float alpha, const void* A, Half a_kind, int64_t rs_a, int64_t cs_a,
+               const void* B, Half b_kind, int64_t rs_b, int64_t cs_b, float beta, float* C, int64_t rs_c, int64_t cs_c,
+               const GemmEpilogue<float>* epilogue = nullptr);
+
 // `batch` independent GEMMs; operand p of batch b starts at p + b·batch_stride_p (0 broadcasts A or B;
 // the C matrices must be distinct). Small products run side by side on the pool, large ones in turn.
 template <class T>

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/cpuinfo.h"
@@ -141,6 +142,19 @@ void transpose_factors(int64_t E, int64_t N, int64_t r, const T* B, int64_t bs_e
 // ---------------------------------------------------------------------------------------------
 // LoRA forwards
 
+// y [M, N] = x·Wᵀ with the epilogue: W as T, or (float) its 16-bit bits widened by gemm_half as it
+// packs or streams them, so a bfloat16 / float16 weight is never copied to float32.
+template <class T>
+void x_wt(int64_t M, int64_t N, int64_t K, MatRef<T> x, MatRef<T> W, T* y, const GemmEpilogue<T>* epi) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (W.h) {
+      gemm_half(M, N, K, 1.f, x.p, Half::none, x.rs, x.cs, W.h, W.kind, W.cs, W.rs, 0.f, y, N, 1, epi);
+      return;
+    }
+  }
+  gemm<T>(M, N, K, T(1), x.p, x.rs, x.cs, W.p, W.cs, W.rs, T(0), y, N, 1, epi);
+}
+
 template <class T>
 void lora_forward(int64_t M, int64_t N, int64_t K, int64_t k, MatRef<T> x, MatRef<T> W, MatRef<T> A, MatRef<T> B,
                   T scale, const T* bias, int64_t bias_stride, T* y) {
@@ -151,7 +165,7 @@ void lora_forward(int64_t M, int64_t N, int64_t K, int64_t k, MatRef<T> x, MatRe
   GemmEpilogue<T> epi;
   epi.bias = bias;
   epi.bias_stride = bias_stride;
-  if (!W.p) {
+  if (!W.p && !W.h) {
     gemm<T>(M, N, k, T(1), t.data(), k, 1, B.p, B.cs, B.rs, T(0), y, N, 1, bias ? &epi : nullptr);
     return;
   }
@@ -163,7 +177,7 @@ void lora_forward(int64_t M, int64_t N, int64_t K, int64_t k, MatRef<T> x, MatRe
   epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     rank_term(i1 - i0, j1 - j0, k, tp + i0 * k, k, btp + j0, N, y + i0 * N + j0, N);
   };
-  gemm<T>(M, N, K, T(1), x.p, x.rs, x.cs, W.p, W.cs, W.rs, T(0), y, N, 1, &epi);
+  x_wt<T>(M, N, K, x, W, y, &epi);
 }
 
 template <class T>
@@ -209,7 +223,7 @@ void lora_batched(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
       rank_update(1, j1 - j0, r, tp + i * r, r, btp + (int64_t)e * r * N + j0, N, y + i * N + j0, N);
     }
   };
-  gemm<T>(M, N, K, T(1), x.p, x.rs, x.cs, W.p, W.cs, W.rs, T(0), y, N, 1, &epi);
+  x_wt<T>(M, N, K, x, W, y, &epi);
 }
 
 template <class T>
@@ -234,7 +248,7 @@ void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
   epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     rank_term(i1 - i0, j1 - j0, R, tp + i0 * R, R, btp + j0, N, y + i0 * N + j0, N);
   };
-  gemm<T>(M, N, K, T(1), x.p, x.rs, x.cs, W.p, W.cs, W.rs, T(0), y, N, 1, &epi);
+  x_wt<T>(M, N, K, x, W, y, &epi);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,12 +17,17 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/gemm.h"
+
 namespace structura {
 
 template <class T>
 struct MatRef {
   const T* p = nullptr;
   int64_t rs = 0, cs = 0;
+  // W only, T = float: bfloat16 / float16 bits read in place by gemm_half instead of p (null then)
+  const uint16_t* h = nullptr;
+  Half kind = Half::none;
 };
 
 template <class T>

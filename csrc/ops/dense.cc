@@ -113,6 +113,25 @@ void run_matmul(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, c
                      });
 }
 
+// float16 / bfloat16 on the CPU: one product (or a batch that folds into rows) goes to gemm_half,
+// which converts the operands to float32 as it packs them (or a few rows at a time on the skinny
+// paths), in place and with any strides: no float32 copy of either, and a decode-shaped x·Wᵀ reads W
+// at half the bytes. False for a batch of separate products (the caller converts and batches).
+bool run_matmul_half(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, const Shape& batch, int64_t count,
+                     int64_t M, int64_t N, int64_t K) {
+  int64_t rs_a, cs_a, rs_b, cs_b;
+  matrix_strides(a, ta, rs_a, cs_a);
+  matrix_strides(b, tb, rs_b, cs_b);
+  bool b_batched = false;
+  for (int64_t d = 0; d < b.ndim() - 2; d++)
+    if (b.shape[d] > 1) b_batched = true;
+  if (!(count == 1 || (!b_batched && batch_folds_into_rows(a, batch, M, rs_a)))) return false;
+  auto kind = [](DType dt) { return dt == DType::bf16 ? Half::bf16 : dt == DType::f16 ? Half::f16 : Half::none; };
+  gemm_half(count * M, N, K, 1.f, a.raw(), kind(a.dtype), rs_a, cs_a, b.raw(), kind(b.dtype), rs_b, cs_b, 0.f,
+            c.data<float>(), N, 1);
+  return true;
+}
+
 // ---- on a device: cuda/dense.cu ----------------------------------------------------------------
 
 // The (trans, leading dimension) pair of cuda/dense.cu for a logical rows×cols matrix with strides
@@ -281,8 +300,9 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const bool half = dt == DType::f16 || dt == DType::bf16;
   const DType cdt = half ? DType::f32 : dt;
   Tensor c = Tensor::empty(cdt, out_shape, a0.device());
-  if (c.numel() > 0) {
-    // Half types: one conversion to float32 (contiguous); otherwise in place when the strides allow.
+  if (c.numel() > 0 && !(half && run_matmul_half(a, b, c, ta, tb, batch, count, M, N, K))) {
+    // Half types (a batch of separate products): one conversion to float32 (contiguous); otherwise in
+    // place when the strides allow.
     Tensor ac = half ? cast_contiguous(a, DType::f32) : (readable_in_place(a) ? a : contiguous(a));
     Tensor bc = half ? cast_contiguous(b, DType::f32) : (readable_in_place(b) ? b : contiguous(b));
     bool b_batched = false;

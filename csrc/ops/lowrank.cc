@@ -85,6 +85,24 @@ Tensor compute_of(const Tensor& t) {
   return t;
 }
 
+// A weight W for the float32 kernels: a bfloat16 / float16 W is left as stored and read in place
+// (gemm_half), any other is compute_of(W) (kept alive in *keep).
+MatRef<float> weight_f32(const Tensor& W, Tensor* keep) {
+  MatRef<float> m;
+  if (W.dtype == DType::bf16 || W.dtype == DType::f16) {
+    m.h = W.data<uint16_t>();
+    m.kind = W.dtype == DType::bf16 ? Half::bf16 : Half::f16;
+    m.rs = W.strides[0];
+    m.cs = W.strides[1];
+    return m;
+  }
+  *keep = compute_of(W);
+  m.p = keep->data<float>();
+  m.rs = keep->strides[0];
+  m.cs = keep->strides[1];
+  return m;
+}
+
 template <class T>
 MatRef<T> mat(const Tensor& t) {
   MatRef<T> m;
@@ -466,7 +484,7 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
   if (x.device().type != DeviceType::cpu) return device_lora(env, op, x, W, A, B, bias, k, scale);
 
   Tensor xc = compute_of(x), Ac = compute_of(A), Bc = compute_of(B);
-  Tensor Wc = W ? compute_of(*W) : Tensor();
+  Tensor Wc = W && xc.dtype == DType::f64 ? compute_of(*W) : Tensor();
   Tensor bc = bias ? compute_of(*bias) : Tensor();
   const DType cdt = xc.dtype;
   Tensor y = Tensor::empty(cdt, {M, N}, x.device());
@@ -475,7 +493,7 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
                          mat<double>(Bc), scale, bias ? bc.data<double>() : nullptr, bias ? bc.strides[0] : 0,
                          y.data<double>());
   } else {
-    lora_forward<float>(M, N, K, k, mat<float>(xc), W ? mat<float>(Wc) : MatRef<float>{}, mat<float>(Ac),
+    lora_forward<float>(M, N, K, k, mat<float>(xc), W ? weight_f32(*W, &Wc) : MatRef<float>{}, mat<float>(Ac),
                         mat<float>(Bc), (float)scale, bias ? bc.data<float>() : nullptr, bias ? bc.strides[0] : 0,
                         y.data<float>());
   }
@@ -529,14 +547,14 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
       if (id[m] >= 0) slot[(size_t)m] = pos[(size_t)id[m]];
     return device_stacked(env, op, x, W, A, B, &used, &slot, nullptr, scale);
   }
-  Tensor xc = compute_of(x), Wc = compute_of(W);
+  Tensor xc = compute_of(x), Wc = xc.dtype == DType::f64 ? W : Tensor();
   Tensor Ac = contiguous(compute_of(A)), Bc = contiguous(compute_of(B));
   Tensor y = Tensor::empty(xc.dtype, {M, N}, x.device());
   if (xc.dtype == DType::f64)
     lora_batched<double>(M, N, K, E, r, mat<double>(xc), mat<double>(Wc), Ac.data<double>(), Bc.data<double>(), id,
                          scale, y.data<double>());
   else
-    lora_batched<float>(M, N, K, E, r, mat<float>(xc), mat<float>(Wc), Ac.data<float>(), Bc.data<float>(), id,
+    lora_batched<float>(M, N, K, E, r, mat<float>(xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(), id,
                         (float)scale, y.data<float>());
   return finish(env, std::move(y), x.dtype);
 }
@@ -558,14 +576,14 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
                            ")");
   const double scale = get_scale(info, 5, op);
   if (x.device().type != DeviceType::cpu) return device_stacked(env, op, x, W, A, B, nullptr, nullptr, &G, scale);
-  Tensor xc = compute_of(x), Wc = compute_of(W);
+  Tensor xc = compute_of(x), Wc = xc.dtype == DType::f64 ? W : Tensor();
   Tensor Ac = contiguous(compute_of(A)), Bc = contiguous(compute_of(B)), Gc = contiguous(compute_of(G));
   Tensor y = Tensor::empty(xc.dtype, {M, N}, x.device());
   if (xc.dtype == DType::f64)
     lora_mixture<double>(M, N, K, E, r, mat<double>(xc), mat<double>(Wc), Ac.data<double>(), Bc.data<double>(),
                          Gc.data<double>(), scale, y.data<double>());
   else
-    lora_mixture<float>(M, N, K, E, r, mat<float>(xc), mat<float>(Wc), Ac.data<float>(), Bc.data<float>(),
+    lora_mixture<float>(M, N, K, E, r, mat<float>(xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(),
                         Gc.data<float>(), (float)scale, y.data<float>());
   return finish(env, std::move(y), x.dtype);
 }
