@@ -144,8 +144,9 @@ function deviceCases(ctx: BenchContext): BenchCase[] {
 
 /**
  * CPU, a bfloat16 Linear: x [m, k]·Wᵀ with W [n, k] read in place by the GEMM (gemm_half: widened in
- * registers at decode, while packing otherwise). Baselines: the same product of float32 copies in this
- * process (at decode the 16-bit one reads half the bytes), and PyTorch's F.linear in bfloat16.
+ * registers at decode; from 17 rows on, bfloat16 pairs into vdpbf16ps where the CPU has AVX512-BF16,
+ * else widened while packing). Baselines: the same product of float32 copies in this process (at
+ * decode the 16-bit one reads half the bytes), and PyTorch's F.linear in bfloat16.
  */
 function halfCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: number): BenchCase {
   let x: Tensor | undefined, w: Tensor | undefined, x32: Tensor | undefined, w32: Tensor | undefined;

@@ -64,8 +64,8 @@ test('matmul in float16 and bfloat16', () => {
 // them while packing, or in registers on the skinny x·Wᵀ path, so each case below aims at one of its
 // paths — the tiny direct loop, the skinny x·Wᵀ and x·W paths (tails of K and of the 512-column
 // chunks), few columns (the transposed problem), packed products across a K block in all four
-// layouts, an unaligned view, a batch folded into rows and one that is not — at every SIMD level and
-// on 1 and 2 threads. Every element against the float64 product of the stored inputs (checkMatmul:
+// layouts, bfloat16 pairs (vdpbf16ps, where the CPU has it) and their fallbacks, an unaligned view, a
+// batch folded into rows and one that is not — at every SIMD level and on 1 and 2 threads. Every element against the float64 product of the stored inputs (checkMatmul:
 // one rounding of the output plus float32 accumulation), integers exactly.
 test('float16 and bfloat16 read in place by the CPU GEMM: every path, per element', () => {
   const cases: DenseCase[] = [
@@ -86,6 +86,14 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     { m: 40, k: 64, n: 50, batchA: [2] },
     { m: 8, k: 16, n: 8, batchA: [3], batchB: [3] },
     { m: 33, k: 70, n: 41, transB: true, integers: true },
+    // bfloat16 x·Wᵀ with M, N > 16 and K even runs as bfloat16 pairs on AVX512-BF16 CPUs (vdpbf16ps):
+    // several K blocks of pairs with a tail, and the fallbacks (odd K, A one element off alignment)
+    { m: 40, k: 1030, n: 50, transB: true },
+    { m: 40, k: 1031, n: 50, transB: true },
+    { m: 129, k: 64, n: 200, transB: true, offsetA: true },
+    { m: 20, k: 600, n: 70, transB: true, batchA: [3] },
+    { m: 1, k: 1030, n: 37, transB: true }, // pairs at decode: the skinny dot products
+    { m: 300, k: 64, n: 7, transB: true }, // pairs with few columns: the transposed problem
     { m: 2, k: 300, n: 70, integers: true },
   ];
   const threads = S.getNumThreads();

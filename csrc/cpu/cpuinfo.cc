@@ -1,4 +1,5 @@
-// cpuinfo.cc — CPUID + XGETBV checks (AVX2+FMA; AVX-512 F/DQ/BW/VL with OS support for zmm state).
+// cpuinfo.cc — CPUID + XGETBV checks (AVX2+FMA; AVX-512 F/DQ/BW/VL with OS support for zmm state;
+// AVX512-BF16).
 #include "cpu/cpuinfo.h"
 
 #include <atomic>
@@ -44,6 +45,20 @@ static std::atomic<int> g_cap{-1};
 Simd simd_hardware() {
   static Simd hw = detect();
   return hw;
+}
+
+bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const bool has = [] {
+    if (simd_hardware() != Simd::avx512) return false;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return false;
+    return (a & (1u << 5)) != 0;  // CPUID.(EAX=7, ECX=1):EAX[5] = AVX512_BF16
+  }();
+  return has;
+#else
+  return false;
+#endif
 }
 
 Simd simd_level() {

@@ -12,5 +12,7 @@ const char* simd_name(Simd s);
 Simd set_simd_cap(Simd cap);
 // What the hardware supports, ignoring caps.
 Simd simd_hardware();
+// AVX512-BF16 (vdpbf16ps) with AVX-512 usable: the bfloat16 GEMM kernels of cpu/gemm.cc.
+bool cpu_has_avx512_bf16();
 
 }  // namespace structura

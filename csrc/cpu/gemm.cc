@@ -26,6 +26,9 @@
 // A thin B (few columns or few rows, ≤ 1 MB packed) is packed whole before the threads start, so
 // splitting rows costs one barrier instead of two per K×N block (many, and short, when B is thin).
 // Packed buffers are per thread and per nesting level: a block hook may itself call gemm().
+// gemm_half (16-bit operands): widened while packing, in registers on the skinny x·Wᵀ path, or — both
+// bfloat16, pairs of k adjacent, AVX512-BF16 — run as a float problem over K/2 whose "floats" are
+// bfloat16 pairs, with the same driver and packers and vdpbf16ps kernels (kern, kern_ua, nt_tile).
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -266,6 +269,7 @@ template <> struct Vec<float> {
   static STRUCTURA_AVX2_INL V set1(T x) { return _mm256_set1_ps(x); }
   static STRUCTURA_AVX2_INL V bcast(const T* p) { return _mm256_broadcast_ss(p); }
   static STRUCTURA_AVX2_INL V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static STRUCTURA_AVX2_INL V mac(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static STRUCTURA_AVX2_INL V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static STRUCTURA_AVX2_INL V add(V a, V b) { return _mm256_add_ps(a, b); }
   static STRUCTURA_AVX2_INL T hsum(V v) {
@@ -293,6 +297,7 @@ template <> struct Vec<double> {
   static STRUCTURA_AVX2_INL V set1(T x) { return _mm256_set1_pd(x); }
   static STRUCTURA_AVX2_INL V bcast(const T* p) { return _mm256_broadcast_sd(p); }
   static STRUCTURA_AVX2_INL V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static STRUCTURA_AVX2_INL V mac(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static STRUCTURA_AVX2_INL V mul(V a, V b) { return _mm256_mul_pd(a, b); }
   static STRUCTURA_AVX2_INL V add(V a, V b) { return _mm256_add_pd(a, b); }
   static STRUCTURA_AVX2_INL T hsum(V v) {
@@ -328,6 +333,7 @@ template <> struct Vec<float> {
   static STRUCTURA_AVX512_INL V set1(T x) { return _mm512_set1_ps(x); }
   static STRUCTURA_AVX512_INL V bcast(const T* p) { return _mm512_set1_ps(*p); }
   static STRUCTURA_AVX512_INL V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static STRUCTURA_AVX512_INL V mac(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static STRUCTURA_AVX512_INL V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static STRUCTURA_AVX512_INL V add(V a, V b) { return _mm512_add_ps(a, b); }
   // (GCC 12's _mm512_reduce_add_* and 512→128 casts trip -Wuninitialized; the maskz forms do not.)
@@ -355,6 +361,7 @@ template <> struct Vec<double> {
   static STRUCTURA_AVX512_INL V set1(T x) { return _mm512_set1_pd(x); }
   static STRUCTURA_AVX512_INL V bcast(const T* p) { return _mm512_set1_pd(*p); }
   static STRUCTURA_AVX512_INL V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static STRUCTURA_AVX512_INL V mac(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static STRUCTURA_AVX512_INL V mul(V a, V b) { return _mm512_mul_pd(a, b); }
   static STRUCTURA_AVX512_INL V add(V a, V b) { return _mm512_add_pd(a, b); }
   static STRUCTURA_AVX512_INL T hsum(V v) {
@@ -368,6 +375,25 @@ template <> struct Vec<double> {
 #include "cpu/gemm_kernels.inc"
 #undef STRUCTURA_KATTR
 }  // namespace avx512
+
+// AVX512-BF16 (Zen 4, Sapphire Rapids): the same packed micro-kernel over bfloat16 pairs. A float
+// lane of the packed panels holds two bfloat16 of consecutive k, and mac is vdpbf16ps: two products
+// a step, exact in float32 and added with round-to-nearest, subnormals flushed (as in the pool's
+// FTZ/DAZ jobs) — twice the float32 FMA rate for a bfloat16 x·Wᵀ (gemm_half's pair path).
+namespace avx512bf16 {
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> : avx512::Vec<float> {
+  static __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512bf16"), always_inline)) inline V mac(
+      V a, V b, V c) {
+    return _mm512_dpbf16_ps(c, (__m512bh)a, (__m512bh)b);
+  }
+};
+#define STRUCTURA_KATTR __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,fma,f16c,avx512bf16")))
+#include "cpu/gemm_kernels.inc"
+#undef STRUCTURA_KATTR
+}  // namespace avx512bf16
 #endif  // STRUCTURA_X86
 
 // ---------------------------------------------------------------------------------------------
@@ -425,6 +451,7 @@ Impl<T> make_scalar() {
   }
 STRUCTURA_FILL_SIMD(avx2)
 STRUCTURA_FILL_SIMD(avx512)
+STRUCTURA_FILL_SIMD(avx512bf16)
 #undef STRUCTURA_FILL_SIMD
 
 template <class T>
@@ -476,6 +503,37 @@ const Impl<T>& impl_for(Simd s) {
   (void)s;
 #endif
   return scalar;
+}
+
+// The bfloat16-pair table (float operands whose lanes are pairs; see namespace avx512bf16): the
+// AVX-512 packers with the vdpbf16ps micro-kernels (packed and in place) and skinny x·Wᵀ dot products.
+// No skinny x·W kernels: a pair problem's B is never row-major (its k runs are pairs, K/2 ≥ 16 apart).
+#ifdef STRUCTURA_X86
+const Impl<float>& bf16_pair_impl() {
+  static const Impl<float> im = [] {
+    Impl<float> t{};
+    const Impl<float>& base = impl_for<float>(Simd::avx512);
+    // half the K block (in pairs: 128, i.e. 256 k, a 16 KB B micro-panel) and twice the rows of the
+    // float32 blocking: ~5% faster on the dev box's Zen 4 (bfloat16 2048×4096×4096, 2 threads)
+    t.mr = base.mr, t.nr = base.nr, t.kc = base.kc / 2, t.mc = 2 * base.mc, t.nc = base.nc;
+    t.lanes = base.lanes, t.nt_mi = base.nt_mi;
+    fill_avx512bf16<float>(t, std::make_index_sequence<12>{});
+    fill_avx512bf16_nt<float>(t);
+    t.pack_a = base.pack_a;
+    t.pack_b = base.pack_b;
+    return t;
+  }();
+  return im;
+}
+#endif
+
+// Whether the bfloat16-pair kernels may run: AVX-512 in use and the CPU has AVX512-BF16.
+bool bf16_pairs_available() {
+#ifdef STRUCTURA_X86
+  return simd_level() == Simd::avx512 && cpu_has_avx512_bf16();
+#else
+  return false;
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -548,6 +606,8 @@ struct Problem {
   const uint16_t* A16 = nullptr;
   const uint16_t* B16 = nullptr;
   Half a16 = Half::none, b16 = Half::none;
+  // float only: A and B are bfloat16 pairs along k seen as floats (K counts pairs): the vdpbf16ps table
+  bool bf16_pairs = false;
 };
 
 // ---- 16-bit operands (gemm_half) ----------------------------------------------------------------
@@ -838,13 +898,22 @@ void skinny_nt(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, c
 }
 
 template <class T>
+const Impl<T>& impl_of(const Problem<T>& p) {
+#ifdef STRUCTURA_X86
+  if constexpr (std::is_same<T, float>::value)
+    if (p.bf16_pairs) return bf16_pair_impl();
+#endif
+  return impl_for<T>(simd_level());
+}
+
+template <class T>
 void gemm_impl(Problem<T> p) {
   if (p.M <= 0 || p.N <= 0) return;
   if (p.K <= 0 || p.alpha == T(0)) {
     scale_only(p);
     return;
   }
-  const Impl<T>& im = impl_for<T>(simd_level());
+  const Impl<T>& im = impl_of(p);
   // A handful of columns wastes most of each NR-wide tile; the transposed problem has them as rows,
   // which the m-row kernels compute without waste. Up to 16 columns (a low-rank projection x·Aᵀ),
   // the transposed problem is skinny: A is streamed once instead of packed (each element of A is used
@@ -871,7 +940,7 @@ void gemm_impl(Problem<T> p) {
       p.A = a32.data(), p.rs_a = p.K, p.cs_a = 1, p.A16 = nullptr, p.a16 = Half::none;
     }
   };
-  if (work <= 4096.0) {
+  if (work <= 4096.0 && !p.bf16_pairs) {
     if (p.A16) widen_a();
     if constexpr (std::is_same<T, float>::value) {
       if (p.B16) {
@@ -1031,9 +1100,27 @@ void gemm_half(int64_t M, int64_t N, int64_t K, float alpha, const void* A, Half
                const void* B, Half b_kind, int64_t rs_b, int64_t cs_b, float beta, float* C, int64_t rs_c, int64_t cs_c,
                const GemmEpilogue<float>* epilogue) {
   Problem<float> p{M, N, K, alpha, beta, nullptr, rs_a, cs_a, nullptr, rs_b, cs_b, C, rs_c, cs_c, nullptr, 0, nullptr, false};
-  if (a_kind == Half::none) p.A = static_cast<const float*>(A);
+  // Both bfloat16 with pairs of consecutive k adjacent and 4-byte aligned in each (x·Wᵀ: x and W
+  // row-major): the problem becomes a float problem over K/2 pairs, computed by the vdpbf16ps kernels
+  // (packed, or the skinny dot products at decode). The float packers move the pairs unchanged (a zero
+  // float is a zero pair); the tiny direct loop, which would multiply them as floats, is skipped.
+  const auto pairs_ok = [](const void* p, int64_t pair_stride, int64_t other) {
+    return other == 1 && pair_stride % 2 == 0 && reinterpret_cast<uintptr_t>(p) % 4 == 0;
+  };
+  if (a_kind == Half::bf16 && b_kind == Half::bf16 && K >= 32 && K % 2 == 0 &&
+      pairs_ok(A, rs_a, cs_a) && pairs_ok(B, cs_b, rs_b) && bf16_pairs_available()) {
+    p.A = static_cast<const float*>(A), p.rs_a = rs_a / 2;
+    p.B = static_cast<const float*>(B), p.cs_b = cs_b / 2;
+    p.K = K / 2;
+    p.bf16_pairs = true;
+    a_kind = b_kind = Half::none;
+    A = B = nullptr;
+  }
+  if (p.bf16_pairs) {
+  } else if (a_kind == Half::none) p.A = static_cast<const float*>(A);
   else p.A16 = static_cast<const uint16_t*>(A), p.a16 = a_kind;
-  if (b_kind == Half::none) p.B = static_cast<const float*>(B);
+  if (p.bf16_pairs) {
+  } else if (b_kind == Half::none) p.B = static_cast<const float*>(B);
   else p.B16 = static_cast<const uint16_t*>(B), p.b16 = b_kind;
   if (epilogue && (epilogue->bias || epilogue->block)) {
     p.epi = epilogue;

@@ -48,7 +48,9 @@ enum class Half { none, bf16, f16 };
 // elements): each is converted to float32 on the way in — while packing, or a few rows at a time into a
 // small scratch on the skinny paths — so no float32 copy of a 16-bit operand is made and a skinny
 // product (x·Wᵀ at decode) reads W at half the bytes. Results are those of gemm<float> on the
-// converted operands (the conversion is exact).
+// converted operands (the conversion is exact), except that with both operands bfloat16 on a CPU
+// with AVX512-BF16 the products are summed two at a time by vdpbf16ps (subnormals flushed, as in
+// the pool's FTZ/DAZ jobs; the same float32 accumulation bound).
 void gemm_half(int64_t M, int64_t N, int64_t K, float alpha, const void* A, Half a_kind, int64_t rs_a, int64_t cs_a,
                const void* B, Half b_kind, int64_t rs_b, int64_t cs_b, float beta, float* C, int64_t rs_c, int64_t cs_c,
                const GemmEpilogue<float>* epilogue = nullptr);

@@ -148,7 +148,10 @@ template <class T>
 void x_wt(int64_t M, int64_t N, int64_t K, MatRef<T> x, MatRef<T> W, T* y, const GemmEpilogue<T>* epi) {
   if constexpr (std::is_same<T, float>::value) {
     if (W.h) {
-      gemm_half(M, N, K, 1.f, x.p, Half::none, x.rs, x.cs, W.h, W.kind, W.cs, W.rs, 0.f, y, N, 1, epi);
+      if (x.h && x.kind == W.kind)
+        gemm_half(M, N, K, 1.f, x.h, x.kind, x.hrs, x.hcs, W.h, W.kind, W.hcs, W.hrs, 0.f, y, N, 1, epi);
+      else
+        gemm_half(M, N, K, 1.f, x.p, Half::none, x.rs, x.cs, W.h, W.kind, W.hcs, W.hrs, 0.f, y, N, 1, epi);
       return;
     }
   }

@@ -25,9 +25,12 @@ template <class T>
 struct MatRef {
   const T* p = nullptr;
   int64_t rs = 0, cs = 0;
-  // W only, T = float: bfloat16 / float16 bits read in place by gemm_half instead of p (null then)
+  // T = float, a 16-bit operand as stored (strides hrs, hcs): for W it replaces p (null then) and is
+  // read in place by gemm_half; for x it is beside p (x in float32, for the small products) and is
+  // what x·Wᵀ reads when W has the same kind (both bfloat16: the vdpbf16ps kernels)
   const uint16_t* h = nullptr;
   Half kind = Half::none;
+  int64_t hrs = 0, hcs = 0;
 };
 
 template <class T>

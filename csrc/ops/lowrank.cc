@@ -92,14 +92,30 @@ MatRef<float> weight_f32(const Tensor& W, Tensor* keep) {
   if (W.dtype == DType::bf16 || W.dtype == DType::f16) {
     m.h = W.data<uint16_t>();
     m.kind = W.dtype == DType::bf16 ? Half::bf16 : Half::f16;
-    m.rs = W.strides[0];
-    m.cs = W.strides[1];
+    m.hrs = W.strides[0];
+    m.hcs = W.strides[1];
     return m;
   }
   *keep = compute_of(W);
   m.p = keep->data<float>();
   m.rs = keep->strides[0];
   m.cs = keep->strides[1];
+  return m;
+}
+
+// x for the float32 kernels: xc = compute_of(x), and a 16-bit x as stored beside it (x_wt reads that
+// when W is of the same kind).
+MatRef<float> input_f32(const Tensor& x, const Tensor& xc) {
+  MatRef<float> m;
+  m.p = xc.data<float>();
+  m.rs = xc.strides[0];
+  m.cs = xc.strides[1];
+  if (x.dtype == DType::bf16 || x.dtype == DType::f16) {
+    m.h = x.data<uint16_t>();
+    m.kind = x.dtype == DType::bf16 ? Half::bf16 : Half::f16;
+    m.hrs = x.strides[0];
+    m.hcs = x.strides[1];
+  }
   return m;
 }
 
@@ -493,7 +509,7 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
                          mat<double>(Bc), scale, bias ? bc.data<double>() : nullptr, bias ? bc.strides[0] : 0,
                          y.data<double>());
   } else {
-    lora_forward<float>(M, N, K, k, mat<float>(xc), W ? weight_f32(*W, &Wc) : MatRef<float>{}, mat<float>(Ac),
+    lora_forward<float>(M, N, K, k, input_f32(x, xc), W ? weight_f32(*W, &Wc) : MatRef<float>{}, mat<float>(Ac),
                         mat<float>(Bc), (float)scale, bias ? bc.data<float>() : nullptr, bias ? bc.strides[0] : 0,
                         y.data<float>());
   }
@@ -554,7 +570,7 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
     lora_batched<double>(M, N, K, E, r, mat<double>(xc), mat<double>(Wc), Ac.data<double>(), Bc.data<double>(), id,
                          scale, y.data<double>());
   else
-    lora_batched<float>(M, N, K, E, r, mat<float>(xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(), id,
+    lora_batched<float>(M, N, K, E, r, input_f32(x, xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(), id,
                         (float)scale, y.data<float>());
   return finish(env, std::move(y), x.dtype);
 }
@@ -583,7 +599,7 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
     lora_mixture<double>(M, N, K, E, r, mat<double>(xc), mat<double>(Wc), Ac.data<double>(), Bc.data<double>(),
                          Gc.data<double>(), scale, y.data<double>());
   else
-    lora_mixture<float>(M, N, K, E, r, mat<float>(xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(),
+    lora_mixture<float>(M, N, K, E, r, input_f32(x, xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(),
                         Gc.data<float>(), (float)scale, y.data<float>());
   return finish(env, std::move(y), x.dtype);
 }
