@@ -86,9 +86,10 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     { m: 40, k: 64, n: 50, batchA: [2] },
     { m: 8, k: 16, n: 8, batchA: [3], batchB: [3] },
     { m: 33, k: 70, n: 41, transB: true, integers: true },
-    // bfloat16 x·Wᵀ with M, N > 16 and K even runs as bfloat16 pairs on AVX512-BF16 CPUs (vdpbf16ps):
+    // bfloat16 x·Wᵀ with K even runs as bfloat16 pairs on AVX512-BF16 CPUs (vdpbf16ps; packed above 128 rows):
     // several K blocks of pairs with a tail, and the fallbacks (odd K, A one element off alignment)
     { m: 40, k: 1030, n: 50, transB: true },
+    { m: 150, k: 600, n: 70, transB: true }, // pairs, packed (more than 128 rows)
     { m: 40, k: 1031, n: 50, transB: true },
     { m: 129, k: 64, n: 200, transB: true, offsetA: true },
     { m: 20, k: 600, n: 70, transB: true, batchA: [3] },
