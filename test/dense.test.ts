@@ -85,6 +85,9 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     { m: 129, k: 33, n: 200, offsetA: true },
     { m: 40, k: 64, n: 50, batchA: [2] },
     { m: 8, k: 16, n: 8, batchA: [3], batchB: [3] },
+    // separate products large enough to go one by one to the 16-bit GEMM
+    { m: 64, k: 256, n: 130, batchA: [2], batchB: [2], transB: true },
+    { m: 70, k: 300, n: 100, batchA: [2], batchB: [2] },
     { m: 33, k: 70, n: 41, transB: true, integers: true },
     // bfloat16 x·Wᵀ with K even runs as bfloat16 pairs on AVX512-BF16 CPUs (vdpbf16ps; packed above 128 rows):
     // several K blocks of pairs with a tail, and the fallbacks (odd K, A one element off alignment)

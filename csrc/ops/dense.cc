@@ -24,6 +24,7 @@
 #include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
+#include "threadpool.h"
 
 namespace structura {
 
@@ -116,7 +117,9 @@ void run_matmul(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, c
 // float16 / bfloat16 on the CPU: one product (or a batch that folds into rows) goes to gemm_half,
 // which converts the operands to float32 as it packs them (or a few rows at a time on the skinny
 // paths), in place and with any strides: no float32 copy of either, and a decode-shaped x·Wᵀ reads W
-// at half the bytes. False for a batch of separate products (the caller converts and batches).
+// at half the bytes. A batch of separate products large enough to use every thread each goes to it
+// product by product; false for a batch of small ones (the caller converts them and runs them side by
+// side on the pool).
 bool run_matmul_half(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, const Shape& batch, int64_t count,
                      int64_t M, int64_t N, int64_t K) {
   int64_t rs_a, cs_a, rs_b, cs_b;
@@ -125,10 +128,20 @@ bool run_matmul_half(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool 
   bool b_batched = false;
   for (int64_t d = 0; d < b.ndim() - 2; d++)
     if (b.shape[d] > 1) b_batched = true;
-  if (!(count == 1 || (!b_batched && batch_folds_into_rows(a, batch, M, rs_a)))) return false;
   auto kind = [](DType dt) { return dt == DType::bf16 ? Half::bf16 : dt == DType::f16 ? Half::f16 : Half::none; };
-  gemm_half(count * M, N, K, 1.f, a.raw(), kind(a.dtype), rs_a, cs_a, b.raw(), kind(b.dtype), rs_b, cs_b, 0.f,
-            c.data<float>(), N, 1);
+  if (count == 1 || (!b_batched && batch_folds_into_rows(a, batch, M, rs_a))) {
+    gemm_half(count * M, N, K, 1.f, a.raw(), kind(a.dtype), rs_a, cs_a, b.raw(), kind(b.dtype), rs_b, cs_b, 0.f,
+              c.data<float>(), N, 1);
+    return true;
+  }
+  // gemm_batched_fn's rule: below this a product runs on one thread, several side by side
+  if ((double)M * (double)N * (double)K < 64.0 * 64.0 * 256.0 * num_threads()) return false;
+  const std::vector<int64_t> oa = batch_offsets(a, batch, count), ob = batch_offsets(b, batch, count);
+  const uint16_t* A = a.data<uint16_t>();
+  const uint16_t* B = b.data<uint16_t>();
+  for (int64_t i = 0; i < count; i++)
+    gemm_half(M, N, K, 1.f, A + oa[(size_t)i], kind(a.dtype), rs_a, cs_a, B + ob[(size_t)i], kind(b.dtype), rs_b, cs_b,
+              0.f, c.data<float>() + i * M * N, N, 1);
   return true;
 }
 
