@@ -85,17 +85,21 @@ Tensor compute_of(const Tensor& t) {
   return t;
 }
 
+// A 16-bit t as stored, into m's h / kind / hrs / hcs; false (m untouched) for other dtypes.
+bool set_half(MatRef<float>& m, const Tensor& t) {
+  if (t.dtype != DType::bf16 && t.dtype != DType::f16) return false;
+  m.h = t.data<uint16_t>();
+  m.kind = t.dtype == DType::bf16 ? Half::bf16 : Half::f16;
+  m.hrs = t.strides[0];
+  m.hcs = t.strides[1];
+  return true;
+}
+
 // A weight W for the float32 kernels: a bfloat16 / float16 W is left as stored and read in place
 // (gemm_half), any other is compute_of(W) (kept alive in *keep).
 MatRef<float> weight_f32(const Tensor& W, Tensor* keep) {
   MatRef<float> m;
-  if (W.dtype == DType::bf16 || W.dtype == DType::f16) {
-    m.h = W.data<uint16_t>();
-    m.kind = W.dtype == DType::bf16 ? Half::bf16 : Half::f16;
-    m.hrs = W.strides[0];
-    m.hcs = W.strides[1];
-    return m;
-  }
+  if (set_half(m, W)) return m;
   *keep = compute_of(W);
   m.p = keep->data<float>();
   m.rs = keep->strides[0];
@@ -110,12 +114,7 @@ MatRef<float> input_f32(const Tensor& x, const Tensor& xc) {
   m.p = xc.data<float>();
   m.rs = xc.strides[0];
   m.cs = xc.strides[1];
-  if (x.dtype == DType::bf16 || x.dtype == DType::f16) {
-    m.h = x.data<uint16_t>();
-    m.kind = x.dtype == DType::bf16 ? Half::bf16 : Half::f16;
-    m.hrs = x.strides[0];
-    m.hcs = x.strides[1];
-  }
+  set_half(m, x);
   return m;
 }
 
