@@ -73,6 +73,9 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     { m: 1, k: 203, n: 37, transB: true },
     { m: 5, k: 203, n: 37, transB: true },
     { m: 16, k: 64, n: 33, transB: true },
+    { m: 40, k: 1031, n: 37, transB: true }, // long-K x·Wᵀ stays skinny to 64 rows (A widened first)
+    { m: 64, k: 1025, n: 70, transB: true },
+    { m: 100, k: 2050, n: 40, transB: true }, // and to 128 rows as bfloat16 pairs
     { m: 4, k: 100, n: 64, transA: true, transB: true },
     { m: 3, k: 150, n: 600 },
     { m: 1, k: 40, n: 1030 },
@@ -105,6 +108,9 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     atEachSimdLevel((level) => {
       for (const nt of [1, 2]) {
         S.setNumThreads(nt);
+        // float32 x·Wᵀ with a long K on the same skinny dot products up to 64 rows, just past them, short K
+        for (const c of [{ m: 17, k: 1030, n: 37 }, { m: 64, k: 1100, n: 70 }, { m: 65, k: 1024, n: 33 }, { m: 40, k: 300, n: 33 }])
+          checkMatmul('cpu', 'float32', { ...c, transB: true }, freshSeed());
         for (const dt of ['float16', 'bfloat16'] as const)
           cases.forEach((c, i) => {
             try {

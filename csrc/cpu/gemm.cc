@@ -16,7 +16,7 @@
 // attribute, so this file compiles with plain -O3 and picks the kernels at run time (simd_level()).
 // Threads: rows are split into equal MR-aligned ranges, all threads packing and sharing each B panel
 // (a barrier after packing, one before repacking); with too few rows, columns are split instead.
-// Skinny problems (M ≤ 16, or ≤ 128 as bfloat16 pairs: bandwidth-bound, B read once) skip packing when B
+// Skinny problems (M ≤ 16; long-K x·Wᵀ to 64 rows, 128 as bfloat16 pairs: B read once) skip packing if B
 // has a unit stride: row-major B streams row by row through register tiles with software prefetch
 // (nn_rows), Bᵀ row-major (x·Wᵀ) becomes dot products with the rows of W (nt_tile); each thread takes
 // its own columns. When N is tiny (or ≤ 16 at the SIMD levels) and M is not, the problem is transposed
@@ -951,16 +951,20 @@ void gemm_impl(Problem<T> p) {
     small_direct(p);
     return;
   }
-  if (p.A16 && p.M <= 16) widen_a();
   // Threads: about 2^17 multiply-adds each at least (a few µs), or waking them costs more than it saves.
   int nt = (int)std::min<double>(num_threads(), std::max(1.0, work / 131072.0));
   const int64_t MR = im.mr, NR = im.nr;
   const int64_t rpanels = (p.M + MR - 1) / MR;
-  // Skinny (few rows): B is read once and barely reused, so the time is reading B.
-  // bfloat16 pairs: their dot products (nt_tile, 4×4 tiles, W read in place) run at about the packed
-  // kernel's rate here and skip packing W, so they stay ahead to more rows (measured, 2-core Zen 4,
-  // ×4096×4096: M = 96 10 ms against 17 packed, M = 128 14–17 against 21; M = 256 about even).
-  const bool skinny = p.M <= (p.bf16_pairs ? 128 : 16);
+  // Skinny (few rows): B is read once and barely reused, so the time is reading B. With a long K,
+  // x·Wᵀ (W's rows contiguous: the nt_tile dot products, W read in place) stays skinny to more rows,
+  // packing W costing more than the reuse it buys; with a short K the dot products' horizontal sums
+  // cost more (K = 64: 2.6× the packed time a row). Measured on the 2-core Zen 4: float32 with K ≥
+  // 1024 to 64 rows (×4096×4096: M = 17 5.5 ms against 12 packed, M = 64 14 against 21–24, M = 128
+  // even; K = 512 even), bfloat16 pairs with K ≥ 2048 to 128 (M = 128: 14–17 ms against 21 at K =
+  // 4096, 58 µs a row against 105 at K = 2048; K = 1024 even). x·W's row kernels stop at 16 rows.
+  const int64_t nt_rows = p.bf16_pairs ? (p.K >= 1024 ? 128 : 16) : (p.K >= 1024 ? 64 : 16);
+  const bool skinny = p.M <= 16 || (p.M <= nt_rows && p.rs_b == 1 && im.lanes > 0);
+  if (p.A16 && skinny) widen_a();
   const bool split_rows = !skinny && rpanels >= 2 * nt;
   const int64_t npanels = (p.N + NR - 1) / NR;
   if (!split_rows) nt = (int)std::min<int64_t>(nt, npanels);
@@ -980,7 +984,7 @@ void gemm_impl(Problem<T> p) {
   if (skinny && im.lanes > 0 && (p.cs_b == 1 || p.rs_b == 1)) {
     WorkspaceScope scope;
     Workspace& ws = scope.ws;
-    if (p.cs_b == 1) {
+    if (p.cs_b == 1 && p.M <= 16) {
       const int64_t vecs = (p.N + im.lanes - 1) / im.lanes;
       nt = (int)std::min<int64_t>(nt, vecs);
       if ((int)ws.b.size() < nt) ws.b.resize(nt);
