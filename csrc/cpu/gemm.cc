@@ -1091,15 +1091,20 @@ void gemm_impl(Problem<T> p) {
 // ---------------------------------------------------------------------------------------------
 // public entry points
 
+// The caller's epilogue, if it does anything (a bias, a block hook).
+template <class T>
+void attach_epilogue(Problem<T>& p, const GemmEpilogue<T>* epilogue) {
+  if (!epilogue || !(epilogue->bias || epilogue->block)) return;
+  p.epi = epilogue;
+  p.bias = epilogue->bias;
+  p.bias_stride = epilogue->bias_stride;
+}
+
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, int64_t cs_a, const T* B, int64_t rs_b,
           int64_t cs_b, T beta, T* C, int64_t rs_c, int64_t cs_c, const GemmEpilogue<T>* epilogue) {
   Problem<T> p{M, N, K, alpha, beta, A, rs_a, cs_a, B, rs_b, cs_b, C, rs_c, cs_c, nullptr, 0, nullptr, false};
-  if (epilogue && (epilogue->bias || epilogue->block)) {
-    p.epi = epilogue;
-    p.bias = epilogue->bias;
-    p.bias_stride = epilogue->bias_stride;
-  }
+  attach_epilogue(p, epilogue);
   gemm_impl(p);
 }
 
@@ -1120,20 +1125,13 @@ void gemm_half(int64_t M, int64_t N, int64_t K, float alpha, const void* A, Half
     p.B = static_cast<const float*>(B), p.cs_b = cs_b / 2;
     p.K = K / 2;
     p.bf16_pairs = true;
-    a_kind = b_kind = Half::none;
-    A = B = nullptr;
+  } else {
+    if (a_kind == Half::none) p.A = static_cast<const float*>(A);
+    else p.A16 = static_cast<const uint16_t*>(A), p.a16 = a_kind;
+    if (b_kind == Half::none) p.B = static_cast<const float*>(B);
+    else p.B16 = static_cast<const uint16_t*>(B), p.b16 = b_kind;
   }
-  if (p.bf16_pairs) {
-  } else if (a_kind == Half::none) p.A = static_cast<const float*>(A);
-  else p.A16 = static_cast<const uint16_t*>(A), p.a16 = a_kind;
-  if (p.bf16_pairs) {
-  } else if (b_kind == Half::none) p.B = static_cast<const float*>(B);
-  else p.B16 = static_cast<const uint16_t*>(B), p.b16 = b_kind;
-  if (epilogue && (epilogue->bias || epilogue->block)) {
-    p.epi = epilogue;
-    p.bias = epilogue->bias;
-    p.bias_stride = epilogue->bias_stride;
-  }
+  attach_epilogue(p, epilogue);
   gemm_impl(p);
 }
 

@@ -55,6 +55,13 @@ bool readable_in_place(const Tensor& t) {
 }
 
 // Element offsets of every matrix of t (ndim ≥ 2) over the broadcast batch shape `batch`.
+// Whether t holds more than one matrix (a batch dimension above 1), rather than one shared by the batch.
+bool batched(const Tensor& t) {
+  for (int64_t d = 0; d < t.ndim() - 2; d++)
+    if (t.shape[d] > 1) return true;
+  return false;
+}
+
 std::vector<int64_t> batch_offsets(const Tensor& t, const Shape& batch, int64_t count) {
   const int64_t nb = (int64_t)batch.size(), tb = t.ndim() - 2;
   Shape st(nb, 0);
@@ -125,9 +132,7 @@ bool run_matmul_half(const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool 
   int64_t rs_a, cs_a, rs_b, cs_b;
   matrix_strides(a, ta, rs_a, cs_a);
   matrix_strides(b, tb, rs_b, cs_b);
-  bool b_batched = false;
-  for (int64_t d = 0; d < b.ndim() - 2; d++)
-    if (b.shape[d] > 1) b_batched = true;
+  const bool b_batched = batched(b);
   auto kind = [](DType dt) { return dt == DType::bf16 ? Half::bf16 : dt == DType::f16 ? Half::f16 : Half::none; };
   if (count == 1 || (!b_batched && batch_folds_into_rows(a, batch, M, rs_a))) {
     gemm_half(count * M, N, K, 1.f, a.raw(), kind(a.dtype), rs_a, cs_a, b.raw(), kind(b.dtype), rs_b, cs_b, 0.f,
@@ -195,9 +200,7 @@ void device_matmul(Napi::Env env, Tensor a, Tensor b, Tensor& c, bool ta, bool t
   p.alpha = 1.f;
   a = device_operand(a, ta, M, K, p.trans_a, p.lda, rs_a, cs_a);
   b = device_operand(b, tb, K, N, p.trans_b, p.ldb, rs_b, cs_b);
-  bool b_batched = false;
-  for (int64_t d = 0; d < b.ndim() - 2; d++)
-    if (b.shape[d] > 1) b_batched = true;
+  const bool b_batched = batched(b);
   // The wgmma kernel (sm_90) reads B stored [N, K] only: for a large 16-bit product with B stored
   // [K, N], transposing B first (cuda/copy.cu's tiled transpose: 2·K·N elements moved, against
   // 2·M·N·K flops) lets it run instead of mma.sync.
@@ -318,9 +321,7 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     // place when the strides allow.
     Tensor ac = half ? cast_contiguous(a, DType::f32) : (readable_in_place(a) ? a : contiguous(a));
     Tensor bc = half ? cast_contiguous(b, DType::f32) : (readable_in_place(b) ? b : contiguous(b));
-    bool b_batched = false;
-    for (int64_t d = 0; d < bc.ndim() - 2; d++)
-      if (bc.shape[d] > 1) b_batched = true;
+    const bool b_batched = batched(bc);
     if (cdt == DType::f64) run_matmul<double>(ac, bc, c, ta, tb, batch, count, M, N, K, b_batched);
     else run_matmul<float>(ac, bc, c, ta, tb, batch, count, M, N, K, b_batched);
   }

@@ -499,7 +499,7 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
   if (x.device().type != DeviceType::cpu) return device_lora(env, op, x, W, A, B, bias, k, scale);
 
   Tensor xc = compute_of(x), Ac = compute_of(A), Bc = compute_of(B);
-  Tensor Wc = W && xc.dtype == DType::f64 ? compute_of(*W) : Tensor();
+  Tensor Wc = W && xc.dtype == DType::f64 ? *W : Tensor();  // float64: mat<double> reads W itself
   Tensor bc = bias ? compute_of(*bias) : Tensor();
   const DType cdt = xc.dtype;
   Tensor y = Tensor::empty(cdt, {M, N}, x.device());
