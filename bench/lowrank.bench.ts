@@ -24,7 +24,7 @@
 // (M = 16 at r = 64; M = 512 at r ∈ {64, 256}) against the dense x·Wᵀ of the same in and out (ours and
 // cuBLAS), and at M = 16 against its chain of three launches.
 // On 'cuda-emu' (--quick only) the same at in = out = 64.
-import type { BenchCase, BenchContext } from './run';
+import type { BenchCase, BenchContext, LocalBaseline } from './run';
 import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
 import { forcedKernel, noPdl, switched, withSwitch } from './switches';
@@ -37,6 +37,18 @@ type LoraDecode = 'fused' | 'chain';
 const asChain = (run: () => void, what: string) =>
   switched(`${what} as three launches (setLoraDecode('chain'))`, (v: LoraDecode) => native().setLoraDecode(v), 'chain', run);
 
+/** A local baseline: our dense x·Wᵀ, W [out, in] read transposed in place (a view). */
+function denseLinear(label: string, x: () => Tensor, W: () => Tensor): LocalBaseline {
+  return {
+    kind: 'local',
+    label,
+    run: () => {
+      const wt = W().T;
+      matmul(x(), wt).dispose();
+      wt.dispose();
+    },
+  };
+}
 function loraCase(ctx: BenchContext, m: number, r: number): BenchCase {
   let x: Tensor, W: Tensor, A: Tensor, B: Tensor, WT: Tensor, AT: Tensor, BT: Tensor;
   return {
@@ -175,15 +187,7 @@ function deviceLoraCase(ctx: BenchContext, m: number, n: number, r: number): Ben
     baselines: {
       'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype, rotate }, label: 'x·Wᵀ alone (cuBLAS)' },
       'torch-cuda': { kind: 'torch', script: 'cuda.py', spec: { op: 'lora', m, in: n, out: n, r, scale: 0.5, dtype, rotate }, label: 'unfused lora' },
-      dense: {
-        kind: 'local',
-        label: 'our dense x·Wᵀ alone',
-        run: () => {
-          const wt = W().T; // a view: the kernel reads W [out, in] transposed in place
-          matmul(x!, wt).dispose();
-          wt.dispose();
-        },
-      },
+      dense: denseLinear('our dense x·Wᵀ alone', () => x!, W),
       ...(decode
         ? {
             hbm: copyBandwidthBaseline(ctx),
@@ -276,15 +280,7 @@ function deviceLinearCase(ctx: BenchContext, m: number, n: number, r: number): B
       for (const t of [x, A, B, W]) t?.dispose();
     },
     baselines: {
-      dense: {
-        kind: 'local',
-        label: 'our dense x·Wᵀ (same in, out)',
-        run: () => {
-          const wt = W!.T;
-          matmul(x!, wt).dispose();
-          wt.dispose();
-        },
-      },
+      dense: denseLinear('our dense x·Wᵀ (same in, out)', () => x!, () => W!),
       'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype }, label: 'dense x·Wᵀ (cuBLAS)' },
       ...(m <= 16 ? { chain: asChain(() => c.run(), 'the same product') } : {}),
     },
@@ -326,15 +322,7 @@ function deviceSplrCase(ctx: BenchContext, m: number, n: number, r: number): Ben
       for (const t of [x, A, B, W, idx, vals]) t?.dispose();
     },
     baselines: {
-      dense: {
-        kind: 'local',
-        label: 'our dense x·Wᵀ of the same shape',
-        run: () => {
-          const wt = W!.T;
-          matmul(x!, wt).dispose();
-          wt.dispose();
-        },
-      },
+      dense: denseLinear('our dense x·Wᵀ of the same shape', () => x!, () => W!),
       'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype }, label: 'x·Wᵀ (cuBLAS)' },
     },
   };
