@@ -10,6 +10,9 @@
 #include "cuda_abi.h"
 #include "tensor.h"
 #include "threadpool.h"
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+#include "emu/structura_emu.h"
+#endif
 
 #ifndef STRUCTURA_VERSION
 #define STRUCTURA_VERSION "0.1.0"
@@ -161,6 +164,29 @@ static Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), names[old >= 0 && old < 4 ? old : 0]);
 }
 
+// The emulator's memory-access profile (cuda/emu/profile.h): 'start' (clears it and records every
+// later 'cuda-emu' launch), 'stop', or 'report' (the statistics so far, as a JSON string). For
+// bench/emu_profile.ts and the tests that hold kernels to conflict-free shared memory and coalescing.
+static Napi::Value EmuProfile(const Napi::CallbackInfo& info) {
+  const std::string a = get_string(info, 0, "action");
+  if (a != "start" && a != "stop" && a != "report")
+    throw_range(info.Env(), "structura.emuProfile: 'action' must be 'start', 'stop' or 'report', got '" + a + "'");
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  if (a == "start") structura_emu_profile_start();
+  else if (a == "stop") structura_emu_profile_stop();
+  else {
+    std::string out(structura_emu_profile_report(nullptr, 0), '\0');
+    structura_emu_profile_report(out.data(), out.size());
+    out.pop_back();
+    return Napi::String::New(info.Env(), out);
+  }
+  return info.Env().Undefined();
+#else
+  throw Napi::Error::New(info.Env(), "structura.emuProfile: this binary was built without the emulated device (CMake "
+                                     "option STRUCTURA_CUDA_EMU)");
+#endif
+}
+
 static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   set_num_threads((int)get_int(info, 0, "n", 1, 256));
   return info.Env().Undefined();
@@ -198,6 +224,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setDecodeKernel", Napi::Function::New(env, SetDecodeKernel, "setDecodeKernel"));
   exports.Set("setLoraDecode", Napi::Function::New(env, SetLoraDecode, "setLoraDecode"));
   exports.Set("setGemmKernel", Napi::Function::New(env, SetGemmKernel, "setGemmKernel"));
+  exports.Set("emuProfile", Napi::Function::New(env, EmuProfile, "emuProfile"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));

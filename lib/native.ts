@@ -167,6 +167,9 @@ export interface NativeBinding {
   setLoraDecode(mode: 'fused' | 'chain'): 'fused' | 'chain';
   /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma', 'wgmma' (sm_90 and the emulator, where the layout fits) or 'wgmma-tma' (the TMA warp-specialized wgmma kernel, the same layouts with one batch). Returns the previous one. */
   setGemmKernel(kernel: GemmKernel): GemmKernel;
+  /** The emulator's memory-access profile (cuda/emu/profile.h): 'start' clears it and records every later 'cuda-emu' launch, 'stop' ends that, 'report' returns the statistics so far as JSON (an EmuProfile). Throws in a binary without 'cuda-emu'. */
+  emuProfile(action: 'start' | 'stop'): void;
+  emuProfile(action: 'report'): string;
   setNumThreads(n: number): void;
   getNumThreads(): number;
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cuda_runtime.h"
+#include "profile.h"
 #include "structura_emu.h"
 // this file names the Ids fields directly
 #undef threadIdx
@@ -127,6 +128,9 @@ struct Thread {
   bool pdl_waited = false;                    // executed griddepcontrol.wait (pdl_wait)
   uint32_t mbar_addr = 0, mbar_parity = 0;    // the mbarrier wait it is blocked in (St::Mbarrier)
   std::vector<std::pair<uint32_t, uint32_t>> mbar_seen;  // mbarrier → phases it has seen completed
+  // profile.h: barriers/collectives passed in this block, and accesses per code site since the last one
+  uint32_t prof_seq = 0;
+  std::vector<std::pair<uintptr_t, uint32_t>> prof_sites;
 };
 
 // An mbarrier (PTX §9.7.13.15): the phase in progress completes when all `count` arrivals are in and
@@ -339,7 +343,30 @@ static bool mbar_seen(const Thread& t, uint32_t bar, uint32_t phase) {
 
 static const char* access_name(Access a) { return a == Access::Read ? "read" : a == Access::Write ? "write" : "atomic"; }
 
-void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size_t align, Access a) {
+// A warp-level sync point for the profile's grouping of lane accesses (profile.h).
+static void prof_sync(Thread& t) {
+  if (!profile::g_on) return;
+  t.prof_seq++;
+  t.prof_sites.clear();
+}
+static void prof_record(const Launch& L, int tid, const Region* r, uintptr_t x, size_t bytes, Access a, uintptr_t site) {
+  Thread& t = const_cast<Thread&>(L.threads[tid]);
+  uint32_t n = 0;
+  bool found = false;
+  for (auto& e : t.prof_sites)
+    if (e.first == site) {
+      n = e.second++;
+      found = true;
+      break;
+    }
+  if (!found) t.prof_sites.push_back({site, 1});
+  const bool shared = r->space == Space::Shared;
+  // Shared addresses relative to their array: banks follow the offset in the GPU's shared window.
+  profile::record(profile::Access{site, t.prof_seq, n, t.warp, t.lane, shared ? x - r->lo : x, (uint32_t)bytes, shared,
+                                  a != Access::Read});
+}
+
+static void check_impl(int tid, const Region* r, const void* p, size_t bytes, size_t align, Access a, uintptr_t site) {
   Launch* L = g_launch;
   const uintptr_t x = reinterpret_cast<uintptr_t>(p);
   if (!L || !L->cur) throw std::runtime_error("structura-emu: checked pointer used outside a kernel");
@@ -380,6 +407,7 @@ void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size
     fail_thread(ErrorKind::Misaligned, tid,
                 fmt("misaligned %s %s of %zu bytes at %p (needs %zu-byte alignment)", space, access_name(a), bytes, p, align));
   }
+  if (profile::g_on && site) prof_record(*L, tid, r, x, bytes, a, site);
   if (r->space != Space::Shared || !r->shadow) return;
   if (a != Access::Read)
     for (const WgRead& w : L->wg_reads)
@@ -445,10 +473,18 @@ void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size
     }
   }
 }
-void check_access(const Region* r, const void* p, size_t bytes, size_t align, Access a) {
+// The caller's return address names the code site of the access for the profile (noinline keeps it so).
+__attribute__((noinline)) void check_access_as(int tid, const Region* r, const void* p, size_t bytes, size_t align,
+                                               Access a) {
+  check_impl(tid, r, p, bytes, align, a, reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
+}
+void check_access_at(int tid, const Region* r, const void* p, size_t bytes, size_t align, Access a, uintptr_t site) {
+  check_impl(tid, r, p, bytes, align, a, site);
+}
+__attribute__((noinline)) void check_access(const Region* r, const void* p, size_t bytes, size_t align, Access a) {
   Launch* L = g_launch;
   if (!L || !L->cur) throw std::runtime_error("structura-emu: checked pointer used outside a kernel");
-  check_access_as(L->cur->linear, r, p, bytes, align, a);
+  check_impl(L->cur->linear, r, p, bytes, align, a, reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
 }
 
 static void clear_shadow(Shadow* s, size_t n) {
@@ -496,6 +532,7 @@ static void block_here(Launch& L, St st) {
 int syncthreads(const char* file, int line, int op, int pred) {
   Launch& L = *g_launch;
   Thread* t = L.cur;
+  prof_sync(*t);
   if (L.n_exited) {
     int ex = -1;
     for (auto& o : L.threads)
@@ -518,6 +555,7 @@ int syncthreads(const char* file, int line, int op, int pred) {
   else if (op == 2) L.bar_acc &= pred;
   else if (op == 3) L.bar_acc |= pred;
   if (++L.bar_arrived == L.nthreads) {
+    if (profile::g_on) profile::flush(L.name);  // every lane's accesses before the barrier are in
     L.bar_arrived = 0;
     L.epoch = ++g_epoch;
     for (auto& o : L.threads) {
@@ -560,6 +598,7 @@ void warp_collective(const char* op, unsigned mask, Policy policy, const void* i
   Thread* t = L.cur;
   Warp& w = L.warps[t->warp];
   const unsigned bit = 1u << t->lane;
+  prof_sync(*t);
   if (!(mask & bit))
     fail(ErrorKind::InvalidArgument, fmt("%s called with mask 0x%08x, which does not include the calling lane %d", op, mask, t->lane));
   size_t i = 0;
@@ -709,6 +748,8 @@ static void run_block(Launch& L) {
     t.wg_committed = t.wg_waited = 0;
     t.pdl_waited = false;
     t.mbar_seen.clear();
+    t.prof_seq = 0;
+    t.prof_sites.clear();
     void* stack = stack_at(i);  // sets g_stack_size on first use
     context_init(t.ctx, stack, g_stack_size, fiber_main);
   }
@@ -724,11 +765,17 @@ static void run_block(Launch& L) {
         L.cur = nullptr;
         tls_ids = nullptr;
         ran = true;
-        if (L.failed) return;
+        if (L.failed) {
+          profile::discard();
+          return;
+        }
       }
       if (t.st == St::Exited) exited++;
     }
-    if (exited == L.nthreads) return;
+    if (exited == L.nthreads) {
+      if (profile::g_on) profile::flush(L.name);
+      return;
+    }
     if (!ran) {
       diagnose_deadlock(L);
       return;
@@ -843,6 +890,7 @@ int run_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t
   L.dyn.name = "extern __shared__ (dynamic)";
   L.dyn.shadow = g_dyn_shadow.data();
   g_launch = &L;
+  if (profile::g_on) profile::count_launch(name);
   try {
     for (unsigned z = 0; z < grid.z && !L.failed; z++)
       for (unsigned y = 0; y < grid.y && !L.failed; y++)
@@ -1040,7 +1088,8 @@ unsigned activemask() {
 // cp.async (PTX §9.7.9.25.3): copied at issue; the destination stays "pending" for reads and writes
 // until the issuing thread's wait_group covers its group
 
-void cp_async(ptr<void> dst, ptr<const void> src, int cp_size, int src_size) {
+__attribute__((noinline)) void cp_async(ptr<void> dst, ptr<const void> src, int cp_size, int src_size) {
+  const uintptr_t site = reinterpret_cast<uintptr_t>(__builtin_return_address(0));  // the kernel's cp.async
   Launch& L = *g_launch;
   Thread* t = L.cur;
   if (!(cp_size == 4 || cp_size == 8 || cp_size == 16))
@@ -1052,9 +1101,9 @@ void cp_async(ptr<void> dst, ptr<const void> src, int cp_size, int src_size) {
   if (src_size > 0) {
     if (src.r && src.r->space != Space::Global)
       fail(ErrorKind::AsyncCopy, fmt("cp.async source %p is not global memory", (const void*)src.p));
-    check_access(src.r, src.p, (size_t)src_size, (size_t)cp_size, Access::Read);
+    check_impl(t->linear, src.r, src.p, (size_t)src_size, (size_t)cp_size, Access::Read, site);
   }
-  check_access(dst.r, dst.p, (size_t)cp_size, (size_t)cp_size, Access::Write);
+  check_impl(t->linear, dst.r, dst.p, (size_t)cp_size, (size_t)cp_size, Access::Write, site);
   unsigned char* d = static_cast<unsigned char*>(dst.p);
   if (src_size > 0) std::memcpy(d, src.p, (size_t)src_size);
   std::memset(d + src_size, 0, (size_t)(cp_size - src_size));
@@ -1120,6 +1169,7 @@ void mbar_arrive(uint32_t addr, unsigned expect_tx_bytes) {
 void mbar_wait(uint32_t addr, unsigned parity) {
   Launch& L = *g_launch;
   Thread* t = L.cur;
+  prof_sync(*t);
   for (;;) {
     Mbar& m = mbar_at(L, addr, "mbarrier.try_wait.parity");
     if ((m.phase & 1u) != (parity & 1u)) {  // the phase of that parity has completed: m.phase of them are
@@ -1176,7 +1226,7 @@ void tma_load_2d(uint32_t dst, const void* map_p, int c0, int c1, uint32_t bar) 
       unsigned char* d = smem + a;
       if (gi >= 0 && gr >= 0 && (uint64_t)gi < mp.dim[0] && (uint64_t)gr < mp.dim[1]) {
         const unsigned char* src = static_cast<const unsigned char*>(mp.base) + (uint64_t)gr * mp.row_bytes + (uint64_t)gi * mp.elem_bytes;
-        check_access(g, src, mp.elem_bytes, 1, Access::Read);
+        check_impl(L.cur->linear, g, src, mp.elem_bytes, 1, Access::Read, /*site: not a warp access*/ 0);
         std::memcpy(d, src, mp.elem_bytes);
       } else {
         std::memset(d, 0, mp.elem_bytes);

@@ -76,19 +76,19 @@ struct ref {
   T* p;
   const Region* r;
 
-  V load() const {
+  __attribute__((always_inline)) V load() const {
     check_access(r, p, sizeof(T), alignof(T), Access::Read);
     V v;
     std::memcpy(static_cast<void*>(&v), p, sizeof(T));
     return v;
   }
-  void store(const V& v) const {
+  __attribute__((always_inline)) void store(const V& v) const {
     static_assert(!std::is_const<T>::value, "write through a pointer to const");
     check_access(r, p, sizeof(T), alignof(T), Access::Write);
     std::memcpy(static_cast<void*>(const_cast<V*>(p)), &v, sizeof(T));
   }
-  operator V() const { return load(); }
-  const ref& operator=(const V& v) const {
+  __attribute__((always_inline)) operator V() const { return load(); }
+  __attribute__((always_inline)) const ref& operator=(const V& v) const {
     store(v);
     return *this;
   }
@@ -191,8 +191,11 @@ void warp_collective(const char* op, unsigned mask, Policy policy, const void* i
 // Fails the kernel naming `thread` (linear index in the block) as the culprit.
 [[noreturn]] void fail_thread(ErrorKind kind, int thread, const std::string& what);
 [[noreturn]] void fail(ErrorKind kind, const std::string& what);
-// check_access on behalf of another thread of the block (a warp op reading for lane `thread`)
+// check_access on behalf of another thread of the block (a warp op reading for lane `thread`).
 void check_access_as(int thread, const Region* r, const void* p, size_t bytes, size_t align, Access a);
+// … naming the code site of the access for the memory-access profile (profile.h; 0: not profiled, as
+// for wgmma's descriptor reads); check_access and check_access_as name their caller.
+void check_access_at(int thread, const Region* r, const void* p, size_t bytes, size_t align, Access a, uintptr_t site);
 // The exited/nonexistent lanes of the current warp, and this thread's lane.
 unsigned inactive_lanes();
 int lane_id();

@@ -157,6 +157,7 @@ struct LdIn {
   const Region* r;
   int num;
   bool trans;
+  uintptr_t site;  // the kernel's ldmatrix, for the memory-access profile
 };
 
 // §9.7.14.5.15 (Figure 104): lane 8i + r gives the address of row r of matrix i (16 bytes, 16-byte
@@ -175,7 +176,7 @@ void ldmatrix_fn(Collective& c) {
         std::snprintf(msg, sizeof msg, "%s: row address %p (matrix %d row %d) is not shared memory", c.op, (const void*)in.p, i, r);
         fail_thread(ErrorKind::InvalidArgument, c.first_thread + src, msg);
       }
-      check_access_as(c.first_thread + src, in.r, in.p, 16, 16, Access::Read);
+      check_access_at(c.first_thread + src, in.r, in.p, 16, 16, Access::Read, in.site);
       std::memcpy(M[i][r], in.p, 16);
     }
   for (int l = 0; l < 32; l++) {
@@ -223,7 +224,7 @@ double smem_element(Collective& c, Type t, const Desc& d, int row, int k, const 
   a ^= ((a >> 7) & 7u) << 4;
   const ptr<unsigned char> dyn = dynamic_smem();
   const unsigned char* p = dyn.p + a;
-  check_access_as(c.first_thread, dyn.r, p, 2, 2, Access::Read);
+  check_access_at(c.first_thread, dyn.r, p, 2, 2, Access::Read, /*not profiled*/ 0);
   *where = p;
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -308,13 +309,13 @@ void mma_sp(int k, Type t, float* d, const uint32_t* a, const uint32_t* b, const
   warp_collective(mma_op(k, t, true), 0xffffffffu, Policy::FullWarp, &in, d, mma_sp_fn);
 }
 
-void ldmatrix(int num, bool trans, uint32_t* r, ptr<const void> row) {
+__attribute__((noinline)) void ldmatrix(int num, bool trans, uint32_t* r, ptr<const void> row) {
   static const char* const ops[2][3] = {
       {"ldmatrix.sync.aligned.m8n8.x1.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.shared.b16",
        "ldmatrix.sync.aligned.m8n8.x4.shared.b16"},
       {"ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16", "ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16",
        "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16"}};
-  LdIn in{static_cast<const unsigned char*>(row.p), row.r, num, trans};
+  LdIn in{static_cast<const unsigned char*>(row.p), row.r, num, trans, reinterpret_cast<uintptr_t>(__builtin_return_address(0))};
   warp_collective(ops[trans][num == 1 ? 0 : num == 2 ? 1 : 2], 0xffffffffu, Policy::FullWarp, &in, r, ldmatrix_fn);
 }
 
