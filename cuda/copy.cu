@@ -45,7 +45,10 @@ __global__ void copy_kernel(structura_copy_params p) {
 template <class E>
 __global__ void transpose_kernel(structura_copy_params p) {
   ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
-  SMEM(E, tile, [32][33]);  // 33: the column reads of the write phase hit distinct banks
+  // The column reads of the write phase hit distinct banks when a row is an odd number of 4-byte
+  // words apart (33 for 4- and 8-byte elements; 34 for 2-byte ones, 36 for 1-byte ones).
+  constexpr int kPitch = 32 + (sizeof(E) >= 4 ? 1 : 4 / (int)sizeof(E));
+  SMEM(E, tile, [32][kPitch]);
   const int nd = p.ndim;
   const int64_t rows = p.shape[nd - 2], cols = p.shape[nd - 1], ss = p.src_strides[nd - 1];
   const int64_t sb = nd == 3 ? blockIdx.z * p.src_strides[0] : 0, db = nd == 3 ? blockIdx.z * p.dst_strides[0] : 0;

@@ -860,24 +860,47 @@ __device__ __forceinline__ void decode_accumulate(float (&acc)[2][4], const dev_
   }
 }
 
+// The rank term of a decode product as r more k of the main loop — [x | T]·[W | R]ᵀ, as the tile
+// kernels take it (lowrank_in_mainloop) — when T's and R's rows are 16-byte aligned multiples of 8
+// elements. In the epilogue each output would read R's row r elements away from its neighbour's: 16
+// sectors a warp access (bench/emu_profile.ts), L1 traffic that grows with r and the adapters.
+__device__ __forceinline__ bool decode_rank_in_loop(const structura_gemm_params& p, int64_t b) {
+  if (!lowrank_in_mainloop(p) || p.r % 8 || p.ldt % 8 || p.ldr % 8) return false;
+  const uintptr_t t = reinterpret_cast<uintptr_t>(p.lr_t) + (uintptr_t)(b * p.stride_t * 2);
+  const uintptr_t r = reinterpret_cast<uintptr_t>(p.lr_r) + (uintptr_t)(b * p.stride_r * 2);
+  return (t | r) % 16 == 0;
+}
+// acc += T[rows g, g + 8]·R[the CTA's columns n0 + g, n0 + 8 + g]ᵀ over the r columns of both.
+template <bool kBf16>
+__device__ __forceinline__ void decode_accumulate_rank(float (&acc)[2][4], const structura_gemm_params& p, int64_t b,
+                                                       int n0, int g, bool x0_in, bool x1_in, bool w0_in, bool w1_in) {
+  const dev_ptr<const uint16_t> T = gptr(static_cast<const uint16_t*>(p.lr_t)) + b * p.stride_t;
+  const dev_ptr<const uint16_t> R = gptr(static_cast<const uint16_t*>(p.lr_r)) + b * p.stride_r;
+  decode_accumulate<kBf16, false>(acc, T + (x0_in ? (int64_t)g * p.ldt : 0), T + (x1_in ? (int64_t)(g + 8) * p.ldt : 0),
+                                  x0_in, x1_in, R + (w0_in ? (int64_t)(n0 + g) * p.ldr : 0),
+                                  R + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldr : 0), w0_in, w1_in, (int)p.r);
+}
+
 // The 8 warps' fragments summed in warp order through red ([8][16 rows][16 columns] floats): returns
 // the sum of output (threadIdx.x / 16, threadIdx.x % 16). Ends with red read (no barrier after).
+// Column c of row r sits at c ^ 8·((r >> 1) & 1): rows 2 apart share banks (16 floats a row), so the
+// flip keeps a half-warp's float2 stores (rows g … g + 3) on distinct banks (bench/emu_profile.ts).
 __device__ __forceinline__ float decode_sum(const dev_ptr<float>& red, const float (&acc)[2][4]) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int flip = ((g >> 1) & 1) * 8;  // the same for rows g and g + 8
   // accumulator fragment: (row g, cols 2t, 2t + 1) and (row g + 8, same cols) of n-group j
 #pragma unroll
   for (int j = 0; j < 2; j++) {
-    const int o = (warp * 16 + g) * kDecN + 8 * j + 2 * t;
-    red[o] = acc[j][0];
-    red[o + 1] = acc[j][1];
-    red[o + 8 * kDecN] = acc[j][2];
-    red[o + 8 * kDecN + 1] = acc[j][3];
+    const int o = (warp * 16 + g) * kDecN + ((8 * j + 2 * t) ^ flip);
+    dev_cast<float2>(red + o)[0] = make_float2(acc[j][0], acc[j][1]);
+    dev_cast<float2>(red + o + 8 * kDecN)[0] = make_float2(acc[j][2], acc[j][3]);
   }
   __syncthreads();
   const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;  // 256 threads = 16 × 16 outputs
+  const int c = col ^ (((row >> 1) & 1) * 8);
   float s = 0.f;
 #pragma unroll
-  for (int w = 0; w < kThreads / 32; w++) s += red[(w * 16 + row) * kDecN + col];
+  for (int w = 0; w < kThreads / 32; w++) s += red[(w * 16 + row) * kDecN + c];
   return s;
 }
 
@@ -921,14 +944,19 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
   }
   float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
   decode_accumulate<kBf16, kStream>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, len);
-  const float s = decode_sum(dev_cast<float>(red), acc);
   // With p.pdl == 1, W was streamed above while the kernels ahead (T = x·Aᵀ, lora_t) ran; the
   // epilogue's inputs (T, B, bias, …) and out are theirs to finish first — and the split scratch
   // (the kernel ahead may be another split decode). Else already waited: a no-op.
+  const bool rank_in_loop = decode_rank_in_loop(p, b);
+  if (rank_in_loop) {
+    ptx::pdl_wait();
+    if (blockIdx.y == 0) decode_accumulate_rank<kBf16>(acc, p, b, n0, g, x0_in, x1_in, w0_in, w1_in);  // once over the slices
+  }
+  const float s = decode_sum(dev_cast<float>(red), acc);
   ptx::pdl_wait();
   const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;
   if (splits == 1) {
-    make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
+    make_epilogue(p, b, rank_in_loop).store_one(row, n0 + col, s, M, N);
     return;
   }
   const dev_ptr<float> ws = gptr(sk.ws);
@@ -946,7 +974,7 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_kernel(const structura_g
   float tot = 0.f;
   if (n0 + col < N)
     for (int sp = 0; sp < splits; sp++) tot += ws[((int64_t)sp * 16 + row) * N + n0 + col];
-  make_epilogue(p, b).store_one(row, n0 + col, tot, M, N);
+  make_epilogue(p, b, rank_in_loop).store_one(row, n0 + col, tot, M, N);
   if (threadIdx.x == 0) atomicExch(&ctr[blockIdx.x], 0);  // for the next launch, which starts after us
 }
 
@@ -1034,10 +1062,12 @@ __global__ void __launch_bounds__(kThreads) lora_decode_kernel(const structura_g
     const dev_ptr<const uint16_t> w0 = W + (w0_in ? (int64_t)(n0 + g) * p.ldb : 0);
     const dev_ptr<const uint16_t> w1 = W + (w1_in ? (int64_t)(n0 + 8 + g) * p.ldb : 0);
     decode_accumulate<kBf16, false>(acc, x0, x1, x0_in, x1_in, w0, w1, w0_in, w1_in, K);
-    const float v = decode_sum(dev_cast<float>(red), acc);
     if (threadIdx.x == 0) ptx::flag_wait(&cnt[2]);
     __syncthreads();  // the flag seen by thread 0 (acquire) orders T before every thread's reads
-    make_epilogue(p, 0).store_one(row, n0 + col, v, M, N);
+    const bool rank_in_loop = decode_rank_in_loop(p, 0);
+    if (rank_in_loop) decode_accumulate_rank<kBf16>(acc, p, 0, n0, g, x0_in, x1_in, w0_in, w1_in);
+    const float v = decode_sum(dev_cast<float>(red), acc);
+    make_epilogue(p, 0, rank_in_loop).store_one(row, n0 + col, v, M, N);
   }
   __syncthreads();
   if (threadIdx.x == 0 && atomicAdd(&cnt[3], 1) == (int)gridDim.x - 1) {
@@ -1135,21 +1165,23 @@ __global__ void __launch_bounds__(kDnThreads) gemm_decode_nmajor_kernel(const st
     }
   }
   __syncthreads();  // every warp is done with its stage: the buffer now holds the partial sums
-  const dev_ptr<float> red = dev_cast<float>(smem);  // [warp][16 rows][32 columns]
+  // [warp][16 rows][32 columns], column c of row r at c ^ 8·(r & 3): every row starts on bank 0, so
+  // the flip puts a half-warp's float2 stores (rows g … g + 3) on distinct banks
+  const dev_ptr<float> red = dev_cast<float>(smem);
+  const int flip = (g & 3) * 8;  // the same for rows g and g + 8
 #pragma unroll
   for (int j = 0; j < 4; j++) {
-    const int o = warp * 16 * kDnN + g * kDnN + 8 * j + 2 * t;
-    red[o] = acc[j][0];
-    red[o + 1] = acc[j][1];
-    red[o + 8 * kDnN] = acc[j][2];
-    red[o + 8 * kDnN + 1] = acc[j][3];
+    const int o = warp * 16 * kDnN + g * kDnN + ((8 * j + 2 * t) ^ flip);
+    dev_cast<float2>(red + o)[0] = make_float2(acc[j][0], acc[j][1]);
+    dev_cast<float2>(red + o + 8 * kDnN)[0] = make_float2(acc[j][2], acc[j][3]);
   }
   __syncthreads();
   ptx::pdl_wait();  // with p.pdl == 1 the epilogue's inputs and out are the kernels ahead's; else a no-op
   const int row = threadIdx.x / kDnN, col = threadIdx.x % kDnN;  // 512 threads = 16 × 32 outputs
+  const int c = col ^ ((row & 3) * 8);
   float s = 0.f;
 #pragma unroll
-  for (int w2 = 0; w2 < kDnWarps; w2++) s += red[w2 * 16 * kDnN + row * kDnN + col];
+  for (int w2 = 0; w2 < kDnWarps; w2++) s += red[w2 * 16 * kDnN + row * kDnN + c];
   make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
 }
 
@@ -1163,7 +1195,10 @@ __global__ void __launch_bounds__(kDnThreads) gemm_decode_nmajor_kernel(const st
 // keeps accumulators for (4 when M ≤ 4, else 16).
 template <int kRows>
 __global__ void __launch_bounds__(kThreads) gemm_decode_f32_kernel(const structura_gemm_params p) {
-  SMEM(float, red, [kThreads / 32][16][4]);  // [warp][m][row of the group]
+  // [warp][m][row of the group], a warp's 64 floats padded to 68 so the final reads (warps 2·g2 for
+  // g2 = 0…3 at once) fall on distinct banks
+  constexpr int kRedPitch = 16 * 4 + 4;
+  SMEM(float, red, [kThreads / 32 * kRedPitch]);
   ptx::pdl_trigger();  // a dependent launch after this one may start (it waits for us)
   const int M = (int)p.m, N = (int)p.n, K = (int)p.k;
   const int64_t b = blockIdx.z;
@@ -1223,14 +1258,14 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_f32_kernel(const structu
 #pragma unroll
     for (int m = 0; m < kRows; m++)
 #pragma unroll
-      for (int r = 0; r < 4; r++) red[warp][m][r] = acc[m][r];
+      for (int r = 0; r < 4; r++) red[warp * kRedPitch + m * 4 + r] = acc[m][r];
   }
   __syncthreads();
   ptx::pdl_wait();  // with p.pdl == 1 the epilogue's inputs and out are the kernels ahead's; else a no-op
   const int row = threadIdx.x / kDecN, col = threadIdx.x % kDecN;  // 256 threads = 16 × 16 outputs
   if (row < kRows) {
     const int g2 = col >> 2, r = col & 3;
-    const float s = red[2 * g2][row][r] + red[2 * g2 + 1][row][r];
+    const float s = red[2 * g2 * kRedPitch + row * 4 + r] + red[(2 * g2 + 1) * kRedPitch + row * 4 + r];
     make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
   }
 }
@@ -1313,8 +1348,13 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_nmajor_f32_kernel(const 
   }
 }
 
-// Stages a 128 (m or n) × 16 (k) f32 tile into dst[k][mn] (mn contiguous). kMN: the operand is
-// stored with m/n contiguous (g(i = k, j = mn)), else k contiguous (g(i = mn, j = k)).
+// Column mn of row k of a staged f32 tile: mn ^ 8·((k >> 2) & 3). The k-contiguous loader's warp
+// stores 8 consecutive mn at 4 values of k (k0 + 0, 4, 8, 12); unflipped they share 8 banks (a row is
+// 128 floats); the flip moves each k's run to its own 8 banks and keeps float4 groups whole.
+__device__ __forceinline__ int f32_tile_col(int k, int mn) { return mn ^ (((k >> 2) & 3) << 3); }
+
+// Stages a 128 (m or n) × 16 (k) f32 tile into dst[k][mn] (mn contiguous, flipped by f32_tile_col).
+// kMN: the operand is stored with m/n contiguous (g(i = k, j = mn)), else k contiguous (g(i = mn, j = k)).
 template <bool kMN>
 __device__ __forceinline__ void load_tile_f32(dev_ptr<float> dst, dev_ptr<const float> src, int64_t ld, int mn0,
                                               int MN, int k0, int K, bool vec) {
@@ -1346,12 +1386,13 @@ __device__ __forceinline__ void load_tile_f32(dev_ptr<float> dst, dev_ptr<const 
       }
     }
     if (kMN) {
-      dev_cast<float4>(dst + kr * kSBM + mr)[0] = make_float4(v0, v1, v2, v3);
-    } else {
-      dst[kr * kSBM + mr] = v0;
-      dst[(kr + 1) * kSBM + mr] = v1;
-      dst[(kr + 2) * kSBM + mr] = v2;
-      dst[(kr + 3) * kSBM + mr] = v3;
+      dev_cast<float4>(dst + kr * kSBM + f32_tile_col(kr, mr))[0] = make_float4(v0, v1, v2, v3);
+    } else {  // kr % 4 == 0: kr … kr + 3 share a flip
+      const int c = f32_tile_col(kr, mr);
+      dst[kr * kSBM + c] = v0;
+      dst[(kr + 1) * kSBM + c] = v1;
+      dst[(kr + 2) * kSBM + c] = v2;
+      dst[(kr + 3) * kSBM + c] = v3;
     }
   }
 }
@@ -1385,10 +1426,10 @@ __global__ void __launch_bounds__(kThreads) gemm_f32_kernel(const structura_gemm
 #pragma unroll
     for (int kk = 0; kk < kSBK; kk++) {
       float a[8], bb[8];
-      const float4 a0 = dev_cast<float4>(as + kk * kSBM + 4 * ty)[0];
-      const float4 a1 = dev_cast<float4>(as + kk * kSBM + 64 + 4 * ty)[0];
-      const float4 b0 = dev_cast<float4>(bs + kk * kSBN + 4 * tx)[0];
-      const float4 b1 = dev_cast<float4>(bs + kk * kSBN + 64 + 4 * tx)[0];
+      const float4 a0 = dev_cast<float4>(as + kk * kSBM + f32_tile_col(kk, 4 * ty))[0];
+      const float4 a1 = dev_cast<float4>(as + kk * kSBM + f32_tile_col(kk, 64 + 4 * ty))[0];
+      const float4 b0 = dev_cast<float4>(bs + kk * kSBN + f32_tile_col(kk, 4 * tx))[0];
+      const float4 b1 = dev_cast<float4>(bs + kk * kSBN + f32_tile_col(kk, 64 + 4 * tx))[0];
       a[0] = a0.x, a[1] = a0.y, a[2] = a0.z, a[3] = a0.w, a[4] = a1.x, a[5] = a1.y, a[6] = a1.z, a[7] = a1.w;
       bb[0] = b0.x, bb[1] = b0.y, bb[2] = b0.z, bb[3] = b0.w, bb[4] = b1.x, bb[5] = b1.y, bb[6] = b1.z, bb[7] = b1.w;
 #pragma unroll

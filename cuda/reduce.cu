@@ -12,9 +12,10 @@
 // Versions: 1 (this one) — one warp a row (8 rows a block) for rows shorter than 1024 elements, one
 // 256-thread block a row otherwise; warp shuffles, then one shared slot a warp. Reductions over a
 // leading axis with ≥ 8192 outputs (and softmax across such columns) take one thread a row, so a
-// warp reads 32 neighbouring outputs' elements at once. Few long rows (the caller picks `splits`) are
-// cut into pieces, a block each, and combined by a second kernel. Rows are walked by row-major index
-// → offsets through the collapsed dimensions. Not yet: a tiled column kernel for few wide columns.
+// warp reads 32 neighbouring outputs' elements at once; with fewer such outputs a block takes 32 of
+// them and a piece of the reduced axis (reduce_cols_kernel). Few long rows (the caller picks `splits`)
+// are cut into pieces, a block each, and combined by a second kernel. Rows are walked by row-major
+// index → offsets through the collapsed dimensions.
 // Memory goes through gptr()/SMEM and launches through structura::launch (cuda/launch.cuh), so the
 // same source runs checked in the CPU emulator (cuda/emu/).
 #include <cuda_runtime.h>
@@ -96,7 +97,7 @@ template <int G> __device__ __forceinline__ int64_t row_step() {
   return G == 1 ? (int64_t)gridDim.x * kThreads : G == 32 ? (int64_t)gridDim.x * (kThreads / 32) : (int64_t)gridDim.x;
 }
 // Enough rows to fill a GPU with a thread each (≥ 32 blocks).
-constexpr int64_t kColumnRows = 8192;
+constexpr int64_t kColumnRows = STRUCTURA_REDUCE_COLUMN_ROWS;
 
 // ---- reduce ------------------------------------------------------------------------------------
 template <int DT, bool kFloat = (DT != STRUCTURA_T_I32)> struct RedAcc;
@@ -178,6 +179,44 @@ __global__ void reduce_kernel(structura_reduce_params p) {
   }
 }
 
+// The column form (structura_reduce_is_columns): block (x, y) takes outputs 32x … 32x + 31, lane l
+// output 32x + l, and piece y of the reduced index, warp w every 8th index of it from w, so a warp
+// reads 32 neighbouring elements at once; the 8 warps' results meet in shared memory in warp order.
+// With one split the result is stored; otherwise it goes to p.partial[o·splits + y] (as reduce_kernel).
+template <int DT, int OP>
+__global__ void __launch_bounds__(kThreads) reduce_cols_kernel(structura_reduce_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
+  using T = Ty<DT>;
+  using S = typename T::S;
+  using Acc = RedAccT<DT, OP>;
+  constexpr int kWarps = kThreads / 32;
+  SMEM(Acc, part, [kWarps][32]);
+  const dev_ptr<const S> a = gptr(static_cast<const S*>(p.a));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t o = (int64_t)blockIdx.x * 32 + lane, piece = blockIdx.y;
+  const int64_t k0 = p.count * piece / p.splits, k1 = p.count * (piece + 1) / p.splits;
+  const bool narrow_o = p.n_out < dt::kNarrowLimit, narrow_k = p.count < dt::kNarrowLimit;
+  Acc acc = red_init<DT, OP>();
+  if (o < p.n_out) {
+    const int64_t base = dt::offset1(o, p.ondim, p.oshape, p.ostrides, narrow_o);
+    for (int64_t k = k0 + warp; k < k1; k += kWarps) {
+      const S x = a[base + (p.rndim == 1 ? k * p.rstrides[0] : dt::offset1(k, p.rndim, p.rshape, p.rstrides, narrow_k))];
+      acc = red_combine<OP>(acc, (Acc)T::ld(x));
+    }
+  }
+  part[warp][lane] = acc;
+  __syncthreads();
+  if (warp != 0 || o >= p.n_out) return;
+  Acc r = part[0][lane];
+#pragma unroll
+  for (int w = 1; w < kWarps; w++) {
+    const Acc x = part[w][lane];
+    r = red_combine<OP>(r, x);
+  }
+  if (p.splits == 1) red_store<DT, OP>(gptr(static_cast<S*>(p.out)), o, r, p.count);
+  else gptr(static_cast<Acc*>(p.partial))[o * p.splits + piece] = r;
+}
+
 // A warp an output row: combines its splits partial results and stores the result.
 template <int DT, int OP>
 __global__ void reduce_finish_kernel(structura_reduce_params p) {
@@ -200,6 +239,12 @@ __global__ void reduce_finish_kernel(structura_reduce_params p) {
 
 template <int DT, int OP>
 int launch_reduce_op(const structura_reduce_params& p, cudaStream_t s) {
+  if (structura_reduce_is_columns(&p)) {
+    const dim3 grid((unsigned)((p.n_out + 31) / 32), (unsigned)p.splits);
+    const int rc = (int)structura::launch<reduce_cols_kernel<DT, OP>>(grid, kThreads, 0, s, p);
+    if (rc || p.splits == 1) return rc;
+    return (int)structura::launch<reduce_finish_kernel<DT, OP>>(dt::grid_for(p.n_out, kThreads / 32), kThreads, 0, s, p);
+  }
   if (p.splits > 1) {
     const int rc = (int)structura::launch<reduce_kernel<DT, kThreads, OP>>(dt::grid_for(p.n_out * p.splits, 1), kThreads, 0, s, p);
     if (rc) return rc;

@@ -239,6 +239,24 @@ typedef struct {
   int64_t rshape[STRUCTURA_MAX_DIMS], rstrides[STRUCTURA_MAX_DIMS];
 } structura_reduce_params;
 
+/* The column form of reduce (a reduction over a leading axis: the bias gradient's sum over rows):
+ * neighbouring outputs are neighbours in a (the kept index's innermost stride is 1), the reduced
+ * elements are not, and there are too few outputs (< STRUCTURA_REDUCE_COLUMN_ROWS) for a thread each.
+ * cuda/reduce.cu then gives a block 32 neighbouring outputs, so that a warp reads 32 neighbouring
+ * elements at once, and a piece (of `splits`) of the reduced index; the caller sets splits from
+ * structura_reduce_column_splits. */
+#define STRUCTURA_REDUCE_COLUMN_ROWS 8192
+static inline int structura_reduce_is_columns(const structura_reduce_params* p) {
+  return p->ondim >= 1 && p->rndim >= 1 && p->n_out < STRUCTURA_REDUCE_COLUMN_ROWS && p->ostrides[p->ondim - 1] == 1 &&
+         p->rstrides[p->rndim - 1] != 1;
+}
+/* Pieces for the column form: about 256 blocks in all, each warp of a block (8) taking ≥ 8 reduced indices. */
+static inline int64_t structura_reduce_column_splits(const structura_reduce_params* p) {
+  const int64_t blocks = (p->n_out + 31) / 32, want = (256 + blocks - 1) / blocks, most = p->count / 64;
+  const int64_t s = want < most ? want : most;
+  return s < 1 ? 1 : s > 65535 ? 65535 : s;
+}
+
 /* softmax (or log-softmax, log = 1) along one axis of a: rows o walk oshape/ostrides (input) and
  * out_ostrides (output); element k of a row is a[offset(o) + k·stride] and out[out_offset(o) + k·out_stride].
  * dtype F32/F16/BF16 (computed as the CPU does: f32 values, Σ exp in double) or F64. */

@@ -460,6 +460,8 @@ for (const dev of DEVICES) {
   const RED_CASES: [number[], number[]][] = [
     [[1], [0]], [[3], [0]], [[1001], [0]], [[17, 129], [0]], [[17, 129], [1]], [[17, 129], [0, 1]], [[3, 5, 7], [1]],
     [[3, 5, 7], [0, 2]], [[2, 1500], [1]], [[3, 1100], [0]], [[4, 0, 3], [1]], [[], []], [[5, 3], []], [[3, 8200], [0]], [[2, 3, 4100], [0, 1]], [[70001], [0]], [[2, 65537], [1]],
+    // few wide columns (reduce_cols_kernel), cut into pieces combined by a second kernel
+    [[300, 40], [0]], [[1000, 70], [0]], [[130, 3, 33], [0]], [[5, 200, 7], [0, 1]],
   ];
   const SUM_TOL: Record<string, Tol> = { float32: { atol: 1e-9, rtol: 1e-6 }, float64: DEFAULT_TOL.float64, float16: DEFAULT_TOL.float16, bfloat16: DEFAULT_TOL.bfloat16, int32: { atol: 0, rtol: 0 } };
 

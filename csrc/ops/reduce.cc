@@ -127,10 +127,12 @@ Tensor device_reduce(Napi::Env env, const std::string& name, ReduceOp op, const 
   // Few long rows: cut each into pieces of ≥ 16K elements (≤ 1024 of them), a block each, so that a
   // full reduction of a large tensor is not one block's work; the partial results live in `partial`
   // (freed stream-ordered, after the second kernel).
+  // Few wide columns (structura_reduce_is_columns): pieces so that about 256 blocks share the work.
   p.splits = 1;
+  if (structura_reduce_is_columns(&p)) p.splits = structura_reduce_column_splits(&p);
+  else if (p.n_out < 512 && p.count >= (int64_t(1) << 16)) p.splits = std::min<int64_t>(1024, p.count >> 14);
   Tensor partial;
-  if (p.n_out < 512 && p.count >= (int64_t(1) << 16)) {
-    p.splits = std::min<int64_t>(1024, p.count >> 14);
+  if (p.splits > 1) {
     partial = Tensor::empty(DType::f64, {p.n_out * p.splits}, dev);
     p.partial = partial.raw();
   }
