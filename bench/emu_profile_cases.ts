@@ -44,6 +44,13 @@ export function profileOf(fn: () => void): KernelProfile[] {
 export const factor = (c: Counts): number => (c.ideal ? c.actual / c.ideal : 1);
 
 const rnd = (shape: number[], seed: number, dtype: DType = 'float32') => randn(shape, { seed, dtype, device });
+/** A leaf that gets a gradient (the backward cases). */
+const leaf = (shape: number[], seed: number, dtype: DType) => randn(shape, { seed, dtype, device, requiresGrad: true });
+/** Backward of sum(y · a fixed random weight) into the leaves; their gradients, to be read. */
+function grads(y: Tensor, leaves: Tensor[]): Tensor[] {
+  sum(mul(y, rnd(y.shape as number[], 99, y.dtype))).backward();
+  return leaves.map((t) => t.grad!);
+}
 
 /** `fn` with one process-wide kernel switch set, restored after. */
 function withSetting<T>(set: (v: T) => T, v: T, fn: () => void): () => void {
@@ -142,6 +149,26 @@ export function profileCases(): ProfileCase[] {
       for (let f = 0; f + 20 <= n * n; f += 20) picked.push(f + ((f * 7) % 19));
       const S = { indices: tensor(Int32Array.from(picked), { dtype: 'int32', device }), values: rnd([picked.length], 5, bf), shape: [n, n] as [number, number] };
       return lowrank.sparsePlusLowRank(rnd([64, n], 1, bf), rnd([16, n], 2, bf), rnd([n, 16], 3, bf), S);
+    }),
+    // backward: the transposed layouts of the GEMMs, the transposed spmm and the sddmm
+    c('matmul bf16 128×256×256 x·Wᵀ backward', () => {
+      const x = leaf([128, 256], 1, bf), W = leaf([256, 256], 2, bf);
+      return grads(matmul(x, W.T), [x, W]);
+    }),
+    c('lora bf16 M=128 256→256 r=16 backward', () => {
+      const x = leaf([128, 256], 1, bf), W = leaf([256, 256], 2, bf), A = leaf([16, 256], 3, bf), B = leaf([256, 16], 4, bf);
+      return grads(lowrank.lora(x, W, A, B, { scale: 0.5 }), [x, W, A, B]);
+    }),
+    c('sparsePlusLowRank bf16 M=64 256→256 r=16 5% backward', () => {
+      const n = 256, picked: number[] = [];
+      for (let f = 0; f + 20 <= n * n; f += 20) picked.push(f + ((f * 7) % 19));
+      const values = leaf([picked.length], 5, bf), x = leaf([64, n], 1, bf);
+      const S = { indices: tensor(Int32Array.from(picked), { dtype: 'int32', device }), values, shape: [n, n] as [number, number] };
+      return grads(lowrank.sparsePlusLowRank(x, rnd([16, n], 2, bf), rnd([n, 16], 3, bf), S), [x, values]);
+    }),
+    c('linear-style f32 backward: bias gradient (sum over rows)', () => {
+      const x = leaf([256, 128], 1, 'float32'), W = leaf([64, 128], 2, 'float32'), b = leaf([64], 3, 'float32');
+      return grads(add(matmul(x, W.T), b), [x, W, b]);
     }),
   ];
 }
