@@ -19,7 +19,8 @@
 // loraBatched in bfloat16 with 8 adapters (r = 16, M ∈ {16, 4096}, row i uses adapter i % 8) against
 // 8 separate lora calls and PyTorch's per-adapter index_add. lora at M > 16 also runs forced onto our
 // wgmma kernels (cp.async and TMA; sm_90; setGemmKernel). sparsePlusLowRank in bfloat16 (M = 4096,
-// in = out = 4096, r = 64, a random 3% support) against dense x·Wᵀ (ours and cuBLAS): unstructured 3%
+// in = out = 4096, r = 64, a random 3% support, S prepared once by lowrank.sparse) against dense x·Wᵀ
+// (ours and cuBLAS) and against the same with a plain S (checked and compressed each call): unstructured 3%
 // sparsity is not expected to beat tensor cores; the figure tracks the spmm. lowrank.linear in bfloat16
 // (M = 16 at r = 64; M = 512 at r ∈ {64, 256}) against the dense x·Wᵀ of the same in and out (ours and
 // cuBLAS), and at M = 16 against its chain of three launches.
@@ -293,7 +294,7 @@ function deviceSplrCase(ctx: BenchContext, m: number, n: number, r: number): Ben
   const dtype = 'bfloat16' as const;
   const opts = (seed: number) => ({ seed, device: ctx.device, dtype });
   let x: Tensor | undefined, A: Tensor | undefined, B: Tensor | undefined, W: Tensor | undefined;
-  let idx: Tensor | undefined, vals: Tensor | undefined;
+  let idx: Tensor | undefined, vals: Tensor | undefined, S: lowrank.PreparedSparseMatrix | undefined;
   const nnz = Math.max(1, Math.round(0.03 * n * n));
   return {
     op: 'lowrank.sparsePlusLowRank',
@@ -314,14 +315,22 @@ function deviceSplrCase(ctx: BenchContext, m: number, n: number, r: number): Ben
       for (let f = 0; f < n * n && picked.length < nnz; f++) if (rand() < 0.03) picked.push(f);
       idx = tensor(Int32Array.from(picked), { dtype: 'int32', device: ctx.device });
       vals = randn([picked.length], opts(5));
+      S = lowrank.sparse({ indices: idx, values: vals, shape: [n, n] });
     },
     run() {
-      lowrank.sparsePlusLowRank(x!, A!, B!, { indices: idx!, values: vals!, shape: [n, n] }).dispose();
+      lowrank.sparsePlusLowRank(x!, A!, B!, S!).dispose();
     },
     teardown() {
+      S?.dispose();
       for (const t of [x, A, B, W, idx, vals]) t?.dispose();
     },
     baselines: {
+      // a plain {indices, values, shape}: the indices read back, scanned and compressed on every call
+      'plain-S': {
+        kind: 'local',
+        label: 'the same with a plain S (checked and compressed each call)',
+        run: () => lowrank.sparsePlusLowRank(x!, A!, B!, { indices: idx!, values: vals!, shape: [n, n] }).dispose(),
+      },
       dense: denseLinear('our dense x·Wᵀ of the same shape', () => x!, () => W!),
       'torch-linear': { kind: 'torch', script: 'cuda.py', spec: { op: 'linear', m, in: n, out: n, dtype }, label: 'x·Wᵀ (cuBLAS)' },
     },

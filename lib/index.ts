@@ -19,7 +19,7 @@ export type { Operand } from './ops/elementwise';
 export { sum, mean, max, min, argmax, argmin, softmax, logSoftmax, mseLoss, crossEntropy } from './ops/reduce';
 export { matmul } from './ops/dense';
 export * as lowrank from './ops/lowrank';
-export type { LowRankLinearOptions, LoraOptions, LoraBatchOptions, SparseMatrix, SvdOptions } from './ops/lowrank';
+export type { LowRankLinearOptions, LoraOptions, LoraBatchOptions, SparseMatrix, PreparedSparseMatrix, SvdOptions } from './ops/lowrank';
 export {
   reshape, transpose, permute, narrow, squeeze, unsqueeze, expand, flatten, contiguous, clone, cast, concat, stack,
 } from './ops/shape';

@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 
 /** An opaque native tensor handle. */
 export type Handle = { readonly __structuraHandle: unique symbol };
+/** A checked sparsity pattern of S (lowrankSparsePattern): accepted wherever an `indices` handle is. */
+export type PatternHandle = { readonly __structuraPattern: unique symbol };
 
 /** dtype codes shared with csrc/tensor.h (enum DType). */
 export const DTYPE_CODES = {
@@ -140,11 +142,15 @@ export interface NativeBinding {
   /** x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ; gates [M, E]. */
   lowrankLoraMixture(x: Handle, W: Handle, A: Handle, B: Handle, gates: Handle, scale: number): Handle;
   /** x·(B·A + S)ᵀ + bias, S [out, in] from sorted unique int32 flat indices (row·in + col) and values [nnz]. */
-  lowrankSparsePlusLowRank(x: Handle, A: Handle, B: Handle, indices: Handle, values: Handle, bias: Handle | null): Handle;
+  lowrankSparsePlusLowRank(x: Handle, A: Handle, B: Handle, indices: Handle | PatternHandle, values: Handle, bias: Handle | null): Handle;
   /** x [M, in] → x·Sᵀ [M, out]; with transpose, g [M, out] → g·S [M, in]. */
-  lowrankSpmm(x: Handle, indices: Handle, values: Handle, out: number, inFeatures: number, transpose: boolean): Handle;
+  lowrankSpmm(x: Handle, indices: Handle | PatternHandle, values: Handle, out: number, inFeatures: number, transpose: boolean): Handle;
   /** [nnz]: Σ_m g[m, row]·x[m, col] at each entry of S (g [M, out], x [M, in]). */
-  lowrankSddmm(g: Handle, x: Handle, indices: Handle): Handle;
+  lowrankSddmm(g: Handle, x: Handle, indices: Handle | PatternHandle): Handle;
+  /** S's support checked once (in range, sorted, unique), copied, and compressed for the device spmm. */
+  lowrankSparsePattern(indices: Handle, rows: number, cols: number): PatternHandle;
+  /** Frees a pattern's memory now; false if it was already disposed. */
+  lowrankSparsePatternDispose(pattern: PatternHandle): boolean;
   /** W [out, in] ≈ B·A: randomized truncated SVD in float64; rank 0 = no rank limit, energy < 0 = none. */
   lowrankSvd(W: Handle, rank: number, energy: number, seed: number, powerIters: number): { A: Handle; B: Handle; s: Handle };
 

@@ -11,7 +11,7 @@ import { native } from '../lib/native';
 import * as R from './reference/lowrank';
 import { checkOp, throwsLike, liveCounts, assertNoLeak, rng, freshSeed, type Tol } from './helpers';
 import { checkLora, type LoraCase } from './conformance/lowrank';
-import { checkAdapters, type AdapterCase } from './conformance/lowrank_family';
+import { checkAdapters, checkPreparedSparse, type AdapterCase } from './conformance/lowrank_family';
 import { atEachSimdLevel } from './kernels/kernel_util';
 
 const { lowrank } = S;
@@ -118,6 +118,16 @@ for (const [M, inF, out, r] of SIZES) {
     }
   });
 }
+
+test('lowrank.sparse on the CPU: a prepared S gives the plain S\'s bits forward and backward, keeps its own indices, fails clearly', () => {
+  const seed = freshSeed();
+  try {
+    checkPreparedSparse('cpu', seed);
+  } catch (e) {
+    (e as Error).message += ` (seed ${seed})`;
+    throw e;
+  }
+});
 
 test('batched inputs [..., in] for linear, lora and sparsePlusLowRank', () => {
   checkOp({ shapes: [[2, 3, 5], [3, 5], [7, 3]], fn: (x, A, B) => lowrank.linear(x, A, B), ref: (x, A, B) => R.linear(x, A, B), tol: TOL });

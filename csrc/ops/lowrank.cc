@@ -11,6 +11,8 @@
 //   lowrankSpmm(in, indices, values, out, inFeatures, transpose) → x [M, in] ↦ x·Sᵀ [M, out], or
 //       (transpose) g [M, out] ↦ g·S [M, in].
 //   lowrankSddmm(g [M, out], x [M, in], indices) → [nnz]: Σ_m g[m, row]·x[m, col] at each entry.
+//   lowrankSparsePattern(indices, rows, cols) → a checked pattern of S (a private copy of the indices,
+//       and its CSR / CSC on a device), accepted wherever `indices` is; lowrankSparsePatternDispose(it).
 //   lowrankSvd(W [out, in], rank, energy, seed, powerIters) → {A [k, in], B [out, k], s [k]}: W ≈ B·A,
 //       rank 0 = no rank limit, energy < 0 = no energy limit.
 // float32 and float64; float16 / bfloat16 are computed in float32 and rounded once.
@@ -439,22 +441,29 @@ Tensor transposed_contiguous(const Tensor& t) {
   return contiguous(v);
 }
 
+// A Compressed form on the device (perm empty when compressed by rows).
+struct DeviceCompressed {
+  Tensor ptr, other, perm;
+};
+DeviceCompressed upload(const Compressed& c, const Device& dev) {
+  return DeviceCompressed{upload_i32(c.ptr, dev), upload_i32(c.other, dev),
+                          c.perm.empty() ? Tensor() : upload_i32(c.perm, dev)};
+}
+
 // out [M, n_out] (out's dtype) = acc + (x·Sᵀ or x·S) by cuda/lowrank.cu's spmm, which reads x
 // transposed (its lanes run along rows m).
 void device_spmm(const char* what, Tensor& out, const Tensor* acc32, const Tensor& x0, const Tensor& values,
-                 const Compressed& c) {
-  const Device dev = out.device();
+                 const DeviceCompressed& c) {
   const Tensor xT = transposed_contiguous(x0), val = contiguous(values);
-  const Tensor ptr = upload_i32(c.ptr, dev), other = upload_i32(c.other, dev);
-  const Tensor perm = c.perm.empty() ? Tensor() : upload_i32(c.perm, dev);
   structura_spmm_params p{};
   p.out = out.raw(), p.acc = acc32 ? acc32->data<float>() : nullptr, p.x = xT.raw(), p.val = val.raw();
-  p.ptr = ptr.data<int32_t>(), p.other = c.other.empty() ? nullptr : other.data<int32_t>();
-  p.perm = c.perm.empty() ? nullptr : perm.data<int32_t>();
+  // (a default Tensor is a 0-d one: numel() 1, no storage)
+  p.ptr = c.ptr.data<int32_t>(), p.other = !c.other.storage || c.other.numel() == 0 ? nullptr : c.other.data<int32_t>();
+  p.perm = !c.perm.storage || c.perm.numel() == 0 ? nullptr : c.perm.data<int32_t>();
   p.dtype = (int)out.dtype;
   p.rows = out.shape[0], p.n_out = out.shape[1], p.ldo = out.shape[1], p.ldacc = out.shape[1];
   p.x_ms = 1, p.x_cs = out.shape[0];  // xᵀ [cols, M]
-  device_launch(what, dev, [&](bool emu) { return STRUCTURA_KERNEL(spmm, emu, &p, nullptr); });
+  device_launch(what, out.device(), [&](bool emu) { return STRUCTURA_KERNEL(spmm, emu, &p, nullptr); });
 }
 
 Napi::Value Lora(const Napi::CallbackInfo& info) {
@@ -630,13 +639,103 @@ Tensor checked_indices(Napi::Env env, const std::string& op, const Tensor& indic
   return ic;
 }
 
+// A checked sparsity pattern of S [rows, cols] (lowrank.sparse): the indices scanned once, kept as a
+// private copy (later writes to the caller's tensor are not seen), with the CSR and CSC forms the
+// device spmm reads — so that sparsePlusLowRank's forward and backward neither read the indices back
+// to the host nor compress them again on every call.
+struct SparsePattern {
+  int64_t rows = 0, cols = 0, nnz = 0;
+  Device dev;
+  Tensor host_idx;                     // int32 [nnz] on the host: the CPU kernels and the checks
+  Tensor idx;                          // the same on dev (the device sddmm)
+  DeviceCompressed by_rows, by_cols;   // on a device only
+  bool disposed = false;
+};
+const napi_type_tag kPatternTag = {0x51c0e7a3d94b2f68ULL, 0x8e2d4c19b7a0f356ULL};
+
+SparsePattern* pattern_of(const Napi::Value& v) {
+  if (!v.IsExternal()) return nullptr;
+  auto ext = v.As<Napi::External<SparsePattern>>();
+  return ext.CheckTypeTag(&kPatternTag) ? ext.Data() : nullptr;
+}
+
+// lowrankSparsePattern(indices int32 [nnz], rows, cols) → a pattern handle.
+Napi::Value MakeSparsePattern(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string op = "sparse";
+  const Tensor& indices = unwrap(info[0], "indices");
+  const int64_t rows = get_int(info, 1, "rows", 0, kMaxNumel), cols = get_int(info, 2, "cols", 0, kMaxNumel);
+  Tensor ic = checked_indices(env, op, indices, indices, rows, cols, -1, "S.indices");
+  auto* pat = new SparsePattern();
+  pat->rows = rows, pat->cols = cols, pat->nnz = ic.shape[0], pat->dev = indices.device();
+  // a private copy: ic may share the caller's storage (a contiguous host tensor)
+  pat->host_idx = Tensor::empty(DType::i32, {pat->nnz}, Device{});
+  if (pat->nnz) std::memcpy(pat->host_idx.raw(), ic.raw(), (size_t)pat->nnz * sizeof(int32_t));
+  if (pat->dev.type == DeviceType::cpu) {
+    pat->idx = pat->host_idx;
+  } else {
+    const int32_t* p = pat->host_idx.data<int32_t>();
+    pat->idx = to_device(pat->host_idx, pat->dev);
+    pat->by_rows = upload(compress(p, pat->nnz, rows, cols, false), pat->dev);
+    pat->by_cols = upload(compress(p, pat->nnz, rows, cols, true), pat->dev);
+  }
+  auto ext = Napi::External<SparsePattern>::New(env, pat, [](Napi::Env, SparsePattern* q) { delete q; });
+  ext.TypeTag(&kPatternTag);
+  return ext;
+}
+
+// lowrankSparsePatternDispose(pattern): frees its memory now (otherwise when it is collected).
+Napi::Value DisposeSparsePattern(const Napi::CallbackInfo& info) {
+  SparsePattern* pat = info.Length() > 0 ? pattern_of(info[0]) : nullptr;
+  if (!pat) bad_type(info.Env(), "sparse", "dispose expects a sparsity pattern handle");
+  if (pat->disposed) return Napi::Boolean::New(info.Env(), false);
+  *pat = SparsePattern{};
+  pat->disposed = true;
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// The support of S for an op: a pattern (checked when it was made: its shape and device must match)
+// or an indices tensor (checked, and compressed for the device, now).
+struct Support {
+  const SparsePattern* pat = nullptr;
+  Tensor host_idx;  // checked, on the host
+  Tensor idx;       // on the op's device
+  int64_t nnz = 0;
+};
+Support support_of(Napi::Env env, const std::string& op, const Napi::Value& v, const Tensor& x, int64_t rows,
+                   int64_t cols, int64_t nnz, const std::string& name) {
+  Support s;
+  if (const SparsePattern* pat = pattern_of(v)) {
+    if (pat->disposed) bad_type(env, op, "'" + name + "' is a disposed sparsity pattern");
+    if (pat->dev != x.device())
+      bad_type(env, op, "'" + name + "' (a sparsity pattern) is on " + pat->dev.str() + " but 'x' is on " + x.device().str());
+    if (pat->rows != rows || pat->cols != cols)
+      bad_range(env, op, "'" + name + "' is a sparsity pattern of S [" + std::to_string(pat->rows) + ", " +
+                             std::to_string(pat->cols) + "], but S must be [" + std::to_string(rows) + ", " +
+                             std::to_string(cols) + "] here");
+    if (nnz >= 0 && pat->nnz != nnz)
+      bad_range(env, op, "'" + name + "' has " + std::to_string(pat->nnz) + " entries but 'values' has " + std::to_string(nnz));
+    s.pat = pat, s.host_idx = pat->host_idx, s.idx = pat->idx, s.nnz = pat->nnz;
+    return s;
+  }
+  const Tensor& indices = unwrap(v, name.c_str());
+  s.host_idx = checked_indices(env, op, indices, x, rows, cols, nnz, name);
+  s.idx = indices;
+  s.nnz = s.host_idx.shape[0];
+  return s;
+}
+// S compressed for the device spmm (by rows: x·Sᵀ; by columns: x·S): the pattern's, or built now.
+DeviceCompressed compressed_of(const Support& s, int64_t rows, int64_t cols, bool by_cols, const Device& dev) {
+  if (s.pat) return by_cols ? s.pat->by_cols : s.pat->by_rows;
+  return upload(compress(s.host_idx.data<int32_t>(), s.nnz, rows, cols, by_cols), dev);
+}
+
 Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string op = "sparsePlusLowRank";
   const Tensor& x = unwrap(info[0], "x");
   const Tensor& A = unwrap(info[1], "A");
   const Tensor& B = unwrap(info[2], "B");
-  const Tensor& indices = unwrap(info[3], "indices");
   const Tensor& values = unwrap(info[4], "values");
   const Tensor biasv = absent(info, 5) ? Tensor() : unwrap(info[5], "bias");
   const Tensor* bias = absent(info, 5) ? nullptr : &biasv;
@@ -654,7 +753,8 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   if (bias && bias->shape[0] != N)
     bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
   if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
-  Tensor ic = checked_indices(env, op, indices, x, N, K, nnz, "S.indices");
+  const Support sup = support_of(env, op, info[3], x, N, K, nnz, "S.indices");
+  const Tensor& ic = sup.host_idx;
   if (x.device().type != DeviceType::cpu) {
     // y = round(float32: T·Bᵀ + bias + x·Sᵀ), T = x·Aᵀ rounded to the dtype as lowrank.linear's is
     const char* what = "lowrank.sparsePlusLowRank";
@@ -663,7 +763,7 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
     if (M == 0 || N == 0) return wrap(env, std::move(y));
     const Tensor T = device_t(what, xr, Ar, r, 1.0, nullptr, nullptr, r);
     const Tensor low = device_rank_gemm(what, xr, nullptr, &T, &Br, bias, DType::f32);
-    device_spmm(what, y, &low, xr, values, compress(ic.data<int32_t>(), nnz, N, K, false));
+    device_spmm(what, y, &low, xr, values, compressed_of(sup, N, K, false, x.device()));
     return wrap(env, std::move(y));
   }
   Tensor xc = contiguous(compute_of(x)), Ac = compute_of(A), Bc = compute_of(B), vc = contiguous(compute_of(values));
@@ -685,7 +785,6 @@ Napi::Value Spmm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string op = "spmm";
   const Tensor& in = unwrap(info[0], "x");
-  const Tensor& indices = unwrap(info[1], "indices");
   const Tensor& values = unwrap(info[2], "values");
   const int64_t N = get_int(info, 3, "out", 0, kMaxNumel), K = get_int(info, 4, "in", 0, kMaxNumel);
   const bool tr = get_bool(info, 5, "transpose");
@@ -695,10 +794,11 @@ Napi::Value Spmm(const Napi::CallbackInfo& info) {
     bad_range(env, op, "'x' " + shape_str(in.shape) + " must have " + std::to_string(tr ? N : K) + " columns (" +
                            (tr ? "out" : "in") + ")");
   if (in.device().type != DeviceType::cpu && in.dtype == DType::f64) refuse_f64(env, op, in);
-  Tensor ic = checked_indices(env, op, indices, in, N, K, nnz);
+  const Support sup = support_of(env, op, info[1], in, N, K, nnz, "indices");
+  const Tensor& ic = sup.host_idx;
   if (in.device().type != DeviceType::cpu) {
     Tensor y = Tensor::empty(in.dtype, {M, tr ? K : N}, in.device());
-    if (M > 0) device_spmm("lowrank.spmm", y, nullptr, in, values, compress(ic.data<int32_t>(), nnz, N, K, tr));
+    if (M > 0) device_spmm("lowrank.spmm", y, nullptr, in, values, compressed_of(sup, N, K, tr, in.device()));
     return wrap(env, std::move(y));
   }
   Tensor xc = contiguous(compute_of(in)), vc = contiguous(compute_of(values));
@@ -715,17 +815,17 @@ Napi::Value Sddmm(const Napi::CallbackInfo& info) {
   const std::string op = "sddmm";
   const Tensor& g = unwrap(info[0], "g");
   const Tensor& x = unwrap(info[1], "x");
-  const Tensor& indices = unwrap(info[2], "indices");
   check_floats(env, op, {{&g, "g"}, {&x, "x"}}, {2, 2}, /*on_device=*/true);
   const int64_t M = g.shape[0], N = g.shape[1], K = x.shape[1];
   if (x.shape[0] != M)
     bad_range(env, op, "'g' " + shape_str(g.shape) + " and 'x' " + shape_str(x.shape) + " must have the same rows");
   if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
-  Tensor ic = checked_indices(env, op, indices, x, N, K, -1);
-  const int64_t nnz = ic.shape[0];
+  const Support sup = support_of(env, op, info[2], x, N, K, -1, "indices");
+  const Tensor& ic = sup.host_idx;
+  const int64_t nnz = sup.nnz;
   if (x.device().type != DeviceType::cpu) {
     // gᵀ [N, M] and xᵀ [K, M] contiguous, so that a warp's lanes (over rows m) read neighbours
-    const Tensor gT = transposed_contiguous(g), xT = transposed_contiguous(x), idx = contiguous(indices);
+    const Tensor gT = transposed_contiguous(g), xT = transposed_contiguous(x), idx = contiguous(sup.idx);
     Tensor out = Tensor::empty(g.dtype, {nnz}, x.device());
     structura_sddmm_params p{};
     p.out = out.raw(), p.g = gT.raw(), p.x = xT.raw(), p.idx = idx.data<int32_t>();
@@ -798,6 +898,8 @@ void register_lowrank(Napi::Env env, Napi::Object exports) {
   exports.Set("lowrankSparsePlusLowRank", Napi::Function::New(env, SparsePlusLowRank, "lowrankSparsePlusLowRank"));
   exports.Set("lowrankSpmm", Napi::Function::New(env, Spmm, "lowrankSpmm"));
   exports.Set("lowrankSddmm", Napi::Function::New(env, Sddmm, "lowrankSddmm"));
+  exports.Set("lowrankSparsePattern", Napi::Function::New(env, MakeSparsePattern, "lowrankSparsePattern"));
+  exports.Set("lowrankSparsePatternDispose", Napi::Function::New(env, DisposeSparsePattern, "lowrankSparsePatternDispose"));
   exports.Set("lowrankSvd", Napi::Function::New(env, Svd, "lowrankSvd"));
 }
 

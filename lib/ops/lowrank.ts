@@ -5,6 +5,7 @@
 //   loraBatched(x [M, in], W, A [E, r, in], B [E, out, r], ids int32 [M], {scale})   row m uses adapter ids[m] (−1: none)
 //   loraMixture(x [M, in], W, A, B, gates [M, E], {scale})     y = x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ
 //   sparsePlusLowRank(x, A, B, S {indices, values, shape}, {bias?})   y = x·(B·A + S)ᵀ + bias
+//   sparse(S)                                                   S with its support checked and compressed once
 //   svd(W, {rank?, energy?})                                    {A, B, s}, W ≈ B·A (no grad)
 // x may be [..., in] for linear, lora and sparsePlusLowRank (the leading dimensions are rows).
 // The rank prefix is read in place by the kernel (no copy). W gets a gradient only if it requires one.
@@ -15,7 +16,7 @@
 //   P_e and T_e by the gates (batched LoRA is the mixture with one-hot gates), and dgates[:, e] =
 //   scale·Σ_j P_e ⊙ T_e. sparsePlusLowRank adds g·S to dX (the transposed SpMM) and gives S.values the
 //   SDDMM of g and x at S's support only; the dense [out, in] matrix is never formed.
-import { native } from '../native';
+import { native, type PatternHandle } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record, needsGrad } from '../autograd';
 import { shapeStr, describe, typeError, rangeError, checkNumber, numel } from '../errors';
@@ -41,6 +42,12 @@ export interface SparseMatrix {
   indices: Tensor;
   values: Tensor;
   shape: readonly [number, number] | number[];
+}
+/** A SparseMatrix whose support was checked, copied and compressed once (lowrank.sparse). */
+export interface PreparedSparseMatrix extends SparseMatrix {
+  readonly shape: readonly [number, number];
+  /** Frees the pattern (its copy of the indices and their compressed forms) now; values stay the caller's. */
+  dispose(): void;
 }
 export interface SvdOptions {
   /** Keep this many singular triplets. */
@@ -301,7 +308,7 @@ export function loraMixture(x: Tensor, W: Tensor, A: Tensor, B: Tensor, gates: T
 // sparse plus low rank
 
 /** Checks S's parts against [out, in]; returns nnz. Whether the indices are sorted, unique and in range is checked natively. */
-function checkSparse(fn: string, S: unknown, out: number, inF: number, x: Tensor): number {
+function checkSparse(fn: string, S: unknown, out: number, inF: number, x: Tensor, xName = 'x'): number {
   if (S === null || typeof S !== 'object') typeError(fn, `'S' must be {indices, values, shape}, got ${describe(S)}`);
   const { indices, values, shape } = S as SparseMatrix;
   checkTensor(fn, 'S.indices', indices);
@@ -310,8 +317,8 @@ function checkSparse(fn: string, S: unknown, out: number, inF: number, x: Tensor
   if (shape[0] !== out || shape[1] !== inF)
     rangeError(fn, `'S.shape' ${shapeStr(shape)} must be [out, in] = [${out}, ${inF}] (from 'B' and 'A')`);
   if (indices.dtype !== 'int32') typeError(fn, `'S.indices' must be int32, got ${indices.dtype}`);
-  checkSameKind(fn, ['x', 'S.values'], [x, values]);
-  if (indices._dev.type !== x._dev.type || indices._dev.index !== x._dev.index) typeError(fn, `'S.indices' is on ${indices.device} but 'x' is on ${x.device}`);
+  if (values !== x) checkSameKind(fn, [xName, 'S.values'], [x, values]);
+  if (indices._dev.type !== x._dev.type || indices._dev.index !== x._dev.index) typeError(fn, `'S.indices' is on ${indices.device} but '${xName}' is on ${x.device}`);
   if (indices._shape.length !== 1) rangeError(fn, `'S.indices' must be 1-D [nnz], got ${shapeStr(indices._shape)}`);
   const nnz = indices._shape[0];
   if (values._shape.length !== 1 || values._shape[0] !== nnz)
@@ -320,6 +327,37 @@ function checkSparse(fn: string, S: unknown, out: number, inF: number, x: Tensor
   // The indices themselves (in range, sorted, unique) are scanned natively, once: on a device that is a
   // read back to the host, which a second scan here would repeat.
   return nnz;
+}
+
+const PATTERN = Symbol('structura.sparsePattern');
+const patternOf = (S: SparseMatrix): PatternHandle | undefined => (S as { [PATTERN]?: PatternHandle })[PATTERN];
+
+/**
+ * S with its support checked (in range, sorted, unique) and copied once — and on a device compressed
+ * (CSR and CSC) for the spmm — for sparsePlusLowRank's forward and backward, which otherwise scan the
+ * indices on every call (on a device: a read back to the host, which waits for the device) and
+ * compress them again. Later writes to `S.indices` are not seen; `S.values` is read on every call (it
+ * is what trains). dispose() frees the pattern now (else it goes with the object).
+ */
+export function sparse(S: SparseMatrix): PreparedSparseMatrix {
+  const fn = 'lowrank.sparse';
+  if (S === null || typeof S !== 'object') typeError(fn, `'S' must be {indices, values, shape}, got ${describe(S)}`);
+  const { indices, values, shape } = S;
+  checkTensor(fn, 'S.values', values);
+  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d >= 0))
+    typeError(fn, `'S.shape' must be [out, in] (two non-negative integers), got ${describe(shape)}`);
+  const [rows, cols] = shape as [number, number];
+  checkSparse(fn, S, rows, cols, values, 'S.values');
+  const h = native().lowrankSparsePattern(indices._h, rows, cols);
+  let disposed = false;
+  return Object.freeze({
+    indices, values, shape: Object.freeze([rows, cols] as const),
+    dispose() {
+      if (!disposed) native().lowrankSparsePatternDispose(h);
+      disposed = true;
+    },
+    [PATTERN]: h,
+  }) as PreparedSparseMatrix;
 }
 
 /**
@@ -339,20 +377,21 @@ export function sparsePlusLowRank(x: Tensor, A: Tensor, B: Tensor, S: SparseMatr
   const bias = biasOf(fn, o.bias, out);
   if (bias) checkSameKind(fn, ['x', 'bias'], [x, bias]);
   const { indices, values } = S;
+  const pattern = patternOf(S);  // lowrank.sparse: checked and compressed once
   return overRows(x, inF, out, (x2) => {
     const M = x2._shape[0];
-    const h = native().lowrankSparsePlusLowRank(x2._h, A._h, B._h, indices._h, values._h, bias ? bias._h : null);
+    const h = native().lowrankSparsePlusLowRank(x2._h, A._h, B._h, pattern ?? indices._h, values._h, bias ? bias._h : null);
     const y = fromHandle(h, x.dtype, [M, out], x._dev);
     return record('SparsePlusLowRank', [x2, A, B, values, bias], y, [x2, A, B, indices, values], (g, [xs, As, Bs, is, vs], needs) => {
       const P = needs[0] || needs[1] ? matmul(g, Bs) : null; // [M, r]
       let dx: Tensor | null = null;
       if (needs[0]) {
-        const gS = fromHandle(native().lowrankSpmm(g._h, is._h, vs._h, out, inF, true), g.dtype, [M, inF], g._dev);
+        const gS = fromHandle(native().lowrankSpmm(g._h, pattern ?? is._h, vs._h, out, inF, true), g.dtype, [M, inF], g._dev);
         dx = add(matmul(P!, As), gS);
       }
       const dA = needs[1] ? matmul(transpose(P!, 0, 1), xs) : null;
       const dB = needs[2] ? matmul(transpose(g, 0, 1), matmul(xs, transpose(As, 0, 1))) : null;
-      const dv = needs[3] ? fromHandle(native().lowrankSddmm(g._h, xs._h, is._h), g.dtype, [is._shape[0]], g._dev) : null;
+      const dv = needs[3] ? fromHandle(native().lowrankSddmm(g._h, xs._h, pattern ?? is._h), g.dtype, [is._shape[0]], g._dev) : null;
       const db = needs[4] ? sum(g, 0) : null;
       return [dx, dA, dB, dv, db];
     });

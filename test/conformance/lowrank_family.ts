@@ -22,6 +22,7 @@ import * as S from '../../lib/index';
 import type { Tensor } from '../../lib/index';
 import { roundTo } from '../reference/core';
 import { rng, throwsLike, seededTests } from '../helpers';
+import { native } from '../../lib/native';
 
 type Test = (name: string, fn: () => void | Promise<void>) => void;
 type DT = 'float32' | 'float16' | 'bfloat16';
@@ -259,6 +260,76 @@ export function checkSparse(dev: string, dt: DT, c: SparseCase, seed: number): v
   }
 }
 
+// lowrank.sparse: S prepared once must give the plain S's bits (forward, dx, dS.values: the same
+// kernels read the same pattern), keep its own copy of the indices, and fail clearly.
+export function checkPreparedSparse(dev: string, seed: number): void {
+  const r = rng(seed);
+  const M = 9, K = 37, N = 21, rk = 3;
+  const idx: number[] = [];
+  for (let f = 0; f < N * K; f++) if (Math.floor(f / K) === 4 || r() < 0.15) idx.push(f); // row 4 full
+  const other = idx.map((f, e) => e); // another sorted, unique pattern of the same length
+  const own: Tensor[] = [];
+  const keep = <T extends Tensor>(t: T) => (own.push(t), t);
+  const leaf = (v: Float64Array, shape: number[]) => {
+    const t = keep(onDevice(v, shape, 'float32', dev));
+    t.requiresGrad = true;
+    return t;
+  };
+  const bits = (t: Tensor) => {
+    const h = t.to('cpu');
+    const a = Array.from(h.dataSync() as Float32Array);
+    if (h !== t) h.dispose();
+    return a;
+  };
+  const same = (a: number[], b: number[], what: string) => {
+    assert.is(a.length, b.length, `${what}: length`);
+    for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.unreachable(`${what}[${i}]: ${a[i]} against ${b[i]} [${dev}]`);
+  };
+  try {
+    const x = leaf(values(r, M * K, 'float32'), [M, K]), v = leaf(values(r, idx.length, 'float32'), [idx.length]);
+    const A = keep(onDevice(values(r, rk * K, 'float32'), [rk, K], 'float32', dev));
+    const B = keep(onDevice(values(r, N * rk, 'float32'), [N, rk], 'float32', dev));
+    const g = keep(onDevice(values(r, M * N, 'float32'), [M, N], 'float32', dev));
+    const t = keep(onDevice(idx, [idx.length], 'int32', dev));
+    const run = (Sm: S.SparseMatrix) => {
+      x.grad?.dispose();
+      v.grad?.dispose();
+      x.grad = null;
+      v.grad = null;
+      const y = keep(S.lowrank.sparsePlusLowRank(x, A, B, Sm));
+      y.backward(g);
+      return { y: bits(y), dx: bits(x.grad!), dv: bits(v.grad!) };
+    };
+    const plain = run({ indices: t, values: v, shape: [N, K] });
+    const P = S.lowrank.sparse({ indices: t, values: v, shape: [N, K] });
+    assert.equal(P.shape, [N, K]);
+    const prepared = run(P);
+    same(prepared.y, plain.y, 'prepared S: y');
+    same(prepared.dx, plain.dx, 'prepared S: dx');
+    same(prepared.dv, plain.dv, 'prepared S: dS.values');
+    // a later write to the caller's indices: the plain S sees it, the prepared one keeps its copy
+    const o = keep(onDevice(other, [other.length], 'int32', dev));
+    native().copyInto(t._h, o._h);
+    const moved = run({ indices: t, values: v, shape: [N, K] });
+    assert.ok(moved.y.some((e, i) => !Object.is(e, plain.y[i])), `the write to the indices changed the plain S's result [${dev}]`);
+    same(run(P).y, plain.y, 'prepared S after the caller wrote its indices: y');
+    // bad input names the argument; a disposed pattern is refused
+    const i32 = (a: number[]) => keep(onDevice(a, [a.length], 'int32', dev));
+    const v3 = keep(onDevice([1, 2, 3], [3], 'float32', dev));
+    throwsLike(() => S.lowrank.sparse({ indices: i32([5, 3, 9]), values: v3, shape: [N, K] }), RangeError, /lowrank\.sparse.*'S\.indices'.*unsorted/);
+    throwsLike(() => S.lowrank.sparse({ indices: i32([3, 3, 9]), values: v3, shape: [N, K] }), RangeError, /duplicate/);
+    throwsLike(() => S.lowrank.sparse({ indices: i32([1, 2, N * K]), values: v3, shape: [N, K] }), RangeError, /out of range for S of shape/);
+    throwsLike(() => S.lowrank.sparse({ indices: i32([1, 2]), values: v3, shape: [N, K] }), RangeError, /'S\.values' \[3\] must have shape \[2\]/);
+    throwsLike(() => S.lowrank.sparse({ indices: i32([1, 2, 3]), values: v3, shape: [N] as unknown as [number, number] }), TypeError, /'S\.shape'/);
+    throwsLike(() => S.lowrank.sparsePlusLowRank(keep(onDevice(values(r, M * (K + 1), 'float32'), [M, K + 1], 'float32', dev)), keep(onDevice(values(r, rk * (K + 1), 'float32'), [rk, K + 1], 'float32', dev)), B, P), RangeError, /'S\.shape' \[21, 37\] must be \[out, in\] = \[21, 38\]/);
+    P.dispose();
+    P.dispose(); // twice is harmless
+    throwsLike(() => S.lowrank.sparsePlusLowRank(x, A, B, P), TypeError, /disposed sparsity pattern/);
+  } finally {
+    for (const t of own) t.dispose();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // gradients: the device against the CPU
 
@@ -403,6 +474,9 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
     };
     checkGrads(dev, 'lowrank.sparsePlusLowRank', spec, values(r, M * N, 'float32', 2));
   });
+
+  withSeed('lowrank.sparse: a prepared S gives the plain S\'s bits forward and backward, keeps its own copy of the indices, fails clearly', (seed) =>
+    checkPreparedSparse(dev, seed));
 
   withSeed('lowrank.svd of a device W: A, B, s on the device, bit-equal to the CPU\'s', (seed) => {
     const r = rng(seed);
