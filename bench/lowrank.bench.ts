@@ -3,7 +3,9 @@
 //   and M = 4096 at r = 16, against dense x·Wᵀ alone (the target: ≤ 1.05× its time at M = 512, r = 16)
 //   and against the unfused three matmuls x·Wᵀ + scale·(x·Aᵀ)·Bᵀ;
 //   lowrank.linear (r = 64, 256) against the dense product of the same shape;
-//   loraBatched with 8 adapters (M = 512, r = 16, rows in 8 interleaved groups) against 8 separate lora calls.
+//   loraBatched with 8 adapters (M = 512, r = 16, rows in 8 interleaved groups) against 8 separate lora calls;
+//   a training step of sparsePlusLowRank (M = 64, r = 16, a 3% support prepared by lowrank.sparse) against
+//   the same with a plain S and against the dense layer's step.
 // One call of lora is 2·M·in·out + 4·M·r·(in + out)/2 flops (the base GEMM plus the two thin ones).
 // CUDA (issue 5): lora in bfloat16, in = out = 4096, M ∈ {1, 16, 512} × r ∈ {8, 16, 64} and M = 4096 at
 // r = 16, against PyTorch's
@@ -337,6 +339,65 @@ function deviceSplrCase(ctx: BenchContext, m: number, n: number, r: number): Ben
   };
 }
 
+/** One training step of sparsePlusLowRank on the CPU (float32; forward and the gradients of x, A, B and
+ * S.values): S prepared once by lowrank.sparse, against a plain S (checked and compressed each call) and
+ * against the dense layer's step (x·Wᵀ forward, g·W and gᵀ·x backward) of the same shape. */
+function splrStepCase(ctx: BenchContext, m: number, n: number, r: number): BenchCase {
+  let x: Tensor, A: Tensor, B: Tensor, W: Tensor, idx: Tensor, vals: Tensor, g: Tensor, S: lowrank.PreparedSparseMatrix;
+  let nnz = 0;
+  const step = (Sm: lowrank.SparseMatrix) =>
+    tidy(() => {
+      lowrank.sparsePlusLowRank(x, A, B, Sm).backward(g);
+      for (const t of [x, A, B, vals]) {
+        t.grad?.dispose();
+        t.grad = null;
+      }
+    });
+  return {
+    op: 'lowrank.sparsePlusLowRank step',
+    shape: `M=${m} ${n}→${n} r=${r} 3%`,
+    dtype: 'float32',
+    device: ctx.device,
+    get flops() {
+      return 3 * (2 * m * r * 2 * n + 2 * m * nnz);
+    },
+    setup() {
+      x = randn([m, n], { seed: 1, requiresGrad: true });
+      A = randn([r, n], { seed: 2, requiresGrad: true });
+      B = randn([n, r], { seed: 3, requiresGrad: true });
+      W = randn([n, n], { seed: 4 });
+      g = randn([m, n], { seed: 6 });
+      let seed = 12345;
+      const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+      const picked: number[] = [];
+      for (let f = 0; f < n * n; f++) if (rand() < 0.03) picked.push(f);
+      nnz = picked.length;
+      idx = tensor(Int32Array.from(picked), { dtype: 'int32' });
+      vals = randn([nnz], { seed: 5, requiresGrad: true });
+      S = lowrank.sparse({ indices: idx, values: vals, shape: [n, n] });
+    },
+    run() {
+      step(S);
+    },
+    teardown() {
+      S.dispose();
+      for (const t of [x, A, B, W, idx, vals, g]) t.dispose();
+    },
+    baselines: {
+      'plain-S': { kind: 'local', label: 'the same step with a plain S (checked and compressed each call)', run: () => step({ indices: idx, values: vals, shape: [n, n] }) },
+      dense: {
+        kind: 'local',
+        label: "the dense layer's step: x·Wᵀ, g·W, gᵀ·x",
+        run: () => tidy(() => {
+          matmul(x, W.T);
+          matmul(g, W);
+          matmul(g.T, x);
+        }),
+      },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) {
     const n = ctx.emu ? 64 : IN;
@@ -356,5 +417,6 @@ export function cases(ctx: BenchContext): BenchCase[] {
   out.push(loraCase(ctx, 4096, 16));
   out.push(linearCase(ctx, 512, 64), linearCase(ctx, 512, 256));
   out.push(batchedCase(ctx, 512, 16, 8));
+  out.push(splrStepCase(ctx, 64, IN, 16));
   return out;
 }

@@ -45,6 +45,9 @@ const SIZES: [number, number, number, number][] = [
   [3, 17, 9, 5],
   [17, 9, 13, 1],
   [3, 1, 3, 3],
+  // the sparse kernels on transposed rows: from 8 rows with a prepared S, from 32 with a plain one
+  [9, 20, 11, 2],
+  [40, 33, 21, 4],
 ];
 
 for (const [M, inF, out, r] of SIZES) {
@@ -104,16 +107,24 @@ for (const [M, inF, out, r] of SIZES) {
     const seed = freshSeed();
     const idx = support(rng(seed), out, inF, 0.4);
     const nnz = idx.shape[0];
+    // the same with S prepared once (lowrank.sparse keeps S's forms: the transposed-rows kernels from 8
+    // rows); its pattern goes with a spread, so each call brings checkOp's values
+    const zv = S.zeros([nnz]);
+    const P = lowrank.sparse({ indices: idx, values: zv, shape: [out, inF] });
     try {
       if (nnz > 0)
-        checkOp({
-          seed,
-          shapes: [[M, inF], [r, inF], [out, r], [nnz], [out]],
-          fn: (x, A, B, v, b) => lowrank.sparsePlusLowRank(x, A, B, { indices: idx, values: v, shape: [out, inF] }, { bias: b }),
-          ref: (x, A, B, v, b) => R.sparsePlusLowRank(x, A, B, idx.dataSync(), v, b),
-          tol: TOL,
-        });
+        for (const prepared of [false, true])
+          checkOp({
+            seed,
+            shapes: [[M, inF], [r, inF], [out, r], [nnz], [out]],
+            fn: (x, A, B, v, b) =>
+              lowrank.sparsePlusLowRank(x, A, B, prepared ? { ...P, values: v } : { indices: idx, values: v, shape: [out, inF] }, { bias: b }),
+            ref: (x, A, B, v, b) => R.sparsePlusLowRank(x, A, B, idx.dataSync(), v, b),
+            tol: TOL,
+          });
     } finally {
+      P.dispose();
+      zv.dispose();
       idx.dispose();
     }
   });

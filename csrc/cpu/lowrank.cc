@@ -6,7 +6,8 @@
 // and y written once. The rank-r update (O(M·N·r), r/K of the GEMM's work) is itself a GEMM with K = r
 // run inline in the hook (register-tiled); blocks of one or two rows use a plain loop compiled three
 // times (baseline, AVX2+FMA, AVX-512) and chosen at run time like the GEMM kernels.
-// spmm / sddmm walk the sorted flat indices of S (row-major, so a row's entries are contiguous).
+// spmm / sddmm walk the sorted flat indices of S (row-major, so a row's entries are contiguous); from 8
+// rows of x on, on transposed copies so that each nonzero multiplies a 64-byte run of rows (~10× at M = 64).
 // svd_randomized: Halko–Martinsson–Tropp range finder with power iterations, Gram–Schmidt twice
 // (re-orthogonalised) in float64, then one-sided (Hestenes) Jacobi on the small l×n matrix QᵀW.
 #include "cpu/lowrank.h"
@@ -47,9 +48,53 @@ namespace structura {
     }                                                                                                            \
   }
 
+// The sparse kernels for many rows (M ≥ 8): x, g and y transposed to [cols, Mp] (Mp = M rounded
+// up to W = 64 bytes of lanes, zero padded), so that every nonzero of S multiplies W contiguous lanes:
+//   rows:  yT[j, m0:m0+W) = Σ_{e in row j of S} val[e]·xT[col_e, m0:m0+W)            (x·Sᵀ, rows j0..j1)
+//   cols:  yT[c, m0:m0+W) = Σ_{e in column c} val[perm]·gT[row_e, m0:m0+W)            (g·S, columns c0..c1)
+//   dots:  out[e] = Σ_m gT[row_e, m]·xT[col_e, m]                                      (SDDMM, e0..e1)
+// ptr / other / perm: S compressed by rows (other = column) or by columns (other = row, perm = the
+// entry's position in val). Sums run in e order, W lanes at a time.
+#define STRUCTURA_LR_SPARSE(T, SUFFIX)                                                                               \
+  void sparse_rows_##SUFFIX(int64_t j0, int64_t j1, const int32_t* ptr, const int32_t* other, const T* val,           \
+                            const int32_t* perm, const T* __restrict xT, int64_t Mp, int64_t mlo, int64_t mhi,        \
+                            T* __restrict yT) {                                                                      \
+    constexpr int W = 64 / (int)sizeof(T);                                                                           \
+    for (int64_t j = j0; j < j1; j++)                                                                                \
+      for (int64_t m0 = mlo; m0 < mhi; m0 += W) {                                                                    \
+        T acc[W] = {};                                                                                               \
+        for (int64_t e = ptr[j]; e < ptr[j + 1]; e++) {                                                              \
+          const T v = val[perm ? perm[e] : e];                                                                       \
+          const T* __restrict xr = xT + (int64_t)other[e] * Mp + m0;                                                 \
+          for (int i = 0; i < W; i++) acc[i] += v * xr[i];                                                           \
+        }                                                                                                            \
+        T* __restrict yr = yT + j * Mp + m0;                                                                         \
+        for (int i = 0; i < W; i++) yr[i] = acc[i];                                                                  \
+      }                                                                                                              \
+  }                                                                                                                  \
+  void sparse_dots_##SUFFIX(int64_t e0, int64_t e1, const int32_t* idx, int64_t K, const T* __restrict gT,            \
+                            const T* __restrict xT, int64_t Mp, T* out) {                                            \
+    constexpr int W = 64 / (int)sizeof(T);                                                                           \
+    if (e0 >= e1) return;                                                                                            \
+    int64_t row = idx[e0] / K, base = row * K; /* sorted: the row advances, no division per entry */               \
+    for (int64_t e = e0; e < e1; e++) {                                                                              \
+      while (idx[e] >= base + K) row++, base += K;                                                                   \
+      const T* __restrict gr = gT + row * Mp;                                                                        \
+      const T* __restrict xr = xT + (int64_t)(idx[e] - base) * Mp;                                                   \
+      T acc[W] = {};                                                                                                 \
+      for (int64_t m0 = 0; m0 < Mp; m0 += W)                                                                         \
+        for (int i = 0; i < W; i++) acc[i] += gr[m0 + i] * xr[m0 + i];                                              \
+      T s = T(0);                                                                                                    \
+      for (int i = 0; i < W; i++) s += acc[i];                                                                       \
+      out[e] = s;                                                                                                    \
+    }                                                                                                                \
+  }
+
 namespace lr_base {
 STRUCTURA_LR_UPDATE(update_f32, float)
 STRUCTURA_LR_UPDATE(update_f64, double)
+STRUCTURA_LR_SPARSE(float, f32)
+STRUCTURA_LR_SPARSE(double, f64)
 }  // namespace lr_base
 
 #if STRUCTURA_LR_X86
@@ -62,6 +107,8 @@ STRUCTURA_LR_UPDATE(update_f64, double)
 namespace lr_avx2 {
 STRUCTURA_LR_UPDATE(update_f32, float)
 STRUCTURA_LR_UPDATE(update_f64, double)
+STRUCTURA_LR_SPARSE(float, f32)
+STRUCTURA_LR_SPARSE(double, f64)
 }  // namespace lr_avx2
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -74,6 +121,8 @@ STRUCTURA_LR_UPDATE(update_f64, double)
 namespace lr_avx512 {
 STRUCTURA_LR_UPDATE(update_f32, float)
 STRUCTURA_LR_UPDATE(update_f64, double)
+STRUCTURA_LR_SPARSE(float, f32)
+STRUCTURA_LR_SPARSE(double, f64)
 }  // namespace lr_avx512
 #if defined(__clang__)
 #pragma clang attribute pop
@@ -102,6 +151,55 @@ void rank_update(int64_t rows, int64_t cols, int64_t k, const double* t, int64_t
   if (s == Simd::avx2) return lr_avx2::update_f64(rows, cols, k, t, ldt, bt, ldb, c, ldc);
 #endif
   lr_base::update_f64(rows, cols, k, t, ldt, bt, ldb, c, ldc);
+}
+
+// The sparse block kernels of the SIMD level in use (STRUCTURA_LR_SPARSE).
+#if STRUCTURA_LR_X86
+#define STRUCTURA_LR_PICK(NS_FN, ...)                                         \
+  do {                                                                        \
+    const Simd s = simd_level();                                              \
+    if (s == Simd::avx512) return lr_avx512::NS_FN(__VA_ARGS__);              \
+    if (s == Simd::avx2) return lr_avx2::NS_FN(__VA_ARGS__);                  \
+    return lr_base::NS_FN(__VA_ARGS__);                                       \
+  } while (0)
+#else
+#define STRUCTURA_LR_PICK(NS_FN, ...) return lr_base::NS_FN(__VA_ARGS__)
+#endif
+void sparse_rows(int64_t j0, int64_t j1, const int32_t* ptr, const int32_t* other, const float* val, const int32_t* perm,
+                 const float* xT, int64_t Mp, int64_t mlo, int64_t mhi, float* yT) {
+  STRUCTURA_LR_PICK(sparse_rows_f32, j0, j1, ptr, other, val, perm, xT, Mp, mlo, mhi, yT);
+}
+void sparse_rows(int64_t j0, int64_t j1, const int32_t* ptr, const int32_t* other, const double* val,
+                 const int32_t* perm, const double* xT, int64_t Mp, int64_t mlo, int64_t mhi, double* yT) {
+  STRUCTURA_LR_PICK(sparse_rows_f64, j0, j1, ptr, other, val, perm, xT, Mp, mlo, mhi, yT);
+}
+void sparse_dots(int64_t e0, int64_t e1, const int32_t* idx, int64_t K, const float* gT, const float* xT, int64_t Mp,
+                 float* out) {
+  STRUCTURA_LR_PICK(sparse_dots_f32, e0, e1, idx, K, gT, xT, Mp, out);
+}
+void sparse_dots(int64_t e0, int64_t e1, const int32_t* idx, int64_t K, const double* gT, const double* xT, int64_t Mp,
+                 double* out) {
+  STRUCTURA_LR_PICK(sparse_dots_f64, e0, e1, idx, K, gT, xT, Mp, out);
+}
+#undef STRUCTURA_LR_PICK
+
+// From this many rows of x (or g) on, spmm / sddmm work on transposed copies W lanes at a time; spmm
+// without a kept form from kSparseRowsBuild on (building one costs ~10–20 ns an entry: the scatter by
+// columns misses cache).
+constexpr int64_t kSparseRows = 8, kSparseRowsBuild = 32;
+
+// aT [cols, Mp] = a [M, cols]ᵀ, zero in the padding lanes m ≥ M; 16 × 16 tiles, so that both sides
+// touch whole cache lines.
+template <class T>
+std::vector<T> transpose_padded(const T* a, int64_t M, int64_t cols, int64_t Mp) {
+  std::vector<T> t((size_t)(cols * Mp), T(0));
+  parallel_for((cols + 15) / 16, std::max<int64_t>(1, 1024 / std::max<int64_t>(1, M)), [&](int64_t q0, int64_t q1) {
+    for (int64_t m0 = 0; m0 < M; m0 += 16)
+      for (int64_t q = q0; q < q1; q++)
+        for (int64_t c = 16 * q; c < std::min(cols, 16 * q + 16); c++)
+          for (int64_t m = m0; m < std::min(M, m0 + 16); m++) t[(size_t)(c * Mp + m)] = a[m * cols + c];
+  });
+  return t;
 }
 
 // c[rows, cols] += t[rows, k]·bt[k, cols] for a finished block of the GEMM: a register-tiled product
@@ -257,10 +355,66 @@ void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
 // ---------------------------------------------------------------------------------------------
 // sparse S [N, K]: SpMM and SDDMM
 
+SparseForm sparse_form(const int32_t* idx, int64_t nnz, int64_t N, int64_t K, bool by_cols) {
+  SparseForm f;
+  const int64_t n = by_cols ? K : N;
+  f.ptr.assign((size_t)n + 1, 0);
+  f.other.resize((size_t)nnz);
+  // rows by a walk over the sorted indices (a division per entry costs more than the product at small M)
+  if (!by_cols) {
+    for (int64_t e = 0, row = 0, base = 0; e < nnz; e++) {
+      while (idx[e] >= base + K) row++, base += K;
+      f.ptr[(size_t)row + 1]++;
+      f.other[(size_t)e] = (int32_t)(idx[e] - base);
+    }
+    for (int64_t j = 0; j < n; j++) f.ptr[(size_t)j + 1] += f.ptr[(size_t)j];
+    return f;
+  }
+  for (int64_t e = 0, base = 0; e < nnz; e++) {
+    while (idx[e] >= base + K) base += K;
+    f.ptr[(size_t)(idx[e] - base) + 1]++;
+  }
+  for (int64_t j = 0; j < n; j++) f.ptr[(size_t)j + 1] += f.ptr[(size_t)j];
+  f.perm.resize((size_t)nnz);
+  std::vector<int32_t> fill(f.ptr.begin(), f.ptr.end() - 1);
+  for (int64_t e = 0, row = 0, base = 0; e < nnz; e++) {  // in row order, so each column's rows come out sorted
+    while (idx[e] >= base + K) row++, base += K;
+    const int32_t at = fill[(size_t)(idx[e] - base)]++;
+    f.other[(size_t)at] = (int32_t)row;
+    f.perm[(size_t)at] = (int32_t)e;
+  }
+  return f;
+}
+
 template <class T>
 void spmm(int64_t M, int64_t N, int64_t K, const T* in, const int32_t* idx, const T* val, int64_t nnz, bool transpose,
-          bool accumulate, T* y) {
+          bool accumulate, T* y, const SparseForm* form) {
   if (M <= 0) return;
+  if (M >= (form ? kSparseRows : kSparseRowsBuild)) {
+    // S by rows (x·Sᵀ) or by columns (g·S); out = the rows of yT: N or K
+    constexpr int64_t W = 64 / (int64_t)sizeof(T);
+    const int64_t Mp = (M + W - 1) / W * W, n_in = transpose ? N : K, n_out = transpose ? K : N;
+    SparseForm built;
+    if (!form) built = sparse_form(idx, nnz, N, K, transpose), form = &built;
+    const std::vector<T> inT = transpose_padded(in, M, n_in, Mp);
+    std::vector<T> yT((size_t)(n_out * Mp));
+    const int64_t per_row = std::max<int64_t>(1, (nnz / std::max<int64_t>(1, n_out) + 1) * Mp);
+    parallel_for(n_out, std::max<int64_t>(1, 65536 / per_row), [&](int64_t j0, int64_t j1) {
+      sparse_rows(j0, j1, form->ptr.data(), form->other.data(), val, transpose ? form->perm.data() : nullptr, inT.data(),
+                  Mp, 0, Mp, yT.data());
+    });
+    // back to y [M, n_out], 16 × 16 tiles
+    parallel_for((M + 15) / 16, std::max<int64_t>(1, 1024 / std::max<int64_t>(1, n_out)), [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; q++)
+        for (int64_t j0 = 0; j0 < n_out; j0 += 16)
+          for (int64_t m = 16 * q; m < std::min(M, 16 * q + 16); m++) {
+            T* yr = y + m * n_out;
+            for (int64_t j = j0; j < std::min(n_out, j0 + 16); j++)
+              yr[j] = accumulate ? yr[j] + yT[(size_t)(j * Mp + m)] : yT[(size_t)(j * Mp + m)];
+          }
+    });
+    return;
+  }
   if (!transpose) {
     // y[m, j] (+)= Σ_{e in row j} val[e]·x[m, col_e]; row j's entries are [ptr[j], ptr[j+1])
     std::vector<int64_t> ptr((size_t)(N + 1), 0);
@@ -297,6 +451,15 @@ void spmm(int64_t M, int64_t N, int64_t K, const T* in, const int32_t* idx, cons
 
 template <class T>
 void sddmm(int64_t M, int64_t N, int64_t K, const T* g, const T* x, const int32_t* idx, int64_t nnz, T* out) {
+  if (M >= kSparseRows) {
+    constexpr int64_t W = 64 / (int64_t)sizeof(T);
+    const int64_t Mp = (M + W - 1) / W * W;
+    const std::vector<T> gT = transpose_padded(g, M, N, Mp), xT = transpose_padded(x, M, K, Mp);
+    parallel_for(nnz, std::max<int64_t>(1, 65536 / Mp), [&](int64_t e0, int64_t e1) {
+      sparse_dots(e0, e1, idx, K, gT.data(), xT.data(), Mp, out);
+    });
+    return;
+  }
   // Chunks of the support; inside a chunk the rows of g and x are walked in order (cache friendly).
   parallel_for(nnz, 1024, [&](int64_t e0, int64_t e1) {
     std::fill(out + e0, out + e1, T(0));
@@ -494,7 +657,8 @@ SvdResult svd_randomized(const double* W, int64_t m, int64_t n, int64_t rank, do
                                 const T*, const int32_t*, T, T*);                                                  \
   template void lora_mixture<T>(int64_t, int64_t, int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, const T*,        \
                                 const T*, const T*, T, T*);                                                        \
-  template void spmm<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const T*, int64_t, bool, bool, T*);    \
+  template void spmm<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const T*, int64_t, bool, bool, T*,      \
+                        const SparseForm*);                                                                         \
   template void sddmm<T>(int64_t, int64_t, int64_t, const T*, const T*, const int32_t*, int64_t, T*);
 STRUCTURA_LOWRANK_INSTANTIATE(float)
 STRUCTURA_LOWRANK_INSTANTIATE(double)

@@ -45,10 +45,18 @@ template <class T>
 void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<T> x, MatRef<T> W, const T* A,
                   const T* B, const T* gates, T scale, T* y);
 
-// x, g, y contiguous; accumulate: add into y instead of overwriting it.
+// S [N, K] from its sorted flat indices, compressed by rows (other = the column of each entry) or by
+// columns (other = the row, perm = the entry's position in S's values; within a column, row order).
+struct SparseForm {
+  std::vector<int32_t> ptr, other, perm;
+};
+SparseForm sparse_form(const int32_t* idx, int64_t nnz, int64_t N, int64_t K, bool by_cols);
+
+// x, g, y contiguous; accumulate: add into y instead of overwriting it. form: S by rows (x·Sᵀ) or by
+// columns (transpose: g·S) when the caller keeps it (lowrank.sparse); else it is built when worth it.
 template <class T>
 void spmm(int64_t M, int64_t N, int64_t K, const T* in, const int32_t* idx, const T* val, int64_t nnz, bool transpose,
-          bool accumulate, T* y);
+          bool accumulate, T* y, const SparseForm* form = nullptr);
 
 template <class T>
 void sddmm(int64_t M, int64_t N, int64_t K, const T* g, const T* x, const int32_t* idx, int64_t nnz, T* out);

@@ -407,30 +407,11 @@ Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x
                                     gates ? &g32 : nullptr, r));
 }
 
-// S [rows, cols] from sorted flat indices, compressed for spmm: by rows (CSR; other = the column) or
+// S [rows, cols] compressed for spmm (cpu/lowrank.h sparse_form): by rows (CSR; other = the column) or
 // by columns (CSC; other = the row, perm = the position of each entry in S's values).
-struct Compressed {
-  std::vector<int32_t> ptr, other, perm;
-};
+using Compressed = SparseForm;
 Compressed compress(const int32_t* idx, int64_t nnz, int64_t rows, int64_t cols, bool by_cols) {
-  Compressed c;
-  const int64_t n = by_cols ? cols : rows;
-  c.ptr.assign((size_t)n + 1, 0);
-  c.other.resize((size_t)nnz);
-  for (int64_t e = 0; e < nnz; e++) c.ptr[(size_t)(by_cols ? idx[e] % cols : idx[e] / cols) + 1]++;
-  for (int64_t j = 0; j < n; j++) c.ptr[(size_t)j + 1] += c.ptr[(size_t)j];
-  if (!by_cols) {
-    for (int64_t e = 0; e < nnz; e++) c.other[(size_t)e] = (int32_t)(idx[e] % cols);
-    return c;
-  }
-  c.perm.resize((size_t)nnz);
-  std::vector<int32_t> fill(c.ptr.begin(), c.ptr.end() - 1);
-  for (int64_t e = 0; e < nnz; e++) {  // in row order, so each column's rows come out sorted
-    const int32_t at = fill[(size_t)(idx[e] % cols)]++;
-    c.other[(size_t)at] = (int32_t)(idx[e] / cols);
-    c.perm[(size_t)at] = (int32_t)e;
-  }
-  return c;
+  return sparse_form(idx, nnz, rows, cols, by_cols);
 }
 
 // tᵀ contiguous (a device gather: cuda/copy.cu's tiled transpose).
@@ -648,6 +629,7 @@ struct SparsePattern {
   Device dev;
   Tensor host_idx;                     // int32 [nnz] on the host: the CPU kernels and the checks
   Tensor idx;                          // the same on dev (the device sddmm)
+  Compressed rows_form, cols_form;     // S by rows and by columns (the CPU spmm; uploaded for a device)
   DeviceCompressed by_rows, by_cols;   // on a device only
   bool disposed = false;
 };
@@ -671,13 +653,15 @@ Napi::Value MakeSparsePattern(const Napi::CallbackInfo& info) {
   // a private copy: ic may share the caller's storage (a contiguous host tensor)
   pat->host_idx = Tensor::empty(DType::i32, {pat->nnz}, Device{});
   if (pat->nnz) std::memcpy(pat->host_idx.raw(), ic.raw(), (size_t)pat->nnz * sizeof(int32_t));
+  const int32_t* p = pat->host_idx.data<int32_t>();
+  pat->rows_form = compress(p, pat->nnz, rows, cols, false);
+  pat->cols_form = compress(p, pat->nnz, rows, cols, true);
   if (pat->dev.type == DeviceType::cpu) {
     pat->idx = pat->host_idx;
   } else {
-    const int32_t* p = pat->host_idx.data<int32_t>();
     pat->idx = to_device(pat->host_idx, pat->dev);
-    pat->by_rows = upload(compress(p, pat->nnz, rows, cols, false), pat->dev);
-    pat->by_cols = upload(compress(p, pat->nnz, rows, cols, true), pat->dev);
+    pat->by_rows = upload(pat->rows_form, pat->dev);
+    pat->by_cols = upload(pat->cols_form, pat->dev);
   }
   auto ext = Napi::External<SparsePattern>::New(env, pat, [](Napi::Env, SparsePattern* q) { delete q; });
   ext.TypeTag(&kPatternTag);
@@ -772,11 +756,13 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   if (xc.dtype == DType::f64) {
     lora_forward<double>(M, N, K, r, mat<double>(xc), MatRef<double>{}, mat<double>(Ac), mat<double>(Bc), 1.0,
                          bias ? bc.data<double>() : nullptr, bias ? bc.strides[0] : 0, y.data<double>());
-    spmm<double>(M, N, K, xc.data<double>(), ic.data<int32_t>(), vc.data<double>(), nnz, false, true, y.data<double>());
+    spmm<double>(M, N, K, xc.data<double>(), ic.data<int32_t>(), vc.data<double>(), nnz, false, true, y.data<double>(),
+                 sup.pat ? &sup.pat->rows_form : nullptr);
   } else {
     lora_forward<float>(M, N, K, r, mat<float>(xc), MatRef<float>{}, mat<float>(Ac), mat<float>(Bc), 1.0f,
                         bias ? bc.data<float>() : nullptr, bias ? bc.strides[0] : 0, y.data<float>());
-    spmm<float>(M, N, K, xc.data<float>(), ic.data<int32_t>(), vc.data<float>(), nnz, false, true, y.data<float>());
+    spmm<float>(M, N, K, xc.data<float>(), ic.data<int32_t>(), vc.data<float>(), nnz, false, true, y.data<float>(),
+                sup.pat ? &sup.pat->rows_form : nullptr);
   }
   return finish(env, std::move(y), x.dtype);
 }
@@ -803,10 +789,11 @@ Napi::Value Spmm(const Napi::CallbackInfo& info) {
   }
   Tensor xc = contiguous(compute_of(in)), vc = contiguous(compute_of(values));
   Tensor y = Tensor::empty(xc.dtype, {M, tr ? K : N}, in.device());
+  const Compressed* form = sup.pat ? (tr ? &sup.pat->cols_form : &sup.pat->rows_form) : nullptr;
   if (xc.dtype == DType::f64)
-    spmm<double>(M, N, K, xc.data<double>(), ic.data<int32_t>(), vc.data<double>(), nnz, tr, false, y.data<double>());
+    spmm<double>(M, N, K, xc.data<double>(), ic.data<int32_t>(), vc.data<double>(), nnz, tr, false, y.data<double>(), form);
   else
-    spmm<float>(M, N, K, xc.data<float>(), ic.data<int32_t>(), vc.data<float>(), nnz, tr, false, y.data<float>());
+    spmm<float>(M, N, K, xc.data<float>(), ic.data<int32_t>(), vc.data<float>(), nnz, tr, false, y.data<float>(), form);
   return finish(env, std::move(y), in.dtype);
 }
 

@@ -330,14 +330,23 @@ function checkSparse(fn: string, S: unknown, out: number, inF: number, x: Tensor
 }
 
 const PATTERN = Symbol('structura.sparsePattern');
-const patternOf = (S: SparseMatrix): PatternHandle | undefined => (S as { [PATTERN]?: PatternHandle })[PATTERN];
+/** The indices tensor each pattern was made from: a pattern travels with spreads ({...S, values}), and
+ * must not with other indices. */
+const patternIndices = new WeakMap<PatternHandle, Tensor>();
+function patternOf(fn: string, S: SparseMatrix): PatternHandle | undefined {
+  const h = (S as { [PATTERN]?: PatternHandle })[PATTERN];
+  if (h !== undefined && patternIndices.get(h) !== S.indices)
+    typeError(fn, "'S' carries the prepared pattern (lowrank.sparse) of other indices than its 'S.indices': prepare it again");
+  return h;
+}
 
 /**
  * S with its support checked (in range, sorted, unique) and copied once — and on a device compressed
  * (CSR and CSC) for the spmm — for sparsePlusLowRank's forward and backward, which otherwise scan the
  * indices on every call (on a device: a read back to the host, which waits for the device) and
  * compress them again. Later writes to `S.indices` are not seen; `S.values` is read on every call (it
- * is what trains). dispose() frees the pattern now (else it goes with the object).
+ * is what trains), and the pattern goes with a spread ({...S, values: other} reuses it; other indices
+ * with it are refused). dispose() frees the pattern now (else it goes with the object).
  */
 export function sparse(S: SparseMatrix): PreparedSparseMatrix {
   const fn = 'lowrank.sparse';
@@ -349,6 +358,7 @@ export function sparse(S: SparseMatrix): PreparedSparseMatrix {
   const [rows, cols] = shape as [number, number];
   checkSparse(fn, S, rows, cols, values, 'S.values');
   const h = native().lowrankSparsePattern(indices._h, rows, cols);
+  patternIndices.set(h, indices);
   let disposed = false;
   return Object.freeze({
     indices, values, shape: Object.freeze([rows, cols] as const),
@@ -377,7 +387,7 @@ export function sparsePlusLowRank(x: Tensor, A: Tensor, B: Tensor, S: SparseMatr
   const bias = biasOf(fn, o.bias, out);
   if (bias) checkSameKind(fn, ['x', 'bias'], [x, bias]);
   const { indices, values } = S;
-  const pattern = patternOf(S);  // lowrank.sparse: checked and compressed once
+  const pattern = patternOf(fn, S);  // lowrank.sparse: checked and compressed once
   return overRows(x, inF, out, (x2) => {
     const M = x2._shape[0];
     const h = native().lowrankSparsePlusLowRank(x2._h, A._h, B._h, pattern ?? indices._h, values._h, bias ? bias._h : null);

@@ -264,7 +264,8 @@ export function checkSparse(dev: string, dt: DT, c: SparseCase, seed: number): v
 // kernels read the same pattern), keep its own copy of the indices, and fail clearly.
 export function checkPreparedSparse(dev: string, seed: number): void {
   const r = rng(seed);
-  const M = 9, K = 37, N = 21, rk = 3;
+  // M ≥ 32: the CPU takes its transposed-rows kernels for the plain S too, so both give the same bits
+  const M = 40, K = 37, N = 21, rk = 3;
   const idx: number[] = [];
   for (let f = 0; f < N * K; f++) if (Math.floor(f / K) === 4 || r() < 0.15) idx.push(f); // row 4 full
   const other = idx.map((f, e) => e); // another sorted, unique pattern of the same length
@@ -322,6 +323,9 @@ export function checkPreparedSparse(dev: string, seed: number): void {
     throwsLike(() => S.lowrank.sparse({ indices: i32([1, 2]), values: v3, shape: [N, K] }), RangeError, /'S\.values' \[3\] must have shape \[2\]/);
     throwsLike(() => S.lowrank.sparse({ indices: i32([1, 2, 3]), values: v3, shape: [N] as unknown as [number, number] }), TypeError, /'S\.shape'/);
     throwsLike(() => S.lowrank.sparsePlusLowRank(keep(onDevice(values(r, M * (K + 1), 'float32'), [M, K + 1], 'float32', dev)), keep(onDevice(values(r, rk * (K + 1), 'float32'), [rk, K + 1], 'float32', dev)), B, P), RangeError, /'S\.shape' \[21, 37\] must be \[out, in\] = \[21, 38\]/);
+    // the pattern goes with a spread, not with other indices
+    same(run({ ...P, values: v }).y, plain.y, 'a spread of the prepared S: y');
+    throwsLike(() => S.lowrank.sparsePlusLowRank(x, A, B, { ...P, indices: o }), TypeError, /prepared pattern \(lowrank\.sparse\) of other indices/);
     P.dispose();
     P.dispose(); // twice is harmless
     throwsLike(() => S.lowrank.sparsePlusLowRank(x, A, B, P), TypeError, /disposed sparsity pattern/);
