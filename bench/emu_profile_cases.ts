@@ -131,6 +131,14 @@ export function profileCases(): ProfileCase[] {
       const [x, W, A, B] = loraArgs(16, 512, 512, 16);
       return lowrank.lora(x, W, A, B, { scale: 0.5 });
     })),
+    c('lora f32 M=1 512→512 r=16', () => {
+      const x = rnd([1, 512], 1), W = rnd([512, 512], 2), A = rnd([16, 512], 3), B = rnd([512, 16], 4);
+      return lowrank.lora(x, W, A, B, { scale: 0.5 });
+    }),
+    c('lora f32 M=16 512→512 r=16', () => {
+      const x = rnd([16, 512], 1), W = rnd([512, 512], 2), A = rnd([16, 512], 3), B = rnd([512, 16], 4);
+      return lowrank.lora(x, W, A, B, { scale: 0.5 });
+    }),
     c('lora bf16 M=256 256→256 r=16', () => {
       const [x, W, A, B] = loraArgs(256, 256, 256, 16);
       return lowrank.lora(x, W, A, B, { scale: 0.5 });

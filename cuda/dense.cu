@@ -1185,6 +1185,42 @@ __global__ void __launch_bounds__(kDnThreads) gemm_decode_nmajor_kernel(const st
   make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
 }
 
+// The f32 decode main loop of one thread: acc[m][r] += Σ over its k (4·gl + 256·i, 4 at a time) of
+// X[m][k]·w_r[k] for the CTA group's 4 rows w_r (rows flagged out read as zeros); len % 4 == 0.
+template <int kRows>
+__device__ __forceinline__ void decode_f32_accumulate(float (&acc)[kRows][4], const dev_ptr<const float>& X, int64_t ldx,
+                                                      const dev_ptr<const float> (&w)[4], const bool (&rin)[4], int M,
+                                                      int len, int gl) {
+  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 2
+  for (int k = 4 * gl; k < len; k += 256) {  // len % 4 == 0: a thread's 4 elements are all in
+    float4 wv[4];
+#pragma unroll
+    for (int r = 0; r < 4; r++) wv[r] = rin[r] ? dev_cast<const float4>(w[r] + k)[0] : zero;
+#pragma unroll
+    for (int m = 0; m < kRows; m++) {
+      if (m < M) {
+        const float4 xv = dev_cast<const float4>(X + (int64_t)m * ldx + k)[0];
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+          float a = acc[m][r];
+          a = fmaf(xv.x, wv[r].x, a);
+          a = fmaf(xv.y, wv[r].y, a);
+          a = fmaf(xv.z, wv[r].z, a);
+          a = fmaf(xv.w, wv[r].w, a);
+          acc[m][r] = a;
+        }
+      }
+    }
+  }
+}
+__device__ __forceinline__ bool decode_f32_rank_in_loop(const structura_gemm_params& p, int64_t b) {
+  if (!has_lowrank(p) || p.lr_scale != p.alpha || p.r % 4 || p.ldt % 4 || p.ldr % 4) return false;
+  const uintptr_t t = reinterpret_cast<uintptr_t>(p.lr_t) + (uintptr_t)(b * p.stride_t * 4);
+  const uintptr_t r = reinterpret_cast<uintptr_t>(p.lr_r) + (uintptr_t)(b * p.stride_r * 4);
+  return (t | r) % 16 == 0;
+}
+
 // Decode shapes in float32: x [M ≤ 16, K] times Wᵀ, W stored [N, K] (a Linear weight), K % 4 == 0,
 // rows 16-byte aligned. No tensor cores (float32 stays float32): W streamed once with 16-byte loads
 // into FMA. A CTA owns 16 rows of W as 4 groups of 4; a group's 64 threads (two warps) walk K 4
@@ -1223,27 +1259,18 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_f32_kernel(const structu
   for (int m = 0; m < kRows; m++)
 #pragma unroll
     for (int r = 0; r < 4; r++) acc[m][r] = 0.f;
-  const float4 zero = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 2
-  for (int k = 4 * gl; k < K; k += 256) {  // K % 4 == 0: a thread's 4 elements are all in
-    float4 wv[4];
+  decode_f32_accumulate<kRows>(acc, X, p.lda, w, rin, M, K, gl);
+  // The rank term as r more k — [x | T]·[W | R]ᵀ — when scale == alpha and T's and R's rows are 16-byte
+  // aligned multiples of 4: in the epilogue each output would read R's row r floats from its neighbour's.
+  const bool rank_in_loop = decode_f32_rank_in_loop(p, b);
+  if (rank_in_loop) {
+    ptx::pdl_wait();  // T belongs to the kernels ahead until they finish
+    const dev_ptr<const float> T = gptr(static_cast<const float*>(p.lr_t)) + b * p.stride_t;
+    const dev_ptr<const float> R = gptr(static_cast<const float*>(p.lr_r)) + b * p.stride_r;
+    dev_ptr<const float> rr[4];
 #pragma unroll
-    for (int r = 0; r < 4; r++) wv[r] = rin[r] ? dev_cast<const float4>(w[r] + k)[0] : zero;
-#pragma unroll
-    for (int m = 0; m < kRows; m++) {
-      if (m < M) {
-        const float4 xv = dev_cast<const float4>(X + (int64_t)m * p.lda + k)[0];
-#pragma unroll
-        for (int r = 0; r < 4; r++) {
-          float a = acc[m][r];
-          a = fmaf(xv.x, wv[r].x, a);
-          a = fmaf(xv.y, wv[r].y, a);
-          a = fmaf(xv.z, wv[r].z, a);
-          a = fmaf(xv.w, wv[r].w, a);
-          acc[m][r] = a;
-        }
-      }
-    }
+    for (int r = 0; r < 4; r++) rr[r] = R + (rin[r] ? (int64_t)(r0 + r) * p.ldr : 0);
+    decode_f32_accumulate<kRows>(acc, T, p.ldt, rr, rin, M, (int)p.r, gl);
   }
 #pragma unroll
   for (int m = 0; m < kRows; m++)
@@ -1266,7 +1293,7 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_f32_kernel(const structu
   if (row < kRows) {
     const int g2 = col >> 2, r = col & 3;
     const float s = red[2 * g2 * kRedPitch + row * 4 + r] + red[(2 * g2 + 1) * kRedPitch + row * 4 + r];
-    make_epilogue(p, b).store_one(row, n0 + col, s, M, N);
+    make_epilogue(p, b, rank_in_loop).store_one(row, n0 + col, s, M, N);
   }
 }
 
