@@ -555,7 +555,7 @@ int syncthreads(const char* file, int line, int op, int pred) {
   else if (op == 2) L.bar_acc &= pred;
   else if (op == 3) L.bar_acc |= pred;
   if (++L.bar_arrived == L.nthreads) {
-    if (profile::g_on) profile::flush(L.name);  // every lane's accesses before the barrier are in
+    profile::flush(L.name);  // every lane's accesses before the barrier are in (a no-op when none were recorded)
     L.bar_arrived = 0;
     L.epoch = ++g_epoch;
     for (auto& o : L.threads) {
@@ -773,7 +773,7 @@ static void run_block(Launch& L) {
       if (t.st == St::Exited) exited++;
     }
     if (exited == L.nthreads) {
-      if (profile::g_on) profile::flush(L.name);
+      profile::flush(L.name);
       return;
     }
     if (!ran) {
@@ -890,6 +890,7 @@ int run_kernel(const char* name, const void* func, dim3 grid, dim3 block, size_t
   L.dyn.name = "extern __shared__ (dynamic)";
   L.dyn.shadow = g_dyn_shadow.data();
   g_launch = &L;
+  profile::discard();  // nothing of an earlier launch may be attributed to this one
   if (profile::g_on) profile::count_launch(name);
   try {
     for (unsigned z = 0; z < grid.z && !L.failed; z++)

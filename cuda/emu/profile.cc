@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,9 +19,11 @@
 namespace emu {
 namespace profile {
 
-bool g_on = false;
+std::atomic<bool> g_on{false};
 
 namespace {
+
+std::mutex g_stats_mu;  // g_kernels
 
 struct Key {
   int warp;
@@ -153,6 +156,7 @@ void record(const Access& a) {
 
 void flush(const char* name) {
   if (g_groups.empty()) return;
+  std::lock_guard<std::mutex> lock(g_stats_mu);
   Kernel& k = g_kernels[name];
   for (auto& [key, lanes] : g_groups) {
     uint32_t width = 0;
@@ -169,27 +173,29 @@ void flush(const char* name) {
 }
 
 void discard() { g_groups.clear(); }
-void count_launch(const char* name) { g_kernels[name].launches++; }
+void count_launch(const char* name) {
+  std::lock_guard<std::mutex> lock(g_stats_mu);
+  g_kernels[name].launches++;
+}
 
 }  // namespace profile
 }  // namespace emu
 
 // ---- C API (structura_emu.h) ---------------------------------------------------------------------
 
+// The accesses of a launch in progress (another thread's) stay its own: they are flushed, or dropped, by it.
 extern "C" void structura_emu_profile_start(void) {
-  emu::profile::g_groups.clear();
+  std::lock_guard<std::mutex> lock(emu::profile::g_stats_mu);
   emu::profile::g_kernels.clear();
   emu::profile::g_on = true;
 }
-extern "C" void structura_emu_profile_stop(void) {
-  emu::profile::g_on = false;
-  emu::profile::g_groups.clear();
-}
+extern "C" void structura_emu_profile_stop(void) { emu::profile::g_on = false; }
 
 // {"kernels":[{"name", "launches", "shared":{"loads":C,"stores":C}, "global":{"loads":C,"stores":C},
 //   "sites":[{"module","offset","space","access","width",…C}]}]} with C = requests/actual/ideal/bytes.
 extern "C" size_t structura_emu_profile_report(char* buf, size_t len) {
   using namespace emu::profile;
+  std::lock_guard<std::mutex> lock(g_stats_mu);
   std::string s = "{\"kernels\":[";
   bool first_k = true;
   for (auto& [name, k] : g_kernels) {

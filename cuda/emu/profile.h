@@ -14,12 +14,14 @@
 // wgmma and TMA traffic is not counted (descriptor/tensor-map driven, swizzled by the hardware).
 #ifndef STRUCTURA_EMU_PROFILE_H
 #define STRUCTURA_EMU_PROFILE_H
+#include <atomic>
 #include <cstdint>
 
 namespace emu {
 namespace profile {
 
-extern bool g_on;  // set by structura_emu_profile_start / _stop
+// Set by structura_emu_profile_start / _stop (any thread; launches read it under the launch mutex).
+extern std::atomic<bool> g_on;
 
 struct Access {
   uintptr_t site;  // code address of the access (0: not profiled)
@@ -30,6 +32,8 @@ struct Access {
   uint32_t bytes;
   bool shared, write;
 };
+// record / flush / discard run inside a launch (under the emulator's launch mutex); the statistics they
+// fill are guarded by the profile's own mutex against start / stop / report from other threads.
 void record(const Access& a);
 // Evaluates the warp accesses recorded since the last flush (at each __syncthreads and block end, when
 // every group is complete) into the statistics of kernel `name`.
