@@ -417,9 +417,10 @@ void spmm(int64_t M, int64_t N, int64_t K, const T* in, const int32_t* idx, cons
   }
   if (!transpose) {
     // y[m, j] (+)= Σ_{e in row j} val[e]·x[m, col_e]; row j's entries are [ptr[j], ptr[j+1])
-    std::vector<int64_t> ptr((size_t)(N + 1), 0);
-    for (int64_t e = 0; e < nnz; e++) ptr[(size_t)(idx[e] / K) + 1]++;
-    for (int64_t j = 0; j < N; j++) ptr[(size_t)j + 1] += ptr[(size_t)j];
+    SparseForm built;
+    if (!form) built = sparse_form(idx, nnz, N, K, false), form = &built;
+    const int32_t* ptr = form->ptr.data();
+    const int32_t* col = form->other.data();
     const int64_t work = std::max<int64_t>(1, nnz + N);
     parallel_for(M, std::max<int64_t>(1, 65536 / work), [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; m++) {
@@ -427,8 +428,7 @@ void spmm(int64_t M, int64_t N, int64_t K, const T* in, const int32_t* idx, cons
         T* yr = y + m * N;
         for (int64_t j = 0; j < N; j++) {
           T s = T(0);
-          const int64_t base = j * K;
-          for (int64_t e = ptr[(size_t)j]; e < ptr[(size_t)j + 1]; e++) s += val[e] * xr[idx[e] - base];
+          for (int64_t e = ptr[j]; e < ptr[j + 1]; e++) s += val[e] * xr[col[e]];
           yr[j] = accumulate ? yr[j] + s : s;
         }
       }

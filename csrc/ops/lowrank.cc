@@ -407,13 +407,6 @@ Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x
                                     gates ? &g32 : nullptr, r));
 }
 
-// S [rows, cols] compressed for spmm (cpu/lowrank.h sparse_form): by rows (CSR; other = the column) or
-// by columns (CSC; other = the row, perm = the position of each entry in S's values).
-using Compressed = SparseForm;
-Compressed compress(const int32_t* idx, int64_t nnz, int64_t rows, int64_t cols, bool by_cols) {
-  return sparse_form(idx, nnz, rows, cols, by_cols);
-}
-
 // tᵀ contiguous (a device gather: cuda/copy.cu's tiled transpose).
 Tensor transposed_contiguous(const Tensor& t) {
   Tensor v = t;
@@ -422,11 +415,11 @@ Tensor transposed_contiguous(const Tensor& t) {
   return contiguous(v);
 }
 
-// A Compressed form on the device (perm empty when compressed by rows).
+// S compressed for spmm (cpu/lowrank.h SparseForm: by rows, or by columns with perm) on the device.
 struct DeviceCompressed {
   Tensor ptr, other, perm;
 };
-DeviceCompressed upload(const Compressed& c, const Device& dev) {
+DeviceCompressed upload(const SparseForm& c, const Device& dev) {
   return DeviceCompressed{upload_i32(c.ptr, dev), upload_i32(c.other, dev),
                           c.perm.empty() ? Tensor() : upload_i32(c.perm, dev)};
 }
@@ -629,7 +622,7 @@ struct SparsePattern {
   Device dev;
   Tensor host_idx;                     // int32 [nnz] on the host: the CPU kernels and the checks
   Tensor idx;                          // the same on dev (the device sddmm)
-  Compressed rows_form, cols_form;     // S by rows and by columns (the CPU spmm; uploaded for a device)
+  SparseForm rows_form, cols_form;     // S by rows and by columns (the CPU spmm; uploaded for a device)
   DeviceCompressed by_rows, by_cols;   // on a device only
   bool disposed = false;
 };
@@ -654,8 +647,8 @@ Napi::Value MakeSparsePattern(const Napi::CallbackInfo& info) {
   pat->host_idx = Tensor::empty(DType::i32, {pat->nnz}, Device{});
   if (pat->nnz) std::memcpy(pat->host_idx.raw(), ic.raw(), (size_t)pat->nnz * sizeof(int32_t));
   const int32_t* p = pat->host_idx.data<int32_t>();
-  pat->rows_form = compress(p, pat->nnz, rows, cols, false);
-  pat->cols_form = compress(p, pat->nnz, rows, cols, true);
+  pat->rows_form = sparse_form(p, pat->nnz, rows, cols, false);
+  pat->cols_form = sparse_form(p, pat->nnz, rows, cols, true);
   if (pat->dev.type == DeviceType::cpu) {
     pat->idx = pat->host_idx;
   } else {
@@ -711,7 +704,7 @@ Support support_of(Napi::Env env, const std::string& op, const Napi::Value& v, c
 // S compressed for the device spmm (by rows: x·Sᵀ; by columns: x·S): the pattern's, or built now.
 DeviceCompressed compressed_of(const Support& s, int64_t rows, int64_t cols, bool by_cols, const Device& dev) {
   if (s.pat) return by_cols ? s.pat->by_cols : s.pat->by_rows;
-  return upload(compress(s.host_idx.data<int32_t>(), s.nnz, rows, cols, by_cols), dev);
+  return upload(sparse_form(s.host_idx.data<int32_t>(), s.nnz, rows, cols, by_cols), dev);
 }
 
 Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
@@ -789,7 +782,7 @@ Napi::Value Spmm(const Napi::CallbackInfo& info) {
   }
   Tensor xc = contiguous(compute_of(in)), vc = contiguous(compute_of(values));
   Tensor y = Tensor::empty(xc.dtype, {M, tr ? K : N}, in.device());
-  const Compressed* form = sup.pat ? (tr ? &sup.pat->cols_form : &sup.pat->rows_form) : nullptr;
+  const SparseForm* form = sup.pat ? (tr ? &sup.pat->cols_form : &sup.pat->rows_form) : nullptr;
   if (xc.dtype == DType::f64)
     spmm<double>(M, N, K, xc.data<double>(), ic.data<int32_t>(), vc.data<double>(), nnz, tr, false, y.data<double>(), form);
   else
