@@ -860,14 +860,16 @@ __device__ __forceinline__ void decode_accumulate(float (&acc)[2][4], const dev_
   }
 }
 
-// The rank term of a decode product as r more k of the main loop — [x | T]·[W | R]ᵀ, as the tile
-// kernels take it (lowrank_in_mainloop) — when T's and R's rows are 16-byte aligned multiples of 8
-// elements. In the epilogue each output would read R's row r elements away from its neighbour's: 16
-// sectors a warp access (bench/emu_profile.ts), L1 traffic that grows with r and the adapters.
+// Whether a decode kernel (16-bit or float32) takes the rank term as r more k of its main loop —
+// [x | T]·[W | R]ᵀ, as the tile kernels do (one alpha: lr_scale == alpha) — which needs T's and R's
+// rows to be 16-byte aligned and a multiple of 16 bytes long. In the epilogue each output would read
+// R's row r elements away from its neighbour's: 16 sectors a warp access (bench/emu_profile.ts), L1
+// traffic that grows with r and the adapters.
 __device__ __forceinline__ bool decode_rank_in_loop(const structura_gemm_params& p, int64_t b) {
-  if (!lowrank_in_mainloop(p) || p.r % 8 || p.ldt % 8 || p.ldr % 8) return false;
-  const uintptr_t t = reinterpret_cast<uintptr_t>(p.lr_t) + (uintptr_t)(b * p.stride_t * 2);
-  const uintptr_t r = reinterpret_cast<uintptr_t>(p.lr_r) + (uintptr_t)(b * p.stride_r * 2);
+  const int esz = p.dtype == STRUCTURA_DT_F32 ? 4 : 2, q = 16 / esz;  // elements in 16 bytes
+  if (!has_lowrank(p) || p.lr_scale != p.alpha || p.r % q || p.ldt % q || p.ldr % q) return false;
+  const uintptr_t t = reinterpret_cast<uintptr_t>(p.lr_t) + (uintptr_t)(b * p.stride_t * esz);
+  const uintptr_t r = reinterpret_cast<uintptr_t>(p.lr_r) + (uintptr_t)(b * p.stride_r * esz);
   return (t | r) % 16 == 0;
 }
 // acc += T[rows g, g + 8]·R[the CTA's columns n0 + g, n0 + 8 + g]ᵀ over the r columns of both.
@@ -1214,12 +1216,6 @@ __device__ __forceinline__ void decode_f32_accumulate(float (&acc)[kRows][4], co
     }
   }
 }
-__device__ __forceinline__ bool decode_f32_rank_in_loop(const structura_gemm_params& p, int64_t b) {
-  if (!has_lowrank(p) || p.lr_scale != p.alpha || p.r % 4 || p.ldt % 4 || p.ldr % 4) return false;
-  const uintptr_t t = reinterpret_cast<uintptr_t>(p.lr_t) + (uintptr_t)(b * p.stride_t * 4);
-  const uintptr_t r = reinterpret_cast<uintptr_t>(p.lr_r) + (uintptr_t)(b * p.stride_r * 4);
-  return (t | r) % 16 == 0;
-}
 
 // Decode shapes in float32: x [M ≤ 16, K] times Wᵀ, W stored [N, K] (a Linear weight), K % 4 == 0,
 // rows 16-byte aligned. No tensor cores (float32 stays float32): W streamed once with 16-byte loads
@@ -1260,9 +1256,7 @@ __global__ void __launch_bounds__(kThreads) gemm_decode_f32_kernel(const structu
 #pragma unroll
     for (int r = 0; r < 4; r++) acc[m][r] = 0.f;
   decode_f32_accumulate<kRows>(acc, X, p.lda, w, rin, M, K, gl);
-  // The rank term as r more k — [x | T]·[W | R]ᵀ — when scale == alpha and T's and R's rows are 16-byte
-  // aligned multiples of 4: in the epilogue each output would read R's row r floats from its neighbour's.
-  const bool rank_in_loop = decode_f32_rank_in_loop(p, b);
+  const bool rank_in_loop = decode_rank_in_loop(p, b);  // T·Rᵀ as r more k
   if (rank_in_loop) {
     ptx::pdl_wait();  // T belongs to the kernels ahead until they finish
     const dev_ptr<const float> T = gptr(static_cast<const float*>(p.lr_t)) + b * p.stride_t;

@@ -622,8 +622,8 @@ struct SparsePattern {
   Device dev;
   Tensor host_idx;                     // int32 [nnz] on the host: the CPU kernels and the checks
   Tensor idx;                          // the same on dev (the device sddmm)
-  SparseForm rows_form, cols_form;     // S by rows and by columns (the CPU spmm; uploaded for a device)
-  DeviceCompressed by_rows, by_cols;   // on a device only
+  SparseForm rows_form, cols_form;     // S by rows and by columns: the CPU spmm's (empty on a device)
+  DeviceCompressed by_rows, by_cols;   // the same on a device
   bool disposed = false;
 };
 const napi_type_tag kPatternTag = {0x51c0e7a3d94b2f68ULL, 0x8e2d4c19b7a0f356ULL};
@@ -647,14 +647,14 @@ Napi::Value MakeSparsePattern(const Napi::CallbackInfo& info) {
   pat->host_idx = Tensor::empty(DType::i32, {pat->nnz}, Device{});
   if (pat->nnz) std::memcpy(pat->host_idx.raw(), ic.raw(), (size_t)pat->nnz * sizeof(int32_t));
   const int32_t* p = pat->host_idx.data<int32_t>();
-  pat->rows_form = sparse_form(p, pat->nnz, rows, cols, false);
-  pat->cols_form = sparse_form(p, pat->nnz, rows, cols, true);
   if (pat->dev.type == DeviceType::cpu) {
     pat->idx = pat->host_idx;
-  } else {
+    pat->rows_form = sparse_form(p, pat->nnz, rows, cols, false);
+    pat->cols_form = sparse_form(p, pat->nnz, rows, cols, true);
+  } else {  // the host forms are only uploaded
     pat->idx = to_device(pat->host_idx, pat->dev);
-    pat->by_rows = upload(pat->rows_form, pat->dev);
-    pat->by_cols = upload(pat->cols_form, pat->dev);
+    pat->by_rows = upload(sparse_form(p, pat->nnz, rows, cols, false), pat->dev);
+    pat->by_cols = upload(sparse_form(p, pat->nnz, rows, cols, true), pat->dev);
   }
   auto ext = Napi::External<SparsePattern>::New(env, pat, [](Napi::Env, SparsePattern* q) { delete q; });
   ext.TypeTag(&kPatternTag);

@@ -349,8 +349,8 @@ static void prof_sync(Thread& t) {
   t.prof_seq++;
   t.prof_sites.clear();
 }
-static void prof_record(const Launch& L, int tid, const Region* r, uintptr_t x, size_t bytes, Access a, uintptr_t site) {
-  Thread& t = const_cast<Thread&>(L.threads[tid]);
+static void prof_record(Launch& L, int tid, const Region* r, uintptr_t x, size_t bytes, Access a, uintptr_t site) {
+  Thread& t = L.threads[tid];
   uint32_t n = 0;
   bool found = false;
   for (auto& e : t.prof_sites)
