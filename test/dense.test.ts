@@ -96,6 +96,7 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     // several K blocks of pairs with a tail, and the fallbacks (odd K, A one element off alignment)
     { m: 40, k: 1030, n: 50, transB: true },
     { m: 150, k: 600, n: 70, transB: true }, // pairs, packed (more than 128 rows)
+    { m: 150, k: 2090, n: 70, transB: true }, // packed pairs over two K blocks (512 pairs each) and a tail
     { m: 40, k: 1031, n: 50, transB: true },
     { m: 129, k: 64, n: 200, transB: true, offsetA: true },
     { m: 20, k: 600, n: 70, transB: true, batchA: [3] },

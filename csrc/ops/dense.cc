@@ -325,11 +325,9 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
     if (cdt == DType::f64) run_matmul<double>(ac, bc, c, ta, tb, batch, count, M, N, K, b_batched);
     else run_matmul<float>(ac, bc, c, ta, tb, batch, count, M, N, K, b_batched);
   }
-  if (half) {
-    Tensor h = Tensor::empty(dt, out_shape, a0.device());
-    copy_to_contiguous(c, h);
-    return wrap(env, std::move(h));
-  }
+  // (cast_contiguous: the elementwise module's SIMD rounding; copy_to_contiguous's per-element
+  // conversion through double was 7% of a bfloat16 512×4096×4096 product)
+  if (half) return wrap(env, cast_contiguous(c, dt));
   return wrap(env, std::move(c));
 }
 

@@ -131,10 +131,7 @@ MatRef<T> mat(const Tensor& t) {
 
 // The result in the inputs' dtype (the float32 buffer rounded once for the half types).
 Napi::Value finish(Napi::Env env, Tensor y, DType dt) {
-  if (y.dtype == dt) return wrap(env, std::move(y));
-  Tensor h = Tensor::empty(dt, y.shape, y.device());
-  copy_to_contiguous(y, h);
-  return wrap(env, std::move(h));
+  return wrap(env, y.dtype == dt ? std::move(y) : cast_contiguous(y, dt));
 }
 
 double get_scale(const Napi::CallbackInfo& info, size_t i, const std::string& op) {
@@ -856,11 +853,7 @@ Napi::Value Svd(const Napi::CallbackInfo& info) {
   }
   Napi::Object out = Napi::Object::New(env);
   auto conv = [&](Tensor t) -> Napi::Value {
-    if (W.dtype != DType::f64) {
-      Tensor o = Tensor::empty(W.dtype, t.shape, t.device());
-      copy_to_contiguous(t, o);
-      t = std::move(o);
-    }
+    if (W.dtype != DType::f64) t = cast_contiguous(t, W.dtype);
     return wrap(env, to_device(t, W.device()));
   };
   out.Set("A", conv(A));
