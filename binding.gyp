@@ -5,6 +5,7 @@
       "sources": [
         "csrc/addon.cc",
         "csrc/tensor.cc",
+        "csrc/host_cache.cc",
         "csrc/threadpool.cc",
         "csrc/device.cc",
         "csrc/cpu/cpuinfo.cc",

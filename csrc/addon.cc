@@ -6,6 +6,7 @@
 
 #include "cpu/cpuinfo.h"
 #include "device.h"
+#include "host_cache.h"
 #include "ops/ops.h"
 #include "cuda_abi.h"
 #include "tensor.h"
@@ -67,7 +68,8 @@ static Napi::Value Memory(const Napi::CallbackInfo& info) {
   for (int t = 0; t < 3; t++) {
     MemoryCounters c = memory_counters((DeviceType)t);
     // Devices also report their caching allocator: bytes in free cached blocks (not counted in
-    // `bytes`, which is the live tensors'), and all bytes reserved from the device.
+    // `bytes`, which is the live tensors'), and all bytes reserved from the device; the CPU its cache
+    // of large buffers (host_cache.h).
     DeviceCacheStats cs = t == 0 ? DeviceCacheStats{} : device_cache_stats((DeviceType)t);
     if (t != 0 && c.buffers == 0 && cs.reserved_bytes == 0) continue;
     Napi::Object o = Napi::Object::New(env);
@@ -77,6 +79,10 @@ static Napi::Value Memory(const Napi::CallbackInfo& info) {
       o.Set("cached", (double)cs.cached_bytes);
       o.Set("cachedBlocks", (double)cs.cached_blocks);
       o.Set("reserved", (double)cs.reserved_bytes);
+    } else {
+      const HostCacheStats hs = host_cache_stats();
+      o.Set("cached", (double)hs.cached_bytes);
+      o.Set("cachedBlocks", (double)hs.cached_blocks);
     }
     r.Set(names[t], o);
   }
@@ -89,10 +95,11 @@ static Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// Gives the cached blocks of one device type back to the device (device: 1 cuda, 2 cuda-emu).
+// Gives the cached blocks of one device type back (device: 0 cpu, its large buffers; 1 cuda; 2 cuda-emu).
 static Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
-  int64_t t = get_int(info, 0, "device", 1, 2);
-  device_empty_cache((DeviceType)t);
+  int64_t t = get_int(info, 0, "device", 0, 2);
+  if (t == 0) host_empty_cache();
+  else device_empty_cache((DeviceType)t);
   return info.Env().Undefined();
 }
 

@@ -13,7 +13,7 @@
 
 #include "cpu/elementwise.h"
 #include "device.h"
-#include "device.h"
+#include "host_cache.h"
 #include "threadpool.h"
 
 namespace structura {
@@ -92,11 +92,15 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
     count_alloc();
     return;
   }
-  // malloc + manual 64-byte alignment rather than aligned_alloc: glibc hands a freed large malloc
-  // block straight back to the next request, while aligned_alloc's never are, so every fresh output
-  // page-faulted again (≈10 ms per 16 MB measured here).
-  base_ = std::malloc(nbytes + 64);
-  data = base_ ? (void*)(((uintptr_t)base_ + 64) & ~(uintptr_t)63) : nullptr;
+  if (nbytes >= kHostLargeBlock) {
+    data = host_alloc_large(nbytes);  // host_cache.h: cached, huge-page backed
+  } else {
+    // malloc + manual 64-byte alignment rather than aligned_alloc: glibc hands a freed malloc block
+    // (below its mmap threshold) straight back to the next request, while aligned_alloc's never are,
+    // so every fresh output page-faulted again (≈10 ms per 16 MB measured here).
+    base_ = std::malloc(nbytes + 64);
+    data = base_ ? (void*)(((uintptr_t)base_ + 64) & ~(uintptr_t)63) : nullptr;
+  }
   if (!data) {
     throw std::runtime_error("structura: out of memory allocating " + std::to_string(nbytes) + " bytes on " +
                              dev.str());
@@ -111,8 +115,9 @@ void Storage::count_alloc() {
 }
 
 Storage::~Storage() {
-  if (device.type == DeviceType::cpu) std::free(base_);
-  else device_free(device, data, bytes);
+  if (device.type != DeviceType::cpu) device_free(device, data, bytes);
+  else if (bytes >= kHostLargeBlock) host_free_large(data, bytes);
+  else std::free(base_);
   g_buffers[(int)device.type]--;
   g_bytes[(int)device.type] -= (int64_t)bytes;
   adjust_external_memory(-(int64_t)bytes);

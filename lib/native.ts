@@ -56,7 +56,7 @@ export interface BackendInfo {
 }
 
 export interface MemoryInfo {
-  /** Per device: live buffers and their bytes; devices add their caching allocator's free cached bytes and blocks, and all bytes reserved from the device (live + cached, in size classes). */
+  /** Per device: live buffers and their bytes; devices add their caching allocator's free cached bytes and blocks, and all bytes reserved from the device (live + cached, in size classes); the CPU its cache of large buffers (cached, cachedBlocks). */
   [device: string]: { buffers: number; bytes: number; cached?: number; cachedBlocks?: number; reserved?: number };
 }
 
@@ -159,7 +159,7 @@ export interface NativeBinding {
   memory(): MemoryInfo;
   /** Waits for the work queued on every device in use; a device error from an earlier op is thrown here. */
   synchronize(): void;
-  /** Gives the caching allocator's free blocks of a device type (1 cuda, 2 cuda-emu) back to the device. */
+  /** Gives the caching allocator's free blocks of a device type (0 cpu: its large buffers, 1 cuda, 2 cuda-emu) back. */
   emptyCache(device: number): void;
   /** Host↔device copies of at least `bytes` go through pinned staging buffers (0: never; default 32 MiB). Returns the previous threshold. */
   setCopyStaging(bytes: number): number;

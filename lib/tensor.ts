@@ -639,18 +639,39 @@ export function dispose(tensors: unknown): void {
   for (const t of collectTensors(tensors)) t.dispose();
 }
 
+/** Live buffers and bytes of one device; `cached` / `cachedBlocks`: free blocks its caching allocator
+ * holds for reuse (on the CPU, buffers of 16 MiB and more), not counted in `bytes`; `reserved` (devices):
+ * all bytes obtained from the device, live and cached. */
+export interface DeviceMemory {
+  buffers: number;
+  bytes: number;
+  cached?: number;
+  cachedBlocks?: number;
+  reserved?: number;
+}
+
 export interface Memory {
   /** Live Tensor objects (each handle, views included). */
   numTensors: number;
   /** Native buffers and bytes per device (views share their base's buffer). */
-  cpu: { buffers: number; bytes: number };
-  [device: string]: number | { buffers: number; bytes: number };
+  cpu: DeviceMemory;
+  [device: string]: number | DeviceMemory;
 }
 
 /** Live tensors, and native buffers and bytes per device. */
 export function memory(): Memory {
   const m = native().memory();
   return { numTensors: liveTensors, cpu: m.cpu ?? { buffers: 0, bytes: 0 }, ...m };
+}
+
+/** Frees the blocks the caching allocators hold for reuse — the CPU's large buffers, and every CUDA
+ * (and cuda-emu) device's — without touching live tensors. Like torch.cuda.empty_cache(). */
+export function emptyCache(): void {
+  const n = native();
+  n.emptyCache(0);
+  const m = n.memory();
+  if (m.cuda) n.emptyCache(1);
+  if (m['cuda-emu']) n.emptyCache(2);
 }
 
 export function setNumThreads(n: number): void {

@@ -1,11 +1,14 @@
 // memory.test.ts — tensor lifetime: dispose (idempotent; views outlive their base), use after
 // dispose, `using`, tidy (nested structures returned, nesting, keep, throwing, Promises refused),
 // dispose() of nested values, memory() counts and bytes, external memory reported to V8, and the
-// FinalizationRegistry backstop (tensors and graphs collected without dispose release their memory).
+// FinalizationRegistry backstop (tensors and graphs collected without dispose release their memory),
+// and the CPU's cache of large buffers (host_cache.h: reuse, its limit, emptyCache).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak } from './helpers';
@@ -130,6 +133,63 @@ test('native bytes are reported to V8: undisposed tensors put pressure on the GC
     await new Promise((r) => setImmediate(r));
   }
   assert.ok(peak < 800 * 2 ** 20, `peak ${peak / 2 ** 20} MiB of 1600 MiB allocated`);
+});
+
+// ---- the CPU's cache of large buffers ---------------------------------------------------------------
+
+const MiB = 2 ** 20;
+const classOf = (bytes: number) => Math.ceil(bytes / (2 * MiB)) * 2 * MiB; // 2 MiB multiples
+
+leakFree('large CPU buffers (≥ 16 MiB) are cached on dispose and reused, overwritten; emptyCache frees them', () => {
+  S.emptyCache();
+  const m0 = S.memory().cpu;
+  assert.is(m0.cached, 0, 'emptyCache leaves nothing cached');
+  assert.is(m0.cachedBlocks, 0);
+  const n = 5_000_001; // 20 MB of float32: a 20 MiB class
+  const a = S.randn([n], { seed: 3 });
+  assert.is(S.memory().cpu.bytes, m0.bytes + 4 * n, 'bytes counts the tensor, not its class');
+  a.dispose();
+  const m1 = S.memory().cpu;
+  assert.is(m1.cached, classOf(4 * n), 'the freed block is held');
+  assert.is(m1.cachedBlocks, 1);
+  assert.is(m1.bytes, m0.bytes, 'and not counted as live');
+  // the next request of the class takes it back, and zeros() must overwrite the random values in it
+  const z = S.zeros([n]);
+  assert.is(S.memory().cpu.cachedBlocks, 0, 'the cached block was reused');
+  assert.ok((z.dataSync() as Float32Array).every((v) => v === 0), 'a reused block is written in full');
+  // another class is not served from it
+  const b = S.ones([n + 2 ** 20]);
+  z.dispose();
+  assert.is(S.memory().cpu.cachedBlocks, 1);
+  const c = S.ones([n + 2 ** 20]);
+  assert.is(S.memory().cpu.cachedBlocks, 1, 'a block of a smaller class stays cached');
+  assert.is(S.tidy(() => S.sum(c).item()), n + 2 ** 20);
+  b.dispose();
+  c.dispose();
+  assert.is(S.memory().cpu.cachedBlocks, 3);
+  S.emptyCache();
+  assert.is(S.memory().cpu.cached, 0);
+  assert.is(S.memory().cpu.cachedBlocks, 0);
+});
+
+test('STRUCTURA_CPU_CACHE_MB bounds the cache (oldest blocks freed first; 0 turns it off)', () => {
+  const root = path.resolve(__dirname, '..');
+  const code = `const S = require('./lib/index');
+    const out = [];
+    for (let i = 0; i < 3; i++) { S.zeros([5_000_001 + i * 2 ** 19]).dispose(); const m = S.memory().cpu; out.push([m.cached, m.cachedBlocks]); }
+    console.log(JSON.stringify(out));`;
+  const run = (mb: string) => {
+    const r = spawnSync(process.execPath, ['--require', 'tsx/cjs', '-e', code], {
+      cwd: root, encoding: 'utf8', env: { ...process.env, STRUCTURA_CPU_CACHE_MB: mb },
+    });
+    assert.is(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as [number, number][];
+  };
+  // classes of 20, 22 and 24 MiB
+  const c0 = classOf(4 * 5_000_001), c1 = classOf(4 * (5_000_001 + 2 ** 19)), c2 = classOf(4 * (5_000_001 + 2 ** 20));
+  assert.equal(run('0'), [[0, 0], [0, 0], [0, 0]], 'off');
+  assert.equal(run('46'), [[c0, 1], [c0 + c1, 2], [c1 + c2, 2]], 'the 20 MiB block goes to make room');
+  assert.equal(run('21'), [[c0, 1], [c0, 1], [c0, 1]], 'a block larger than the limit is freed at once');
 });
 
 async function collect(until: () => boolean): Promise<boolean> {
