@@ -49,7 +49,7 @@ struct F32Rows {
   void (*binary)(int op, const float* a, int sa, const float* b, int sb, float* y, int64_t n);
   double (*sum)(const float* x, int64_t n);  // accumulated in double
   float (*minmax)(const float* x, int64_t n, bool is_max);  // NaN if any NaN; ∓inf if n = 0
-  void (*col_sum)(const float* x, double* acc, int64_t n);  // acc[i] += x[i]
+  void (*col_sum)(const float* x, int64_t ld, int64_t rows, double* acc, int64_t n);  // acc[i] += Σ_r x[r·ld + i]
   void (*col_minmax)(const float* x, float* acc, int64_t n, bool is_max);
   // Σ exp(x[i] − shift) in double, storing exp(x[i] − shift) to y unless y is null
   double (*exp_sum)(const float* x, float* y, int64_t n, float shift);
