@@ -3,10 +3,45 @@
 //   sum over the last axis of [4096, 4096] float32 (one read of 64 MiB)
 //   softmax over the last axis of [4096, 4096] float32 and bfloat16 (one read, one write)
 //   crossEntropy of [4096, 32768] float32 logits (a 32k vocabulary) against int32 labels (one read)
-// On 'cuda-emu' (--quick only) the same ops on [64, 96]. No CPU cases (the CPU bench is dense and lowrank).
+// On 'cuda-emu' (--quick only) the same ops on [64, 96].
+// On the CPU, against PyTorch in the same run (bench/torch/core.py): sum of [4096, 4096] float32 over
+// each axis (rows: the SIMD row kernels; columns: eight rows a pass into double accumulators), softmax
+// of [4096, 4096] float32 and bfloat16 (row by row through a float32 row), and crossEntropy of
+// [1024, 32768] float32.
 import type { BenchCase, BenchContext } from './run';
 import { sum, softmax, crossEntropy, randn, tensor, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
+
+function cpuCase(ctx: BenchContext, op: 'sum' | 'softmax' | 'crossEntropy', rows: number, cols: number, dtype: DT, axis = -1): BenchCase {
+  let x: Tensor | undefined, labels: Tensor | undefined;
+  const n = rows * cols;
+  return {
+    op,
+    shape: op === 'crossEntropy' ? `[${rows}, ${cols}]` : `[${rows}, ${cols}] axis ${axis}`,
+    dtype,
+    device: ctx.device,
+    bytes: (op === 'softmax' ? 2 : 1) * size[dtype] * n,
+    setup() {
+      x = randn([rows, cols], { seed: 1, dtype });
+      if (op === 'crossEntropy') labels = tensor(Int32Array.from({ length: rows }, (_, i) => (i * 7919) % cols), { dtype: 'int32' });
+    },
+    run() {
+      (op === 'sum' ? sum(x!, axis) : op === 'softmax' ? softmax(x!, -1) : crossEntropy(x!, labels!)).dispose();
+    },
+    teardown() {
+      x?.dispose();
+      labels?.dispose();
+    },
+    baselines: {
+      torch: {
+        kind: 'torch',
+        script: 'core.py',
+        spec: { op: op === 'crossEntropy' ? 'cross_entropy' : op, m: rows, n: cols, dtype, axis },
+        label: op === 'sum' ? `x.sum(${axis})` : op === 'softmax' ? 'torch.softmax(x, -1)' : 'F.cross_entropy',
+      },
+    },
+  };
+}
 
 type DT = 'float32' | 'bfloat16';
 const size: Record<DT, number> = { float32: 4, bfloat16: 2 };
@@ -63,7 +98,14 @@ function crossEntropyCase(ctx: BenchContext, rows: number, classes: number): Ben
 }
 
 export function cases(ctx: BenchContext): BenchCase[] {
-  if (!ctx.onDevice) return [];
+  if (!ctx.onDevice)
+    return [
+      cpuCase(ctx, 'sum', 4096, 4096, 'float32', -1),
+      cpuCase(ctx, 'sum', 4096, 4096, 'float32', 0),
+      cpuCase(ctx, 'softmax', 4096, 4096, 'float32'),
+      cpuCase(ctx, 'softmax', 4096, 4096, 'bfloat16'),
+      cpuCase(ctx, 'crossEntropy', 1024, 32768, 'float32'),
+    ];
   const [r, c] = ctx.emu ? [64, 96] : [4096, 4096];
   return [
     rowCase(ctx, 'sum', r, c, 'float32'),

@@ -1,0 +1,42 @@
+"""core.py — PyTorch's CPU core ops on the shapes of bench/elementwise.bench.ts and
+bench/reduce.bench.ts, for `npm run bench` (the CPU side; cuda.py times them on a GPU).
+
+A case spec is {"id", "op", "dtype", ...} with standard normal inputs like the structura side and an
+output allocated by every call, as ours is:
+  add            {n}            a + b, [n]
+  gelu           {n}            F.gelu(x) (the exact erf form), [n]
+  sum            {m, n, axis}   x.sum(axis), x [m, n]
+  softmax        {m, n}         torch.softmax(x, -1)
+  cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
+The protocol (one JSON line per case on stdin and stdout) is in common.py.
+"""
+from common import serve
+
+
+def make_case(torch, spec):
+    if spec is None:  # the warm-up: load the BLAS (describe() reports it)
+        a = torch.randn(64, 64)
+        torch.matmul(a, a)
+        return None
+    F = torch.nn.functional
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec["dtype"]]
+    op = spec["op"]
+    if op == "add":
+        a, b = torch.randn(spec["n"]).to(dtype), torch.randn(spec["n"]).to(dtype)
+        return lambda: a + b
+    if op == "gelu":
+        x = torch.randn(spec["n"]).to(dtype)
+        return lambda: F.gelu(x)
+    x = torch.randn(spec["m"], spec["n"]).to(dtype)
+    if op == "sum":
+        axis = spec["axis"]
+        return lambda: x.sum(axis)
+    if op == "softmax":
+        return lambda: torch.softmax(x, -1)
+    if op == "cross_entropy":
+        labels = (torch.arange(spec["m"]) * 7919) % spec["n"]
+        return lambda: F.cross_entropy(x, labels)
+    raise ValueError(f"unknown op {op!r}")
+
+
+serve(make_case)
