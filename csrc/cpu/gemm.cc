@@ -273,7 +273,6 @@ template <> struct Vec<float> {
   static STRUCTURA_AVX2_INL V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static STRUCTURA_AVX2_INL V add(V a, V b) { return _mm256_add_ps(a, b); }
   // dst[k·ldd + j] = src[j·ld + k] for j, k < 8 (pack_b's transpose of a row-major Bᵀ)
-  static constexpr bool kTranspose = true;
   static STRUCTURA_AVX2_INL void transpose(const T* src, int64_t ld, T* dst, int64_t ldd) {
     V r[8], t[8];
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ld);
@@ -358,7 +357,6 @@ template <> struct Vec<float> {
   static STRUCTURA_AVX512_INL V add(V a, V b) { return _mm512_add_ps(a, b); }
   // dst[k·ldd + j] = src[j·ld + k] for j, k < 16 (pack_b's transpose of a row-major Bᵀ: x·Wᵀ, and
   // the bfloat16-pair problems, whose "floats" are W's pairs)
-  static constexpr bool kTranspose = true;
   static STRUCTURA_AVX512_INL void transpose(const T* src, int64_t ld, T* dst, int64_t ldd) {
     V r[16], t[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ld);
