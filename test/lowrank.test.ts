@@ -50,6 +50,18 @@ const SIZES: [number, number, number, number][] = [
   [40, 33, 21, 4],
 ];
 
+// More rows than one GEMM row block (240) with out ≥ 4·M: the CPU GEMM's threads take columns, each
+// running several row blocks and the rank-term epilogue per block.
+test('lora 245×40 → 990, r=4 (threads split columns, several row blocks): forward with bias', () => {
+  checkOp({
+    shapes: [[245, 40], [990, 40], [4, 40], [990, 4], [990]],
+    fn: (x, W, A, B, b) => lowrank.lora(x, W, A, B, { scale: 0.5, bias: b }),
+    ref: (x, W, A, B, b) => R.lora(x, W, A, B, 0.5, b),
+    tol: TOL,
+    grad: false,
+  });
+});
+
 for (const [M, inF, out, r] of SIZES) {
   test(`linear M=${M} in=${inF} out=${out} r=${r}: forward, rank prefix, bias, gradients`, () => {
     checkOp({ shapes: [[M, inF], [r, inF], [out, r]], fn: (x, A, B) => lowrank.linear(x, A, B), ref: (x, A, B) => R.linear(x, A, B), tol: TOL });

@@ -119,6 +119,7 @@ t('float16 and bfloat16: small integers exactly, through float32', () => {
 const RANDOM_SHAPES: [number, number, number][] = [
   [97, 257, 97], [257, 97, 300], [1, 1000, 513], [16, 300, 1000], [130, 70, 1], [5, 3, 800], [300, 2, 40],
   [2, 300, 600], [40, 1, 300], [1, 1, 5000], [17, 129, 1000],
+  [245, 990, 40], // N ≥ 4·M: threads split the columns, each over two row blocks
 ];
 
 t('random inputs within c·K·u·(|A||B|): float32, float64, float16, bfloat16, transposes, 1 and 2 threads', () => {
