@@ -95,7 +95,7 @@ __device__ __forceinline__ void pdl_wait() {
 // ---- a flag between the blocks of one grid (cuda/dense.cu's one-launch lora) ---------------------
 // flag_release(p): *p = 1 with release semantics at GPU scope (st.release.gpu): the writes this block
 // made visible before it (__threadfence, then __syncthreads) are seen by whoever acquires the flag.
-// flag_wait(p): spins (ld.acquire.gpu, with __nanosleep between tries) until *p != 0. The waiter must
+// flag_wait(p): spins (ld.acquire.gpu, with __nanosleep between tries) until *p != 0 (a trap after kWaitLimitNs). The waiter must
 // not need the raiser's SM (the raiser is already running). Emulation: blocks run one after another,
 // so a flag not yet raised when a block waits would never be: that is reported (barrier-divergence).
 #ifdef STRUCTURA_CUDA_EMU
@@ -111,11 +111,26 @@ inline void flag_wait(dev_ptr<int> p) {
 __device__ __forceinline__ void flag_release(int* p) {
   asm volatile("st.release.gpu.global.b32 [%0], %1;" ::"l"(p), "r"(1) : "memory");
 }
+// The waits below (flag_wait, mbar_wait) give up after kWaitLimitNs of %globaltimer and trap: the
+// launch then fails with an error the addon reports under the op's name, where a wait that can never
+// end (a flag nobody raises, a TMA that never lands) would hang the process, and with it the short
+// GPU runs these kernels are checked in. No legitimate wait comes near it: each covers one k-tile's
+// loads, or the few CTAs that make lora's T, microseconds on a GPU.
+constexpr unsigned long long kWaitLimitNs = 10ull * 1000 * 1000 * 1000;
+__device__ __forceinline__ unsigned long long global_ns() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
 __device__ __forceinline__ void flag_wait(int* p) {
+  unsigned long long t0 = 0;
   for (;;) {
     int v;
     asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
     if (v != 0) return;
+    const unsigned long long t = global_ns();
+    if (t0 == 0) t0 = t;
+    else if (t - t0 > kWaitLimitNs) __trap();
     __nanosleep(64);
   }
 }
@@ -333,6 +348,7 @@ __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wai
 //                                    fence (and a barrier) before other threads use it
 //   mbar_arrive(bar) / mbar_arrive_expect_tx(bar, bytes)   arrive (having announced `bytes` of TMA)
 //   mbar_wait(bar, parity)           spin on mbarrier.try_wait.parity until that phase has completed
+//                                    (a trap after kWaitLimitNs: see flag_wait)
 //   tma_load_2d(dst, map, c0, c1, bar)   cp.async.bulk.tensor.2d: the box at (c0 inner, c1 outer) of the
 //                                    tensor map at `map` (a __grid_constant__ CUtensorMap, cuda/tma.cuh)
 //                                    into shared dst (1024-byte aligned for the 128-byte swizzle),
@@ -402,14 +418,20 @@ __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
+__device__ __forceinline__ bool mbar_try_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+               : "=r"(done)
+               : "r"(bar), "r"(parity)
+               : "memory");
+  return done != 0;
+}
+// The clock is read only once the first try has failed (try_wait itself suspends a while in hardware).
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                 : "=r"(done)
-                 : "r"(bar), "r"(parity)
-                 : "memory");
-  } while (!done);
+  if (mbar_try_wait(bar, parity)) return;
+  const unsigned long long t0 = global_ns();
+  while (!mbar_try_wait(bar, parity))
+    if (global_ns() - t0 > kWaitLimitNs) __trap();
 }
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const void* map, int c0, int c1, uint32_t bar) {
   asm volatile(
