@@ -2,6 +2,7 @@
 // worker_threads), the environment functions (backend, memory, threads), and registration of the ops.
 #include <napi.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "cpu/cpuinfo.h"
@@ -22,6 +23,22 @@
 namespace structura {
 
 void set_thread_env(napi_env env);  // tensor.cc
+
+// Kernels switched off by STRUCTURA_CUDA_DISABLE (cuda/structura_cuda.h): the nvcc build's word (its
+// stand-in without CUDA has none) or the emulated build's; both read the same variable.
+static bool kernel_disabled(int sw) {
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  if (structura_emu_cuda_disabled(sw)) return true;
+#endif
+  return structura_cuda_disabled(sw) != 0;
+}
+static std::string kernel_switch_name(int sw) {
+  const char* n = structura_cuda_switch_name(sw);
+#ifdef STRUCTURA_HAVE_CUDA_EMU
+  if (!n) n = structura_emu_cuda_switch_name(sw);
+#endif
+  return n ? n : "?";
+}
 
 static Napi::Value Backend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -58,6 +75,11 @@ static Napi::Value Backend(const Napi::CallbackInfo& info) {
     r.Set("cudaRuntimeVersion", rt);
     r.Set("driverVersion", drv);
   }
+  // the kernels STRUCTURA_CUDA_DISABLE switched off (either build reads it)
+  Napi::Array off = Napi::Array::New(env);
+  for (int sw = 0; sw < STRUCTURA_SW_COUNT; sw++)
+    if (kernel_disabled(sw)) off.Set(off.Length(), kernel_switch_name(sw));
+  r.Set("cudaDisabled", off);
   return r;
 }
 
@@ -111,6 +133,15 @@ static Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
 #define STRUCTURA_SET_BOTH(fn, v) structura_##fn(v)
 #endif
 
+// A setter that would turn on a kernel STRUCTURA_CUDA_DISABLE switched off throws instead (the
+// kernels' builds refuse it too); nothing is changed then.
+static void refuse_disabled(const Napi::Env& env, const std::string& what, int sw) {
+  if (!kernel_disabled(sw)) return;
+  const char* list = std::getenv("STRUCTURA_CUDA_DISABLE");
+  throw Napi::Error::New(env, what + ": the kernel '" + kernel_switch_name(sw) + "' is switched off by STRUCTURA_CUDA_DISABLE=" +
+                                  (list ? list : ""));
+}
+
 // The threshold (bytes) above which host↔device copies go through cuda/runtime.cu's pinned staging
 // buffers (0: never), for 'cuda' and 'cuda-emu' alike; returns the previous one. For benchmarks.
 static Napi::Value SetCopyStaging(const Napi::CallbackInfo& info) {
@@ -134,7 +165,9 @@ static Napi::Value SetDependentLaunch(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsBoolean())
     throw_type(info.Env(), "structura.setDependentLaunch: 'on' must be a boolean");
   const int on = info[0].As<Napi::Boolean>().Value() ? 1 : 0;
-  return Napi::Boolean::New(info.Env(), STRUCTURA_SET_BOTH(cuda_set_pdl, on) != 0);
+  if (on) refuse_disabled(info.Env(), "structura.setDependentLaunch(true)", STRUCTURA_SW_PDL);
+  const int old = STRUCTURA_SET_BOTH(cuda_set_pdl, on);
+  return Napi::Boolean::New(info.Env(), old > 0 && !kernel_disabled(STRUCTURA_SW_PDL));
 }
 
 // Which decode kernels (float16/bfloat16, M ≤ 16) run on the devices: 1 (x·Wᵀ on plain loads, the
@@ -142,6 +175,7 @@ static Napi::Value SetDependentLaunch(const Napi::CallbackInfo& info) {
 // N-major one for x·W; 0: neither (the tile kernels). Returns the previous one. For tests and the bench.
 static Napi::Value SetDecodeKernel(const Napi::CallbackInfo& info) {
   const int v = (int)get_int(info, 0, "version", 0, 2);
+  if (v == 2) refuse_disabled(info.Env(), "structura.setDecodeKernel(2)", STRUCTURA_SW_DECODE_STREAM);
   return Napi::Number::New(info.Env(), STRUCTURA_SET_BOTH(gemm_set_decode, v));
 }
 
@@ -152,7 +186,9 @@ static Napi::Value SetLoraDecode(const Napi::CallbackInfo& info) {
   const std::string m = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   if (m != "fused" && m != "chain")
     throw_type(info.Env(), "structura.setLoraDecode: 'mode' must be 'fused' or 'chain'");
-  return Napi::String::New(info.Env(), STRUCTURA_SET_BOTH(lora_set_fused, m == "fused" ? 1 : 0) ? "fused" : "chain");
+  if (m == "fused") refuse_disabled(info.Env(), "structura.setLoraDecode('fused')", STRUCTURA_SW_LORA_DECODE);
+  const int old = STRUCTURA_SET_BOTH(lora_set_fused, m == "fused" ? 1 : 0);
+  return Napi::String::New(info.Env(), old > 0 && !kernel_disabled(STRUCTURA_SW_LORA_DECODE) ? "fused" : "chain");
 }
 
 // Which kernel runs the float16 / bfloat16 products on 'cuda' and 'cuda-emu' (cuda/dense.cu):
@@ -167,6 +203,8 @@ static Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
     if (m == names[i]) mode = i;
   if (mode < 0)
     throw_range(info.Env(), "structura.setGemmKernel: 'kernel' must be 'auto', 'mma', 'wgmma' or 'wgmma-tma', got '" + m + "'");
+  if (mode >= 2)
+    refuse_disabled(info.Env(), "structura.setGemmKernel('" + m + "')", mode == 2 ? STRUCTURA_SW_WGMMA : STRUCTURA_SW_WGMMA_TMA);
   const int old = STRUCTURA_SET_BOTH(gemm_set_kernel, mode);
   return Napi::String::New(info.Env(), names[old >= 0 && old < 4 ? old : 0]);
 }

@@ -51,6 +51,8 @@ int structura_cuda_stream_synchronize(int, void*) { return kNoDevice; }
 void structura_cuda_set_host_memcpy(structura_host_memcpy_fn) {}
 size_t structura_cuda_set_staging(size_t min_bytes) { return swap_setting(g_staging, min_bytes); }
 int structura_cuda_set_pdl(int on) { return swap_setting(g_pdl, on ? 1 : 0); }
+int structura_cuda_disabled(int) { return 0; }  // nothing runs to switch off
+const char* structura_cuda_switch_name(int) { return nullptr; }
 int structura_cuda_mem_info(int, size_t* free_bytes, size_t* total_bytes) {
   *free_bytes = *total_bytes = 0;
   return kNoDevice;

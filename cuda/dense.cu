@@ -13,6 +13,10 @@
 //
 // Versions
 //   3 (this one; compiles for every architecture, runs in the emulator, NOT YET RUN ON A GPU):
+//   * every kernel below that has not yet run on a GPU can be switched off (STRUCTURA_CUDA_DISABLE,
+//     structura_cuda.h; the dispatch then takes the kernel it replaced), and test/gpu/probe.ts tries each
+//     alone before a GPU run's suites, so that scripts/gpu-check.sh switches off those that fail; the
+//     waits on other parts of the grid (mbarriers, lora's flag) trap after 10 s instead of hanging.
 //   * TMA warp-specialized wgmma kernel (gemm_tma_kernel, setGemmKernel('wgmma-tma')): the wgmma
 //     kernel's tile and math, operands loaded by TMA from one producer lane through 4 mbarrier-handed
 //     stages, no __syncthreads in the main loop, persistent over the output tiles (one CTA an SM).
@@ -1534,10 +1538,15 @@ constexpr bool kWgmmaByDefault = false;
 // kWgmmaByDefault: with only this set, 'auto' takes the TMA kernel where it fits and mma.sync elsewhere.
 constexpr bool kTmaByDefault = false;
 
+// Whether STRUCTURA_CUDA_DISABLE switched a kernel off (structura_cuda.h): the dispatch below then
+// takes the kernel it replaced.
+bool disabled(int sw) { return STRUCTURA_CUDA_FN(cuda_disabled)(sw) != 0; }
+
 // Whether `mode` may run either wgmma kernel on the current device (then callers give large products
 // B stored [N, K]: gemm_wgmma_active).
 bool wgmma_allowed(int mode) {
   if (mode == 1 || (mode == 0 && !kWgmmaByDefault && !kTmaByDefault)) return false;
+  if (disabled(STRUCTURA_SW_WGMMA) && disabled(STRUCTURA_SW_WGMMA_TMA)) return false;
   return kHaveWgmma && device_is_sm90();
 }
 
@@ -1551,7 +1560,7 @@ bool wgmma_shape(const structura_gemm_params& p, int mode) {
 // 'auto' once kTmaByDefault; one batch (2-D tensor maps).
 bool use_tma(const structura_gemm_params& p) {
   const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
-  if (mode != 3 && !(mode == 0 && kTmaByDefault)) return false;
+  if ((mode != 3 && !(mode == 0 && kTmaByDefault)) || disabled(STRUCTURA_SW_WGMMA_TMA)) return false;
   return p.batch == 1 && wgmma_allowed(mode) && wgmma_shape(p, mode);
 }
 
@@ -1559,7 +1568,7 @@ bool use_tma(const structura_gemm_params& p) {
 // 'auto' once kWgmmaByDefault.
 bool use_wgmma(const structura_gemm_params& p) {
   const int mode = g_gemm_kernel.load(std::memory_order_relaxed);
-  if (mode != 2 && mode != 3 && !(mode == 0 && kWgmmaByDefault)) return false;
+  if ((mode != 2 && mode != 3 && !(mode == 0 && kWgmmaByDefault)) || disabled(STRUCTURA_SW_WGMMA)) return false;
   return wgmma_allowed(mode) && wgmma_shape(p, mode);
 }
 
@@ -1647,7 +1656,7 @@ int decode_split_scratch(SplitK* out) {
 // the GPU idle (fewer than two an SM: a 1024-column GQA k/v projection has 64) and K is long enough
 // that slices of at least 1024 remain; then up to 8, so that about two CTAs an SM stream W.
 int decode_splits(const structura_gemm_params& p) {
-  if (p.batch != 1 || p.k < 2048) return 1;
+  if (p.batch != 1 || p.k < 2048 || disabled(STRUCTURA_SW_DECODE_SPLITK)) return 1;
   const int64_t tiles = (p.n + kDecN - 1) / kDecN, want = 2 * (int64_t)persistent_ctas();
   if (tiles >= want || tiles > kSplitCtrs) return 1;
   int64_t splits = std::min<int64_t>({(want + tiles - 1) / tiles, p.k / 1024, 8});
@@ -1708,7 +1717,9 @@ extern "C" int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, co
                                               const void* a, int64_t lda_a, int64_t kx, int64_t kc, int* taken,
                                               void* stream) {
   *taken = 0;
-  if (!g_lora_fused.load(std::memory_order_relaxed) || g_decode_version.load(std::memory_order_relaxed) == 0) return 0;
+  if (!g_lora_fused.load(std::memory_order_relaxed) || g_decode_version.load(std::memory_order_relaxed) == 0 ||
+      disabled(STRUCTURA_SW_LORA_DECODE))
+    return 0;
   if ((p->dtype != STRUCTURA_DT_BF16 && p->dtype != STRUCTURA_DT_F16) || p->batch != 1 || p->m < 1 || p->m > kDecMaxM ||
       p->n < 1 || !has_lowrank(*p) || p->lr_t != t->t || p->r != t->cols || p->ldt < p->r || p->ldr < p->r)
     return 0;
@@ -1738,7 +1749,11 @@ extern "C" int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, co
   return e;
 }
 
-extern "C" int STRUCTURA_CUDA_FN(lora_set_fused)(int on) { return g_lora_fused.exchange(on != 0) ? 1 : 0; }
+// The setters refuse (-2) what STRUCTURA_CUDA_DISABLE switched off, and report it as not in effect.
+extern "C" int STRUCTURA_CUDA_FN(lora_set_fused)(int on) {
+  if (on && disabled(STRUCTURA_SW_LORA_DECODE)) return -2;
+  return g_lora_fused.exchange(on != 0) && !disabled(STRUCTURA_SW_LORA_DECODE) ? 1 : 0;
+}
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
   return wgmma_allowed(g_gemm_kernel.load(std::memory_order_relaxed)) ? 1 : 0;
@@ -1746,11 +1761,13 @@ extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_decode)(int version) {
   if (version < 0 || version > 2) return -1;
+  if (version == 2 && disabled(STRUCTURA_SW_DECODE_STREAM)) return -2;
   return g_decode_version.exchange(version);
 }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {
   if (mode < 0 || mode > 3) return -1;
+  if ((mode == 2 && disabled(STRUCTURA_SW_WGMMA)) || (mode == 3 && disabled(STRUCTURA_SW_WGMMA_TMA))) return -2;
   return g_gemm_kernel.exchange(mode);
 }
 
@@ -1778,22 +1795,22 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
     if (splits > 1)
       if (int e = decode_split_scratch(&sk)) return e;
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), (unsigned)splits, (unsigned)p->batch);
-    const bool stream = decode == 2;
+    const bool stream = decode == 2 && !disabled(STRUCTURA_SW_DECODE_STREAM);
     if (p->dtype == STRUCTURA_DT_BF16)
       return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s, sk) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s, sk);
     return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s, sk) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s, sk);
   }
-  if (p->dtype == STRUCTURA_DT_F32 && decode > 0 && decode_f32_ok(*p)) {
+  if (p->dtype == STRUCTURA_DT_F32 && decode > 0 && decode_f32_ok(*p) && !disabled(STRUCTURA_SW_DECODE_F32)) {
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), 1u, (unsigned)p->batch);
     if (p->m <= 4) return launch_decode<gemm_decode_f32_kernel<4>>(*p, dgrid, s);
     return launch_decode<gemm_decode_f32_kernel<16>>(*p, dgrid, s);
   }
-  if (p->dtype == STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_f32_ok(*p)) {
+  if (p->dtype == STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_f32_ok(*p) && !disabled(STRUCTURA_SW_DECODE_NMAJOR_F32)) {
     const dim3 dgrid((unsigned)((p->n + kFnN - 1) / kFnN), 1u, (unsigned)p->batch);
     if (p->m <= 4) return launch_decode<gemm_decode_nmajor_f32_kernel<4>>(*p, dgrid, s);
     return launch_decode<gemm_decode_nmajor_f32_kernel<16>>(*p, dgrid, s);
   }
-  if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_ok(*p)) {
+  if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_nmajor_ok(*p) && !disabled(STRUCTURA_SW_DECODE_NMAJOR)) {
     if (p->dtype == STRUCTURA_DT_BF16) return launch_decode_nmajor<gemm_decode_nmajor_kernel<true>>(*p, s);
     return launch_decode_nmajor<gemm_decode_nmajor_kernel<false>>(*p, s);
   }

@@ -10,8 +10,10 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 
 #include "structura_cuda.h"
 #ifdef STRUCTURA_CUDA_EMU
@@ -93,12 +95,57 @@ extern "C" int STRUCTURA_CUDA_FN(cuda_current_device)(int* cc_major, int* cc_min
   return 0;
 }
 
+// ---- kernels switched off by STRUCTURA_CUDA_DISABLE (structura_cuda.h) ------------------------------
+namespace {
+const char* const kSwitchNames[STRUCTURA_SW_COUNT] = {"wgmma",         "wgmma-tma",  "lora-decode",
+                                                      "decode-splitk", "decode-stream", "decode-f32",
+                                                      "decode-nmajor", "decode-nmajor-f32", "pdl"};
+// The mask, parsed on first use: names separated by commas or spaces; unknown ones reported once.
+int disabled_mask() {
+  static const int mask = [] {
+    const char* env = std::getenv("STRUCTURA_CUDA_DISABLE");
+    int m = 0;
+    for (const char* s = env ? env : ""; *s;) {
+      while (*s == ',' || *s == ' ') s++;
+      const char* e = s;
+      while (*e && *e != ',' && *e != ' ') e++;
+      if (e == s) break;
+      const std::string name(s, e);
+      int i = 0;
+      while (i < STRUCTURA_SW_COUNT && name != kSwitchNames[i]) i++;
+      if (i < STRUCTURA_SW_COUNT) m |= 1 << i;
+      else {
+        std::string known;
+        for (const char* k : kSwitchNames) known += std::string(known.empty() ? "" : ", ") + k;
+        std::fprintf(stderr, "structura: STRUCTURA_CUDA_DISABLE: unknown kernel '%s' (ignored; known: %s)\n",
+                     name.c_str(), known.c_str());
+      }
+      s = e;
+    }
+    return m;
+  }();
+  return mask;
+}
+}  // namespace
+
+extern "C" int STRUCTURA_CUDA_FN(cuda_disabled)(int sw) {
+  return sw >= 0 && sw < STRUCTURA_SW_COUNT && (disabled_mask() >> sw & 1) ? 1 : 0;
+}
+
+extern "C" const char* STRUCTURA_CUDA_FN(cuda_switch_name)(int sw) {
+  return sw >= 0 && sw < STRUCTURA_SW_COUNT ? kSwitchNames[sw] : nullptr;
+}
+
 // launch_pdl (cuda/launch.cuh) lets a kernel start while the one before it in the stream finishes
-// (griddepcontrol, sm_90+).
-extern "C" int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on) { return g_pdl_on.exchange(on ? 1 : 0); }
+// (griddepcontrol, sm_90+). Turning it on is refused (-2) while STRUCTURA_CUDA_DISABLE names pdl.
+extern "C" int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on) {
+  const bool off = STRUCTURA_CUDA_FN(cuda_disabled)(STRUCTURA_SW_PDL);
+  if (on && off) return -2;
+  return g_pdl_on.exchange(on ? 1 : 0) && !off ? 1 : 0;
+}
 
 extern "C" int STRUCTURA_CUDA_FN(cuda_pdl_active)(void) {
-  if (!g_pdl_on) return 0;
+  if (!g_pdl_on || STRUCTURA_CUDA_FN(cuda_disabled)(STRUCTURA_SW_PDL)) return 0;
   int major = 0, minor = 0, sms = 0;
   return STRUCTURA_CUDA_FN(cuda_current_device)(&major, &minor, &sms) == 0 && major >= 9;
 }

@@ -25,6 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The kernels STRUCTURA_CUDA_DISABLE can switch off, in the order of their names (cuda/runtime.cu). */
+typedef enum {
+  STRUCTURA_SW_WGMMA, STRUCTURA_SW_WGMMA_TMA, STRUCTURA_SW_LORA_DECODE, STRUCTURA_SW_DECODE_SPLITK,
+  STRUCTURA_SW_DECODE_STREAM, STRUCTURA_SW_DECODE_F32, STRUCTURA_SW_DECODE_NMAJOR, STRUCTURA_SW_DECODE_NMAJOR_F32,
+  STRUCTURA_SW_PDL, STRUCTURA_SW_COUNT
+} structura_kernel_switch;
+
 typedef struct {
   float* out;       /* [n] */
   const float* a;   /* [n] */
@@ -76,6 +83,17 @@ int STRUCTURA_CUDA_FN(cuda_current_device)(int* cc_major, int* cc_minor, int* sm
  * capability 9.0 or newer; the emulated device is a 9.0). */
 int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on);
 int STRUCTURA_CUDA_FN(cuda_pdl_active)(void);
+/* Kernels switched off by the environment: STRUCTURA_CUDA_DISABLE=name[,name...] (read once) keeps the
+ * named kernels — the ones that had not yet passed on a GPU when they were written — from running:
+ *   wgmma  wgmma-tma  lora-decode  decode-splitk  decode-stream  decode-f32  decode-nmajor
+ *   decode-nmajor-f32  pdl
+ * (bit i of the mask is name i). A default path then takes the kernel it replaced; a switch that asks
+ * for one (setGemmKernel, setLoraDecode, setDecodeKernel, setDependentLaunch) is refused with -2.
+ * scripts/gpu-check.sh sets it from test/gpu/probe.ts's verdicts, so that one broken kernel does not take
+ * a whole GPU run down with it. An unknown name is reported on stderr once. cuda_disabled(i): whether
+ * switch i is off; cuda_switch_name(i): its name, or NULL past the last. */
+int STRUCTURA_CUDA_FN(cuda_disabled)(int kernel_switch);
+const char* STRUCTURA_CUDA_FN(cuda_switch_name)(int kernel_switch);
 /* Free and total memory of the device. */
 int STRUCTURA_CUDA_FN(cuda_mem_info)(int device, size_t* free_bytes, size_t* total_bytes);
 /* Describes the error `code` returned by a call or launcher above ("cudaErrorIllegalAddress: ...";

@@ -51,6 +51,8 @@ export interface BackendInfo {
   threads: number;
   version: string;
   binary: string;
+  /** Kernels switched off by STRUCTURA_CUDA_DISABLE (README, "Switching kernels off"); empty by default. */
+  cudaDisabled: string[];
   cudaRuntimeVersion?: number;
   driverVersion?: number;
 }
