@@ -545,6 +545,8 @@ async function main() {
   const sampleS = onDevice ? 2e-3 : 1e-3;
   const sync = onDevice ? () => cuda.synchronize() : undefined;
   const ctx: BenchContext = { device: opts.device, threads, quick: opts.quick, onDevice, emu: opts.device === 'cuda-emu' };
+  if (onDevice && b0.cudaDisabled.length)
+    console.log(`kernels switched off by STRUCTURA_CUDA_DISABLE: ${b0.cudaDisabled.join(', ')} (their baselines fail; the defaults take the kernels they replaced)`);
 
   const files = opts.files.length
     ? opts.files.map((f) => path.resolve(f))
@@ -625,7 +627,7 @@ async function main() {
       deviceName: device,
       gpu,
       machine: { cpu: cpuModel(), cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${process.platform}-${process.arch}`, node: process.version },
-      structura: { version: b0.version, binary: b0.binary, simd: b0.simd, threads, cudaCompiled: b0.cudaCompiled },
+      structura: { version: b0.version, binary: b0.binary, simd: b0.simd, threads, cudaCompiled: b0.cudaCompiled, ...(b0.cudaDisabled.length ? { cudaDisabled: b0.cudaDisabled } : {}) },
       torch: torchMeta ?? null,
       options: {
         quick: opts.quick, filter: opts.filter?.source ?? null, budgetS: budget, minRuns, sampleMs: sampleS * 1e3,

@@ -8,10 +8,13 @@
 #                                              STRUCTURA_CUDA_ARCHS=90a-real npx cmake-js compile -O build-gpu)
 #                                              and the emu-fidelity binary (test/gpu/fidelity/build.js)
 #   bash scripts/gpu-check.sh run [what...]   (there, from the repository root) unpacks them and runs
-#                                              what = gpu (the suites of test/gpu/), sanitize (test/gpu's
+#                                              what = probe (test/gpu/probe.ts: each kernel not yet
+#                                              passed on a GPU alone, under a time limit; the ones that
+#                                              fail are switched off for the later steps through
+#                                              STRUCTURA_CUDA_DISABLE), gpu (the suites of test/gpu/), sanitize (test/gpu's
 #                                              dense suite under compute-sanitizer memcheck), test (npm test),
 #                                              bench (the GPU bench), ncu (Nsight Compute of the GEMM and
-#                                              decode kernels, bench/profile.ts) — default "gpu bench" —
+#                                              decode kernels, bench/profile.ts) — default "probe gpu bench" —
 #                                              logs and results under $OUT (or .gpu/out).
 # Without a carried addon, `run` builds one there for the local GPU (STRUCTURA_CUDA_ARCHS, default 90a-real).
 set -euo pipefail
@@ -32,7 +35,7 @@ pack)
   ;;
 run)
   shift
-  what="${*:-gpu bench}"
+  what="${*:-probe gpu bench}"
   out="${OUT:-.gpu/out}"
   mkdir -p "$out" /tmp/structura-node/bin
   if ! command -v node >/dev/null 2>&1; then
@@ -56,6 +59,16 @@ run)
   for w in $what; do
     t=$(date +%s)
     case "$w" in
+    probe)
+      # a kernel that fails here is switched off for the steps after it (and named in their logs)
+      node --import tsx test/gpu/probe.ts --device cuda --timeout 90 --out "$out/probe.json" 2>&1 | tee "$out/probe.log" || status=1
+      off=$(grep '^STRUCTURA_CUDA_DISABLE=' "$out/probe.log" | tail -1 | cut -d= -f2)
+      if [ -n "$off" ]; then
+        export STRUCTURA_CUDA_DISABLE="${STRUCTURA_CUDA_DISABLE:+$STRUCTURA_CUDA_DISABLE,}$off"
+        echo "switched off for the rest of this run: STRUCTURA_CUDA_DISABLE=$STRUCTURA_CUDA_DISABLE" | tee -a "$out/probe.log"
+        status=1
+      fi
+      ;;
     gpu) node scripts/test.js --gpu --timeout 240 2>&1 | tee "$out/test-gpu.log" | grep -v '^\s*$' | tail -60 || status=1 ;;
     sanitize)
       if command -v compute-sanitizer >/dev/null 2>&1; then
@@ -79,14 +92,14 @@ run)
     bench)
       node --import tsx bench/run.ts --device cuda --results "$out" 2>&1 | tee "$out/bench.log" | tail -70 || status=1
       ;;
-    *) echo "unknown check '$w' (gpu, sanitize, test, bench, ncu)"; status=1 ;;
+    *) echo "unknown check '$w' (probe, gpu, sanitize, test, bench, ncu)"; status=1 ;;
     esac
     echo "== $w: $(( $(date +%s) - t )) s"
   done
   exit "$status"
   ;;
 *)
-  echo "usage: bash scripts/gpu-check.sh pack [binary] | run [gpu] [sanitize] [test] [bench] [ncu]" >&2
+  echo "usage: bash scripts/gpu-check.sh pack [binary] | run [probe] [gpu] [sanitize] [test] [bench] [ncu]" >&2
   exit 2
   ;;
 esac
