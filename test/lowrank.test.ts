@@ -173,6 +173,16 @@ test('views as inputs: transposed and narrowed factors, weights and x', () => {
   checkOp({ shapes: [[5, 9], [7, 9], [3, 9], [7, 3]], fn: (x, W, A, B) => lowrank.lora(x, W, A, B, { rank: 2 }), ref: (x, W, A, B) => R.lora(x, W, A, B, 1, null, 2), layout: 'transposed', tol: TOL });
   checkOp({ shapes: [[5, 9], [7, 9], [3, 9], [7, 3]], fn: (x, W, A, B) => lowrank.lora(x, W, A, B), ref: (x, W, A, B) => R.lora(x, W, A, B), layout: 'narrowed', tol: TOL });
   checkOp({ shapes: [[5, 9], [3, 9], [7, 3]], fn: (x, A, B) => lowrank.linear(x, A, B, { rank: 1 }), ref: (x, A, B) => R.linear(x, A, B, null, 1), layout: 'narrowed', tol: TOL });
+  // up to 16 rows the rank term reads B in place, block by block: here B is a transposed view, over
+  // several column blocks, with a rank prefix
+  checkOp({
+    shapes: [[16, 40], [600, 40], [12, 40], [600, 12]],
+    fn: (x, W, A, B) => lowrank.lora(x, W, A, B, { rank: 10, scale: -0.5 }),
+    ref: (x, W, A, B) => R.lora(x, W, A, B, -0.5, null, 10),
+    layout: 'transposed',
+    grad: false,
+    tol: TOL,
+  });
 });
 
 test('the fused GEMM paths at larger odd sizes (skinny, packed, transposed) at every SIMD level', () => {
@@ -182,7 +192,7 @@ test('the fused GEMM paths at larger odd sizes (skinny, packed, transposed) at e
   try {
     for (const level of levels) {
       n.setSimd(level);
-      for (const [M, inF, out, r] of [[1, 129, 257, 17], [13, 257, 129, 9], [129, 65, 67, 16], [300, 129, 3, 5], [257, 200, 301, 7]]) {
+      for (const [M, inF, out, r] of [[1, 129, 257, 17], [13, 257, 129, 9], [16, 70, 1100, 24], [17, 70, 1100, 24], [129, 65, 67, 16], [300, 129, 3, 5], [257, 200, 301, 7]]) {
         const shapes = [[M, inF], [out, inF], [r, inF], [out, r], [out]];
         checkOp({
           shapes,

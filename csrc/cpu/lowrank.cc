@@ -240,6 +240,9 @@ void transpose_factors(int64_t E, int64_t N, int64_t r, const T* B, int64_t bs_e
 // ---------------------------------------------------------------------------------------------
 // LoRA forwards
 
+// Up to this many rows lora's epilogue reads B in place instead of a transposed copy (see lora_forward).
+constexpr int64_t kLoraInPlaceRows = 16;
+
 // y [M, N] = x·Wᵀ with the epilogue: W as T, or (float) its 16-bit bits widened by gemm_half as it
 // packs or streams them, so a bfloat16 / float16 weight is never copied to float32.
 template <class T>
@@ -270,10 +273,22 @@ void lora_forward(int64_t M, int64_t N, int64_t K, int64_t k, MatRef<T> x, MatRe
     gemm<T>(M, N, k, T(1), t.data(), k, 1, B.p, B.cs, B.rs, T(0), y, N, 1, bias ? &epi : nullptr);
     return;
   }
+  const T* tp = t.data();
+  if (M <= kLoraInPlaceRows) {
+    // A few rows (decode): each block's rank term is a GEMM over B's rows in place (B [N, k] read as
+    // op(B) = Bᵀ), so B is read once, in parallel, by the threads that own its columns. Transposing it
+    // first cost ~0.15 ms of the calling thread at N = 4096, r = 64 (while the other threads waited):
+    // about 7% of the whole call at M = 1.
+    const T* bp = B.p;
+    const int64_t brs = B.rs, bcs = B.cs;
+    epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+      gemm<T>(i1 - i0, j1 - j0, k, T(1), tp + i0 * k, k, 1, bp + j0 * brs, bcs, brs, T(1), y + i0 * N + j0, N, 1);
+    };
+    return x_wt<T>(M, N, K, x, W, y, &epi);
+  }
   // Bᵀ[:k] as rows, so the epilogue's inner loop runs along contiguous columns of C.
   std::vector<T> bt((size_t)(k * N));
   transpose_factors<T>(1, N, k, B.p, 0, B.rs, B.cs, bt.data());
-  const T* tp = t.data();
   const T* btp = bt.data();
   epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     rank_term(i1 - i0, j1 - j0, k, tp + i0 * k, k, btp + j0, N, y + i0 * N + j0, N);
@@ -312,11 +327,19 @@ void lora_batched(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
     gemm<T>(n, r, K, scale, xe.data(), K, 1, Ae, 1, K, T(0), te.data(), r, 1);
     for (int64_t i = 0; i < n; i++) std::memcpy(t.data() + R[(size_t)i] * r, te.data() + i * r, sizeof(T) * (size_t)r);
   }
+  const T* tp = t.data();
+  GemmEpilogue<T> epi;
+  if (M <= kLoraInPlaceRows) {  // B_e [N, r] read in place (lora_forward says why)
+    epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+      for (int64_t i = i0; i < i1; i++)
+        if (ids[i] >= 0)
+          gemm<T>(1, j1 - j0, r, T(1), tp + i * r, r, 1, B + ((int64_t)ids[i] * N + j0) * r, 1, r, T(1), y + i * N + j0, N, 1);
+    };
+    return x_wt<T>(M, N, K, x, W, y, &epi);
+  }
   std::vector<T> bt((size_t)(E * r * N));
   transpose_factors<T>(E, N, r, B, N * r, r, 1, bt.data());
-  const T* tp = t.data();
   const T* btp = bt.data();
-  GemmEpilogue<T> epi;
   epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     for (int64_t i = i0; i < i1; i++) {
       const int32_t e = ids[i];
@@ -341,11 +364,18 @@ void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
       T* tr = t.data() + m * R + e * r;
       for (int64_t p = 0; p < r; p++) tr[p] *= g;
     }
+  const T* tp = t.data();
+  GemmEpilogue<T> epi;
+  if (M <= kLoraInPlaceRows) {  // each B_e [N, r] read in place (lora_forward says why)
+    epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+      for (int64_t e = 0; e < E; e++)
+        gemm<T>(i1 - i0, j1 - j0, r, T(1), tp + i0 * R + e * r, R, 1, B + (e * N + j0) * r, 1, r, T(1), y + i0 * N + j0, N, 1);
+    };
+    return x_wt<T>(M, N, K, x, W, y, &epi);
+  }
   std::vector<T> bt((size_t)(R * N));
   transpose_factors<T>(E, N, r, B, N * r, r, 1, bt.data());
-  const T* tp = t.data();
   const T* btp = bt.data();
-  GemmEpilogue<T> epi;
   epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
     rank_term(i1 - i0, j1 - j0, R, tp + i0 * R, R, btp + j0, N, y + i0 * N + j0, N);
   };
