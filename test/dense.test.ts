@@ -129,12 +129,26 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
 });
 
 test('a linear layer: gradients of x·Wᵀ + b for x, W and b', () => {
-  checkOp({
-    shapes: [[2, 3, 5], [4, 5], [4]],
-    fn: (x, w, b) => S.tidy(() => x.matmul(w.T).add(b)),
-    ref: (x, w, b) => R.zip([R.matmul(x, R.permute(w, [1, 0])), b], (p, q) => p + q),
-    tol: MM_TOL,
-  });
+  // W.T is a transposed view: W's gradient is made in W's layout (gᵀ·x) and handed back transposed;
+  // 3-D and 2-D x, and one output (W [1, 5]: its transpose is also a plain column)
+  for (const [xs, out] of [[[2, 3, 5], 4], [[7, 5], 4], [[3, 5], 1]] as [number[], number][])
+    checkOp({
+      shapes: [xs, [out, 5], [out]],
+      fn: (x, w, b) => S.tidy(() => x.matmul(w.T).add(b)),
+      ref: (x, w, b) => R.zip([R.matmul(x, R.permute(w, [1, 0])), b], (p, q) => p + q),
+      tol: MM_TOL,
+    });
+  // W's .grad is a plain contiguous tensor of W's shape
+  const w = S.randn([4, 5], { seed: 3, requiresGrad: true });
+  const x = S.randn([6, 5], { seed: 4 });
+  const y = S.tidy(() => x.matmul(w.T).sum());
+  y.backward();
+  assert.equal(w.grad!.shape, [4, 5]);
+  assert.ok(w.grad!.isContiguous);
+  const colSums = S.sum(x, 0).dataSync();
+  const g = w.grad!.dataSync();
+  for (let i = 0; i < 20; i++) assert.ok(Math.abs(g[i] - colSums[i % 5]) < 1e-5, `dW[${i}] = ${g[i]}, want ${colSums[i % 5]}`);
+  S.dispose([w, x, y]);
 });
 
 test('the gradient of a weight shared by a batch equals the sum over the batch', () => {

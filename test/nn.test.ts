@@ -140,9 +140,17 @@ test('Linear: gradcheck of weight, bias and input (float64)', () => {
     s.backward();
     assert.equal(lin.weight.grad!.shape, [O, I]);
     assert.equal(lin.bias!.grad!.shape, [O]);
-    // d Σy / d b_j = number of rows
+    // d Σy / d b_j = number of rows; d Σy / d W[o, i] = Σ over rows of x[…, i], in W's layout
     const rows = batch.reduce((p, c) => p * c, 1);
     for (const v of lin.bias!.grad!.dataSync()) assert.ok(Math.abs(v - rows) < 1e-12);
+    assert.ok(lin.weight.grad!.isContiguous);
+    const xs = x.dataSync(), gw = lin.weight.grad!.dataSync();
+    for (let o = 0; o < O; o++)
+      for (let i = 0; i < I; i++) {
+        let want = 0;
+        for (let r = 0; r < rows; r++) want += xs[r * I + i];
+        assert.ok(Math.abs(gw[o * I + i] - want) < 1e-12, `dW[${o}, ${i}] = ${gw[o * I + i]}, want ${want}`);
+      }
     for (const t of [x, y, s]) t.dispose();
     lin.dispose();
   }

@@ -8,7 +8,7 @@ import { Tensor, checkTensor, parseDType, parseDevice, fromHandle } from '../ten
 import type { DType, Device } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
 import { describe, shapeStr, typeError, rangeError } from '../errors';
-import { matmul } from '../ops/dense';
+import { matmul, linearNT } from '../ops/dense';
 import { add } from '../ops/elementwise';
 import { Module } from './module';
 import { uniform_ } from './init';
@@ -69,13 +69,17 @@ export class Linear extends Module {
   /** x [..., inFeatures] → [..., outFeatures]. */
   forward(x: Tensor): Tensor {
     checkInput('nn.Linear.forward', x, this.inFeatures, 'inFeatures');
-    // x·Wᵀ through a transposed view; autograd keeps its own alias, so the view can go at once.
-    const wt = this.weight.T;
     let y: Tensor;
-    try {
-      y = matmul(x, wt);
-    } finally {
-      wt.dispose();
+    if (x.ndim >= 2) {
+      y = linearNT(x, this.weight);  // W's gradient in its own layout (ops/dense.ts)
+    } else {
+      // x·Wᵀ through a transposed view; autograd keeps its own alias, so the view can go at once.
+      const wt = this.weight.T;
+      try {
+        y = matmul(x, wt);
+      } finally {
+        wt.dispose();
+      }
     }
     if (!this.bias) return y;
     const out = add(y, this.bias);

@@ -4,7 +4,7 @@
 //   A 1-D a is a row [1, K] and a 1-D b a column [K, 1]; the added axis is removed from the result.
 //   Gradients: dA = g·Bᵀ, dB = Aᵀ·g (through the GEMM's transpose flags, no copies), summed over
 //   broadcast batch dimensions; when b is a plain matrix shared by a batch, dB is one GEMM over the
-//   flattened batch.
+//   flattened batch; when b is a transposed view (W.T), dB is made as (gᵀ·A)ᵀ, in W's layout.
 import { native } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record } from '../autograd';
@@ -30,7 +30,16 @@ function matmulND(a: Tensor, b: Tensor): Tensor {
     let gb: Tensor | null = null;
     if (needs[0]) ga = sumTo(gemm(g, y, false, true), sa);
     if (needs[1]) {
-      if (sb.length === 2 && sa.length > 2) {
+      if (sb.length === 2 && y._strides[0] === 1 && y._strides[1] >= sb[0] && sb[1] > 1) {
+        // b is a transposed view of a row-major [N, K] matrix (x·Wᵀ through W.T, as nn.Linear does):
+        // its gradient is made as gᵀ·x [N, K], in W's own layout, and handed back transposed (a view),
+        // so the Transpose node's backward gives W a contiguous gradient — no transposing copy per step
+        const x2 = sa.length > 2 ? reshape(x, [-1, sa[sa.length - 1]]) : x;
+        const g2 = sa.length > 2 ? reshape(g, [-1, g._shape[g._shape.length - 1]]) : g;
+        const gbT = gemm(g2, x2, true, false);
+        gb = gbT.T;
+        gbT.dispose();
+      } else if (sb.length === 2 && sa.length > 2) {
         // one weight matrix for the whole batch: Σ_batch xᵀ·g as a single [K, rows]·[rows, N] GEMM
         const x2 = reshape(x, [-1, sa[sa.length - 1]]);
         const g2 = reshape(g, [-1, g._shape[g._shape.length - 1]]);
@@ -40,6 +49,28 @@ function matmulND(a: Tensor, b: Tensor): Tensor {
       }
     }
     return [ga, gb];
+  });
+}
+
+/**
+ * x [..., K] · Wᵀ with W [N, K] (a Linear weight) → [..., N], recorded as one op, so that W's gradient
+ * gᵀ·x is made in W's own layout: through matmul(x, W.T) it comes back as a transposed view, which the
+ * leaf's .grad then copies. For nn.Linear; x of at least 2 dimensions, shapes checked by the caller.
+ */
+export function linearNT(x: Tensor, W: Tensor): Tensor {
+  checkSameKind('nn.Linear', ['x', 'weight'], [x, W]);
+  checkFloating('nn.Linear', 'x', x);
+  const out = gemm(x, W, false, true);
+  const sx = x._shape;
+  return record('Linear', [x, W], out, [x, W], (g, [xs, w], needs) => {
+    const ga = needs[0] ? gemm(g, w, false, false) : null;
+    let gw: Tensor | null = null;
+    if (needs[1]) {
+      const x2 = sx.length > 2 ? reshape(xs, [-1, sx[sx.length - 1]]) : xs;
+      const g2 = sx.length > 2 ? reshape(g, [-1, g._shape[g._shape.length - 1]]) : g;
+      gw = gemm(g2, x2, true, false);
+    }
+    return [ga, gw];
   });
 }
 
