@@ -1,9 +1,9 @@
-// host_cache.cc — the CPU's large-buffer cache (see host_cache.h for why and the contract).
+// host_cache.cc — the CPU's buffer cache (see host_cache.h for why and the contract).
 #include "host_cache.h"
 
 #include <cstdlib>
+#include <map>
 #include <mutex>
-#include <utility>
 #include <vector>
 
 #ifdef __linux__
@@ -14,9 +14,9 @@ namespace structura {
 
 namespace {
 
-constexpr size_t kAlign = size_t(2) << 20;  // a transparent huge page
-
-size_t size_class(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
+constexpr size_t kHuge = size_t(2) << 20;        // a transparent huge page
+constexpr size_t kHugeFrom = size_t(16) << 20;   // classes from here on are 2 MiB multiples
+constexpr size_t kPage = 4096;
 
 size_t limit_bytes() {
   static const size_t limit = [] {
@@ -29,10 +29,16 @@ size_t limit_bytes() {
   return limit;
 }
 
+struct Block {
+  void* p;
+  uint64_t seq;  // when it was cached: the oldest goes first
+};
+
 struct Cache {
   std::mutex mu;
-  std::vector<std::pair<size_t, void*>> blocks;  // free blocks, oldest first: (class bytes, block)
-  size_t bytes = 0;
+  std::map<size_t, std::vector<Block>> free;  // by class; each vector oldest first
+  size_t bytes = 0, blocks = 0;
+  uint64_t seq = 0;
 };
 
 Cache& cache() {
@@ -41,36 +47,51 @@ Cache& cache() {
 }
 
 void* fresh(size_t cls) {
-  void* p = std::aligned_alloc(kAlign, cls);
+  const bool huge = cls >= kHugeFrom;
+  void* p = std::aligned_alloc(huge ? kHuge : kPage, cls);
 #ifdef __linux__
-  if (p) madvise(p, cls, MADV_HUGEPAGE);  // a hint: ignored where THP is off
+  if (p && huge) madvise(p, cls, MADV_HUGEPAGE);  // a hint: ignored where THP is off
 #endif
   return p;
 }
 
-// Frees cached blocks, oldest first, until at most `keep` bytes stay cached (caller holds c.mu).
+// Frees cached blocks, oldest first, until at most `keep` bytes stay cached (caller holds c.mu). The
+// classes are few (a model's distinct buffer sizes), so the oldest is found by a walk over them.
 void trim(Cache& c, size_t keep) {
-  size_t i = 0;
-  while (i < c.blocks.size() && c.bytes > keep) {
-    std::free(c.blocks[i].second);
-    c.bytes -= c.blocks[i].first;
-    i++;
+  while (c.bytes > keep) {
+    auto oldest = c.free.end();
+    for (auto it = c.free.begin(); it != c.free.end(); ++it)
+      if (oldest == c.free.end() || it->second.front().seq < oldest->second.front().seq) oldest = it;
+    std::free(oldest->second.front().p);
+    oldest->second.erase(oldest->second.begin());
+    c.bytes -= oldest->first;
+    c.blocks--;
+    if (oldest->second.empty()) c.free.erase(oldest);
   }
-  c.blocks.erase(c.blocks.begin(), c.blocks.begin() + (std::ptrdiff_t)i);
 }
 
 }  // namespace
 
-void* host_alloc_large(size_t bytes) {
-  const size_t cls = size_class(bytes);
+size_t host_size_class(size_t bytes) {
+  if (bytes >= kHugeFrom) return (bytes + kHuge - 1) / kHuge * kHuge;
+  size_t pow2 = kHostCachedBlock;
+  while (pow2 * 2 <= bytes) pow2 *= 2;
+  const size_t step = pow2 / 8;  // ≥ 32 KiB: a multiple of the page
+  return (bytes + step - 1) / step * step;
+}
+
+void* host_alloc_cached(size_t bytes) {
+  const size_t cls = host_size_class(bytes);
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> g(c.mu);
-    for (size_t i = c.blocks.size(); i-- > 0;) {  // the newest of the class: likeliest still in cache
-      if (c.blocks[i].first != cls) continue;
-      void* p = c.blocks[i].second;
-      c.blocks.erase(c.blocks.begin() + (std::ptrdiff_t)i);
+    auto it = c.free.find(cls);
+    if (it != c.free.end()) {  // the newest of the class: likeliest still in cache
+      void* p = it->second.back().p;
+      it->second.pop_back();
+      if (it->second.empty()) c.free.erase(it);
       c.bytes -= cls;
+      c.blocks--;
       return p;
     }
   }
@@ -85,9 +106,9 @@ void* host_alloc_large(size_t bytes) {
   return p;
 }
 
-void host_free_large(void* p, size_t bytes) {
+void host_free_cached(void* p, size_t bytes) {
   if (!p) return;
-  const size_t cls = size_class(bytes);
+  const size_t cls = host_size_class(bytes);
   const size_t limit = limit_bytes();
   if (cls > limit) {
     std::free(p);
@@ -96,8 +117,9 @@ void host_free_large(void* p, size_t bytes) {
   Cache& c = cache();
   std::lock_guard<std::mutex> g(c.mu);
   trim(c, limit - cls);
-  c.blocks.emplace_back(cls, p);
+  c.free[cls].push_back(Block{p, c.seq++});
   c.bytes += cls;
+  c.blocks++;
 }
 
 HostCacheStats host_cache_stats() {
@@ -105,7 +127,7 @@ HostCacheStats host_cache_stats() {
   std::lock_guard<std::mutex> g(c.mu);
   HostCacheStats s;
   s.cached_bytes = (int64_t)c.bytes;
-  s.cached_blocks = (int64_t)c.blocks.size();
+  s.cached_blocks = (int64_t)c.blocks;
   return s;
 }
 

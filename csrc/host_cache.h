@@ -1,13 +1,17 @@
-// host_cache.h — the CPU's cache of large tensor buffers (≥ 16 MiB), beside malloc for the rest.
+// host_cache.h — the CPU's cache of tensor buffers of 256 KiB and more, beside malloc for the rest.
 //
-// glibc serves a block above its mmap threshold (at most 32 MiB) with a fresh mmap and unmaps it on
-// free, so every large output — a softmax of [4096, 4096] float32, a matmul's 64 MiB result — faulted
-// its pages in again on each call, 4 KiB at a time: ~0.5 ms a MiB on the dev box, more than the op's
-// arithmetic (softmax [2048, 4096]: 18.8 ms, against 1.8 ms for [1024, 4096], served from malloc's heap).
-// Large blocks instead come in 2 MiB multiples, 2 MiB aligned, marked for transparent huge pages
-// (Linux, madvise mode: 512× fewer faults on first touch), and go back to a cache on free, reused by the
-// next request of the same size class. The cache holds at most STRUCTURA_CPU_CACHE_MB MiB (default 1024;
-// 0 turns it off), oldest blocks given back first; emptyCache frees it all.
+// glibc serves a block above its mmap threshold with a fresh mmap and unmaps it on free, and gives the
+// top of its heap back to the system once more than its trim threshold is free there (both thresholds
+// move with the sizes freed, up to 32 / 64 MiB), so outputs of a few MiB and more faulted their pages
+// in again, 4 KiB at a time, on most calls: a softmax of [4096, 4096] float32 or a matmul's 64 MiB
+// result (~0.5 ms a MiB on the dev box, more than the op's arithmetic), and in an MLP training step
+// (784 → 1024 → 1024 → 10, batch 256) ~820 faults a step, 3.3 MB zeroed again, 14% of the step.
+// Blocks from kHostCachedBlock on come from here instead and go back to a cache on free, reused by the
+// next request of the same size class: below 16 MiB classes an eighth of a power of two apart (at most
+// 12.5% over the request), 4 KiB aligned; from 16 MiB on 2 MiB multiples, 2 MiB aligned and marked for
+// transparent huge pages (Linux, madvise mode: 512× fewer faults on first touch). The cache holds at
+// most STRUCTURA_CPU_CACHE_MB MiB (default 1024; 0 turns it off), oldest blocks given back first;
+// emptyCache frees it all.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,14 +19,16 @@
 namespace structura {
 
 // Blocks of at least this many bytes come from here (tensor.cc's Storage); smaller ones from malloc.
-constexpr size_t kHostLargeBlock = size_t(16) << 20;
+constexpr size_t kHostCachedBlock = size_t(256) << 10;
 
-// A 2 MiB-aligned block of at least `bytes` (≥ kHostLargeBlock): a cached one of the same class, or a
-// fresh one (on failure the cache is freed and the allocation tried once more; then nullptr).
-void* host_alloc_large(size_t bytes);
-// Gives back a block from host_alloc_large (same `bytes`): cached, unless that would hold more than
+// The size class of a request of `bytes` (≥ kHostCachedBlock): the bytes a block of it holds.
+size_t host_size_class(size_t bytes);
+// A block of at least `bytes` (≥ kHostCachedBlock): a cached one of the same class, or a fresh one (on
+// failure the cache is freed and the allocation tried once more; then nullptr).
+void* host_alloc_cached(size_t bytes);
+// Gives back a block from host_alloc_cached (same `bytes`): cached, unless that would hold more than
 // the limit (then the oldest cached blocks are freed first, or this one if it alone exceeds it).
-void host_free_large(void* p, size_t bytes);
+void host_free_cached(void* p, size_t bytes);
 
 struct HostCacheStats {
   int64_t cached_bytes = 0;  // in free blocks held by the cache (size-class bytes)

@@ -92,8 +92,8 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
     count_alloc();
     return;
   }
-  if (nbytes >= kHostLargeBlock) {
-    data = host_alloc_large(nbytes);  // host_cache.h: cached, huge-page backed
+  if (nbytes >= kHostCachedBlock) {
+    data = host_alloc_cached(nbytes);  // host_cache.h: cached, so not faulted in again
   } else {
     // malloc + manual 64-byte alignment rather than aligned_alloc: glibc hands a freed malloc block
     // (below its mmap threshold) straight back to the next request, while aligned_alloc's never are,
@@ -116,7 +116,7 @@ void Storage::count_alloc() {
 
 Storage::~Storage() {
   if (device.type != DeviceType::cpu) device_free(device, data, bytes);
-  else if (bytes >= kHostLargeBlock) host_free_large(data, bytes);
+  else if (bytes >= kHostCachedBlock) host_free_cached(data, bytes);
   else std::free(base_);
   g_buffers[(int)device.type]--;
   g_bytes[(int)device.type] -= (int64_t)bytes;

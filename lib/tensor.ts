@@ -640,7 +640,7 @@ export function dispose(tensors: unknown): void {
 }
 
 /** Live buffers and bytes of one device; `cached` / `cachedBlocks`: free blocks its caching allocator
- * holds for reuse (on the CPU, buffers of 16 MiB and more), not counted in `bytes`; `reserved` (devices):
+ * holds for reuse (on the CPU, buffers of 256 KiB and more), not counted in `bytes`; `reserved` (devices):
  * all bytes obtained from the device, live and cached. */
 export interface DeviceMemory {
   buffers: number;

@@ -172,6 +172,23 @@ leakFree('large CPU buffers (≥ 16 MiB) are cached on dispose and reused, overw
   assert.is(S.memory().cpu.cachedBlocks, 0);
 });
 
+leakFree('medium CPU buffers (256 KiB to 16 MiB) are cached too, in classes an eighth of a power of two apart', () => {
+  S.emptyCache();
+  const KiB = 1024;
+  S.zeros([70_000]).dispose(); // 280,000 bytes: the class of 288 KiB (256 KiB + 32 KiB steps)
+  assert.equal([S.memory().cpu.cached, S.memory().cpu.cachedBlocks], [288 * KiB, 1]);
+  S.zeros([50_000]).dispose(); // 200 KB: malloc's, not cached
+  assert.is(S.memory().cpu.cachedBlocks, 1);
+  const b = S.ones([71_000]); // 284,000 bytes: the same class, served from the cache
+  assert.is(S.memory().cpu.cachedBlocks, 0, 'the cached block was reused');
+  assert.ok((b.dataSync() as Float32Array).every((v) => v === 1), 'a reused block is written in full');
+  b.dispose();
+  S.zeros([3 * 2 ** 18 + 1]).dispose(); // 3 MiB + 4 bytes: the class of 3.25 MiB (2 MiB + 256 KiB steps)
+  assert.equal([S.memory().cpu.cached, S.memory().cpu.cachedBlocks], [288 * KiB + 3.25 * MiB, 2]);
+  S.emptyCache();
+  assert.equal([S.memory().cpu.cached, S.memory().cpu.cachedBlocks], [0, 0]);
+});
+
 test('STRUCTURA_CPU_CACHE_MB bounds the cache (oldest blocks freed first; 0 turns it off)', () => {
   const root = path.resolve(__dirname, '..');
   const code = `const S = require('./lib/index');
