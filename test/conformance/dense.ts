@@ -211,7 +211,10 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
         { m: 256, k: 264, n: 272 }, // B stored [K, N]: transposed first for the wgmma kernel
         { m: 70, k: 600, n: 260, transB: true }, // 10 k-tiles: the 4 stages go round 2.5 times
       ];
-      if (opts.large) cases.push({ m: 1024, k: 1024, n: 1024, transB: true }, { m: 300, k: 4096, n: 1000, transB: true });
+      // 272 output tiles of 128×256, more than two an SM on an H100 (132) or H200: the persistent TMA
+      // kernel's CTAs each take two or three, its 4-stage ring and mbarrier phases running on across them
+      // (4 k-tiles a tile, the last partial); on the emulator (3 CTAs) the small cases above do that
+      if (opts.large) cases.push({ m: 1024, k: 1024, n: 1024, transB: true }, { m: 300, k: 4096, n: 1000, transB: true }, { m: 2048, k: 200, n: 4352, transB: true });
       for (const kernel of ['wgmma', 'wgmma-tma', 'mma'] as const) {
         const old = native().setGemmKernel(kernel);
         try {

@@ -151,8 +151,11 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
         const old = native().setGemmKernel(kernel);
         try {
           // the last case: 8 k-tiles of x·Wᵀ, then the rank term's on the ninth (a second lap of the stages)
-          for (const c of [{ m: 130, k: 64, n: 260, r: 16, bias: true }, { m: 70, k: 40, n: 300, r: 16, rank: 12 }, { m: 20, k: 96, n: 257, r: 8, scale: -1.5 }, { m: 40, k: 512, n: 260, r: 16 }] as LoraCase[])
-            checkLora(dev, dt, c, seed + c.m);
+          const cases: LoraCase[] = [{ m: 130, k: 64, n: 260, r: 16, bias: true }, { m: 70, k: 40, n: 300, r: 16, rank: 12 }, { m: 20, k: 96, n: 257, r: 8, scale: -1.5 }, { m: 40, k: 512, n: 260, r: 16 }];
+          // on a GPU, 162 tiles of 128×256: some of the persistent TMA kernel's CTAs take two, the rank
+          // term's k-tiles (T and R through their own tensor maps) following each tile's main ones
+          if (opts.large) cases.push({ m: 1100, k: 200, n: 4400, r: 16, bias: true });
+          for (const c of cases) checkLora(dev, dt, c, seed + c.m);
         } finally {
           native().setGemmKernel(old);
         }
