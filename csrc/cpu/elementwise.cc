@@ -91,7 +91,7 @@ namespace structura {
 #define SX_TABLE(NS)                                                                                        \
   F32Rows {                                                                                                 \
     NS::unary, NS::binary, NS::sum, NS::minmax, NS::col_sum, NS::col_minmax, NS::exp_sum, NS::softmax_cols, \
-        NS::argminmax, NS::f16_to_f32, NS::f32_to_f16, NS::bf16_to_f32, NS::f32_to_bf16                      \
+        NS::argminmax, NS::f16_to_f32, NS::f32_to_f16, NS::bf16_to_f32, NS::f32_to_bf16, NS::transpose32     \
   }
 
 const F32Rows& f32_rows() {
@@ -490,21 +490,18 @@ int tile_dim(const Iter& it) {
 
 constexpr int64_t kTile = 64;
 
-// dst (contiguous, it.st[0]) = conv(src (it.st[1])) in kTile × kTile tiles of dimensions (k, innermost).
-// Each tile is read along k (the source's dense direction) into a buffer, then written out along the
-// innermost dimension (the destination's): both sides stream, and no two lines of a large power-of-two
-// source stride fight over the same L1 set.
-template <class S, class D, class Conv>
-void tiled_copy(const Iter& it, int k, const S* src, D* dst, Conv conv) {
+// Calls tile(os, od, i0, j0, ni, nj) for every kTile × kTile tile of dimensions (k, innermost) of
+// it.shape, in parallel: os / od the offsets of the tile's outer indices in the source (it.st[1]) and
+// destination (it.st[0]); rows i0 … i0 + ni of dimension k, columns j0 … j0 + nj of the last.
+template <class Tile>
+void for_each_tile(const Iter& it, int k, Tile tile) {
   const int nd = (int)it.shape.size();
   const int64_t nk = it.shape[k], nj = it.shape[nd - 1];
-  const int64_t sdk = it.st[0][k], ssk = it.st[1][k], ssj = it.st[1][nd - 1];
   const int64_t tk = (nk + kTile - 1) / kTile, tj = (nj + kTile - 1) / kTile;
   int64_t rest = 1;
   for (int d = 0; d < nd - 1; d++)
     if (d != k) rest *= it.shape[d];
   parallel_for(rest * tk * tj, 4, [&](int64_t t0, int64_t t1) {
-    D buf[kTile][kTile];
     for (int64_t t = t0; t < t1; t++) {
       int64_t r = t / (tk * tj), i0 = (t / tj) % tk * kTile, j0 = t % tj * kTile;
       int64_t od = 0, os = 0;
@@ -515,15 +512,28 @@ void tiled_copy(const Iter& it, int k, const S* src, D* dst, Conv conv) {
         od += idx * it.st[0][d];
         os += idx * it.st[1][d];
       }
-      const int64_t ni = std::min(nk - i0, kTile), nj1 = std::min(nj - j0, kTile);
-      for (int64_t j = 0; j < nj1; j++) {
-        const S* scol = src + os + i0 * ssk + (j0 + j) * ssj;
-        for (int64_t i = 0; i < ni; i++) buf[i][j] = conv(scol[i * ssk]);
-      }
-      for (int64_t i = 0; i < ni; i++) {
-        D* drow = dst + od + (i0 + i) * sdk + j0;
-        for (int64_t j = 0; j < nj1; j++) drow[j] = buf[i][j];
-      }
+      tile(os, od, i0, j0, std::min(nk - i0, kTile), std::min(nj - j0, kTile));
+    }
+  });
+}
+
+// dst (contiguous, it.st[0]) = conv(src (it.st[1])) in kTile × kTile tiles of dimensions (k, innermost).
+// Each tile is read along k (the source's dense direction) into a buffer, then written out along the
+// innermost dimension (the destination's): both sides stream, and no two lines of a large power-of-two
+// source stride fight over the same L1 set.
+template <class S, class D, class Conv>
+void tiled_copy(const Iter& it, int k, const S* src, D* dst, Conv conv) {
+  const int nd = (int)it.shape.size();
+  const int64_t sdk = it.st[0][k], ssk = it.st[1][k], ssj = it.st[1][nd - 1];
+  for_each_tile(it, k, [&](int64_t os, int64_t od, int64_t i0, int64_t j0, int64_t ni, int64_t nj1) {
+    D buf[kTile][kTile];
+    for (int64_t j = 0; j < nj1; j++) {
+      const S* scol = src + os + i0 * ssk + (j0 + j) * ssj;
+      for (int64_t i = 0; i < ni; i++) buf[i][j] = conv(scol[i * ssk]);
+    }
+    for (int64_t i = 0; i < ni; i++) {
+      D* drow = dst + od + (i0 + i) * sdk + j0;
+      for (int64_t j = 0; j < nj1; j++) drow[j] = buf[i][j];
     }
   });
 }
@@ -531,6 +541,20 @@ void tiled_copy(const Iter& it, int k, const S* src, D* dst, Conv conv) {
 template <class E>
 void tiled_same(const Iter& it, int k, const Tensor& t, Tensor& out) {
   tiled_copy(it, k, (const E*)t.raw(), (E*)out.raw(), [](E v) { return v; });
+}
+
+// 4-byte elements whose source runs along the tile's k dimension (a transposed matrix, the common
+// case): each tile through the row kernels' register transpose instead of the scalar buffer
+// (contiguous() of a transposed [4096, 4096] float32: 20 → 6.7 ms; torch 1.13: 60).
+void tiled_same32(const Iter& it, int k, const Tensor& t, Tensor& out) {
+  if (it.st[1][k] != 1) return tiled_same<uint32_t>(it, k, t, out);
+  const auto transpose = f32_rows().transpose32;
+  const uint32_t* src = (const uint32_t*)t.raw();
+  uint32_t* dst = (uint32_t*)out.raw();
+  const int64_t sdk = it.st[0][k], ssj = it.st[1][it.shape.size() - 1];
+  for_each_tile(it, k, [&](int64_t os, int64_t od, int64_t i0, int64_t j0, int64_t ni, int64_t nj1) {
+    transpose(src + os + i0 + j0 * ssj, ssj, dst + od + i0 * sdk + j0, sdk, ni, nj1);
+  });
 }
 
 // A large input laid out transposed is copied to contiguous first (tiled), so the elementwise walk
@@ -701,7 +725,7 @@ Tensor cpu_convert(const Tensor& t, DType dt) {
       switch (dtype_size(dt)) {
         case 1: tiled_same<uint8_t>(it, k, t, out); break;
         case 2: tiled_same<uint16_t>(it, k, t, out); break;
-        case 4: tiled_same<uint32_t>(it, k, t, out); break;
+        case 4: tiled_same32(it, k, t, out); break;
         default: tiled_same<uint64_t>(it, k, t, out); break;
       }
     } else if (dt == DType::f32) {

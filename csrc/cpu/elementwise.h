@@ -61,6 +61,8 @@ struct F32Rows {
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
   void (*bf16_to_f32)(const uint16_t* x, int64_t step, float* y, int64_t n);
   void (*f32_to_bf16)(const float* x, uint16_t* y, int64_t n);
+  // dst[i·ld + j] = src[j·ls + i] for i < rows, j < cols: a transpose of 4-byte elements
+  void (*transpose32)(const uint32_t* src, int64_t ls, uint32_t* dst, int64_t ld, int64_t rows, int64_t cols);
 };
 // The kernels of simd_level() (checked on each call, so setSimd takes effect at once).
 const F32Rows& f32_rows();

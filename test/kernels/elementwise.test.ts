@@ -18,6 +18,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { BinaryOp, DType, Handle, UnaryOp } from '../../lib/native';
 import * as R from '../reference/core';
+import * as S from '../../lib/index';
 import {
   N, SEED, FLOAT_DTYPES, atEachSimdLevel, check, checkExact, code, input, keep, leakCheck, poisonHeap, poisoned,
   rngFor, stridedView, tensor, throwsLike, tolerance, values,
@@ -259,6 +260,41 @@ t('large transposed and permuted views (the tiled copy path): unary, binary, bro
       }
     }
   }
+});
+
+t('contiguous() of transposed 4-byte views: the register transpose, bit for bit, ragged edges, every SIMD level', () => {
+  // [rows, cols] viewed transposed, and 3-D permutations whose source runs along the tile's k dimension;
+  // sizes with 64-element tile edges and 16 / 8 / 4-lane block edges; float32 bits (NaN payloads
+  // included) and int32 copied exactly
+  const cases: [number[], number[]][] = [[[257, 129], [1, 0]], [[16, 16], [1, 0]], [[33, 70], [1, 0]], [[3, 1], [1, 0]], [[5, 67, 61], [0, 2, 1]], [[20, 9, 37], [2, 1, 0]]];
+  const rng = rngFor('transpose32');
+  atEachSimdLevel((level) => {
+    for (const dt of ['float32', 'int32'] as const)
+      for (const [shape, perm] of cases) {
+        const n = R.numel(shape);
+        const bits = new Int32Array(n);
+        for (let i = 0; i < n; i++) bits[i] = Math.floor(rng.uniforms(1, -(2 ** 31), 2 ** 31)[0]);
+        if (dt === 'float32') bits[0] = 0x7fc01234; // a NaN with a payload
+        const base = S.tensor(dt === 'int32' ? bits : new Float32Array(bits.buffer), { shape, dtype: dt });
+        const view = base.permute(perm);
+        const out = view.contiguous();
+        const got = new Int32Array((out.dataSync() as Float32Array | Int32Array).buffer.slice(0));
+        // reference: out[idx] = base[permuted idx]
+        const oshape = perm.map((p) => shape[p]);
+        const sstr = shape.map((_, d) => shape.slice(d + 1).reduce((x, y) => x * y, 1));
+        let bad = -1;
+        for (let f = 0; f < n && bad < 0; f++) {
+          let rem = f, off = 0;
+          for (let d = oshape.length - 1; d >= 0; d--) {
+            off += (rem % oshape[d]) * sstr[perm[d]];
+            rem = Math.floor(rem / oshape[d]);
+          }
+          if (got[f] !== bits[off]) bad = f;
+        }
+        assert.is(bad, -1, `${level} ${dt} [${shape}] permuted (${perm}): element ${bad} differs`);
+        S.dispose([base, view, out]);
+      }
+  });
 });
 
 t('binary int32: wrapping add/sub/mul at the extremes, exact comparisons', () => {
