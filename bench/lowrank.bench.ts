@@ -5,7 +5,8 @@
 //   lowrank.linear (r = 64, 256) against the dense product of the same shape;
 //   loraBatched with 8 adapters (M = 512, r = 16, rows in 8 interleaved groups) against 8 separate lora calls;
 //   a training step of sparsePlusLowRank (M = 64, r = 16, a 3% support prepared by lowrank.sparse) against
-//   the same with a plain S and against the dense layer's step.
+//   the same with a plain S and against the dense layer's step;
+//   lowrank.svd of a 4096² matrix to rank 64 and 256 against torch.svd_lowrank (same sketch and iterations).
 // One call of lora is 2·M·in·out + 4·M·r·(in + out)/2 flops (the base GEMM plus the two thin ones).
 // CUDA (issue 5): lora in bfloat16, in = out = 4096, M ∈ {1, 16, 512} × r ∈ {8, 16, 64} and M = 4096 at
 // r = 16, against PyTorch's
@@ -418,5 +419,36 @@ export function cases(ctx: BenchContext): BenchCase[] {
   out.push(linearCase(ctx, 512, 64), linearCase(ctx, 512, 256));
   out.push(batchedCase(ctx, 512, 16, 8));
   out.push(splrStepCase(ctx, 64, IN, 16));
+  out.push(svdCase(ctx, 64), svdCase(ctx, 256));
   return out;
+}
+
+/** lowrank.svd of a [4096, 4096] float32 matrix to `rank` (oversampling 10, 4 power iterations, float64
+ * inside) against torch.svd_lowrank with the same sketch size and iterations (float32 inside). */
+function svdCase(ctx: BenchContext, rank: number): BenchCase {
+  let W: Tensor | undefined;
+  const l = rank + 10, iters = 4;
+  return {
+    op: 'lowrank.svd',
+    shape: `${IN}×${OUT} rank ${rank}`,
+    dtype: 'float32',
+    device: ctx.device,
+    // the sketch's 2 + 2·iters products with W (2·l·in·out each)
+    flops: (2 + 2 * iters) * 2 * l * IN * OUT,
+    setup() {
+      W = randn([OUT, IN], { seed: 7 });
+    },
+    run() {
+      const r = lowrank.svd(W!, { rank, powerIters: iters });
+      r.A.dispose();
+      r.B.dispose();
+      r.s.dispose();
+    },
+    teardown() {
+      W?.dispose();
+    },
+    baselines: {
+      torch: { kind: 'torch', script: 'lowrank.py', spec: { op: 'svd', m: OUT, n: IN, rank, iters }, label: 'torch.svd_lowrank' },
+    },
+  };
 }

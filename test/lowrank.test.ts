@@ -281,7 +281,9 @@ test('svd: exact recovery of a low-rank matrix, singular values, Eckart–Young 
   const before = liveCounts();
   const seed = freshSeed();
   try {
-    for (const [m, n, rk] of [[17, 9, 3], [9, 29, 5], [40, 33, 7]]) {
+    // the last two: sketches of 50 and 43 rows, so Gram–Schmidt runs in blocks of 32 (the second block
+    // projected off the first by GEMMs) and rows of the rank-deficient sketch become zero
+    for (const [m, n, rk] of [[17, 9, 3], [9, 29, 5], [40, 33, 7], [120, 90, 40], [70, 200, 33]]) {
       // W = U·V with rank rk exactly
       const U = S.randn([m, rk], { seed, dtype: 'float64' });
       const V = S.randn([rk, n], { seed: seed + 1, dtype: 'float64' });
@@ -317,6 +319,25 @@ test('svd: exact recovery of a low-rank matrix, singular values, Eckart–Young 
       assert.ok(Math.abs(err - tail) <= 1e-6 * total, `[seed ${seed}] rank ${k}: ‖W − BA‖² ${err} vs Σσ² tail ${tail}`);
       Array.from(s.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - ref[i]) <= 1e-3 * ref[0], `[seed ${seed}] rank ${k} σ${i}: ${v} vs ${ref[i]}`));
       for (const t of [A, B, s, BA]) t.dispose();
+    }
+    // the sketch holding all of W's range (l = min(m, n) = 45, two Gram–Schmidt blocks): exact, so the
+    // truncation error is the Eckart–Young tail to roundoff
+    {
+      const W2 = S.randn([50, 45], { seed: seed + 3, dtype: 'float64' });
+      const ref2 = R.singularValues({ data: Float64Array.from(W2.dataSync()), shape: [50, 45] });
+      const total2 = ref2.reduce((a, v) => a + v * v, 0);
+      for (const k of [36, 45]) {
+        const { A, B, s } = lowrank.svd(W2, { rank: k });
+        const BA = S.matmul(B, A);
+        const w = W2.dataSync(), ba = BA.dataSync();
+        let err = 0;
+        for (let i = 0; i < w.length; i++) err += (w[i] - ba[i]) ** 2;
+        const tail = ref2.slice(k).reduce((a, v) => a + v * v, 0);
+        assert.ok(Math.abs(err - tail) <= 1e-10 * total2, `[seed ${seed}] 50×45 rank ${k}: ‖W − BA‖² ${err} vs Σσ² tail ${tail}`);
+        Array.from(s.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - ref2[i]) <= 1e-9 * ref2[0], `[seed ${seed}] 50×45 σ${i}: ${v} vs ${ref2[i]}`));
+        for (const t of [A, B, s, BA]) t.dispose();
+      }
+      W2.dispose();
     }
     for (const energy of [0.5, 0.9, 0.999, 1]) {
       const { A, B, s } = lowrank.svd(W, { energy });
