@@ -557,6 +557,32 @@ void tiled_same32(const Iter& it, int k, const Tensor& t, Tensor& out) {
   });
 }
 
+// 2-byte elements (bfloat16, float16) likewise, as pairs: source rows j = 2q and 2q + 1 are interleaved
+// into 4-byte words (w[q][i] = src[2q][i] | src[2q + 1][i] << 16), whose 4-byte transpose is the
+// destination's rows read as words (dst[i][2q], dst[i][2q + 1]). Needs whole words in the destination:
+// an even last dimension (then every row, and every tile of it, starts and ends on one).
+// (contiguous() of a transposed [4096, 4096] bfloat16: 11.5 → 5.5 ms.)
+void tiled_same16(const Iter& it, int k, const Tensor& t, Tensor& out) {
+  const int nd = (int)it.shape.size();
+  if (it.st[1][k] != 1 || it.shape[nd - 1] % 2 != 0) return tiled_same<uint16_t>(it, k, t, out);
+  const auto transpose = f32_rows().transpose32;
+  const uint16_t* src = (const uint16_t*)t.raw();
+  uint16_t* dst = (uint16_t*)out.raw();
+  const int64_t sdk = it.st[0][k], ssj = it.st[1][nd - 1];
+  for_each_tile(it, k, [&](int64_t os, int64_t od, int64_t i0, int64_t j0, int64_t ni, int64_t nj1) {
+    uint32_t w[kTile / 2][kTile];
+    const uint16_t* s0 = src + os + i0 + j0 * ssj;
+    uint16_t* d0 = dst + od + i0 * sdk + j0;
+    const int64_t pairs = nj1 / 2;  // nj1 is even: the last dimension is
+    for (int64_t q = 0; q < pairs; q++) {
+      const uint16_t* a = s0 + 2 * q * ssj;
+      const uint16_t* b = a + ssj;
+      for (int64_t i = 0; i < ni; i++) w[q][i] = (uint32_t)a[i] | (uint32_t)b[i] << 16;
+    }
+    transpose(&w[0][0], kTile, reinterpret_cast<uint32_t*>(d0), sdk / 2, ni, pairs);
+  });
+}
+
 // A large input laid out transposed is copied to contiguous first (tiled), so the elementwise walk
 // reads it in order: far fewer cache and TLB misses than striding through it.
 Tensor untransposed(const Tensor& t) {
@@ -724,7 +750,7 @@ Tensor cpu_convert(const Tensor& t, DType dt) {
     if (same) {
       switch (dtype_size(dt)) {
         case 1: tiled_same<uint8_t>(it, k, t, out); break;
-        case 2: tiled_same<uint16_t>(it, k, t, out); break;
+        case 2: tiled_same16(it, k, t, out); break;
         case 4: tiled_same32(it, k, t, out); break;
         default: tiled_same<uint64_t>(it, k, t, out); break;
       }

@@ -262,7 +262,7 @@ t('large transposed and permuted views (the tiled copy path): unary, binary, bro
   }
 });
 
-t('contiguous() of transposed 4-byte views: the register transpose, bit for bit, ragged edges, every SIMD level', () => {
+t('contiguous() of transposed 4- and 2-byte views: the register transpose, bit for bit, ragged edges, every SIMD level', () => {
   // [rows, cols] viewed transposed, and 3-D permutations whose source runs along the tile's k dimension;
   // sizes with 64-element tile edges and 16 / 8 / 4-lane block edges; float32 bits (NaN payloads
   // included) and int32 copied exactly
@@ -290,6 +290,31 @@ t('contiguous() of transposed 4-byte views: the register transpose, bit for bit,
             rem = Math.floor(rem / oshape[d]);
           }
           if (got[f] !== bits[off]) bad = f;
+        }
+        assert.is(bad, -1, `${level} ${dt} [${shape}] permuted (${perm}): element ${bad} differs`);
+        S.dispose([base, view, out]);
+      }
+    // 2-byte elements: as interleaved pairs of rows when the output's last dimension is even (130, 66,
+    // 38), element by element when it is odd (257, 67)
+    const cases16: [number[], number[]][] = [[[130, 75], [1, 0]], [[66, 33], [1, 0]], [[20, 9, 38], [2, 1, 0]], [[129, 257], [1, 0]], [[5, 67, 61], [0, 2, 1]]];
+    for (const dt of ['bfloat16', 'float16'] as const)
+      for (const [shape, perm] of cases16) {
+        const n = R.numel(shape);
+        const base = S.tensor(Float32Array.from(rng.normals(n, 100)), { shape, dtype: dt });
+        const vals = base.dataSync();
+        const view = base.permute(perm);
+        const out = view.contiguous();
+        const got = out.dataSync();
+        const oshape = perm.map((p) => shape[p]);
+        const sstr = shape.map((_, d) => shape.slice(d + 1).reduce((x, y) => x * y, 1));
+        let bad = -1;
+        for (let f = 0; f < n && bad < 0; f++) {
+          let rem = f, off = 0;
+          for (let d = oshape.length - 1; d >= 0; d--) {
+            off += (rem % oshape[d]) * sstr[perm[d]];
+            rem = Math.floor(rem / oshape[d]);
+          }
+          if (!Object.is(got[f], vals[off])) bad = f;
         }
         assert.is(bad, -1, `${level} ${dt} [${shape}] permuted (${perm}): element ${bad} differs`);
         S.dispose([base, view, out]);
