@@ -262,6 +262,21 @@ t('large transposed and permuted views (the tiled copy path): unary, binary, bro
   }
 });
 
+/** For each element of base.permute(perm) in row-major order, its offset in the contiguous base [shape]. */
+function permutedOffsets(shape: number[], perm: number[]): Int32Array {
+  const oshape = perm.map((p) => shape[p]);
+  const sstr = shape.map((_, d) => shape.slice(d + 1).reduce((x, y) => x * y, 1));
+  const out = new Int32Array(R.numel(shape));
+  for (let f = 0; f < out.length; f++) {
+    let rem = f;
+    for (let d = oshape.length - 1; d >= 0; d--) {
+      out[f] += (rem % oshape[d]) * sstr[perm[d]];
+      rem = Math.floor(rem / oshape[d]);
+    }
+  }
+  return out;
+}
+
 t('contiguous() of transposed 4- and 2-byte views: the register transpose, bit for bit, ragged edges, every SIMD level', () => {
   // [rows, cols] viewed transposed, and 3-D permutations whose source runs along the tile's k dimension;
   // sizes with 64-element tile edges and 16 / 8 / 4-lane block edges; float32 bits (NaN payloads
@@ -279,18 +294,9 @@ t('contiguous() of transposed 4- and 2-byte views: the register transpose, bit f
         const view = base.permute(perm);
         const out = view.contiguous();
         const got = new Int32Array((out.dataSync() as Float32Array | Int32Array).buffer.slice(0));
-        // reference: out[idx] = base[permuted idx]
-        const oshape = perm.map((p) => shape[p]);
-        const sstr = shape.map((_, d) => shape.slice(d + 1).reduce((x, y) => x * y, 1));
+        const src = permutedOffsets(shape, perm);
         let bad = -1;
-        for (let f = 0; f < n && bad < 0; f++) {
-          let rem = f, off = 0;
-          for (let d = oshape.length - 1; d >= 0; d--) {
-            off += (rem % oshape[d]) * sstr[perm[d]];
-            rem = Math.floor(rem / oshape[d]);
-          }
-          if (got[f] !== bits[off]) bad = f;
-        }
+        for (let f = 0; f < n && bad < 0; f++) if (got[f] !== bits[src[f]]) bad = f;
         assert.is(bad, -1, `${level} ${dt} [${shape}] permuted (${perm}): element ${bad} differs`);
         S.dispose([base, view, out]);
       }
@@ -305,17 +311,9 @@ t('contiguous() of transposed 4- and 2-byte views: the register transpose, bit f
         const view = base.permute(perm);
         const out = view.contiguous();
         const got = out.dataSync();
-        const oshape = perm.map((p) => shape[p]);
-        const sstr = shape.map((_, d) => shape.slice(d + 1).reduce((x, y) => x * y, 1));
+        const src = permutedOffsets(shape, perm);
         let bad = -1;
-        for (let f = 0; f < n && bad < 0; f++) {
-          let rem = f, off = 0;
-          for (let d = oshape.length - 1; d >= 0; d--) {
-            off += (rem % oshape[d]) * sstr[perm[d]];
-            rem = Math.floor(rem / oshape[d]);
-          }
-          if (!Object.is(got[f], vals[off])) bad = f;
-        }
+        for (let f = 0; f < n && bad < 0; f++) if (!Object.is(got[f], vals[src[f]])) bad = f;
         assert.is(bad, -1, `${level} ${dt} [${shape}] permuted (${perm}): element ${bad} differs`);
         S.dispose([base, view, out]);
       }
