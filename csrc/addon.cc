@@ -133,8 +133,9 @@ static Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
 #define STRUCTURA_SET_BOTH(fn, v) structura_##fn(v)
 #endif
 
-// A setter that would turn on a kernel STRUCTURA_CUDA_DISABLE switched off throws instead (the
-// kernels' builds refuse it too); nothing is changed then.
+// A setter that would turn on a kernel STRUCTURA_CUDA_DISABLE switched off throws instead; nothing is
+// changed then. (A switched-off default — lora-decode, pdl — is still set, but the dispatch of cuda/
+// skips it; the setters report it as not in effect.)
 static void refuse_disabled(const Napi::Env& env, const std::string& what, int sw) {
   if (!kernel_disabled(sw)) return;
   const char* list = std::getenv("STRUCTURA_CUDA_DISABLE");

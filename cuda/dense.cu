@@ -1749,11 +1749,7 @@ extern "C" int STRUCTURA_CUDA_FN(lora_decode)(const structura_gemm_params* p, co
   return e;
 }
 
-// The setters refuse (-2) what STRUCTURA_CUDA_DISABLE switched off, and report it as not in effect.
-extern "C" int STRUCTURA_CUDA_FN(lora_set_fused)(int on) {
-  if (on && disabled(STRUCTURA_SW_LORA_DECODE)) return -2;
-  return g_lora_fused.exchange(on != 0) && !disabled(STRUCTURA_SW_LORA_DECODE) ? 1 : 0;
-}
+extern "C" int STRUCTURA_CUDA_FN(lora_set_fused)(int on) { return g_lora_fused.exchange(on != 0) ? 1 : 0; }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
   return wgmma_allowed(g_gemm_kernel.load(std::memory_order_relaxed)) ? 1 : 0;
@@ -1761,13 +1757,11 @@ extern "C" int STRUCTURA_CUDA_FN(gemm_wgmma_active)(void) {
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_decode)(int version) {
   if (version < 0 || version > 2) return -1;
-  if (version == 2 && disabled(STRUCTURA_SW_DECODE_STREAM)) return -2;
   return g_decode_version.exchange(version);
 }
 
 extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {
   if (mode < 0 || mode > 3) return -1;
-  if ((mode == 2 && disabled(STRUCTURA_SW_WGMMA)) || (mode == 3 && disabled(STRUCTURA_SW_WGMMA_TMA))) return -2;
   return g_gemm_kernel.exchange(mode);
 }
 
@@ -1795,7 +1789,7 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
     if (splits > 1)
       if (int e = decode_split_scratch(&sk)) return e;
     const dim3 dgrid((unsigned)((p->n + kDecN - 1) / kDecN), (unsigned)splits, (unsigned)p->batch);
-    const bool stream = decode == 2 && !disabled(STRUCTURA_SW_DECODE_STREAM);
+    const bool stream = decode == 2;
     if (p->dtype == STRUCTURA_DT_BF16)
       return stream ? launch_decode<gemm_decode_kernel<true, true>>(*p, dgrid, s, sk) : launch_decode<gemm_decode_kernel<true, false>>(*p, dgrid, s, sk);
     return stream ? launch_decode<gemm_decode_kernel<false, true>>(*p, dgrid, s, sk) : launch_decode<gemm_decode_kernel<false, false>>(*p, dgrid, s, sk);

@@ -137,12 +137,8 @@ extern "C" const char* STRUCTURA_CUDA_FN(cuda_switch_name)(int sw) {
 }
 
 // launch_pdl (cuda/launch.cuh) lets a kernel start while the one before it in the stream finishes
-// (griddepcontrol, sm_90+). Turning it on is refused (-2) while STRUCTURA_CUDA_DISABLE names pdl.
-extern "C" int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on) {
-  const bool off = STRUCTURA_CUDA_FN(cuda_disabled)(STRUCTURA_SW_PDL);
-  if (on && off) return -2;
-  return g_pdl_on.exchange(on ? 1 : 0) && !off ? 1 : 0;
-}
+// (griddepcontrol, sm_90+); never while STRUCTURA_CUDA_DISABLE names pdl.
+extern "C" int STRUCTURA_CUDA_FN(cuda_set_pdl)(int on) { return g_pdl_on.exchange(on ? 1 : 0); }
 
 extern "C" int STRUCTURA_CUDA_FN(cuda_pdl_active)(void) {
   if (!g_pdl_on || STRUCTURA_CUDA_FN(cuda_disabled)(STRUCTURA_SW_PDL)) return 0;

@@ -87,8 +87,8 @@ int STRUCTURA_CUDA_FN(cuda_pdl_active)(void);
  * named kernels — the ones that had not yet passed on a GPU when they were written — from running:
  *   wgmma  wgmma-tma  lora-decode  decode-splitk  decode-stream  decode-f32  decode-nmajor
  *   decode-nmajor-f32  pdl
- * (bit i of the mask is name i). A default path then takes the kernel it replaced; a switch that asks
- * for one (setGemmKernel, setLoraDecode, setDecodeKernel, setDependentLaunch) is refused with -2.
+ * (bit i of the mask is name i). A default path then takes the kernel it replaced; the addon's switches
+ * that would ask for one (setGemmKernel, setLoraDecode, setDecodeKernel, setDependentLaunch) throw.
  * scripts/gpu-check.sh sets it from test/gpu/probe.ts's verdicts, so that one broken kernel does not take
  * a whole GPU run down with it. An unknown name is reported on stderr once. cuda_disabled(i): whether
  * switch i is off; cuda_switch_name(i): its name, or NULL past the last. */

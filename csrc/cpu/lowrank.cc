@@ -542,9 +542,9 @@ double dot(const double* a, const double* b, int64_t n) {
 
 // Orthonormalises the l rows (length n) of Q in place: Gram–Schmidt, twice ("twice is enough"). A row
 // that is (numerically) in the span of the earlier ones becomes zero. Blocked: each block of kGsBlock
-// rows is first projected off all earlier rows by two GEMMs (twice), then orthonormalised within
-// itself row by row — the same projections as row-by-row classical Gram–Schmidt twice, but the bulk
-// (l²·n of the work) on the threaded GEMM. Row by row it was most of lowrank.svd's time (rank 256 of
+// rows is first projected off all earlier rows by two GEMMs (block classical Gram–Schmidt, twice), then
+// orthonormalised within itself row by row (modified, twice), so the bulk (l²·n of the work) runs on the
+// threaded GEMM. Row by row it was most of lowrank.svd's time (rank 256 of
 // a 4096² matrix: 24%, with the small SVD's Jacobi 41%).
 void orthonormalize_rows(double* Q, int64_t l, int64_t n) {
   constexpr int64_t kGsBlock = 32;

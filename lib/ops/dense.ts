@@ -21,6 +21,9 @@ function gemm(a: Tensor, b: Tensor, ta: boolean, tb: boolean): Tensor {
   return fromHandle(native().matmul(a._h, b._h, ta, tb), a.dtype, [...batch, m, n], a._dev);
 }
 
+/** t [..., n] as rows [rows, n] (a reshape), or t itself when 2-D: a batch folded into one GEMM. */
+const asRows = (t: Tensor): Tensor => (t._shape.length > 2 ? reshape(t, [-1, t._shape[t._shape.length - 1]]) : t);
+
 /** a [..., M, K] · b [..., K, N], both at least 2-D, shapes checked. */
 function matmulND(a: Tensor, b: Tensor): Tensor {
   const out = gemm(a, b, false, false);
@@ -34,16 +37,12 @@ function matmulND(a: Tensor, b: Tensor): Tensor {
         // b is a transposed view of a row-major [N, K] matrix (x·Wᵀ through W.T, as nn.Linear does):
         // its gradient is made as gᵀ·x [N, K], in W's own layout, and handed back transposed (a view),
         // so the Transpose node's backward gives W a contiguous gradient — no transposing copy per step
-        const x2 = sa.length > 2 ? reshape(x, [-1, sa[sa.length - 1]]) : x;
-        const g2 = sa.length > 2 ? reshape(g, [-1, g._shape[g._shape.length - 1]]) : g;
-        const gbT = gemm(g2, x2, true, false);
+        const gbT = gemm(asRows(g), asRows(x), true, false);
         gb = gbT.T;
         gbT.dispose();
       } else if (sb.length === 2 && sa.length > 2) {
         // one weight matrix for the whole batch: Σ_batch xᵀ·g as a single [K, rows]·[rows, N] GEMM
-        const x2 = reshape(x, [-1, sa[sa.length - 1]]);
-        const g2 = reshape(g, [-1, g._shape[g._shape.length - 1]]);
-        gb = gemm(x2, g2, true, false);
+        gb = gemm(asRows(x), asRows(g), true, false);
       } else {
         gb = sumTo(gemm(x, g, true, false), sb);
       }
@@ -61,17 +60,10 @@ export function linearNT(x: Tensor, W: Tensor): Tensor {
   checkSameKind('nn.Linear', ['x', 'weight'], [x, W]);
   checkFloating('nn.Linear', 'x', x);
   const out = gemm(x, W, false, true);
-  const sx = x._shape;
-  return record('Linear', [x, W], out, [x, W], (g, [xs, w], needs) => {
-    const ga = needs[0] ? gemm(g, w, false, false) : null;
-    let gw: Tensor | null = null;
-    if (needs[1]) {
-      const x2 = sx.length > 2 ? reshape(xs, [-1, sx[sx.length - 1]]) : xs;
-      const g2 = sx.length > 2 ? reshape(g, [-1, g._shape[g._shape.length - 1]]) : g;
-      gw = gemm(g2, x2, true, false);
-    }
-    return [ga, gw];
-  });
+  return record('Linear', [x, W], out, [x, W], (g, [xs, w], needs) => [
+    needs[0] ? gemm(g, w, false, false) : null,
+    needs[1] ? gemm(asRows(g), asRows(xs), true, false) : null,
+  ]);
 }
 
 /**
