@@ -5,7 +5,8 @@
 // events). On 'cuda-emu' (--quick only) n = 2^12.
 // On the CPU: add of 2^24 float32 (64 MiB each: past the caches, and an output the CPU's large-buffer
 // cache serves without page faults) and bfloat16 (converted in blocks), and the exact-erf GELU of 2^22
-// float32 (compute-bound), each against PyTorch in the same run (bench/torch/core.py).
+// float32 (compute-bound), and contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
+// tiled copy's register transposes), each against PyTorch in the same run (bench/torch/core.py).
 import type { BenchCase, BenchContext } from './run';
 import { add, gelu, randn, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
@@ -36,9 +37,38 @@ function cpuCase(ctx: BenchContext, op: 'add' | 'gelu', n: number, dtype: 'float
   };
 }
 
+/** contiguous() of a transposed [4096, 4096] view (the tiled copy's register transposes), against
+ * PyTorch's x.t().contiguous(): one read and one write of the matrix. */
+function transposeCase(ctx: BenchContext, dtype: 'float32' | 'bfloat16'): BenchCase {
+  let x: Tensor | undefined;
+  const n = 4096;
+  return {
+    op: 'contiguous',
+    shape: `[${n}, ${n}]ᵀ`,
+    dtype,
+    device: ctx.device,
+    bytes: 2 * (dtype === 'float32' ? 4 : 2) * n * n,
+    setup() {
+      x = randn([n, n], { seed: 1, dtype });
+    },
+    run() {
+      const v = x!.T;
+      v.contiguous().dispose();
+      v.dispose();
+    },
+    teardown() {
+      x?.dispose();
+    },
+    baselines: { torch: { kind: 'torch', script: 'core.py', spec: { op: 'transpose', n, dtype }, label: 'x.t().contiguous()' } },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (!ctx.onDevice)
-    return [cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32')];
+    return [
+      cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32'),
+      transposeCase(ctx, 'float32'), transposeCase(ctx, 'bfloat16'),
+    ];
   const n = copyElements(ctx);
   let a: Tensor | undefined, b: Tensor | undefined;
   return [

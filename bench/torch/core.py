@@ -5,6 +5,7 @@ A case spec is {"id", "op", "dtype", ...} with standard normal inputs like the s
 output allocated by every call, as ours is:
   add            {n}            a + b, [n]
   gelu           {n}            F.gelu(x) (the exact erf form), [n]
+  transpose      {n}            x.t().contiguous(), x [n, n]
   sum            {m, n, axis}   x.sum(axis), x [m, n]
   softmax        {m, n}         torch.softmax(x, -1)
   cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
@@ -27,6 +28,9 @@ def make_case(torch, spec):
     if op == "gelu":
         x = torch.randn(spec["n"]).to(dtype)
         return lambda: F.gelu(x)
+    if op == "transpose":
+        x = torch.randn(spec["n"], spec["n"]).to(dtype)
+        return lambda: x.t().contiguous()
     x = torch.randn(spec["m"], spec["n"]).to(dtype)
     if op == "sum":
         axis = spec["axis"]
