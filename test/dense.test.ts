@@ -128,6 +128,48 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
   }
 });
 
+// float64 x·Wᵀ on the CPU against dot products in JS, every element within (k + 2)·2^−53·Σ|a||w|.
+function checkF64NT(m: number, k: number, n: number, seed: number): void {
+  const x = S.randn([m, k], { dtype: 'float64', seed }), w = S.randn([n, k], { dtype: 'float64', seed: seed + 1 });
+  const y = S.matmul(x, w.T);
+  const xv = x.dataSync() as Float64Array, wv = w.dataSync() as Float64Array, got = y.dataSync() as Float64Array;
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let ref = 0, abs = 0;
+      for (let q = 0; q < k; q++) ref += xv[i * k + q] * wv[j * k + q], abs += Math.abs(xv[i * k + q] * wv[j * k + q]);
+      const e = Math.abs(got[i * n + j] - ref);
+      if (!(e <= (k + 2) * 2 ** -53 * abs)) assert.unreachable(`float64 ${m}×${k}×${n} x·Wᵀ: element [${i}, ${j}] is ${got[i * n + j]}, reference ${ref}`);
+    }
+  x.dispose(), w.dispose(), y.dispose();
+}
+
+// The skinny x·Wᵀ dot products run in tiles of up to 4 rows × 6 columns (AVX-512; 2 × 4 on AVX2): every
+// row and column remainder, split over 1 and 2 threads, in float32 (K past the tiny direct loop, with a
+// tail of K), float64, bfloat16 pairs (even K) and bfloat16 W widened in registers (odd K).
+test('skinny x·Wᵀ tiles: every row and column remainder, every SIMD level', () => {
+  const threads = S.getNumThreads();
+  try {
+    atEachSimdLevel((level) => {
+      for (const nt of [1, 2]) {
+        S.setNumThreads(nt);
+        for (const m of [1, 2, 3, 4, 5, 6, 7, 9])
+          for (let n = 1; n <= 13; n++)
+            for (const [dt, k] of [['float32', 4101], ['float64', 4101], ['bfloat16', 130], ['bfloat16', 131]] as const) {
+              try {
+                if (dt === 'float64') checkF64NT(m, k, n, freshSeed());
+                else checkMatmul('cpu', dt, { m, k, n, transB: true }, freshSeed());
+              } catch (e) {
+                console.error(`  (SIMD ${level}, ${nt} thread(s), ${dt} ${m}×${k}×${n})`);
+                throw e;
+              }
+            }
+      }
+    });
+  } finally {
+    S.setNumThreads(threads);
+  }
+});
+
 test('a linear layer: gradients of x·Wᵀ + b for x, W and b', () => {
   // W.T is a transposed view: W's gradient is made in W's layout (gᵀ·x) and handed back transposed;
   // 3-D and 2-D x, and one output (W [1, 5]: its transpose is also a plain column)
