@@ -73,18 +73,26 @@ template <class T>
 using SkinnyNN = void (*)(int64_t kb, const T* A, int64_t rs_a, int64_t cs_a, const T* B, int64_t rs_b, int64_t width,
                           T* acc, int64_t ld, bool first);
 template <class T>
-using SkinnyNT = void (*)(int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw, T* out, int64_t ld_out);
+using SkinnyNT = void (*)(int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw, T* out, int64_t ld_out, void* part, int flags, int64_t pf);
 template <class T>
 using PackFn = void (*)(const T* src, int64_t rs, int64_t cs, int64_t len, int64_t kc, T* dst);
 // nt with W as 16-bit float bits (float only; gemm_half)
 using SkinnyNT16 = void (*)(int64_t K, const float* A, int64_t lda, const uint16_t* W, int64_t ldw, float* out,
-                            int64_t ld_out);
+                            int64_t ld_out, void* part, int flags, int64_t pf);
 
 // The largest skinny x·Wᵀ tile (nt_tile): AVX-512's 4 × 6 (24 accumulators, 4 A vectors and W's in
 // 32 registers). On the 2-core Zen 5, 4 × 6 over 4 × 4 made 16 × 4096 × 4096 x·Wᵀ 1.23 → 1.08 ms in
 // bfloat16 and 2.83 → 2.32 ms in float32 (fewer loads an FMA: 10 per 24 against 8 per 16); 5 × 5, 6 × 4,
 // 8 × 3 and 3 × 8 were slower than 4 × 6 (the tile's 4 rows of W fit L1 beside A's chunk).
 constexpr int kNtMI = 4, kNtNJ = 6;
+// nt_tile's flags: start from the vector sums in part (not the first K chunk); leave them there unsummed
+// (not the last). kNtMaxRows: the most rows skinny_nt takes (its output tile is on the stack).
+// kNtChunkBytes: skinny_nt's K chunk, a row of A or W. On the 2-core Zen 5 (16 / 32 / 64 × 4096 × 4096
+// x·Wᵀ) 4 KB chunks made bfloat16 1.09–1.18 → 0.95–1.03, 1.93–2.05 → 1.58–1.64 and 3.54–3.64 → 2.87–2.98
+// ms, float32 2.36–2.41 → 2.27–2.30, 4.08–4.23 → 3.46–3.47 and 7.9–8.1 → 6.3–6.4 ms (2 and 8 KB were
+// slower; 8 rows, two row tiles, lost 7% in float32, so they stay unchunked).
+constexpr int kNtLoad = 1, kNtStore = 2;
+constexpr int64_t kNtMaxRows = 128, kNtChunkBytes = 4096;
 
 // One ISA's kernels and blocking. mc, kc, nc: cache blocks (measured on the AMD EPYC dev box: 32 KB L1d,
 // 1 MB L2 per core, shared L3); the packed B micro-panel (kc·NR) is the one every A micro-panel reuses.
@@ -928,24 +936,39 @@ void skinny_nn(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, T
 
 // Skinny, Bᵀ row-major (B(k, j) = W[j·cs_b + k]): each C element is a dot product of a row of A (A: rows
 // contiguous, lda apart) with a row of W; tiles of nt_mi × nt_nj of them, every row of W read from memory once.
+// With more than two row tiles, K goes in chunks of kNtChunkBytes a row: the tile's rows of W for one
+// chunk stay in L1 while every row tile uses them (their vector sums kept in part between chunks),
+// where unchunked the rows of A streaming through evicted them and the later row tiles read W from L2.
+// part: one row tile's kNtMI × kNtNJ vectors for each row tile.
 template <class T>
-void skinny_nt(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, const T* A, int64_t lda) {
+void skinny_nt(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, const T* A, int64_t lda, void* part) {
   const int NJ = im.nt_nj;
-  T out[kNtMI * kNtNJ];
+  T out[kNtMaxRows * kNtNJ];
+  // 512 bytes ahead in a row of W (the hardware prefetcher alone left the loads waiting)
+  const int64_t pf_ahead = 512 / (p.B16 ? 2 : (int64_t)sizeof(T));
+  const bool chunked = p.M > 2 * im.nt_mi;
+  const int64_t kc = chunked ? std::max<int64_t>(im.lanes, kNtChunkBytes / (int64_t)sizeof(T) / im.lanes * im.lanes) : p.K;
+  const size_t tile_bytes = (size_t)kNtMI * kNtNJ * im.lanes * sizeof(T);
   for (int64_t j = j0; j < j1; j += NJ) {
     const int nj = (int)std::min<int64_t>(NJ, j1 - j);
-    for (int64_t i = 0; i < p.M; i += im.nt_mi) {
-      const int mi = (int)std::min<int64_t>(im.nt_mi, p.M - i);
-      if constexpr (std::is_same<T, float>::value) {
-        if (p.B16) {  // 16-bit W, widened in registers by the kernel
-          im.nt16[(int)p.b16 - 1][mi][nj](p.K, A + i * lda, lda, p.B16 + j * p.cs_b, p.cs_b, out, NJ);
-          write_out(p, out, NJ, i, i + mi, j, nj);
-          continue;
+    for (int64_t k0 = 0; k0 < p.K; k0 += kc) {
+      const int64_t kb = std::min<int64_t>(kc, p.K - k0);
+      const int flags = (k0 > 0 ? kNtLoad : 0) | (k0 + kb < p.K ? kNtStore : 0);
+      for (int64_t i = 0, t = 0; i < p.M; i += im.nt_mi, t++) {
+        const int mi = (int)std::min<int64_t>(im.nt_mi, p.M - i);
+        void* vp = static_cast<char*>(part) + t * tile_bytes;
+        const int64_t pf = t == 0 ? pf_ahead : 0;  // the first row tile brings the chunk of W in
+        T* o = out + i * NJ;
+        if constexpr (std::is_same<T, float>::value) {
+          if (p.B16) {  // 16-bit W, widened in registers by the kernel
+            im.nt16[(int)p.b16 - 1][mi][nj](kb, A + i * lda + k0, lda, p.B16 + j * p.cs_b + k0, p.cs_b, o, NJ, vp, flags, pf);
+            continue;
+          }
         }
+        im.nt[mi][nj](kb, A + i * lda + k0, lda, p.B + j * p.cs_b + k0, p.cs_b, o, NJ, vp, flags, pf);
       }
-      im.nt[mi][nj](p.K, A + i * lda, lda, p.B + j * p.cs_b, p.cs_b, out, NJ);
-      write_out(p, out, NJ, i, i + mi, j, nj);
     }
+    write_out(p, out, NJ, 0, p.M, j, nj);
   }
 }
 
@@ -1015,6 +1038,7 @@ void gemm_impl(Problem<T> p) {
   // even; K = 512 even), bfloat16 pairs with K ≥ 2048 to 128 (M = 128: 14–17 ms against 21 at K =
   // 4096, 58 µs a row against 105 at K = 2048; K = 1024 even). x·W's row kernels stop at 16 rows.
   const int64_t nt_rows = p.bf16_pairs ? (p.K >= 1024 ? 128 : 16) : (p.K >= 1024 ? 64 : 16);
+  static_assert(kNtMaxRows >= 128, "skinny_nt's output tile holds every row the skinny x·Wᵀ path takes");
   const bool skinny = p.M <= 16 || (p.M <= nt_rows && p.rs_b == 1 && im.lanes > 0);
   if (p.A16 && skinny) widen_a();
   // Threads split the rows and share each packed B panel (packing it together, meeting at two barriers
@@ -1069,11 +1093,13 @@ void gemm_impl(Problem<T> p) {
       }
       const int64_t NJ = im.nt_nj, tiles = (p.N + NJ - 1) / NJ;
       nt = (int)std::min<int64_t>(nt, tiles);
+      if ((int)ws.b.size() < nt) ws.b.resize(nt);
       parallel_region(nt, [&](int tid, int n_threads) {
         const int64_t j0 = std::min<int64_t>(p.N, tiles * tid / n_threads * NJ);
         const int64_t j1 = std::min<int64_t>(p.N, tiles * (tid + 1) / n_threads * NJ);
         if (j1 <= j0) return;
-        skinny_nt(im, p, j0, j1, A, lda);
+        void* part = ws.b[tid].get(sizeof(T) * (size_t)((p.M + im.nt_mi - 1) / im.nt_mi * kNtMI * kNtNJ * im.lanes));
+        skinny_nt(im, p, j0, j1, A, lda, part);
         finish(0, p.M, j0, j1);
       });
     }
