@@ -18,8 +18,8 @@
 // (a barrier after packing, one before repacking); with too few rows, columns are split instead.
 // Skinny problems (M ≤ 16; long-K x·Wᵀ to 64 rows, 128 as bfloat16 pairs: B read once) skip packing if B
 // has a unit stride: row-major B streams row by row through register tiles with software prefetch
-// (nn_rows), Bᵀ row-major (x·Wᵀ) becomes dot products with the rows of W (nt_tile); each thread takes
-// its own columns. When N is tiny (or ≤ 16 at the SIMD levels) and M is not, the problem is transposed
+// (nn_rows), Bᵀ row-major (x·Wᵀ) becomes dot products with the rows of W (nt_tile: 4 × 6 tiles, K in
+// L1-sized chunks when several row tiles share W's rows); each thread takes its own columns. When N is tiny (or ≤ 16 at the SIMD levels) and M is not, the problem is transposed
 // (Cᵀ = Bᵀ·Aᵀ, free with strides) so the short side becomes M and A is streamed instead of packed.
 // With N ≤ 64 and row-major A, the kernels read A in place (kern_ua): packing A, a transpose, would
 // cost about as much as the few products each of its elements takes part in.
