@@ -602,8 +602,8 @@ __device__ __forceinline__ void wgmma_ktile(float (&acc)[128], uint32_t a_addr, 
 // in acc[4j …], the wgmma D layout) through a stage at st: all at once (kCols = 256, the cp.async
 // kernel) or 32 columns at a time (the TMA kernel, whose operand stages stay in use). The chunks of
 // the latter are unrolled: in a loop all 128 accumulators stay live to its end, which with the
-// epilogue's state spilled at the TMA kernel's 168-register limit (9 warps); unrolled, each chunk's die
-// once staged (8 copies of the loop, not 128 of value()).
+// epilogue's state spilled under a 168-register cap; unrolled, each chunk's die once staged (8 copies
+// of the loop, not 128 of value()). (The TMA kernel's 9 warps now allow 224 registers a thread.)
 template <int kCols>
 __device__ __forceinline__ void store_wgmma_tile(const Epilogue& e, const float (&acc)[128], dev_ptr<float> st, int lane,
                                                  int row0, int n0, int M, int N) {
