@@ -26,8 +26,8 @@
 //     release/acquire flag to the others, which stream W meanwhile and wait only before the epilogue.
 //     The chain of three launches it replaces took 22 µs for lora M = 1 on the H200 against 13.4 µs for
 //     x·Wᵀ. Same bits as the chain (setLoraDecode('chain')). A dependent launch (L2 prefetch of W
-//     before its wait, tickets after). ptxas (CUDA 13.0, sm_90a): 58–60 registers, no spills. The
-//     default, not yet run on a GPU.
+//     before its wait, tickets after). ptxas (CUDA 13.0, sm_90a): bf16 60 registers, no spills; f16 48
+//     registers and a 4-byte spill (an 8-byte stack frame). The default, not yet run on a GPU.
 //   * split-K decode: when the 16-bit decode kernel's ceil(N/16) CTAs would be fewer than two an SM
 //     (a GQA k/v projection, 4096 → 1024, has 64) and K ≥ 2048, gridDim.y slices of K (≥ 1024 each,
 //     at most 8), their float32 partials through a per-device scratch, the last CTA of a column tile

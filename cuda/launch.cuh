@@ -91,9 +91,11 @@ cudaError_t launch_pdl(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t st
   cfg.stream = stream;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  cudaLaunchKernelEx(&cfg, K, args...);
-  const cudaError_t e = cudaGetLastError();
+  // The launch's own result, not cudaGetLastError(): an error left pending by an earlier call would
+  // read as a refusal, and the kernel, which did run, would be launched a second time below.
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, K, args...);
   if (e == cudaSuccess) return e;
+  (void)cudaGetLastError();  // the refusal is not sticky: clear it, so the plain launch reports its own
   // Refused (a driver or stream that does not take the attribute): the same launch in plain stream
   // order, and no more dependent launches in this process if that one goes through.
   const cudaError_t plain = launch<K>(grid, block, smem_bytes, stream, args...);

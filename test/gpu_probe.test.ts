@@ -1,7 +1,7 @@
 // gpu_probe.test.ts — the kernel switches of STRUCTURA_CUDA_DISABLE (cuda/structura_cuda.h, read once
 // a process, so each case runs in a child) and test/gpu/probe.ts, which names the kernels a GPU run
 // should switch off, on the emulated device 'cuda-emu': every verdict ok there, and a planted failure,
-// hang and crash each named and listed.
+// hang and crash each named and listed, and a pair failing together switches off 'pdl'.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -63,7 +63,8 @@ test('probe: every kernel passes on cuda-emu; a planted failure, hang and crash 
   const all = probe({});
   assert.is(all.status, 0, all.err);
   const lines = all.out.trim().split('\n');
-  for (const name of ['base', 'wgmma', 'wgmma-tma', 'lora-decode', 'decode-splitk', 'decode-stream', 'decode-f32', 'decode-nmajor', 'decode-nmajor-f32', 'pdl'])
+  for (const name of ['base', 'wgmma', 'wgmma-tma', 'lora-decode', 'decode-splitk', 'decode-stream', 'decode-f32', 'decode-nmajor', 'decode-nmajor-f32', 'pdl',
+    'lora-decode\\+pdl', 'decode-splitk\\+pdl'])
     assert.ok(lines.some((l) => new RegExp(`^${name} +ok `).test(l)), `${name} is not ok:\n${all.out}`);
   assert.is(lines.pop(), 'STRUCTURA_CUDA_DISABLE=');
 
@@ -76,6 +77,14 @@ test('probe: every kernel passes on cuda-emu; a planted failure, hang and crash 
   assert.match(p.find((l) => l.startsWith('pdl '))!, /^pdl +timeout .*no answer in 8 s/);
   assert.match(p.find((l) => l.startsWith('decode-nmajor '))!, /^decode-nmajor +ok /);
   assert.is(p.pop(), 'STRUCTURA_CUDA_DISABLE=wgmma,decode-f32,pdl');
+
+  // a pair that fails together while each passed alone switches off the dependent launches they share
+  const pair = probe({ STRUCTURA_PROBE_FAIL: 'lora-decode+pdl' }, ['lora-decode', 'pdl']);
+  assert.is(pair.status, 0, pair.err);
+  const q = pair.out.trim().split('\n');
+  assert.match(q.find((l) => l.startsWith('lora-decode '))!, /^lora-decode +ok /);
+  assert.match(q.find((l) => l.startsWith('lora-decode+pdl '))!, /^lora-decode\+pdl +error .*planted failure/);
+  assert.is(q.pop(), 'STRUCTURA_CUDA_DISABLE=pdl');
 });
 
 test.run();

@@ -9,7 +9,9 @@
 //
 // First a base check (mma.sync and the v1 decode kernel, with every switch off: what the verdicts stand
 // on), then one child a switch, run with every *other* switch off, so that a failure is that kernel's
-// own. It forces its kernel where a setter exists and otherwise picks shapes that take it (the
+// own; then the pairs that are on together by default (COMBOS: fused lora at decode and split-K decode,
+// each launched as a dependent launch), when both passed alone — one that fails switches off 'pdl', the
+// part they share, which only overlaps launches. It forces its kernel where a setter exists and otherwise picks shapes that take it (the
 // preconditions in cuda/dense.cu), and compares with float64 references (test/conformance's checks).
 // Prints a line a check — ok, wrong (a mismatch), error (an exception: a CUDA error, a refused switch),
 // crash (the process died) or timeout — then `STRUCTURA_CUDA_DISABLE=<the switches that were not ok>`
@@ -28,8 +30,10 @@ export const SWITCHES = [
   'wgmma', 'wgmma-tma', 'lora-decode', 'decode-splitk', 'decode-stream', 'decode-f32', 'decode-nmajor', 'decode-nmajor-f32', 'pdl',
 ] as const;
 export type Switch = (typeof SWITCHES)[number];
+export const COMBOS = [['lora-decode', 'pdl'], ['decode-splitk', 'pdl']] as const;
+export type Check = 'base' | Switch | `${Switch}+${Switch}`;
 export type Verdict = 'ok' | 'wrong' | 'error' | 'crash' | 'timeout';
-export interface ProbeResult { check: 'base' | Switch; verdict: Verdict; seconds: number; detail: string }
+export interface ProbeResult { check: Check; verdict: Verdict; seconds: number; detail: string }
 
 // ---------------------------------------------------------------------------------------------------
 // the checks (run in a child)
@@ -44,7 +48,11 @@ function withSetting<T>(set: (v: T) => T, v: T, run: () => void): void {
   }
 }
 
-function check(name: 'base' | Switch, dev: string, gpu: boolean): void {
+function check(name: Check, dev: string, gpu: boolean): void {
+  if (name.includes('+')) {  // a pair: each one's checks, with both on
+    for (const part of name.split('+')) check(part as Switch, dev, gpu);
+    return;
+  }
   const mm = (dt: DenseDType, cases: DenseCase[]) => cases.forEach((c, i) => checkMatmul(dev, dt, c, 1000 + i));
   const lora = (dt: 'float16' | 'bfloat16', cases: LoraCase[]) => cases.forEach((c, i) => checkLora(dev, dt, c, 2000 + i));
   // x·Wᵀ products a wgmma kernel takes (N > 128, M > 64 in 'auto'; forced here): tails, several k-tiles,
@@ -123,7 +131,7 @@ function check(name: 'base' | Switch, dev: string, gpu: boolean): void {
   }
 }
 
-function child(name: 'base' | Switch, dev: string): void {
+function child(name: Check, dev: string): void {
   if (process.env.STRUCTURA_PROBE_HANG === name) for (;;);
   if (process.env.STRUCTURA_PROBE_CRASH === name) process.abort();
   if (process.env.STRUCTURA_PROBE_FAIL === name) throw new Error(`planted failure (STRUCTURA_PROBE_FAIL=${name})`);
@@ -134,8 +142,9 @@ function child(name: 'base' | Switch, dev: string): void {
 // ---------------------------------------------------------------------------------------------------
 // the parent: one child a check
 
-function runChild(name: 'base' | Switch, dev: string, timeoutS: number): Promise<ProbeResult> {
-  const off = SWITCHES.filter((s) => s !== name).join(',');
+function runChild(name: Check, dev: string, timeoutS: number): Promise<ProbeResult> {
+  const on = name.split('+');
+  const off = SWITCHES.filter((s) => !on.includes(s)).join(',');
   const t0 = Date.now();
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [...process.execArgv, __filename, '--child', name, '--device', dev], {
@@ -169,7 +178,14 @@ export async function probe(dev: string, names: readonly Switch[], timeoutS: num
   const base = await runChild('base', dev, timeoutS);
   const results: ProbeResult[] = [];
   for (const n of names) results.push(await runChild(n, dev, timeoutS));
-  return { base, results, disable: results.filter((r) => r.verdict !== 'ok').map((r) => r.check as Switch) };
+  const disable = new Set(results.filter((r) => r.verdict !== 'ok').map((r) => r.check as Switch));
+  for (const [a, b] of COMBOS) {
+    if (!names.includes(a) || !names.includes(b) || disable.has(a) || disable.has(b)) continue;
+    const r = await runChild(`${a}+${b}`, dev, timeoutS);
+    results.push(r);
+    if (r.verdict !== 'ok') disable.add(b);
+  }
+  return { base, results, disable: SWITCHES.filter((s) => disable.has(s)) };
 }
 
 function parseArgs(argv: string[]) {
@@ -190,7 +206,7 @@ async function main(): Promise<void> {
   if (o.child) {
     let verdict: Verdict = 'ok', detail = '';
     try {
-      child(o.child as 'base' | Switch, o.device);
+      child(o.child as Check, o.device);
     } catch (e) {
       const err = e as Error;
       // uvu's assertions (a mismatch against the reference) are Assertion errors; anything else failed
