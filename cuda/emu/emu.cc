@@ -1124,10 +1124,13 @@ void wgmma_track(const Collective& c, const void* lo, const void* hi) {
 }
 // ---- mbarrier and TMA ----------------------------------------------------------------------------
 
+// addr's offset in the dynamic shared memory, or SIZE_MAX below it
+static size_t smem_offset(uint32_t addr) { return addr >= kSmemWindowBase ? (size_t)(addr - kSmemWindowBase) : SIZE_MAX; }
+
 static Mbar& mbar_at(Launch& L, uint32_t addr, const char* op) {
-  if (addr % 8 || (size_t)addr + 8 > L.smem)
+  if (addr % 8 || smem_offset(addr) > L.smem || smem_offset(addr) + 8 > L.smem)
     fail(ErrorKind::InvalidArgument, fmt("%s: shared address %u is not an 8-byte aligned mbarrier inside the %zu bytes "
-                                         "of dynamic shared memory", op, addr, L.smem));
+                                         "of dynamic shared memory (from shared address %u)", op, addr, L.smem, kSmemWindowBase));
   auto it = L.mbars.find(addr);
   if (it == L.mbars.end())
     fail(ErrorKind::Mbarrier, fmt("%s: no mbarrier was initialized at shared address %u (mbarrier.init)", op, addr));
@@ -1145,15 +1148,15 @@ static void mbar_progress(Launch& L, uint32_t addr, Mbar& m) {
 
 void mbar_init(uint32_t addr, unsigned count) {
   Launch& L = *g_launch;
-  if (addr % 8 || (size_t)addr + 8 > L.smem)
+  if (addr % 8 || smem_offset(addr) > L.smem || smem_offset(addr) + 8 > L.smem)
     fail(ErrorKind::InvalidArgument, fmt("mbarrier.init: shared address %u is not 8-byte aligned inside the %zu bytes of "
-                                         "dynamic shared memory", addr, L.smem));
+                                         "dynamic shared memory (from shared address %u)", addr, L.smem, kSmemWindowBase));
   if (count < 1 || count > (1u << 20) - 1) fail(ErrorKind::InvalidArgument, fmt("mbarrier.init with count %u", count));
   Mbar m;
   m.count = count;
   m.pending = count;
   L.mbars[addr] = m;
-  std::memset(reinterpret_cast<void*>(L.dyn.lo + addr), 0, 8);
+  std::memset(reinterpret_cast<void*>(L.dyn.lo + smem_offset(addr)), 0, 8);
 }
 
 void mbar_arrive(uint32_t addr, unsigned expect_tx_bytes) {
@@ -1208,23 +1211,24 @@ void tma_load_2d(uint32_t dst, const void* map_p, int c0, int c1, uint32_t bar) 
   if (mp.swizzle != 128 || row != 128)
     fail(ErrorKind::InvalidArgument, fmt("%s: only the 128-byte swizzle with 128-byte box rows is emulated (box row of %zu "
                                          "bytes, swizzle %u)", op, row, mp.swizzle));
-  if (dst % 1024 || (size_t)dst + bytes > L.smem)
+  const size_t dst_off = smem_offset(dst);
+  if (dst % 1024 || dst_off > L.smem || dst_off + bytes > L.smem)
     fail(ErrorKind::InvalidArgument, fmt("%s: destination at shared address %u (%zu bytes) must be 1024-byte aligned (the "
-                                         "128-byte swizzle) and inside the %zu bytes of dynamic shared memory",
-                                         op, dst, bytes, L.smem));
+                                         "128-byte swizzle) and inside the %zu bytes of dynamic shared memory (from "
+                                         "shared address %u)", op, dst, bytes, L.smem, kSmemWindowBase));
   Mbar& m = mbar_at(L, bar, op);
   const Region* g = find_global(mp.base);
   unsigned char* smem = reinterpret_cast<unsigned char*>(L.dyn.lo);
   for (const WgRead& w : L.wg_reads)
-    if (L.dyn.lo + dst < w.hi && L.dyn.lo + dst + bytes > w.lo && w.group > L.threads[(size_t)w.warp * 32].wg_waited)
+    if (L.dyn.lo + dst_off < w.hi && L.dyn.lo + dst_off + bytes > w.lo && w.group > L.threads[(size_t)w.warp * 32].wg_waited)
       fail(ErrorKind::SharedRace, fmt("%s into shared address %u while a wgmma of warp %d that reads it (commit group %u) "
                                       "is still in flight", op, dst, w.warp, w.group));
   for (uint32_t r = 0; r < mp.box[1]; r++)
     for (uint32_t i = 0; i < mp.box[0]; i++) {
       const int64_t gi = (int64_t)c0 + i, gr = (int64_t)c1 + r;
       uint32_t a = dst + r * (uint32_t)row + i * mp.elem_bytes;
-      a ^= ((a >> 7) & 7u) << 4;
-      unsigned char* d = smem + a;
+      a ^= ((a >> 7) & 7u) << 4;  // the swizzle is a function of the shared address, not of the offset
+      unsigned char* d = smem + (a - kSmemWindowBase);
       if (gi >= 0 && gr >= 0 && (uint64_t)gi < mp.dim[0] && (uint64_t)gr < mp.dim[1]) {
         const unsigned char* src = static_cast<const unsigned char*>(mp.base) + (uint64_t)gr * mp.row_bytes + (uint64_t)gi * mp.elem_bytes;
         check_impl(L.cur->linear, g, src, mp.elem_bytes, 1, Access::Read, /*site: not a warp access*/ 0);
@@ -1232,7 +1236,7 @@ void tma_load_2d(uint32_t dst, const void* map_p, int c0, int c1, uint32_t bar) 
       } else {
         std::memset(d, 0, mp.elem_bytes);
       }
-      Shadow* s = L.dyn.shadow + a;
+      Shadow* s = L.dyn.shadow + (a - kSmemWindowBase);
       for (uint32_t e = 0; e < mp.elem_bytes; e++) {
         s[e].tma = true;
         s[e].tma_bar = bar;

@@ -221,12 +221,16 @@ void end_pdl_chain();
 void prefetch_check(const Region* r, const void* p, uint32_t bytes);
 
 // ---- mbarrier and TMA (sm_90; cuda/ptx.cuh) --------------------------------------------------------
-// Shared addresses are offsets in the launch's dynamic shared memory (ptx::smem_addr). An mbarrier's
+// Shared addresses (ptx::smem_addr) are kSmemWindowBase plus the offset in the launch's dynamic shared
+// memory. The base is not a multiple of 1024 on purpose: on a GPU the dynamic block's address depends on
+// the kernel's static shared memory, so the kernels that need 1024-byte tiles (the 128-byte swizzle)
+// align them themselves, and here that padding runs instead of always being 0. An mbarrier's
 // state (arrival count, pending arrivals, transaction bytes, completed phases) is kept beside the 8
 // bytes it occupies; mbar_wait blocks the thread's fiber until the phase of that parity has completed
 // (a wait no arrival can end is reported as a deadlock). A TMA load copies its box at issue (128-byte
 // swizzle, zeros outside the tensor) and completes its bytes on the mbarrier; the bytes it wrote may be
 // read (by loads or by wgmma) only by a thread that has since waited for that phase of that mbarrier.
+constexpr uint32_t kSmemWindowBase = 0x410;
 void mbar_init(uint32_t addr, unsigned count);
 void mbar_arrive(uint32_t addr, unsigned expect_tx_bytes);
 void mbar_wait(uint32_t addr, unsigned parity);

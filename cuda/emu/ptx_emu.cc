@@ -223,7 +223,7 @@ double smem_element(Collective& c, Type t, const Desc& d, int row, int k, const 
   uint32_t a = d.start + (uint32_t)(row / 8) * d.sbo + (uint32_t)(row % 8) * 128 + 2 * (uint32_t)k;
   a ^= ((a >> 7) & 7u) << 4;
   const ptr<unsigned char> dyn = dynamic_smem();
-  const unsigned char* p = dyn.p + a;
+  const unsigned char* p = dyn.p + ((int64_t)a - (int64_t)kSmemWindowBase);
   check_access_at(c.first_thread, dyn.r, p, 2, 2, Access::Read, /*not profiled*/ 0);
   *where = p;
   uint16_t v;
@@ -282,7 +282,7 @@ void wgmma_fn(Collective& c) {
 uint32_t smem_addr(ptr<const void> p) {
   const ptr<unsigned char> dyn = dynamic_smem();
   if (p.r != dyn.r) fail(ErrorKind::InvalidArgument, "smem_addr: the pointer is not in the launch's dynamic shared memory (the only shared memory an emulated wgmma reads)");
-  return (uint32_t)(static_cast<const unsigned char*>(p.p) - dyn.p);
+  return kSmemWindowBase + (uint32_t)(static_cast<const unsigned char*>(p.p) - dyn.p);
 }
 
 void wgmma(int n, Type t, float* d, uint64_t desc_a, uint64_t desc_b) {
