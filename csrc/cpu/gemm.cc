@@ -19,8 +19,9 @@
 // Skinny problems (M ≤ 16; long-K x·Wᵀ to 64 rows, 128 as bfloat16 pairs: B read once) skip packing if B
 // has a unit stride: row-major B streams row by row through register tiles with software prefetch
 // (nn_rows), Bᵀ row-major (x·Wᵀ) becomes dot products with the rows of W (nt_tile: 4 × 6 tiles, K in
-// L1-sized chunks when several row tiles share W's rows); each thread takes its own columns. When N is tiny (or ≤ 16 at the SIMD levels) and M is not, the problem is transposed
-// (Cᵀ = Bᵀ·Aᵀ, free with strides) so the short side becomes M and A is streamed instead of packed.
+// L1-sized chunks when several row tiles share W's rows); each thread takes its own columns. When N is
+// tiny (or ≤ 16 at the SIMD levels) and M is not, the problem is transposed (Cᵀ = Bᵀ·Aᵀ, free with
+// strides) so the short side becomes M and A is streamed instead of packed.
 // With N ≤ 64 and row-major A, the kernels read A in place (kern_ua): packing A, a transpose, would
 // cost about as much as the few products each of its elements takes part in.
 // A thin B (few columns or few rows, ≤ 1 MB packed) is packed whole before the threads start, so
@@ -73,7 +74,8 @@ template <class T>
 using SkinnyNN = void (*)(int64_t kb, const T* A, int64_t rs_a, int64_t cs_a, const T* B, int64_t rs_b, int64_t width,
                           T* acc, int64_t ld, bool first);
 template <class T>
-using SkinnyNT = void (*)(int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw, T* out, int64_t ld_out, void* part, int flags, int64_t pf);
+using SkinnyNT = void (*)(int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw, T* out, int64_t ld_out,
+                          void* part, int flags, int64_t pf);
 template <class T>
 using PackFn = void (*)(const T* src, int64_t rs, int64_t cs, int64_t len, int64_t kc, T* dst);
 // nt with W as 16-bit float bits (float only; gemm_half)
@@ -935,7 +937,8 @@ void skinny_nn(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, T
 }
 
 // Skinny, Bᵀ row-major (B(k, j) = W[j·cs_b + k]): each C element is a dot product of a row of A (A: rows
-// contiguous, lda apart) with a row of W; tiles of nt_mi × nt_nj of them, every row of W read from memory once.
+// contiguous, lda apart) with a row of W; tiles of nt_mi × nt_nj of them, every row of W read from memory
+// once.
 // With more than two row tiles, K goes in chunks of kNtChunkBytes a row: the tile's rows of W for one
 // chunk stay in L1 while every row tile uses them (their vector sums kept in part between chunks),
 // where unchunked the rows of A streaming through evicted them and the later row tiles read W from L2.
@@ -947,7 +950,8 @@ void skinny_nt(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, c
   // 512 bytes ahead in a row of W (the hardware prefetcher alone left the loads waiting)
   const int64_t pf_ahead = 512 / (p.B16 ? 2 : (int64_t)sizeof(T));
   const bool chunked = p.M > 2 * im.nt_mi;
-  const int64_t kc = chunked ? std::max<int64_t>(im.lanes, kNtChunkBytes / (int64_t)sizeof(T) / im.lanes * im.lanes) : p.K;
+  const int64_t kc =
+      chunked ? std::max<int64_t>(im.lanes, kNtChunkBytes / (int64_t)sizeof(T) / im.lanes * im.lanes) : p.K;
   const size_t tile_bytes = (size_t)kNtMI * kNtNJ * im.lanes * sizeof(T);
   for (int64_t j = j0; j < j1; j += NJ) {
     const int nj = (int)std::min<int64_t>(NJ, j1 - j);
@@ -961,7 +965,8 @@ void skinny_nt(const Impl<T>& im, const Problem<T>& p, int64_t j0, int64_t j1, c
         T* o = out + i * NJ;
         if constexpr (std::is_same<T, float>::value) {
           if (p.B16) {  // 16-bit W, widened in registers by the kernel
-            im.nt16[(int)p.b16 - 1][mi][nj](kb, A + i * lda + k0, lda, p.B16 + j * p.cs_b + k0, p.cs_b, o, NJ, vp, flags, pf);
+            im.nt16[(int)p.b16 - 1][mi][nj](kb, A + i * lda + k0, lda, p.B16 + j * p.cs_b + k0, p.cs_b, o, NJ, vp,
+                                            flags, pf);
             continue;
           }
         }
