@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
 import { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak } from './helpers';
+import { roundBF16, roundF16 } from './reference/core';
 
 function withLeakCheck(name: string, fn: () => void): void {
   test(name, () => {
@@ -274,6 +275,67 @@ withLeakCheck('environment: backend(), setNumThreads/getNumThreads, cuda', () =>
   throwsLike(() => S.setNumThreads(0), RangeError, /'n' must be in \[1, 256\], got 0/);
   throwsLike(() => S.setNumThreads(1.5), RangeError, /'n' must be an integer/);
   throwsLike(() => S.setNumThreads('2' as never), TypeError, /'n' must be an integer/);
+});
+
+// cast's typed conversions (csrc/tensor.cc convert_row): float32 → float64 / bfloat16 / float16 and
+// float64 → float32 / bfloat16 / float16 (through float32), on 2^16 elements (the pool's jobs, which run
+// with FTZ/DAZ) of every kind — NaN payloads, ±inf, ±0, float32 subnormals, bfloat16 ties, float64
+// values beyond float32's range — contiguous and as a strided view, each element against JavaScript.
+// Where FTZ/DAZ may flush (a float32 subnormal read or made by a float conversion) ±0 of the same sign
+// is accepted; float32 → bfloat16 is bit arithmetic and keeps subnormals, as the devices do.
+withLeakCheck('cast between float32 / float64 and float64 / float32 / bfloat16 / float16: every kind of value, contiguous and strided', () => {
+  const n = 1 << 16;
+  let seed = 12345;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const bits = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = (rnd() * 2 ** 32) >>> 0;
+    switch (i % 6) {
+      case 0: bits[i] = u; break;                                          // any pattern, NaN payloads included
+      case 1: bits[i] = u & 0x807fffff; break;                             // subnormals and ±0
+      case 2: bits[i] = (u & 0xffff0000) | 0x8000; break;                  // bfloat16 ties
+      case 3: bits[i] = (u & 0x807fffff) | 0x7f800000; break;              // ±inf and NaNs
+      default: bits[i] = (u & 0x80ffffff) | (((100 + (u % 56)) & 0xff) << 23); // near float16's range
+    }
+  }
+  const f32 = new Float32Array(bits.buffer);
+  const f64 = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const k = i % 5;
+    f64[i] = k === 0 ? f32[i] : k === 1 ? (rnd() - 0.5) * 2 ** Math.floor(rnd() * 2200 - 1100) : k === 2 ? (rnd() - 0.5) * 2 ** -130 : k === 3 ? (rnd() - 0.5) * 2 ** 20 : [NaN, Infinity, -Infinity, 0, -0, 5e-324][i % 6];
+  }
+  const f32of = new Float32Array(1), u32of = new Uint32Array(f32of.buffer);
+  const fromBF16 = (b: number) => ((u32of[0] = b << 16), f32of[0]);
+  const fromF16 = (h: number) => {
+    const e = (h >> 10) & 31, m = h & 1023, sg = h & 0x8000 ? -1 : 1;
+    return e === 31 ? (m ? NaN : sg * Infinity) : sg * (e ? (1 + m / 1024) * 2 ** (e - 15) : (m / 1024) * 2 ** -14);
+  };
+  const tiny = 2 ** -126;
+  for (const [src, arr] of [['float32', f32], ['float64', f64]] as const) {
+    const t = S.tensor(arr, { dtype: src });
+    const pairs = t.reshape([n / 2, 2]);
+    const view = pairs.T; // [2, n/2], element (a, b) = t[2b + a]
+    for (const dst of (src === 'float32' ? ['float64', 'bfloat16', 'float16'] : ['float32', 'bfloat16', 'float16']) as S.DType[]) {
+      for (const [how, x, at] of [['contiguous', t, (i: number) => i], ['strided', view, (i: number) => 2 * (i % (n / 2)) + Math.floor(i / (n / 2))]] as const) {
+        const y = x.cast(dst);
+        const raw = y.rawDataSync();
+        y.dispose();
+        for (let i = 0; i < n; i++) {
+          const v = arr[at(i)];
+          const got = dst === 'bfloat16' ? fromBF16(raw[i]) : dst === 'float16' ? fromF16(raw[i]) : raw[i];
+          const through = Math.fround(v); // float64 sources go to the 16-bit dtypes through float32
+          const want = dst === 'float64' ? v : dst === 'float32' ? through : dst === 'bfloat16' ? roundBF16(through) : roundF16(through);
+          if (Number.isNaN(want) && Number.isNaN(got)) continue;
+          if (Object.is(got, want)) continue;
+          // FTZ/DAZ: a float32 subnormal read (float32 → float64) or produced (float64 → float32 and on)
+          const flushable = (src === 'float32' && dst === 'float64' && Math.abs(v) < tiny) || (src === 'float64' && Math.abs(through) < tiny);
+          if (flushable && got === 0 && Object.is(Math.sign(got) < 0 || Object.is(got, -0), v < 0 || Object.is(v, -0))) continue;
+          assert.unreachable(`cast ${src} → ${dst} (${how}) element ${i}: ${v} gave ${got}, expected ${want}`);
+        }
+      }
+    }
+    S.dispose([t, pairs, view]);
+  }
 });
 
 test.run();
