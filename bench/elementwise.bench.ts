@@ -5,8 +5,9 @@
 // events). On 'cuda-emu' (--quick only) n = 2^12.
 // On the CPU: add of 2^24 float32 (64 MiB each: past the caches, and an output the CPU's large-buffer
 // cache serves without page faults) and bfloat16 (converted in blocks), and the exact-erf GELU of 2^22
-// float32 (compute-bound), and contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
-// tiled copy's register transposes), each against PyTorch in the same run (bench/torch/core.py).
+// float32 (compute-bound), contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
+// tiled copy's register transposes), and cast of a [4096, 4096] float32 to float64 / bfloat16 / float16
+// and back from float64, each against PyTorch in the same run (bench/torch/core.py).
 import type { BenchCase, BenchContext } from './run';
 import { add, gelu, randn, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
@@ -63,11 +64,39 @@ function transposeCase(ctx: BenchContext, dtype: 'float32' | 'bfloat16'): BenchC
   };
 }
 
+type CastDType = 'float32' | 'float64' | 'bfloat16' | 'float16';
+/** cast() of a [4096, 4096] matrix (one read and one write; csrc/tensor.cc's typed conversions),
+ * against PyTorch's x.to(dtype). */
+function castCase(ctx: BenchContext, from: CastDType, to: CastDType): BenchCase {
+  let x: Tensor | undefined;
+  const n = 4096;
+  const size = (d: CastDType) => (d === 'float64' ? 8 : d === 'float32' ? 4 : 2);
+  return {
+    op: 'cast',
+    shape: `[${n}, ${n}] → ${to}`,
+    dtype: from,
+    device: ctx.device,
+    bytes: (size(from) + size(to)) * n * n,
+    setup() {
+      x = randn([n, n], { seed: 1, dtype: from });
+    },
+    run() {
+      x!.cast(to).dispose();
+    },
+    teardown() {
+      x?.dispose();
+    },
+    baselines: { torch: { kind: 'torch', script: 'core.py', spec: { op: 'cast', n, dtype: from, to }, label: `x.to(${to})` } },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (!ctx.onDevice)
     return [
       cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32'),
       transposeCase(ctx, 'float32'), transposeCase(ctx, 'bfloat16'),
+      castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),
+      castCase(ctx, 'float64', 'float32'),
     ];
   const n = copyElements(ctx);
   let a: Tensor | undefined, b: Tensor | undefined;

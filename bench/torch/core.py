@@ -6,6 +6,7 @@ output allocated by every call, as ours is:
   add            {n}            a + b, [n]
   gelu           {n}            F.gelu(x) (the exact erf form), [n]
   transpose      {n}            x.t().contiguous(), x [n, n]
+  cast           {n, to}        x.to(to), x [n, n] of dtype
   sum            {m, n, axis}   x.sum(axis), x [m, n]
   softmax        {m, n}         torch.softmax(x, -1)
   cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
@@ -20,7 +21,8 @@ def make_case(torch, spec):
         torch.matmul(a, a)
         return None
     F = torch.nn.functional
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec["dtype"]]
+    dtypes = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    dtype = dtypes[spec["dtype"]]
     op = spec["op"]
     if op == "add":
         a, b = torch.randn(spec["n"]).to(dtype), torch.randn(spec["n"]).to(dtype)
@@ -31,6 +33,9 @@ def make_case(torch, spec):
     if op == "transpose":
         x = torch.randn(spec["n"], spec["n"]).to(dtype)
         return lambda: x.t().contiguous()
+    if op == "cast":
+        x, to = torch.randn(spec["n"], spec["n"]).to(dtype), dtypes[spec["to"]]
+        return lambda: x.to(to)
     x = torch.randn(spec["m"], spec["n"]).to(dtype)
     if op == "sum":
         axis = spec["axis"]
