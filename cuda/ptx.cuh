@@ -115,8 +115,9 @@ __device__ __forceinline__ void flag_release(int* p) {
 // launch fails (reported at the next call that synchronizes, under that op's name) where a wait that
 // can never end (a flag nobody raises, a TMA that never lands) would hang the process, and with it the
 // short GPU runs these kernels are checked in. A trap is sticky: the process's CUDA context is lost
-// and later CUDA calls fail too — which is why test/gpu/probe.ts gives each kernel a process of its own. No legitimate wait comes near it: each covers one k-tile's
-// loads, or the few CTAs that make lora's T, microseconds on a GPU.
+// and later CUDA calls fail too — which is why test/gpu/probe.ts gives each kernel a process of its
+// own. No legitimate wait comes near it: each covers one k-tile's loads, or the few CTAs that make
+// lora's T, microseconds on a GPU.
 constexpr unsigned long long kWaitLimitNs = 10ull * 1000 * 1000 * 1000;
 __device__ __forceinline__ unsigned long long global_ns() {
   unsigned long long t;

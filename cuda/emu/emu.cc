@@ -1124,11 +1124,15 @@ void wgmma_track(const Collective& c, const void* lo, const void* hi) {
 }
 // ---- mbarrier and TMA ----------------------------------------------------------------------------
 
-// addr's offset in the dynamic shared memory, or SIZE_MAX below it
-static size_t smem_offset(uint32_t addr) { return addr >= kSmemWindowBase ? (size_t)(addr - kSmemWindowBase) : SIZE_MAX; }
+// addr's offset in the dynamic shared memory (addr ≥ kSmemWindowBase: smem_inside checks it first)
+static size_t smem_offset(uint32_t addr) { return (size_t)(addr - kSmemWindowBase); }
+// Whether [addr, addr + bytes) lies in the launch's dynamic shared memory.
+static bool smem_inside(const Launch& L, uint32_t addr, size_t bytes) {
+  return addr >= kSmemWindowBase && smem_offset(addr) + bytes <= L.smem;
+}
 
 static Mbar& mbar_at(Launch& L, uint32_t addr, const char* op) {
-  if (addr % 8 || smem_offset(addr) > L.smem || smem_offset(addr) + 8 > L.smem)
+  if (addr % 8 || !smem_inside(L, addr, 8))
     fail(ErrorKind::InvalidArgument, fmt("%s: shared address %u is not an 8-byte aligned mbarrier inside the %zu bytes "
                                          "of dynamic shared memory (from shared address %u)", op, addr, L.smem, kSmemWindowBase));
   auto it = L.mbars.find(addr);
@@ -1148,7 +1152,7 @@ static void mbar_progress(Launch& L, uint32_t addr, Mbar& m) {
 
 void mbar_init(uint32_t addr, unsigned count) {
   Launch& L = *g_launch;
-  if (addr % 8 || smem_offset(addr) > L.smem || smem_offset(addr) + 8 > L.smem)
+  if (addr % 8 || !smem_inside(L, addr, 8))
     fail(ErrorKind::InvalidArgument, fmt("mbarrier.init: shared address %u is not 8-byte aligned inside the %zu bytes of "
                                          "dynamic shared memory (from shared address %u)", addr, L.smem, kSmemWindowBase));
   if (count < 1 || count > (1u << 20) - 1) fail(ErrorKind::InvalidArgument, fmt("mbarrier.init with count %u", count));
@@ -1211,11 +1215,11 @@ void tma_load_2d(uint32_t dst, const void* map_p, int c0, int c1, uint32_t bar) 
   if (mp.swizzle != 128 || row != 128)
     fail(ErrorKind::InvalidArgument, fmt("%s: only the 128-byte swizzle with 128-byte box rows is emulated (box row of %zu "
                                          "bytes, swizzle %u)", op, row, mp.swizzle));
-  const size_t dst_off = smem_offset(dst);
-  if (dst % 1024 || dst_off > L.smem || dst_off + bytes > L.smem)
+  if (dst % 1024 || !smem_inside(L, dst, bytes))
     fail(ErrorKind::InvalidArgument, fmt("%s: destination at shared address %u (%zu bytes) must be 1024-byte aligned (the "
                                          "128-byte swizzle) and inside the %zu bytes of dynamic shared memory (from "
                                          "shared address %u)", op, dst, bytes, L.smem, kSmemWindowBase));
+  const size_t dst_off = smem_offset(dst);
   Mbar& m = mbar_at(L, bar, op);
   const Region* g = find_global(mp.base);
   unsigned char* smem = reinterpret_cast<unsigned char*>(L.dyn.lo);

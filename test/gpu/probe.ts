@@ -11,8 +11,9 @@
 // on), then one child a switch, run with every *other* switch off, so that a failure is that kernel's
 // own; then the pairs that are on together by default (COMBOS: fused lora at decode and split-K decode,
 // each launched as a dependent launch), when both passed alone — one that fails switches off 'pdl', the
-// part they share, which only overlaps launches. It forces its kernel where a setter exists and otherwise picks shapes that take it (the
-// preconditions in cuda/dense.cu), and compares with float64 references (test/conformance's checks).
+// part they share, which only overlaps launches. A check forces its kernel where a setter exists and
+// otherwise picks shapes that take it (the preconditions in cuda/dense.cu), and compares with float64
+// references (test/conformance's checks).
 // Prints a line a check — ok, wrong (a mismatch), error (an exception: a CUDA error, a refused switch),
 // crash (the process died) or timeout — then `STRUCTURA_CUDA_DISABLE=<the switches that were not ok>`
 // as its last line. Exit code 0 whatever the verdicts (they are the output); 2 if the device is missing.
