@@ -150,6 +150,43 @@ for (const [name, f, ref, range] of unaries) {
   });
 }
 
+test('erf and GELU in float32: error bounds on a dense grid of [−10, 10]', () => {
+  // Bounds as csrc/cpu/elementwise_rows.inc states them: erf ≤ 2 ulp (evaluated in double); GELU's erf
+  // is the same rational in float: ≤ 4 ulp for x ≥ 0, and for x < 0, where 1 + erf rounds away most of
+  // the small Φ(x), ≤ 3e−7·|x| absolute (torch's float GELU measured 8.4 ulp and 2.9e−7·|x|).
+  const n = 1 << 16;
+  const xs = new Float32Array(n + 6);
+  for (let i = 0; i < n; i++) xs[i] = -10 + (20 * i) / (n - 1);
+  xs.set([0, -0, 1e-30, -1e-30, 4 * Math.SQRT2, -4 * Math.SQRT2], n);
+  const x = S.tensor(xs, { shape: [xs.length] });
+  const e = Array.from(S.erf(x).dataSync());
+  const g = Array.from(S.gelu(x).dataSync());
+  x.dispose();
+  const ulp = (v: number) => {
+    const f = Math.fround(Math.abs(v));
+    const a = new Float32Array([f]);
+    new Uint32Array(a.buffer)[0]++;
+    return Math.max(a[0] - f, 2 ** -149);
+  };
+  let worstE = 0, worstGp = 0, worstGn = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const v = xs[i];
+    const re = R.erf(v), rg = R.gelu(v);
+    worstE = Math.max(worstE, Math.abs(e[i] - re) / ulp(re));
+    if (v >= 0) worstGp = Math.max(worstGp, Math.abs(g[i] - rg) / ulp(rg));
+    else worstGn = Math.max(worstGn, Math.abs(g[i] - rg) / Math.abs(v));
+    if (Object.is(v, -0) && !Object.is(g[i], -0) && g[i] !== 0) assert.unreachable(`gelu(−0) is ${g[i]}`);
+  }
+  assert.ok(worstE <= 2, `erf: ${worstE.toFixed(2)} ulp`);
+  assert.ok(worstGp <= 4, `gelu, x ≥ 0: ${worstGp.toFixed(2)} ulp`);
+  assert.ok(worstGn <= 3e-7, `gelu, x < 0: ${worstGn.toExponential(2)}·|x|`);
+  const special = S.tensor([NaN, Infinity, -Infinity]);
+  const gs = Array.from(S.gelu(special).dataSync());
+  special.dispose();
+  // −∞·Φ(−∞) = −∞·0: NaN, as torch.nn.functional.gelu gives
+  assert.ok(Number.isNaN(gs[0]) && gs[1] === Infinity && Number.isNaN(gs[2]), `gelu(NaN, ∞, −∞) = ${gs}`);
+});
+
 test('unary ops in float16 and bfloat16 (forward, per-dtype tolerance)', () => {
   for (const [name, f, ref, range] of unaries) {
     if (name.startsWith('clamp')) continue;
