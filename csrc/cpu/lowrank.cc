@@ -90,7 +90,52 @@ namespace structura {
     }                                                                                                                \
   }
 
+
+// The row kernels of lowrank.svd's Gram–Schmidt and Jacobi sweeps, on rows of n doubles. Compiled per
+// SIMD level like the others (the file's own baseline is SSE2: the Jacobi sweeps of rank 256 of a 4096²
+// matrix took 83 ms on it). 16 partial sums per sum (two AVX-512 registers), combined in a fixed order.
+#define STRUCTURA_LR_SVD                                                                                          \
+  double svd_dot(const double* __restrict a, const double* __restrict b, int64_t n) {                            \
+    double p[16] = {};                                                                                           \
+    int64_t i = 0;                                                                                               \
+    for (; i + 16 <= n; i += 16)                                                                                 \
+      for (int k = 0; k < 16; k++) p[k] += a[i + k] * b[i + k];                                                  \
+    for (int k = 0; k < 8; k++) p[k] += p[k + 8];                                                                \
+    double s = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));                                \
+    for (; i < n; i++) s += a[i] * b[i];                                                                         \
+    return s;                                                                                                    \
+  }                                                                                                              \
+  /* r[0] = p·p, r[1] = q·q, r[2] = p·q in one pass */                                                           \
+  void svd_dot3(const double* __restrict p, const double* __restrict q, int64_t n, double* r) {                 \
+    double a[8] = {}, b[8] = {}, g[8] = {};                                                                      \
+    int64_t i = 0;                                                                                               \
+    for (; i + 8 <= n; i += 8)                                                                                   \
+      for (int k = 0; k < 8; k++) {                                                                              \
+        a[k] += p[i + k] * p[i + k];                                                                             \
+        b[k] += q[i + k] * q[i + k];                                                                             \
+        g[k] += p[i + k] * q[i + k];                                                                             \
+      }                                                                                                          \
+    double sa = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));                               \
+    double sb = ((b[0] + b[4]) + (b[1] + b[5])) + ((b[2] + b[6]) + (b[3] + b[7]));                               \
+    double sg = ((g[0] + g[4]) + (g[1] + g[5])) + ((g[2] + g[6]) + (g[3] + g[7]));                               \
+    for (; i < n; i++) sa += p[i] * p[i], sb += q[i] * q[i], sg += p[i] * q[i];                                  \
+    r[0] = sa, r[1] = sb, r[2] = sg;                                                                             \
+  }                                                                                                              \
+  /* (p, q) ← (c·p − s·q, s·p + c·q) */                                                                          \
+  void svd_rotate(double* __restrict p, double* __restrict q, int64_t n, double c, double s) {                  \
+    for (int64_t i = 0; i < n; i++) {                                                                            \
+      const double u = p[i], v = q[i];                                                                           \
+      p[i] = c * u - s * v;                                                                                      \
+      q[i] = s * u + c * v;                                                                                      \
+    }                                                                                                            \
+  }                                                                                                              \
+  /* v −= d·u */                                                                                                 \
+  void svd_axpy(double* __restrict v, const double* __restrict u, double d, int64_t n) {                        \
+    for (int64_t i = 0; i < n; i++) v[i] -= d * u[i];                                                            \
+  }
+
 namespace lr_base {
+STRUCTURA_LR_SVD
 STRUCTURA_LR_UPDATE(update_f32, float)
 STRUCTURA_LR_UPDATE(update_f64, double)
 STRUCTURA_LR_SPARSE(float, f32)
@@ -105,6 +150,7 @@ STRUCTURA_LR_SPARSE(double, f64)
 #pragma GCC target("avx2,fma")
 #endif
 namespace lr_avx2 {
+STRUCTURA_LR_SVD
 STRUCTURA_LR_UPDATE(update_f32, float)
 STRUCTURA_LR_UPDATE(update_f64, double)
 STRUCTURA_LR_SPARSE(float, f32)
@@ -119,6 +165,7 @@ STRUCTURA_LR_SPARSE(double, f64)
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
 #endif
 namespace lr_avx512 {
+STRUCTURA_LR_SVD
 STRUCTURA_LR_UPDATE(update_f32, float)
 STRUCTURA_LR_UPDATE(update_f64, double)
 STRUCTURA_LR_SPARSE(float, f32)
@@ -181,6 +228,10 @@ void sparse_dots(int64_t e0, int64_t e1, const int32_t* idx, int64_t K, const do
                  double* out) {
   STRUCTURA_LR_PICK(sparse_dots_f64, e0, e1, idx, K, gT, xT, Mp, out);
 }
+double svd_dot(const double* a, const double* b, int64_t n) { STRUCTURA_LR_PICK(svd_dot, a, b, n); }
+void svd_dot3(const double* p, const double* q, int64_t n, double* r) { STRUCTURA_LR_PICK(svd_dot3, p, q, n, r); }
+void svd_rotate(double* p, double* q, int64_t n, double c, double sn) { STRUCTURA_LR_PICK(svd_rotate, p, q, n, c, sn); }
+void svd_axpy(double* v, const double* u, double d, int64_t n) { STRUCTURA_LR_PICK(svd_axpy, v, u, d, n); }
 #undef STRUCTURA_LR_PICK
 
 // From this many rows of x (or g) on, spmm / sddmm work on transposed copies W lanes at a time; spmm
@@ -516,43 +567,40 @@ uint64_t splitmix64(uint64_t& s) {
   return z ^ (z >> 31);
 }
 
+// Box–Muller on splitmix64's stream. Pair k uses the stream's draws 2k + 1 and 2k + 2, and splitmix64's
+// state after j draws is the seed's plus j·γ, so each task starts its pairs where a serial loop would be
+// (the same numbers on any number of threads).
 void gaussian(std::vector<double>& out, uint64_t seed) {
-  uint64_t s = seed * 0x2545f4914f6cdd1dull + 1;
+  const uint64_t s0 = seed * 0x2545f4914f6cdd1dull + 1;
   const double two_pi = 6.283185307179586476925286766559;
-  for (size_t i = 0; i < out.size(); i += 2) {
-    const double u1 = ((double)(splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-    const double u2 = (double)(splitmix64(s) >> 11) * 0x1.0p-53;
-    const double rad = std::sqrt(-2.0 * std::log(u1));
-    out[i] = rad * std::cos(two_pi * u2);
-    if (i + 1 < out.size()) out[i + 1] = rad * std::sin(two_pi * u2);
-  }
-}
-
-// Eight partial sums, so the additions do not wait on each other (one running sum is bound by the add
-// latency, ~4 cycles an element) and the compiler can keep them in one vector.
-double dot(const double* a, const double* b, int64_t n) {
-  double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++) p[k] += a[i + k] * b[i + k];
-  double s = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
+  const int64_t pairs = (int64_t)(out.size() + 1) / 2;
+  parallel_for(pairs, 4096, [&](int64_t k0, int64_t k1) {
+    uint64_t s = s0 + 2 * (uint64_t)k0 * 0x9e3779b97f4a7c15ull;
+    for (int64_t k = k0; k < k1; k++) {
+      const size_t i = (size_t)(2 * k);
+      const double u1 = ((double)(splitmix64(s) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+      const double u2 = (double)(splitmix64(s) >> 11) * 0x1.0p-53;
+      const double rad = std::sqrt(-2.0 * std::log(u1));
+      out[i] = rad * std::cos(two_pi * u2);
+      if (i + 1 < out.size()) out[i + 1] = rad * std::sin(two_pi * u2);
+    }
+  });
 }
 
 // Orthonormalises the l rows (length n) of Q in place: Gram–Schmidt, twice ("twice is enough"). A row
 // that is (numerically) in the span of the earlier ones becomes zero. Blocked: each block of kGsBlock
 // rows is first projected off all earlier rows by two GEMMs (block classical Gram–Schmidt, twice), then
 // orthonormalised within itself row by row (modified, twice), so the bulk (l²·n of the work) runs on the
-// threaded GEMM. Row by row it was most of lowrank.svd's time (rank 256 of
-// a 4096² matrix: 24%, with the small SVD's Jacobi 41%).
+// threaded GEMM. Row by row it was most of lowrank.svd's time (rank 256 of a 4096² matrix: 24%, with
+// the small SVD's Jacobi 41%). Blocks of 8, not 32: the rows within a block are the serial part
+// (l·b·n of the work); at rank 256 of 4096² the orthonormalisations went from ~140 to ~100 ms.
 void orthonormalize_rows(double* Q, int64_t l, int64_t n) {
-  constexpr int64_t kGsBlock = 32;
+  constexpr int64_t kGsBlock = 8;
   std::vector<double> C, orig((size_t)kGsBlock);
   for (int64_t i0 = 0; i0 < l; i0 += kGsBlock) {
     const int64_t b = std::min(kGsBlock, l - i0);
     double* V = Q + i0 * n;
-    for (int64_t i = 0; i < b; i++) orig[(size_t)i] = std::sqrt(dot(V + i * n, V + i * n, n));
+    for (int64_t i = 0; i < b; i++) orig[(size_t)i] = std::sqrt(svd_dot(V + i * n, V + i * n, n));
     if (i0 > 0) {
       C.resize((size_t)(b * i0));
       for (int pass = 0; pass < 2; pass++) {
@@ -565,10 +613,9 @@ void orthonormalize_rows(double* Q, int64_t l, int64_t n) {
       for (int pass = 0; pass < 2; pass++)
         for (int64_t j = 0; j < i; j++) {
           const double* u = V + j * n;
-          const double d = dot(u, v, n);
-          for (int64_t c = 0; c < n; c++) v[c] -= d * u[c];
+          svd_axpy(v, u, svd_dot(u, v, n), n);
         }
-      const double nrm = std::sqrt(dot(v, v, n));
+      const double nrm = std::sqrt(svd_dot(v, v, n));
       if (!(nrm > 1e-12 * orig[(size_t)i]) || nrm == 0) {
         std::fill(v, v + n, 0.0);
       } else {
@@ -579,33 +626,41 @@ void orthonormalize_rows(double* Q, int64_t l, int64_t n) {
 }
 
 // One-sided Jacobi on the rows of Bs [l, n]: rotations R (accumulated into Rt, which starts as I) make
-// the rows mutually orthogonal, so Bs = Rtᵀ·(R·Bs) with R·Bs = Σ·Vᵀ.
+// the rows mutually orthogonal, so Bs = Rtᵀ·(R·Bs) with R·Bs = Σ·Vᵀ. Pairs in round-robin order: each
+// of a sweep's rounds pairs every row with another once, disjointly, so a round's rotations run in
+// parallel (and give the same result on any number of threads).
 void jacobi_rows(double* Bs, double* Rt, int64_t l, int64_t n) {
+  const int64_t L = l + (l & 1);  // an odd l gets a bye: a row ≥ l sits its round out
+  std::vector<int64_t> seat((size_t)L);
+  std::iota(seat.begin(), seat.end(), 0);
+  std::vector<char> turned((size_t)(L / 2));
+  const int64_t grain = std::max<int64_t>(1, 8192 / (n + l));
   for (int sweep = 0; sweep < 80; sweep++) {
     bool rotated = false;
-    for (int64_t p = 0; p < l; p++)
-      for (int64_t q = p + 1; q < l; q++) {
-        double* rp = Bs + p * n;
-        double* rq = Bs + q * n;
-        const double a = dot(rp, rp, n), b = dot(rq, rq, n), g = dot(rp, rq, n);
-        if (a == 0 || b == 0 || std::fabs(g) <= 1e-15 * std::sqrt(a * b)) continue;
-        rotated = true;
-        const double zeta = (b - a) / (2 * g);
-        const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1 + zeta * zeta));
-        const double c = 1 / std::sqrt(1 + t * t), s = c * t;
-        for (int64_t i = 0; i < n; i++) {
-          const double u = rp[i], v = rq[i];
-          rp[i] = c * u - s * v;
-          rq[i] = s * u + c * v;
+    for (int64_t round = 0; round + 1 < L; round++) {
+      parallel_for(L / 2, grain, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; i++) {
+          const int64_t p = std::min(seat[(size_t)i], seat[(size_t)(L - 1 - i)]);
+          const int64_t q = std::max(seat[(size_t)i], seat[(size_t)(L - 1 - i)]);
+          turned[(size_t)i] = 0;
+          if (q >= l) continue;
+          double* rp = Bs + p * n;
+          double* rq = Bs + q * n;
+          double d[3];
+          svd_dot3(rp, rq, n, d);
+          const double a = d[0], b = d[1], g = d[2];
+          if (a == 0 || b == 0 || std::fabs(g) <= 1e-15 * std::sqrt(a * b)) continue;
+          turned[(size_t)i] = 1;
+          const double zeta = (b - a) / (2 * g);
+          const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1 + zeta * zeta));
+          const double c = 1 / std::sqrt(1 + t * t), sn = c * t;
+          svd_rotate(rp, rq, n, c, sn);
+          svd_rotate(Rt + p * l, Rt + q * l, l, c, sn);
         }
-        double* jp = Rt + p * l;
-        double* jq = Rt + q * l;
-        for (int64_t i = 0; i < l; i++) {
-          const double u = jp[i], v = jq[i];
-          jp[i] = c * u - s * v;
-          jq[i] = s * u + c * v;
-        }
-      }
+      });
+      for (char v : turned) rotated |= v != 0;
+      std::rotate(seat.begin() + 1, seat.end() - 1, seat.end());  // seat 0 stays, the others move one on
+    }
     if (!rotated) break;
   }
 }
@@ -645,7 +700,7 @@ Factorization factor(const double* W, int64_t m, int64_t n, int64_t l, uint64_t 
   std::vector<double> Ut((size_t)(l * m));
   gemm<double>(l, m, l, 1.0, Rt.data(), l, 1, Qt.data(), m, 1, 0.0, Ut.data(), m, 1);  // (Q·Rtᵀ)ᵀ
   std::vector<double> sig((size_t)l);
-  for (int64_t i = 0; i < l; i++) sig[(size_t)i] = std::sqrt(dot(Sm.data() + i * l, Sm.data() + i * l, l));
+  for (int64_t i = 0; i < l; i++) sig[(size_t)i] = std::sqrt(svd_dot(Sm.data() + i * l, Sm.data() + i * l, l));
   std::vector<int64_t> order((size_t)l);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return sig[(size_t)a] > sig[(size_t)b]; });
@@ -669,8 +724,19 @@ Factorization factor(const double* W, int64_t m, int64_t n, int64_t l, uint64_t 
 SvdResult svd_randomized(const double* W, int64_t m, int64_t n, int64_t rank, double energy, uint64_t seed,
                          int power_iters) {
   const int64_t mn = std::min(m, n);
-  const double total = dot(W, W, m * n);
   const bool by_energy = energy >= 0;
+  // ‖W‖²_F, needed only to keep a share of the energy: fixed chunks, summed in order (the same total
+  // on any number of threads)
+  double total = 0;
+  if (by_energy) {
+    constexpr int64_t kPart = 1 << 16;
+    std::vector<double> part((size_t)((m * n + kPart - 1) / kPart));
+    parallel_for((int64_t)part.size(), 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; c++)
+        part[(size_t)c] = svd_dot(W + c * kPart, W + c * kPart, std::min(kPart, m * n - c * kPart));
+    });
+    for (double v : part) total += v;
+  }
   // Oversampling of 10 (Halko et al.); by energy alone, the sketch doubles until it holds enough.
   int64_t l = rank > 0 ? std::min(mn, rank + 10) : std::min<int64_t>(mn, 32);
   Factorization f;

@@ -28,6 +28,7 @@
 #include "device.h"
 #include "ops/ops.h"
 #include "tensor.h"
+#include "threadpool.h"
 
 namespace structura {
 
@@ -837,9 +838,28 @@ Napi::Value Svd(const Napi::CallbackInfo& info) {
   // On a device too the SVD runs here in float64 (a one-off factorisation, not a per-step op: the
   // sketch products are O(m·n·k) and the Jacobi sweeps need float64); the factors go back to W's device.
   Tensor Wd = cast_contiguous(on_host(W), DType::f64);
-  for (int64_t i = 0; i < m * n; i++)
-    if (!std::isfinite(Wd.data<double>()[i]))
-      bad_range(env, op, "'W' " + shape_str(W.shape) + " holds a non-finite value at flat index " + std::to_string(i));
+  {
+    // the first non-finite value, in parallel (found on the pool, reported here on the JS thread)
+    const double* w = Wd.data<double>();
+    constexpr int64_t kPart = 1 << 16;
+    const int64_t parts = (m * n + kPart - 1) / kPart;
+    std::vector<int64_t> bad((size_t)parts, -1);
+    parallel_for(parts, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; c++) {
+        const int64_t e = std::min(m * n, (c + 1) * kPart);
+        bool ok = true;
+        for (int64_t i = c * kPart; i < e; i++) ok &= std::isfinite(w[i]);
+        if (!ok)
+          for (int64_t i = c * kPart; i < e; i++)
+            if (!std::isfinite(w[i])) {
+              bad[(size_t)c] = i;
+              break;
+            }
+      }
+    });
+    for (int64_t i : bad)
+      if (i >= 0) bad_range(env, op, "'W' " + shape_str(W.shape) + " holds a non-finite value at flat index " + std::to_string(i));
+  }
   SvdResult res = svd_randomized(Wd.data<double>(), m, n, rank, energy, (uint64_t)seed, iters);
   const int64_t k = res.k;
   Tensor A = Tensor::empty(DType::f64, {k, n}, Device{}), B = Tensor::empty(DType::f64, {m, k}, Device{});
