@@ -570,7 +570,7 @@ uint64_t splitmix64(uint64_t& s) {
 // Box–Muller on splitmix64's stream. Pair k uses the stream's draws 2k + 1 and 2k + 2, and splitmix64's
 // state after j draws is the seed's plus j·γ, so each task starts its pairs where a serial loop would be
 // (the same numbers on any number of threads).
-void gaussian(std::vector<double>& out, uint64_t seed) {
+void gaussian(SvdBuffer& out, uint64_t seed) {
   const uint64_t s0 = seed * 0x2545f4914f6cdd1dull + 1;
   const double two_pi = 6.283185307179586476925286766559;
   const int64_t pairs = (int64_t)(out.size() + 1) / 2;
@@ -596,7 +596,8 @@ void gaussian(std::vector<double>& out, uint64_t seed) {
 // (l·b·n of the work); at rank 256 of 4096² the orthonormalisations went from ~140 to ~100 ms.
 void orthonormalize_rows(double* Q, int64_t l, int64_t n) {
   constexpr int64_t kGsBlock = 8;
-  std::vector<double> C, orig((size_t)kGsBlock);
+  SvdBuffer C;
+  std::vector<double> orig((size_t)kGsBlock);
   for (int64_t i0 = 0; i0 < l; i0 += kGsBlock) {
     const int64_t b = std::min(kGsBlock, l - i0);
     double* V = Q + i0 * n;
@@ -666,14 +667,14 @@ void jacobi_rows(double* Bs, double* Rt, int64_t l, int64_t n) {
 }
 
 struct Factorization {
-  std::vector<double> Ut;  // [l, m]
-  std::vector<double> s;   // [l], descending
-  std::vector<double> Vt;  // [l, n]
+  SvdBuffer Ut;           // [l, m]
+  std::vector<double> s;  // [l], descending
+  SvdBuffer Vt;           // [l, n]
 };
 
 Factorization factor(const double* W, int64_t m, int64_t n, int64_t l, uint64_t seed, int power_iters) {
   const int64_t mn = std::min(m, n);
-  std::vector<double> Qt((size_t)(l * m)), Zt((size_t)(l * n));
+  SvdBuffer Qt((size_t)(l * m)), Zt((size_t)(l * n));
   gaussian(Zt, seed);  // Ωᵀ [l, n]
   // Qᵀ = (W·Ω)ᵀ = Ωᵀ·Wᵀ
   gemm<double>(l, m, n, 1.0, Zt.data(), n, 1, W, 1, n, 0.0, Qt.data(), m, 1);
@@ -685,19 +686,19 @@ Factorization factor(const double* W, int64_t m, int64_t n, int64_t l, uint64_t 
     gemm<double>(l, m, n, 1.0, Zt.data(), n, 1, W, 1, n, 0.0, Qt.data(), m, 1);  // (W·Z)ᵀ
     orthonormalize_rows(Qt.data(), l, m);
   }
-  std::vector<double> Bs((size_t)(l * n)), Rt((size_t)(l * l), 0.0);
+  SvdBuffer Bs((size_t)(l * n)), Rt((size_t)(l * l), 0.0);
   gemm<double>(l, n, m, 1.0, Qt.data(), m, 1, W, n, 1, 0.0, Bs.data(), n, 1);  // Qᵀ·W
   // The small SVD on l×l instead of l×n: Bs's rows orthonormalised give P [l, n] (Bsᵀ = Pᵀ·R, a QR),
   // so Bs = S·P with S = Bs·Pᵀ [l, l]; one-sided Jacobi on S's rows (l³ a sweep, not l²·n: on the l×n
   // rows it was 41% of the time at rank 256 of 4096²) makes R·S = Σ·V_Sᵀ, so Bs = Rᵀ·Σ·(V_Sᵀ·P).
-  std::vector<double> P(Bs);
+  SvdBuffer P(Bs);
   orthonormalize_rows(P.data(), l, n);
-  std::vector<double> Sm((size_t)(l * l));
+  SvdBuffer Sm((size_t)(l * l));
   gemm<double>(l, l, n, 1.0, Bs.data(), n, 1, P.data(), 1, n, 0.0, Sm.data(), l, 1);  // S = Bs·Pᵀ
   for (int64_t i = 0; i < l; i++) Rt[(size_t)(i * l + i)] = 1.0;
   jacobi_rows(Sm.data(), Rt.data(), l, l);
   gemm<double>(l, n, l, 1.0, Sm.data(), l, 1, P.data(), n, 1, 0.0, Bs.data(), n, 1);  // Bs ← Σ·Vᵀ = (R·S)·P
-  std::vector<double> Ut((size_t)(l * m));
+  SvdBuffer Ut((size_t)(l * m));
   gemm<double>(l, m, l, 1.0, Rt.data(), l, 1, Qt.data(), m, 1, 0.0, Ut.data(), m, 1);  // (Q·Rtᵀ)ᵀ
   std::vector<double> sig((size_t)l);
   for (int64_t i = 0; i < l; i++) sig[(size_t)i] = std::sqrt(svd_dot(Sm.data() + i * l, Sm.data() + i * l, l));

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cpu/gemm.h"
+#include "host_cache.h"
 
 namespace structura {
 
@@ -61,11 +62,13 @@ void spmm(int64_t M, int64_t N, int64_t K, const T* in, const int32_t* idx, cons
 template <class T>
 void sddmm(int64_t M, int64_t N, int64_t K, const T* g, const T* x, const int32_t* idx, int64_t nnz, T* out);
 
+// float64 scratch of lowrank.svd, from the host cache (its buffers are large and made on every call)
+using SvdBuffer = std::vector<double, HostCachedAllocator<double>>;
 struct SvdResult {
   int64_t k = 0;
-  std::vector<double> U;  // [m, k] row-major
+  SvdBuffer U;            // [m, k] row-major
   std::vector<double> s;  // [k], descending
-  std::vector<double> V;  // [n, k] row-major
+  SvdBuffer V;            // [n, k] row-major
 };
 // rank ≤ 0: no rank limit; energy < 0: no energy limit (at least one of them is given).
 SvdResult svd_randomized(const double* W, int64_t m, int64_t n, int64_t rank, double energy, uint64_t seed,
