@@ -55,6 +55,30 @@ for (const [name, f, ref] of reductions) {
   });
 }
 
+test('float32 row sums: rows summed two at a time get the bits of a row summed alone', () => {
+  // The row pass reads two rows side by side (csrc/cpu/elementwise_rows.inc sum2), the first half of
+  // a task's rows with the second: each row's result must be that row's (right row, right place), the
+  // same bits as the row summed alone, on any number of threads (odd halves included).
+  const before = liveCounts();
+  const threads = S.getNumThreads();
+  for (const [rows, cols, nt] of [[37, 1500, threads], [2, 1031, threads], [9, 4096, 1], [9, 4096, 3]]) {
+    S.setNumThreads(nt);
+    const x = S.randn([rows, cols]);
+    const whole = S.tidy(() => Array.from(S.sum(x, -1).dataSync()));
+    const mean = S.tidy(() => Array.from(S.mean(x, -1).dataSync()));
+    for (let r = 0; r < rows; r++) {
+      const one = S.tidy(() => S.sum(x.narrow(0, r, 1), -1).dataSync()[0]);
+      if (!Object.is(whole[r], one)) assert.unreachable(`[${rows}, ${cols}] row ${r}: ${whole[r]} in the pass over all rows, ${one} alone`);
+      const ref = S.tidy(() => Array.from(x.narrow(0, r, 1).dataSync()).reduce((a, v) => a + v, 0));
+      assert.ok(Math.abs(whole[r] - ref) <= 1e-6 * (1 + Math.abs(ref)), `row ${r}: ${whole[r]} vs ${ref}`);
+      assert.ok(Math.abs(mean[r] - ref / cols) <= 1e-6 * (1 + Math.abs(ref / cols)), `mean row ${r}`);
+    }
+    x.dispose();
+  }
+  S.setNumThreads(threads);
+  assertNoLeak(before, 'row sums');
+});
+
 test('sum over an empty axis is 0 and mean is NaN; max of an empty axis is an error', () => {
   checkOp({ shapes: [[0, 3]], fn: (x) => S.sum(x, 0), ref: (x) => R.sum(x, [0]) });
   const before = liveCounts();
