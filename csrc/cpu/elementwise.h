@@ -48,8 +48,8 @@ struct F32Rows {
   // a and b: steps 1 (a run) or 0 (one value broadcast); y may be a or b
   void (*binary)(int op, const float* a, int sa, const float* b, int sb, float* y, int64_t n);
   double (*sum)(const float* x, int64_t n);  // accumulated in double
-  // out[0] = sum(x, n), out[1] = sum(y, n), the same bits, both runs read side by side
-  void (*sum2)(const float* x, const float* y, int64_t n, double* out);
+  // out[r] = sum(x + r·ld, n) for r < rows (the same bits), two rows read side by side
+  void (*sum_rows)(const float* x, int64_t ld, int64_t rows, int64_t n, double* out);
   float (*minmax)(const float* x, int64_t n, bool is_max);  // NaN if any NaN; ∓inf if n = 0
   void (*col_sum)(const float* x, int64_t ld, int64_t rows, double* acc, int64_t n);  // acc[i] += Σ_r x[r·ld + i]
   void (*col_minmax)(const float* x, float* acc, int64_t n, bool is_max);

@@ -83,7 +83,7 @@ struct Kern {
   }
 };
 
-// Kern<In, Acc>::kRowPairs: row2 sums two rows in one pass (only float32 sums have it)
+// Kern<In, Acc>::kRowPairs: rows() sums a run of rows in one call (only float32 sums have it)
 template <class K, class = void>
 struct has_row_pairs : std::false_type {};
 template <class K>
@@ -93,7 +93,9 @@ template <>
 struct Kern<float, double> {
   static constexpr bool kRowPairs = true;
   static double row(bool, bool, const float* x, int64_t n) { return f32_rows().sum(x, n); }
-  static void row2(const float* x, const float* y, int64_t n, double* out) { f32_rows().sum2(x, y, n, out); }
+  static void rows(const float* x, int64_t ld, int64_t rows, int64_t n, double* out) {
+    f32_rows().sum_rows(x, ld, rows, n, out);
+  }
   static void cols(bool, bool, const float* x, int64_t ld, int64_t rows, double* acc, int64_t n) {
     f32_rows().col_sum(x, ld, rows, acc, n);
   }
@@ -142,19 +144,11 @@ void reduce_ori(ReduceOp op, const In* x, int64_t O, int64_t R, int64_t I, Acc* 
     const int64_t S = (O < 16 && R >= 2 * kChunk) ? std::min(kMaxSplits, R / kChunk) : 1;
     if (S == 1) {
       parallel_for(O, std::max<int64_t>(1, kChunk / R), [&](int64_t o0, int64_t o1) {
-        int64_t o = o0;
         if constexpr (has_row_pairs<K>::value) {
-          // float32 sums: the two halves of the task's rows side by side (two streams; same results)
-          const int64_t h = (o1 - o0) / 2;
-          if (R >= 1024)
-            for (; o < o0 + h; o++) {
-              double out[2];
-              K::row2(x + o * ostride, x + (o + h) * ostride, R, out);
-              y[o] = out[0], y[o + h] = out[1];
-            }
-          if (o > o0) o += h;
+          K::rows(x + o0 * ostride, ostride, o1 - o0, R, y + o0);  // float32 sums: a task's rows in one call
+        } else {
+          for (int64_t o = o0; o < o1; o++) y[o] = K::row(is_sum, is_max, x + o * ostride, R);
         }
-        for (; o < o1; o++) y[o] = K::row(is_sum, is_max, x + o * ostride, R);
       });
       return;
     }
