@@ -445,13 +445,23 @@ void copy_to_contiguous(const Tensor& src, Tensor& dst) {
   const int64_t rows = n / inner;
   const bool same = src.dtype == dst.dtype;
   parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t r0, int64_t r1) {
+    // The source index of row r0 once (divisions), then counted up row by row: with short rows (a
+    // permute that keeps 64-float runs) the divisions cost as much as the copy.
+    std::vector<int64_t> idx((size_t)std::max<int64_t>(nd - 1, 1), 0);
+    int64_t off = 0;
+    for (int64_t d = nd - 2, rem = r0; d >= 0; d--) {
+      idx[(size_t)d] = rem % src.shape[d];
+      rem /= src.shape[d];
+      off += idx[(size_t)d] * src.strides[d];
+    }
     for (int64_t r = r0; r < r1; r++) {
-      int64_t off = 0, rem = r;
-      for (int64_t d = nd - 2; d >= 0; d--) {
-        int64_t idx = rem % src.shape[d];
-        rem /= src.shape[d];
-        off += idx * src.strides[d];
-      }
+      if (r > r0)
+        for (int64_t d = nd - 2; d >= 0; d--) {
+          off += src.strides[d];
+          if (++idx[(size_t)d] < src.shape[d]) break;
+          off -= src.shape[d] * src.strides[d];
+          idx[(size_t)d] = 0;
+        }
       if (same) {
         char* out = dp + r * inner * es;
         if (istride == 1) {
