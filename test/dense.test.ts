@@ -103,6 +103,11 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     { m: 1, k: 1030, n: 37, transB: true }, // pairs at decode: the skinny dot products
     { m: 300, k: 64, n: 7, transB: true }, // pairs with few columns: the transposed problem
     { m: 2, k: 300, n: 70, integers: true },
+    // bfloat16 with k strided in B (x·W) or A (xᵀ·W): a k-contiguous copy (pairs of rows interleaved,
+    // then transposed 256 columns × 64 pairs a tile) feeds the pair kernels; edges of both tile sizes
+    { m: 70, k: 258, n: 300 },
+    { m: 300, k: 130, n: 70, transA: true },
+    { m: 64, k: 32, n: 64, transA: true },
   ];
   const threads = S.getNumThreads();
   try {
