@@ -147,29 +147,32 @@ function deviceCases(ctx: BenchContext): BenchCase[] {
  * registers at decode; from 17 rows on, bfloat16 pairs into vdpbf16ps where the CPU has AVX512-BF16,
  * else widened while packing). Baselines: the same product of float32 copies in this process (at
  * decode the 16-bit one reads half the bytes), and PyTorch's F.linear in bfloat16.
+ * wt = false: x·W with W stored [k, n] (a Linear's backward dY·W has this layout): k is strided in W,
+ * so gemm_half makes a k-contiguous copy for the pair kernels; torch.matmul is the baseline.
  */
-function halfCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: number): BenchCase {
+function halfCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: number, wt = true): BenchCase {
   let x: Tensor | undefined, w: Tensor | undefined, x32: Tensor | undefined, w32: Tensor | undefined;
+  const product = (a: Tensor, b: Tensor) => (wt ? matmul(a, b.transpose(0, 1)) : matmul(a, b));
   return {
     op: 'matmul',
-    shape: `${m}×${k}×${n} x·Wᵀ`,
+    shape: `${m}×${k}×${n}${wt ? ' x·Wᵀ' : ' x·W'}`,
     dtype,
     device: ctx.device,
     flops: 2 * m * k * n,
     bytes: m <= 16 ? 2 * (m * k + k * n + m * n) : undefined,
     setup() {
       x = randn([m, k], { seed: 1, device: ctx.device, dtype });
-      w = randn([n, k], { seed: 2, device: ctx.device, dtype });
+      w = randn(wt ? [n, k] : [k, n], { seed: 2, device: ctx.device, dtype });
     },
     run() {
-      matmul(x!, w!.transpose(0, 1)).dispose();
+      product(x!, w!).dispose();
     },
     teardown() {
       x!.dispose();
       w!.dispose();
     },
     baselines: {
-      torch: { kind: 'torch', script: 'dense.py', spec: { m, k, n, dtype, wt: true }, label: 'F.linear' },
+      torch: { kind: 'torch', script: 'dense.py', spec: { m, k, n, dtype, wt }, label: wt ? 'F.linear' : 'torch.matmul' },
       float32: {
         kind: 'local',
         label: 'the same product in float32',
@@ -178,7 +181,7 @@ function halfCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: numb
           w32 = w!.cast('float32');
         },
         run() {
-          matmul(x32!, w32!.transpose(0, 1)).dispose();
+          product(x32!, w32!).dispose();
         },
         teardown() {
           x32!.dispose();
@@ -191,7 +194,11 @@ function halfCase(ctx: BenchContext, dtype: DType, m: number, k: number, n: numb
 
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) return deviceCases(ctx);
-  return [...cpuCases(ctx), ...[1, 16, 512].map((m) => halfCase(ctx, 'bfloat16', m, 4096, 4096))];
+  return [
+    ...cpuCases(ctx),
+    ...[1, 16, 512].map((m) => halfCase(ctx, 'bfloat16', m, 4096, 4096)),
+    halfCase(ctx, 'bfloat16', 512, 4096, 4096, false),
+  ];
 }
 
 function cpuCases(ctx: BenchContext): BenchCase[] {

@@ -93,7 +93,8 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     { m: 70, k: 300, n: 100, batchA: [2], batchB: [2] },
     { m: 33, k: 70, n: 41, transB: true, integers: true },
     // bfloat16 x·Wᵀ with K even runs as bfloat16 pairs on AVX512-BF16 CPUs (vdpbf16ps; packed above 128 rows):
-    // several K blocks of pairs with a tail, and the fallbacks (odd K, A one element off alignment)
+    // several K blocks of pairs with a tail, the fallback (odd K), and an A one element off alignment
+    // (its pairs interleaved from the 16-bit rows by the packer)
     { m: 40, k: 1030, n: 50, transB: true },
     { m: 150, k: 600, n: 70, transB: true }, // pairs, packed (more than 128 rows)
     { m: 150, k: 2090, n: 70, transB: true }, // packed pairs over two K blocks (512 pairs each) and a tail
@@ -103,11 +104,14 @@ test('float16 and bfloat16 read in place by the CPU GEMM: every path, per elemen
     { m: 1, k: 1030, n: 37, transB: true }, // pairs at decode: the skinny dot products
     { m: 300, k: 64, n: 7, transB: true }, // pairs with few columns: the transposed problem
     { m: 2, k: 300, n: 70, integers: true },
-    // bfloat16 with k strided in B (x·W) or A (xᵀ·W): a k-contiguous copy (pairs of rows interleaved,
-    // then transposed 256 columns × 64 pairs a tile) feeds the pair kernels; edges of both tile sizes
+    // bfloat16 with k strided in B (x·W) or A (xᵀ·W), from 64 rows and columns: the packers interleave
+    // rows k and k + 1 into pairs for the vdpbf16ps kernels — panel edges, two K blocks of pairs with a
+    // tail, the smallest such product, and A read in place (N = 64) beside an interleaved B
     { m: 70, k: 258, n: 300 },
     { m: 300, k: 130, n: 70, transA: true },
     { m: 64, k: 32, n: 64, transA: true },
+    { m: 65, k: 2100, n: 66 },
+    { m: 100, k: 200, n: 64 },
   ];
   const threads = S.getNumThreads();
   try {

@@ -28,8 +28,9 @@
 // splitting rows costs one barrier instead of two per K×N block (many, and short, when B is thin).
 // Packed buffers are per thread and per nesting level: a block hook may itself call gemm().
 // gemm_half (16-bit operands): widened while packing, in registers on the skinny x·Wᵀ path, or — both
-// bfloat16, pairs of k adjacent, AVX512-BF16 — run as a float problem over K/2 whose "floats" are
-// bfloat16 pairs, with the same driver and packers and vdpbf16ps kernels (kern, kern_ua, nt_tile).
+// bfloat16, AVX512-BF16 — run as a float problem over K/2 whose "floats" are bfloat16 pairs, with the
+// same driver and packers and vdpbf16ps kernels (kern, kern_ua, nt_tile). An operand whose pairs are
+// not adjacent in memory (x·W, a Linear's backward) is interleaved into pairs by its packer.
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -46,7 +47,6 @@
 
 #include "cpu/cpuinfo.h"
 #include "cpu/elementwise.h"
-#include "host_cache.h"
 #include "threadpool.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -721,6 +721,22 @@ struct Blocking {
   bool unpacked_a = false;  // the kernels read row-major A in place (kern_ua)
 };
 
+// out[j] = the float whose bits are lo[j·step] | hi[j·step] << 16, for j < n: a bfloat16 pair (k, k + 1)
+// as the vdpbf16ps kernels read it.
+inline void pair_words(const uint16_t* lo, const uint16_t* hi, int64_t step, int64_t n, float* out) {
+  if (step == 1) {
+    for (int64_t j = 0; j < n; j++) {
+      const uint32_t w = (uint32_t)lo[j] | ((uint32_t)hi[j] << 16);
+      std::memcpy(out + j, &w, 4);
+    }
+  } else {
+    for (int64_t j = 0; j < n; j++) {
+      const uint32_t w = (uint32_t)lo[j * step] | ((uint32_t)hi[j * step] << 16);
+      std::memcpy(out + j, &w, 4);
+    }
+  }
+}
+
 // Columns [c0, c1) (multiples of NR apart from the end) of the K rows [pc, pc + kc) of B, packed into the
 // layout the kernels read: panel q of the block at dst + q·NR·kc.
 // A 16-bit B is converted on the way: row-major B straight into the panels (a panel's row k is B's row k),
@@ -735,6 +751,17 @@ void pack_b_cols(const Impl<T>& im, const Problem<T>& p, int64_t pc, int64_t kc,
   if constexpr (std::is_same<T, float>::value) {
     const int64_t NR = im.nr;
     T* d = dst + c0 * kc;
+    if (p.bf16_pairs) {  // pc, kc count pairs: panel step k is the word (B(2k, j), B(2k + 1, j))
+      for (int64_t q = c0; q < c1; q += NR, d += NR * kc) {
+        const int64_t n = std::min<int64_t>(NR, c1 - q);
+        for (int64_t k = 0; k < kc; k++) {
+          const uint16_t* lo = p.B16 + 2 * (pc + k) * p.rs_b + q * p.cs_b;
+          pair_words(lo, lo + p.rs_b, p.cs_b, n, d + k * NR);
+          for (int64_t j = n; j < NR; j++) d[k * NR + j] = 0.f;
+        }
+      }
+      return;
+    }
     for (int64_t q = c0; q < c1; q += NR, d += NR * kc) {
       const int64_t n = std::min<int64_t>(NR, c1 - q);
       const uint16_t* src = p.B16 + pc * p.rs_b + q * p.cs_b;
@@ -762,6 +789,17 @@ void pack_a_rows(const Impl<T>& im, const Problem<T>& p, int64_t i0, int64_t k0,
   }
   if constexpr (std::is_same<T, float>::value) {
     const int64_t MR = im.mr;
+    if (p.bf16_pairs) {  // k0, kc count pairs: panel step k holds the words (A(i, 2k), A(i, 2k + 1))
+      for (int64_t q = 0; q < len; q += MR, dst += MR * kc) {
+        const int64_t m = std::min<int64_t>(MR, len - q);
+        for (int64_t k = 0; k < kc; k++) {
+          const uint16_t* lo = p.A16 + (i0 + q) * p.rs_a + 2 * (k0 + k) * p.cs_a;
+          pair_words(lo, lo + p.cs_a, p.rs_a, m, dst + k * MR);
+          for (int64_t r = m; r < MR; r++) dst[k * MR + r] = 0.f;
+        }
+      }
+      return;
+    }
     float* tmp = half_scratch((size_t)(MR * kc));  // [m][kc], row-major
     for (int64_t q = 0; q < len; q += MR, dst += MR * kc) {
       const int64_t m = std::min<int64_t>(MR, len - q);
@@ -1045,7 +1083,9 @@ void gemm_impl(Problem<T> p) {
   // 4096, 58 µs a row against 105 at K = 2048; K = 1024 even). x·W's row kernels stop at 16 rows.
   const int64_t nt_rows = p.bf16_pairs ? (p.K >= 1024 ? 128 : 16) : (p.K >= 1024 ? 64 : 16);
   static_assert(kNtMaxRows >= 128, "skinny_nt's output tile holds every row the skinny x·Wᵀ path takes");
-  const bool skinny = p.M <= 16 || (p.M <= nt_rows && p.rs_b == 1 && im.lanes > 0);
+  // (pairs interleaved from a 16-bit operand exist only in the packers: no skinny path for them)
+  const bool skinny = !(p.bf16_pairs && (p.A16 || p.B16)) &&
+                      (p.M <= 16 || (p.M <= nt_rows && p.rs_b == 1 && im.lanes > 0));
   if (p.A16 && skinny) widen_a();
   // Threads split the rows and share each packed B panel (packing it together, meeting at two barriers
   // a K block), unless B is much the larger operand: then each takes its own columns, packs its part of
@@ -1199,77 +1239,31 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rs_a, in
   gemm_impl(p);
 }
 
-namespace {
-using Bits16 = std::vector<uint16_t, HostCachedAllocator<uint16_t>>;
-
-// out[j·K + k] = src[j·sj + k·sk] for j < n, k < K (K even, sk ≠ 1): 16-bit values gathered so that
-// each j's k run is contiguous. The transpose (sj = 1) goes through 32-bit pairs: rows k and k + 1 interleaved
-// into (src[k], src[k + 1]) words, a 64 × 256 tile at a time, then the words transposed by the
-// float32 row kernels' transpose32. Element by element, 16-bit stores 4 KB apart thrashed L1 and the
-// copy took 60% as long as the bfloat16 2048³ product it was for.
-void gather_k_runs(const uint16_t* src, int64_t sj, int64_t sk, int64_t n, int64_t K, Bits16& out) {
-  out.resize((size_t)(n * K));
-  uint16_t* dst = out.data();
-  constexpr int64_t TJ = 256, TK = 64;  // columns j, pair rows k/2 of a tile
-  const int64_t K2 = K / 2;
-  uint32_t* dst32 = reinterpret_cast<uint32_t*>(dst);
-  parallel_for((n + TJ - 1) / TJ, 1, [&](int64_t q0, int64_t q1) {
-    std::vector<uint32_t> tile((size_t)(TK * TJ));
-    for (int64_t j0 = q0 * TJ; j0 < std::min(n, q1 * TJ); j0 += TJ) {
-      const int64_t nj = std::min(TJ, n - j0);
-      for (int64_t h0 = 0; h0 < K2; h0 += TK) {
-        const int64_t nh = std::min(TK, K2 - h0);
-        for (int64_t h = 0; h < nh; h++) {
-          const uint16_t* lo = src + (2 * (h0 + h)) * sk + j0 * sj;
-          const uint16_t* hi = lo + sk;
-          uint32_t* t = tile.data() + h * TJ;
-          if (sj == 1)
-            for (int64_t j = 0; j < nj; j++) t[j] = (uint32_t)lo[j] | ((uint32_t)hi[j] << 16);
-          else
-            for (int64_t j = 0; j < nj; j++) t[j] = (uint32_t)lo[j * sj] | ((uint32_t)hi[j * sj] << 16);
-        }
-        // dst32[(j0 + i)·K2 + h0 + h] = tile[h·TJ + i]
-        f32_rows().transpose32(tile.data(), TJ, dst32 + j0 * K2 + h0, K2, nj, nh);
-      }
-    }
-  });
-}
-}  // namespace
-
 void gemm_half(int64_t M, int64_t N, int64_t K, float alpha, const void* A, Half a_kind, int64_t rs_a, int64_t cs_a,
                const void* B, Half b_kind, int64_t rs_b, int64_t cs_b, float beta, float* C, int64_t rs_c, int64_t cs_c,
                const GemmEpilogue<float>* epilogue) {
   Problem<float> p{M, N, K, alpha, beta, nullptr, rs_a, cs_a, nullptr, rs_b, cs_b, C, rs_c, cs_c, nullptr, 0, nullptr, false};
-  // Both bfloat16 but k not contiguous in one of them (x·W with W row-major, and both products of a
-  // Linear's backward): a copy of that operand with k contiguous lets the vdpbf16ps pair kernels run,
-  // twice the float32 rate, for one pass over the operand. Worth it when the other side has enough
-  // rows to reuse the copy (a skinny x·W streams W once, which a copy would only double).
-  // bfloat16 2048³ x·W: 39 → ~20 ms (2-core Zen 5).
-  Bits16 a_copy, b_copy;
-  if (a_kind == Half::bf16 && b_kind == Half::bf16 && K >= 32 && K % 2 == 0 && bf16_pairs_available()) {
-    if (cs_a != 1 && N >= 64 && M > 0) {
-      gather_k_runs(static_cast<const uint16_t*>(A), rs_a, cs_a, M, K, a_copy);
-      A = a_copy.data(), rs_a = K, cs_a = 1;
-    }
-    if (rs_b != 1 && M >= 64 && N > 0) {
-      gather_k_runs(static_cast<const uint16_t*>(B), cs_b, rs_b, N, K, b_copy);
-      B = b_copy.data(), rs_b = 1, cs_b = K;
-    }
-    p.rs_a = rs_a, p.cs_a = cs_a, p.rs_b = rs_b, p.cs_b = cs_b;
-  }
   // Both bfloat16 with pairs of consecutive k adjacent and 4-byte aligned in each (x·Wᵀ: x and W
   // row-major): the problem becomes a float problem over K/2 pairs, computed by the vdpbf16ps kernels
   // (packed, or the skinny dot products at decode). The float packers move the pairs unchanged (a zero
   // float is a zero pair); the tiny direct loop, which would multiply them as floats, is skipped.
+  // An operand whose k pairs are not adjacent (x·W with W row-major, both products of a Linear's
+  // backward) stays 16-bit and its packer interleaves rows k and k + 1 into pair words as it packs
+  // (pack_b_cols / pack_a_rows): no widening to float32, at the packing's own cost — for products
+  // with enough rows and columns to run packed (the skinny paths read pairs in place). bfloat16 2048³
+  // x·W: 41 ms widened, 20 as pairs (x·Wᵀ 20, torch 19.5; 2-core Zen 5).
   const auto pairs_ok = [](const void* p, int64_t pair_stride, int64_t other) {
     return other == 1 && pair_stride % 2 == 0 && reinterpret_cast<uintptr_t>(p) % 4 == 0;
   };
+  const bool a_pairs = pairs_ok(A, rs_a, cs_a), b_pairs = pairs_ok(B, cs_b, rs_b);
   if (a_kind == Half::bf16 && b_kind == Half::bf16 && K >= 32 && K % 2 == 0 &&
-      pairs_ok(A, rs_a, cs_a) && pairs_ok(B, cs_b, rs_b) && bf16_pairs_available()) {
-    p.A = static_cast<const float*>(A), p.rs_a = rs_a / 2;
-    p.B = static_cast<const float*>(B), p.cs_b = cs_b / 2;
+      ((a_pairs && b_pairs) || (M >= 64 && N >= 64)) && bf16_pairs_available()) {
     p.K = K / 2;
     p.bf16_pairs = true;
+    if (a_pairs) p.A = static_cast<const float*>(A), p.rs_a = rs_a / 2, p.cs_a = 1;
+    else p.A16 = static_cast<const uint16_t*>(A), p.a16 = Half::bf16;
+    if (b_pairs) p.B = static_cast<const float*>(B), p.cs_b = cs_b / 2, p.rs_b = 1;
+    else p.B16 = static_cast<const uint16_t*>(B), p.b16 = Half::bf16;
   } else {
     if (a_kind == Half::none) p.A = static_cast<const float*>(A);
     else p.A16 = static_cast<const uint16_t*>(A), p.a16 = a_kind;
