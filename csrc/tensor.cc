@@ -547,10 +547,24 @@ void copy_into(const Tensor& src, Tensor& dst) {
   char* dp = (char*)dst.raw();
   const size_t es = dtype_size(src.dtype);
   const bool same = src.dtype == dst.dtype;
+  // Row by row, typed: a memcpy call per element (es is only known at run time) made a concat along
+  // the last axis of two [2048, 1024] float32 20× slower than torch's.
   for_each_row(dst.shape, {dst.strides, ss}, [&](int64_t, const int64_t* o) {
+    char* d = dp + o[0] * es;
+    const char* q = sp + o[1] * es;
     if (same) {
-      for (int64_t j = 0; j < inner; j++) std::memcpy(dp + (o[0] + j * di) * es, sp + (o[1] + j * si) * es, es);
-    } else {
+      if (di == 1 && si == 1) {
+        std::memcpy(d, q, (size_t)inner * es);
+      } else if (es == 4) {
+        for (int64_t j = 0; j < inner; j++) ((uint32_t*)d)[j * di] = ((const uint32_t*)q)[j * si];
+      } else if (es == 8) {
+        for (int64_t j = 0; j < inner; j++) ((uint64_t*)d)[j * di] = ((const uint64_t*)q)[j * si];
+      } else if (es == 2) {
+        for (int64_t j = 0; j < inner; j++) ((uint16_t*)d)[j * di] = ((const uint16_t*)q)[j * si];
+      } else {
+        for (int64_t j = 0; j < inner; j++) std::memcpy(d + j * di * es, q + j * si * es, es);
+      }
+    } else if (di != 1 || !convert_row(q, si, src.dtype, dp, dst.dtype, o[0], inner)) {
       for (int64_t j = 0; j < inner; j++)
         store_from_double(dp, dst.dtype, o[0] + j * di, load_as_double(sp, src.dtype, o[1] + j * si));
     }

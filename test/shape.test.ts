@@ -151,6 +151,28 @@ test('concat and stack: any axis, views as inputs, gradients to every input', ()
   checkOp({ shapes: [[2, 3], [2, 3], [2, 3]], fn: (a, b, c) => S.stack([a, b, c], -1), ref: (a, b, c) => stackRef([a, b, c], 2) });
 });
 
+test('concat along the last axis copies every dtype exactly, from contiguous and transposed inputs', () => {
+  // Each output row is filled by typed loops (csrc/tensor.cc copy_into): 1-, 2-, 4- and 8-byte elements,
+  // a strided source (a transposed view) and a contiguous one (one memcpy a row).
+  const before = liveCounts();
+  for (const dtype of ['float64', 'float32', 'bfloat16', 'float16', 'int32', 'uint8'] as const) {
+    const av = Array.from({ length: 35 }, (_, i) => (i * 7) % 23), bv = Array.from({ length: 21 }, (_, i) => 100 - i);
+    S.tidy(() => {
+      const a = S.tensor(av, { shape: [5, 7], dtype }).transpose(0, 1); // [7, 5], strides (1, 7)
+      const b = S.tensor(bv, { shape: [7, 3], dtype });
+      const got = Array.from(S.concat([a, b, a], -1).dataSync() as ArrayLike<number>);
+      const want: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        for (let j = 0; j < 5; j++) want.push(av[j * 7 + i]);
+        for (let j = 0; j < 3; j++) want.push(bv[i * 3 + j]);
+        for (let j = 0; j < 5; j++) want.push(av[j * 7 + i]);
+      }
+      assert.equal(got, want, dtype);
+    });
+  }
+  assertNoLeak(before, 'concat dtypes');
+});
+
 test('bad arguments: shapes, axes, dims', () => {
   const before = liveCounts();
   const x = S.zeros([2, 3]);
