@@ -338,4 +338,55 @@ withLeakCheck('cast between float32 / float64 and float64 / float32 / bfloat16 /
   }
 });
 
+// The widening and integer casts of convert_row: bfloat16 / float16 → float32 for all 2^16 bit
+// patterns (exact, subnormals kept under the pool's DAZ, a NaN made quiet with its payload, as the trip
+// through double makes it and the devices reproduce), int32 / uint8 → float32 (one rounding), and
+// float32 → int32 / uint8 (NaN → 0, saturated, truncated toward zero), contiguous and strided.
+withLeakCheck('cast from bfloat16 / float16 / int32 / uint8 to float32 and from float32 to int32 / uint8: every bit pattern or edge, contiguous and strided', () => {
+  const n = 1 << 16;
+  const all = new Uint16Array(n).map((_, i) => i);
+  const f32of = new Float32Array(1), u32of = new Uint32Array(f32of.buffer);
+  const quiet = (u: number) => (((u & 0x7fffffff) >>> 0) > 0x7f800000 ? (u | 0x400000) >>> 0 : u >>> 0);
+  const f16bits = (h: number) => {
+    const e = (h >> 10) & 31, m = h & 1023, sg = h & 0x8000 ? -1 : 1;
+    if (e === 31) return quiet(((h & 0x8000) << 16 | 0x7f800000 | (m << 13)) >>> 0);
+    f32of[0] = sg * (e ? (1 + m / 1024) * 2 ** (e - 15) : (m / 1024) * 2 ** -14);
+    return u32of[0];
+  };
+  const views = (t: S.Tensor) => [['contiguous', t, (i: number) => i], ['strided', t.reshape([t.size / 2, 2]).T, (i: number) => 2 * (i % (t.size / 2)) + Math.floor(i / (t.size / 2))]] as const;
+  for (const [src, want] of [['bfloat16', (h: number) => quiet(h << 16)], ['float16', f16bits]] as const) {
+    S.tidy(() => {
+      for (const [how, x, at] of views(S.tensor(all, { dtype: src, shape: [n] }))) {
+        const got = new Uint32Array((x.cast('float32').rawDataSync() as Float32Array).slice().buffer);
+        for (let i = 0; i < n; i++)
+          if (got[i] !== want(all[at(i)]))
+            assert.unreachable(`cast ${src} → float32 (${how}): bits ${all[at(i)].toString(16)} gave ${got[i].toString(16)}, expected ${want(all[at(i)]).toString(16)}`);
+      }
+    });
+  }
+  let seed = 99;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const ints = Int32Array.from({ length: n }, (_, i) => (i % 4 === 0 ? [2147483647, -2147483648, 16777217, -16777217][(i / 4) % 4] : Math.floor((rnd() - 0.5) * 2 ** 32)));
+  const bytes = Uint8Array.from({ length: n }, (_, i) => i & 255);
+  const edges = [NaN, Infinity, -Infinity, -0, 0.999, -0.999, 2147483648, -2147483648, 2147483520, -2147483904, 254.9, 255, 255.5, 1e30, -1e30, 3e-45];
+  const floats = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? edges[(i / 3) % edges.length] : (rnd() - 0.5) * 2 ** (rnd() * 70 - 20)));
+  const sat = (v: number, lo: number, hi: number) => (Number.isNaN(v) ? 0 : v <= lo ? lo : v >= hi ? hi : Math.trunc(v) + 0);
+  const cases: [S.DType, ArrayLike<number>, S.DType, (v: number) => number][] = [
+    ['int32', ints, 'float32', Math.fround],
+    ['uint8', bytes, 'float32', (v) => v],
+    ['float32', floats, 'int32', (v) => sat(v, -2147483648, 2147483647)],
+    ['float32', floats, 'uint8', (v) => sat(v, 0, 255)],
+  ];
+  for (const [src, arr, dst, want] of cases) {
+    S.tidy(() => {
+      for (const [how, x, at] of views(S.tensor(arr as never, { dtype: src, shape: [n] }))) {
+        const got = x.cast(dst).dataSync();
+        for (let i = 0; i < n; i++)
+          if (!Object.is(got[i], want(arr[at(i)])))
+            assert.unreachable(`cast ${src} → ${dst} (${how}) element ${i}: ${arr[at(i)]} gave ${got[i]}, expected ${want(arr[at(i)])}`);
+      }
+    });
+  }
+});
+
 test.run();
