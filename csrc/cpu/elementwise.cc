@@ -702,9 +702,18 @@ void nonzero(DType dt, const char* p, int64_t step, uint8_t* mask, int64_t n) {
   }
 }
 
+// Both values read, then blended by the mask's bits: `mask[i] ? a : b` compiled to a branch, and a
+// random condition mispredicted half of them (where() of [2048, 1024] took 4 ms, 20× an add).
 template <class E>
 void select_run(const uint8_t* mask, const E* a, int64_t sa, const E* b, int64_t sb, E* y, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] = mask[i] ? a[i * sa] : b[i * sb];
+  const auto pick = [](uint8_t m, E va, E vb) {
+    const E k = (E)0 - (E)m;  // all ones where m is 1
+    return (E)((va & k) | (vb & (E)~k));
+  };
+  if (sa == 1 && sb == 1)
+    for (int64_t i = 0; i < n; i++) y[i] = pick(mask[i], a[i], b[i]);
+  else
+    for (int64_t i = 0; i < n; i++) y[i] = pick(mask[i], a[i * sa], b[i * sb]);
 }
 
 }  // namespace
