@@ -7,7 +7,8 @@
 // cache serves without page faults) and bfloat16 (converted in blocks), and the exact-erf GELU of 2^22
 // float32 (compute-bound), contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
 // tiled copy's register transposes), and cast of a [4096, 4096] float32 to float64 / bfloat16 / float16
-// and back from float64, each against PyTorch in the same run (bench/torch/core.py).
+// and back from float64, and of bfloat16 / float16 up to float32 (the upcast of a loaded 16-bit weight),
+// each against PyTorch in the same run (bench/torch/core.py).
 import type { BenchCase, BenchContext } from './run';
 import { add, gelu, randn, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
@@ -96,7 +97,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
       cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32'),
       transposeCase(ctx, 'float32'), transposeCase(ctx, 'bfloat16'),
       castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),
-      castCase(ctx, 'float64', 'float32'),
+      castCase(ctx, 'float64', 'float32'), castCase(ctx, 'bfloat16', 'float32'), castCase(ctx, 'float16', 'float32'),
     ];
   const n = copyElements(ctx);
   let a: Tensor | undefined, b: Tensor | undefined;
