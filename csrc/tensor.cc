@@ -481,7 +481,16 @@ static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DT
   };
   const float* f32 = (const float*)src;
   const double* f64 = (const double*)src;
-  if (sd == DType::f32 && dd == DType::f64) return run(f32, (double*)dst, [](float x) { return (double)x; });
+  // float32 → float64: cvtss2sd, except for a subnormal, which DAZ (the pool's jobs) would read as 0:
+  // its mantissa · 2^−149 instead, exact, as the devices widen it.
+  if (sd == DType::f32 && dd == DType::f64)
+    return run(f32, (double*)dst, [](float x) {
+      uint32_t u;
+      std::memcpy(&u, &x, 4);
+      if (u & 0x7f800000u) return (double)x;
+      const double m = (double)(u & 0x7fffffu) * 0x1p-149;
+      return (u >> 31) ? -m : m;
+    });
   if (sd == DType::f64 && dd == DType::f32) return run(f64, (float*)dst, [](double x) { return (float)x; });
   if (sd == DType::f32 && dd == DType::bf16) return run(f32, (uint16_t*)dst, [](float x) { return float_to_bf16(x); });
   if (sd == DType::f32 && dd == DType::f16 && stride == 1) {
