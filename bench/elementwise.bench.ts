@@ -8,9 +8,10 @@
 // float32 (compute-bound), contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
 // tiled copy's register transposes), and cast of a [4096, 4096] float32 to float64 / bfloat16 / float16
 // and back from float64, and of bfloat16 / float16 up to float32 (the upcast of a loaded 16-bit weight),
-// each against PyTorch in the same run (bench/torch/core.py).
+// where() with a random condition and concat along either axis of [2048, 1024] float32, each against
+// PyTorch in the same run (bench/torch/core.py).
 import type { BenchCase, BenchContext } from './run';
-import { add, gelu, randn, type Tensor } from '../lib/index';
+import { add, concat, gelu, gt, randn, where, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
 
 function cpuCase(ctx: BenchContext, op: 'add' | 'gelu', n: number, dtype: 'float32' | 'bfloat16'): BenchCase {
@@ -65,6 +66,41 @@ function transposeCase(ctx: BenchContext, dtype: 'float32' | 'bfloat16'): BenchC
   };
 }
 
+/** where() with a random condition (x > 0, made once) and concat of two matrices along `axis`, each
+ * [2048, 1024] float32 (in cache: the per-element work, not the memory, is what these measure). */
+function selectCase(ctx: BenchContext, op: 'where' | 'concat', axis = 0): BenchCase {
+  let x: Tensor | undefined, y: Tensor | undefined, c: Tensor | undefined;
+  const m = 2048, n = 1024;
+  return {
+    op,
+    shape: op === 'where' ? `[${m}, ${n}]` : `2 × [${m}, ${n}] axis ${axis}`,
+    dtype: 'float32',
+    device: ctx.device,
+    bytes: (op === 'where' ? 4 : 3) * 4 * m * n,
+    setup() {
+      x = randn([m, n], { seed: 1 });
+      y = randn([m, n], { seed: 2 });
+      if (op === 'where') c = gt(x, 0);
+    },
+    run() {
+      (op === 'where' ? where(c!, x!, y!) : concat([x!, y!], axis)).dispose();
+    },
+    teardown() {
+      x?.dispose();
+      y?.dispose();
+      c?.dispose();
+    },
+    baselines: {
+      torch: {
+        kind: 'torch',
+        script: 'core.py',
+        spec: op === 'where' ? { op, m, n, dtype: 'float32' } : { op, m, n, axis, dtype: 'float32' },
+        label: op === 'where' ? 'torch.where' : 'torch.cat',
+      },
+    },
+  };
+}
+
 type CastDType = 'float32' | 'float64' | 'bfloat16' | 'float16';
 /** cast() of a [4096, 4096] matrix (one read and one write; csrc/tensor.cc's typed conversions),
  * against PyTorch's x.to(dtype). */
@@ -98,6 +134,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
       transposeCase(ctx, 'float32'), transposeCase(ctx, 'bfloat16'),
       castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),
       castCase(ctx, 'float64', 'float32'), castCase(ctx, 'bfloat16', 'float32'), castCase(ctx, 'float16', 'float32'),
+      selectCase(ctx, 'where'), selectCase(ctx, 'concat', 0), selectCase(ctx, 'concat', 1),
     ];
   const n = copyElements(ctx);
   let a: Tensor | undefined, b: Tensor | undefined;

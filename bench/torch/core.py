@@ -7,6 +7,8 @@ output allocated by every call, as ours is:
   gelu           {n}            F.gelu(x) (the exact erf form), [n]
   transpose      {n}            x.t().contiguous(), x [n, n]
   cast           {n, to}        x.to(to), x [n, n] of dtype
+  where          {m, n}         torch.where(x > 0, x, y), x and y [m, n]
+  concat         {m, n, axis}   torch.cat([x, y], axis), x and y [m, n]
   sum            {m, n, axis}   x.sum(axis), x [m, n]
   softmax        {m, n}         torch.softmax(x, -1)
   cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
@@ -37,6 +39,12 @@ def make_case(torch, spec):
         x, to = torch.randn(spec["n"], spec["n"]).to(dtype), dtypes[spec["to"]]
         return lambda: x.to(to)
     x = torch.randn(spec["m"], spec["n"]).to(dtype)
+    if op == "where":  # a random condition (x > 0), as the structura side
+        y, cond = torch.randn(spec["m"], spec["n"]).to(dtype), x > 0
+        return lambda: torch.where(cond, x, y)
+    if op == "concat":
+        y = torch.randn(spec["m"], spec["n"]).to(dtype)
+        return lambda: torch.cat([x, y], spec["axis"])
     if op == "sum":
         axis = spec["axis"]
         return lambda: x.sum(axis)
