@@ -6,38 +6,40 @@
 // On 'cuda-emu' (--quick only) the same ops on [64, 96].
 // On the CPU, against PyTorch in the same run (bench/torch/core.py): sum of [4096, 4096] float32 over
 // each axis (rows: the SIMD row kernels; columns: eight rows a pass into double accumulators), softmax
-// of [4096, 4096] float32 and bfloat16 (row by row through a float32 row), and crossEntropy of
-// [1024, 32768] float32.
+// of [4096, 4096] float32 and bfloat16 (row by row through a float32 row), crossEntropy of
+// [1024, 32768] float32, and mseLoss of two [2048, 1024] float32 (one fused pass).
 import type { BenchCase, BenchContext } from './run';
-import { sum, softmax, crossEntropy, randn, tensor, type Tensor } from '../lib/index';
+import { sum, softmax, crossEntropy, mseLoss, randn, tensor, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
 
-function cpuCase(ctx: BenchContext, op: 'sum' | 'softmax' | 'crossEntropy', rows: number, cols: number, dtype: DT, axis = -1): BenchCase {
-  let x: Tensor | undefined, labels: Tensor | undefined;
+function cpuCase(ctx: BenchContext, op: 'sum' | 'softmax' | 'crossEntropy' | 'mseLoss', rows: number, cols: number, dtype: DT, axis = -1): BenchCase {
+  let x: Tensor | undefined, labels: Tensor | undefined, y: Tensor | undefined;
   const n = rows * cols;
   return {
     op,
-    shape: op === 'crossEntropy' ? `[${rows}, ${cols}]` : `[${rows}, ${cols}] axis ${axis}`,
+    shape: op === 'crossEntropy' || op === 'mseLoss' ? `[${rows}, ${cols}]` : `[${rows}, ${cols}] axis ${axis}`,
     dtype,
     device: ctx.device,
-    bytes: (op === 'softmax' ? 2 : 1) * size[dtype] * n,
+    bytes: (op === 'softmax' || op === 'mseLoss' ? 2 : 1) * size[dtype] * n,
     setup() {
       x = randn([rows, cols], { seed: 1, dtype });
       if (op === 'crossEntropy') labels = tensor(Int32Array.from({ length: rows }, (_, i) => (i * 7919) % cols), { dtype: 'int32' });
+      if (op === 'mseLoss') y = randn([rows, cols], { seed: 2, dtype });
     },
     run() {
-      (op === 'sum' ? sum(x!, axis) : op === 'softmax' ? softmax(x!, -1) : crossEntropy(x!, labels!)).dispose();
+      (op === 'sum' ? sum(x!, axis) : op === 'softmax' ? softmax(x!, -1) : op === 'mseLoss' ? mseLoss(x!, y!) : crossEntropy(x!, labels!)).dispose();
     },
     teardown() {
       x?.dispose();
       labels?.dispose();
+      y?.dispose();
     },
     baselines: {
       torch: {
         kind: 'torch',
         script: 'core.py',
-        spec: { op: op === 'crossEntropy' ? 'cross_entropy' : op, m: rows, n: cols, dtype, axis },
-        label: op === 'sum' ? `x.sum(${axis})` : op === 'softmax' ? 'torch.softmax(x, -1)' : 'F.cross_entropy',
+        spec: { op: op === 'crossEntropy' ? 'cross_entropy' : op === 'mseLoss' ? 'mse' : op, m: rows, n: cols, dtype, axis },
+        label: op === 'sum' ? `x.sum(${axis})` : op === 'softmax' ? 'torch.softmax(x, -1)' : op === 'mseLoss' ? 'F.mse_loss' : 'F.cross_entropy',
       },
     },
   };
@@ -105,6 +107,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
       cpuCase(ctx, 'softmax', 4096, 4096, 'float32'),
       cpuCase(ctx, 'softmax', 4096, 4096, 'bfloat16'),
       cpuCase(ctx, 'crossEntropy', 1024, 32768, 'float32'),
+      cpuCase(ctx, 'mseLoss', 2048, 1024, 'float32'),
     ];
   const [r, c] = ctx.emu ? [64, 96] : [4096, 4096];
   return [

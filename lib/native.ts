@@ -109,6 +109,8 @@ export interface NativeBinding {
   softmax(a: Handle, axis: number, log: boolean): Handle;
   /** Mean over rows of −log softmax(logits)[label]; logits [M, C], labels int32 [M]. A 0-d tensor. */
   crossEntropy(logits: Handle, labels: Handle): Handle;
+  /** mean((pred − target)²) in one pass: CPU, float32 or float64, one shape (→ 0-d). */
+  mseLoss(pred: Handle, target: Handle): Handle;
   /** d loss / d logits = (softmax(logits) − onehot(labels)) · g / M, g a 0-d tensor. */
   crossEntropyBackward(logits: Handle, labels: Handle, g: Handle): Handle;
 

@@ -160,6 +160,34 @@ test('mseLoss: forward and gradients for both inputs', () => {
   checkOp({ shapes: [[4, 5], [4, 5]], fn: S.mseLoss, ref: R.mse, layout: 'transposed', tol: SUM_TOL });
 });
 
+test('mseLoss in one pass (CPU float32 / float64): many chunks, a tail, empty, gradients', () => {
+  // csrc/cpu/reduce.cc cpu_mse: chunks of 2^16 elements summed in float64, in order; 300 × 701 is four
+  // chunks and a tail that no vector fills. Reference: the same sum in JavaScript doubles.
+  const before = liveCounts();
+  for (const dtype of ['float32', 'float64'] as const) {
+    S.tidy(() => {
+      const p = S.randn([300, 701], { dtype, seed: 5 }), t = S.randn([300, 701], { dtype, seed: 6 });
+      const pv = p.dataSync(), tv = t.dataSync();
+      let ref = 0;
+      for (let i = 0; i < pv.length; i++) ref += (pv[i] - tv[i]) ** 2;
+      ref /= pv.length;
+      const got = S.mseLoss(p, t).item();
+      const tol = dtype === 'float32' ? 2 ** -23 : 1e-13;
+      assert.ok(Math.abs(got - ref) <= tol * ref, `${dtype}: ${got} vs ${ref}`);
+      assert.ok(Number.isNaN(S.mseLoss(S.zeros([0, 3], { dtype }), S.zeros([0, 3], { dtype })).item()), 'empty: NaN');
+      const pg = S.randn([7, 9], { dtype, seed: 7, requiresGrad: true }), tg = S.randn([7, 9], { dtype, seed: 8, requiresGrad: true });
+      S.mseLoss(pg, tg).backward();
+      const a = pg.dataSync(), b = tg.dataSync(), ga = pg.grad!.dataSync(), gb = tg.grad!.dataSync();
+      for (let i = 0; i < a.length; i++) {
+        const want = (2 * (a[i] - b[i])) / a.length;
+        assert.ok(Math.abs(ga[i] - want) <= 1e-6 * (1 + Math.abs(want)) && Math.abs(gb[i] + want) <= 1e-6 * (1 + Math.abs(want)), `grad ${i}`);
+      }
+      pg.grad!.dispose(), tg.grad!.dispose();
+    });
+  }
+  assertNoLeak(before, 'mseLoss one pass');
+});
+
 test('crossEntropy: [M, C] with int32 labels, [C] with a 0-d label; gradient for logits', () => {
   for (const [m, c] of [[1, 1], [3, 17], [17, 3], [129, 5], [4, 129]]) {
     const labels = (r: () => number) => [S.tensor(Int32Array.from({ length: m }, () => Math.floor(r() * c)), { shape: [m] })];

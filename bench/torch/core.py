@@ -12,6 +12,7 @@ output allocated by every call, as ours is:
   sum            {m, n, axis}   x.sum(axis), x [m, n]
   softmax        {m, n}         torch.softmax(x, -1)
   cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
+  mse            {m, n}         F.mse_loss(x, y), x and y [m, n]
 The protocol (one JSON line per case on stdin and stdout) is in common.py.
 """
 from common import serve
@@ -50,6 +51,9 @@ def make_case(torch, spec):
         return lambda: x.sum(axis)
     if op == "softmax":
         return lambda: torch.softmax(x, -1)
+    if op == "mse":
+        y = torch.randn(spec["m"], spec["n"]).to(dtype)
+        return lambda: F.mse_loss(x, y)
     if op == "cross_entropy":
         labels = (torch.arange(spec["m"]) * 7919) % spec["n"]
         return lambda: F.cross_entropy(x, labels)

@@ -50,6 +50,7 @@ struct F32Rows {
   double (*sum)(const float* x, int64_t n);  // accumulated in double
   // out[r] = sum(x + r·ld, n) for r < rows (the same bits), two rows read side by side
   void (*sum_rows)(const float* x, int64_t ld, int64_t rows, int64_t n, double* out);
+  double (*sqdiff_sum)(const float* a, const float* b, int64_t n);  // Σ (a − b)², accumulated in double
   float (*minmax)(const float* x, int64_t n, bool is_max);  // NaN if any NaN; ∓inf if n = 0
   void (*col_sum)(const float* x, int64_t ld, int64_t rows, double* acc, int64_t n);  // acc[i] += Σ_r x[r·ld + i]
   void (*col_minmax)(const float* x, float* acc, int64_t n, bool is_max);

@@ -717,4 +717,32 @@ Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, d
   return logits.dtype == DType::f32 ? y : cpu_convert(y, logits.dtype);
 }
 
+double cpu_mse(const Tensor& pred, const Tensor& target) {
+  const int64_t n = pred.numel();
+  if (n == 0) return std::nan("");
+  constexpr int64_t kPart = 1 << 16;
+  std::vector<double> part((size_t)((n + kPart - 1) / kPart));
+  const bool f32 = pred.dtype == DType::f32;
+  parallel_for((int64_t)part.size(), 1, [&](int64_t c0, int64_t c1) {
+    const F32Rows& K = f32_rows();
+    for (int64_t c = c0; c < c1; c++) {
+      const int64_t b = c * kPart, len = std::min(kPart, n - b);
+      if (f32) {
+        part[(size_t)c] = K.sqdiff_sum(pred.data<float>() + b, target.data<float>() + b, len);
+      } else {
+        const double *p = pred.data<double>() + b, *t = target.data<double>() + b;
+        double s[4] = {0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 4 <= len; i += 4)
+          for (int k = 0; k < 4; k++) s[k] += (p[i + k] - t[i + k]) * (p[i + k] - t[i + k]);
+        for (; i < len; i++) s[0] += (p[i] - t[i]) * (p[i] - t[i]);
+        part[(size_t)c] = (s[0] + s[1]) + (s[2] + s[3]);
+      }
+    }
+  });
+  double total = 0;
+  for (double v : part) total += v;
+  return total / (double)n;
+}
+
 }  // namespace structura

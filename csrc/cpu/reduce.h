@@ -22,6 +22,9 @@ Tensor cpu_arg_reduce(bool is_max, const Tensor& a, int64_t axis, const Shape& o
 Tensor cpu_softmax(const Tensor& a, int64_t axis, bool log);
 // logits [M, C] (float dtype), labels[M] ∈ [0, C): mean over rows of logsumexp(row) − row[label].
 double cpu_cross_entropy(const Tensor& logits, const int32_t* labels);
+// mean((pred − target)²) of two contiguous float32 or float64 tensors of n elements (NaN for n = 0):
+// fixed chunks on the pool, their double sums added in order (the same result on any thread count).
+double cpu_mse(const Tensor& pred, const Tensor& target);
 // (softmax(logits) − onehot(labels)) · g / M, of the logits' dtype.
 Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, double g);
 

@@ -5,6 +5,7 @@
 //   softmax(a, axis, log)              softmax or log-softmax along axis, a's shape and dtype
 //   crossEntropy(logits [M, C], labels int32 [M])            → 0-d, mean over rows
 //   crossEntropyBackward(logits, labels, g 0-d)              → [M, C] = (softmax − onehot)·g/M
+//   mseLoss(pred, target)   CPU float32 / float64 only       → 0-d, mean((pred − target)²) in one pass
 // Single axes may be negative (counted from the end); a 0-d tensor has the one axis 0 (or −1).
 #include <algorithm>
 #include <cmath>
@@ -343,9 +344,30 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   return wrap(env, cpu_cross_entropy_backward(logits, labels.data<int32_t>(), gv));
 }
 
+// mseLoss(pred, target) on the CPU, float32 / float64 of one shape: the fused pass (cpu_mse). Other
+// dtypes and devices are composed in lib/ops/reduce.ts.
+Napi::Value MseLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& pred = unwrap(info[0], "pred");
+  const Tensor& target = unwrap(info[1], "target");
+  require_cpu(env, pred, "mseLoss", "pred");
+  require_cpu(env, target, "mseLoss", "target");
+  if (pred.dtype != target.dtype || (pred.dtype != DType::f32 && pred.dtype != DType::f64))
+    throw_type(env, std::string("structura.mseLoss: the fused pass takes two float32 or two float64 tensors, got ") +
+                        dtype_name(pred.dtype) + " and " + dtype_name(target.dtype));
+  if (pred.shape != target.shape)
+    throw_range(env, "structura.mseLoss: 'pred' " + shape_str(pred.shape) + " and 'target' " + shape_str(target.shape) +
+                         " must have the same shape");
+  const double loss = cpu_mse(contiguous(pred), contiguous(target));
+  Tensor out = Tensor::empty(pred.dtype, {}, pred.device());
+  store_from_double(out.raw(), out.dtype, 0, loss);
+  return wrap(env, std::move(out));
+}
+
 }  // namespace
 
 void register_reduce(Napi::Env env, Napi::Object exports) {
+  exports.Set("mseLoss", Napi::Function::New(env, MseLoss, "mseLoss"));
   exports.Set("reduce", Napi::Function::New(env, Reduce, "reduce"));
   exports.Set("argReduce", Napi::Function::New(env, ArgReduce, "argReduce"));
   exports.Set("softmax", Napi::Function::New(env, Softmax, "softmax"));

