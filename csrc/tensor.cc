@@ -538,6 +538,23 @@ static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DT
   return false;
 }
 
+// n elements of es bytes from src (si elements apart) to dst (di apart): one memcpy when both are
+// contiguous, else a typed loop (a memcpy call per element, es being known only at run time, made a
+// concat along the last axis 20× slower than torch's).
+static void copy_run(char* dst, int64_t di, const char* src, int64_t si, size_t es, int64_t n) {
+  if (di == 1 && si == 1) {
+    std::memcpy(dst, src, (size_t)n * es);
+  } else if (es == 4) {
+    for (int64_t j = 0; j < n; j++) ((uint32_t*)dst)[j * di] = ((const uint32_t*)src)[j * si];
+  } else if (es == 8) {
+    for (int64_t j = 0; j < n; j++) ((uint64_t*)dst)[j * di] = ((const uint64_t*)src)[j * si];
+  } else if (es == 2) {
+    for (int64_t j = 0; j < n; j++) ((uint16_t*)dst)[j * di] = ((const uint16_t*)src)[j * si];
+  } else {
+    for (int64_t j = 0; j < n; j++) dst[j * di] = src[j * si];  // 1-byte elements (every dtype's size is 1, 2, 4 or 8)
+  }
+}
+
 void copy_to_contiguous(const Tensor& src, Tensor& dst) {
   const int64_t n = src.numel();
   if (n == 0) return;
@@ -573,18 +590,7 @@ void copy_to_contiguous(const Tensor& src, Tensor& dst) {
           idx[(size_t)d] = 0;
         }
       if (same) {
-        char* out = dp + r * inner * es;
-        if (istride == 1) {
-          std::memcpy(out, sp + off * es, inner * es);
-        } else if (es == 4) {
-          for (int64_t j = 0; j < inner; j++) ((uint32_t*)out)[j] = *(const uint32_t*)(sp + (off + j * istride) * 4);
-        } else if (es == 8) {
-          for (int64_t j = 0; j < inner; j++) ((uint64_t*)out)[j] = *(const uint64_t*)(sp + (off + j * istride) * 8);
-        } else if (es == 2) {
-          for (int64_t j = 0; j < inner; j++) ((uint16_t*)out)[j] = *(const uint16_t*)(sp + (off + j * istride) * 2);
-        } else {
-          for (int64_t j = 0; j < inner; j++) out[j] = sp[off + j * istride];
-        }
+        copy_run(dp + r * inner * es, 1, sp + off * es, istride, es, inner);
       } else if (!convert_row(sp + off * es, istride, src.dtype, dp, dst.dtype, r * inner, inner)) {
         for (int64_t j = 0; j < inner; j++)
           store_from_double(dp, dst.dtype, r * inner + j, load_as_double(sp, src.dtype, off + j * istride));
@@ -657,23 +663,10 @@ void copy_into(const Tensor& src, Tensor& dst) {
   char* dp = (char*)dst.raw();
   const size_t es = dtype_size(src.dtype);
   const bool same = src.dtype == dst.dtype;
-  // Row by row, typed: a memcpy call per element (es is only known at run time) made a concat along
-  // the last axis of two [2048, 1024] float32 20× slower than torch's.
   for_each_row(dst.shape, {dst.strides, ss}, [&](int64_t, const int64_t* o) {
-    char* d = dp + o[0] * es;
     const char* q = sp + o[1] * es;
     if (same) {
-      if (di == 1 && si == 1) {
-        std::memcpy(d, q, (size_t)inner * es);
-      } else if (es == 4) {
-        for (int64_t j = 0; j < inner; j++) ((uint32_t*)d)[j * di] = ((const uint32_t*)q)[j * si];
-      } else if (es == 8) {
-        for (int64_t j = 0; j < inner; j++) ((uint64_t*)d)[j * di] = ((const uint64_t*)q)[j * si];
-      } else if (es == 2) {
-        for (int64_t j = 0; j < inner; j++) ((uint16_t*)d)[j * di] = ((const uint16_t*)q)[j * si];
-      } else {
-        for (int64_t j = 0; j < inner; j++) std::memcpy(d + j * di * es, q + j * si * es, es);
-      }
+      copy_run(dp + o[0] * es, di, q, si, es, inner);
     } else if (di != 1 || !convert_row(q, si, src.dtype, dp, dst.dtype, o[0], inner)) {
       for (int64_t j = 0; j < inner; j++)
         store_from_double(dp, dst.dtype, o[0] + j * di, load_as_double(sp, src.dtype, o[1] + j * si));

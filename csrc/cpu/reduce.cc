@@ -83,19 +83,9 @@ struct Kern {
   }
 };
 
-// Kern<In, Acc>::kRowPairs: rows() sums a run of rows in one call (only float32 sums have it)
-template <class K, class = void>
-struct has_row_pairs : std::false_type {};
-template <class K>
-struct has_row_pairs<K, std::void_t<decltype(K::kRowPairs)>> : std::true_type {};
-
 template <>
 struct Kern<float, double> {
-  static constexpr bool kRowPairs = true;
   static double row(bool, bool, const float* x, int64_t n) { return f32_rows().sum(x, n); }
-  static void rows(const float* x, int64_t ld, int64_t rows, int64_t n, double* out) {
-    f32_rows().sum_rows(x, ld, rows, n, out);
-  }
   static void cols(bool, bool, const float* x, int64_t ld, int64_t rows, double* acc, int64_t n) {
     f32_rows().col_sum(x, ld, rows, acc, n);
   }
@@ -144,8 +134,8 @@ void reduce_ori(ReduceOp op, const In* x, int64_t O, int64_t R, int64_t I, Acc* 
     const int64_t S = (O < 16 && R >= 2 * kChunk) ? std::min(kMaxSplits, R / kChunk) : 1;
     if (S == 1) {
       parallel_for(O, std::max<int64_t>(1, kChunk / R), [&](int64_t o0, int64_t o1) {
-        if constexpr (has_row_pairs<K>::value) {
-          K::rows(x + o0 * ostride, ostride, o1 - o0, R, y + o0);  // float32 sums: a task's rows in one call
+        if constexpr (std::is_same<In, float>::value && std::is_same<Acc, double>::value) {
+          f32_rows().sum_rows(x + o0 * ostride, ostride, o1 - o0, R, y + o0);  // float32 sums: two rows a pass
         } else {
           for (int64_t o = o0; o < o1; o++) y[o] = K::row(is_sum, is_max, x + o * ostride, R);
         }
