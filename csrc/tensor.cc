@@ -370,10 +370,10 @@ uint16_t float_to_half(float f) {
 
 double load_as_double(const void* p, DType dt, int64_t i) {
   switch (dt) {
-    case DType::f32: return ((const float*)p)[i];
+    case DType::f32: return float_to_double_exact(((const float*)p)[i]);
     case DType::f64: return ((const double*)p)[i];
-    case DType::f16: return half_to_float(((const uint16_t*)p)[i]);
-    case DType::bf16: return bf16_to_float(((const uint16_t*)p)[i]);
+    case DType::f16: return half_to_float(((const uint16_t*)p)[i]);  // always a normal float32
+    case DType::bf16: return float_to_double_exact(bf16_to_float(((const uint16_t*)p)[i]));
     case DType::i32: return ((const int32_t*)p)[i];
     case DType::u8: return ((const uint8_t*)p)[i];
     case DType::u16: return ((const uint16_t*)p)[i];
@@ -391,10 +391,10 @@ static T saturate_int(double v) {
 
 void store_from_double(void* p, DType dt, int64_t i, double v) {
   switch (dt) {
-    case DType::f32: ((float*)p)[i] = (float)v; break;
+    case DType::f32: ((float*)p)[i] = double_to_float_exact(v); break;
     case DType::f64: ((double*)p)[i] = v; break;
-    case DType::f16: ((uint16_t*)p)[i] = float_to_half((float)v); break;
-    case DType::bf16: ((uint16_t*)p)[i] = float_to_bf16((float)v); break;
+    case DType::f16: ((uint16_t*)p)[i] = float_to_half((float)v); break;  // below 2^-126 it is ±0 either way
+    case DType::bf16: ((uint16_t*)p)[i] = float_to_bf16(double_to_float_exact(v)); break;
     case DType::i32: ((int32_t*)p)[i] = saturate_int<int32_t>(v); break;
     case DType::u8: ((uint8_t*)p)[i] = saturate_int<uint8_t>(v); break;
     case DType::u16: ((uint16_t*)p)[i] = saturate_int<uint16_t>(v); break;
@@ -464,13 +464,12 @@ static void f32_to_int_row(const float* x, int64_t stride, T* y, int64_t n) {
 
 // n elements from src (dtype sd, `stride` elements apart) to elements i0… of dst (dtype dd), for the pairs
 // whose typed conversion gives exactly store_from_double(load_as_double(x)), bits and NaNs included:
-// float32 ↔ float64 (one cvtss2sd / cvtsd2ss either way), and float32 / float64 to float16 / bfloat16
-// (through float, as store_from_double does; float_to_half makes every NaN its canonical one and
-// float_to_bf16 sets the quiet bit, so a float32 NaN's trip through double changes nothing). Per element
-// through the dtype switch a 4096² cast took 27–40 ms; typed, 2.5–12 ms (float16: its scalar rounding).
-// One path for contiguous and strided sources, so a view converts as its copy would: the generic
-// loop's trip through double flushed float32 subnormals (DAZ, in the pool's jobs) on the way to
-// bfloat16, which keeps them now, as the devices do. False for the other pairs (the generic loop).
+// float32 ↔ float64 (subnormals kept under the pool's FTZ/DAZ, tensor.h's *_exact), and float32 /
+// float64 to float16 / bfloat16 (through float, as store_from_double does; float_to_half makes every NaN
+// its canonical one and float_to_bf16 sets the quiet bit, so a float32 NaN's trip through double
+// changes nothing). Per element through the dtype switch a 4096² cast took 27–40 ms; typed, 2.5–12 ms
+// (float16: its scalar rounding). One path for contiguous and strided sources, so a view converts as
+// its copy would. False for the other pairs (the generic loop).
 static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DType dd, int64_t i0, int64_t n) {
   auto run = [&](auto* s, auto* d, auto f) {
     if (stride == 1)
@@ -481,17 +480,8 @@ static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DT
   };
   const float* f32 = (const float*)src;
   const double* f64 = (const double*)src;
-  // float32 → float64: cvtss2sd, except for a subnormal, which DAZ (the pool's jobs) would read as 0:
-  // its mantissa · 2^−149 instead, exact, as the devices widen it.
-  if (sd == DType::f32 && dd == DType::f64)
-    return run(f32, (double*)dst, [](float x) {
-      uint32_t u;
-      std::memcpy(&u, &x, 4);
-      if (u & 0x7f800000u) return (double)x;
-      const double m = (double)(u & 0x7fffffu) * 0x1p-149;
-      return (u >> 31) ? -m : m;
-    });
-  if (sd == DType::f64 && dd == DType::f32) return run(f64, (float*)dst, [](double x) { return (float)x; });
+  if (sd == DType::f32 && dd == DType::f64) return run(f32, (double*)dst, float_to_double_exact);
+  if (sd == DType::f64 && dd == DType::f32) return run(f64, (float*)dst, double_to_float_exact);
   if (sd == DType::f32 && dd == DType::bf16) return run(f32, (uint16_t*)dst, [](float x) { return float_to_bf16(x); });
   if (sd == DType::f32 && dd == DType::f16 && stride == 1) {
     // The row kernels' vcvtps2ph (its rounding, overflow and half subnormals are float_to_half's, FTZ
@@ -505,7 +495,7 @@ static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DT
     return true;
   }
   if (sd == DType::f32 && dd == DType::f16) return run(f32, (uint16_t*)dst, [](float x) { return float_to_half(x); });
-  if (sd == DType::f64 && dd == DType::bf16) return run(f64, (uint16_t*)dst, [](double x) { return float_to_bf16((float)x); });
+  if (sd == DType::f64 && dd == DType::bf16) return run(f64, (uint16_t*)dst, [](double x) { return float_to_bf16(double_to_float_exact(x)); });
   if (sd == DType::f64 && dd == DType::f16) return run(f64, (uint16_t*)dst, [](double x) { return float_to_half((float)x); });
   // Widening 16-bit floats: exact, except that the trip through double makes a NaN quiet (x86's rule,
   // which cuda/dtype.cuh's widen / narrow reproduce). The float row kernels convert (F16C keeps float16

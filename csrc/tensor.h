@@ -6,6 +6,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -130,6 +131,27 @@ inline uint16_t float_to_bf16(float f) {  // round to nearest even, NaN stays Na
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
   u += 0x7fffu + ((u >> 16) & 1u);
   return (uint16_t)(u >> 16);
+}
+// float32 ↔ float64 as IEEE converts, whatever MXCSR says: the pool's jobs run with FTZ/DAZ
+// (threadpool.h), under which cvtss2sd reads a float32 subnormal as 0 and cvtsd2ss flushes a result
+// below 2^-126 to 0, so a cast large enough to be split lost subnormals that a small one and the
+// devices keep. A cast moves data; it should not depend on the size of the job.
+inline double float_to_double_exact(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if (u & 0x7f800000u) return (double)x;
+  const double m = (double)(u & 0x7fffffu) * 0x1p-149;  // a subnormal (or ±0): its mantissa · 2^-149
+  return (u >> 31) ? -m : m;
+}
+inline float double_to_float_exact(double x) {
+  if (!(std::fabs(x) < 0x1p-126)) return (float)x;  // normal results, ±inf, NaN
+  // A multiple of 2^-149: |x| · 2^149 (exact, < 2^23) rounded to nearest even by adding and taking
+  // away 2^52. 2^23 itself is FLT_MIN's bit pattern, the right answer for a value that rounds up to it.
+  const uint32_t m = (uint32_t)((std::fabs(x) * 0x1p149 + 0x1p52) - 0x1p52);
+  const uint32_t u = m | (std::signbit(x) ? 0x80000000u : 0u);
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 // Reads/writes element i of a contiguous buffer of dtype dt as double (the generic slow path).
 double load_as_double(const void* p, DType dt, int64_t i);
