@@ -3,9 +3,10 @@
 //   r ∈ {8, 16, 64}, against dense x·Wᵀ alone (the target: ≤ 1.05× its time at M = 512, r = 16)
 //   and against the unfused three matmuls x·Wᵀ + scale·(x·Aᵀ)·Bᵀ;
 //   lowrank.linear (r = 64, 256) against the dense product of the same shape;
-//   loraBatched with 8 adapters (M = 512, r = 16, rows in 8 interleaved groups) against 8 separate lora calls;
+//   loraBatched with 8 adapters (M = 512, r = 16, rows in 8 interleaved groups) against 8 separate lora calls
+//   and PEFT's mixed batch in PyTorch;
 //   a training step of sparsePlusLowRank (M = 64, r = 16, a 3% support prepared by lowrank.sparse) against
-//   the same with a plain S and against the dense layer's step;
+//   the same with a plain S, the dense layer's step, and SLTrain's step in PyTorch (it forms W = B·A + S);
 //   lowrank.svd of a 4096² matrix to rank 64 and 256 against torch.svd_lowrank (same sketch and iterations).
 // One call of lora is 2·M·in·out + 4·M·r·(in + out)/2 flops (the base GEMM plus the two thin ones).
 // CUDA (issue 5): lora in bfloat16, in = out = 4096, M ∈ {1, 16, 512, 4096} × r ∈ {8, 16, 64}, against
@@ -143,6 +144,7 @@ function batchedCase(ctx: BenchContext, m: number, r: number, E: number): BenchC
       for (const t of [x, W, A, B, ids, ...xs, ...As, ...Bs]) t.dispose();
     },
     baselines: {
+      torch: { kind: 'torch', script: 'lowrank.py', spec: { op: 'lora_batched', m, in: IN, out: OUT, r, E, scale: 0.5 }, label: "PEFT's mixed batch (x·Wᵀ, then index_select / index_add_ per adapter)" },
       separate: {
         kind: 'local',
         label: `${E} separate lora calls (${m / E} rows each)`,
@@ -385,6 +387,9 @@ function splrStepCase(ctx: BenchContext, m: number, n: number, r: number): Bench
       for (const t of [x, A, B, W, idx, vals, g]) t.dispose();
     },
     baselines: {
+      get torch() {
+        return { kind: 'torch' as const, script: 'lowrank.py', spec: { op: 'splr_step', m, in: n, out: n, r, nnz }, label: "SLTrain's step (dense W = B·A + S each call, autograd)" };
+      },
       'plain-S': { kind: 'local', label: 'the same step with a plain S (checked and compressed each call)', run: () => step({ indices: idx, values: vals, shape: [n, n] }) },
       dense: {
         kind: 'local',
