@@ -335,8 +335,8 @@ float half_to_float(uint16_t h) {
       } while (!(man & 0x400));
       u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
     }
-  } else if (exp == 31) {
-    u = sign | 0x7f800000u | (man << 13);
+  } else if (exp == 31) {  // ±inf, or a NaN made quiet as vcvtph2ps and every trip through double make it
+    u = sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0u);
   } else {
     u = sign | ((exp + 127 - 15) << 23) | (man << 13);
   }
@@ -498,9 +498,10 @@ static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DT
   if (sd == DType::f64 && dd == DType::bf16) return run(f64, (uint16_t*)dst, [](double x) { return float_to_bf16(double_to_float_exact(x)); });
   if (sd == DType::f64 && dd == DType::f16) return run(f64, (uint16_t*)dst, [](double x) { return float_to_half((float)x); });
   // Widening 16-bit floats: exact, except that the trip through double makes a NaN quiet (x86's rule,
-  // which cuda/dtype.cuh's widen / narrow reproduce). The float row kernels convert (F16C keeps float16
-  // subnormals under DAZ and quiets NaNs itself), then the quiet bit is set with integer operations,
-  // so no FTZ/DAZ flushes a subnormal as the generic loop's cvtss2sd did in the pool. Integers: int32 →
+  // which cuda/dtype.cuh's widen / narrow reproduce). bfloat16: shifted, the quiet bit set with integer
+  // operations; float16: the row kernel (F16C, which keeps float16 subnormals under DAZ and quiets NaNs
+  // itself, and half_to_float, which does the same), so no FTZ/DAZ flushes a subnormal as the generic
+  // loop's cvtss2sd did in the pool. Integers: int32 →
   // float32 rounds once either way; float32 → an integer saturates, NaN → 0, else truncates, as
   // saturate_int does on the widened value. Per element through the dtype switch these took 7.7–17 ms
   // for 2048², 25–60× torch's x.to().
@@ -509,10 +510,7 @@ static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DT
     return true;
   }
   if (sd == DType::f16 && dd == DType::f32) {
-    float* y = (float*)dst + i0;
-    f32_rows().f16_to_f32((const uint16_t*)src, stride, y, n);
-    uint32_t* u = (uint32_t*)y;
-    for (int64_t j = 0; j < n; j++) u[j] |= (uint32_t)((u[j] & 0x7fffffffu) > 0x7f800000u) << 22;
+    f32_rows().f16_to_f32((const uint16_t*)src, stride, (float*)dst + i0, n);
     return true;
   }
   if (sd == DType::i32 && dd == DType::f32) return run((const int32_t*)src, (float*)dst, [](int32_t x) { return (float)x; });

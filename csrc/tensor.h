@@ -117,7 +117,7 @@ void require_floating(Napi::Env env, const Tensor& t, const char* op, const char
 constexpr int64_t kMaxNumel = int64_t(1) << 40;
 
 // ---- scalar conversions (float16 / bfloat16 stored as uint16 bits) -----------------------------
-float half_to_float(uint16_t h);
+float half_to_float(uint16_t h);  // exact; a NaN comes back quiet (as F16C and double make it)
 uint16_t float_to_half(float f);  // round to nearest even, overflow → inf, NaN kept
 inline float bf16_to_float(uint16_t b) {
   uint32_t u = (uint32_t)b << 16;
