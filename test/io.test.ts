@@ -1,6 +1,8 @@
 // io.test.ts — safetensors: round trip of every dtype with metadata through a file; a PEFT adapter
 // file written byte by byte (PyTorch's key names and layout, float16) loaded onto nn.LoRALinear
-// layers; malformed files rejected with RangeErrors; leak checks.
+// layers; malformed files rejected with RangeErrors (overlapping or unindexed bytes, duplicate names,
+// bad __metadata__ or UTF-8, file-system failures); "__proto__" as a plain name; loadLoraAdapter's
+// refusals (a merged layer, two adapters for one parameter, lora_bias) and its device moves; leak checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
@@ -119,7 +121,80 @@ test('malformed files are RangeErrors', () => {
   const big = mk('{}');
   new DataView(big.buffer).setBigUint64(0, 1n << 40n, true);
   throwsLike(() => io.parseSafetensors(big), RangeError, /exceeds the file/);
+  // the tensors must tile the byte buffer (the format's rule; huggingface's reader refuses these too)
+  const two = (a: number[], b: number[], n: number) => mk(`{"a":{"dtype":"F32","shape":[${(a[1] - a[0]) / 4}],"data_offsets":[${a}]},"b":{"dtype":"F32","shape":[${(b[1] - b[0]) / 4}],"data_offsets":[${b}]}}`, Buffer.alloc(n));
+  throwsLike(() => io.parseSafetensors(two([0, 8], [4, 12], 12)), RangeError, /'b' starts at byte 4 of the buffer, expected 8 \(it overlaps/);
+  throwsLike(() => io.parseSafetensors(two([4, 8], [8, 12], 12)), RangeError, /'a' starts at byte 4 of the buffer, expected 0 \(bytes in between belong to no tensor/);
+  throwsLike(() => io.parseSafetensors(two([0, 4], [4, 8], 12)), RangeError, /end at byte 8 of the 12-byte buffer/);
+  S.dispose(Object.values(io.parseSafetensors(two([4, 8], [0, 4], 8)).tensors)); // any order of entries is fine
+  throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}, "a" :{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', Buffer.alloc(4))), RangeError, /names "a" twice/);
+  throwsLike(() => io.parseSafetensors(mk('{"__metadata__":42}')), RangeError, /__metadata__ must be an object of strings, got 42/);
+  throwsLike(() => io.parseSafetensors(mk('{"__metadata__":{"n":1}}')), RangeError, /__metadata__ must be an object of strings/);
+  const badUtf8 = mk('{"a\u0000":{}}');
+  badUtf8[11] = 0xff; // the NUL after the name's first letter
+  throwsLike(() => io.parseSafetensors(badUtf8), RangeError, /not valid UTF-8/);
+  throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"toString","shape":[1],"data_offsets":[0,4]}}', Buffer.alloc(4))), RangeError, /dtype "toString", not one of/);
+  throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F32","shape":[0,1e300],"data_offsets":[0,0]}}')), RangeError, /invalid shape \[0,1e\+300\]/);
+  // a good tensor before a bad one is disposed
+  throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"I64","shape":[1],"data_offsets":[4,12]}}', Buffer.alloc(12))), RangeError, /dtype "I64"/);
+  // files: a missing one, a directory
+  throwsLike(() => io.loadSafetensors(path.join(tmp, 'missing.safetensors')), RangeError, /io\.loadSafetensors: 'path' ".*missing\.safetensors": ENOENT/);
+  throwsLike(() => io.loadSafetensors(tmp), RangeError, /io\.loadSafetensors: 'path' .*EISDIR/);
+  throwsLike(() => io.saveSafetensors(path.join(tmp, 'no', 'x.safetensors'), {}), RangeError, /io\.saveSafetensors: 'path' .*ENOENT/);
   assertNoLeak(before, 'malformed');
+});
+
+test('tensor names are plain keys ("__proto__" too); tensors and metadata must be plain objects', () => {
+  const before = liveCounts();
+  const named: Record<string, S.Tensor> = Object.create(null);
+  named['__proto__'] = S.tensor([1, 2]);
+  named.u = S.tensor([3]);
+  const back = io.parseSafetensors(io.serializeSafetensors(named));
+  assert.equal(Object.keys(back.tensors), ['__proto__', 'u']);
+  assert.equal(Array.from(back.tensors['__proto__'].dataSync()), [1, 2]);
+  assert.not.instance(Object.getPrototypeOf(back.tensors), S.Tensor);
+  S.dispose([...Object.values(back.tensors), ...Object.values(named)]);
+  const t = S.tensor([1]);
+  throwsLike(() => io.serializeSafetensors(new Map([['a', t]]) as never), TypeError, /'tensors' must be a plain object \{name: Tensor\}, got a Map/);
+  throwsLike(() => io.serializeSafetensors([t] as never), TypeError, /'tensors' must be a plain object/);
+  throwsLike(() => io.serializeSafetensors({ t }, ['x'] as never), TypeError, /'metadata' must be a plain object/);
+  throwsLike(() => io.loadLoraAdapter(new nn.Sequential(), new Map() as never), TypeError, /'tensors' must be a plain object/);
+  t.dispose();
+  assertNoLeak(before, 'plain keys');
+});
+
+test('loadLoraAdapter: a merged layer, two adapters for one layer, lora_bias and another device are refused or handled before anything is copied', () => {
+  const before = liveCounts();
+  const fc1 = new nn.LoRALinear(new nn.Linear(3, 2, { seed: 1 }), { r: 1, alpha: 1 });
+  const fc2 = new nn.LoRALinear(new nn.Linear(3, 2, { seed: 2 }), { r: 1, alpha: 1 });
+  const net = new nn.Sequential(fc1, fc2);
+  const A = S.tensor([[1, 2, 3]]), B = S.tensor([[0.5], [0.25]]);
+  const a0 = Array.from(fc1.loraA.dataSync());
+  // two adapters' keys for the same parameter: refused, nothing copied
+  throwsLike(() => io.loadLoraAdapter(net, { '0.lora_A.default.weight': A, '0.lora_A.other.weight': A }), RangeError, /'0\.lora_A\.default\.weight' and '0\.lora_A\.other\.weight' are both lora_A of '0'/);
+  // PEFT's lora_bias: not read as an adapter named "bias"
+  const bias = S.tensor([0, 0]);
+  throwsLike(() => io.loadLoraAdapter(net, { '0.lora_B.bias': bias }), RangeError, /'0\.lora_B\.bias' is a bias of the adapter \(PEFT's lora_bias\)/);
+  assert.equal(Array.from(fc1.loraA.dataSync()), a0);
+  // a merged layer: loading would leave unmerge() subtracting another delta than the one merged
+  fc2.merge();
+  throwsLike(() => io.loadLoraAdapter(net, { '0.lora_A.weight': A, '1.lora_A.weight': A }), RangeError, /the layer '1' is merged; unmerge\(\) it before loading '1\.lora_A\.weight'/);
+  assert.equal(Array.from(fc1.loraA.dataSync()), a0, 'layer 0 untouched');
+  fc2.unmerge();
+  // adapter tensors on the CPU, a layer on another device: moved, as PyTorch's copy_ does
+  if (S.backend().cudaEmu) {
+    const onDev = new nn.LoRALinear(new nn.Linear(3, 2, { seed: 3, device: 'cuda-emu' }), { r: 1, alpha: 1 });
+    const mixed = new nn.Sequential(new nn.LoRALinear(new nn.Linear(3, 2, { seed: 4 }), { r: 1, alpha: 1 }), onDev);
+    const res = io.loadLoraAdapter(mixed, { 'base_model.model.0.lora_A.weight': A, 'base_model.model.1.lora_A.weight': A, 'base_model.model.1.lora_B.weight': B });
+    assert.equal(res.loaded, ['0', '1']);
+    assert.is(onDev.loraA.device, 'cuda-emu');
+    assert.equal(Array.from(onDev.loraA.dataSync()), [1, 2, 3]);
+    assert.equal(Array.from(onDev.loraB.dataSync()), [0.5, 0.25]);
+    mixed.dispose();
+  }
+  S.dispose([A, B, bias]);
+  net.dispose();
+  assertNoLeak(before, 'loadLoraAdapter refusals');
 });
 
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));

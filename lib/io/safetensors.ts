@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { native, DTYPE_CODES, type DType } from '../native';
 import { Tensor, fromHandle, checkTensor, CPU } from '../tensor';
-import { describe, shapeStr, typeError, rangeError, numel } from '../errors';
+import { describe, shapeStr, typeError, rangeError, numel, MAX_NUMEL } from '../errors';
 import { Module } from '../nn/module';
 import { LoRALinear } from '../nn/lowrank';
 
@@ -23,13 +23,51 @@ const BYTES: Record<DType, number> = { float64: 8, float32: 4, float16: 2, bfloa
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
   throw new Error('structura.io: safetensors needs a little-endian platform');
 
+/** A plain {key: value} object (not an array, a Map or a class instance), else a TypeError. */
+function checkRecord(fn: string, arg: string, v: unknown, what: string): asserts v is Record<string, unknown> {
+  const proto = v !== null && typeof v === 'object' ? Object.getPrototypeOf(v) : undefined;
+  if (proto !== Object.prototype && proto !== null) typeError(fn, `'${arg}' must be a plain object ${what}, got ${describe(v)}`);
+}
+
+/** Runs a file-system call; its failure (no such file, a directory, no permission) as a RangeError
+ * naming the path, the system error as its cause. */
+function onFile<T>(fn: string, path: string, io: () => T): T {
+  try {
+    return io();
+  } catch (e) {
+    throw new RangeError(`structura.${fn}: 'path' ${JSON.stringify(path)}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** The keys of the header's top-level object in order, duplicates kept (JSON.parse keeps only the last
+ * of a duplicated key, which the format forbids). `text` is valid JSON whose value is an object. */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      const start = i;
+      for (i++; text[i] !== '"'; i++) if (text[i] === '\\') i++;
+      if (depth === 1) {
+        let j = i + 1;
+        while (j < text.length && ' \t\n\r'.includes(text[j])) j++;
+        if (text[j] === ':') keys.push(JSON.parse(text.slice(start, i + 1)));
+      }
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return keys;
+}
+
 /** The file's bytes for `tensors` (and string `metadata`). */
 export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
   const fn = 'io.saveSafetensors';
-  if (tensors === null || typeof tensors !== 'object') typeError(fn, `'tensors' must be an object {name: Tensor}, got ${describe(tensors)}`);
-  const header: Record<string, unknown> = {};
+  checkRecord(fn, 'tensors', tensors, '{name: Tensor}');
+  // null prototype: a tensor named "__proto__" is an entry like any other
+  const header: Record<string, unknown> = Object.create(null);
   if (metadata !== undefined) {
-    if (metadata === null || typeof metadata !== 'object') typeError(fn, `'metadata' must be an object of strings, got ${describe(metadata)}`);
+    checkRecord(fn, 'metadata', metadata, '{key: string}');
     for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') typeError(fn, `metadata '${k}' must be a string, got ${describe(v)}`);
     header.__metadata__ = metadata;
   }
@@ -62,7 +100,8 @@ export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?:
 /** Writes `tensors` to `path` in the safetensors format. */
 export function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
   if (typeof path !== 'string') typeError('io.saveSafetensors', `'path' must be a string, got ${describe(path)}`);
-  fs.writeFileSync(path, serializeSafetensors(tensors, metadata));
+  const bytes = serializeSafetensors(tensors, metadata);
+  onFile('io.saveSafetensors', path, () => fs.writeFileSync(path, bytes));
 }
 
 /** Parses a safetensors file's bytes into CPU tensors (and its metadata). Malformed files are RangeErrors. */
@@ -73,28 +112,58 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Record<string, T
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(bytes.length - 8)) rangeError(fn, `the header length ${n} exceeds the file (${bytes.length} bytes)`);
   const hlen = Number(n);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + hlen));
+  } catch {
+    return rangeError(fn, 'the header is not valid UTF-8');
+  }
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, hlen).toString('utf8'));
+    header = JSON.parse(text, function (this: unknown, key, value) {
+      // the top level (and only it) as a null-prototype object: "__proto__" names an entry
+      return key === '' && value !== null && typeof value === 'object' && !Array.isArray(value) ? Object.assign(Object.create(null), value) : value;
+    });
   } catch (e) {
     return rangeError(fn, `the header is not valid JSON (${(e as Error).message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) rangeError(fn, 'the header must be a JSON object');
+  const keys = topLevelKeys(text);
+  const dup = keys.find((k, i) => keys.indexOf(k) !== i);
+  if (dup !== undefined) rangeError(fn, `the header names ${JSON.stringify(dup)} twice`);
   const data = bytes.subarray(8 + hlen);
-  const tensors: Record<string, Tensor> = {};
-  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
+  const metadata = (header.__metadata__ ?? Object.create(null)) as Record<string, string>;
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata) || !Object.values(metadata).every((v) => typeof v === 'string'))
+    rangeError(fn, `__metadata__ must be an object of strings, got ${JSON.stringify(header.__metadata__)}`);
+  // Check every entry first, then require the tensors to tile the byte buffer exactly (no overlap, no
+  // hole, nothing past the end), as the format does, before any tensor is made.
+  const entries: { name: string; dtype: DType; shape: number[]; off: [number, number] }[] = [];
+  for (const name of Object.keys(header)) {
+    if (name === '__metadata__') continue;
+    const info = header[name];
+    const { dtype: st, shape, data_offsets: off } = (info ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dtype = typeof st === 'string' && Object.hasOwn(FROM_ST, st) ? FROM_ST[st] : undefined;
+    if (!dtype) rangeError(fn, `tensor '${name}' has dtype ${JSON.stringify(st)}, not one of ${Object.keys(FROM_ST).join(', ')}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0 && d <= MAX_NUMEL) || numel(shape) > MAX_NUMEL)
+      rangeError(fn, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (sizes are integers, at most 2^40 elements)`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[1] < off[0] || off[1] > data.length)
+      rangeError(fn, `tensor '${name}' has data_offsets ${JSON.stringify(off)} outside the ${data.length}-byte buffer`);
+    const nbytes = numel(shape) * BYTES[dtype];
+    if (off[1] - off[0] !== nbytes)
+      rangeError(fn, `tensor '${name}' ${shapeStr(shape)} ${st} needs ${nbytes} bytes but data_offsets ${JSON.stringify(off)} span ${off[1] - off[0]}`);
+    entries.push({ name, dtype, shape, off: off as [number, number] });
+  }
+  const order = entries.slice().sort((a, b) => a.off[0] - b.off[0] || a.off[1] - b.off[1]);
+  let end = 0;
+  for (const e of order) {
+    if (e.off[0] !== end)
+      rangeError(fn, `tensor '${e.name}' starts at byte ${e.off[0]} of the buffer, expected ${end} (${e.off[0] < end ? 'it overlaps the tensor before it' : 'bytes in between belong to no tensor'})`);
+    end = e.off[1];
+  }
+  if (end !== data.length) rangeError(fn, `the tensors end at byte ${end} of the ${data.length}-byte buffer; the rest belongs to no tensor`);
+  const tensors: Record<string, Tensor> = Object.create(null);
   try {
-    for (const [name, info] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
-      const { dtype: st, shape, data_offsets: off } = (info ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      const dtype = typeof st === 'string' ? FROM_ST[st] : undefined;
-      if (!dtype) rangeError(fn, `tensor '${name}' has dtype ${JSON.stringify(st)}, not one of ${Object.keys(FROM_ST).join(', ')}`);
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) rangeError(fn, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
-      if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[1] < off[0] || off[1] > data.length)
-        rangeError(fn, `tensor '${name}' has data_offsets ${JSON.stringify(off)} outside the ${data.length}-byte buffer`);
-      const nbytes = numel(shape) * BYTES[dtype];
-      if (off[1] - off[0] !== nbytes)
-        rangeError(fn, `tensor '${name}' ${shapeStr(shape)} ${st} needs ${nbytes} bytes but data_offsets ${JSON.stringify(off)} span ${off[1] - off[0]}`);
+    for (const { name, dtype, shape, off } of entries) {
       // an owned, aligned copy (a Buffer's slice would be a view into Node's shared pool)
       const copy = new Uint8Array(off[1] - off[0]);
       copy.set(data.subarray(off[0], off[1]));
@@ -116,7 +185,7 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Record<string, T
 /** Reads a safetensors file: {name: Tensor} on the CPU. */
 export function loadSafetensors(path: string): Record<string, Tensor> {
   if (typeof path !== 'string') typeError('io.loadSafetensors', `'path' must be a string, got ${describe(path)}`);
-  return parseSafetensors(fs.readFileSync(path)).tensors;
+  return parseSafetensors(onFile('io.loadSafetensors', path, () => fs.readFileSync(path))).tensors;
 }
 
 /** The submodule at a dotted path ("model.layers.0.q_proj"), or null. */
@@ -130,21 +199,24 @@ function submodule(root: Module, path: string): Module | null {
 }
 
 /**
- * Copies a PEFT adapter's tensors onto the nn.LoRALinear layers of `module` (converting dtypes, as
- * PyTorch's copy_). Keys: `[base_model.model.]<path>.lora_A[.<adapter>].weight`, `….lora_B….weight`,
- * `<path>.lora_magnitude_vector[.<adapter>][.weight]` (DoRA); <path> names the LoRALinear in `module`.
- * Returns the layer paths loaded and the keys that did not match. Shapes are checked before anything
- * is copied.
+ * Copies a PEFT adapter's tensors onto the nn.LoRALinear layers of `module` (converting dtypes and
+ * moving devices, as PyTorch's copy_). Keys: `[base_model.model.]<path>.lora_A[.<adapter>].weight`,
+ * `….lora_B….weight`, `<path>.lora_magnitude_vector[.<adapter>][.weight]` (DoRA); <path> names the
+ * LoRALinear in `module`. Returns the layer paths loaded and the keys that did not match. Everything is
+ * checked (shapes, one key per parameter, no merged layer) before anything is copied.
  */
 export function loadLoraAdapter(module: Module, tensors: Record<string, Tensor>): { loaded: string[]; unexpected: string[] } {
   const fn = 'io.loadLoraAdapter';
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
-  if (tensors === null || typeof tensors !== 'object') typeError(fn, `'tensors' must be an object {name: Tensor}, got ${describe(tensors)}`);
-  const re = /^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.[A-Za-z0-9_-]+)?(?:\.weight)?$/;
+  checkRecord(fn, 'tensors', tensors, '{name: Tensor}');
+  // the adapter name, if any, is one segment that is not "weight" or "bias"
+  const re = /^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.(?!weight$|bias$)[A-Za-z0-9_-]+)?(\.weight|\.bias)?$/;
   const plan: [Tensor, Tensor, string][] = [];
+  const owner = new Map<Tensor, string>();
   const loaded = new Set<string>();
   const unexpected: string[] = [];
-  for (const [key, t] of Object.entries(tensors)) {
+  for (const key of Object.keys(tensors)) {
+    const t = tensors[key];
     checkTensor(fn, key, t);
     const m = re.exec(key);
     const layer = m ? submodule(module, m[1]) : null;
@@ -152,14 +224,32 @@ export function loadLoraAdapter(module: Module, tensors: Record<string, Tensor>)
       unexpected.push(key);
       continue;
     }
+    if (m[3] === '.bias')
+      rangeError(fn, `'${key}' is a bias of the adapter (PEFT's lora_bias), which nn.LoRALinear does not have`);
+    if (layer.merged) rangeError(fn, `the layer '${m[1]}' is merged; unmerge() it before loading '${key}'`);
     const dst = m[2] === 'lora_A' ? layer.loraA : m[2] === 'lora_B' ? layer.loraB : layer.magnitude;
     if (!dst) rangeError(fn, `'${key}' is a DoRA magnitude but the layer '${m[1]}' was made without dora`);
     const want = dst.shape, got = t.shape;
     if (want.length !== got.length || want.some((d, i) => d !== got[i]))
       rangeError(fn, `'${key}' ${shapeStr(got)} does not fit '${m[1]}' (${m[2]} is ${shapeStr(want)})`);
+    const prior = owner.get(dst);
+    if (prior !== undefined) rangeError(fn, `'${prior}' and '${key}' are both ${m[2]} of '${m[1]}' (two adapters in one file? load one)`);
+    owner.set(dst, key);
     plan.push([dst, t, key]);
     loaded.add(m[1]);
   }
-  for (const [dst, src] of plan) native().copyInto(dst._h, src._h);
+  // Sources on another device are moved first, all of them, so that a failure leaves no layer half loaded.
+  const moved: Tensor[] = [];
+  try {
+    const srcs = plan.map(([dst, src]) => {
+      if (src.device === dst.device) return src;
+      const c = src.to(dst.device);
+      moved.push(c);
+      return c;
+    });
+    plan.forEach(([dst], i) => native().copyInto(dst._h, srcs[i]._h));
+  } finally {
+    for (const c of moved) c.dispose();
+  }
   return { loaded: [...loaded], unexpected };
 }
