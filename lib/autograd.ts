@@ -224,9 +224,13 @@ class BackwardPass {
     let result: R;
     try {
       result = fn();
-    } finally {
+    } catch (e) {
+      // a hook or a backward that throws: what it made so far belongs to no scope the caller can free
       popScope(inner);
+      for (const t of inner) if (!t._disposed) t.dispose();
+      throw e;
     }
+    popScope(inner);
     const out = collectTensors(result);
     for (const t of inner) {
       if (out.has(t)) this.scope.add(t);
@@ -240,7 +244,7 @@ class BackwardPass {
       const r = this.contained(() => hook(g));
       if (r === undefined || r === null || r === g) continue;
       if (!(r instanceof Tensor) || r._disposed || !sameShape(r._shape, g._shape) || r.dtype !== g.dtype)
-        typeError('backward', `a hook on ${what} returned ${r instanceof Tensor ? `${shapeStr(r._shape)} ${r.dtype}` : describe(r)}; ` +
+        typeError('backward', `a hook on ${what} returned ${r instanceof Tensor ? `${r._disposed ? 'a disposed tensor ' : ''}${shapeStr(r._shape)} ${r.dtype}` : describe(r)}; ` +
           `it must return nothing or a gradient ${shapeStr(g._shape)} ${g.dtype}`);
       this.hold(r);
       this.drop(g);
@@ -341,7 +345,7 @@ class BackwardPass {
       const meta = node._inputs[i];
       if (r === null || r === undefined || !node._edges[i] || !meta) continue;
       if (!(r instanceof Tensor) || r._disposed)
-        typeError('backward', `the backward of ${node.name} returned ${describe(r)} as the gradient of input ${i}; expected a Tensor or null`);
+        typeError('backward', `the backward of ${node.name} returned ${r instanceof Tensor ? 'a disposed Tensor' : describe(r)} as the gradient of input ${i}; expected a live Tensor or null`);
       if (!sameShape(r._shape, meta.shape) || r.dtype !== meta.dtype)
         throw new RangeError(`structura.backward: the backward of ${node.name} returned a gradient ${shapeStr(r._shape)} ${r.dtype} ` +
           `for input ${i}, which is ${shapeStr(meta.shape)} ${meta.dtype}`);
@@ -350,6 +354,11 @@ class BackwardPass {
   }
 
   private giveToLeaf(leaf: Tensor, gIn: Tensor): void {
+    if (!leaf._requiresGrad) {
+      // frozen after the forward (requiresGrad = false): no .grad, as PyTorch's AccumulateGrad
+      this.drop(gIn);
+      return;
+    }
     const g = leaf._hooks && leaf._hooks.length > 0 ? this.runHooks(leaf._hooks, gIn, `a leaf ${shapeStr(leaf._shape)}`) : gIn;
     if (leaf._disposed) {
       this.drop(g);
@@ -393,7 +402,8 @@ export interface CustomOpSpec<A extends unknown[]> {
   name: string;
   /** Computes the output from the inputs (grad mode is off inside). Tensors it makes and does not return are disposed. */
   forward(ctx: CustomOpContext, ...inputs: A): Tensor;
-  /** The gradient of each input (null for none) given the output's gradient; a single Tensor for a one-input op. */
+  /** The gradient of each input of forward, non-tensor arguments included (null for none), given the output's
+   * gradient: one per input (extra trailing nulls allowed), or a single Tensor / null for a one-input op. */
   backward(ctx: CustomOpContext, grad: Tensor): Tensor | null | ReadonlyArray<Tensor | null | undefined>;
 }
 
@@ -445,6 +455,11 @@ export function customOp<A extends unknown[]>(spec: CustomOpSpec<A>): (...inputs
       const r = bwd(bctx, g);
       const list = r instanceof Tensor || r === null || r === undefined ? [r] : r;
       if (!Array.isArray(list)) typeError(name, `backward must return a Tensor, null, or an array of them, got ${describe(r)}`);
+      // one entry per forward input (a bare Tensor or null stands for [it]); extra trailing nulls are
+      // allowed, as in PyTorch, other counts are a mistake that would drop or misplace a gradient
+      if (list.length < inputs.length || list.slice(inputs.length).some((x) => x !== null && x !== undefined))
+        typeError(name, `backward returned ${list.length} gradient${list.length === 1 ? '' : 's'} for ${inputs.length} input${inputs.length === 1 ? '' : 's'}; ` +
+          'return one per input of forward (null where there is none)');
       return list;
     });
     result = keepSaved;
@@ -470,6 +485,12 @@ export interface GradcheckOptions {
   rtol?: number;
   /** Seed of the random output weights (default 0). */
   seed?: number;
+}
+
+/** A live tensor as a new handle in the graph (identity gradient), so that disposing it leaves the
+ * tensor itself alone; anything else as it is. */
+function ownHandle(r: unknown): unknown {
+  return r instanceof Tensor && !r._disposed ? record('Alias', [r], aliasOf(r), [], (g) => [g]) : r;
 }
 
 /**
@@ -515,8 +536,9 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor, inputs: readonly unk
   const leaves = checked.map((_, k) => mk(base[k], shapes[k], true));
   try {
     enableGrad(() => {
-      // fn's intermediates go at once (the graph keeps what backward needs); its output stays
-      const out = tidy(() => fn(...argsWith(leaves)));
+      // fn's intermediates go at once (the graph keeps what backward needs); its output stays, as a
+      // handle of gradcheck's own (fn may return an input or a tensor it did not make)
+      const out = tidy(() => ownHandle(fn(...argsWith(leaves))));
       try {
         if (!(out instanceof Tensor)) typeError('gradcheck', `fn must return a Tensor, got ${describe(out)}`);
         if (out.dtype !== 'float64') typeError('gradcheck', `fn returned a ${out.dtype} tensor; with float64 inputs it must return float64`);
@@ -544,14 +566,15 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor, inputs: readonly unk
     noGrad(() => {
       const repl = checked.map((_, j) => (j === k ? mk(data, shapes[j], false) : mk(base[j], shapes[j], false)));
       try {
-        const out = tidy(() => fn(...argsWith(repl)));
+        const out = tidy(() => ownHandle(fn(...argsWith(repl))));
         try {
+          if (!(out instanceof Tensor)) typeError('gradcheck', `fn must return a Tensor, got ${describe(out)}`);
           const v = out.dataSync();
           let s = 0;
           for (let i = 0; i < v.length; i++) s += v[i] * w[i];
           return s;
         } finally {
-          out.dispose();
+          if (out instanceof Tensor) out.dispose();
         }
       } finally {
         for (const t of repl) t.dispose();

@@ -227,7 +227,56 @@ leakFree('customOp: bad specs and bad backward results are descriptive errors', 
   const y = wrong(x);
   const s = y.sum();
   throwsLike(() => s.backward(), RangeError, /the backward of Wrong returned a gradient \[3\] float32 for input 0, which is \[2\] float32/);
-  for (const t of [x, y, s]) t.dispose();
+  // one gradient per forward input: fewer would drop one silently, more would be ignored (PyTorch
+  // raises too; extra trailing nulls are fine)
+  const b = S.tensor([3, 4], { requiresGrad: true });
+  for (const [what, r, re] of [
+    ['a bare Tensor', (g: Tensor) => g, /backward returned 1 gradient for 2 inputs/],
+    ['too few', (g: Tensor) => [g], /backward returned 1 gradient for 2 inputs/],
+    ['too many', (g: Tensor) => [g, g, g], /backward returned 3 gradients for 2 inputs/],
+  ] as const) {
+    const op = S.customOp({ name: 'Two', forward: (_c, p: Tensor, q: Tensor) => p.add(q), backward: (_c, g) => r(g) });
+    S.tidy(() => throwsLike(() => op(x, b).sum().backward(), TypeError, re));
+    assert.is(x.grad, null, what);
+  }
+  const padded = S.customOp({ name: 'Padded', forward: (_c, p: Tensor, q: Tensor) => p.add(q), backward: (_c, g) => [g, g, null] });
+  S.tidy(() => padded(x, b).sum().backward());
+  near(arr(b.grad), [1, 1]);
+  // a disposed gradient is named as such
+  const gone = S.customOp({ name: 'Gone', forward: (_c, t: Tensor) => t.mul(2), backward: (_c, g) => { const d = g.mul(2); d.dispose(); return d; } });
+  S.tidy(() => throwsLike(() => gone(x).sum().backward(), TypeError, /the backward of Gone returned a disposed Tensor as the gradient of input 0/));
+  for (const t of [x.grad, b.grad, x, y, s, b]) t?.dispose();
+});
+
+leakFree('a hook or a backward that throws leaves nothing behind; a leaf frozen after the forward gets no .grad', () => {
+  const x = S.tensor([1, 2, 3], { requiresGrad: true });
+  const boom = S.customOp({
+    name: 'Boom',
+    forward: (_c, t: Tensor) => t.mul(2),
+    backward: (_c, g) => {
+      g.mul(2);
+      g.add(1); // made, then the backward fails: both must be freed (the leak check of this test)
+      throw new Error('boom');
+    },
+  });
+  for (let i = 0; i < 3; i++) S.tidy(() => assert.throws(() => boom(x).sum().backward(), /boom/));
+  const h = x.registerHook((g) => {
+    g.mul(3);
+    throw new Error('hook boom');
+  });
+  S.tidy(() => assert.throws(() => x.mul(2).sum().backward(), /hook boom/));
+  h.remove();
+  assert.is(x.grad, null);
+  // requiresGrad turned off between forward and backward: PyTorch's AccumulateGrad skips the leaf
+  const w = S.tensor([1, 2, 3], { requiresGrad: true });
+  S.tidy(() => {
+    const z = x.mul(w).sum();
+    w.requiresGrad = false;
+    z.backward();
+  });
+  assert.is(w.grad, null);
+  near(arr(x.grad), [1, 2, 3]);
+  for (const t of [x.grad, x, w]) t?.dispose();
 });
 
 leakFree('gradcheck passes right gradients and names the worst element of a wrong one', () => {
@@ -253,7 +302,13 @@ leakFree('gradcheck passes right gradients and names the worst element of a wron
   const nograd = S.tensor([1], { dtype: 'float64' });
   throwsLike(() => S.gradcheck((t: Tensor) => t.mul(2), [nograd]), TypeError, /no input requires grad/);
   throwsLike(() => S.gradcheck((t: Tensor) => t.detach(), [x]), TypeError, /does not depend on any input that requires grad/);
-  for (const t of [x, f32, nograd]) t.dispose();
+  // fn returning one of its inputs, or a tensor it captured: gradcheck leaves them alone (it disposed
+  // them, so the identity's gradient read as 0, and a captured tensor was gone after the call)
+  assert.is(S.gradcheck((t: Tensor) => t, [x]), true);
+  const captured = S.tensor([1, 2], { dtype: 'float64' });
+  throwsLike(() => S.gradcheck((_t: Tensor) => captured, [x]), TypeError, /does not depend on any input that requires grad/);
+  assert.is(captured.isDisposed, false);
+  for (const t of [x, f32, nograd, captured]) t.dispose();
 });
 
 leakFree('the graph frees its saved tensors after backward, and when outputs are disposed without backward', () => {
