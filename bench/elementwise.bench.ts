@@ -8,10 +8,10 @@
 // float32 (compute-bound), contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
 // tiled copy's register transposes), and cast of a [4096, 4096] float32 to float64 / bfloat16 / float16
 // and back from float64, and of bfloat16 / float16 up to float32 (the upcast of a loaded 16-bit weight),
-// where() with a random condition and concat along either axis of [2048, 1024] float32, each against
-// PyTorch in the same run (bench/torch/core.py).
+// where() with a random condition and concat along either axis of [2048, 1024] float32, and randn /
+// rand of [4096, 4096] float32, each against PyTorch in the same run (bench/torch/core.py).
 import type { BenchCase, BenchContext } from './run';
-import { add, concat, gelu, gt, randn, where, type Tensor } from '../lib/index';
+import { add, concat, gelu, gt, rand, randn, where, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
 
 function cpuCase(ctx: BenchContext, op: 'add' | 'gelu', n: number, dtype: 'float32' | 'bfloat16'): BenchCase {
@@ -101,6 +101,24 @@ function selectCase(ctx: BenchContext, op: 'where' | 'concat', axis = 0): BenchC
   };
 }
 
+/** randn / rand of a fresh [4096, 4096] float32 (the counter-based stream, Box–Muller for randn:
+ * compute-bound), against torch.randn / torch.rand. */
+function randomCase(ctx: BenchContext, op: 'randn' | 'rand'): BenchCase {
+  const n = 4096;
+  let seed = 1;
+  return {
+    op,
+    shape: `[${n}, ${n}]`,
+    dtype: 'float32',
+    device: ctx.device,
+    bytes: 4 * n * n,
+    run() {
+      (op === 'randn' ? randn : rand)([n, n], { seed: seed++ }).dispose();
+    },
+    baselines: { torch: { kind: 'torch', script: 'core.py', spec: { op, n, dtype: 'float32' }, label: `torch.${op}` } },
+  };
+}
+
 type CastDType = 'float32' | 'float64' | 'bfloat16' | 'float16';
 /** cast() of a [4096, 4096] matrix (one read and one write; csrc/tensor.cc's typed conversions),
  * against PyTorch's x.to(dtype). */
@@ -135,6 +153,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
       castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),
       castCase(ctx, 'float64', 'float32'), castCase(ctx, 'bfloat16', 'float32'), castCase(ctx, 'float16', 'float32'),
       selectCase(ctx, 'where'), selectCase(ctx, 'concat', 0), selectCase(ctx, 'concat', 1),
+      randomCase(ctx, 'randn'), randomCase(ctx, 'rand'),
     ];
   const n = copyElements(ctx);
   let a: Tensor | undefined, b: Tensor | undefined;

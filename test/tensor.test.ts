@@ -7,6 +7,7 @@ import * as S from '../lib/index';
 import { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak } from './helpers';
 import { roundBF16, roundF16 } from './reference/core';
+import { native } from '../lib/native';
 
 function withLeakCheck(name: string, fn: () => void): void {
   test(name, () => {
@@ -157,6 +158,55 @@ withLeakCheck('randn / rand: seeded and reproducible; manualSeed; statistics; dt
   throwsLike(() => S.randn([2], { dtype: 'int32' }), TypeError, /'dtype' must be floating/);
   throwsLike(() => S.randn([2], { seed: 1.5 }), RangeError, /'seed' must be a safe integer/);
   throwsLike(() => S.manualSeed(NaN), RangeError, /safe integer/);
+});
+
+// The stream itself (csrc/ops/creation.cc): uniform draw i = ((h >> 11) + 0.5)·2^−53 with h =
+// splitmix64(splitmix64(seed) ^ i·γ), bit for bit; normal draw i = √(−2 ln u_{2i})·cos(2π u_{2i+1}),
+// within 4 ulp of JavaScript's Math.log / Math.cos on the same uniforms (the kernel has its own log and
+// cos); and the same bits at every SIMD level, so a seed gives the same numbers on any machine.
+withLeakCheck('rand / randn: the counter-based stream, and the same bits at every SIMD level', () => {
+  const M = (1n << 64n) - 1n;
+  const splitmix = (x: bigint) => {
+    x = (x + 0x9e3779b97f4a7c15n) & M;
+    x = ((x ^ (x >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+    x = ((x ^ (x >> 27n)) * 0x94d049bb133111ebn) & M;
+    return x ^ (x >> 31n);
+  };
+  const seed = 20261129n, key = splitmix(seed);
+  const uniform = (i: number) => (Number(splitmix(key ^ ((BigInt(i) * 0xd1b54a32d192ed03n) & M)) >> 11n) + 0.5) * 2 ** -53;
+  const n = 1037; // odd: the kernels' vector tails
+  const u = S.rand([n], { seed: Number(seed), dtype: 'float64' });
+  const z = S.randn([n], { seed: Number(seed), dtype: 'float64' });
+  const uv = u.dataSync(), zv = z.dataSync();
+  for (let i = 0; i < n; i++) if (uv[i] !== uniform(i)) assert.unreachable(`rand element ${i}: ${uv[i]}, expected ${uniform(i)}`);
+  for (let i = 0; i < n; i++) {
+    const R = Math.sqrt(-2 * Math.log(uniform(2 * i)));
+    const want = R * Math.cos(2 * Math.PI * uniform(2 * i + 1));
+    // JavaScript rounds 2π·u (up to 2π·2^−53 off), which near cos's zeros is R·7e−16 in the value; the
+    // kernel reduces u exactly first. Beyond that, 4 ulp.
+    const tol = 4 * 2 ** (Math.floor(Math.log2(Math.abs(want))) - 52) + R * 2 * Math.PI * 2 ** -53;
+    if (!(Math.abs(zv[i] - want) <= tol)) assert.unreachable(`randn element ${i}: ${zv[i]}, Box–Muller gives ${want}`);
+  }
+  const n2 = native() as unknown as { setSimd(level: string): string };
+  const hw = S.backend().simd;
+  const levels = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(hw) + 1);
+  const bitsOf = (t: S.Tensor) => Array.from(new Uint32Array((t.rawDataSync() as Float64Array).slice().buffer));
+  const want = [bitsOf(z), bitsOf(u)];
+  try {
+    for (const level of levels) {
+      n2.setSimd(level);
+      S.tidy(() => {
+        assert.equal(bitsOf(S.randn([n], { seed: Number(seed), dtype: 'float64' })), want[0], `randn at ${level}`);
+        assert.equal(bitsOf(S.rand([n], { seed: Number(seed), dtype: 'float64' })), want[1], `rand at ${level}`);
+      });
+    }
+  } finally {
+    n2.setSimd(hw);
+  }
+  // float32 draws are the float64 ones rounded
+  const z32 = S.randn([n], { seed: Number(seed) });
+  assert.equal(Array.from(z32.dataSync()), Array.from(zv, (v) => Math.fround(v)));
+  S.dispose([u, z, z32]);
 });
 
 withLeakCheck('bad shapes: negative, fractional, huge, not arrays', () => {

@@ -13,6 +13,7 @@ output allocated by every call, as ours is:
   softmax        {m, n}         torch.softmax(x, -1)
   cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
   mse            {m, n}         F.mse_loss(x, y), x and y [m, n]
+  randn, rand    {n}            torch.randn(n, n) / torch.rand(n, n) of dtype
 The protocol (one JSON line per case on stdin and stdout) is in common.py.
 """
 from common import serve
@@ -39,6 +40,9 @@ def make_case(torch, spec):
     if op == "cast":
         x, to = torch.randn(spec["n"], spec["n"]).to(dtype), dtypes[spec["to"]]
         return lambda: x.to(to)
+    if op in ("randn", "rand"):
+        make = torch.randn if op == "randn" else torch.rand
+        return lambda: make(spec["n"], spec["n"], dtype=dtype)
     x = torch.randn(spec["m"], spec["n"]).to(dtype)
     if op == "where":  # a random condition (x > 0), as the structura side
         y, cond = torch.randn(spec["m"], spec["n"]).to(dtype), x > 0

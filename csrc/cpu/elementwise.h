@@ -66,6 +66,9 @@ struct F32Rows {
   void (*f32_to_bf16)(const float* x, uint16_t* y, int64_t n);
   // dst[i·ld + j] = src[j·ls + i] for i < rows, j < cols: a transpose of 4-byte elements
   void (*transpose32)(const uint32_t* src, int64_t ls, uint32_t* dst, int64_t ld, int64_t rows, int64_t cols);
+  // out[j] = draw i0 + j of the counter-based stream of key = splitmix64(seed) (ops/creation.cc), normal
+  // (Box–Muller) or uniform in (0, 1); the same bits at every SIMD level
+  void (*random)(uint64_t key, uint64_t i0, int64_t n, bool normal, double* out);
 };
 // The kernels of simd_level() (checked on each call, so setSimd takes effect at once).
 const F32Rows& f32_rows();

@@ -53,11 +53,10 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// A uniform double in (0, 1): never 0, so log() in Box–Muller stays finite.
-double uniform01(uint64_t seed, uint64_t i) {
-  uint64_t h = splitmix64(splitmix64(seed) ^ (i * 0xd1b54a32d192ed03ULL));
-  return ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
+// The random stream (random(), rand, randn): uniform draw i of a seed is ((h >> 11) + 0.5)·2^−53 with
+// h = splitmix64(splitmix64(seed) ^ i·0xd1b54a32d192ed03), in (0, 1) (never 0, so log() in Box–Muller
+// stays finite); normal draw i is √(−2 ln u_{2i})·cos(2π u_{2i+1}). Counter-based, so any thread count
+// and every device holds the same numbers; f32_rows().random computes it (elementwise_rows.inc).
 
 Napi::Value FromArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -146,17 +145,18 @@ Napi::Value Random(const Napi::CallbackInfo& info) {
   Tensor t = Tensor::empty(dt, shape, Device{});
   int64_t n = t.numel();
   void* p = t.raw();
-  bool normal = kind == "normal";
+  const bool normal = kind == "normal";
+  // The draws of uniform01 (and Box–Muller on them), computed by the row kernel a block at a time.
+  const uint64_t key = splitmix64(seed);
+  const F32Rows& K = f32_rows();
   parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) {
-      double v;
-      if (normal) {
-        double u1 = uniform01(seed, 2 * (uint64_t)i), u2 = uniform01(seed, 2 * (uint64_t)i + 1);
-        v = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-      } else {
-        v = uniform01(seed, (uint64_t)i);
-      }
-      store_from_double(p, dt, i, v);
+    double buf[1024];
+    for (int64_t c = b; c < e; c += 1024) {
+      const int64_t m = std::min<int64_t>(1024, e - c);
+      K.random(key, (uint64_t)c, m, normal, buf);
+      if (dt == DType::f64) std::memcpy((double*)p + c, buf, (size_t)m * 8);
+      else if (dt == DType::f32) for (int64_t k = 0; k < m; k++) ((float*)p)[c + k] = (float)buf[k];
+      else for (int64_t k = 0; k < m; k++) store_from_double(p, dt, c + k, buf[k]);
     }
   });
   return wrap(env, to_device(t, dev));
