@@ -310,13 +310,12 @@ export class Tensor {
   }
 
   // ---- device and dtype ----
-  /** This tensor on `device`. Same device: a new tensor sharing this one's storage (like PyTorch returning self, but safe to dispose separately). */
+  /** This tensor on `device` (gradients flow back). Same device: a new tensor sharing this one's storage (like PyTorch returning self, but safe to dispose separately). */
   to(device: Device | string): Tensor {
     this._check('to');
     const d = parseDevice('to', device);
     if (d.type === this._dev.type && d.index === this._dev.index) return shp.alias(this);
-    // A copy on the other device (no gradient flows across devices in this version).
-    return fromHandle(native().to(this._h, d.type, d.index), this.dtype, this._shape, d);
+    return shp.toDevice(this, d);  // a copy there, in the graph
   }
   /** A copy converted to dtype (gradients flow back for floating dtypes). */
   cast(dtype: DType): Tensor {

@@ -371,6 +371,22 @@ if (!info.cudaEmu) {
   });
 }
 
+test("to() is in the graph: the gradient goes back to the source device, as PyTorch's", () => {
+  if (!S.backend().cudaEmu) return;
+  S.tidy(() => {
+    const x = S.tensor([1, 2, 3], { requiresGrad: true });
+    const y = x.to('cuda-emu');
+    assert.ok(y.requiresGrad && !y.isLeaf);
+    y.mul(y).sum().backward();
+    assert.is(x.grad!.device, 'cpu');
+    assert.equal(Array.from(x.grad!.dataSync()), [2, 4, 6]);
+    const w = S.tensor([1, -1], { device: 'cuda-emu', requiresGrad: true });
+    w.to('cpu').mul(3).sum().backward();
+    assert.is(w.grad!.device, 'cuda-emu');
+    assert.equal(Array.from(w.grad!.dataSync()), [3, 3]);
+  });
+});
+
 test("'cuda' without a GPU is a TypeError carrying backend().reason", () => {
   if (info.cuda) {
     console.log(`device.test.ts: a CUDA device is present (${info.devices[0]?.name}); checked by the round trip instead`);

@@ -322,8 +322,49 @@ test('bad arguments: non-tensors, two numbers, shapes that do not broadcast, mix
   const s = S.add(i, i);
   assert.is(s.dtype, 'int32');
   assert.equal(Array.from(s.dataSync()), [2, 2, 2, 2, 2, 2]);
-  throwsLike(() => S.add(i, 0.5), TypeError, /int32/);
+  throwsLike(() => S.add(i, 0.5), TypeError, /structura\.add: 'b' is 0\.5, which is not a int32 value, and 'a' is int32 \(no type promotion/);
   for (const t of [a, b, d, i, s]) t.dispose();
+});
+
+test('a number beside an integer tensor must be a value of its dtype; integer sub with any int32 number', () => {
+  S.tidy(() => {
+    const i = S.tensor([7, -7], { dtype: 'int32' });
+    // 7.5 rounded to 7 (or NaN to 0, ±inf saturated) would compare, clamp or select silently wrong
+    for (const [name, f, arg] of [
+      ['eq', () => S.eq(i, 7.5), 'b'], ['lt', () => S.lt(i, 7.5), 'b'], ['gt', () => S.gt(-7.5, i), 'a'], ['ne', () => S.ne(i, NaN), 'b'],
+      ['eq', () => S.eq(i, Infinity), 'b'], ['maximum', () => S.maximum(i, 1e10), 'b'], ['minimum', () => S.minimum(i, 2.5), 'b'],
+      ['where', () => S.where(i, i, 2.5), 'b'], ['mul', () => S.mul(i, NaN), 'b'], ['sub', () => S.sub(2.5, i), 'a'],
+    ] as const)
+      throwsLike(f, TypeError, new RegExp(`structura\\.${name}: '${arg}' is .*, which is not a int32 value`));
+    throwsLike(() => S.add(S.tensor([1], { dtype: 'uint8' }), 256), TypeError, /'b' is 256, which is not a uint8 value/);
+    // exact values work, sub included where −b or the reversed form do not fit the scalar kernels
+    assert.equal(Array.from(S.eq(i, 7).dataSync()), [1, 0]);
+    assert.equal(Array.from(S.maximum(i, 0).dataSync()), [7, 0]);
+    assert.equal(Array.from(S.sub(2, i).dataSync()), [-5, 9]);
+    assert.equal(Array.from(S.sub(S.tensor([5, -5], { dtype: 'int32' }), -2147483648).dataSync()), Array.from(Int32Array.from([5 + 2 ** 31, -5 + 2 ** 31])));
+  });
+});
+
+test('pow gradients at a zero base are 0 where PyTorch masks them (not NaN or −inf)', () => {
+  S.tidy(() => {
+    const x = S.tensor([0, 0, 0, 2, 0], { dtype: 'float64', requiresGrad: true });
+    const y = S.tensor([2, 0, 0.5, 3, -1], { dtype: 'float64', requiresGrad: true });
+    S.pow(x, y).sum().backward();
+    // PyTorch 1.13: dx = [0, 0, inf, 12, −inf], dy = [0, 0, 0, 8 ln 2, −inf] (y < 0 is not masked: 0^−1 · ln 0)
+    assert.equal(Array.from(x.grad!.dataSync()), [0, 0, Infinity, 12, -Infinity]);
+    const dy = Array.from(y.grad!.dataSync());
+    assert.equal([dy[0], dy[1], dy[2], dy[4]], [0, 0, 0, -Infinity]);
+    assert.ok(Math.abs(dy[3] - 8 * Math.log(2)) < 1e-12, `dy ${dy}`);
+    const e = S.tensor([2, 0, 0.5, -1], { dtype: 'float64', requiresGrad: true });
+    S.pow(0, e).sum().backward();
+    const de = Array.from(e.grad!.dataSync());
+    assert.equal(de.slice(0, 3), [0, 0, 0]);
+    assert.is(de[3], -Infinity); // 0^−1 · ln 0 = inf · −inf, as PyTorch
+    // elsewhere the gradients are unchanged
+    const p = S.tensor([0.5, 1.5, 2], { dtype: 'float64', requiresGrad: true });
+    const q = S.tensor([0, 2, -1.5], { dtype: 'float64', requiresGrad: true });
+    assert.is(S.gradcheck((u: Tensor, v: Tensor) => S.pow(u, v), [p, q]), true);
+  });
 });
 
 test.run();

@@ -228,6 +228,17 @@ test('methods match the functions', () => {
   assertNoLeak(before, 'methods');
 });
 
+test('max / min: a NaN takes the gradient where the result is NaN (PyTorch), not NaN for the whole slice', () => {
+  S.tidy(() => {
+    const x = S.tensor([[1, NaN, 3], [1, 2, 3]], { dtype: 'float64', requiresGrad: true });
+    S.max(x, 1).sum().backward();
+    assert.equal(Array.from(x.grad!.dataSync()), [0, 1, 0, 0, 0, 1]);
+    const y = S.tensor([1, NaN, 3], { requiresGrad: true });
+    S.min(y).backward();
+    assert.equal(Array.from(y.grad!.dataSync()), [0, 1, 0]);
+  });
+});
+
 test('bad arguments', () => {
   const before = liveCounts();
   const x = S.ones([2, 3]);

@@ -33,13 +33,27 @@ function checkUnary(fn: string, x: unknown, floating = true): asserts x is Tenso
   if (floating) checkFloating(fn, 'x', x);
 }
 
-/** Checks a binary op's operands: tensors (same dtype and device) or numbers, at least one tensor. */
+const INT_RANGE: Partial<Record<string, [number, number]>> = { int32: [-(2 ** 31), 2 ** 31 - 1], uint8: [0, 255], uint16: [0, 65535] };
+
+/** Checks a binary op's operands: tensors (same dtype and device) or numbers, at least one tensor. A
+ * number beside an integer tensor must be a value of its dtype: there is no type promotion, and
+ * rounding 7.5 to 7 (or NaN to 0) would compare, clamp or select silently wrong. */
 function checkOperands(fn: string, a: unknown, b: unknown): void {
   if (typeof a === 'number' && typeof b === 'number') typeError(fn, `at least one of 'a' and 'b' must be a Tensor, got two numbers`);
   if (typeof a !== 'number') checkTensor(fn, 'a', a);
   if (typeof b !== 'number') checkTensor(fn, 'b', b);
   if (a instanceof Tensor && b instanceof Tensor) checkSameKind(fn, ['a', 'b'], [a, b]);
+  for (const [arg, v, t, other] of [['a', a, b, 'b'], ['b', b, a, 'a']] as const) {
+    if (typeof v !== 'number' || !(t instanceof Tensor)) continue;
+    const range = INT_RANGE[t.dtype];
+    if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1]))
+      typeError(fn, `'${arg}' is ${v}, which is not a ${t.dtype} value, and '${other}' is ${t.dtype} (no type promotion: cast '${other}' to a floating dtype first)`);
+  }
 }
+
+/** Integer dtypes take number operands through a 0-d tensor and the tensor kernels (the scalar row
+ * kernels take float operands: −(−2^31) and 2 − x do not fit them). */
+const isInt = (t: Tensor): boolean => INT_RANGE[t.dtype] !== undefined;
 
 /** A binary op with a number operand made a 0-d tensor of the other's dtype (disposed after). */
 function withScalar(fn: string, a: Operand, b: Operand, f: (x: Tensor, y: Tensor) => Tensor): Tensor {
@@ -72,6 +86,8 @@ export function add(a: Operand, b: Operand): Tensor {
 /** a − b (broadcasting). */
 export function sub(a: Operand, b: Operand): Tensor {
   checkOperands('sub', a, b);
+  if ((typeof a === 'number' && isInt(b as Tensor)) || (typeof b === 'number' && isInt(a as Tensor)))
+    return withScalar('sub', a, b, (x, y) => bin('sub', 'sub', x, y));
   if (typeof b === 'number') return record('SubScalar', [a], un('add_scalar', a as Tensor, -b), [], (g) => [g]);
   if (typeof a === 'number') return record('RSubScalar', [b], un('rsub_scalar', b, a), [], (g) => [neg(g)]);
   const out = bin('sub', 'sub', a, b);
@@ -130,15 +146,20 @@ export function pow(a: Operand, b: Operand): Tensor {
     const lnA = Math.log(a);
     return withScalar('pow', a, b, (s, y) => {
       const out = bin('pow', 'pow', s, y);
-      return record('RPowScalar', [y], out, [out], (g, [o]) => [mul(mul(g, o), lnA)]);
+      // 0^y: PyTorch's gradient is 0 where y ≥ 0 (0·ln 0 would be NaN, and −inf at y = 0)
+      return record('RPowScalar', [y], out, [out, y], (g, [o, ys]) => [
+        a === 0 ? where(ge(ys, 0), 0, mul(mul(g, o), lnA)) : mul(mul(g, o), lnA),
+      ]);
     });
   }
   checkFloating('pow', 'a', a);
   const out = bin('pow', 'pow', a, b);
   const sa = a._shape, sb = b._shape;
+  // As PyTorch: the base's gradient is 0 where y = 0 (0·0^−1 would be NaN), the exponent's 0 where
+  // x = 0 and y ≥ 0 (0·ln 0 would be NaN, 1·ln 0 −inf).
   return record('Pow', [a, b], out, [a, b, out], (g, [x, y, o], needs) => [
-    needs[0] ? sumTo(mul(g, mul(y, pow(x, sub(y, 1)))), sa) : null,
-    needs[1] ? sumTo(mul(mul(g, o), log(x)), sb) : null,
+    needs[0] ? sumTo(where(eq(y, 0), 0, mul(g, mul(y, pow(x, sub(y, 1))))), sa) : null,
+    needs[1] ? sumTo(where(mul(eq(x, 0), ge(y, 0)), 0, mul(mul(g, o), log(x))), sb) : null,
   ]);
 }
 

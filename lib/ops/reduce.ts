@@ -7,7 +7,7 @@ import { native } from '../native';
 import { Tensor, fromHandle, checkTensor, checkFloating, checkSameKind } from '../tensor';
 import { record } from '../autograd';
 import { shapeStr, normAxes, normAxis, sameShape, typeError, rangeError, describe } from '../errors';
-import { sub, mul, div, eq, exp, square, neg } from './elementwise';
+import { add, sub, mul, div, eq, ne, exp, square, neg } from './elementwise';
 import { reshape, expand } from './shape';
 
 type Axis = number | number[] | null | undefined;
@@ -90,7 +90,9 @@ function extremum(op: 'max' | 'min', x: Tensor, axis: Axis, keepDims: boolean): 
   const { out, axes } = reduceImpl(op, op, x, axis, keepDims);
   const inShape = x._shape;
   return record(op === 'max' ? 'Max' : 'Min', [x], out, [x, out], (g, [xs, m]) => {
-    const hit = eq(xs, expandBack(m, inShape, axes));
+    // the maxima, or the NaNs where the result is NaN (NaN ≠ NaN: the gradient would be NaN · 0)
+    const mb = expandBack(m, inShape, axes);
+    const hit = add(eq(xs, mb), mul(ne(xs, xs), ne(mb, mb)));
     const count = sum(hit, axes, true);
     return [mul(hit, expandBack(div(g, reshape(count, m._shape as number[])), inShape, axes))];
   });

@@ -4,6 +4,7 @@
 import { native, DTYPE_CODES, type DType } from '../native';
 import {
   Tensor, fromHandle, viewOf, aliasOf, checkTensor, checkSameKind, isFloating, isContiguousLayout, contiguousStrides, parseDType,
+  type DeviceSpec,
 } from '../tensor';
 import { record } from '../autograd';
 import { shapeStr, checkInt, normAxis, typeError, rangeError, describe, numel, MAX_NUMEL } from '../errors';
@@ -235,6 +236,13 @@ export function contiguous(x: Tensor): Tensor {
 /** @internal a new tensor sharing x's storage and layout, in the graph (identity gradient). */
 export function alias(x: Tensor): Tensor {
   return record('Alias', [x], aliasOf(x), [], (g) => [g]);
+}
+
+/** @internal x copied to another device; its gradient goes back to x's device, as PyTorch's to(). */
+export function toDevice(x: Tensor, d: DeviceSpec): Tensor {
+  const out = fromHandle(native().to(x._h, d.type, d.index), x.dtype, x._shape, d);
+  const from = x.device;
+  return record('To', [x], out, [], (g) => [g.to(from)]);
 }
 
 /** A contiguous copy of x (gradients flow back). */
