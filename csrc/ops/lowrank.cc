@@ -163,9 +163,14 @@ void check_base(Napi::Env env, const std::string& op, const Tensor& x, const Ten
                         " (float32, float16 and bfloat16 are); cast, or compute on the CPU");
 }
 
-// A 2-D device view whose last dim is unit-stride (as the kernels read it), gathered on the device
-// when it is not (rare: a transposed parameter).
-Tensor rows_view(const Tensor& t) { return t.shape[1] <= 1 || t.strides[1] == 1 ? t : contiguous(t); }
+// A 2-D device view whose last dim is unit-stride and whose rows do not overlap (as the kernels read
+// it: a leading dimension ≥ the row length), gathered on the device when it is not (rare: a transposed
+// parameter, or an expand()ed one, whose row stride 0 the GEMM refused as an invalid argument).
+Tensor rows_view(const Tensor& t) {
+  const bool rows_ok = t.shape[1] <= 1 || t.strides[1] == 1;
+  const bool apart = t.shape[0] <= 1 || t.strides[0] >= t.shape[1];
+  return rows_ok && apart ? t : contiguous(t);
+}
 
 int64_t row_stride(const Tensor& t) { return t.shape[0] <= 1 ? t.shape[1] : t.strides[0]; }
 

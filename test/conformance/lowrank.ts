@@ -285,6 +285,28 @@ export function registerLowrank(test: Test, dev: string, opts: { large?: boolean
     });
   });
 
+  // expand()ed operands (row stride 0: a broadcast x, a tied row) reach the kernels gathered: the GEMM
+  // refused a leading dimension smaller than the row as an invalid argument
+  withSeed(`lowrank.linear / lora / loraBatched / sparsePlusLowRank with expand()ed operands equal the CPU's`, (seed) => {
+    const run = (d: string) =>
+      S.tidy(() => {
+        const row = (n: number, k: number, sd: number) => S.randn([1, k], { seed: sd }).to(d).expand([n, k]);
+        const x = row(5, 8, seed), W = row(6, 8, seed + 1), A = S.randn([3, 8], { seed: seed + 2 }).to(d), B = row(6, 3, seed + 3);
+        const A3 = S.randn([2, 3, 8], { seed: seed + 4 }).to(d), B3 = S.randn([2, 6, 3], { seed: seed + 5 }).to(d);
+        const ids = S.tensor([0, -1, 1, 1, 0], { dtype: 'int32' }).to(d);
+        const S_ = { indices: S.tensor([1, 9, 47], { dtype: 'int32' }).to(d), values: S.tensor([0.5, -1, 2]).to(d), shape: [6, 8] as [number, number] };
+        const x3 = S.randn([1, 1, 8], { seed: seed + 6 }).to(d).expand([2, 3, 8]);
+        return [
+          S.lowrank.linear(x, A, B), S.lowrank.lora(x, W, A, B, { scale: 0.5 }), S.lowrank.lora(x3, W, A, B),
+          S.lowrank.loraBatched(x, W, A3, B3, ids), S.lowrank.sparsePlusLowRank(x, A, B, S_),
+        ].map((y) => Array.from(y.to('cpu').dataSync()));
+      });
+    const cpu = run('cpu'), got = run(dev);
+    cpu.forEach((want, i) =>
+      want.forEach((v, j) => assert.ok(Math.abs(got[i][j] - v) <= 1e-5 * (1 + Math.abs(v)), `case ${i} element ${j}: ${got[i][j]} on ${dev}, ${v} on the CPU`)),
+    );
+  });
+
   test(`lowrank.lora: float64 on the device is a TypeError; mixed devices name the argument [${dev}]`, () => {
     const x = S.zeros([2, 3], { dtype: 'float64', device: dev }), W = S.zeros([4, 3], { dtype: 'float64', device: dev });
     const A = S.zeros([2, 3], { dtype: 'float64', device: dev }), B = S.zeros([4, 2], { dtype: 'float64', device: dev });
