@@ -16,7 +16,7 @@
 //   P_e and T_e by the gates (batched LoRA is the mixture with one-hot gates), and dgates[:, e] =
 //   scale·Σ_j P_e ⊙ T_e. sparsePlusLowRank adds g·S to dX (the transposed SpMM) and gives S.values the
 //   SDDMM of g and x at S's support only; the dense [out, in] matrix is never formed.
-import { native, type PatternHandle } from '../native';
+import { native, DTYPE_CODES, type PatternHandle } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record, needsGrad } from '../autograd';
 import { shapeStr, describe, typeError, rangeError, checkNumber, numel } from '../errors';
@@ -333,6 +333,12 @@ const PATTERN = Symbol('structura.sparsePattern');
 /** The indices tensor each pattern was made from: a pattern travels with spreads ({...S, values}), and
  * must not with other indices. */
 const patternIndices = new WeakMap<PatternHandle, Tensor>();
+/** Each pattern's own copy of its indices, taken with it: a graph saves this one, so that a backward
+ * after the pattern's dispose() computes from the same support (the caller's indices may have been
+ * written since). Not in any tidy scope; disposed with the pattern (the graph's alias keeps it). */
+const patternSnapshot = new WeakMap<PatternHandle, Tensor>();
+/** Patterns whose dispose() ran: a graph recorded before that falls back to its saved snapshot. */
+const disposedPatterns = new WeakSet<PatternHandle>();
 function patternOf(fn: string, S: SparseMatrix): PatternHandle | undefined {
   const h = (S as { [PATTERN]?: PatternHandle })[PATTERN];
   if (h !== undefined && patternIndices.get(h) !== S.indices)
@@ -359,12 +365,18 @@ export function sparse(S: SparseMatrix): PreparedSparseMatrix {
   checkSparse(fn, S, rows, cols, values, 'S.values');
   const h = native().lowrankSparsePattern(indices._h, rows, cols);
   patternIndices.set(h, indices);
+  const snapshot = fromHandle(native().cast(indices._h, DTYPE_CODES.int32), 'int32', indices._shape, indices._dev, false);
+  patternSnapshot.set(h, snapshot);
   let disposed = false;
   return Object.freeze({
     indices, values, shape: Object.freeze([rows, cols] as const),
     dispose() {
-      if (!disposed) native().lowrankSparsePatternDispose(h);
+      if (!disposed) {
+        native().lowrankSparsePatternDispose(h);
+        snapshot.dispose();
+      }
       disposed = true;
+      disposedPatterns.add(h);
     },
     [PATTERN]: h,
   }) as PreparedSparseMatrix;
@@ -392,16 +404,21 @@ export function sparsePlusLowRank(x: Tensor, A: Tensor, B: Tensor, S: SparseMatr
     const M = x2._shape[0];
     const h = native().lowrankSparsePlusLowRank(x2._h, A._h, B._h, pattern ?? indices._h, values._h, bias ? bias._h : null);
     const y = fromHandle(h, x.dtype, [M, out], x._dev);
-    return record('SparsePlusLowRank', [x2, A, B, values, bias], y, [x2, A, B, indices, values], (g, [xs, As, Bs, is, vs], needs) => {
+    const saved = pattern !== undefined ? patternSnapshot.get(pattern)! : indices;
+    return record('SparsePlusLowRank', [x2, A, B, values, bias], y, [x2, A, B, saved, values], (g, [xs, As, Bs, is, vs], needs) => {
+      // the prepared pattern, unless disposed since the forward (then its snapshot of the indices,
+      // which the graph saved: the same support, checked and compressed again), so disposing it never
+      // breaks a later backward
+      const support = pattern !== undefined && !disposedPatterns.has(pattern) ? pattern : is._h;
       const P = needs[0] || needs[1] ? matmul(g, Bs) : null; // [M, r]
       let dx: Tensor | null = null;
       if (needs[0]) {
-        const gS = fromHandle(native().lowrankSpmm(g._h, pattern ?? is._h, vs._h, out, inF, true), g.dtype, [M, inF], g._dev);
+        const gS = fromHandle(native().lowrankSpmm(g._h, support, vs._h, out, inF, true), g.dtype, [M, inF], g._dev);
         dx = add(matmul(P!, As), gS);
       }
       const dA = needs[1] ? matmul(transpose(P!, 0, 1), xs) : null;
       const dB = needs[2] ? matmul(transpose(g, 0, 1), matmul(xs, transpose(As, 0, 1))) : null;
-      const dv = needs[3] ? fromHandle(native().lowrankSddmm(g._h, xs._h, pattern ?? is._h), g.dtype, [is._shape[0]], g._dev) : null;
+      const dv = needs[3] ? fromHandle(native().lowrankSddmm(g._h, xs._h, support), g.dtype, [is._shape[0]], g._dev) : null;
       const db = needs[4] ? sum(g, 0) : null;
       return [dx, dA, dB, dv, db];
     });

@@ -326,7 +326,18 @@ export function checkPreparedSparse(dev: string, seed: number): void {
     // the pattern goes with a spread, not with other indices
     same(run({ ...P, values: v }).y, plain.y, 'a spread of the prepared S: y');
     throwsLike(() => S.lowrank.sparsePlusLowRank(x, A, B, { ...P, indices: o }), TypeError, /prepared pattern \(lowrank\.sparse\) of other indices/);
+    // disposed between the forward and the backward (after the caller wrote its indices): the backward
+    // computes from the pattern's own support, as it would have before the dispose
+    const before = run(P);
+    x.grad?.dispose();
+    v.grad?.dispose();
+    x.grad = null;
+    v.grad = null;
+    const y = keep(S.lowrank.sparsePlusLowRank(x, A, B, P));
     P.dispose();
+    y.backward(g);
+    same(bits(x.grad!), before.dx, 'pattern disposed before the backward: dx');
+    same(bits(v.grad!), before.dv, 'pattern disposed before the backward: dS.values');
     P.dispose(); // twice is harmless
     throwsLike(() => S.lowrank.sparsePlusLowRank(x, A, B, P), TypeError, /disposed sparsity pattern/);
   } finally {
