@@ -5,6 +5,8 @@
 
 /** Largest element count of one tensor (csrc/tensor.h kMaxNumel). */
 export const MAX_NUMEL = 2 ** 40;
+/** Most dimensions of one tensor (csrc/tensor.cc get_shape). */
+export const MAX_DIMS = 64;
 
 /** "[2, 3]" — a shape as the messages show it. */
 export function shapeStr(shape: readonly number[]): string {
@@ -54,6 +56,7 @@ export function checkNumber(fn: string, arg: string, v: unknown, { finite = fals
 /** A shape: an array of non-negative integers whose product is at most MAX_NUMEL. */
 export function checkShape(fn: string, arg: string, v: unknown): number[] {
   if (!Array.isArray(v)) typeError(fn, `'${arg}' must be an array of non-negative integers, got ${describe(v)}`);
+  if (v.length > MAX_DIMS) rangeError(fn, `'${arg}' has ${v.length} dimensions, more than the limit of ${MAX_DIMS}`);
   let n = 1;
   for (let i = 0; i < v.length; i++) {
     const d = v[i];

@@ -100,6 +100,13 @@ test('squeeze, unsqueeze, expand, flatten', () => {
   checkOp({ shapes: [[2, 3, 5]], fn: (x) => x.flatten(), ref: (x) => same(x, [30]) });
   checkOp({ shapes: [[2, 3, 5]], fn: (x) => S.flatten(x, 1), ref: (x) => same(x, [2, 15]) });
   checkOp({ shapes: [[2, 3, 5, 1]], fn: (x) => x.flatten(0, -2), ref: (x) => same(x, [30, 1]) });
+  S.tidy(() => {
+    // messages name the shape given, not the one with the new axis; stack names its own mixed dtypes
+    throwsLike(() => S.unsqueeze(S.zeros([2, 3]), 3), RangeError, /structura\.unsqueeze: 'axis' 3 is out of range for a new axis of \[2, 3\] \(expected -3 to 2\)/);
+    throwsLike(() => S.stack([S.zeros([2]), S.zeros([2])], -4), RangeError, /structura\.stack: 'axis' -4 is out of range for a new axis of \[2\] \(expected -2 to 1\)/);
+    throwsLike(() => S.stack([S.zeros([2]), S.zeros([2], { dtype: 'float64' })]), TypeError, /structura\.stack: 'tensors\[0\]' \[2\] is float32 but 'tensors\[1\]' \[2\] is float64/);
+    throwsLike(() => S.mean(S.tensor([1, 2], { dtype: 'int32' })), TypeError, /structura\.mean: 'x' is int32/);
+  });
   const before = liveCounts();
   const x = S.ones([3, 1]);
   const e = x.expand(3, 4);

@@ -216,6 +216,7 @@ withLeakCheck('bad shapes: negative, fractional, huge, not arrays', () => {
   throwsLike(() => S.zeros('3' as never), TypeError, /'shape' must be an array of non-negative integers, got string/);
   throwsLike(() => S.zeros([1, '2'] as never), TypeError, /shape\[1\] is string/);
   throwsLike(() => S.randn([NaN]), RangeError, /shape\[0\] is NaN/);
+  throwsLike(() => S.zeros(new Array(65).fill(1)), RangeError, /structura\.zeros: 'shape' has 65 dimensions, more than the limit of 64/);
 });
 
 withLeakCheck('properties: shape (a copy), ndim, size, strides, dtype, device, isContiguous', () => {

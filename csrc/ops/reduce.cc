@@ -205,7 +205,7 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
   else if (name == "min") op = ReduceOp::min;
   else throw_range(env, "structura.reduce: 'op' must be one of sum, mean, max, min, got '" + name + "'");
   Tensor a = unwrap(info[1], "a");
-  check_dtype(env, name, a, "a", op != ReduceOp::mean);
+  check_dtype(env, name, a, "x", op != ReduceOp::mean);  // the public functions call it x
   std::vector<int64_t> axes = get_axes(info, 2, name, a.shape);
   bool keep = get_bool(info, 3, "keepDims");
   if (op == ReduceOp::max || op == ReduceOp::min)
@@ -224,7 +224,7 @@ Napi::Value ArgReduce(const Napi::CallbackInfo& info) {
   if (name != "argmax" && name != "argmin")
     throw_range(env, "structura.argReduce: 'op' must be 'argmax' or 'argmin', got '" + name + "'");
   Tensor a = unwrap(info[1], "a");
-  check_dtype(env, name, a, "a", true);
+  check_dtype(env, name, a, "x", true);
   int64_t axis = get_axis(info, 2, name, a.shape);
   bool keep = get_bool(info, 3, "keepDims");
   if (a.ndim() > 0 && a.shape[axis] == 0)

@@ -174,11 +174,19 @@ export function squeeze(x: Tensor, axis?: number | number[]): Tensor {
 }
 
 /** Inserts an axis of size 1 at `axis` (in [−ndim−1, ndim]). A view. */
+/** The position of a new axis in a result of rank ndim + 1 (negative from the end), checked. */
+function newAxis(fn: string, axis: unknown, shape: readonly number[]): number {
+  const nd = shape.length;
+  if (typeof axis === 'number' && Number.isInteger(axis) && (axis < -(nd + 1) || axis > nd))
+    rangeError(fn, `'axis' ${axis} is out of range for a new axis of ${shapeStr(shape)} (expected ${-(nd + 1)} to ${nd})`);
+  return normAxis(fn, 'axis', axis, nd + 1, [...shape, 1]);
+}
+
 export function unsqueeze(x: Tensor, axis: number): Tensor {
   const fn = 'unsqueeze';
   checkTensor(fn, 'x', x);
   const nd = x._shape.length;
-  const a = normAxis(fn, 'axis', axis, nd + 1, [...x._shape, 1]);
+  const a = newAxis(fn, axis, x._shape);
   const shape = x._shape.slice();
   shape.splice(a, 0, 1);
   return reshape(x, shape);
@@ -300,8 +308,9 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
   if (!Array.isArray(tensors)) typeError(fn, `'tensors' must be an array of tensors, got ${describe(tensors)}`);
   if (tensors.length === 0) rangeError(fn, "'tensors' is empty");
   tensors.forEach((t, i) => checkTensor(fn, `tensors[${i}]`, t));
+  checkSameKind(fn, tensors.map((_, i) => `tensors[${i}]`), tensors);
   const nd = tensors[0]._shape.length;
-  const a = normAxis(fn, 'axis', axis, nd + 1, [...tensors[0]._shape, 1]);
+  const a = newAxis(fn, axis, tensors[0]._shape);
   tensors.forEach((t, i) => {
     if (t._shape.length !== nd || t._shape.some((d: number, j: number) => d !== tensors[0]._shape[j]))
       rangeError(fn, `tensors[${i}] ${shapeStr(t._shape)} does not match tensors[0] ${shapeStr(tensors[0]._shape)}`);
