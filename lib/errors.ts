@@ -120,3 +120,14 @@ export function numel(shape: readonly number[]): number {
   for (const d of shape) n *= d;
   return n;
 }
+
+/** Throws a TypeError for keys not in `known` (with a hint for snake_case spellings): a misspelt
+ * option would otherwise be ignored silently. */
+export function checkKnownKeys(fn: string, opts: Record<string, unknown>, known: readonly string[]): void {
+  for (const k of Object.keys(opts)) {
+    if (known.includes(k)) continue;
+    const camel = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+    const hint = camel !== k && known.includes(camel) ? ` (did you mean '${camel}'?)` : ` (known options: ${known.join(', ')})`;
+    typeError(fn, `unknown option '${k}'${hint}`);
+  }
+}

@@ -198,6 +198,7 @@ export class Tensor {
       checkTensor('grad', 'grad', g);
       if (g.dtype !== this.dtype || g._shape.length !== this._shape.length || g._shape.some((d, i) => d !== this._shape[i]))
         typeError('grad', `assigned gradient ${shapeStr(g._shape)} ${g.dtype} does not match the tensor ${shapeStr(this._shape)} ${this.dtype}`);
+      if (g._dev.name !== this._dev.name) typeError('grad', `assigned gradient is on ${g.device} but the tensor is on ${this.device}`);
     }
     this._grad = g;
   }

@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  tensor, randn, ones, zeros, memory, gradcheck, relu, gelu, silu, tanh, sigmoid, manualSeed, tidy, nn, Tensor,
+  tensor, randn, ones, zeros, memory, gradcheck, relu, gelu, silu, tanh, sigmoid, manualSeed, tidy, nn, Tensor, backend,
 } from '../lib/index';
 
 const seed0 = Number(process.env.STRUCTURA_TEST_SEED ?? Date.now() % 100000);
@@ -430,6 +430,25 @@ test('Linear: bad arguments are TypeError / RangeError naming the argument', () 
   typeErr(() => lin.forward(d), /disposed/);
   for (const t of [x, s, x64]) t.dispose();
   lin.dispose();
+  const x3 = ones([2, 3]);
+  typeErr(() => lin.forward(x3), /nn\.Linear\.forward: its parameter 'weight' was disposed/);
+  x3.dispose();
+  // a misspelt option is not ignored; integer parameters are refused before anything is allocated
+  const n0 = memory().numTensors;
+  typeErr(() => new nn.Linear(3, 4, { biass: false } as never), /nn\.Linear: unknown option 'biass' \(known options: bias, dtype, device, seed\)/);
+  typeErr(() => new nn.Linear(3, 4, { dtype: 'int32' }), /nn\.Linear: 'dtype' must be a floating dtype/);
+  typeErr(() => new nn.LowRankLinear(3, 4, 2, { dtype: 'uint8' }), /nn\.LowRankLinear: 'dtype' must be a floating dtype/);
+  const base = new nn.Linear(3, 4, { seed: 1 });
+  typeErr(() => new nn.LoRALinear(base, { rank: 2 } as never), /nn\.LoRALinear: unknown option 'rank'/);
+  base.dispose();
+  assert.is(memory().numTensors, n0, 'nothing left by the refused constructors');
+  // a gradient assigned from another device is refused where it is assigned
+  if (backend().cudaEmu) {
+    const p = ones([2], { requiresGrad: true }), g = ones([2], { device: 'cuda-emu' });
+    typeErr(() => (p.grad = g), /structura\.grad: assigned gradient is on cuda-emu but the tensor is on cpu/);
+    p.dispose();
+    g.dispose();
+  }
 });
 
 test('nn.init: fans, gains, kaiming / xavier bounds, constant', () => {

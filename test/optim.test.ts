@@ -445,6 +445,41 @@ test('loadStateDict rejects mismatched groups and shapes, and changes nothing th
   for (const t of [a, b, c]) t.dispose();
 });
 
+test("loadStateDict of the optimizer's own stateDict() returns to it; a failing step() changes nothing", () => {
+  for (const make of [(ps: Tensor[]) => new optim.SGD(ps, { lr: 0.1, momentum: 0.9 }), (ps: Tensor[]) => new optim.AdamW(ps, { lr: 0.1 })]) {
+    const run = (selfLoad: boolean) => {
+      const p = tensor([1, 2, 3], { dtype: 'float64', requiresGrad: true });
+      const o = make([p]);
+      p.grad = tensor([1, 1, 1], { dtype: 'float64' });
+      o.step();
+      // the state dict holds the optimizer's own tensors: the load copies all of it before the old goes
+      if (selfLoad) o.loadStateDict(o.stateDict() as never);
+      o.step();
+      const v = Array.from(p.dataSync());
+      o.dispose();
+      p.dispose();
+      return v;
+    };
+    assert.equal(run(true), run(false));
+  }
+  // a bad group (lr < 0 set by a schedule) or a gradient on another device: nothing is stepped
+  const a = tensor([1, 2], { requiresGrad: true }), b = tensor([3], { requiresGrad: true });
+  const o = new optim.SGD([{ params: [a] }, { params: [b] }], { lr: 0.5 });
+  a.grad = tensor([1, 1]);
+  b.grad = tensor([1]);
+  o.paramGroups[1].lr = -1;
+  assert.throws(() => o.step(), (e: Error) => e instanceof RangeError && /paramGroups\[1\].*'lr'/.test(e.message));
+  assert.equal(Array.from(a.dataSync()), [1, 2]);
+  o.paramGroups[1].lr = 0.5;
+  const before = Array.from(b.dataSync());
+  b.dispose();
+  assert.throws(() => o.step(), (e: Error) => e instanceof TypeError && /paramGroups\[1\]\.params\[0\] \[1\] was disposed/.test(e.message));
+  assert.equal(Array.from(a.dataSync()), [1, 2]);
+  assert.equal(before, [3]);
+  o.dispose();
+  for (const t of [a.grad!, a]) t.dispose();
+});
+
 test('bad arguments: TypeError for wrong kinds, RangeError for bad values', () => {
   const p = tensor([1, 2], { requiresGrad: true });
   const lin = new nn.Linear(2, 2);

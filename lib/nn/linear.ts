@@ -7,11 +7,24 @@
 import { Tensor, checkTensor, parseDType, parseDevice, fromHandle } from '../tensor';
 import type { DType, Device } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
-import { describe, shapeStr, typeError, rangeError } from '../errors';
+import { describe, shapeStr, typeError, rangeError, checkKnownKeys } from '../errors';
+import { isFloating } from '../tensor';
 import { matmul, linearNT } from '../ops/dense';
 import { add } from '../ops/elementwise';
 import { Module } from './module';
 import { uniform_ } from './init';
+
+/** @internal a layer's parameters are floating (they take gradients); else a TypeError naming 'dtype'
+ * before anything is allocated. */
+export function checkFloatingDType(fn: string, dtype: DType): DType {
+  if (!isFloating(dtype)) typeError(fn, `'dtype' must be a floating dtype (parameters take gradients), got ${dtype}`);
+  return dtype;
+}
+
+/** @internal a module whose parameters were disposed (module.dispose()) is refused by name. */
+export function checkLive(fn: string, m: Module): void {
+  for (const [name, p] of m.namedParameters()) if (p.isDisposed) typeError(fn, `its parameter '${name}' was disposed (the module was disposed?)`);
+}
 
 export interface LinearOptions {
   /** Learn an additive bias (default true). */
@@ -51,9 +64,10 @@ export class Linear extends Module {
     this.inFeatures = checkFeatures(fn, 'inFeatures', inFeatures);
     this.outFeatures = checkFeatures(fn, 'outFeatures', outFeatures);
     if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+    checkKnownKeys(fn, opts as Record<string, unknown>, ['bias', 'dtype', 'device', 'seed']);
     const useBias = opts.bias ?? true;
     if (typeof useBias !== 'boolean') typeError(fn, `'bias' must be a boolean, got ${describe(useBias)}`);
-    const dtype = parseDType(fn, opts.dtype);
+    const dtype = checkFloatingDType(fn, parseDType(fn, opts.dtype));
     const dev = parseDevice(fn, opts.device);
     if (opts.seed !== undefined && (typeof opts.seed !== 'number' || !Number.isSafeInteger(opts.seed)))
       (typeof opts.seed === 'number' ? rangeError : typeError)(fn, `'seed' must be an integer, got ${describe(opts.seed)}`);
@@ -69,6 +83,7 @@ export class Linear extends Module {
   /** x [..., inFeatures] → [..., outFeatures]. */
   forward(x: Tensor): Tensor {
     checkInput('nn.Linear.forward', x, this.inFeatures, 'inFeatures');
+    checkLive('nn.Linear.forward', this);
     let y: Tensor;
     if (x.ndim >= 2) {
       y = linearNT(x, this.weight);  // W's gradient in its own layout (ops/dense.ts)

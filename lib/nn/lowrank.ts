@@ -13,14 +13,14 @@ import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tens
 import { noGrad } from '../autograd';
 import type { DType, Device } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
-import { describe, typeError, rangeError } from '../errors';
+import { describe, typeError, rangeError, checkKnownKeys } from '../errors';
 import * as lowrank from '../ops/lowrank';
 import { matmul } from '../ops/dense';
 import { add, mul, div, sqrt, sub } from '../ops/elementwise';
 import { sum } from '../ops/reduce';
 import { reshape, narrow, contiguous } from '../ops/shape';
 import { Module } from './module';
-import { Linear, checkFeatures, checkInput } from './linear';
+import { Linear, checkFeatures, checkInput, checkFloatingDType, checkLive } from './linear';
 import { uniform_, zeros_ } from './init';
 
 /** fn with grad mode off inside a tidy (only what it returns survives). */
@@ -60,7 +60,8 @@ export class LowRankLinear extends Module {
     this.outFeatures = checkFeatures(fn, 'outFeatures', outFeatures);
     checkFeatures(fn, 'r', r);
     if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
-    const dtype = parseDType(fn, opts.dtype);
+    checkKnownKeys(fn, opts as Record<string, unknown>, ['bias', 'dtype', 'device', 'seed']);
+    const dtype = checkFloatingDType(fn, parseDType(fn, opts.dtype));
     const dev = parseDevice(fn, opts.device);
     const seed = checkSeed(fn, opts.seed);
     const useBias = opts.bias ?? true;
@@ -82,6 +83,7 @@ export class LowRankLinear extends Module {
   /** x [..., in] → [..., out]; `rank` uses the first `rank` factors only (no copy). */
   forward(x: Tensor, opts: { rank?: number } = {}): Tensor {
     checkInput('nn.LowRankLinear.forward', x, this.inFeatures, 'inFeatures');
+    checkLive('nn.LowRankLinear.forward', this);
     return lowrank.linear(x, this.A, this.B, { bias: this.bias, rank: opts.rank });
   }
 
@@ -138,6 +140,7 @@ export class LoRALinear extends Module {
     const fn = 'nn.LoRALinear';
     if (!(base instanceof Linear)) typeError(fn, `'base' must be an nn.Linear, got ${describe(base)}`);
     if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+    checkKnownKeys(fn, opts as Record<string, unknown>, ['r', 'alpha', 'rslora', 'dora', 'seed']);
     const r = checkFeatures(fn, 'r', opts.r ?? 8);
     const alpha = opts.alpha ?? r;
     if (typeof alpha !== 'number' || !Number.isFinite(alpha)) typeError(fn, `'alpha' must be a finite number, got ${describe(alpha)}`);
@@ -181,6 +184,7 @@ export class LoRALinear extends Module {
   forward(x: Tensor): Tensor {
     const fn = 'nn.LoRALinear.forward';
     checkInput(fn, x, this.base.inFeatures, 'inFeatures');
+    checkLive(fn, this);
     if (this.#merged) return this.base.forward(x);
     const W = this.base.weight;
     if (!this.useDora) return lowrank.lora(x, W, this.loraA, this.loraB, { scale: this.scale, bias: this.base.bias });

@@ -9,7 +9,9 @@
 // released by dispose().
 import { Tensor, fromHandle, isFloating } from '../tensor';
 import { native, DTYPE_CODES, type Handle } from '../native';
-import { describe, shapeStr, typeError, rangeError } from '../errors';
+import { describe, shapeStr, typeError, rangeError, checkKnownKeys } from '../errors';
+
+export { checkKnownKeys };
 import { enableGrad } from '../autograd';
 
 /** A value in a parameter's state: a tensor shaped like the parameter, or a number (a step count). */
@@ -109,18 +111,28 @@ export abstract class Optimizer<O extends object> {
       result = enableGrad(closure);
     }
     const fn = `${this.name}.step`;
-    this.paramGroups.forEach((group, gi) => {
+    // Everything is checked before any parameter changes, so a bad group or gradient leaves the model
+    // and the optimizer as they were (not half a step).
+    const plan = this.paramGroups.map((group, gi) => {
       // Options may have been changed since (a learning-rate schedule sets group.lr): check again.
       const { params, ...rest } = group;
       const opts = this.checkOptions(`${fn} (paramGroups[${gi}])`, rest as Record<string, unknown>, this.defaults as O);
       params.forEach((p, i) => {
-        if (p.isDisposed) typeError(fn, `paramGroups[${gi}].params[${i}] ${shapeStr(p.shape)} was disposed`);
+        const what = `paramGroups[${gi}].params[${i}] ${shapeStr(p.shape)}`;
+        if (p.isDisposed) typeError(fn, `${what} was disposed`);
         const g = p.grad;
         if (g === null) return;
-        if (g.isDisposed) typeError(fn, `the gradient of paramGroups[${gi}].params[${i}] ${shapeStr(p.shape)} was disposed`);
-        this.updateInPlace(p, (ph, temps) => this.update(p, ph, g._h, this.#stateOf(p), opts, temps));
+        if (g.isDisposed) typeError(fn, `the gradient of ${what} was disposed`);
+        if (g.device !== p.device) typeError(fn, `the gradient of ${what} is on ${g.device} but the parameter is on ${p.device}`);
       });
+      return { params, opts };
     });
+    for (const { params, opts } of plan)
+      for (const p of params) {
+        const g = p.grad;
+        if (g === null) continue;
+        this.updateInPlace(p, (ph, temps) => this.update(p, ph, g._h, this.#stateOf(p), opts, temps));
+      }
     return result;
   }
 
@@ -235,16 +247,25 @@ export abstract class Optimizer<O extends object> {
       }
       loaded.set(p, entry);
     }
-    // All checked: now copy (cast to the parameter's dtype; a copy, so the caller keeps its tensors).
+    // All checked: now copy (cast to the parameter's dtype; a copy, so the caller keeps its tensors),
+    // all of it before the old state goes — the incoming tensors may be that state (opt.loadStateDict(
+    // opt.stateDict()) returned to the checkpoint it was taken at).
     const n = native();
+    const fresh = new Map<Tensor, ParamState>();
+    try {
+      for (const [p, entry] of loaded) {
+        const s: ParamState = {};
+        fresh.set(p, s);
+        for (const [name, v] of Object.entries(entry))
+          s[name] = typeof v === 'number' ? v : stateTensor(n.cast(v._h, DTYPE_CODES[p.dtype]), p);
+      }
+    } catch (e) {
+      for (const s of fresh.values()) disposeState(s);
+      throw e;
+    }
     for (const s of this.state.values()) disposeState(s);
     this.state.clear();
-    for (const [p, entry] of loaded) {
-      const s: ParamState = {};
-      for (const [name, v] of Object.entries(entry))
-        s[name] = typeof v === 'number' ? v : stateTensor(n.cast(v._h, DTYPE_CODES[p.dtype]), p);
-      this.state.set(p, s);
-    }
+    for (const [p, s] of fresh) this.state.set(p, s);
     groupOpts.forEach((o, gi) => Object.assign(this.paramGroups[gi], o));
   }
 
@@ -303,15 +324,6 @@ export function checkOptionsObject(fn: string, opts: unknown): Record<string, un
   return opts as Record<string, unknown>;
 }
 
-/** Throws a TypeError for keys not in `known` (with a hint for snake_case spellings). */
-export function checkKnownKeys(fn: string, opts: Record<string, unknown>, known: readonly string[]): void {
-  for (const k of Object.keys(opts)) {
-    if (known.includes(k)) continue;
-    const camel = k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-    const hint = camel !== k && known.includes(camel) ? ` (did you mean '${camel}'?)` : ` (known options: ${known.join(', ')})`;
-    typeError(fn, `unknown option '${k}'${hint}`);
-  }
-}
 
 /** A finite number ≥ min (or > min when `open`). */
 export function checkNonNegative(fn: string, arg: string, v: unknown, { positive = false } = {}): number {
