@@ -196,6 +196,14 @@ static Napi::Value SetLoraDecode(const Napi::CallbackInfo& info) {
 // 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma', 'wgmma' (sm_90, where it fits)
 // or 'wgmma-tma' (the TMA warp-specialized wgmma kernel, sm_90, where it fits with one batch).
 // Returns the previous choice. For tests and benchmarks.
+// The most 128-row tiles one GEMM launch covers on the devices (1..65535, the default 65535: grid.y's
+// limit); taller products run as several launches. Returns the previous limit. For tests, which lower
+// it to run that path at sizes the emulator takes quickly.
+static Napi::Value SetGemmRowTiles(const Napi::CallbackInfo& info) {
+  const int v = (int)get_int(info, 0, "tiles", 1, 65535);
+  return Napi::Number::New(info.Env(), STRUCTURA_SET_BOTH(gemm_set_row_tiles, v));
+}
+
 static Napi::Value SetGemmKernel(const Napi::CallbackInfo& info) {
   static const char* const names[4] = {"auto", "mma", "wgmma", "wgmma-tma"};
   const std::string m = get_string(info, 0, "kernel");
@@ -270,6 +278,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setDecodeKernel", Napi::Function::New(env, SetDecodeKernel, "setDecodeKernel"));
   exports.Set("setLoraDecode", Napi::Function::New(env, SetLoraDecode, "setLoraDecode"));
   exports.Set("setGemmKernel", Napi::Function::New(env, SetGemmKernel, "setGemmKernel"));
+  exports.Set("setGemmRowTiles", Napi::Function::New(env, SetGemmRowTiles, "setGemmRowTiles"));
   exports.Set("emuProfile", Napi::Function::New(env, EmuProfile, "emuProfile"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));

@@ -14,7 +14,7 @@ constexpr int kNoDevice = 100;  // cudaErrorNoDevice
 // setLoraDecode) keep their state here too, with the CUDA build's defaults, so that they read back
 // alike in a binary without CUDA.
 size_t g_staging = size_t(32) << 20;
-int g_pdl = 1, g_gemm_kernel = 0, g_decode = 1, g_lora_fused = 1;
+int g_pdl = 1, g_gemm_kernel = 0, g_decode = 1, g_lora_fused = 1, g_row_tiles = 65535;
 template <class T> T swap_setting(T& state, T v) {
   const T old = state;
   state = v;
@@ -66,6 +66,7 @@ int structura_cuda_last_error(char* msg, size_t msg_len) {
 }
 int structura_gemm_set_kernel(int mode) { return mode < 0 || mode > 3 ? -1 : swap_setting(g_gemm_kernel, mode); }
 int structura_gemm_set_decode(int version) { return version < 0 || version > 2 ? -1 : swap_setting(g_decode, version); }
+int structura_gemm_set_row_tiles(int tiles) { return tiles < 1 || tiles > 65535 ? -1 : swap_setting(g_row_tiles, tiles); }
 int structura_gemm_wgmma_active(void) { return 0; }
 int structura_add_f32(const structura_add_f32_params*, void*) { return kNoDevice; }
 int structura_copy(const structura_copy_params*, void*) { return kNoDevice; }

@@ -1511,6 +1511,8 @@ cudaError_t launch_mma(const structura_gemm_params& p, dim3 grid, cudaStream_t s
 // the layout fits, else mma.sync), 1 mma.sync always, 2 wgmma whenever the layout fits (tests), 3 the
 // TMA wgmma kernel whenever it fits (a batched product: the cp.async wgmma kernel).
 std::atomic<int> g_gemm_kernel{0};
+// gemm_set_row_tiles: the row tiles one launch covers (grid.y's limit; lowered by tests)
+std::atomic<int> g_gemm_row_tiles{65535};
 
 #if defined(STRUCTURA_CUDA_EMU) || defined(STRUCTURA_HAVE_SM90A)
 constexpr bool kHaveWgmma = true;
@@ -1765,6 +1767,11 @@ extern "C" int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode) {
   return g_gemm_kernel.exchange(mode);
 }
 
+extern "C" int STRUCTURA_CUDA_FN(gemm_set_row_tiles)(int tiles) {
+  if (tiles < 1 || tiles > 65535) return -1;
+  return g_gemm_row_tiles.exchange(tiles);
+}
+
 extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream) {
   const bool dt_ok = p->dtype == STRUCTURA_DT_F32 || p->dtype == STRUCTURA_DT_F16 || p->dtype == STRUCTURA_DT_BF16;
   if (!dt_ok || (p->out_dtype != STRUCTURA_DT_F32 && p->out_dtype != p->dtype)) return (int)cudaErrorInvalidValue;
@@ -1779,8 +1786,26 @@ extern "C" int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* str
   if (p->lr_t && p->lr_r && p->lr_scale != 0.f && (p->ldt < p->r || p->ldr < p->r)) return (int)cudaErrorInvalidValue;
   const int64_t tiles_m = (p->m + kBM - 1) / kBM, tiles_n = (p->n + kBN - 1) / kBN;
   if (p->m > INT32_MAX - kBM || p->n > INT32_MAX - kBN || p->k > INT32_MAX - kBK || p->r > INT32_MAX ||
-      tiles_m > 65535 || p->batch > 65535 || tiles_n > INT32_MAX)
+      p->batch > 65535 || tiles_n > INT32_MAX)
     return (int)cudaErrorInvalidValue;
+  const int row_tiles = g_gemm_row_tiles.load(std::memory_order_relaxed);
+  if (tiles_m > row_tiles) {
+    // More row tiles than grid.y holds (8.4 M rows: a batch of tokens folded into rows): in launches of
+    // 65535 tiles, each pointer that walks M moved to the chunk's first row (A's column with trans_a).
+    const int64_t rows = int64_t(row_tiles) * kBM;
+    const int64_t ei = p->dtype == STRUCTURA_DT_F32 ? 4 : 2, eo = p->out_dtype == STRUCTURA_DT_F32 ? 4 : 2;
+    for (int64_t m0 = 0; m0 < p->m; m0 += rows) {
+      structura_gemm_params q = *p;
+      q.m = std::min(rows, p->m - m0);
+      q.out = static_cast<char*>(p->out) + m0 * p->ldc * eo;
+      if (p->a) q.a = static_cast<const char*>(p->a) + (p->trans_a ? m0 : m0 * p->lda) * ei;
+      if (p->c) q.c = static_cast<const char*>(p->c) + m0 * p->ldc * eo;
+      if (p->residual) q.residual = static_cast<const char*>(p->residual) + m0 * p->ldres * eo;
+      if (p->lr_t) q.lr_t = static_cast<const char*>(p->lr_t) + m0 * p->ldt * ei;
+      if (int e = STRUCTURA_CUDA_FN(gemm)(&q, stream)) return e;
+    }
+    return 0;
+  }
   const cudaStream_t s = (cudaStream_t)stream;
   const int decode = g_decode_version.load(std::memory_order_relaxed);
   if (p->dtype != STRUCTURA_DT_F32 && decode > 0 && decode_ok(*p)) {

@@ -155,6 +155,10 @@ int STRUCTURA_CUDA_FN(gemm)(const structura_gemm_params* p, void* stream);
  * kernel wherever it fits (batch 1; else as 2). Returns the previous mode, or -1 for
  * a bad one. Process-wide. */
 int STRUCTURA_CUDA_FN(gemm_set_kernel)(int mode);
+/* The most 128-row tiles one launch of the GEMM covers (grid.y; 1..65535, the default 65535): taller
+ * products run as several launches. Returns the previous limit, or -1 for a bad one. Process-wide;
+ * tests lower it to run that path at small sizes. */
+int STRUCTURA_CUDA_FN(gemm_set_row_tiles)(int tiles);
 /* Which decode kernels (float16 / bfloat16, M <= 16) run: 1 (the default) or 2 pick the one for x times
  * W stored [N, K] (1: plain loads; 2: W through streaming loads with an L2 prefetch hint, not yet timed
  * on a GPU); both run the one for W stored [K, N]; 0 runs neither (the tile kernels take M <= 16).

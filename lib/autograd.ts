@@ -82,7 +82,7 @@ export class GradNode {
   /** The op's name ('Add', 'Matmul', …). */
   readonly name: string;
   /** @internal */ _edges: (Edge | null)[];
-  /** @internal */ readonly _inputs: ({ shape: readonly number[]; dtype: DType } | null)[];
+  /** @internal */ readonly _inputs: ({ shape: readonly number[]; dtype: DType; device: string } | null)[];
   /** @internal */ _saved: Tensor[] | null;
   /** @internal */ readonly _hadSaved: boolean;
   /** @internal */ readonly _fn: BackwardFn;
@@ -143,7 +143,7 @@ export function record(name: string, inputs: readonly unknown[], out: Tensor, sa
   const edges: (Edge | null)[] = inputs.map((t) =>
     t instanceof Tensor && t._requiresGrad ? (t._gradFn ? { node: t._gradFn } : { leaf: t }) : null,
   );
-  const meta = inputs.map((t) => (t instanceof Tensor ? { shape: t._shape.slice(), dtype: t.dtype } : null));
+  const meta = inputs.map((t) => (t instanceof Tensor ? { shape: t._shape.slice(), dtype: t.dtype, device: t._dev.name } : null));
   const saved = save.map((t) => aliasOf(t, false));
   for (const e of edges) if (e?.node) e.node._refs++;
   out._setGradFn(new GradNode(name, edges, meta, saved, backward));
@@ -183,6 +183,7 @@ export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph
     if (!sameShape(grad._shape, root._shape))
       rangeError('backward', `'grad' ${shapeStr(grad._shape)} must have the tensor's shape ${shapeStr(root._shape)}`);
     if (grad.dtype !== root.dtype) typeError('backward', `'grad' is ${grad.dtype} but the tensor is ${root.dtype}`);
+    if (grad._dev.name !== root._dev.name) typeError('backward', `'grad' is on ${grad.device} but the tensor is on ${root.device}`);
   } else if (root.size !== 1) {
     rangeError('backward', `'grad' can be left out only for a one-element tensor; this one has shape ${shapeStr(root._shape)}`);
   }
@@ -243,9 +244,9 @@ class BackwardPass {
     for (const hook of hooks.slice()) {
       const r = this.contained(() => hook(g));
       if (r === undefined || r === null || r === g) continue;
-      if (!(r instanceof Tensor) || r._disposed || !sameShape(r._shape, g._shape) || r.dtype !== g.dtype)
-        typeError('backward', `a hook on ${what} returned ${r instanceof Tensor ? `${r._disposed ? 'a disposed tensor ' : ''}${shapeStr(r._shape)} ${r.dtype}` : describe(r)}; ` +
-          `it must return nothing or a gradient ${shapeStr(g._shape)} ${g.dtype}`);
+      if (!(r instanceof Tensor) || r._disposed || !sameShape(r._shape, g._shape) || r.dtype !== g.dtype || r._dev.name !== g._dev.name)
+        typeError('backward', `a hook on ${what} returned ${r instanceof Tensor ? `${r._disposed ? 'a disposed tensor ' : ''}${shapeStr(r._shape)} ${r.dtype} on ${r.device}` : describe(r)}; ` +
+          `it must return nothing or a gradient ${shapeStr(g._shape)} ${g.dtype} on ${g.device}`);
       this.hold(r);
       this.drop(g);
       g = r;
@@ -349,6 +350,8 @@ class BackwardPass {
       if (!sameShape(r._shape, meta.shape) || r.dtype !== meta.dtype)
         throw new RangeError(`structura.backward: the backward of ${node.name} returned a gradient ${shapeStr(r._shape)} ${r.dtype} ` +
           `for input ${i}, which is ${shapeStr(meta.shape)} ${meta.dtype}`);
+      if (r._dev.name !== meta.device)
+        typeError('backward', `the backward of ${node.name} returned a gradient on ${r.device} for input ${i}, which is on ${meta.device}`);
     }
     return { grads, used: g };
   }

@@ -173,6 +173,8 @@ export interface NativeBinding {
   setDependentLaunch(on: boolean): boolean;
   /** Which decode kernels (float16/bfloat16, M ≤ 16) run on the devices: 1 (the default: x·Wᵀ on plain loads) or 2 (x·Wᵀ with W streamed under an L2 prefetch hint; not yet timed on a GPU), each with the N-major kernel for x·W; 0 neither (the tile kernels take M ≤ 16). Returns the previous one. */
   setDecodeKernel(version: 0 | 1 | 2): 0 | 1 | 2;
+  /** The most 128-row tiles one GEMM launch covers on the devices (1..65535, the default: grid.y's limit); taller products run as several launches. Returns the previous limit. For tests. */
+  setGemmRowTiles(tiles: number): number;
   /** How lora, loraBatched and loraMixture run at decode (M ≤ 16) on the devices: 'fused' (one launch: CTAs of the product's grid make T while the others stream W; the default) or 'chain' (T's partial products, lora_t, then the product). Returns the previous one. */
   setLoraDecode(mode: 'fused' | 'chain'): 'fused' | 'chain';
   /** Which kernel runs float16 / bfloat16 products on the devices: 'auto' (mma.sync until the wgmma kernel has passed on a GPU), 'mma', 'wgmma' (sm_90 and the emulator, where the layout fits) or 'wgmma-tma' (the TMA warp-specialized wgmma kernel, the same layouts with one batch). Returns the previous one. */

@@ -156,7 +156,7 @@ leakFree('hooks: on leaves and intermediate tensors, see the gradient, may repla
   assert.is(seen.length, 1, 'removed hooks are not called');
   const bad = x.registerHook(() => S.ones([2]));
   const y2 = S.tidy(() => x.mul(1).sum());
-  throwsLike(() => y2.backward(), TypeError, /a hook on a leaf \[3\] returned \[2\] float32; it must return nothing or a gradient \[3\] float32/);
+  throwsLike(() => y2.backward(), TypeError, /a hook on a leaf \[3\] returned \[2\] float32 on cpu; it must return nothing or a gradient \[3\] float32 on cpu/);
   bad.remove();
   const plain = S.ones([2]);
   throwsLike(() => plain.registerHook(() => undefined), TypeError, /cannot register a hook on a tensor that does not require grad/);

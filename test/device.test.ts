@@ -387,6 +387,21 @@ test("to() is in the graph: the gradient goes back to the source device, as PyTo
   });
 });
 
+test('backward: a gradient on another device than its tensor is refused where it enters (argument, hook, custom backward)', () => {
+  if (!S.backend().cudaEmu) return;
+  S.tidy(() => {
+    const x = S.tensor([1, 2, 3], { device: 'cuda-emu', requiresGrad: true });
+    const y = x.mul(2);
+    assert.throws(() => y.backward(S.ones([3])), (e: Error) => e instanceof TypeError && /structura\.backward: 'grad' is on cpu but the tensor is on cuda-emu/.test(e.message));
+    const h = x.registerHook((g) => g.to('cpu'));
+    assert.throws(() => x.mul(2).sum().backward(), (e: Error) => e instanceof TypeError && /a hook on a leaf \[3\] returned \[3\] float32 on cpu; it must return nothing or a gradient \[3\] float32 on cuda-emu/.test(e.message));
+    h.remove();
+    const away = S.customOp({ name: 'Away', forward: (_c, t: S.Tensor) => t.mul(1), backward: (_c, g) => g.to('cpu') });
+    assert.throws(() => away(x).sum().backward(), (e: Error) => e instanceof TypeError && /the backward of Away returned a gradient on cpu for input 0, which is on cuda-emu/.test(e.message));
+    assert.is(x.grad, null);
+  });
+});
+
 test("'cuda' without a GPU is a TypeError carrying backend().reason", () => {
   if (info.cuda) {
     console.log(`device.test.ts: a CUDA device is present (${info.devices[0]?.name}); checked by the round trip instead`);

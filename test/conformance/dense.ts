@@ -195,6 +195,30 @@ export function registerDense(test: Test, dev: string, opts: { large?: boolean }
       checkMatmul(dev, dt, { m: 21, k: 19, n: 35, offsetA: true }, seed + 3);
       checkMatmul(dev, dt, { m: 16, k: 32, n: 24, offsetA: true, transA: true, batchA: [2] }, seed + 4);
     });
+    // More than 65535 row tiles (8.4 M rows, e.g. a batch of tokens folded into rows) run as several
+    // launches; with the limit lowered to 2 tiles (256 rows) the same path at small sizes: every operand
+    // that walks M (A, A stored [K, M], the rank term T of lora) moved to each launch's first row.
+    withSeed(`matmul ${dt}: products taller than one launch's row tiles run in several launches`, (seed) => {
+      const old = native().setGemmRowTiles(2);
+      try {
+        checkMatmul(dev, dt, { m: 600, k: 24, n: 40 }, seed);
+        checkMatmul(dev, dt, { m: 520, k: 16, n: 33, transA: true }, seed + 1);
+        checkMatmul(dev, dt, { m: 130, k: 8, n: 20, batchA: [3], transB: true }, seed + 2); // folded: 390 rows
+        const r = rng(seed + 3);
+        const mk = (shape: number[]) => S.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => r() * 2 - 1), { shape });
+        S.tidy(() => {
+          const [x, W, A, B, bias] = [mk([600, 24]), mk([40, 24]), mk([5, 24]), mk([40, 5]), mk([40])];
+          const on = (t: Tensor) => t.cast(dt).to(dev);
+          const want = S.lowrank.lora(x.cast(dt), W.cast(dt), A.cast(dt), B.cast(dt), { scale: 0.5, bias: bias.cast(dt) }).cast('float32').dataSync();
+          const got = S.lowrank.lora(on(x), on(W), on(A), on(B), { scale: 0.5, bias: on(bias) }).to('cpu').cast('float32').dataSync();
+          const tol = dt === 'float32' ? 1e-5 : dt === 'float16' ? 4e-3 : 3e-2;
+          for (let i = 0; i < want.length; i++)
+            if (!(Math.abs(got[i] - want[i]) <= tol * (1 + Math.abs(want[i])))) assert.unreachable(`lora ${dt} element ${i} (row ${Math.floor(i / 40)}): ${got[i]} on ${dev}, ${want[i]} on the CPU`);
+        });
+      } finally {
+        native().setGemmRowTiles(old);
+      }
+    });
   }
 
   // The 16-bit x·Wᵀ products have three tensor-core kernels (cuda/dense.cu): mma.sync, and on sm_90
