@@ -179,8 +179,11 @@ const napi_type_tag kTensorTag = {0x7a1c3e5b9d2f4a68ULL, 0xb3c1d9e07f5a2648ULL};
 }  // namespace
 
 Napi::Value wrap(Napi::Env env, Tensor t) {
-  auto* box = new Box{std::move(t), false};
-  auto ext = Napi::External<Box>::New(env, box, [](Napi::Env, Box* b) { delete b; });
+  // Owned here until the External holds it: in a worker being terminated napi_create_external fails
+  // (a pending exception), and the op's output would otherwise stay allocated for the process's life.
+  auto box = std::make_unique<Box>(Box{std::move(t), false});
+  auto ext = Napi::External<Box>::New(env, box.get(), [](Napi::Env, Box* b) { delete b; });
+  box.release();
   ext.TypeTag(&kTensorTag);
   return ext;
 }

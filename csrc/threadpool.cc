@@ -55,7 +55,8 @@ thread_local int t_region_threads = 0;  // > 1 inside a parallel_region with a l
 
 struct Pool {
   std::vector<std::thread> workers;
-  int size = 1;  // threads including the caller
+  // threads including the caller; written under run_mutex (set_num_threads), read anywhere
+  std::atomic<int> size{1};
   std::mutex run_mutex;  // held by the thread that owns the pool during a job
 
   // job state
@@ -172,8 +173,11 @@ void set_num_threads(int n) {
 
 void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
   Pool& p = pool();
-  nthreads = std::max(1, std::min(nthreads, p.size));
   std::unique_lock<std::mutex> own(p.run_mutex, std::try_to_lock);
+  // The pool's size read only now that it is ours: a set_num_threads(1) between a read before the lock
+  // and the lock left a 2-thread job for a pool without workers, spinning forever below (and, holding
+  // run_mutex, every later set_num_threads with it).
+  nthreads = std::max(1, std::min(nthreads, p.size.load()));
   if (nthreads == 1 || !own.owns_lock() || t_region_threads > 0) {
     int saved = t_region_threads;
     t_region_threads = 1;

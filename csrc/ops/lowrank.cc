@@ -644,7 +644,9 @@ Napi::Value MakeSparsePattern(const Napi::CallbackInfo& info) {
   const Tensor& indices = unwrap(info[0], "indices");
   const int64_t rows = get_int(info, 1, "rows", 0, kMaxNumel), cols = get_int(info, 2, "cols", 0, kMaxNumel);
   Tensor ic = checked_indices(env, op, indices, indices, rows, cols, -1, "S.indices");
-  auto* pat = new SparsePattern();
+  // owned here until the External holds it: a throw on the way (a device allocation, a terminated
+  // worker's environment refusing the External) frees it
+  auto pat = std::make_unique<SparsePattern>();
   pat->rows = rows, pat->cols = cols, pat->nnz = ic.shape[0], pat->dev = indices.device();
   // a private copy: ic may share the caller's storage (a contiguous host tensor)
   pat->host_idx = Tensor::empty(DType::i32, {pat->nnz}, Device{});
@@ -659,7 +661,8 @@ Napi::Value MakeSparsePattern(const Napi::CallbackInfo& info) {
     pat->by_rows = upload(sparse_form(p, pat->nnz, rows, cols, false), pat->dev);
     pat->by_cols = upload(sparse_form(p, pat->nnz, rows, cols, true), pat->dev);
   }
-  auto ext = Napi::External<SparsePattern>::New(env, pat, [](Napi::Env, SparsePattern* q) { delete q; });
+  auto ext = Napi::External<SparsePattern>::New(env, pat.get(), [](Napi::Env, SparsePattern* q) { delete q; });
+  pat.release();
   ext.TypeTag(&kPatternTag);
   return ext;
 }
