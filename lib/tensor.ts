@@ -240,6 +240,7 @@ export class Tensor {
   // ---- reading ----
   /** The elements in row-major order (float16/bfloat16 read as Float32Array). */
   async data(): Promise<TypedArray> {
+    this._check('data');
     return this.dataSync();
   }
   /** The elements in row-major order, synchronously. */
@@ -560,7 +561,7 @@ export function tidy<T>(fn: () => T): T;
 export function tidy<T>(name: string, fn: () => T): T;
 export function tidy<T>(a: string | (() => T), b?: () => T): T {
   const fn = typeof a === 'function' ? a : b;
-  if (typeof fn !== 'function') typeError('tidy', `'fn' must be a function, got ${describe(fn)}`);
+  if (typeof fn !== 'function') typeError('tidy', `'fn' must be a function, got ${describe(typeof a === 'string' ? b : a)}`);
   const scope = new Set<Tensor>();
   scopes.push(scope);
   let result: T;

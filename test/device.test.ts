@@ -402,6 +402,21 @@ test('backward: a gradient on another device than its tensor is refused where it
   });
 });
 
+test('zeros / ones / full on a device are made there, every dtype (out of memory names the device)', () => {
+  if (!S.backend().cudaEmu) return;
+  S.tidy(() => {
+    for (const [dt, v] of [['float32', -2.5], ['float64', 1e300], ['float16', 0.1], ['bfloat16', -3], ['int32', -7], ['uint8', 200], ['uint16', 40000]] as const) {
+      const a = S.full([3, 1, 5], v, { dtype: dt, device: 'cuda-emu' });
+      const want = S.full([3, 1, 5], v, { dtype: dt });
+      assert.is(a.device, 'cuda-emu');
+      assert.equal(Array.from(a.to('cpu').rawDataSync()), Array.from(want.rawDataSync()), dt);
+      assert.equal(S.zeros([0, 4], { dtype: dt, device: 'cuda-emu' }).shape, [0, 4]);
+      assert.equal(S.ones([], { dtype: dt, device: 'cuda-emu' }).item(), 1);
+    }
+    assert.throws(() => S.zeros([2 ** 36], { device: 'cuda-emu' }), (e: Error) => /out of memory on cuda-emu/.test(e.message));
+  });
+});
+
 test("'cuda' without a GPU is a TypeError carrying backend().reason", () => {
   if (info.cuda) {
     console.log(`device.test.ts: a CUDA device is present (${info.devices[0]?.name}); checked by the round trip instead`);

@@ -52,6 +52,10 @@ test('STRUCTURA_SIMD caps the SIMD level in a fresh process', () => {
   const r = tsEval("process.stdout.write(require('./lib/index.ts').backend().simd)", { STRUCTURA_SIMD: 'scalar' });
   assert.is(r.status, 0, r.stderr);
   assert.is(r.stdout, 'scalar');
+  // a misspelt level is said, not ignored silently
+  const bad = tsEval("process.stdout.write(require('./lib/index.ts').backend().simd)", { STRUCTURA_SIMD: 'avx-2' });
+  assert.is(bad.status, 0, bad.stderr);
+  assert.match(bad.stderr, /STRUCTURA_SIMD='avx-2' is not scalar, avx2 or avx512 \(ignored\)/);
 });
 
 test('STRUCTURA_BINARY pointing at a missing file: an actionable error', () => {

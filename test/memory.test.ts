@@ -67,6 +67,7 @@ test('data() of a disposed tensor rejects', async () => {
   let err: unknown;
   await b.data().catch((e) => (err = e));
   assert.instance(err, TypeError);
+  assert.match((err as Error).message, /structura\.data: 'tensor' is a disposed tensor/);
 });
 
 leakFree('`using` disposes at the end of the block', () => {
@@ -120,7 +121,8 @@ leakFree('tidy disposes on a throw and refuses Promises', () => {
   }), /inside/);
   assert.is(S.memory().cpu.buffers, before);
   throwsLike(() => S.tidy((async () => S.ones([1])) as never), TypeError, /fn returned a Promise/);
-  throwsLike(() => S.tidy(3 as never), TypeError, /'fn' must be a function/);
+  throwsLike(() => S.tidy(3 as never), TypeError, /'fn' must be a function, got number 3/);
+  throwsLike(() => S.tidy('name', 3 as never), TypeError, /'fn' must be a function, got number 3/);
 });
 
 test('native bytes are reported to V8: undisposed tensors put pressure on the GC', async () => {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -37,6 +38,10 @@ static Simd env_cap() {
   if (!e) return Simd::avx512;
   if (!std::strcmp(e, "scalar")) return Simd::scalar;
   if (!std::strcmp(e, "avx2")) return Simd::avx2;
+  // A misspelt cap would run every kernel at a level the user meant to exclude: say so (once: the cap
+  // is read once), as an unknown STRUCTURA_CUDA_DISABLE kernel is.
+  if (*e && std::strcmp(e, "avx512"))
+    std::fprintf(stderr, "structura: STRUCTURA_SIMD='%s' is not scalar, avx2 or avx512 (ignored)\n", e);
   return Simd::avx512;
 }
 

@@ -114,9 +114,19 @@ Napi::Value Full(const Napi::CallbackInfo& info) {
   Shape shape = get_shape(info, 1, "shape");
   double v = get_number(info, 2, "value");
   Device dev = get_device(info, 3, "device");
+  if (dev.type != DeviceType::cpu) {
+    // Made on the device from one element, broadcast by cuda/copy.cu: no host buffer of the whole
+    // size (whose out-of-memory error named the CPU) and no transfer.
+    Tensor one = Tensor::empty(dt, {}, Device{});
+    fill(one, v);
+    const Tensor src = to_device(one, dev);
+    Tensor out = Tensor::empty(dt, shape, dev);
+    device_copy(src, Shape(shape.size(), 0), out, "full");
+    return wrap(info.Env(), std::move(out));
+  }
   Tensor t = Tensor::empty(dt, shape, Device{});
   fill(t, v);
-  return wrap(info.Env(), to_device(t, dev));
+  return wrap(info.Env(), std::move(t));
 }
 
 Napi::Value Arange(const Napi::CallbackInfo& info) {
