@@ -47,7 +47,14 @@ extern "C" int STRUCTURA_CUDA_FN(cuda_probe)(int* device_count, int* runtime_ver
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
-    std::snprintf(msg, msg_len, "%s: %s", cudaGetErrorName(e), cudaGetErrorString(e));
+    // What to do, where the runtime's own words do not say it: no driver at all reads as "insufficient".
+    if (e == cudaErrorInsufficientDriver && *driver_version == 0)
+      std::snprintf(msg, msg_len, "no NVIDIA driver found (libcuda cannot be loaded): install the NVIDIA driver to use a GPU");
+    else if (e == cudaErrorInsufficientDriver)
+      std::snprintf(msg, msg_len, "the NVIDIA driver supports CUDA %d.%d but this binary's runtime is %d.%d: update the driver",
+                    *driver_version / 1000, *driver_version % 1000 / 10, *runtime_version / 1000, *runtime_version % 1000 / 10);
+    else
+      std::snprintf(msg, msg_len, "%s: %s", cudaGetErrorName(e), cudaGetErrorString(e));
     cudaGetLastError();  // clear the sticky-free error so later probes start clean
     return 0;
   }

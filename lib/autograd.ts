@@ -401,7 +401,7 @@ export interface CustomOpContext {
   [key: string]: unknown;
 }
 
-export interface CustomOpSpec<A extends unknown[]> {
+export interface CustomOpSpec<A extends unknown[] = Tensor[]> {
   name: string;
   /** Computes the output from the inputs (grad mode is off inside). Tensors it makes and does not return are disposed. */
   forward(ctx: CustomOpContext, ...inputs: A): Tensor;
@@ -414,7 +414,7 @@ export interface CustomOpSpec<A extends unknown[]> {
  * Makes a differentiable op from a forward and a backward (as torch.autograd.Function). Returns a
  * function taking the forward's inputs; tensor inputs get gradients, other arguments do not.
  */
-export function customOp<A extends unknown[]>(spec: CustomOpSpec<A>): (...inputs: A) => Tensor {
+export function customOp<A extends unknown[] = Tensor[]>(spec: CustomOpSpec<A>): (...inputs: A) => Tensor {
   if (spec === null || typeof spec !== 'object') typeError('customOp', `'spec' must be an object {name, forward, backward}, got ${describe(spec)}`);
   const { name, forward, backward: bwd } = spec;
   if (typeof name !== 'string' || name.length === 0) typeError('customOp', `'name' must be a non-empty string, got ${describe(name)}`);

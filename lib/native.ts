@@ -47,7 +47,10 @@ export interface BackendInfo {
   cudaEmu: boolean;
   reason?: string;
   devices: { name: string; cc: string; memory: number }[];
+  /** The SIMD level in use (STRUCTURA_SIMD may cap it below the hardware's). */
   simd: 'avx512' | 'avx2' | 'scalar';
+  /** The SIMD level the CPU has. */
+  simdHardware: 'avx512' | 'avx2' | 'scalar';
   threads: number;
   version: string;
   binary: string;
@@ -234,7 +237,7 @@ export function native(): NativeBinding {
       `\n  platform: ${process.platform}-${process.arch}, node ${process.version} (Node-API ${process.versions.napi})\n` +
       '  Possible solutions:\n' +
       '  - build it from source: `npm rebuild structura` (needs cmake and a C++17 compiler; nvcc for CUDA)\n' +
-      '  - or, without cmake: `npx node-gyp rebuild` in the package folder (CPU only)\n' +
+      '  - without cmake, `npm rebuild structura` builds the CPU backend with npm\'s node-gyp (needs python3, make and a C++17 compiler)\n' +
       '  - or point STRUCTURA_BINARY at a structura.node you built',
   );
 }

@@ -6,7 +6,6 @@
 // just another handle on the same storage and disposing the base never invalidates a view. JS keeps
 // the layout (shape, strides and offset in elements) because native ops always return fresh
 // contiguous tensors whose shape the op already knows.
-import * as util from 'node:util';
 import { native, nativePath, DTYPE_CODES, DEVICE_CODES, type Handle, type DType, type BackendInfo } from './native';
 import { shapeStr, typeError, rangeError, checkInt, describe, numel } from './errors';
 import type { GradNode, Hook } from './autograd';
@@ -14,6 +13,10 @@ import * as autograd from './autograd';
 import * as ew from './ops/elementwise';
 import * as red from './ops/reduce';
 import * as dense from './ops/dense';
+
+// util.inspect.custom is this registered symbol: console.log(t) prints like toString(). Taken by name so
+// the declaration files do not need @types/node.
+const INSPECT: unique symbol = Symbol.for('nodejs.util.inspect.custom') as never;
 import * as shp from './ops/shape';
 
 export type { DType } from './native';
@@ -51,7 +54,7 @@ export function parseDevice(fn: string, v: unknown): DeviceSpec {
     if (!info.cudaEmu)
       typeError(fn, `device 'cuda-emu' is not available in this build: it was built without the emulated device (build with cmake-js and the CMake option STRUCTURA_CUDA_EMU=ON, the default; node-gyp builds have none)`);
   } else if (!info.cuda) {
-    typeError(fn, `device '${v}' is not available in this build: ${info.reason || 'no CUDA device'} (use 'cpu')`);
+    typeError(fn, `device '${v}' is not available ${info.cudaCompiled ? 'on this machine' : 'in this build'}: ${info.reason || 'no CUDA device'} (use 'cpu')`);
   } else if (spec.index >= info.devices.length) {
     typeError(fn, `device '${v}' is not available: this machine has ${info.devices.length} CUDA device(s)`);
   }
@@ -277,7 +280,7 @@ export class Tensor {
     if (this._disposed) return `tensor(<disposed>, shape=${shapeStr(this._shape)}, dtype=${this.dtype})`;
     return formatTensor(this);
   }
-  [util.inspect.custom](): string {
+  [INSPECT](): string {
     return this.toString();
   }
 

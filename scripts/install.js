@@ -192,7 +192,9 @@ function main() {
     log('cmake not found on PATH: building the CPU backend with node-gyp and binding.gyp');
     how = 'node-gyp (CPU)';
     if (!buildWithNodeGyp()) {
-      log(`the node-gyp build failed after ${seconds()} s`);
+      log(`the node-gyp build failed after ${seconds()} s (see the output above)`);
+      log('to build, this machine needs cmake (or python3 and make) and a C++17 compiler (nvcc too for CUDA);');
+      log('install them and run `npm rebuild structura`, or set STRUCTURA_BINARY to a structura.node built elsewhere');
       return 1;
     }
   }

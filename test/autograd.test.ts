@@ -177,8 +177,21 @@ const cube = S.customOp({
   },
 });
 
+// Unannotated parameters are Tensors (customOp's default type argument): this must type-check.
+const square = S.customOp({
+  name: 'Square',
+  forward(ctx, x) {
+    ctx.saveForBackward(x);
+    return x.mul(x);
+  },
+  backward(ctx, g) {
+    return g.mul(ctx.saved[0]).mul(2);
+  },
+});
+
 leakFree('customOp: forward/backward, saved tensors, gradcheck, intermediates disposed', () => {
   checkOp({ shapes: [[3, 17]], fn: (x) => cube(x), ref: (x) => R.map(x, (v) => v ** 3) });
+  checkOp({ shapes: [[5]], fn: (x) => square(x), ref: (x) => R.map(x, (v) => v * v) });
   const x = S.tensor([2], { requiresGrad: true });
   const y = cube(x);
   assert.is(y.gradFn!.name, 'Cube');

@@ -407,7 +407,7 @@ test('bad input: TS checks', () => {
     throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, { indices: S.tensor([1, 2], { dtype: 'int32' }), values: v, shape: [5, 6] }), RangeError, /'S.values' \[3\] must have shape \[2\]/);
     throwsLike(() => lowrank.svd(W, { rank: 6 }), RangeError, /'rank' must be an integer in \[1, 5\]/);
     throwsLike(() => lowrank.svd(W, { energy: 1.5 }), RangeError, /'energy' must be in \(0, 1\]/);
-    throwsLike(() => lowrank.svd(W, {}), TypeError, /give 'rank' or 'energy'/);
+    throwsLike(() => lowrank.svd(W, {} as never), TypeError, /give 'rank' or 'energy'/);
   } finally {
     S.dispose([x, W, A, B, A3, B3, x64, ids, idsF, gates, v, unsorted, dup, oob]);
   }

@@ -49,7 +49,7 @@ export interface PreparedSparseMatrix extends SparseMatrix {
   /** Frees the pattern (its copy of the indices and their compressed forms) now; values stay the caller's. */
   dispose(): void;
 }
-export interface SvdOptions {
+interface SvdCommonOptions {
   /** Keep this many singular triplets. */
   rank?: number;
   /** Keep the fewest triplets whose σ² sum to at least this fraction of ‖W‖²_F (0 < energy ≤ 1). */
@@ -59,6 +59,8 @@ export interface SvdOptions {
   /** Power iterations of the range finder (default 4). */
   powerIters?: number;
 }
+/** lowrank.svd's options: `rank`, `energy` or both (the smaller k wins). */
+export type SvdOptions = SvdCommonOptions & ({ rank: number } | { energy: number });
 
 // ---------------------------------------------------------------------------------------------
 // argument checks
@@ -437,7 +439,7 @@ export function sparsePlusLowRank(x: Tensor, A: Tensor, B: Tensor, S: SparseMatr
 export function svd(W: Tensor, opts: SvdOptions): { A: Tensor; B: Tensor; s: Tensor } {
   const fn = 'lowrank.svd';
   checkTensor(fn, 'W', W);
-  const o = checkOpts(fn, opts) as SvdOptions;
+  const o = checkOpts(fn, opts) as SvdCommonOptions;
   checkFloating(fn, 'W', W);
   checkNd(fn, 'W', W, 2, '[out, in]');
   const [m, n] = W._shape;
