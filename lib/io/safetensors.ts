@@ -128,9 +128,11 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Record<string, T
     return rangeError(fn, `the header is not valid JSON (${(e as Error).message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) rangeError(fn, 'the header must be a JSON object');
-  const keys = topLevelKeys(text);
-  const dup = keys.find((k, i) => keys.indexOf(k) !== i);
-  if (dup !== undefined) rangeError(fn, `the header names ${JSON.stringify(dup)} twice`);
+  const seen = new Set<string>();
+  for (const k of topLevelKeys(text)) {
+    if (seen.has(k)) rangeError(fn, `the header names ${JSON.stringify(k)} twice`);
+    seen.add(k);
+  }
   const data = bytes.subarray(8 + hlen);
   const metadata = (header.__metadata__ ?? Object.create(null)) as Record<string, string>;
   if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata) || !Object.values(metadata).every((v) => typeof v === 'string'))
