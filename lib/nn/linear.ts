@@ -21,9 +21,10 @@ export function checkFloatingDType(fn: string, dtype: DType): DType {
   return dtype;
 }
 
-/** @internal a module whose parameters were disposed (module.dispose()) is refused by name. */
-export function checkLive(fn: string, m: Module): void {
-  for (const [name, p] of m.namedParameters()) if (p.isDisposed) typeError(fn, `its parameter '${name}' was disposed (the module was disposed?)`);
+/** @internal a layer whose parameters were disposed (module.dispose()) is refused by name. The forward
+ * passes its own few parameters: walking the module tree for them would cost every call. */
+export function checkLive(fn: string, params: Record<string, Tensor | null | undefined>): void {
+  for (const name in params) if (params[name]?.isDisposed) typeError(fn, `its parameter '${name}' was disposed (the module was disposed?)`);
 }
 
 export interface LinearOptions {
@@ -83,7 +84,7 @@ export class Linear extends Module {
   /** x [..., inFeatures] → [..., outFeatures]. */
   forward(x: Tensor): Tensor {
     checkInput('nn.Linear.forward', x, this.inFeatures, 'inFeatures');
-    checkLive('nn.Linear.forward', this);
+    checkLive('nn.Linear.forward', { weight: this.weight, bias: this.bias });
     let y: Tensor;
     if (x.ndim >= 2) {
       y = linearNT(x, this.weight);  // W's gradient in its own layout (ops/dense.ts)

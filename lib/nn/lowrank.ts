@@ -83,7 +83,7 @@ export class LowRankLinear extends Module {
   /** x [..., in] → [..., out]; `rank` uses the first `rank` factors only (no copy). */
   forward(x: Tensor, opts: { rank?: number } = {}): Tensor {
     checkInput('nn.LowRankLinear.forward', x, this.inFeatures, 'inFeatures');
-    checkLive('nn.LowRankLinear.forward', this);
+    checkLive('nn.LowRankLinear.forward', { A: this.A, B: this.B, bias: this.bias });
     return lowrank.linear(x, this.A, this.B, { bias: this.bias, rank: opts.rank });
   }
 
@@ -184,7 +184,7 @@ export class LoRALinear extends Module {
   forward(x: Tensor): Tensor {
     const fn = 'nn.LoRALinear.forward';
     checkInput(fn, x, this.base.inFeatures, 'inFeatures');
-    checkLive(fn, this);
+    checkLive(fn, { 'base.weight': this.base.weight, 'base.bias': this.base.bias, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
     if (this.#merged) return this.base.forward(x);
     const W = this.base.weight;
     if (!this.useDora) return lowrank.lora(x, W, this.loraA, this.loraB, { scale: this.scale, bias: this.base.bias });
