@@ -6,6 +6,9 @@
 // just another handle on the same storage and disposing the base never invalidates a view. JS keeps
 // the layout (shape, strides and offset in elements) because native ops always return fresh
 // contiguous tensors whose shape the op already knows.
+// `[Symbol.dispose]` below needs this lib in a user's compilation too (target ES2022 lacks it); preserve keeps
+// the directive in the emitted declarations, which TS 5.5+ would otherwise drop.
+/// <reference lib="esnext.disposable" preserve="true" />
 import { native, nativePath, DTYPE_CODES, DEVICE_CODES, type Handle, type DType, type BackendInfo } from './native';
 import { shapeStr, typeError, rangeError, checkInt, describe, numel } from './errors';
 import type { GradNode, Hook } from './autograd';

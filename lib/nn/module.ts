@@ -30,6 +30,9 @@
 // Lifetime. Parameters and buffers are the module's: registering keeps them from tidy() (like a
 // tfjs Variable), and module.dispose() releases them. stateDict() returns the module's own tensors
 // (as PyTorch, sharing storage), not copies, unless asked for clones.
+// `[Symbol.dispose]` below needs this lib in a user's compilation too (target ES2022 lacks it); preserve keeps
+// the directive in the emitted declarations, which TS 5.5+ would otherwise drop.
+/// <reference lib="esnext.disposable" preserve="true" />
 import { Tensor, keep, isFloating } from '../tensor';
 import { native } from '../native';
 import { describe, shapeStr, typeError, rangeError } from '../errors';

@@ -7,6 +7,9 @@
 // recorded, and every temporary is a bare native handle released before step() returns. State
 // tensors (momentum buffers, moments) are owned by the optimizer, untouched by tidy(), and
 // released by dispose().
+// `[Symbol.dispose]` below needs this lib in a user's compilation too (target ES2022 lacks it); preserve keeps
+// the directive in the emitted declarations, which TS 5.5+ would otherwise drop.
+/// <reference lib="esnext.disposable" preserve="true" />
 import { Tensor, fromHandle, isFloating } from '../tensor';
 import { native, DTYPE_CODES, type Handle } from '../native';
 import { describe, shapeStr, typeError, rangeError, checkKnownKeys } from '../errors';
