@@ -9,7 +9,9 @@
 //     If the CUDA part of that build fails and CUDA was not asked for explicitly (STRUCTURA_CUDA=ON),
 //     build again CPU-only and say so, so an old or broken CUDA toolkit never blocks an install.
 //  3. Without cmake on PATH, build the CPU backend with node-gyp and binding.gyp (npm's own node-gyp).
-//  4. Load the result and print what was built and how long it took.
+//  4. Load the result and print what was built and how long it took. Installed as a dependency
+//     (under node_modules), only the binary is kept of build/: the objects and CMake's files are
+//     ~50 MB no one reuses (`npm rebuild` starts over); in a checkout they stay for incremental builds.
 // Building never downloads anything: package.json's "binary.napi_versions" makes cmake-js use the
 // bundled Node-API headers, and node-gyp is pointed at the running Node's own headers when they exist.
 'use strict';
@@ -146,6 +148,27 @@ function buildWithNodeGyp() {
   return run(cmd[0], [...cmd.slice(1), 'rebuild', '--release', `--jobs=${jobs}`], buildEnv());
 }
 
+// Deletes everything under dir/build except build/Release/structura.node, when dir sits inside a
+// node_modules folder (a dependency's install, not a developer's checkout). Returns the bytes freed.
+function pruneBuildTree(dir) {
+  if (!path.resolve(dir).split(path.sep).includes('node_modules')) return 0;
+  const build = path.join(dir, 'build');
+  const keep = path.join(build, 'Release', 'structura.node');
+  if (!fs.existsSync(keep)) return 0;
+  let freed = 0;
+  const size = (p) => {
+    const st = fs.lstatSync(p);
+    return st.isDirectory() ? fs.readdirSync(p).reduce((n, e) => n + size(path.join(p, e)), 0) : st.size;
+  };
+  const remove = (p) => {
+    freed += size(p);
+    fs.rmSync(p, { recursive: true, force: true });
+  };
+  for (const e of fs.readdirSync(build)) if (e !== 'Release') remove(path.join(build, e));
+  for (const e of fs.readdirSync(path.join(build, 'Release'))) if (e !== 'structura.node') remove(path.join(build, 'Release', e));
+  return freed;
+}
+
 function seconds() {
   return ((Date.now() - t0) / 1000).toFixed(1);
 }
@@ -199,6 +222,8 @@ function main() {
     }
   }
 
+  const freed = pruneBuildTree(root);
+  if (freed) log(`removed the build's intermediate files (${(freed / 1048576).toFixed(0)} MB); build/Release/structura.node stays`);
   const p = probe();
   if (!p.ok) {
     log(`built with ${how}, but the result does not load: ${p.error}`);
@@ -212,4 +237,5 @@ function main() {
   return 0;
 }
 
-process.exitCode = main();
+if (require.main === module) process.exitCode = main();
+else module.exports = { pruneBuildTree };

@@ -12,7 +12,7 @@
 //     --no-types   skip the type check
 //     --timeout s  per-file limit (default 900 s, or STRUCTURA_TEST_TIMEOUT), a hang counts as a failure
 //     regex        only the test files whose path (relative to test/) matches one of them
-// Runs the same as `node scripts/test.js` outside npm. PREBUILDS_ONLY=1 / STRUCTURA_BINARY pass through.
+// Runs the same as `node scripts/test.js` outside npm. STRUCTURA_BINARY passes through.
 'use strict';
 
 const { spawn, spawnSync } = require('node:child_process');
