@@ -5,7 +5,7 @@
 export {
   Tensor, tidy, keep, dispose, memory, emptyCache, setNumThreads, getNumThreads, backend, cuda, isFloating, DTYPES, FLOAT_DTYPES,
 } from './tensor';
-export type { DType, Device, TypedArray, Memory, DeviceMemory } from './tensor';
+export type { DType, Device, TypedArray, Memory, DeviceMemory, NotPromise } from './tensor';
 export type { BackendInfo } from './native';
 
 export { tensor, zeros, ones, full, zerosLike, onesLike, fullLike, eye, arange, randn, rand, manualSeed } from './ops/creation';

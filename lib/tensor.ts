@@ -558,13 +558,17 @@ export function checkFloating(fn: string, arg: string, t: Tensor): void {
 // ---------------------------------------------------------------------------------------------
 // memory management
 
+/** A value tidy's fn may return: anything but a promise (the scope ends when fn returns). */
+export type NotPromise<T> = T extends PromiseLike<unknown> ? never : T;
+
 /**
  * Runs fn and disposes every tensor created inside it, except those it returns (found in nested
  * arrays, plain objects and Maps) and those passed to keep(). Returned tensors move to the enclosing
- * tidy, if any. fn must be synchronous.
+ * tidy, if any. fn must be synchronous: an async fn is a type error (and a TypeError at run time),
+ * since its tensors would outlive the scope.
  */
-export function tidy<T>(fn: () => T): T;
-export function tidy<T>(name: string, fn: () => T): T;
+export function tidy<T>(fn: () => NotPromise<T>): T;
+export function tidy<T>(name: string, fn: () => NotPromise<T>): T;
 export function tidy<T>(a: string | (() => T), b?: () => T): T {
   const fn = typeof a === 'function' ? a : b;
   if (typeof fn !== 'function') typeError('tidy', `'fn' must be a function, got ${describe(typeof a === 'string' ? b : a)}`);

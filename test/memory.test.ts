@@ -121,6 +121,9 @@ leakFree('tidy disposes on a throw and refuses Promises', () => {
   }), /inside/);
   assert.is(S.memory().cpu.buffers, before);
   throwsLike(() => S.tidy((async () => S.ones([1])) as never), TypeError, /fn returned a Promise/);
+  // The types refuse an async fn too (test:types fails if this line compiles).
+  // @ts-expect-error an async fn's tensors would outlive the scope
+  throwsLike(() => S.tidy('async', async () => S.ones([1])), TypeError, /fn returned a Promise/);
   throwsLike(() => S.tidy(3 as never), TypeError, /'fn' must be a function, got number 3/);
   throwsLike(() => S.tidy('name', 3 as never), TypeError, /'fn' must be a function, got number 3/);
 });

@@ -11,7 +11,7 @@
 //                               merge() folds the adapter into W (exact to rounding), unmerge() undoes it.
 import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tensor';
 import { noGrad } from '../autograd';
-import type { DType, Device } from '../tensor';
+import type { DType, Device, NotPromise } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
 import { describe, typeError, rangeError, checkKnownKeys } from '../errors';
 import * as lowrank from '../ops/lowrank';
@@ -24,7 +24,7 @@ import { Linear, checkFeatures, checkInput, checkFloatingDType, checkLive } from
 import { uniform_, zeros_ } from './init';
 
 /** fn with grad mode off inside a tidy (only what it returns survives). */
-function noGradScope<T>(fn: () => T): T {
+function noGradScope<T>(fn: () => NotPromise<T>): T {
   return noGrad(() => tidy(fn));
 }
 
