@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -46,17 +47,18 @@ struct Api {
   int (*sync)(int, void*);
   int (*set_device)(int);
   void (*describe)(int, char*, size_t);
+  int (*mem_info)(int, size_t*, size_t*);
 };
 
 const Api kCuda = {structura_cuda_compiled,  structura_cuda_probe,       structura_cuda_malloc,
                    structura_cuda_free,      structura_cuda_memcpy_h2d,  structura_cuda_memcpy_d2h,
                    structura_cuda_memcpy_d2d, structura_cuda_stream_synchronize, structura_cuda_set_device,
-                   structura_cuda_describe_error};
+                   structura_cuda_describe_error, structura_cuda_mem_info};
 #ifdef STRUCTURA_HAVE_CUDA_EMU
 const Api kEmu = {structura_emu_cuda_compiled,  structura_emu_cuda_probe,      structura_emu_cuda_malloc,
                   structura_emu_cuda_free,      structura_emu_cuda_memcpy_h2d, structura_emu_cuda_memcpy_d2h,
                   structura_emu_cuda_memcpy_d2d, structura_emu_cuda_stream_synchronize,
-                  structura_emu_cuda_set_device, structura_emu_cuda_describe_error};
+                  structura_emu_cuda_set_device, structura_emu_cuda_describe_error, structura_emu_cuda_mem_info};
 #endif
 
 const Api& api(const Device& d) {
@@ -185,6 +187,30 @@ bool device_available(const Device& d, std::string* why) {
   return true;
 }
 
+std::string human_bytes(double b) {
+  const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, u++;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
+  return buf;
+}
+
+// PyTorch's out-of-memory message says what holds the memory; so does this one: the request, what
+// this process's tensors hold on the device, and the device's own free / total (other processes
+// included). Called with c.mu held, after the cache was emptied and the allocation retried.
+std::string out_of_memory_message(const Device& d, const Api& a, const Cache& c, size_t bytes, size_t cls,
+                                  bool retried) {
+  std::string m = "structura: out of memory on " + d.str() + " allocating " + human_bytes((double)bytes) + " (" +
+                  std::to_string(bytes) + " bytes" +
+                  (cls != bytes ? ", rounded to a " + human_bytes((double)cls) + " block)" : ")");
+  m += ": this process's tensors hold " + human_bytes((double)(c.reserved_bytes - c.cached_bytes)) + " there";
+  size_t free_b = 0, total_b = 0;
+  if (a.mem_info(d.index, &free_b, &total_b) == 0 && total_b)
+    m += ", the device has " + human_bytes((double)free_b) + " free of " + human_bytes((double)total_b);
+  return m + (retried ? " (after emptying the allocator's cache)" : "") + "; free tensors with dispose() or tidy()";
+}
+
 void* device_alloc(const Device& d, size_t bytes) {
   if (bytes == 0) return nullptr;
   const size_t cls = size_class(bytes);
@@ -202,14 +228,14 @@ void* device_alloc(const Device& d, size_t bytes) {
   const Api& a = api(d);
   void* p = nullptr;
   int rc = a.malloc_(d.index, &p, cls);
-  if (rc != 0 && c.cached_blocks > 0) {
+  const bool retry = rc != 0 && c.cached_blocks > 0;
+  if (retry) {
     release_cached(d, c);
     rc = a.malloc_(d.index, &p, cls);
   }
   if (rc != 0) {
     if (rc == 2 /* cudaErrorMemoryAllocation */)
-      throw std::runtime_error("structura: out of memory on " + d.str() + " allocating " + std::to_string(bytes) +
-                               " bytes");
+      throw std::runtime_error(out_of_memory_message(d, a, c, bytes, cls, retry));
     fail(d, "alloc", rc);
   }
   c.reserved_bytes += (int64_t)cls;

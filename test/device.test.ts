@@ -288,8 +288,21 @@ if (!info.cudaEmu) {
       assert.is(emuBytes().cached, 40 * MiB);
       const b = N.empty(0, [12 * MiB], EMU, 0); // 48 MiB: fits only once the cached 40 MiB are freed
       assert.is(emuBytes().cached, 0, 'the cache was emptied for the retry');
-      assert.throws(() => N.empty(0, [25 * MiB], EMU, 0), (e: Error) => !(e instanceof TypeError) &&
-        e.message === `structura: out of memory on cuda-emu allocating ${100 * MiB} bytes`);
+      // PyTorch's message says what holds the memory; so does this one (earlier tests may leave a few
+      // live tensors on the device, so the held / free figures come from memory()).
+      const mib = (b: number) => `${(b / MiB).toFixed(2)} MiB`;
+      const held = () => emuBytes().reserved - emuBytes().cached;
+      let expect = `structura: out of memory on cuda-emu allocating 100.00 MiB (${100 * MiB} bytes, rounded to a ` +
+        `104.00 MiB block): this process's tensors hold ${mib(held())} there, the device has ${mib(64 * MiB - held())} ` +
+        'free of 64.00 MiB; free tensors with dispose() or tidy()';
+      assert.throws(() => N.empty(0, [25 * MiB], EMU, 0), (e: Error) => !(e instanceof TypeError) && e.message === expect);
+      const small = N.empty(0, [MiB], EMU, 0); // 4 MiB, cached once disposed: the next failure empties the cache first
+      N.dispose(small);
+      expect = `structura: out of memory on cuda-emu allocating 20.00 MiB (${20 * MiB} bytes): this process's tensors ` +
+        `hold ${mib(held())} there, the device has ${mib(64 * MiB - held())} free of 64.00 MiB (after emptying the ` +
+        "allocator's cache); free tensors with dispose() or tidy()";
+      assert.throws(() => N.empty(0, [5 * MiB], EMU, 0), (e: Error) => e.message === expect);
+      assert.is(emuBytes().cached, 0);
       assert.throws(() => S.zeros([25 * MiB], { device: 'cuda-emu' }), /out of memory on cuda-emu/);
       N.dispose(b);
       // the device still works after the failures, and no error is reported late
