@@ -4,17 +4,19 @@
 // the target (issue 3) is at least 85% — and against PyTorch's a + b and copy_ on the same n (CUDA
 // events). On 'cuda-emu' (--quick only) n = 2^12.
 // On the CPU: add of 2^24 float32 (64 MiB each: past the caches, and an output the CPU's large-buffer
-// cache serves without page faults) and bfloat16 (converted in blocks), and the exact-erf GELU of 2^22
-// float32 (compute-bound), contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
+// cache serves without page faults) and bfloat16 (converted in blocks), the exact-erf GELU and sin
+// (of 10·randn: a few periods) of 2^22 float32 (compute-bound), contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
 // tiled copy's register transposes), and cast of a [4096, 4096] float32 to float64 / bfloat16 / float16
 // and back from float64, and of bfloat16 / float16 up to float32 (the upcast of a loaded 16-bit weight),
 // where() with a random condition and concat along either axis of [2048, 1024] float32, and randn /
 // rand of [4096, 4096] float32, each against PyTorch in the same run (bench/torch/core.py).
 import type { BenchCase, BenchContext } from './run';
-import { add, concat, gelu, gt, rand, randn, where, type Tensor } from '../lib/index';
+import { add, concat, gelu, gt, mul, rand, randn, sin, where, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
 
-function cpuCase(ctx: BenchContext, op: 'add' | 'gelu', n: number, dtype: 'float32' | 'bfloat16'): BenchCase {
+const LABELS = { add: 'a + b', gelu: 'F.gelu', sin: 'torch.sin' };
+
+function cpuCase(ctx: BenchContext, op: 'add' | 'gelu' | 'sin', n: number, dtype: 'float32' | 'bfloat16'): BenchCase {
   let a: Tensor | undefined, b: Tensor | undefined;
   const size = dtype === 'float32' ? 4 : 2;
   return {
@@ -26,16 +28,21 @@ function cpuCase(ctx: BenchContext, op: 'add' | 'gelu', n: number, dtype: 'float
     setup() {
       a = randn([n], { seed: 1, dtype });
       if (op === 'add') b = randn([n], { seed: 2, dtype });
+      if (op === 'sin') {
+        const x = a;
+        a = mul(x, 10);
+        x.dispose();
+      }
     },
     run() {
-      (op === 'add' ? add(a!, b!) : gelu(a!)).dispose();
+      (op === 'add' ? add(a!, b!) : op === 'gelu' ? gelu(a!) : sin(a!)).dispose();
     },
     teardown() {
       a?.dispose();
       b?.dispose();
     },
     baselines: {
-      torch: { kind: 'torch', script: 'core.py', spec: { op, n, dtype }, label: op === 'add' ? 'a + b' : 'F.gelu' },
+      torch: { kind: 'torch', script: 'core.py', spec: { op, n, dtype }, label: LABELS[op] },
     },
   };
 }
@@ -149,6 +156,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
   if (!ctx.onDevice)
     return [
       cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32'),
+      cpuCase(ctx, 'sin', 1 << 22, 'float32'),
       transposeCase(ctx, 'float32'), transposeCase(ctx, 'bfloat16'),
       castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),
       castCase(ctx, 'float64', 'float32'), castCase(ctx, 'bfloat16', 'float32'), castCase(ctx, 'float16', 'float32'),

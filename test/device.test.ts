@@ -291,7 +291,7 @@ if (!info.cudaEmu) {
       // PyTorch's message says what holds the memory; so does this one (earlier tests may leave a few
       // live tensors on the device, so the held / free figures come from memory()).
       const mib = (b: number) => `${(b / MiB).toFixed(2)} MiB`;
-      const held = () => emuBytes().reserved - emuBytes().cached;
+      const held = () => (emuBytes().reserved ?? 0) - (emuBytes().cached ?? 0);
       let expect = `structura: out of memory on cuda-emu allocating 100.00 MiB (${100 * MiB} bytes, rounded to a ` +
         `104.00 MiB block): this process's tensors hold ${mib(held())} there, the device has ${mib(64 * MiB - held())} ` +
         'free of 64.00 MiB; free tensors with dispose() or tidy()';

@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import * as R from './reference/ops';
-import { checkOp, throwsLike, liveCounts, assertNoLeak } from './helpers';
+import { checkOp, throwsLike, liveCounts, assertNoLeak, rng } from './helpers';
+import { native } from '../lib/native';
 
 type Bin = (a: Tensor, b: Tensor) => Tensor;
 const binaries: [string, Bin, (x: number, y: number) => number, [number, number][]?][] = [
@@ -185,6 +186,63 @@ test('erf and GELU in float32: error bounds on a dense grid of [−10, 10]', () 
   special.dispose();
   // −∞·Φ(−∞) = −∞·0: NaN, as torch.nn.functional.gelu gives
   assert.ok(Number.isNaN(gs[0]) && gs[1] === Infinity && Number.isNaN(gs[2]), `gelu(NaN, ∞, −∞) = ${gs}`);
+});
+
+test('sin and cos in float32: correctly rounded below 2^20, libm beyond; ±0, subnormals, ∞, NaN; every SIMD level', () => {
+  // csrc/cpu/elementwise_rows.inc vsincos: k·π/2 removed in double with a two-part π/2, fdlibm's
+  // kernels in double, one rounding: ≤ 0.5 ulp (+ 2^-29) for |x| < 2^20; beyond, libm's sinf / cosf
+  // (≤ 1 ulp). Inputs: a dense grid of [−10, 10], a spread to ±4·10^6 (both sides of 2^20), near
+  // multiples of π/2, 2^-149…2^21 of either sign; more than the pool's grain, so the pool (FTZ/DAZ) runs it.
+  const n = 1 << 18;
+  const xs = new Float32Array(n);
+  const rnd = rng(0x51ec05);
+  for (let i = 0; i < n; i++) {
+    const u = i / n;
+    if (i % 4 === 0) xs[i] = -10 + 20 * u;
+    else if (i % 4 === 1) xs[i] = (rnd() - 0.5) * 8e6;
+    else if (i % 4 === 2) xs[i] = Math.round((rnd() - 0.5) * 1.3e6) * (Math.PI / 2) * (1 + (rnd() - 0.5) * 1e-7);
+    else xs[i] = (rnd() < 0.5 ? -1 : 1) * 2 ** (-149 + 170 * rnd());
+  }
+  const special = [0, -0, 1e-45, -1e-45, 1.1e-38, -2.44e-4, 2.45e-4, 1048575.94, 1048576, -1048576, 3.4e38, Infinity, -Infinity, NaN];
+  xs.set(special, 0);
+  const ulp = (v: number) => {
+    const f = Math.fround(Math.abs(v));
+    const a = new Float32Array([f]);
+    new Uint32Array(a.buffer)[0]++;
+    return Math.max(a[0] - f, 2 ** -149);
+  };
+  const n2 = native() as unknown as { setSimd(level: string): string };
+  const hw = S.backend().simd;
+  const levels = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(hw) + 1);
+  const x = S.tensor(xs, { shape: [n] });
+  try {
+    for (const level of levels) {
+      n2.setSimd(level);
+      for (const [name, f, ref] of [['sin', S.sin, Math.sin], ['cos', S.cos, Math.cos]] as const) {
+        const y = f(x);
+        const got = y.dataSync();
+        y.dispose();
+        let worstIn = 0, worstOut = 0;
+        for (let i = 0; i < n; i++) {
+          const v = xs[i], want = ref(v);
+          if (Number.isNaN(want)) {
+            if (!Number.isNaN(got[i])) assert.unreachable(`${name}(${v}) at ${level} is ${got[i]}, not NaN`);
+            continue;
+          }
+          if (want === 0 && !Object.is(got[i], want)) assert.unreachable(`${name}(${Object.is(v, -0) ? '-0' : v}) at ${level} is ${got[i]}`);
+          if (name === 'sin' && Math.abs(v) < 2 ** -12 && got[i] !== v) assert.unreachable(`sin(${v}) at ${level} is ${got[i]}: sin x rounds to x there`);
+          const e = Math.abs(got[i] - want) / ulp(want);
+          if (Math.abs(v) < 2 ** 20) worstIn = Math.max(worstIn, e);
+          else worstOut = Math.max(worstOut, e);
+        }
+        assert.ok(worstIn <= 0.5 + 1e-6, `${name} at ${level}, |x| < 2^20: ${worstIn} ulp`);
+        assert.ok(worstOut <= 1, `${name} at ${level}, |x| ≥ 2^20: ${worstOut} ulp`);
+      }
+    }
+  } finally {
+    n2.setSimd(hw);
+    x.dispose();
+  }
 });
 
 test('unary ops in float16 and bfloat16 (forward, per-dtype tolerance)', () => {
