@@ -260,10 +260,13 @@ Shape get_int_array(const Napi::CallbackInfo& info, size_t i, const char* arg, i
     if (!e.IsNumber())
       throw_type(info.Env(), std::string("structura: argument '") + arg + "' must be an array of integers");
     double d = e.As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(d) || d != std::floor(d) || d < (double)lo || d > (double)hi)
+    if (!std::isfinite(d) || d != std::floor(d) || d < (double)lo || d > (double)hi) {
+      char got[32];
+      std::snprintf(got, sizeof got, "%.17g", d);  // as JavaScript would print it: 1.5, not 1.500000
       throw_range(info.Env(), std::string("structura: argument '") + arg + "[" + std::to_string(k) +
-                                  "] must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                  "], got " + std::to_string(d));
+                                  "]' must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                  "], got " + got);
+    }
     s[k] = (int64_t)d;
   }
   return s;

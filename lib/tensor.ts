@@ -338,8 +338,9 @@ export class Tensor {
   reshape(...shape: number[] | [number[]]): Tensor {
     return shp.reshape(this, ...shape);
   }
+  /** A view with a new shape, never a copy: a RangeError where the strides need one (use reshape). */
   view(...shape: number[] | [number[]]): Tensor {
-    return shp.reshape(this, ...shape);
+    return shp.view(this, ...shape);
   }
   transpose(d0?: number, d1?: number): Tensor {
     return shp.transpose(this, d0, d1);

@@ -214,4 +214,73 @@ test('bad arguments: shapes, axes, dims', () => {
   assertNoLeak(before, 'bad arguments');
 });
 
+test('view never copies: a RangeError where reshape would copy; views of empty tensors with huge sizes', () => {
+  const before = liveCounts();
+  const a = S.tensor([[1, 2, 3], [4, 5, 6]]);
+  const v = a.view(3, 2);
+  assert.ok(sharesStorage(v, a));
+  assert.equal(Array.from(v.dataSync()), [1, 2, 3, 4, 5, 6]);
+  const t = a.T;
+  throwsLike(() => t.view(6), RangeError,
+    /structura\.view: \[3, 2\] with strides \[1, 3\] cannot be viewed as \[6\] .*use reshape\(\), which copies, or contiguous\(\) first/);
+  const r = t.reshape(6);
+  assert.not.ok(sharesStorage(r, a));
+  assert.equal(Array.from(r.dataSync()), [1, 4, 2, 5, 3, 6]);
+  const tv = t.view(3, 1, 2); // splitting / adding size-1 axes stays a view
+  assert.ok(sharesStorage(tv, a));
+  // An empty tensor's contiguous strides can pass 2^40 (here 2^50): its views work as in PyTorch.
+  S.tidy(() => {
+    const z = S.zeros([0, 2 ** 30, 2 ** 20]);
+    assert.equal(z.T.shape, [0, 2 ** 20, 2 ** 30]);
+    assert.equal(z.narrow(1, 5, 10).shape, [0, 10, 2 ** 20]);
+    assert.equal(z.unsqueeze(0).shape, [1, 0, 2 ** 30, 2 ** 20]);
+    assert.equal(z.permute(2, 0, 1).contiguous().shape, [2 ** 20, 0, 2 ** 30]);
+    assert.equal(S.zeros([0]).reshape(0, 2 ** 21, 2 ** 20).shape, [0, 2 ** 21, 2 ** 20]);
+  });
+  S.dispose([a, v, t, r, tv]);
+  assertNoLeak(before, 'view');
+});
+
+test('0-d tensors take axis 0 / −1 where PyTorch does (squeeze, transpose, flatten), others are out of range', () => {
+  const before = liveCounts();
+  const s = S.tensor(3);
+  for (const y of [s.squeeze(0), s.squeeze(-1), s.squeeze([0]), s.transpose(0, 0), s.transpose(-1, 0)]) {
+    assert.equal(y.shape, []);
+    assert.is(y.item(), 3);
+    y.dispose();
+  }
+  const f = s.flatten(0, -1);
+  assert.equal(f.shape, [1]);
+  f.dispose();
+  throwsLike(() => s.squeeze(1), RangeError, /'axis' 1 is out of range/);
+  throwsLike(() => s.transpose(0, 1), RangeError, /'d1' 1 is out of range/);
+  throwsLike(() => s.flatten(5, 9), RangeError, /structura\.flatten: 'startAxis' 5 is out of range/);
+  s.dispose();
+  assertNoLeak(before, '0-d axes');
+});
+
+test('bad arguments found by review: sparse arrays, non-numbers, too many dimensions, huge sizes', () => {
+  const before = liveCounts();
+  const a = S.tensor([1, 2]);
+  throwsLike(() => S.concat([a, , a] as unknown as Tensor[]), TypeError, /structura\.concat: 'tensors\[1\]' must be a Tensor, got undefined/);
+  throwsLike(() => S.stack([a, , a] as unknown as Tensor[]), TypeError, /structura\.stack: 'tensors\[1\]' must be a Tensor, got undefined/);
+  throwsLike(() => a.expand([2, 'a'] as unknown as number[]), TypeError, /structura\.expand: 'shape' must hold integers, but shape\[1\] is string/);
+  throwsLike(() => a.expand(new Array(65).fill(1)), RangeError, /structura\.expand: 'shape' has 65 dimensions, more than the limit of 64/);
+  throwsLike(() => a.expand(0, 2 ** 41), RangeError, /structura\.expand: .*shape\[1\] is 2199023255552/);
+  const e = S.zeros([0]);
+  throwsLike(() => e.reshape(2 ** 41, 0), RangeError, /structura\.reshape: .*shape\[0\] is more than 1099511627776/);
+  throwsLike(() => a.reshape(new Array(65).fill(1).concat([2])), RangeError, /structura\.reshape: 'shape' has 66 dimensions/);
+  const deep = S.zeros(new Array(64).fill(1));
+  throwsLike(() => deep.unsqueeze(0), RangeError, /structura\.unsqueeze: .* already has 64 dimensions, the limit/);
+  // The raw addon's view: (size − 1)·stride past 2^63 wrapped to 0 and the view was accepted (reading it crashed).
+  const n = native();
+  const x = S.zeros([4]);
+  throwsLike(() => n.view(x._h, [2 ** 24 + 1], [2 ** 40], 0), RangeError, /reach past the end of a storage of 4 elements/);
+  throwsLike(() => n.view(x._h, [2, 2 ** 20 + 1], [2 ** 40, 2 ** 40], 0), RangeError, /reach past the end/);
+  throwsLike(() => n.view(x._h, [2], [2 ** 41], 0), RangeError, /'strides\[0\]' is 2199023255552, more than 1099511627776/);
+  throwsLike(() => n.view(x._h, [2], [1.5], 0), RangeError, /argument 'strides\[0\]' must be an integer in \[0, \d+\], got 1\.5$/);
+  S.dispose([a, e, deep, x]);
+  assertNoLeak(before, 'bad arguments found by review');
+});
+
 test.run();

@@ -177,21 +177,35 @@ Napi::Value View(const Napi::CallbackInfo& info) {
   // A copy, not a reference: reading the shape array can run JS (a getter) that disposes the handle.
   Tensor base = unwrap(info[0], "tensor");
   Shape shape = get_shape(info, 1, "shape");
-  Shape strides = get_int_array(info, 2, "strides", 0, kMaxNumel);
+  // An empty tensor's contiguous strides may pass 2^40 (zeros([0, 2^30, 2^20]): 2^50) and are never
+  // used to address anything: up to 2^53 (every integer a JS number holds) then.
+  Shape strides = get_int_array(info, 2, "strides", 0, (int64_t)1 << 53);
   int64_t offset = get_int(info, 3, "offset", 0, kMaxNumel);
   if (strides.size() != shape.size())
     throw_range(env, "structura.view: 'strides' " + shape_str(strides) + " must have one entry per dimension of " +
                          shape_str(shape));
-  int64_t capacity = (int64_t)(base.storage->bytes / dtype_size(base.dtype));
-  int64_t n = 1, last = offset;
-  for (size_t i = 0; i < shape.size(); i++) {
-    n *= shape[i];
-    if (shape[i] > 0) last += (shape[i] - 1) * strides[i];
+  const int64_t capacity = (int64_t)(base.storage->bytes / dtype_size(base.dtype));
+  bool empty = false;
+  for (int64_t d : shape) empty = empty || d == 0;
+  if (!empty) {
+    // The last element addressed, summed without overflow: (shape − 1)·stride can pass 2^63 (2^40 · 2^40),
+    // so each term is compared with the room left before it is added.
+    int64_t last = offset;
+    bool past = offset >= capacity;
+    for (size_t i = 0; i < shape.size(); i++)
+      if (strides[i] > kMaxNumel)
+        throw_range(env, "structura.view: 'strides[" + std::to_string(i) + "]' is " + std::to_string(strides[i]) +
+                             ", more than " + std::to_string(kMaxNumel) + " (only an empty tensor's may be)");
+    for (size_t i = 0; i < shape.size() && !past; i++) {
+      if (shape[i] == 1 || strides[i] == 0) continue;
+      if (shape[i] - 1 > (capacity - 1 - last) / strides[i]) past = true;
+      else last += (shape[i] - 1) * strides[i];
+    }
+    if (past)
+      throw_range(env, "structura.view: shape " + shape_str(shape) + ", strides " + shape_str(strides) +
+                           " and offset " + std::to_string(offset) + " reach past the end of a storage of " +
+                           std::to_string(capacity) + " elements");
   }
-  if (n > 0 && last >= capacity)
-    throw_range(env, "structura.view: shape " + shape_str(shape) + ", strides " + shape_str(strides) + " and offset " +
-                         std::to_string(offset) + " reach element " + std::to_string(last) +
-                         " of a storage of " + std::to_string(capacity));
   Tensor t;
   t.storage = base.storage;
   t.dtype = base.dtype;

@@ -7,7 +7,7 @@ import {
   type DeviceSpec,
 } from '../tensor';
 import { record } from '../autograd';
-import { shapeStr, checkInt, normAxis, typeError, rangeError, describe, numel, MAX_NUMEL } from '../errors';
+import { shapeStr, checkInt, normAxis, typeError, rangeError, describe, numel, MAX_NUMEL, MAX_DIMS } from '../errors';
 import { sumTo } from './reduce';
 
 /** Accepts f(t, 2, 3), f(t, [2, 3]) and f(t) alike. */
@@ -56,7 +56,18 @@ function viewStrides(shape: readonly number[], strides: readonly number[], newSh
  * reshape(x, 2, 3) or reshape(x, [2, 3]).
  */
 export function reshape(x: Tensor, ...shape: number[] | [number[]]): Tensor {
-  const fn = 'reshape';
+  return reshapeImpl('reshape', x, shape, true);
+}
+
+/**
+ * x with a new shape as a view, never a copy (Tensor.view): throws where reshape would copy, as
+ * PyTorch's view does, so that a view that must share x's storage cannot silently not share it.
+ */
+export function view(x: Tensor, ...shape: number[] | [number[]]): Tensor {
+  return reshapeImpl('view', x, shape, false);
+}
+
+function reshapeImpl(fn: string, x: Tensor, shape: number[] | [number[]], copyOk: boolean): Tensor {
   checkTensor(fn, 'x', x);
   const req = listArg(fn, 'shape', shape);
   const n = x.size;
@@ -72,6 +83,10 @@ export function reshape(x: Tensor, ...shape: number[] | [number[]]): Tensor {
       known *= d;
     }
   });
+  if (req.length > MAX_DIMS) rangeError(fn, `'shape' has ${req.length} dimensions, more than the limit of ${MAX_DIMS}`);
+  req.forEach((d, i) => {
+    if ((d as number) > MAX_NUMEL) rangeError(fn, `'shape' ${shapeStr(req as number[])}: shape[${i}] is more than ${MAX_NUMEL}`);
+  });
   const newShape = (req as number[]).slice();
   if (infer >= 0) {
     if (known === 0 || n % known !== 0)
@@ -85,6 +100,9 @@ export function reshape(x: Tensor, ...shape: number[] | [number[]]): Tensor {
   let out: Tensor;
   if (strides) {
     out = viewOf(x, newShape, strides, x._offset);
+  } else if (!copyOk) {
+    rangeError(fn, `${shapeStr(x._shape)} with strides ${shapeStr(x._strides)} cannot be viewed as ${shapeStr(newShape)} ` +
+      '(an axis to merge spans two separate runs of memory): use reshape(), which copies, or contiguous() first');
   } else {
     const c = fromHandle(native().contiguous(x._h), x.dtype, x._shape, x._dev, false);
     out = viewOf(c, newShape, contiguousStrides(newShape), 0);
@@ -100,6 +118,12 @@ export function transpose(x: Tensor, d0?: number, d1?: number): Tensor {
   const nd = x._shape.length;
   if (d0 === undefined && d1 === undefined) return permuteImpl(fn, x, Array.from({ length: nd }, (_, i) => nd - 1 - i));
   if (d0 === undefined || d1 === undefined) typeError(fn, "give both axes 'd0' and 'd1' (or neither to reverse all axes)");
+  if (nd === 0) {
+    // PyTorch: a 0-d tensor takes axes 0 and −1 (as if it had one axis); nothing moves
+    normAxis(fn, 'd0', d0, 1, [1]);
+    normAxis(fn, 'd1', d1, 1, [1]);
+    return permuteImpl(fn, x, []);
+  }
   const a = normAxis(fn, 'd0', d0, nd, x._shape);
   const b = normAxis(fn, 'd1', d1, nd, x._shape);
   const perm = Array.from({ length: nd }, (_, i) => i);
@@ -164,6 +188,12 @@ export function squeeze(x: Tensor, axis?: number | number[]): Tensor {
   checkTensor(fn, 'x', x);
   const nd = x._shape.length;
   let drop: number[];
+  if (nd === 0 && axis !== undefined) {
+    // PyTorch: a 0-d tensor takes axis 0 or −1 (as if it had one axis of size 1) and stays 0-d
+    for (const [i, d] of (Array.isArray(axis) ? axis : [axis]).entries())
+      normAxis(fn, Array.isArray(axis) ? `axis[${i}]` : 'axis', d, 1, [1]);
+    return reshape(x, []);
+  }
   if (axis === undefined) drop = x._shape.flatMap((d, i) => (d === 1 ? [i] : []));
   else {
     const list = Array.isArray(axis) ? axis : [axis];
@@ -173,7 +203,6 @@ export function squeeze(x: Tensor, axis?: number | number[]): Tensor {
   return reshape(x, x._shape.filter((_, i) => !drop.includes(i)));
 }
 
-/** Inserts an axis of size 1 at `axis` (in [−ndim−1, ndim]). A view. */
 /** The position of a new axis in a result of rank ndim + 1 (negative from the end), checked. */
 function newAxis(fn: string, axis: unknown, shape: readonly number[]): number {
   const nd = shape.length;
@@ -182,10 +211,12 @@ function newAxis(fn: string, axis: unknown, shape: readonly number[]): number {
   return normAxis(fn, 'axis', axis, nd + 1, [...shape, 1]);
 }
 
+/** Inserts an axis of size 1 at `axis` (in [−ndim−1, ndim]). A view. */
 export function unsqueeze(x: Tensor, axis: number): Tensor {
   const fn = 'unsqueeze';
   checkTensor(fn, 'x', x);
   const nd = x._shape.length;
+  if (nd >= MAX_DIMS) rangeError(fn, `${shapeStr(x._shape)} already has ${nd} dimensions, the limit`);
   const a = newAxis(fn, axis, x._shape);
   const shape = x._shape.slice();
   shape.splice(a, 0, 1);
@@ -197,6 +228,7 @@ export function expand(x: Tensor, ...shape: number[] | [number[]]): Tensor {
   const fn = 'expand';
   checkTensor(fn, 'x', x);
   const req = listArg(fn, 'shape', shape) as number[];
+  if (req.length > MAX_DIMS) rangeError(fn, `'shape' has ${req.length} dimensions, more than the limit of ${MAX_DIMS}`);
   const lead = req.length - x._shape.length;
   if (lead < 0) rangeError(fn, `cannot expand ${shapeStr(x._shape)} to fewer dimensions ${shapeStr(req)}`);
   const outShape: number[] = [];
@@ -204,7 +236,9 @@ export function expand(x: Tensor, ...shape: number[] | [number[]]): Tensor {
   for (let i = 0; i < req.length; i++) {
     const d = req[i];
     const have = i >= lead ? x._shape[i - lead] : 1;
-    if (typeof d !== 'number' || !Number.isInteger(d) || d < -1) rangeError(fn, `'shape' ${shapeStr(req)} must hold non-negative integers (or −1), but shape[${i}] is ${d}`);
+    if (typeof d !== 'number') typeError(fn, `'shape' must hold integers, but shape[${i}] is ${describe(d)}`);
+    if (!Number.isInteger(d) || d < -1 || d > MAX_NUMEL)
+      rangeError(fn, `'shape' ${shapeStr(req)} must hold integers in [0, ${MAX_NUMEL}] (or −1), but shape[${i}] is ${d}`);
     if (d === -1 && i < lead) rangeError(fn, `'shape' ${shapeStr(req)}: −1 is not allowed for a new leading axis`);
     const size = d === -1 ? have : d;
     if (have !== size && have !== 1) rangeError(fn, `cannot expand ${shapeStr(x._shape)} to ${shapeStr(req)}: axis ${i} has size ${have}`);
@@ -221,7 +255,12 @@ export function expand(x: Tensor, ...shape: number[] | [number[]]): Tensor {
 export function flatten(x: Tensor, startAxis = 0, endAxis = -1): Tensor {
   const fn = 'flatten';
   checkTensor(fn, 'x', x);
-  if (x._shape.length === 0) return reshape(x, [1]);
+  if (x._shape.length === 0) {
+    // PyTorch: a 0-d tensor takes axes 0 and −1 (as if it had one axis) and becomes [1]
+    normAxis(fn, 'startAxis', startAxis, 1, [1]);
+    normAxis(fn, 'endAxis', endAxis, 1, [1]);
+    return reshape(x, [1]);
+  }
   const a = normAxis(fn, 'startAxis', startAxis, x._shape.length, x._shape);
   const b = normAxis(fn, 'endAxis', endAxis, x._shape.length, x._shape);
   if (a > b) rangeError(fn, `'startAxis' ${startAxis} comes after 'endAxis' ${endAxis}`);
@@ -276,7 +315,8 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   const fn = 'concat';
   if (!Array.isArray(tensors)) typeError(fn, `'tensors' must be an array of tensors, got ${describe(tensors)}`);
   if (tensors.length === 0) rangeError(fn, "'tensors' is empty");
-  tensors.forEach((t, i) => checkTensor(fn, `tensors[${i}]`, t));
+  // An index loop, not forEach: forEach skips the holes of a sparse array ([a, , b]).
+  for (let i = 0; i < tensors.length; i++) checkTensor(fn, `tensors[${i}]`, tensors[i]);
   checkSameKind(fn, tensors.map((_, i) => `tensors[${i}]`), tensors);
   const t0 = tensors[0];
   const nd = t0._shape.length;
@@ -307,7 +347,8 @@ export function stack(tensors: readonly Tensor[], axis = 0): Tensor {
   const fn = 'stack';
   if (!Array.isArray(tensors)) typeError(fn, `'tensors' must be an array of tensors, got ${describe(tensors)}`);
   if (tensors.length === 0) rangeError(fn, "'tensors' is empty");
-  tensors.forEach((t, i) => checkTensor(fn, `tensors[${i}]`, t));
+  // An index loop, not forEach: forEach skips the holes of a sparse array ([a, , b]).
+  for (let i = 0; i < tensors.length; i++) checkTensor(fn, `tensors[${i}]`, tensors[i]);
   checkSameKind(fn, tensors.map((_, i) => `tensors[${i}]`), tensors);
   const nd = tensors[0]._shape.length;
   const a = newAxis(fn, axis, tensors[0]._shape);
