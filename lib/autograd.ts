@@ -15,7 +15,7 @@ import { native, DTYPE_CODES } from './native';
 import {
   Tensor, aliasOf, fromHandle, pushScope, popScope, adopt, checkTensor, collectTensors, tidy, CPU,
 } from './tensor';
-import { shapeStr, sameShape, describe, typeError, rangeError, checkNumber } from './errors';
+import { shapeStr, sameShape, describe, typeError, rangeError, checkNumber, optionsOf } from './errors';
 import type { DType } from './native';
 import * as ew from './ops/elementwise';
 import * as creation from './ops/creation';
@@ -176,6 +176,7 @@ export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
 
 export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph?: boolean } = {}): void {
   checkTensor('backward', 'tensor', root);
+  opts = optionsOf('backward', opts, ['retainGraph']);
   if (!root._requiresGrad)
     typeError('backward', `the tensor ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
   if (grad !== undefined && grad !== null) {
@@ -506,6 +507,7 @@ function ownHandle(r: unknown): unknown {
 export function gradcheck(fn: (...inputs: any[]) => Tensor, inputs: readonly unknown[], opts: GradcheckOptions = {}): true {
   if (typeof fn !== 'function') typeError('gradcheck', `'fn' must be a function, got ${describe(fn)}`);
   if (!Array.isArray(inputs)) typeError('gradcheck', `'inputs' must be an array, got ${describe(inputs)}`);
+  opts = optionsOf('gradcheck', opts, ['eps', 'atol', 'rtol', 'seed']);
   const eps = checkNumber('gradcheck', 'eps', opts.eps ?? 1e-6, { finite: true });
   const atol = checkNumber('gradcheck', 'atol', opts.atol ?? 1e-5, { finite: true });
   const rtol = checkNumber('gradcheck', 'rtol', opts.rtol ?? 1e-3, { finite: true });

@@ -8,6 +8,11 @@ export const MAX_NUMEL = 2 ** 40;
 /** Most dimensions of one tensor (csrc/tensor.cc get_shape). */
 export const MAX_DIMS = 64;
 
+/** "an int32", "a float32", "a uint8": a dtype with its article, for messages. */
+export function aDType(dtype: string): string {
+  return `${/^(int|Int)/.test(dtype) ? 'an' : 'a'} ${dtype}`;
+}
+
 /** "[2, 3]" — a shape as the messages show it. */
 export function shapeStr(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
@@ -123,6 +128,17 @@ export function numel(shape: readonly number[]): number {
 
 /** Throws a TypeError for keys not in `known` (with a hint for snake_case spellings): a misspelt
  * option would otherwise be ignored silently. */
+/**
+ * opts (an options argument) as an object of the known keys: undefined gives {}, anything else but a
+ * plain object is a TypeError, and so is an unknown key — a misspelt option never goes silently unused.
+ */
+export function optionsOf<T extends object>(fn: string, opts: T | undefined, known: readonly string[]): T {
+  if (opts === undefined) return {} as T;
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+  checkKnownKeys(fn, opts as Record<string, unknown>, known);
+  return opts;
+}
+
 export function checkKnownKeys(fn: string, opts: Record<string, unknown>, known: readonly string[]): void {
   for (const k of Object.keys(opts)) {
     if (known.includes(k)) continue;

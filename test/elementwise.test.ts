@@ -380,7 +380,7 @@ test('bad arguments: non-tensors, two numbers, shapes that do not broadcast, mix
   const s = S.add(i, i);
   assert.is(s.dtype, 'int32');
   assert.equal(Array.from(s.dataSync()), [2, 2, 2, 2, 2, 2]);
-  throwsLike(() => S.add(i, 0.5), TypeError, /structura\.add: 'b' is 0\.5, which is not a int32 value, and 'a' is int32 \(no type promotion/);
+  throwsLike(() => S.add(i, 0.5), TypeError, /structura\.add: 'b' is 0\.5, which is not an int32 value, and 'a' is int32 \(no type promotion/);
   for (const t of [a, b, d, i, s]) t.dispose();
 });
 
@@ -393,7 +393,7 @@ test('a number beside an integer tensor must be a value of its dtype; integer su
       ['eq', () => S.eq(i, Infinity), 'b'], ['maximum', () => S.maximum(i, 1e10), 'b'], ['minimum', () => S.minimum(i, 2.5), 'b'],
       ['where', () => S.where(i, i, 2.5), 'b'], ['mul', () => S.mul(i, NaN), 'b'], ['sub', () => S.sub(2.5, i), 'a'],
     ] as const)
-      throwsLike(f, TypeError, new RegExp(`structura\\.${name}: '${arg}' is .*, which is not a int32 value`));
+      throwsLike(f, TypeError, new RegExp(`structura\\.${name}: '${arg}' is .*, which is not an int32 value`));
     throwsLike(() => S.add(S.tensor([1], { dtype: 'uint8' }), 256), TypeError, /'b' is 256, which is not a uint8 value/);
     // exact values work, sub included where −b or the reversed form do not fit the scalar kernels
     assert.equal(Array.from(S.eq(i, 7).dataSync()), [1, 0]);

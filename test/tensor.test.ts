@@ -57,14 +57,14 @@ withLeakCheck('tensor(): ragged arrays, non-numbers and length mismatches are er
   throwsLike(() => S.tensor([[1, 2], 3] as never), RangeError, /'data' is ragged: data\[1\] is a number/);
   throwsLike(() => S.tensor([1, [2]] as never), RangeError, /'data' is ragged: data\[1\] is an array/);
   throwsLike(() => S.tensor([1, 'a'] as never), TypeError, /'data' must hold numbers, but data\[1\] is string 'a'/);
-  throwsLike(() => S.tensor('abc' as never), TypeError, /'data' must be a number, nested arrays of numbers, or a TypedArray, got string/);
+  throwsLike(() => S.tensor('abc' as never), TypeError, /'data' must be a number, nested arrays of numbers, a TypedArray or an array-like of numbers, got string/);
   throwsLike(() => S.tensor(null as never), TypeError, /got null/);
   throwsLike(() => S.tensor([1, 2, 3], { shape: [2, 2] }), RangeError, /'data' has 3 elements but 'shape' \[2, 2\] needs 4/);
   throwsLike(() => S.tensor(new Float32Array(5), { shape: [2, 3] }), RangeError, /'data' has 5 elements but 'shape' \[2, 3\] needs 6/);
-  throwsLike(() => S.tensor([1.5], { dtype: 'int32' }), RangeError, /'data' element 0 is 1\.5, which is not a int32 value/);
+  throwsLike(() => S.tensor([1.5], { dtype: 'int32' }), RangeError, /'data' element 0 is 1\.5, which is not an int32 value/);
   throwsLike(() => S.tensor([256], { dtype: 'uint8' }), RangeError, /not a uint8 value/);
   throwsLike(() => S.tensor([-1], { dtype: 'uint16' }), RangeError, /not a uint16 value/);
-  throwsLike(() => S.tensor(new Int8Array(2)), TypeError, /'data' is a Int8Array; pass a Float32Array/);
+  throwsLike(() => S.tensor(new Int8Array(2)), TypeError, /'data' is an Int8Array; pass a Float32Array/);
   throwsLike(() => S.tensor([1], { dtype: 'float8' as S.DType }), TypeError, /'dtype' must be one of 'float32', 'float64'/);
   throwsLike(() => S.tensor([1], { requiresGrad: 1 as unknown as boolean }), TypeError, /'requiresGrad' must be a boolean/);
   throwsLike(() => S.tensor([1], { dtype: 'int32', requiresGrad: true }), TypeError, /only floating tensors can require gradients, this one is int32/);
@@ -102,7 +102,7 @@ withLeakCheck('zeros, ones, full, eye, *Like', () => {
   const leaf = S.zeros([2], { requiresGrad: true });
   assert.ok(leaf.requiresGrad && leaf.isLeaf);
   for (const t of [z, o, f, e, e2, zl, ol, fl, s, empty, leaf]) t.dispose();
-  throwsLike(() => S.full([2], 1.5, { dtype: 'int32' }), RangeError, /'value' 1\.5 is not a int32 value/);
+  throwsLike(() => S.full([2], 1.5, { dtype: 'int32' }), RangeError, /'value' 1\.5 is not an int32 value/);
   throwsLike(() => S.full([2], 'a' as never), TypeError, /'value' must be a number/);
 });
 
@@ -441,6 +441,95 @@ withLeakCheck('cast from bfloat16 / float16 / int32 / uint8 to float32 and from 
       }
     });
   }
+});
+
+withLeakCheck('a misspelt or unsupported option is a TypeError naming it, in every function that takes options', () => {
+  const { lowrank, nn, gradcheck } = S;
+  const x = S.randn([3, 4], { seed: 1 });
+  const W = S.randn([5, 4], { seed: 2 });
+  const A = S.randn([2, 4], { seed: 3 });
+  const B = S.randn([5, 2], { seed: 4 });
+  const As = S.randn([2, 2, 4], { seed: 5 });
+  const Bs = S.randn([2, 5, 2], { seed: 6 });
+  const ids = S.tensor([0, 1, -1], { dtype: 'int32' });
+  const gates = S.rand([3, 2], { seed: 7 });
+  const bias = S.zeros([5]);
+  const Sp = { indices: S.tensor([0], { dtype: 'int32' }), values: S.ones([1]), shape: [5, 4] };
+  const layer = new nn.Linear(4, 5, { seed: 1 });
+  const lr = new nn.LowRankLinear(4, 5, 2, { seed: 1 });
+  const p = S.zeros([3, 3]);
+  const leaf = S.randn([2], { seed: 8, requiresGrad: true });
+  const loss = S.sum(leaf);
+  const bad = { tpyo: 1 } as never;
+  const cases: [string, () => unknown, RegExp][] = [
+    ['tensor', () => S.tensor([1, 2], { dtpye: 'float64' } as never), /structura\.tensor: unknown option 'dtpye' \(known options: dtype, device, requiresGrad, shape\)/],
+    ['zeros', () => S.zeros([2], bad), /structura\.zeros: unknown option 'tpyo'/],
+    ['ones', () => S.ones([2], bad), /structura\.ones: unknown option/],
+    ['full', () => S.full([2], 3, bad), /structura\.full: unknown option/],
+    ['zerosLike', () => S.zerosLike(x, bad), /structura\.zerosLike: unknown option/],
+    ['eye', () => S.eye(2, bad), /structura\.eye: unknown option/],
+    ['arange', () => S.arange(3, bad), /structura\.arange: unknown option/],
+    ['randn', () => S.randn([2], { sed: 1 } as never), /structura\.randn: unknown option 'sed' \(known options: dtype, device, requiresGrad, seed\)/],
+    ['rand', () => S.rand([2], { requires_grad: true } as never), /structura\.rand: unknown option 'requires_grad' \(did you mean 'requiresGrad'\?\)/],
+    ['lowrank.linear', () => lowrank.linear(x, A, B, { rnk: 1 } as never), /structura\.lowrank\.linear: unknown option 'rnk'/],
+    ['lowrank.lora', () => lowrank.lora(x, W, A, B, { scal: 2 } as never), /structura\.lowrank\.lora: unknown option 'scal'/],
+    // was ignored silently: the output had no bias
+    ['lowrank.loraBatched', () => lowrank.loraBatched(x, W, As, Bs, ids, { bias } as never), /structura\.lowrank\.loraBatched: unknown option 'bias' \(known options: scale\)/],
+    ['lowrank.loraMixture', () => lowrank.loraMixture(x, W, As, Bs, gates, { bias } as never), /structura\.lowrank\.loraMixture: unknown option 'bias'/],
+    ['lowrank.sparsePlusLowRank', () => lowrank.sparsePlusLowRank(x, A, B, Sp, { scale: 2 } as never), /structura\.lowrank\.sparsePlusLowRank: unknown option 'scale'/],
+    ['lowrank.svd', () => lowrank.svd(W, { rank: 1, iters: 2 } as never), /structura\.lowrank\.svd: unknown option 'iters'/],
+    ['gradcheck', () => gradcheck((t: S.Tensor) => t, [leaf], { tol: 1 } as never), /structura\.gradcheck: unknown option 'tol'/],
+    ['backward', () => loss.backward(undefined, { retain: true } as never), /structura\.backward: unknown option 'retain'/],
+    ['registerParameter', () => layer.registerParameter('p', p, bad), /registerParameter: unknown option/],
+    ['registerBuffer', () => layer.registerBuffer('p', p, bad), /registerBuffer: unknown option/],
+    ['namedParameters', () => layer.namedParameters(bad), /namedParameters: unknown option/],
+    ['parameters', () => layer.parameters({ recursive: false } as never), /namedParameters: unknown option 'recursive'/],
+    ['stateDict', () => layer.stateDict({ clne: true } as never), /stateDict: unknown option 'clne'/],
+    ['loadStateDict', () => layer.loadStateDict({}, { strcit: false } as never), /loadStateDict: unknown option 'strcit'/],
+    ['init.uniform_', () => nn.init.uniform_(p, 0, 1, bad), /structura\.nn\.init\.uniform_: unknown option/],
+    ['init.normal_', () => nn.init.normal_(p, 0, 1, bad), /normal_: unknown option/],
+    ['init.kaimingUniform_', () => nn.init.kaimingUniform_(p, { mod: 'fanOut' } as never), /kaimingUniform_: unknown option 'mod'/],
+    ['init.kaimingNormal_', () => nn.init.kaimingNormal_(p, bad), /kaimingNormal_: unknown option/],
+    ['init.xavierUniform_', () => nn.init.xavierUniform_(p, bad), /xavierUniform_: unknown option/],
+    ['init.xavierNormal_', () => nn.init.xavierNormal_(p, bad), /xavierNormal_: unknown option/],
+    ['LowRankLinear.forward', () => lr.forward(x, { rnk: 1 } as never), /nn\.LowRankLinear\.forward: unknown option 'rnk'/],
+  ];
+  for (const [name, f, re] of cases) {
+    const before = S.memory().cpu.buffers;
+    try {
+      throwsLike(f, TypeError, re);
+    } catch (e) {
+      (e as Error).message = `${name}: ${(e as Error).message}`;
+      throw e;
+    }
+    assert.is(S.memory().cpu.buffers, before, `${name}: a refused call allocated`);
+  }
+  S.dispose([x, W, A, B, As, Bs, ids, gates, bias, Sp.indices, Sp.values, p, leaf, loss]);
+  layer.dispose();
+  lr.dispose();
+});
+
+withLeakCheck('tensor() takes what its type allows: array-likes, every numeric TypedArray (with a dtype), Buffer', () => {
+  const got = (t: Tensor) => {
+    const r = { dtype: t.dtype, shape: t.shape, values: Array.from(t.dataSync() as ArrayLike<number>) };
+    t.dispose();
+    return r;
+  };
+  assert.equal(got(S.tensor({ length: 3, 0: 1, 1: 2, 2: 3 })), { dtype: 'float32', shape: [3], values: [1, 2, 3] });
+  assert.equal(got(S.tensor({ length: 4, 0: 1, 1: 2, 2: 3, 3: 4 }, { dtype: 'int32', shape: [2, 2] })), { dtype: 'int32', shape: [2, 2], values: [1, 2, 3, 4] });
+  assert.equal(got(S.tensor({ length: 0 })), { dtype: 'float32', shape: [0], values: [] });
+  // no dtype of their own in structura: the caller gives one
+  assert.equal(got(S.tensor(new Int8Array([-1, 2]), { dtype: 'float32' })), { dtype: 'float32', shape: [2], values: [-1, 2] });
+  assert.equal(got(S.tensor(new Int16Array([-300, 2]), { dtype: 'int32' })), { dtype: 'int32', shape: [2], values: [-300, 2] });
+  assert.equal(got(S.tensor(new Uint32Array([7, 2]), { dtype: 'float64' })), { dtype: 'float64', shape: [2], values: [7, 2] });
+  assert.equal(got(S.tensor(new Uint8ClampedArray([255, 2]), { dtype: 'uint8' })), { dtype: 'uint8', shape: [2], values: [255, 2] });
+  throwsLike(() => S.tensor(new Uint32Array(2)), TypeError, /'data' is a Uint32Array; pass a Float32Array, .* or give a dtype/);
+  // a Buffer is a Uint8Array (a view into a pooled ArrayBuffer: the offset counts)
+  assert.equal(got(S.tensor(Buffer.from([9, 8, 7, 6]).subarray(1))), { dtype: 'uint8', shape: [3], values: [8, 7, 6] });
+  throwsLike(() => S.tensor({ length: 2, 0: 1, 1: 'a' } as never), TypeError, /'data' is an array-like whose element 1 is string 'a', not a number/);
+  throwsLike(() => S.tensor(new BigInt64Array(2) as never), TypeError, /'data' is a BigInt64Array \(BigInts\); pass numbers/);
+  throwsLike(() => S.tensor({} as never), TypeError, /'data' must be a number, nested arrays of numbers, a TypedArray or an array-like of numbers, got an object/);
+  throwsLike(() => S.tensor(new Uint32Array([2 ** 31]), { dtype: 'int32' }), RangeError, /'data' element 0 is 2147483648, which is not an int32 value/);
 });
 
 test.run();

@@ -8,7 +8,7 @@
 import { Tensor, isFloating } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
 import { rand, randn } from '../ops/creation';
-import { describe, shapeStr, typeError, rangeError } from '../errors';
+import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors';
 
 function checkTarget(fn: string, t: unknown): asserts t is Tensor {
   if (!(t instanceof Tensor)) typeError(fn, `'tensor' must be a Tensor, got ${describe(t)}`);
@@ -48,6 +48,7 @@ function fillRandom(t: Tensor, kind: 'uniform' | 'normal', scale: number, shift:
 export function uniform_(t: Tensor, low = 0, high = 1, opts: { seed?: number } = {}): Tensor {
   const fn = 'nn.init.uniform_';
   checkTarget(fn, t);
+  opts = optionsOf(fn, opts, ['seed']);
   checkFinite(fn, 'low', low);
   checkFinite(fn, 'high', high);
   if (high < low) rangeError(fn, `'high' (${high}) must be at least 'low' (${low})`);
@@ -58,6 +59,7 @@ export function uniform_(t: Tensor, low = 0, high = 1, opts: { seed?: number } =
 export function normal_(t: Tensor, mean = 0, std = 1, opts: { seed?: number } = {}): Tensor {
   const fn = 'nn.init.normal_';
   checkTarget(fn, t);
+  opts = optionsOf(fn, opts, ['seed']);
   checkFinite(fn, 'mean', mean);
   checkFinite(fn, 'std', std);
   if (std < 0) rangeError(fn, `'std' must be non-negative, got ${std}`);
@@ -134,6 +136,7 @@ export interface KaimingOptions {
 }
 
 function kaimingStd(fn: string, t: Tensor, opts: KaimingOptions): number {
+  optionsOf(fn, opts, ['a', 'mode', 'nonlinearity', 'seed']);
   const mode = opts.mode ?? 'fanIn';
   if (mode !== 'fanIn' && mode !== 'fanOut') rangeError(fn, `'mode' must be 'fanIn' or 'fanOut', got ${describe(mode)}`);
   const fans = calculateFans(t);
@@ -162,6 +165,7 @@ export function kaimingNormal_(t: Tensor, opts: KaimingOptions = {}): Tensor {
 export function xavierUniform_(t: Tensor, opts: { gain?: number; seed?: number } = {}): Tensor {
   const fn = 'nn.init.xavierUniform_';
   checkTarget(fn, t);
+  opts = optionsOf(fn, opts, ['gain', 'seed']);
   const gain = opts.gain === undefined ? 1 : checkFinite(fn, 'gain', opts.gain);
   const { fanIn, fanOut } = calculateFans(t);
   const bound = gain * Math.sqrt(6 / (fanIn + fanOut));
@@ -172,6 +176,7 @@ export function xavierUniform_(t: Tensor, opts: { gain?: number; seed?: number }
 export function xavierNormal_(t: Tensor, opts: { gain?: number; seed?: number } = {}): Tensor {
   const fn = 'nn.init.xavierNormal_';
   checkTarget(fn, t);
+  opts = optionsOf(fn, opts, ['gain', 'seed']);
   const gain = opts.gain === undefined ? 1 : checkFinite(fn, 'gain', opts.gain);
   const { fanIn, fanOut } = calculateFans(t);
   return fillRandom(t, 'normal', gain * Math.sqrt(2 / (fanIn + fanOut)), 0, checkSeed(fn, opts.seed));

@@ -13,7 +13,7 @@ import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tens
 import { noGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
-import { describe, typeError, rangeError, checkKnownKeys } from '../errors';
+import { describe, typeError, rangeError, checkKnownKeys, optionsOf } from '../errors';
 import * as lowrank from '../ops/lowrank';
 import { matmul } from '../ops/dense';
 import { add, mul, div, sqrt, sub } from '../ops/elementwise';
@@ -83,6 +83,7 @@ export class LowRankLinear extends Module {
   /** x [..., in] → [..., out]; `rank` uses the first `rank` factors only (no copy). */
   forward(x: Tensor, opts: { rank?: number } = {}): Tensor {
     checkInput('nn.LowRankLinear.forward', x, this.inFeatures, 'inFeatures');
+    opts = optionsOf('nn.LowRankLinear.forward', opts, ['rank']);
     checkLive('nn.LowRankLinear.forward', { A: this.A, B: this.B, bias: this.bias });
     return lowrank.linear(x, this.A, this.B, { bias: this.bias, rank: opts.rank });
   }

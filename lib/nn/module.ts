@@ -35,7 +35,7 @@
 /// <reference lib="esnext.disposable" preserve="true" />
 import { Tensor, keep, isFloating } from '../tensor';
 import { native } from '../native';
-import { describe, shapeStr, typeError, rangeError } from '../errors';
+import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors';
 
 /** A state dict: names ("fc1.weight") to tensors, in registration order. */
 export type StateDict = Record<string, Tensor>;
@@ -78,6 +78,7 @@ export class Module {
   registerParameter<T extends Tensor | null>(name: string, t: T, opts: { requiresGrad?: boolean } = {}): T {
     const fn = `nn.${this.constructor.name}.registerParameter`;
     this.#checkName(fn, name);
+    opts = optionsOf(fn, opts, ['requiresGrad']);
     const requiresGrad = opts.requiresGrad ?? true;
     if (typeof requiresGrad !== 'boolean') typeError(fn, `'requiresGrad' must be a boolean, got ${describe(requiresGrad)}`);
     checkParameter(fn, name, t);
@@ -97,6 +98,7 @@ export class Module {
   registerBuffer<T extends Tensor | null>(name: string, t: T, opts: { persistent?: boolean } = {}): T {
     const fn = `nn.${this.constructor.name}.registerBuffer`;
     this.#checkName(fn, name);
+    opts = optionsOf(fn, opts, ['persistent']);
     const persistent = opts.persistent ?? true;
     if (typeof persistent !== 'boolean') typeError(fn, `'persistent' must be a boolean, got ${describe(persistent)}`);
     checkBuffer(fn, name, t);
@@ -182,6 +184,7 @@ export class Module {
    * first path that reaches it.
    */
   namedParameters(opts: { recurse?: boolean } = {}): [string, Tensor][] {
+    opts = optionsOf(`nn.${this.constructor.name}.namedParameters`, opts, ['recurse']);
     return this.#collect('parameter', opts.recurse ?? true, false);
   }
 
@@ -192,6 +195,7 @@ export class Module {
 
   /** Every buffer as [path, tensor] (persistent or not), each tensor once. */
   namedBuffers(opts: { recurse?: boolean } = {}): [string, Tensor][] {
+    opts = optionsOf(`nn.${this.constructor.name}.namedBuffers`, opts, ['recurse']);
     return this.#collect('buffer', opts.recurse ?? true, false);
   }
 
@@ -235,6 +239,7 @@ export class Module {
    * `{clone: true}` for detached copies that you own.
    */
   stateDict(opts: { clone?: boolean } = {}): StateDict {
+    opts = optionsOf(`nn.${this.constructor.name}.stateDict`, opts, ['clone']);
     const sd: StateDict = {};
     for (const [k, t] of this.#stateEntries()) {
       if (opts.clone) {
@@ -257,6 +262,7 @@ export class Module {
    */
   loadStateDict(sd: StateDict | Map<string, Tensor>, opts: { strict?: boolean } = {}): LoadStateDictResult {
     const fn = `nn.${this.constructor.name}.loadStateDict`;
+    opts = optionsOf(fn, opts, ['strict']);
     const strict = opts.strict ?? true;
     if (typeof strict !== 'boolean') typeError(fn, `'strict' must be a boolean, got ${describe(strict)}`);
     let given: [string, unknown][];

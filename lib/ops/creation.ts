@@ -5,7 +5,7 @@ import { native, DTYPE_CODES, type DType } from '../native';
 import {
   Tensor, fromHandle, parseDevice, parseDType, isFloating, type DeviceSpec, type TypedArray, type Device,
 } from '../tensor';
-import { checkShape, typeError, rangeError, describe, shapeStr, numel, checkNumber, MAX_NUMEL } from '../errors';
+import { checkShape, typeError, rangeError, describe, shapeStr, numel, checkNumber, checkKnownKeys, aDType, MAX_NUMEL } from '../errors';
 
 export interface TensorOptions {
   /** Default float32 (for TypedArray data: the array's own type). */
@@ -23,9 +23,13 @@ export interface RandomOptions extends TensorOptions {
 
 type NestedArray = number | boolean | NestedArray[];
 
-function checkOptions(fn: string, opts: unknown): void {
+const TENSOR_KEYS = ['dtype', 'device', 'requiresGrad'] as const;
+
+/** opts must be a plain object of the known keys (a misspelt {dtpye} was ignored silently). */
+function checkOptions(fn: string, opts: unknown, known: readonly string[] = TENSOR_KEYS): void {
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
     typeError(fn, `'opts' must be an object such as {dtype: 'float32'}, got ${describe(opts)}`);
+  checkKnownKeys(fn, opts as Record<string, unknown>, known);
 }
 
 function finish(fn: string, t: Tensor, opts: TensorOptions): Tensor {
@@ -51,13 +55,18 @@ function shapeArg(fn: string, shape: unknown): number[] {
 // ---------------------------------------------------------------------------------------------
 // tensor()
 
-const ARRAY_DTYPE = new Map<unknown, DType>([
+const ARRAY_DTYPE: [new (n: number) => ArrayLike<number>, DType][] = [
   [Float32Array, 'float32'],
   [Float64Array, 'float64'],
   [Int32Array, 'int32'],
-  [Uint8Array, 'uint8'],
+  [Uint8Array, 'uint8'], // Node's Buffer too (a subclass)
   [Uint16Array, 'uint16'],
-]);
+];
+/** The dtype a typed array is of (by instanceof, so subclasses count), or undefined. */
+function ownDType(data: unknown): DType | undefined {
+  for (const [C, d] of ARRAY_DTYPE) if (data instanceof C) return d;
+  return undefined;
+}
 
 const INT_RANGE: Partial<Record<DType, [number, number]>> = {
   int32: [-2147483648, 2147483647],
@@ -88,7 +97,7 @@ function convert(fn: string, src: ArrayLike<number>, dtype: DType): TypedArray {
   for (let i = 0; i < src.length; i++) {
     const v = src[i];
     if (range && (!Number.isInteger(v) || v < range[0] || v > range[1]))
-      rangeError(fn, `'data' element ${i} is ${v}, which is not a ${dtype} value`);
+      rangeError(fn, `'data' element ${i} is ${v}, which is not ${aDType(dtype)} value`);
     out[i] = v;
   }
   return out;
@@ -125,13 +134,14 @@ function flatten(fn: string, data: NestedArray[]): { shape: number[]; values: nu
 
 /**
  * A tensor holding a copy of `data`: a number (0-d), nested arrays (the shape is inferred; ragged
- * arrays are a RangeError) or a TypedArray (1-D unless `shape` is given). The dtype defaults to
- * float32, or to the TypedArray's own type (Float32Array, Float64Array, Int32Array, Uint8Array,
- * Uint16Array). A Uint16Array with dtype float16/bfloat16 is taken as raw bits.
+ * arrays are a RangeError), a TypedArray or any other array-like of numbers (1-D unless `shape` is
+ * given). The dtype defaults to float32, or to the TypedArray's own type (Float32Array,
+ * Float64Array, Int32Array, Uint8Array and Buffer, Uint16Array); other TypedArrays (Int8Array,
+ * Int16Array, Uint32Array, …) need a dtype. A Uint16Array with dtype float16/bfloat16 is taken as raw bits.
  */
 export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts: TensorOptions & { shape?: number[] } = {}): Tensor {
   const fn = 'tensor';
-  checkOptions(fn, opts);
+  checkOptions(fn, opts, [...TENSOR_KEYS, 'shape']);
   const shapeOpt = opts.shape === undefined ? undefined : checkShape(fn, 'shape', opts.shape);
   const dev = parseDevice(fn, opts.device);
   let shape: number[];
@@ -143,25 +153,35 @@ export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts:
     shape = [];
     arr = convert(fn, [Number(data)], dtype);
   } else if (ArrayBuffer.isView(data)) {
-    const own = ARRAY_DTYPE.get(data.constructor);
-    if (own === undefined && opts.dtype === undefined)
-      typeError(fn, `'data' is a ${data.constructor.name}; pass a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array, or give a dtype`);
+    const own = ownDType(data);
     if (data instanceof DataView) typeError(fn, "'data' is a DataView; pass a TypedArray");
+    // An Int8Array is not silently made float32: the caller says which dtype its values become.
+    if (own === undefined && opts.dtype === undefined)
+      typeError(fn, `'data' is ${aDType((data as ArrayBufferView).constructor.name)}; pass a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array, or give a dtype`);
+    if (data instanceof BigInt64Array || data instanceof BigUint64Array)
+      typeError(fn, `'data' is a ${(data as ArrayBufferView).constructor.name} (BigInts); pass numbers`);
     dtype = parseDType(fn, opts.dtype, own);
     const src = data as unknown as ArrayLike<number>;
     shape = [src.length];
     const bits = data instanceof Uint16Array && (dtype === 'float16' || dtype === 'bfloat16');
     if (own === dtype || bits || (data instanceof Float32Array && (dtype === 'float16' || dtype === 'bfloat16'))) arr = data as TypedArray;
-    else if (typeof (src as unknown as { length: unknown }).length === 'number' && !(data instanceof BigInt64Array || data instanceof BigUint64Array))
-      arr = convert(fn, src, dtype);
-    else typeError(fn, `'data' is a ${data.constructor.name}, which cannot hold ${dtype} values`);
+    else arr = convert(fn, src, dtype);
   } else if (Array.isArray(data)) {
     dtype = parseDType(fn, opts.dtype);
     const f = flatten(fn, data);
     shape = f.shape;
     arr = convert(fn, f.values, dtype);
+  } else if (data !== null && typeof data === 'object' && Number.isSafeInteger((data as ArrayLike<number>).length) && (data as ArrayLike<number>).length >= 0) {
+    // another array-like ({length, 0: …}, arguments): 1-D, as a TypedArray
+    dtype = parseDType(fn, opts.dtype);
+    const values = Array.from(data as ArrayLike<unknown>);
+    values.forEach((v, i) => {
+      if (typeof v !== 'number' && typeof v !== 'boolean') typeError(fn, `'data' is an array-like whose element ${i} is ${describe(v)}, not a number`);
+    });
+    shape = [values.length];
+    arr = convert(fn, values.map(Number), dtype);
   } else {
-    typeError(fn, `'data' must be a number, nested arrays of numbers, or a TypedArray, got ${describe(data)}`);
+    typeError(fn, `'data' must be a number, nested arrays of numbers, a TypedArray or an array-like of numbers, got ${describe(data)}`);
   }
   if (shapeOpt) {
     if (numel(shapeOpt) !== arr.length)
@@ -181,7 +201,7 @@ function fullImpl(fn: string, shape: number[], value: number, opts: TensorOption
   const dev = parseDevice(fn, opts.device);
   const range = INT_RANGE[dtype];
   if (range && (!Number.isInteger(value) || value < range[0] || value > range[1]))
-    rangeError(fn, `'value' ${value} is not a ${dtype} value`);
+    rangeError(fn, `'value' ${value} is not ${aDType(dtype)} value`);
   const t = fromHandle(native().full(DTYPE_CODES[dtype], shape, value, dev.type, dev.index), dtype, shape, dev);
   return finish(fn, t, opts);
 }
@@ -292,7 +312,7 @@ function nextSeed(): number {
 
 function randomImpl(fn: string, kind: 'normal' | 'uniform', shape: unknown, opts: RandomOptions): Tensor {
   const s = shapeArg(fn, shape);
-  checkOptions(fn, opts);
+  checkOptions(fn, opts, [...TENSOR_KEYS, 'seed']);
   const dtype = parseDType(fn, opts.dtype);
   if (!isFloating(dtype)) typeError(fn, `'dtype' must be floating for random values, got ${dtype}`);
   const dev: DeviceSpec = parseDevice(fn, opts.device);

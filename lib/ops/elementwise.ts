@@ -6,7 +6,7 @@
 import { native, type UnaryOp, type BinaryOp } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record } from '../autograd';
-import { shapeStr, broadcastShapes, typeError, rangeError, checkNumber } from '../errors';
+import { shapeStr, broadcastShapes, typeError, rangeError, checkNumber, aDType } from '../errors';
 import { scalarLike } from './creation';
 import { sumTo } from './reduce';
 
@@ -47,7 +47,7 @@ function checkOperands(fn: string, a: unknown, b: unknown): void {
     if (typeof v !== 'number' || !(t instanceof Tensor)) continue;
     const range = INT_RANGE[t.dtype];
     if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1]))
-      typeError(fn, `'${arg}' is ${v}, which is not a ${t.dtype} value, and '${other}' is ${t.dtype} (no type promotion: cast '${other}' to a floating dtype first)`);
+      typeError(fn, `'${arg}' is ${v}, which is not ${aDType(t.dtype)} value, and '${other}' is ${t.dtype} (no type promotion: cast '${other}' to a floating dtype first)`);
   }
 }
 

@@ -19,7 +19,7 @@
 import { native, DTYPE_CODES, type PatternHandle } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record, needsGrad } from '../autograd';
-import { shapeStr, describe, typeError, rangeError, checkNumber, numel } from '../errors';
+import { shapeStr, describe, typeError, rangeError, checkNumber, checkKnownKeys, numel } from '../errors';
 import { matmul } from './dense';
 import { mul, add } from './elementwise';
 import { sum } from './reduce';
@@ -69,9 +69,11 @@ function checkNd(fn: string, arg: string, t: Tensor, nd: number, what: string): 
   if (t._shape.length !== nd) rangeError(fn, `'${arg}' must be ${what}, got ${shapeStr(t._shape)}`);
 }
 
-function checkOpts(fn: string, opts: unknown): Record<string, unknown> {
+/** opts (optional) must be an object of the known keys: loraBatched's {bias} was ignored silently. */
+function checkOpts(fn: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
   if (opts === undefined) return {};
-  if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+  checkKnownKeys(fn, opts as Record<string, unknown>, known);
   return opts as Record<string, unknown>;
 }
 
@@ -178,7 +180,7 @@ export function linear(x: Tensor, A: Tensor, B: Tensor, opts?: LowRankLinearOpti
   checkTensor(fn, 'x', x);
   checkTensor(fn, 'A', A);
   checkTensor(fn, 'B', B);
-  const o = checkOpts(fn, opts);
+  const o = checkOpts(fn, opts, ['bias', 'rank']);
   checkSameKind(fn, ['x', 'A', 'B'], [x, A, B]);
   checkFloating(fn, 'x', x);
   const { r, inF, out } = checkFactors(fn, x, A, B);
@@ -198,7 +200,7 @@ export function lora(x: Tensor, W: Tensor, A: Tensor, B: Tensor, opts?: LoraOpti
   checkTensor(fn, 'W', W);
   checkTensor(fn, 'A', A);
   checkTensor(fn, 'B', B);
-  const o = checkOpts(fn, opts);
+  const o = checkOpts(fn, opts, ['bias', 'rank', 'scale']);
   checkSameKind(fn, ['x', 'W', 'A', 'B'], [x, W, A, B]);
   checkFloating(fn, 'x', x);
   checkNd(fn, 'W', W, 2, '[out, in]');
@@ -270,7 +272,7 @@ function mixtureBackward(g: Tensor, x: Tensor, W: Tensor, A: Tensor, B: Tensor, 
 export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Tensor, opts?: LoraBatchOptions): Tensor {
   const fn = 'lowrank.loraBatched';
   checkTensor(fn, 'ids', ids);
-  const o = checkOpts(fn, opts);
+  const o = checkOpts(fn, opts, ['scale']);
   const { M, E, out } = checkStacked(fn, x, W, A, B);
   if (ids.dtype !== 'int32') typeError(fn, `'ids' must be int32, got ${ids.dtype}`);
   if (ids._dev.type !== x._dev.type || ids._dev.index !== x._dev.index) typeError(fn, `'ids' is on ${ids.device} but 'x' is on ${x.device}`);
@@ -294,7 +296,7 @@ export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Ten
 /** X-LoRA's mixture: y = x·Wᵀ + Σ_e gates[:, e] ⊙ scale·(x·A_eᵀ)·B_eᵀ, gates [M, E]. Gradients for the gates too. */
 export function loraMixture(x: Tensor, W: Tensor, A: Tensor, B: Tensor, gates: Tensor, opts?: LoraBatchOptions): Tensor {
   const fn = 'lowrank.loraMixture';
-  const o = checkOpts(fn, opts);
+  const o = checkOpts(fn, opts, ['scale']);
   const { M, E, out } = checkStacked(fn, x, W, A, B, { gates });
   if (gates._shape.length !== 2 || gates._shape[0] !== M || gates._shape[1] !== E)
     rangeError(fn, `'gates' ${shapeStr(gates._shape)} must be [M, E] = [${M}, ${E}] (from 'x' ${shapeStr(x._shape)} and 'A' ${shapeStr(A._shape)})`);
@@ -393,7 +395,7 @@ export function sparsePlusLowRank(x: Tensor, A: Tensor, B: Tensor, S: SparseMatr
   checkTensor(fn, 'x', x);
   checkTensor(fn, 'A', A);
   checkTensor(fn, 'B', B);
-  const o = checkOpts(fn, opts);
+  const o = checkOpts(fn, opts, ['bias']);
   checkSameKind(fn, ['x', 'A', 'B'], [x, A, B]);
   checkFloating(fn, 'x', x);
   const { inF, out } = checkFactors(fn, x, A, B);
@@ -439,7 +441,7 @@ export function sparsePlusLowRank(x: Tensor, A: Tensor, B: Tensor, S: SparseMatr
 export function svd(W: Tensor, opts: SvdOptions): { A: Tensor; B: Tensor; s: Tensor } {
   const fn = 'lowrank.svd';
   checkTensor(fn, 'W', W);
-  const o = checkOpts(fn, opts) as SvdCommonOptions;
+  const o = checkOpts(fn, opts, ['rank', 'energy', 'seed', 'powerIters']) as SvdCommonOptions;
   checkFloating(fn, 'W', W);
   checkNd(fn, 'W', W, 2, '[out, in]');
   const [m, n] = W._shape;
