@@ -155,11 +155,11 @@ export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts:
   } else if (ArrayBuffer.isView(data)) {
     const own = ownDType(data);
     if (data instanceof DataView) typeError(fn, "'data' is a DataView; pass a TypedArray");
+    if (data instanceof BigInt64Array || data instanceof BigUint64Array)
+      typeError(fn, `'data' is a ${(data as ArrayBufferView).constructor.name} (BigInts); pass numbers`);
     // An Int8Array is not silently made float32: the caller says which dtype its values become.
     if (own === undefined && opts.dtype === undefined)
       typeError(fn, `'data' is ${aDType((data as ArrayBufferView).constructor.name)}; pass a Float32Array, Float64Array, Int32Array, Uint8Array or Uint16Array, or give a dtype`);
-    if (data instanceof BigInt64Array || data instanceof BigUint64Array)
-      typeError(fn, `'data' is a ${(data as ArrayBufferView).constructor.name} (BigInts); pass numbers`);
     dtype = parseDType(fn, opts.dtype, own);
     const src = data as unknown as ArrayLike<number>;
     shape = [src.length];
