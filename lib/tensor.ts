@@ -122,7 +122,10 @@ export class Tensor {
   /** A number unique to this tensor object, for debugging. */
   readonly id: number;
 
-  /** @internal */
+  /**
+   * Not for use: tensors come from tensor(), zeros(), randn() and the ops (the token is private to
+   * the library; anything else throws). Declared, not stripped, so that `new Tensor()` is a type error.
+   */
   constructor(
     token: symbol,
     h: Handle,

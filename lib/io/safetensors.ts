@@ -106,7 +106,11 @@ export function saveSafetensors(path: string, tensors: Record<string, Tensor>, m
 
 /** Parses a safetensors file's bytes into CPU tensors (and its metadata). Malformed files are RangeErrors. */
 export function parseSafetensors(bytes: Uint8Array): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
-  const fn = 'io.loadSafetensors';
+  return parseImpl('io.parseSafetensors', bytes);
+}
+
+/** parseSafetensors with the messages naming fn (loadSafetensors names itself). */
+function parseImpl(fn: string, bytes: Uint8Array): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
   if (!(bytes instanceof Uint8Array)) typeError(fn, `'bytes' must be a Uint8Array, got ${describe(bytes)}`);
   if (bytes.length < 8) rangeError(fn, `the file has ${bytes.length} bytes, fewer than the 8-byte header length`);
   const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
@@ -187,7 +191,7 @@ export function parseSafetensors(bytes: Uint8Array): { tensors: Record<string, T
 /** Reads a safetensors file: {name: Tensor} on the CPU. */
 export function loadSafetensors(path: string): Record<string, Tensor> {
   if (typeof path !== 'string') typeError('io.loadSafetensors', `'path' must be a string, got ${describe(path)}`);
-  return parseSafetensors(onFile('io.loadSafetensors', path, () => fs.readFileSync(path))).tensors;
+  return parseImpl('io.loadSafetensors', onFile('io.loadSafetensors', path, () => fs.readFileSync(path))).tensors;
 }
 
 /** The submodule at a dotted path ("model.layers.0.q_proj"), or null. */
