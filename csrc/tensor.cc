@@ -495,13 +495,9 @@ static bool convert_row(const char* src, int64_t stride, DType sd, char* dst, DT
   if (sd == DType::f32 && dd == DType::bf16) return run(f32, (uint16_t*)dst, [](float x) { return float_to_bf16(x); });
   if (sd == DType::f32 && dd == DType::f16 && stride == 1) {
     // The row kernels' vcvtps2ph (its rounding, overflow and half subnormals are float_to_half's, FTZ
-    // and DAZ notwithstanding), then a NaN made the canonical 0x7e00 as float_to_half and the devices
-    // make it (vcvtps2ph keeps the payload). 4096²: 12.6 → 2.5 ms.
-    uint16_t* y = (uint16_t*)dst + i0;
-    f32_rows().f32_to_f16(f32, y, n);
-    const uint32_t* u = (const uint32_t*)src;
-    for (int64_t j = 0; j < n; j++)
-      if ((u[j] & 0x7fffffffu) > 0x7f800000u) y[j] = (uint16_t)(((u[j] >> 16) & 0x8000u) | 0x7e00u);
+    // and DAZ notwithstanding), a NaN made the canonical 0x7e00 in the same pass (float_to_half's and
+    // the devices' NaN; vcvtps2ph keeps the payload). 4096²: 12.6 → 2.5 → 1.7 ms; 2048²: 1.2 → 0.22 ms (torch 0.42).
+    f32_rows().f32_to_f16(f32, (uint16_t*)dst + i0, n);
     return true;
   }
   if (sd == DType::f32 && dd == DType::f16) return run(f32, (uint16_t*)dst, [](float x) { return float_to_half(x); });
