@@ -126,6 +126,33 @@ withLeakCheck('arange: one, two, three arguments, negative and fractional steps,
   throwsLike(() => S.arange(0, 1, 0.5, { dtype: 'int32' }), RangeError, /not int32/);
 });
 
+withLeakCheck('arange and full at sizes the pool splits: every element, every dtype, subnormals kept under its FTZ', () => {
+  // start + i·step in double, rounded once to the dtype (Math.fround for float32: IEEE, subnormals kept)
+  const specs: [number, number, number, S.DType][] = [
+    [0, 1, 300007, 'float32'], [-3e-38, 1.00001e-42, 60001, 'float32'], [1e-3, -1e-7, 200003, 'float32'], [0.5, 0.125, 100003, 'float64'],
+    [-70000, 3, 66667, 'int32'], [2 ** 31 - 1, -65536, 65536, 'int32'], [0, 1, 70001, 'bfloat16'], [0, 0.5, 70001, 'float16'],
+  ];
+  for (const [a, st, n, dt] of specs) {
+    const t = S.arange(a, a + n * st - st / 2, st, { dtype: dt });
+    const got = t.dataSync();
+    t.dispose();
+    assert.is(got.length, n, `arange(${a}, …, ${st}) ${dt}: length`);
+    const round = dt === 'float32' ? Math.fround : dt === 'bfloat16' ? (v: number) => roundBF16(Math.fround(v)) : dt === 'float16' ? (v: number) => roundF16(Math.fround(v)) : (v: number) => v;
+    for (let i = 0; i < n; i++) {
+      const want = round(a + i * st);
+      if (!Object.is(got[i], want)) assert.unreachable(`arange(${a}, …, ${st}) ${dt}: element ${i} is ${got[i]}, expected ${want}`);
+    }
+  }
+  for (const [dt, v] of [['float32', -1.5], ['float64', Math.PI], ['float16', 0.333], ['bfloat16', -7.25], ['int32', -123456], ['uint8', 200], ['uint16', 60000], ['float32', 0], ['float32', -0]] as [S.DType, number][]) {
+    const n = 100003;
+    const t = S.full([n], v, { dtype: dt });
+    const got = t.dataSync();
+    t.dispose();
+    const want = dt === 'float32' ? Math.fround(v) : dt === 'float16' ? roundF16(v) : dt === 'bfloat16' ? roundBF16(v) : v;
+    for (let i = 0; i < n; i++) if (!Object.is(got[i], want)) assert.unreachable(`full(${v}) ${dt}: element ${i} is ${got[i]}, expected ${want}`);
+  }
+});
+
 withLeakCheck('randn / rand: seeded and reproducible; manualSeed; statistics; dtypes', () => {
   const a = S.randn([1000], { seed: 42 });
   const b = S.randn([1000], { seed: 42 });
