@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import * as R from './reference/ops';
-import { checkOp, throwsLike, liveCounts, assertNoLeak, type Tol } from './helpers';
+import { checkOp, throwsLike, liveCounts, assertNoLeak, rng, type Tol } from './helpers';
+import { native } from '../lib/native';
 
 // float32 sums of up to a few thousand values in [−2, 2]: the reference's magnitude is ≲ 100, where
 // a float32 ulp is ≤ 7.6e−6; 1e−5 absolute + 1e−5 relative allows a couple of ulps of rounding.
@@ -266,6 +267,45 @@ test('bad arguments', () => {
   throwsLike(() => S.crossEntropy(x, bad), RangeError, /labels\[1\] = 3/);
   for (const t of [x, x32, x3, lab, lab3, labF, bad]) t.dispose();
   assertNoLeak(before, 'bad arguments');
+});
+
+test('max / min over rows: NaN anywhere wins, ±inf, every SIMD level, rows of every length around the vector blocks', () => {
+  // csrc/cpu/elementwise_rows.inc minmax: plain maxps accumulators with NaNs noted beside them, the
+  // row rescanned for its first NaN; an inf also makes the note NaN (the rescan then finds none).
+  const n2 = native() as unknown as { setSimd(level: string): string };
+  const hw = S.backend().simd;
+  const levels = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(hw) + 1);
+  const r = rng(4242);
+  try {
+    for (const level of levels) {
+      n2.setSimd(level);
+      for (const len of [1, 7, 16, 31, 63, 64, 65, 127, 200, 1031]) {
+        const rows = 12;
+        const data = new Float32Array(rows * len);
+        for (let i = 0; i < data.length; i++) data[i] = (r() - 0.5) * 100;
+        // row 1: NaN at the end, row 2: NaN first, row 3: +inf, row 4: −inf, row 5: all −inf, row 6: NaN and +inf, row 7: all NaN
+        const at = (row: number, k: number, v: number) => (data[row * len + Math.min(k, len - 1)] = v);
+        at(1, len - 1, NaN); at(2, 0, NaN); at(3, len >> 1, Infinity); at(4, len >> 2, -Infinity);
+        for (let k = 0; k < len; k++) at(5, k, -Infinity);
+        at(6, len >> 1, Infinity); at(6, len - 1, NaN);
+        for (let k = 0; k < len; k++) at(7, k, NaN);
+        const x = S.tensor(data, { shape: [rows, len] });
+        for (const [op, pick] of [['max', (a: number, b: number) => Math.max(a, b)], ['min', (a: number, b: number) => Math.min(a, b)]] as const) {
+          const y = (op === 'max' ? S.max : S.min)(x, -1);
+          const got = Array.from(y.dataSync());
+          y.dispose();
+          for (let row = 0; row < rows; row++) {
+            let want = op === 'max' ? -Infinity : Infinity;
+            for (let k = 0; k < len; k++) want = pick(want, data[row * len + k]); // Math.max: NaN wins
+            if (!Object.is(got[row], want)) assert.unreachable(`${op} at ${level}, row ${row} of length ${len}: ${got[row]}, expected ${want}`);
+          }
+        }
+        x.dispose();
+      }
+    }
+  } finally {
+    n2.setSimd(hw);
+  }
 });
 
 test.run();

@@ -300,6 +300,32 @@ Tensor reduce_in_order(ReduceOp op, const Tensor& a, const std::vector<int64_t>&
     store_acc(zero.data(), out, div);
     return out;
   }
+  const bool half = a.dtype == DType::bf16 || a.dtype == DType::f16;
+  if (half && a.is_contiguous() && g.size() == 2 && !g[0].reduced && g[1].reduced && g[1].size >= 32) {
+    // 16-bit rows: each widened into a buffer the cache keeps, then the float32 row kernel (the same
+    // bits as below), instead of the whole tensor widened to float32 first (a bfloat16 row sum of
+    // [2048, 2048]: 0.23 → 0.13 ms, torch 0.09; widening straight into the double lanes instead was
+    // slower, 0.16: three shuffles for every eight elements against one vector convert per sixteen).
+    const int64_t O = g[0].size, R = g[1].size;
+    const uint16_t* xs = (const uint16_t*)a.raw();
+    const bool bf = a.dtype == DType::bf16;
+    const bool is_max = op == ReduceOp::max;
+    std::vector<double> acc(is_sum ? (size_t)O : 0);
+    Tensor y32 = is_sum ? Tensor() : Tensor::empty(DType::f32, out_shape, a.device());
+    parallel_for(O, std::max<int64_t>(1, kChunk / R), [&](int64_t o0, int64_t o1) {
+      const F32Rows& K = f32_rows();
+      std::vector<float> row((size_t)R);
+      for (int64_t o = o0; o < o1; o++) {
+        if (bf) K.bf16_to_f32(xs + o * R, 1, row.data(), R);
+        else K.f16_to_f32(xs + o * R, 1, row.data(), R);
+        if (is_sum) acc[o] = K.sum(row.data(), R);
+        else y32.data<float>()[o] = K.minmax(row.data(), R, is_max);
+      }
+    });
+    if (!is_sum) return cpu_convert(y32, a.dtype);
+    store_acc(acc.data(), out, div);
+    return out;
+  }
   if (f32_family(a.dtype)) {
     Tensor x = cpu_convert(a, DType::f32);
     if (is_sum) {
