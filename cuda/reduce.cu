@@ -295,10 +295,11 @@ __global__ void softmax_kernel(structura_softmax_params p) {
     }
     s = group_all<G>(s, Sum(), dev_cast<double>(ssum));
     if (p.log) {
-      const C c = DT == STRUCTURA_T_F64 ? (C)((double)m + log(s)) : (C)dt::narrow((double)m + log(s));
+      // (x − max) − log Σ, as the CPU and torch: max + log Σ as one constant lost half an ulp of max
+      const C ls = DT == STRUCTURA_T_F64 ? (C)log(s) : (C)dt::narrow(log(s));
       for (int64_t k = lane; k < p.len; k += G) {
         const S x = a[xo + k * p.stride];
-        out[yo + k * p.out_stride] = T::st(T::ld(x) - c);
+        out[yo + k * p.out_stride] = T::st((T::ld(x) - m) - ls);
       }
     } else {
       const C inv = DT == STRUCTURA_T_F64 ? (C)(1.0 / s) : (C)dt::narrow(1.0 / s);
