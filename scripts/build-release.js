@@ -104,16 +104,22 @@ function main() {
   const info = describe(src);
   if (!info.cudaCompiled && !o.cpuOnly) die(`${path.relative(root, src)} has no CUDA compiled in (${info.reason}); pass --cpu-only if that is meant`);
 
+  // Only this C library's binary is replaced (a musl build may sit beside a glibc one); the source is
+  // copied aside first, since it may be that very file (an artifact downloaded into prebuilds/).
   const dir = path.join(root, 'prebuilds', tuple);
-  fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   const dest = path.join(dir, prebuildName());
+  const staged = path.join(root, 'build-release', `staged-${process.pid}.node`);
+  fs.mkdirSync(path.dirname(staged), { recursive: true });
+  fs.copyFileSync(src, staged);
+  fs.rmSync(dest, { force: true });
   // Debug symbols are a third of an unstripped binary; a user's stack trace names the JS op anyway.
   const strip = which('strip');
   if (strip && process.platform === 'linux') {
-    const r = spawnSync(strip, ['--strip-unneeded', '-o', dest, src], { stdio: 'inherit' });
+    const r = spawnSync(strip, ['--strip-unneeded', '-o', dest, staged], { stdio: 'inherit' });
     if (r.status !== 0) die('strip failed');
-  } else fs.copyFileSync(src, dest);
+  } else fs.copyFileSync(staged, dest);
+  fs.rmSync(staged, { force: true });
   const after = describe(dest);
   const mib = (fs.statSync(dest).size / 1048576).toFixed(1);
   const cuda = after.cudaCompiled ? `CUDA runtime ${after.cudaRuntimeVersion} compiled in` : 'CPU only';

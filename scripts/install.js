@@ -149,20 +149,28 @@ function buildWithNodeGyp() {
 }
 
 // Deletes everything under dir/build except build/Release/structura.node, when dir sits inside a
-// node_modules folder (a dependency's install, not a developer's checkout). Returns the bytes freed.
+// node_modules folder and is not a git checkout (a dependency's install, not a developer's tree).
+// build/ and build/Release must be real folders (a symlink could lead outside the package). Returns
+// the bytes freed; a file that cannot be removed is left (the install has succeeded already).
 function pruneBuildTree(dir) {
-  if (!path.resolve(dir).split(path.sep).includes('node_modules')) return 0;
+  if (!path.resolve(dir).split(path.sep).includes('node_modules') || fs.existsSync(path.join(dir, '.git'))) return 0;
   const build = path.join(dir, 'build');
   const keep = path.join(build, 'Release', 'structura.node');
   if (!fs.existsSync(keep)) return 0;
+  for (const d of [build, path.join(build, 'Release')]) if (!fs.lstatSync(d).isDirectory()) return 0;
   let freed = 0;
   const size = (p) => {
     const st = fs.lstatSync(p);
     return st.isDirectory() ? fs.readdirSync(p).reduce((n, e) => n + size(path.join(p, e)), 0) : st.size;
   };
   const remove = (p) => {
-    freed += size(p);
-    fs.rmSync(p, { recursive: true, force: true });
+    try {
+      const n = size(p);
+      fs.rmSync(p, { recursive: true, force: true });
+      freed += n;
+    } catch (e) {
+      log(`could not remove ${p} (${e.code || e.message}); left as it is`);
+    }
   };
   for (const e of fs.readdirSync(build)) if (e !== 'Release') remove(path.join(build, e));
   for (const e of fs.readdirSync(path.join(build, 'Release'))) if (e !== 'structura.node') remove(path.join(build, 'Release', e));
@@ -174,6 +182,18 @@ function seconds() {
 }
 
 function main() {
+  // A binary named by STRUCTURA_BINARY is what the loader takes (lib/native.ts): if it loads, nothing
+  // needs building (a machine without a compiler, given a binary built elsewhere).
+  if (process.env.STRUCTURA_BINARY) {
+    const file = path.resolve(process.env.STRUCTURA_BINARY);
+    const code = `process.stdout.write(JSON.stringify(require(${JSON.stringify(file)}).backend()))`;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8' });
+    if (r.status === 0) {
+      log(`using STRUCTURA_BINARY=${file}; nothing to build`);
+      return 0;
+    }
+    log(`STRUCTURA_BINARY=${file} does not load (${(r.stderr || '').trim().split('\n')[0]}); going on without it`);
+  }
   const fromSource = buildFromSourceRequested();
   if (!fromSource) {
     const p = probe();

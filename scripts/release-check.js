@@ -4,17 +4,19 @@
 //
 //   node scripts/release-check.js [--binary FILE] [--keep]
 //     (default)      pack the repository as it is: prebuilds/<platform>-<arch>/ must hold the binary
-//                    (`npm run prebuild` makes it); `npm publish` runs this first (prepublishOnly).
+//                    (`npm run build:release` makes it); `npm publish` runs this first (prepublishOnly).
 //     --binary FILE  pack a staged copy of the package's files with FILE as its prebuild, leaving the
 //                    repository untouched (the test suite passes the binary it loaded).
 //     --keep         leave the temporary folder (its path is printed) for a look.
 //
 // Steps: npm pack → the tarball's file list (what must and must not be in it) → an empty project
-// that depends on the tarball, installed by `npm ci --offline` from a lockfile made of this package's
-// own runtime entries (so nothing is fetched: npm's cache holds them after this repository's `npm ci`)
-// with PATH holding only node and sh, so that a build could not even start → require() and import of
-// 'structura' there load the binary from its prebuilds/ and compute → tsc resolves the declarations.
-// Exit 0 when every step passed; each step prints one line.
+// that depends on the tarball, installed by `npm ci --offline` from a lockfile whose runtime
+// dependencies are tarballs packed from this repository's node_modules (exactly the versions its lock
+// names), with an empty npm cache and config of its own: nothing is fetched and no registry, mirror or
+// user setting matters. PATH holds only node and sh, so a build could not even start → require() and
+// import of 'structura' there load the binary from its prebuilds/, compute, and load nothing from
+// outside the project → tsc resolves the declarations. Exit 0 when every step passed; each step
+// prints one line. Temporary folders of runs killed before their clean-up are removed after an hour.
 'use strict';
 
 const { spawnSync } = require('node:child_process');
@@ -55,19 +57,27 @@ function npmCli() {
   fail(`npm's npm-cli.js was not found beside ${process.execPath}`);
 }
 
-// The environment of every child: none of what an outer `npm run` exports (npm_config_local_prefix
-// would point the inner npm at this repository, npm_config_build_from_source would force a build)
-// except where npm's cache and config files are, no STRUCTURA_BINARY (it would bypass the prebuild),
-// and PATH as given.
-const KEEP_NPM = new Set(['npm_config_cache', 'npm_config_userconfig', 'npm_config_globalconfig']);
-function childEnv(PATH) {
+// The environment of a child: none of what an outer `npm run` exports (npm_config_local_prefix would
+// point the inner npm at this repository, npm_config_build_from_source would force a build), none of
+// what would let a module or binary come from elsewhere (NODE_PATH, NODE_OPTIONS, STRUCTURA_BINARY,
+// node-gyp-build's PREBUILDS_ONLY / STRUCTURA_PREBUILD), PATH as given, and with `isolated` npm's
+// cache and config files of the temporary folder (an empty cache, empty user and global configs).
+const DROP = new Set(['STRUCTURA_BINARY', 'INIT_CWD', 'NODE_PATH', 'NODE_OPTIONS', 'PREBUILDS_ONLY', 'STRUCTURA_PREBUILD']);
+function childEnv(PATH, isolated) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if ((/^npm_/i.test(k) && !KEEP_NPM.has(k.toLowerCase())) || k === 'STRUCTURA_BINARY' || k === 'INIT_CWD') continue;
+    if (/^npm_/i.test(k) || DROP.has(k)) continue;
     env[k] = v;
   }
   env.PATH = PATH;
   env.NO_COLOR = '1';
+  if (isolated) {
+    env.npm_config_cache = path.join(isolated, 'npm-cache');
+    env.npm_config_userconfig = path.join(isolated, 'user-npmrc');
+    env.npm_config_globalconfig = path.join(isolated, 'global-npmrc');
+    fs.writeFileSync(env.npm_config_userconfig, '');
+    fs.writeFileSync(env.npm_config_globalconfig, '');
+  }
   return env;
 }
 
@@ -133,18 +143,50 @@ function checkContents(files) {
   const missing = need.filter((f) => !files.includes(f));
   if (missing.length) fail(`the tarball lacks ${missing.join(', ')}`);
   const prebuilt = files.filter((f) => f.startsWith(`prebuilds/${tuple}/`) && f.endsWith('.node'));
-  if (prebuilt.length !== 1) fail(`the tarball should hold one prebuilds/${tuple}/*.node, it holds ${prebuilt.length} (${prebuilt.join(', ') || 'none'})`);
+  // one per C library at most (a glibc and a musl build may ship side by side), and one for this one
+  const libcOf = (f) => (/\.musl\./.test(f) ? 'musl' : /\.glibc\./.test(f) ? 'glibc' : 'any');
+  const mine = prebuilt.filter((f) => f.endsWith(`/${prebuildName()}`));
+  if (mine.length !== 1 || new Set(prebuilt.map(libcOf)).size !== prebuilt.length)
+    fail(`the tarball should hold prebuilds/${tuple}/${prebuildName()} and at most one binary per C library, it holds ${prebuilt.join(', ') || 'none'}`);
   const banned = files.filter((f) => /^(test|bench|build|node_modules|\.gpu|\.ci|lib)\//.test(f) || f.endsWith('.tsbuildinfo'));
   if (banned.length) fail(`the tarball holds development files: ${banned.slice(0, 5).join(', ')}${banned.length > 5 ? ', …' : ''}`);
-  return prebuilt[0];
+  return mine[0];
 }
 
 // An empty project depending on the tarball, with a lockfile of this package's runtime dependencies
 // exactly as this repository resolved them, so `npm ci --offline` needs nothing but npm's cache.
-function makeApp(app, tarball) {
+// Removes the temporary folders of earlier runs that were killed before their clean-up (older than an hour).
+function sweepStale() {
+  const now = Date.now();
+  for (const e of fs.readdirSync(os.tmpdir())) {
+    if (!e.startsWith('structura-release-')) continue;
+    const p = path.join(os.tmpdir(), e);
+    try {
+      if (now - fs.statSync(p).mtimeMs > 3600e3) fs.rmSync(p, { recursive: true, force: true });
+    } catch (_) {
+      /* another user's, or gone */
+    }
+  }
+}
+
+function makeApp(tmp, app, tarball) {
   const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8'));
+  const runtime = Object.keys(lock.packages).filter((k) => k !== '' && !lock.packages[k].dev && !lock.packages[k].link);
+  // Each runtime dependency as a tarball packed from node_modules (one npm call for all of them).
+  const deps = path.join(tmp, 'deps');
+  fs.mkdirSync(deps);
+  for (const k of runtime) {
+    const have = path.join(root, k, 'package.json');
+    if (!fs.existsSync(have)) fail(`${k} is not installed here: run \`npm ci\` in the repository first`);
+    const v = JSON.parse(fs.readFileSync(have, 'utf8')).version;
+    if (v !== lock.packages[k].version) fail(`${k} is ${v} here but package-lock.json says ${lock.packages[k].version}: run \`npm ci\``);
+  }
+  const r = npm(['pack', '--json', '--ignore-scripts', '--pack-destination', deps, ...runtime.map((k) => `./${k}`)], root, childEnv(process.env.PATH, tmp));
+  if (r.status !== 0) fail(`npm pack of the runtime dependencies failed:\n${tail(r.stderr)}`);
+  const packed = new Map(JSON.parse(r.stdout.slice(r.stdout.indexOf('['))).map((p) => [`${p.name}@${p.version}`, p.filename]));
+  const sha512 = (f) => `sha512-${crypto.createHash('sha512').update(fs.readFileSync(f)).digest('base64')}`;
   const spec = `file:../${path.basename(tarball)}`;
-  const integrity = `sha512-${crypto.createHash('sha512').update(fs.readFileSync(tarball)).digest('base64')}`;
+  const integrity = sha512(tarball);
   const packages = {
     '': { name: 'structura-release-check', dependencies: { structura: spec } },
     'node_modules/structura': {
@@ -157,7 +199,12 @@ function makeApp(app, tarball) {
       engines: pkg.engines,
     },
   };
-  for (const [k, v] of Object.entries(lock.packages)) if (k !== '' && !v.dev && !v.link) packages[k] = v;
+  for (const k of runtime) {
+    const name = JSON.parse(fs.readFileSync(path.join(root, k, 'package.json'), 'utf8')).name;
+    const file = packed.get(`${name}@${lock.packages[k].version}`);
+    if (!file) fail(`npm pack made no tarball for ${k}`);
+    packages[k] = { ...lock.packages[k], resolved: `file:../deps/${file}`, integrity: sha512(path.join(deps, file)) };
+  }
   fs.mkdirSync(app, { recursive: true });
   const manifest = { name: 'structura-release-check', private: true, dependencies: { structura: spec } };
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify(manifest, null, 2));
@@ -185,7 +232,8 @@ const SMOKE = `
   const y = s.matmul(x, w.transpose(0, 1));
   const got = Array.from(y.dataSync());
   if (JSON.stringify(got) !== JSON.stringify([4, 2, 10, 5])) throw new Error('x·wᵀ = ' + got);
-  console.log(JSON.stringify({ binary: b.binary, simd: b.simd, cudaCompiled: b.cudaCompiled, cuda: b.cuda, reason: b.reason, version: b.version }));`;
+  const outside = typeof require === 'function' ? Object.keys(require.cache).filter((f) => !f.startsWith(process.cwd() + '/') && !f.startsWith('node:')) : [];
+  console.log(JSON.stringify({ binary: b.binary, simd: b.simd, cudaCompiled: b.cudaCompiled, cuda: b.cuda, reason: b.reason, version: b.version, outside }));`;
 
 function smoke(app, env) {
   const cjs = run(process.execPath, ['-e', SMOKE.replace('SOURCE', "require('structura')")], { cwd: app, env });
@@ -194,6 +242,9 @@ function smoke(app, env) {
   const esm = run(process.execPath, ['--input-type=module', '-e', esmCode], { cwd: app, env });
   if (esm.status !== 0) fail(`import 'structura' in the installed project failed:\n${tail(esm.stderr)}`);
   const info = JSON.parse(cjs.stdout.trim().split('\n').pop());
+  // a dependency found through a folder above the project (a node_modules there, NODE_PATH) would hide
+  // one the tarball forgot to declare
+  if (info.outside.length) fail(`require('structura') loaded modules from outside the project: ${info.outside.slice(0, 3).join(', ')}`);
   const where = path.join(fs.realpathSync(app), 'node_modules', 'structura', 'prebuilds', tuple) + path.sep;
   if (!fs.realpathSync(info.binary).startsWith(where)) fail(`the installed package loaded ${info.binary}, not its prebuild under ${where}`);
   if (info.version !== pkg.version) fail(`backend().version is ${info.version}, package.json says ${pkg.version}`);
@@ -234,6 +285,7 @@ function typecheck(app) {
 
 function main() {
   const o = parseArgs(process.argv.slice(2));
+  sweepStale();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-release-'));
   try {
     // 1. the tarball
@@ -256,17 +308,18 @@ function main() {
 
     // 2. install it where nothing could build it
     const app = path.join(tmp, 'app');
-    makeApp(app, tarball.file);
+    makeApp(tmp, app, tarball.file);
     const bare = barePath(tmp);
-    const env = childEnv(bare);
-    const r = npm(['ci', '--offline', '--no-audit', '--no-fund', '--foreground-scripts'], app, env);
+    const env = childEnv(bare, tmp);
+    const r = npm(['ci', '--offline', '--ignore-scripts=false', '--no-audit', '--no-fund', '--foreground-scripts'], app, env);
     const out = `${r.stdout}\n${r.stderr}`;
-    if (r.status !== 0) {
-      const hint = /ENOTCACHED/.test(out) ? " (a runtime dependency is not in npm's cache: run `npm ci` in the repository first)" : '';
-      fail(`npm ci of the tarball failed${hint}:\n${tail(out)}`);
-    }
-    const used = out.split('\n').find((l) => /structura install: using /.test(l));
-    if (!used) fail(`the install script did not take the prebuilt binary:\n${tail(out)}`);
+    // the install script's own lines first: they say why (node-gyp's search for Python is noise)
+    const ours = out.split('\n').filter((l) => /structura install:/.test(l));
+    const why = `${ours.join('\n')}${ours.length ? '\n' : ''}${tail(out, 12)}`;
+    const noexec = /failed to map segment from shared object/.test(out) ? ` (${os.tmpdir()} looks mounted noexec: set TMPDIR to a folder that may hold programs)` : '';
+    if (r.status !== 0) fail(`npm ci of the tarball failed${noexec}:\n${why}`);
+    const used = ours.find((l) => /structura install: using /.test(l));
+    if (!used) fail(`the install script did not take the prebuilt binary${noexec}:\n${why}`);
     step(`installed with PATH=${bare} (node and sh only): ${used.replace(/^.*structura install: /, '')}`);
 
     // 3. load and compute, both module systems; then the declarations

@@ -57,9 +57,43 @@ test("install's clean-up: under node_modules only build/Release/structura.node s
     fs.mkdirSync(path.join(failed, 'build', 'CMakeFiles'), { recursive: true });
     assert.is(pruneBuildTree(failed), 0, 'no binary: the tree stays for the user to read');
     assert.ok(fs.existsSync(path.join(failed, 'build', 'CMakeFiles')));
+
+    // a git checkout under node_modules (a dependency being patched) keeps its incremental build
+    const patched = fakeBuild(base, 'c/node_modules/structura');
+    fs.mkdirSync(path.join(patched, '.git'));
+    assert.is(pruneBuildTree(patched), 0);
+    assert.is(listBuild(patched).length, 8);
+
+    // build/ as a symlink to a folder outside the package: nothing there is touched
+    const outside = fakeBuild(base, 'scratch');
+    const linked = path.join(base, 'd/node_modules/structura');
+    fs.mkdirSync(linked, { recursive: true });
+    fs.symlinkSync(path.join(outside, 'build'), path.join(linked, 'build'));
+    assert.is(pruneBuildTree(linked), 0);
+    assert.is(listBuild(outside).length, 8);
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
   }
+});
+
+test('install.js takes a loadable STRUCTURA_BINARY without building; a broken one is said and passed over', () => {
+  const env = (extra: Record<string, string>) => {
+    const e: Record<string, string | undefined> = { ...process.env, ...extra };
+    for (const k of Object.keys(e)) if (/^npm_config_build_from_source$/i.test(k)) delete e[k];
+    return e as NodeJS.ProcessEnv;
+  };
+  const script = path.join(root, 'scripts', 'install.js');
+  const ok = spawnSync(process.execPath, [script], { cwd: root, encoding: 'utf8', env: env({ STRUCTURA_BINARY: backend().binary }) });
+  assert.is(ok.status, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /structura install: using STRUCTURA_BINARY=.*structura\.node; nothing to build/);
+  // (a broken one falls through to the usual search, which finds this checkout's build: only where it
+  // has one, so that the test never starts a build)
+  if (!fs.existsSync(path.join(root, 'build', 'Release', 'structura.node'))) return;
+  const missing = path.join(os.tmpdir(), 'no-such-structura.node');
+  const bad = spawnSync(process.execPath, [script], { cwd: root, encoding: 'utf8', env: env({ STRUCTURA_BINARY: missing }) });
+  assert.is(bad.status, 0, bad.stdout + bad.stderr); // this checkout's own build/Release loads
+  assert.match(bad.stdout, /STRUCTURA_BINARY=.*no-such-structura\.node does not load \(.*\); going on without it/);
+  assert.match(bad.stdout, /structura install: using build\/Release\/structura\.node/);
 });
 
 test.run();
