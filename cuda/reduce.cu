@@ -430,20 +430,34 @@ __global__ void cross_entropy_rows_kernel(structura_cross_entropy_params p) {
   SMEM(double, ssum, [kThreads / 32]);
   const dev_ptr<const S> x = gptr(static_cast<const S*>(p.logits));
   const dev_ptr<const int32_t> labels = gptr(p.labels);
-  const dev_ptr<double> loss = gptr(p.row_loss);
+  const bool none = p.reduction == STRUCTURA_CE_NONE;
+  const dev_ptr<double> loss = gptr(none ? nullptr : p.row_loss);
+  const dt::Out rows_out = dt::out(none ? p.loss : nullptr, p.dtype);
   for (int64_t r = first_row<G>(); r < p.m; r += row_step<G>()) {
-    C m;
-    double s;
-    row_stats<DT, G>(x, r * p.ld, p.c, p.ldc, m, s, dev_cast<C>(smax), dev_cast<double>(ssum));
-    if (lane_in_group<G>() == 0) {
-      const int32_t label = labels[r];
+    const int32_t label = labels[r];  // the same for the whole group: an ignored row skips together
+    double v = 0;
+    if (label != p.ignore_index) {
+      C m;
+      double s;
+      row_stats<DT, G>(x, r * p.ld, p.c, p.ldc, m, s, dev_cast<C>(smax), dev_cast<double>(ssum));
+      double mean_x = 0;  // label smoothing's mean of the row, only when asked for
+      if (p.smoothing != 0) {
+        double t = 0;
+        for (int64_t k = lane_in_group<G>(); k < p.c; k += G) t += (double)T::ld(x[r * p.ld + k * p.ldc]);
+        mean_x = group_all<G>(t, Sum(), dev_cast<double>(ssum)) / (double)p.c;
+      }
       const S xl = x[r * p.ld + (int64_t)label * p.ldc];
-      loss[r] = (double)m + log(s) - (double)T::ld(xl);
+      v = (double)m + log(s) - (1.0 - p.smoothing) * (double)T::ld(xl) - p.smoothing * mean_x;
+    }
+    if (lane_in_group<G>() == 0) {
+      if (none) rows_out.set(r, dt::store_from_double(v, p.dtype));
+      else loss[r] = v;
     }
   }
 }
 
-// One block: loss = Σ row_loss / m (NaN for m = 0), stored as the CPU's store_from_double.
+// One block: loss = Σ row_loss (SUM) or Σ row_loss / divisor (MEAN; NaN when the divisor is 0), stored
+// as the CPU's store_from_double.
 __global__ void cross_entropy_mean_kernel(structura_cross_entropy_params p) {
   ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
   SMEM(double, ssum, [kThreads / 32]);
@@ -457,7 +471,8 @@ __global__ void cross_entropy_mean_kernel(structura_cross_entropy_params p) {
   if (threadIdx.x == 0) {
     const dt::Out out = dt::out(p.loss, p.dtype);
     const double nan = dt::f64(0x7ff8000000000000ull);
-    out.set(0, dt::store_from_double(p.m == 0 ? nan : t / (double)p.m, p.dtype));
+    const double v = p.reduction == STRUCTURA_CE_SUM ? t : p.divisor == 0 ? nan : t / p.divisor;
+    out.set(0, dt::store_from_double(v, p.dtype));
   }
 }
 
@@ -472,19 +487,26 @@ __global__ void cross_entropy_backward_kernel(structura_cross_entropy_backward_p
   const dev_ptr<const S> x = gptr(static_cast<const S*>(p.logits));
   const dev_ptr<const int32_t> labels = gptr(p.labels);
   const dev_ptr<S> grad = gptr(static_cast<S*>(p.grad));
-  const double gm = p.g / (double)p.m;
+  const dev_ptr<const S> g_rows = gptr(static_cast<const S*>(p.g_rows));
   const int lane = lane_in_group<G>();
   for (int64_t r = first_row<G>(); r < p.m; r += row_step<G>()) {
+    const int32_t label = labels[r];
+    if (label == p.ignore_index) {
+      for (int64_t k = lane; k < p.c; k += G) grad[r * p.c + k] = T::st((C)0);
+      continue;
+    }
+    const double gm = p.g_rows ? (double)T::ld(g_rows[r]) : p.g;
+    const double on = gm * (1.0 - p.smoothing), off = gm * p.smoothing / (double)p.c;  // the one-hot's share, everyone's
     C m;
     double s;
     row_stats<DT, G>(x, r * p.ld, p.c, p.ldc, m, s, dev_cast<C>(smax), dev_cast<double>(ssum));
-    const int32_t label = labels[r];
     if (DT == STRUCTURA_T_F64) {
       const double inv = 1.0 / s;
       for (int64_t k = lane; k < p.c; k += G) {
         const S v = x[r * p.ld + k * p.ldc];
         double y = (double)exp_(T::ld(v) - m) * inv * gm;
-        if (k == label) y -= gm;
+        if (k == label) y -= on;
+        if (off != 0) y -= off;
         grad[r * p.c + k] = T::st((C)y);
       }
     } else {
@@ -492,7 +514,8 @@ __global__ void cross_entropy_backward_kernel(structura_cross_entropy_backward_p
       for (int64_t k = lane; k < p.c; k += G) {
         const S v = x[r * p.ld + k * p.ldc];
         float y = (float)exp_(T::ld(v) - m) * scale;
-        if (k == label) y = dt::narrow((double)y - gm);
+        if (k == label) y = dt::narrow((double)y - on);
+        if (off != 0) y = dt::narrow((double)y - off);
         grad[r * p.c + k] = T::st((C)y);
       }
     }
@@ -509,6 +532,7 @@ int launch_cross_entropy(const structura_cross_entropy_params& p, cudaStream_t s
       rc = (int)structura::launch<cross_entropy_rows_kernel<DT, 32>>(dt::grid_for(p.m, kThreads / 32), kThreads, 0, s, p);
     if (rc) return rc;
   }
+  if (p.reduction == STRUCTURA_CE_NONE) return 0;
   return (int)structura::launch<cross_entropy_mean_kernel>(1, kThreads, 0, s, p);
 }
 

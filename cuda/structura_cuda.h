@@ -291,16 +291,21 @@ typedef struct {
 } structura_softmax_params;
 
 /* Cross-entropy of logits [m, c] (row stride ld, column stride ldc) against labels (int32 [m],
- * contiguous, each in [0, c): the caller checks): loss (a 0-d tensor of the logits' dtype) = mean over
- * rows of logsumexp(row) − row[label], accumulated in double; NaN for m = 0. row_loss is scratch
- * device memory of m doubles. */
+ * contiguous, each in [0, c) or equal to ignore_index: the caller checks). A row's loss, in double:
+ * logsumexp(row) − (1 − smoothing)·row[label] − smoothing·mean(row), 0 for an ignored row.
+ * reduction STRUCTURA_CE_NONE: loss is [m] of the logits' dtype, one value a row; SUM / MEAN: loss is
+ * 0-d, Σ rows (SUM) or Σ rows / divisor (MEAN, the number of rows not ignored; NaN when it is 0).
+ * row_loss is scratch device memory of m doubles (unused for NONE). */
+enum { STRUCTURA_CE_MEAN = 0, STRUCTURA_CE_SUM = 1, STRUCTURA_CE_NONE = 2 };
 typedef struct {
   void* loss;
   double* row_loss;
   const void* logits;
   const int32_t* labels;
-  int dtype;
+  int dtype, reduction;
+  int32_t ignore_index;
   int64_t m, c, ld, ldc;
+  double smoothing, divisor;
 } structura_cross_entropy_params;
 
 /* out[i] = cond[index(i)] != 0 ? a[index(i)] : b[index(i)], out contiguous in row-major order of shape;
@@ -326,14 +331,19 @@ typedef struct {
   int64_t oshape[STRUCTURA_MAX_DIMS], ostrides[STRUCTURA_MAX_DIMS];
 } structura_arg_reduce_params;
 
-/* Its gradient: grad [m, c] contiguous, of the logits' dtype, = (softmax(row) − onehot(label))·g/m. */
+/* Its gradient: grad [m, c] contiguous, of the logits' dtype: row r is
+ * (softmax(row) − (1 − smoothing)·onehot(label) − smoothing/c)·g_r, 0 for an ignored row, where g_r is
+ * g_rows[r] (g_rows: [m] contiguous, of the logits' dtype; reduction NONE) or g (SUM and MEAN: the
+ * caller divides by the rows not ignored). */
 typedef struct {
   void* grad;
   const void* logits;
   const int32_t* labels;
+  const void* g_rows;
   int dtype;
+  int32_t ignore_index;
   int64_t m, c, ld, ldc;
-  double g;
+  double g, smoothing;
 } structura_cross_entropy_backward_params;
 #endif
 int STRUCTURA_CUDA_FN(copy)(const structura_copy_params* p, void* stream);

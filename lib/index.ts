@@ -17,6 +17,7 @@ export {
 } from './ops/elementwise';
 export type { Operand } from './ops/elementwise';
 export { sum, mean, max, min, argmax, argmin, softmax, logSoftmax, mseLoss, crossEntropy } from './ops/reduce';
+export type { CrossEntropyOptions } from './ops/reduce';
 export { matmul } from './ops/dense';
 export * as lowrank from './ops/lowrank';
 export type { LowRankLinearOptions, LoraOptions, LoraBatchOptions, SparseMatrix, PreparedSparseMatrix, SvdOptions } from './ops/lowrank';

@@ -110,12 +110,16 @@ export interface NativeBinding {
   /** Index of the max (or min) along one axis, as int32. */
   argReduce(op: 'argmax' | 'argmin', a: Handle, axis: number, keepDims: boolean): Handle;
   softmax(a: Handle, axis: number, log: boolean): Handle;
-  /** Mean over rows of −log softmax(logits)[label]; logits [M, C], labels int32 [M]. A 0-d tensor. */
-  crossEntropy(logits: Handle, labels: Handle): Handle;
+  /**
+   * −log softmax(logits)[label] a row (with smoothing s: logsumexp − (1 − s)·x[label] − s·mean(x)),
+   * 0 where label = ignoreIndex; logits [M, C], labels int32 [M]. reduction 0: mean over the rows not
+   * ignored, 1: sum (both 0-d), 2: none ([M]).
+   */
+  crossEntropy(logits: Handle, labels: Handle, ignoreIndex?: number, smoothing?: number, reduction?: 0 | 1 | 2): Handle;
   /** mean((pred − target)²) in one pass: CPU, float32 or float64, one shape (→ 0-d). */
   mseLoss(pred: Handle, target: Handle): Handle;
-  /** d loss / d logits = (softmax(logits) − onehot(labels)) · g / M, g a 0-d tensor. */
-  crossEntropyBackward(logits: Handle, labels: Handle, g: Handle): Handle;
+  /** d loss / d logits: row r (softmax − (1 − s)·onehot − s/C)·g_r; g 0-d (reduction 0, 1) or [M] (2). */
+  crossEntropyBackward(logits: Handle, labels: Handle, g: Handle, ignoreIndex?: number, smoothing?: number, reduction?: 0 | 1 | 2): Handle;
 
   // ---- dense (csrc/ops/dense.cc on csrc/cpu/gemm) ----
   /**

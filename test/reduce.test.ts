@@ -192,19 +192,19 @@ test('mseLoss in one pass (CPU float32 / float64): many chunks, a tail, empty, g
 test('crossEntropy: [M, C] with int32 labels, [C] with a 0-d label; gradient for logits', () => {
   for (const [m, c] of [[1, 1], [3, 17], [17, 3], [129, 5], [4, 129]]) {
     const labels = (r: () => number) => [S.tensor(Int32Array.from({ length: m }, () => Math.floor(r() * c)), { shape: [m] })];
-    checkOp({ shapes: [[m, c]], extra: labels, fn: S.crossEntropy, ref: R.crossEntropy, low: -4, high: 4, tol: SUM_TOL });
+    checkOp({ shapes: [[m, c]], extra: labels, fn: (l: Tensor, y: Tensor) => S.crossEntropy(l, y), ref: R.crossEntropy, low: -4, high: 4, tol: SUM_TOL });
   }
   const one = (r: () => number) => [S.tensor(Math.floor(r() * 7), { dtype: 'int32' })];
   checkOp({
     shapes: [[7]],
     extra: one,
-    fn: S.crossEntropy,
+    fn: (l: Tensor, y: Tensor) => S.crossEntropy(l, y),
     ref: (l, y) => R.crossEntropy({ data: l.data, shape: [1, 7] }, { data: y.data, shape: [1] }),
     tol: SUM_TOL,
   });
   const labels = (r: () => number) => [S.tensor(Int32Array.from({ length: 5 }, () => Math.floor(r() * 6)), { shape: [5] })];
-  checkOp({ shapes: [[5, 6]], extra: labels, fn: S.crossEntropy, ref: R.crossEntropy, layout: 'transposed', tol: SUM_TOL });
-  checkOp({ shapes: [[5, 6]], extra: labels, fn: S.crossEntropy, ref: R.crossEntropy, dtype: ['float16', 'bfloat16'], grad: false, tol: SUM_TOL });
+  checkOp({ shapes: [[5, 6]], extra: labels, fn: (l: Tensor, y: Tensor) => S.crossEntropy(l, y), ref: R.crossEntropy, layout: 'transposed', tol: SUM_TOL });
+  checkOp({ shapes: [[5, 6]], extra: labels, fn: (l: Tensor, y: Tensor) => S.crossEntropy(l, y), ref: R.crossEntropy, dtype: ['float16', 'bfloat16'], grad: false, tol: SUM_TOL });
 });
 
 test('methods match the functions', () => {
@@ -306,6 +306,93 @@ test('max / min over rows: NaN anywhere wins, ±inf, every SIMD level, rows of e
   } finally {
     n2.setSimd(hw);
   }
+});
+
+test('crossEntropy options (PyTorch\'s): reduction mean / sum / none, ignoreIndex, labelSmoothing — values and gradients, every device', () => {
+  const devices = ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])];
+  const r = rng(777);
+  const before = liveCounts();
+  for (const device of devices)
+    for (const [m, c] of [[1, 1], [5, 3], [17, 40], [3, 300]])
+      for (const reduction of ['mean', 'sum', 'none'] as const)
+        for (const [ignoreIndex, labelSmoothing] of [[-100, 0], [-1, 0.1], [2, 0.35]]) {
+          const o = { reduction, ignoreIndex, labelSmoothing };
+          const lab = Int32Array.from({ length: m }, (_, i) => (i % 3 === 1 ? ignoreIndex : Math.floor(r() * c)));
+          if (lab.every((v) => v === ignoreIndex) && reduction === 'mean') lab[0] = 0;
+          const data = Float64Array.from({ length: m * c }, () => (r() - 0.5) * 8);
+          const want = R.crossEntropyWith({ data, shape: [m, c] }, { data: Float64Array.from(lab), shape: [m] }, o);
+          for (const dtype of ['float64', 'float32'] as const) {
+            const x = S.tensor(data, { shape: [m, c], dtype, device });
+            const y = S.tensor(lab, { device });
+            const got = S.crossEntropy(x, y, o);
+            assert.equal(got.shape, reduction === 'none' ? [m] : [], `${device} ${reduction}: shape`);
+            const gv = got.dataSync();
+            const tol = dtype === 'float64' ? 1e-12 : 2e-6;
+            for (let i = 0; i < want.data.length; i++)
+              assert.ok(Math.abs(gv[i] - want.data[i]) <= tol * (1 + Math.abs(want.data[i]) + c),
+                `crossEntropy ${device} ${dtype} [${m}, ${c}] ${JSON.stringify(o)}: element ${i} ${gv[i]}, expected ${want.data[i]}`);
+            S.dispose([x, got]);
+            if (dtype === 'float64') {
+              // 'none': a weighted sum of the rows, so every row's gradient is checked with its own weight
+              const f = (t: S.Tensor, yy: S.Tensor, w: S.Tensor) => {
+                const l = S.crossEntropy(t, yy, o);
+                if (reduction !== 'none') return l;
+                const p = S.mul(l, w);
+                l.dispose();
+                const s = S.sum(p);
+                p.dispose();
+                return s;
+              };
+              const wv = Float64Array.from({ length: m }, (_, i) => 0.5 + i);
+              if (device === 'cpu') {
+                const xl = S.tensor(data, { shape: [m, c], dtype, requiresGrad: true });
+                const w = S.tensor(wv, { dtype });
+                S.gradcheck((t: S.Tensor) => f(t, y, w), [xl]);
+                S.dispose([xl, w]);
+              } else {
+                // on the device: the gradient equals the CPU's (which gradcheck checks above)
+                const grads = ['cpu', device].map((d) => {
+                  const xl = S.tensor(data, { shape: [m, c], dtype, device: d, requiresGrad: true });
+                  const yd = S.tensor(lab, { device: d }), w = S.tensor(wv, { dtype, device: d });
+                  const loss = f(xl, yd, w);
+                  loss.backward();
+                  const gr = Array.from(xl.grad!.dataSync());
+                  S.dispose([xl, yd, w, loss]);
+                  return gr;
+                });
+                for (let i = 0; i < grads[0].length; i++)
+                  assert.ok(Math.abs(grads[1][i] - grads[0][i]) <= 1e-12 * (1 + Math.abs(grads[0][i])),
+                    `crossEntropy gradient ${device} [${m}, ${c}] ${JSON.stringify(o)}: element ${i} ${grads[1][i]}, CPU ${grads[0][i]}`);
+              }
+            }
+            y.dispose();
+          }
+        }
+  assertNoLeak(before, 'crossEntropy options');
+});
+
+test('crossEntropy options: PyTorch\'s edge cases and bad values', () => {
+  const before = liveCounts();
+  const x = S.tensor([[1, 2, 3], [3, 2, 1]]);
+  const allIgnored = S.tensor([-100, -100], { dtype: 'int32' });
+  const l = S.crossEntropy(x, allIgnored);
+  assert.ok(Number.isNaN(l.item()), 'mean over no row: NaN (torch)');
+  const ls = S.crossEntropy(x, allIgnored, { reduction: 'sum' });
+  assert.is(ls.item(), 0);
+  const ln = S.crossEntropy(x, allIgnored, { reduction: 'none' });
+  assert.equal(Array.from(ln.dataSync()), [0, 0]);
+  const v = S.tensor([1, 2, 3]);
+  const two = S.tensor(2, { dtype: 'int32' });
+  const one = S.crossEntropy(v, two, { reduction: 'none' });
+  assert.equal(one.shape, []);
+  const bad = S.tensor([0, -5], { dtype: 'int32' });
+  throwsLike(() => S.crossEntropy(x, bad), RangeError, /labels\[1\] = -5 is not a class index in \[0, 3\) .* nor the ignored index -100/);
+  throwsLike(() => S.crossEntropy(x, bad, { reduction: 'avg' as never }), RangeError, /'reduction' must be 'mean', 'sum' or 'none', got string 'avg'/);
+  throwsLike(() => S.crossEntropy(x, bad, { ignoreIndex: 1.5 }), RangeError, /'ignoreIndex' must be an int32 integer, got 1\.5/);
+  throwsLike(() => S.crossEntropy(x, bad, { labelSmoothing: 1.5 }), RangeError, /'labelSmoothing' must be in \[0, 1\], got 1\.5/);
+  throwsLike(() => S.crossEntropy(x, bad, { weight: v } as never), TypeError, /unknown option 'weight'/);
+  S.dispose([x, allIgnored, l, ls, ln, v, two, one, bad]);
+  assertNoLeak(before, 'crossEntropy edge cases');
 });
 
 test.run();

@@ -666,20 +666,25 @@ Tensor cpu_softmax(const Tensor& a, int64_t axis, bool log) {
 // ---------------------------------------------------------------------------------------------
 // cross-entropy
 
-double cpu_cross_entropy(const Tensor& logits, const int32_t* labels) {
+void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double* loss) {
   const int64_t M = logits.shape[0], C = logits.shape[1];
-  if (M == 0) return std::numeric_limits<double>::quiet_NaN();  // mean over no rows, as PyTorch
-  std::vector<double> loss((size_t)M);
+  if (M == 0) return;
   if (logits.dtype == DType::f64) {
     Tensor x = cpu_convert(logits, logits.dtype);
     const double* xd = x.data<double>();
     parallel_for(M, std::max<int64_t>(1, kChunk / 4 / C), [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; m++) {
+        if (labels[m] == ignore) {
+          loss[m] = 0;
+          continue;
+        }
         const double* row = xd + m * C;
-        double mx = -std::numeric_limits<double>::infinity(), s = 0;
+        double mx = -std::numeric_limits<double>::infinity(), s = 0, sx = 0;
         for (int64_t c = 0; c < C; c++) mx = nan_max(mx, row[c]);
         for (int64_t c = 0; c < C; c++) s += std::exp(row[c] - mx);
-        loss[m] = mx + std::log(s) - row[labels[m]];
+        if (eps != 0)
+          for (int64_t c = 0; c < C; c++) sx += row[c];
+        loss[m] = mx + std::log(s) - (1 - eps) * row[labels[m]] - eps * (sx / (double)C);
       }
     });
   } else {
@@ -688,21 +693,23 @@ double cpu_cross_entropy(const Tensor& logits, const int32_t* labels) {
     const float* xf = x.data<float>();
     parallel_for(M, std::max<int64_t>(1, kChunk / 4 / C), [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; m++) {
+        if (labels[m] == ignore) {
+          loss[m] = 0;
+          continue;
+        }
         const float* row = xf + m * C;
         float mx = K.minmax(row, C, true);
         double s = K.exp_sum(row, nullptr, C, mx);
-        loss[m] = (double)mx + std::log(s) - (double)row[labels[m]];
+        const double mean = eps != 0 ? K.sum(row, C) / (double)C : 0;
+        loss[m] = (double)mx + std::log(s) - (1 - eps) * (double)row[labels[m]] - eps * mean;
       }
     });
   }
-  double total = 0;
-  for (double l : loss) total += l;
-  return total / (double)M;
 }
 
-Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, double g) {
+Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double g,
+                                  const double* g_rows) {
   const int64_t M = logits.shape[0], C = logits.shape[1];
-  const double gm = g / (double)M;
   if (logits.dtype == DType::f64) {
     Tensor x = cpu_convert(logits, logits.dtype);
     Tensor y = Tensor::empty(DType::f64, logits.shape, logits.device());
@@ -710,9 +717,17 @@ Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, d
     double* yd = y.data<double>();
     parallel_for(M, std::max<int64_t>(1, kChunk / 4 / std::max<int64_t>(C, 1)), [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; m++) {
-        softmax_row(xd + m * C, yd + m * C, C, false);
-        for (int64_t c = 0; c < C; c++) yd[m * C + c] *= gm;
-        yd[m * C + labels[m]] -= gm;
+        double* out = yd + m * C;
+        if (labels[m] == ignore) {
+          std::fill(out, out + C, 0.0);
+          continue;
+        }
+        const double gm = g_rows ? g_rows[m] : g, off = gm * eps / (double)C;
+        softmax_row(xd + m * C, out, C, false);
+        for (int64_t c = 0; c < C; c++) out[c] *= gm;
+        out[labels[m]] -= gm * (1 - eps);
+        if (off != 0)
+          for (int64_t c = 0; c < C; c++) out[c] -= off;
       }
     });
     return y;
@@ -726,10 +741,16 @@ Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, d
     for (int64_t m = m0; m < m1; m++) {
       const float* row = xf + m * C;
       float* out = yf + m * C;
+      if (labels[m] == ignore) {
+        std::fill(out, out + C, 0.0f);
+        continue;
+      }
+      const double gm = g_rows ? g_rows[m] : g, off = gm * eps / (double)C;
       float mx = K.minmax(row, C, true);
       double s = K.exp_sum(row, out, C, mx);
       K.unary((int)UnaryOp::mul_scalar, out, out, C, (float)(gm / s), 0);
-      out[labels[m]] = (float)((double)out[labels[m]] - gm);
+      out[labels[m]] = (float)((double)out[labels[m]] - gm * (1 - eps));
+      if (off != 0) K.unary((int)UnaryOp::add_scalar, out, out, C, (float)-off, 0);
     }
   });
   return logits.dtype == DType::f32 ? y : cpu_convert(y, logits.dtype);

@@ -20,12 +20,15 @@ Tensor cpu_reduce(ReduceOp op, const Tensor& a, const std::vector<int64_t>& axes
 Tensor cpu_arg_reduce(bool is_max, const Tensor& a, int64_t axis, const Shape& out_shape);
 // softmax (or log-softmax) along axis, numerically stable (the max is subtracted first).
 Tensor cpu_softmax(const Tensor& a, int64_t axis, bool log);
-// logits [M, C] (float dtype), labels[M] ∈ [0, C): mean over rows of logsumexp(row) − row[label].
-double cpu_cross_entropy(const Tensor& logits, const int32_t* labels);
+// logits [M, C] (float dtype), labels[M] ∈ [0, C) or == ignore: rows[m] = logsumexp(row) −
+// (1 − eps)·row[label] − eps·mean(row), in double; 0 for an ignored row.
+void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double* rows);
 // mean((pred − target)²) of two contiguous float32 or float64 tensors of n elements (NaN for n = 0):
 // fixed chunks on the pool, their double sums added in order (the same result on any thread count).
 double cpu_mse(const Tensor& pred, const Tensor& target);
-// (softmax(logits) − onehot(labels)) · g / M, of the logits' dtype.
-Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, double g);
+// Row m: (softmax(row) − (1 − eps)·onehot(label) − eps/C)·g_m, of the logits' dtype; 0 for an
+// ignored row. g_m = g_rows[m] when g_rows is given (double, [M]), else g.
+Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double g,
+                                  const double* g_rows);
 
 }  // namespace structura

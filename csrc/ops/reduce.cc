@@ -3,11 +3,14 @@
 //   reduce(op, a, axes, keepDims)      sum | mean | max | min over axes (sorted, unique, in [0, ndim))
 //   argReduce(op, a, axis, keepDims)   argmax | argmin along axis → int32
 //   softmax(a, axis, log)              softmax or log-softmax along axis, a's shape and dtype
-//   crossEntropy(logits [M, C], labels int32 [M])            → 0-d, mean over rows
-//   crossEntropyBackward(logits, labels, g 0-d)              → [M, C] = (softmax − onehot)·g/M
+//   crossEntropy(logits [M, C], labels int32 [M], ignoreIndex, smoothing, reduction)
+//       reduction 0 mean (over the rows not ignored) | 1 sum → 0-d; 2 none → [M], a loss per row
+//   crossEntropyBackward(logits, labels, g, ignoreIndex, smoothing, reduction)
+//       g 0-d (mean, sum) or [M] (none) → [M, C] = (softmax − (1 − s)·onehot − s/C)·g_row
 //   mseLoss(pred, target)   CPU float32 / float64 only       → 0-d, mean((pred − target)²) in one pass
 // Single axes may be negative (counted from the end); a 0-d tensor has the one axis 0 (or −1).
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -251,7 +254,27 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 // logits [M, C] (float), labels int32 [M] with every label in [0, C): returns the labels, contiguous,
 // on the host (a device's labels are read back to be checked); `dev_labels`, for logits on a device,
 // gets them contiguous on that device.
-Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tensor& logits, Tensor& dev_labels) {
+// The options both take after their tensors, from argument `i` on, each optional: ignoreIndex (an
+// int32; absent: none — INT32_MIN stands for none, no label being below 0 otherwise), smoothing in
+// [0, 1] (0), reduction 0 mean / 1 sum / 2 none (mean).
+struct CeOptions {
+  int32_t ignore = INT32_MIN;
+  double eps = 0;
+  int reduction = STRUCTURA_CE_MEAN;
+};
+bool arg_absent(const Napi::CallbackInfo& info, size_t i) { return info.Length() <= i || info[i].IsUndefined(); }
+CeOptions ce_options(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  CeOptions o;
+  if (!arg_absent(info, i)) o.ignore = (int32_t)get_int(info, i, "ignoreIndex", INT32_MIN, INT32_MAX);
+  if (!arg_absent(info, i + 1)) o.eps = get_number(info, i + 1, "smoothing");
+  if (!(o.eps >= 0 && o.eps <= 1))
+    throw_range(info.Env(), std::string("structura.") + op + ": 'smoothing' must be in [0, 1], got " + std::to_string(o.eps));
+  if (!arg_absent(info, i + 2)) o.reduction = (int)get_int(info, i + 2, "reduction", STRUCTURA_CE_MEAN, STRUCTURA_CE_NONE);
+  return o;
+}
+
+Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tensor& logits, Tensor& dev_labels,
+                           int32_t ignore, int64_t* kept) {
   Napi::Env env = info.Env();
   logits = unwrap(info[0], "logits");
   Tensor labels = unwrap(info[1], "labels");
@@ -277,71 +300,111 @@ Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tenso
   }
   const int32_t* l = lab.data<int32_t>();
   const int64_t C = logits.shape[1];
-  for (int64_t m = 0; m < logits.shape[0]; m++)
+  *kept = 0;
+  for (int64_t m = 0; m < logits.shape[0]; m++) {
+    if (l[m] == ignore) continue;
     if (l[m] < 0 || l[m] >= C)
       throw_range(env, std::string("structura.") + op + ": labels[" + std::to_string(m) + "] = " + std::to_string(l[m]) +
                            " is not a class index in [0, " + std::to_string(C) + ") (row " + std::to_string(m) +
-                           " of 'logits' " + shape_str(logits.shape) + ")");
+                           " of 'logits' " + shape_str(logits.shape) + ") nor the ignored index " +
+                           std::to_string(ignore));
+    ++*kept;
+  }
   return lab;
 }
 
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const CeOptions o = ce_options(info, 2, "crossEntropy");
   Tensor logits, dev_labels;
-  Tensor labels = check_cross_entropy(info, "crossEntropy", logits, dev_labels);
+  int64_t kept = 0;
+  Tensor labels = check_cross_entropy(info, "crossEntropy", logits, dev_labels, o.ignore, &kept);
+  const int64_t M = logits.shape[0];
+  const bool none = o.reduction == STRUCTURA_CE_NONE;
+  Tensor out = Tensor::empty(logits.dtype, none ? Shape{M} : Shape{}, logits.device());
   if (logits.device().type != DeviceType::cpu) {
     const Device dev = logits.device();
-    Tensor out = Tensor::empty(logits.dtype, {}, dev);
-    Tensor row_loss = Tensor::empty(DType::f64, {logits.shape[0]}, dev);  // scratch: freed stream-ordered
+    Tensor row_loss = Tensor::empty(DType::f64, {none ? 0 : M}, dev);  // scratch: freed stream-ordered
     structura_cross_entropy_params p{};
-    p.loss = out.raw();
+    p.loss = out.numel() ? out.raw() : nullptr;
     p.row_loss = row_loss.numel() ? row_loss.data<double>() : nullptr;
     p.logits = logits.raw();
     p.labels = dev_labels.numel() ? dev_labels.data<int32_t>() : nullptr;
     p.dtype = (int)logits.dtype;
-    p.m = logits.shape[0];
+    p.reduction = o.reduction;
+    p.ignore_index = o.ignore;
+    p.smoothing = o.eps;
+    p.divisor = (double)kept;
+    p.m = M;
     p.c = logits.shape[1];
     p.ld = logits.strides[0];
     p.ldc = logits.strides[1];
     device_launch(env, "crossEntropy", dev, [&](bool emu) { return STRUCTURA_KERNEL(cross_entropy, emu, &p, nullptr); });
     return wrap(env, std::move(out));
   }
-  double loss = cpu_cross_entropy(logits, labels.data<int32_t>());
-  Tensor out = Tensor::empty(logits.dtype, {}, logits.device());
-  store_from_double(out.raw(), out.dtype, 0, loss);
+  std::vector<double> rows((size_t)M);
+  cpu_cross_entropy_rows(logits, labels.data<int32_t>(), o.ignore, o.eps, rows.data());
+  if (none) {
+    for (int64_t m = 0; m < M; m++) store_from_double(out.raw(), out.dtype, m, rows[m]);
+  } else {
+    double total = 0;
+    for (double l : rows) total += l;
+    // mean over the rows not ignored (NaN when there is none, as PyTorch); sum of no rows is 0
+    const double v = o.reduction == STRUCTURA_CE_SUM ? total : kept == 0 ? std::nan("") : total / (double)kept;
+    store_from_double(out.raw(), out.dtype, 0, v);
+  }
   return wrap(env, std::move(out));
 }
 
 Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  const CeOptions o = ce_options(info, 3, "crossEntropyBackward");
   Tensor logits, dev_labels;
-  Tensor labels = check_cross_entropy(info, "crossEntropyBackward", logits, dev_labels);
+  int64_t kept = 0;
+  Tensor labels = check_cross_entropy(info, "crossEntropyBackward", logits, dev_labels, o.ignore, &kept);
   Tensor g = unwrap(info[2], "g");
   require_same_device(env, logits, "logits", g, "g", "crossEntropyBackward");
-  require_floating(env, g, "crossEntropyBackward", "g");
-  if (g.numel() != 1)
-    throw_range(env, "structura.crossEntropyBackward: 'g' must be a 0-d tensor (one element), got shape " +
-                         shape_str(g.shape));
+  const int64_t M = logits.shape[0];
+  const bool none = o.reduction == STRUCTURA_CE_NONE;
+  if (g.dtype != logits.dtype)
+    throw_type(env, std::string("structura.crossEntropyBackward: 'g' is ") + dtype_name(g.dtype) + " but 'logits' is " +
+                        dtype_name(logits.dtype));
+  if (none ? (g.ndim() != 1 || g.shape[0] != M) : g.numel() != 1)
+    throw_range(env, "structura.crossEntropyBackward: 'g' must be " + std::string(none ? "[" + std::to_string(M) + "]" : "0-d") +
+                         " for this reduction, got shape " + shape_str(g.shape));
+  // mean: every row's share is g / (rows not ignored)
+  const double per = o.reduction == STRUCTURA_CE_MEAN ? (kept ? 1.0 / (double)kept : std::nan("")) : 1.0;
   if (logits.device().type != DeviceType::cpu) {
     const Device dev = logits.device();
-    Tensor gh = to_device(g, Device{});  // one value, read back (waits for the op that made it)
     Tensor out = Tensor::empty(logits.dtype, logits.shape, dev);
+    Tensor gc = none ? contiguous(g) : Tensor();
+    Tensor gh = none ? Tensor() : to_device(g, Device{});  // one value, read back (waits for the op that made it)
     structura_cross_entropy_backward_params p{};
-    p.grad = out.raw();
+    p.grad = out.numel() ? out.raw() : nullptr;
     p.logits = logits.raw();
     p.labels = dev_labels.numel() ? dev_labels.data<int32_t>() : nullptr;
+    p.g_rows = none && gc.numel() ? gc.raw() : nullptr;
     p.dtype = (int)logits.dtype;
-    p.m = logits.shape[0];
+    p.ignore_index = o.ignore;
+    p.m = M;
     p.c = logits.shape[1];
     p.ld = logits.strides[0];
     p.ldc = logits.strides[1];
-    p.g = load_as_double(gh.raw(), gh.dtype, 0);
+    p.g = none ? 0 : load_as_double(gh.raw(), gh.dtype, 0) * per;
+    p.smoothing = o.eps;
     device_launch(env, "crossEntropyBackward", dev,
                   [&](bool emu) { return STRUCTURA_KERNEL(cross_entropy_backward, emu, &p, nullptr); });
     return wrap(env, std::move(out));
   }
-  double gv = load_as_double(g.raw(), g.dtype, 0);
-  return wrap(env, cpu_cross_entropy_backward(logits, labels.data<int32_t>(), gv));
+  std::vector<double> g_rows;
+  if (none) {
+    const Tensor gc = contiguous(g);
+    g_rows.resize((size_t)M);
+    for (int64_t m = 0; m < M; m++) g_rows[m] = load_as_double(gc.raw(), gc.dtype, m);
+  }
+  const double gv = none ? 0 : load_as_double(g.raw(), g.dtype, 0) * per;
+  return wrap(env, cpu_cross_entropy_backward(logits, labels.data<int32_t>(), o.ignore, o.eps, gv,
+                                              none ? g_rows.data() : nullptr));
 }
 
 // mseLoss(pred, target) on the CPU, float32 / float64 of one shape: the fused pass (cpu_mse). Other

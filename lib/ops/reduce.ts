@@ -6,7 +6,7 @@
 import { native } from '../native';
 import { Tensor, fromHandle, checkTensor, checkFloating, checkSameKind } from '../tensor';
 import { record } from '../autograd';
-import { shapeStr, normAxes, normAxis, sameShape, typeError, rangeError, describe } from '../errors';
+import { shapeStr, normAxes, normAxis, sameShape, typeError, rangeError, describe, optionsOf } from '../errors';
 import { add, sub, mul, div, eq, ne, exp, square, neg } from './elementwise';
 import { reshape, expand } from './shape';
 
@@ -188,22 +188,49 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   return m;
 }
 
+/** crossEntropy's options, PyTorch's F.cross_entropy's (no class weights). */
+export interface CrossEntropyOptions {
+  /** 'mean' (default: over the rows not ignored; NaN if all are), 'sum', or 'none' (a loss per row). */
+  reduction?: 'mean' | 'sum' | 'none';
+  /** Rows whose label is this value add nothing, to the loss or the gradient (default −100, PyTorch's). */
+  ignoreIndex?: number;
+  /** ε in [0, 1]: the target is (1 − ε)·onehot + ε/C (default 0). */
+  labelSmoothing?: number;
+}
+const REDUCTIONS = { mean: 0, sum: 1, none: 2 } as const;
+
 /**
- * Mean over rows of −log softmax(logits)[label]: logits [M, C] (or [C] with a 0-d label), labels
- * int32 [M] with values in [0, C). Gradient for logits.
+ * −log softmax(logits)[label] a row, reduced: logits [M, C] (or [C] with a 0-d label), labels int32 [M]
+ * with values in [0, C) or `ignoreIndex`. With label smoothing ε a row's loss is
+ * logsumexp(row) − (1 − ε)·row[label] − ε·mean(row). Gradient for logits.
  */
-export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
+export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const fn = 'crossEntropy';
   checkTensor(fn, 'logits', logits);
   checkTensor(fn, 'labels', labels);
   checkFloating(fn, 'logits', logits);
+  opts = optionsOf(fn, opts, ['reduction', 'ignoreIndex', 'labelSmoothing']);
+  const reduction = opts.reduction ?? 'mean';
+  if (!Object.prototype.hasOwnProperty.call(REDUCTIONS, reduction))
+    (typeof reduction === 'string' ? rangeError : typeError)(fn, `'reduction' must be 'mean', 'sum' or 'none', got ${describe(reduction)}`);
+  const red = REDUCTIONS[reduction];
+  const ignore = opts.ignoreIndex ?? -100;
+  if (typeof ignore !== 'number') typeError(fn, `'ignoreIndex' must be an integer, got ${describe(ignore)}`);
+  if (!Number.isInteger(ignore) || ignore < -(2 ** 31) || ignore >= 2 ** 31) rangeError(fn, `'ignoreIndex' must be an int32 integer, got ${ignore}`);
+  const eps = opts.labelSmoothing ?? 0;
+  if (typeof eps !== 'number') typeError(fn, `'labelSmoothing' must be a number in [0, 1], got ${describe(eps)}`);
+  if (!(eps >= 0 && eps <= 1)) rangeError(fn, `'labelSmoothing' must be in [0, 1], got ${eps}`);
   if (labels.dtype !== 'int32') typeError(fn, `'labels' must be int32 class indices, got ${labels.dtype}`);
   if (labels._dev.name !== logits._dev.name) typeError(fn, `'logits' is on ${logits.device} but 'labels' is on ${labels.device}`);
   if (logits._shape.length === 1 && labels._shape.length === 0) {
     const l2 = reshape(logits, [1, -1]);
     const y2 = reshape(labels, [1]);
     try {
-      return crossEntropy(l2, y2);
+      const r = crossEntropy(l2, y2, opts);
+      if (reduction !== 'none') return r;
+      const r0 = reshape(r, []); // one row's loss, 0-d as the label
+      r.dispose();
+      return r0;
     } finally {
       l2.dispose();
       y2.dispose();
@@ -214,9 +241,9 @@ export function crossEntropy(logits: Tensor, labels: Tensor): Tensor {
   if (labels._shape.length !== 1 || labels._shape[0] !== m)
     rangeError(fn, `'labels' must be [${m}] to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(labels._shape)}`);
   if (m === 0 || c === 0) rangeError(fn, `'logits' ${shapeStr(logits._shape)} is empty`);
-  const out = fromHandle(native().crossEntropy(logits._h, labels._h), logits.dtype, [], logits._dev);
+  const out = fromHandle(native().crossEntropy(logits._h, labels._h, ignore, eps, red), logits.dtype, red === 2 ? [m] : [], logits._dev);
   return record('CrossEntropy', [logits, labels], out, [logits, labels], (g, [l, y]) => [
-    fromHandle(native().crossEntropyBackward(l._h, y._h, g._h), l.dtype, l._shape, l._dev),
+    fromHandle(native().crossEntropyBackward(l._h, y._h, g._h, ignore, eps, red), l.dtype, l._shape, l._dev),
     null,
   ]);
 }

@@ -184,6 +184,31 @@ export function mse(p: NDArray, t: NDArray): NDArray {
 }
 
 /** Mean over rows of −log softmax(logits)[label]; logits [M, C], labels [M]. */
+/** F.cross_entropy with reduction, ignore_index and label_smoothing, in float64. */
+export function crossEntropyWith(
+  logits: NDArray,
+  labels: NDArray,
+  o: { reduction: 'mean' | 'sum' | 'none'; ignoreIndex: number; labelSmoothing: number },
+): NDArray {
+  const [m, c] = logits.shape;
+  const rows = new Float64Array(m);
+  let kept = 0;
+  for (let r = 0; r < m; r++) {
+    const y = labels.data[r];
+    if (y === o.ignoreIndex) continue;
+    kept++;
+    let mx = -Infinity, mean = 0;
+    for (let j = 0; j < c; j++) (mx = Math.max(mx, logits.data[r * c + j])), (mean += logits.data[r * c + j] / c);
+    let z = 0;
+    for (let j = 0; j < c; j++) z += Math.exp(logits.data[r * c + j] - mx);
+    const lse = Math.log(z) + mx;
+    rows[r] = lse - (1 - o.labelSmoothing) * logits.data[r * c + y] - o.labelSmoothing * mean;
+  }
+  if (o.reduction === 'none') return { data: rows, shape: [m] };
+  const total = rows.reduce((a, v) => a + v, 0);
+  return { data: Float64Array.of(o.reduction === 'sum' ? total : total / kept), shape: [] };
+}
+
 export function crossEntropy(logits: NDArray, labels: NDArray): NDArray {
   const [m, c] = logits.shape;
   let s = 0;
