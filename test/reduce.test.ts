@@ -157,8 +157,8 @@ for (const [name, f, log] of [['softmax', S.softmax, false], ['logSoftmax', S.lo
 
 test('mseLoss: forward and gradients for both inputs', () => {
   for (const shape of [[3, 17], [129], [1], [2, 3, 5]])
-    checkOp({ shapes: [shape, shape], fn: S.mseLoss, ref: R.mse, tol: SUM_TOL });
-  checkOp({ shapes: [[4, 5], [4, 5]], fn: S.mseLoss, ref: R.mse, layout: 'transposed', tol: SUM_TOL });
+    checkOp({ shapes: [shape, shape], fn: (p: Tensor, t: Tensor) => S.mseLoss(p, t), ref: R.mse, tol: SUM_TOL });
+  checkOp({ shapes: [[4, 5], [4, 5]], fn: (p: Tensor, t: Tensor) => S.mseLoss(p, t), ref: R.mse, layout: 'transposed', tol: SUM_TOL });
 });
 
 test('mseLoss in one pass (CPU float32 / float64): many chunks, a tail, empty, gradients', () => {
@@ -393,6 +393,34 @@ test('crossEntropy options: PyTorch\'s edge cases and bad values', () => {
   throwsLike(() => S.crossEntropy(x, bad, { weight: v } as never), TypeError, /unknown option 'weight'/);
   S.dispose([x, allIgnored, l, ls, ln, v, two, one, bad]);
   assertNoLeak(before, 'crossEntropy edge cases');
+});
+
+test('mseLoss reduction: mean / sum / none as F.mse_loss, gradients; bad values', () => {
+  const before = liveCounts();
+  const r = rng(31);
+  const p = Float64Array.from({ length: 12 }, () => r() * 4 - 2), t = Float64Array.from({ length: 12 }, () => r() * 4 - 2);
+  const sq = Array.from(p, (v, i) => (v - t[i]) ** 2);
+  for (const [reduction, want] of [['mean', [sq.reduce((a, b) => a + b) / 12]], ['sum', [sq.reduce((a, b) => a + b)]], ['none', sq]] as const) {
+    const x = S.tensor(p, { shape: [3, 4], dtype: 'float64', requiresGrad: true });
+    const y = S.tensor(t, { shape: [3, 4], dtype: 'float64', requiresGrad: true });
+    const l = S.mseLoss(x, y, { reduction });
+    assert.equal(l.shape, reduction === 'none' ? [3, 4] : []);
+    const got = Array.from(l.dataSync());
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-12 * (1 + Math.abs(want[i])), `${reduction}: ${got[i]} vs ${want[i]}`);
+    S.gradcheck((a: S.Tensor, b: S.Tensor) => {
+      const v = S.mseLoss(a, b, { reduction });
+      if (reduction !== 'none') return v;
+      const s = S.sum(S.mul(v, v));
+      v.dispose();
+      return s;
+    }, [x, y]);
+    S.dispose([x, y, l]);
+  }
+  const a = S.zeros([2]);
+  throwsLike(() => S.mseLoss(a, a, { reduction: 'avg' as never }), RangeError, /structura\.mseLoss: 'reduction' must be 'mean', 'sum' or 'none', got string 'avg'/);
+  throwsLike(() => S.mseLoss(a, a, { reduce: 'sum' } as never), TypeError, /unknown option 'reduce'/);
+  a.dispose();
+  assertNoLeak(before, 'mseLoss reduction');
 });
 
 test.run();

@@ -158,8 +158,11 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 // ---------------------------------------------------------------------------------------------
 // losses
 
-/** Mean of (pred − target)² over all elements (PyTorch's default reduction). Gradients for both. */
-export function mseLoss(pred: Tensor, target: Tensor): Tensor {
+/**
+ * (pred − target)², reduced as PyTorch's F.mse_loss: `reduction` 'mean' (default: over all elements),
+ * 'sum', or 'none' (the squares, pred's shape). Gradients for both.
+ */
+export function mseLoss(pred: Tensor, target: Tensor, opts: { reduction?: 'mean' | 'sum' | 'none' } = {}): Tensor {
   const fn = 'mseLoss';
   checkTensor(fn, 'pred', pred);
   checkTensor(fn, 'target', target);
@@ -167,6 +170,19 @@ export function mseLoss(pred: Tensor, target: Tensor): Tensor {
   checkFloating(fn, 'pred', pred);
   if (!sameShape(pred._shape, target._shape))
     rangeError(fn, `'pred' ${shapeStr(pred._shape)} and 'target' ${shapeStr(target._shape)} must have the same shape`);
+  opts = optionsOf(fn, opts, ['reduction']);
+  const reduction = opts.reduction ?? 'mean';
+  if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
+    (typeof reduction === 'string' ? rangeError : typeError)(fn, `'reduction' must be 'mean', 'sum' or 'none', got ${describe(reduction)}`);
+  if (reduction !== 'mean') {
+    const d = sub(pred, target);
+    const s = square(d);
+    d.dispose();
+    if (reduction === 'none') return s;
+    const t = sum(s);
+    s.dispose();
+    return t;
+  }
   if (pred._dev.name === 'cpu' && (pred.dtype === 'float32' || pred.dtype === 'float64')) {
     // One fused pass (sub, square and mean were three over the data and two full-size temporaries:
     // 0.44 ms for 2^21 float32 against torch's 0.18); d/dpred = 2(pred − target)·g/n = −d/dtarget.
