@@ -107,11 +107,19 @@ namespace {
 const char* const kSwitchNames[STRUCTURA_SW_COUNT] = {"wgmma",         "wgmma-tma",  "lora-decode",
                                                       "decode-splitk", "decode-stream", "decode-f32",
                                                       "decode-nmajor", "decode-nmajor-f32", "pdl"};
-// The mask, parsed on first use: names separated by commas or spaces; unknown ones reported once.
+// The mask, parsed on first use: names separated by commas or spaces; unknown ones reported once per
+// process. Both copies of this file (nvcc's and the emulator's) parse the variable; the report's flag
+// is a weak symbol, which the linker makes one for both (they printed it twice).
+}  // namespace
+extern "C" {
+__attribute__((weak)) int structura_cuda_disable_reported = 0;
+}
+namespace {
 int disabled_mask() {
   static const int mask = [] {
     const char* env = std::getenv("STRUCTURA_CUDA_DISABLE");
     int m = 0;
+    std::string unknown;
     for (const char* s = env ? env : ""; *s;) {
       while (*s == ',' || *s == ' ') s++;
       const char* e = s;
@@ -121,13 +129,14 @@ int disabled_mask() {
       int i = 0;
       while (i < STRUCTURA_SW_COUNT && name != kSwitchNames[i]) i++;
       if (i < STRUCTURA_SW_COUNT) m |= 1 << i;
-      else {
-        std::string known;
-        for (const char* k : kSwitchNames) known += std::string(known.empty() ? "" : ", ") + k;
-        std::fprintf(stderr, "structura: STRUCTURA_CUDA_DISABLE: unknown kernel '%s' (ignored; known: %s)\n",
-                     name.c_str(), known.c_str());
-      }
+      else unknown += std::string(unknown.empty() ? "'" : ", '") + name + "'";
       s = e;
+    }
+    if (!unknown.empty() && __atomic_exchange_n(&structura_cuda_disable_reported, 1, __ATOMIC_RELAXED) == 0) {
+      std::string known;
+      for (const char* k : kSwitchNames) known += std::string(known.empty() ? "" : ", ") + k;
+      std::fprintf(stderr, "structura: STRUCTURA_CUDA_DISABLE: unknown kernel %s (ignored; known: %s)\n", unknown.c_str(),
+                   known.c_str());
     }
     return m;
   }();
