@@ -391,6 +391,14 @@ test('crossEntropy options: PyTorch\'s edge cases and bad values', () => {
   throwsLike(() => S.crossEntropy(x, bad, { ignoreIndex: 1.5 }), RangeError, /'ignoreIndex' must be an int32 integer, got 1\.5/);
   throwsLike(() => S.crossEntropy(x, bad, { labelSmoothing: 1.5 }), RangeError, /'labelSmoothing' must be in \[0, 1\], got 1\.5/);
   throwsLike(() => S.crossEntropy(x, bad, { weight: v } as never), TypeError, /unknown option 'weight'/);
+  // the raw addon without an ignoreIndex ignores nothing (INT32_MIN stood for "none" and was ignored as a label)
+  const n = native();
+  const lowest = S.tensor([-(2 ** 31), 1], { dtype: 'int32' });
+  throwsLike(() => n.crossEntropy(x._h, lowest._h), RangeError, /labels\[0\] = -2147483648 is not a class index in \[0, 3\) \(row 0 of 'logits' \[2, 3\]\)$/);
+  // its backward's g for mean / sum is 0-d, as it says ([1] was taken)
+  const ok = S.tensor([0, 1], { dtype: 'int32' }), g1 = S.tensor([1]);
+  throwsLike(() => n.crossEntropyBackward(x._h, ok._h, g1._h, -100, 0, 0), RangeError, /'g' must be 0-d for this reduction, got shape \[1\]/);
+  S.dispose([lowest, ok, g1]);
   S.dispose([x, allIgnored, l, ls, ln, v, two, one, bad]);
   assertNoLeak(before, 'crossEntropy edge cases');
 });

@@ -7,7 +7,7 @@ import * as S from '../lib/index';
 import { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak } from './helpers';
 import { roundBF16, roundF16 } from './reference/core';
-import { native } from '../lib/native';
+import { native, DTYPE_CODES } from '../lib/native';
 
 function withLeakCheck(name: string, fn: () => void): void {
   test(name, () => {
@@ -143,6 +143,10 @@ withLeakCheck('arange and full at sizes the pool splits: every element, every dt
       if (!Object.is(got[i], want)) assert.unreachable(`arange(${a}, …, ${st}) ${dt}: element ${i} is ${got[i]}, expected ${want}`);
     }
   }
+  // the raw addon past int32's range saturates, as every dtype's conversion does (a wrapping fast path did not)
+  const sat = native().arange(DTYPE_CODES.int32, 2147483600, 100, 3, 0, 0);
+  assert.equal(Array.from(native().read(sat) as Int32Array), [2147483600, 2147483647, 2147483647]);
+  native().dispose(sat);
   for (const [dt, v] of [['float32', -1.5], ['float64', Math.PI], ['float16', 0.333], ['bfloat16', -7.25], ['int32', -123456], ['uint8', 200], ['uint16', 60000], ['float32', 0], ['float32', -0]] as [S.DType, number][]) {
     const n = 100003;
     const t = S.full([n], v, { dtype: dt });
@@ -556,6 +560,7 @@ withLeakCheck('tensor() takes what its type allows: array-likes, every numeric T
   throwsLike(() => S.tensor({ length: 2, 0: 1, 1: 'a' } as never), TypeError, /'data' is an array-like whose element 1 is string 'a', not a number/);
   throwsLike(() => S.tensor(new BigInt64Array(2) as never), TypeError, /'data' is a BigInt64Array \(BigInts\); pass numbers/);
   throwsLike(() => S.tensor({} as never), TypeError, /'data' must be a number, nested arrays of numbers, a TypedArray or an array-like of numbers, got an object/);
+  throwsLike(() => S.tensor({ length: 2 ** 41 }), RangeError, /structura\.tensor: 'data' is an array-like of length 2199023255552, more than the limit/);
   throwsLike(() => S.tensor(new Uint32Array([2 ** 31]), { dtype: 'int32' }), RangeError, /'data' element 0 is 2147483648, which is not an int32 value/);
 });
 

@@ -170,8 +170,9 @@ Napi::Value Arange(const Napi::CallbackInfo& info) {
     else if (dt == DType::f64)
       for (int64_t i = b; i < e; i++) ((double*)p)[i] = start + (double)i * step;
     else if (dt == DType::i32 && start == std::floor(start) && step == std::floor(step) && std::fabs(start) < 0x1p31 &&
-             std::fabs(step) < 0x1p31) {
-      // integer arithmetic (wrapping int32 adds; lib/ops/creation.ts checked every value is an int32)
+             std::fabs(start + (double)(n - 1) * step) < 0x1p31) {
+      // integer arithmetic, every value being an int32 (the first and the last are; otherwise the
+      // generic loop below saturates, as store_from_double does)
       const uint32_t s0 = (uint32_t)(int64_t)start, st = (uint32_t)(int64_t)step;
       for (int64_t i = b; i < e; i++) ((int32_t*)p)[i] = (int32_t)(s0 + (uint32_t)i * st);
     }

@@ -258,14 +258,15 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 // int32; absent: none — INT32_MIN stands for none, no label being below 0 otherwise), smoothing in
 // [0, 1] (0), reduction 0 mean / 1 sum / 2 none (mean).
 struct CeOptions {
-  int32_t ignore = INT32_MIN;
+  bool has_ignore = false;
+  int32_t ignore = INT32_MIN;  // the kernels' value when none: every label was checked to be in [0, C)
   double eps = 0;
   int reduction = STRUCTURA_CE_MEAN;
 };
 bool arg_absent(const Napi::CallbackInfo& info, size_t i) { return info.Length() <= i || info[i].IsUndefined(); }
 CeOptions ce_options(const Napi::CallbackInfo& info, size_t i, const char* op) {
   CeOptions o;
-  if (!arg_absent(info, i)) o.ignore = (int32_t)get_int(info, i, "ignoreIndex", INT32_MIN, INT32_MAX);
+  if (!arg_absent(info, i)) o.ignore = (int32_t)get_int(info, i, "ignoreIndex", INT32_MIN, INT32_MAX), o.has_ignore = true;
   if (!arg_absent(info, i + 1)) o.eps = get_number(info, i + 1, "smoothing");
   if (!(o.eps >= 0 && o.eps <= 1))
     throw_range(info.Env(), std::string("structura.") + op + ": 'smoothing' must be in [0, 1], got " + std::to_string(o.eps));
@@ -274,7 +275,7 @@ CeOptions ce_options(const Napi::CallbackInfo& info, size_t i, const char* op) {
 }
 
 Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tensor& logits, Tensor& dev_labels,
-                           int32_t ignore, int64_t* kept) {
+                           const CeOptions& o, int64_t* kept) {
   Napi::Env env = info.Env();
   logits = unwrap(info[0], "logits");
   Tensor labels = unwrap(info[1], "labels");
@@ -302,12 +303,12 @@ Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tenso
   const int64_t C = logits.shape[1];
   *kept = 0;
   for (int64_t m = 0; m < logits.shape[0]; m++) {
-    if (l[m] == ignore) continue;
+    if (o.has_ignore && l[m] == o.ignore) continue;
     if (l[m] < 0 || l[m] >= C)
       throw_range(env, std::string("structura.") + op + ": labels[" + std::to_string(m) + "] = " + std::to_string(l[m]) +
                            " is not a class index in [0, " + std::to_string(C) + ") (row " + std::to_string(m) +
-                           " of 'logits' " + shape_str(logits.shape) + ") nor the ignored index " +
-                           std::to_string(ignore));
+                           " of 'logits' " + shape_str(logits.shape) + ")" +
+                           (o.has_ignore ? " nor the ignored index " + std::to_string(o.ignore) : std::string()));
     ++*kept;
   }
   return lab;
@@ -318,7 +319,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   const CeOptions o = ce_options(info, 2, "crossEntropy");
   Tensor logits, dev_labels;
   int64_t kept = 0;
-  Tensor labels = check_cross_entropy(info, "crossEntropy", logits, dev_labels, o.ignore, &kept);
+  Tensor labels = check_cross_entropy(info, "crossEntropy", logits, dev_labels, o, &kept);
   const int64_t M = logits.shape[0];
   const bool none = o.reduction == STRUCTURA_CE_NONE;
   Tensor out = Tensor::empty(logits.dtype, none ? Shape{M} : Shape{}, logits.device());
@@ -361,7 +362,7 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   const CeOptions o = ce_options(info, 3, "crossEntropyBackward");
   Tensor logits, dev_labels;
   int64_t kept = 0;
-  Tensor labels = check_cross_entropy(info, "crossEntropyBackward", logits, dev_labels, o.ignore, &kept);
+  Tensor labels = check_cross_entropy(info, "crossEntropyBackward", logits, dev_labels, o, &kept);
   Tensor g = unwrap(info[2], "g");
   require_same_device(env, logits, "logits", g, "g", "crossEntropyBackward");
   const int64_t M = logits.shape[0];
@@ -369,7 +370,7 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   if (g.dtype != logits.dtype)
     throw_type(env, std::string("structura.crossEntropyBackward: 'g' is ") + dtype_name(g.dtype) + " but 'logits' is " +
                         dtype_name(logits.dtype));
-  if (none ? (g.ndim() != 1 || g.shape[0] != M) : g.numel() != 1)
+  if (none ? (g.ndim() != 1 || g.shape[0] != M) : g.ndim() != 0)
     throw_range(env, "structura.crossEntropyBackward: 'g' must be " + std::string(none ? "[" + std::to_string(M) + "]" : "0-d") +
                          " for this reduction, got shape " + shape_str(g.shape));
   // mean: every row's share is g / (rows not ignored)

@@ -174,6 +174,8 @@ export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts:
   } else if (data !== null && typeof data === 'object' && Number.isSafeInteger((data as ArrayLike<number>).length) && (data as ArrayLike<number>).length >= 0) {
     // another array-like ({length, 0: …}, arguments): 1-D, as a TypedArray
     dtype = parseDType(fn, opts.dtype);
+    const len = (data as ArrayLike<unknown>).length;
+    if (len > MAX_NUMEL) rangeError(fn, `'data' is an array-like of length ${len}, more than the limit of ${MAX_NUMEL} elements`);
     const values = Array.from(data as ArrayLike<unknown>);
     values.forEach((v, i) => {
       if (typeof v !== 'number' && typeof v !== 'boolean') typeError(fn, `'data' is an array-like whose element ${i} is ${describe(v)}, not a number`);
