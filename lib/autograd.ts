@@ -188,7 +188,6 @@ export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph
   } else if (root.size !== 1) {
     rangeError('backward', `'grad' can be left out only for a one-element tensor; this one has shape ${shapeStr(root._shape)}`);
   }
-  if (opts === null || typeof opts !== 'object') typeError('backward', `'opts' must be an object, got ${describe(opts)}`);
   new BackwardPass(!!opts.retainGraph).run(root, grad ?? null);
 }
 

@@ -126,19 +126,21 @@ export function numel(shape: readonly number[]): number {
   return n;
 }
 
-/** Throws a TypeError for keys not in `known` (with a hint for snake_case spellings): a misspelt
- * option would otherwise be ignored silently. */
 /**
  * opts (an options argument) as an object of the known keys: undefined gives {}, anything else but a
- * plain object is a TypeError, and so is an unknown key — a misspelt option never goes silently unused.
+ * plain object is a TypeError (naming `example` when given), and so is an unknown key — a misspelt
+ * option never goes silently unused.
  */
-export function optionsOf<T extends object>(fn: string, opts: T | undefined, known: readonly string[]): T {
+export function optionsOf<T extends object>(fn: string, opts: T | undefined, known: readonly string[], example?: string): T {
   if (opts === undefined) return {} as T;
-  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    typeError(fn, `'opts' must be an object${example ? ` such as ${example}` : ''}, got ${describe(opts)}`);
   checkKnownKeys(fn, opts as Record<string, unknown>, known);
   return opts;
 }
 
+/** Throws a TypeError for keys not in `known` (with a hint for snake_case spellings): a misspelt
+ * option would otherwise be ignored silently. */
 export function checkKnownKeys(fn: string, opts: Record<string, unknown>, known: readonly string[]): void {
   for (const k of Object.keys(opts)) {
     if (known.includes(k)) continue;

@@ -7,7 +7,7 @@
 import { Tensor, checkTensor, parseDType, parseDevice, fromHandle } from '../tensor';
 import type { DType, Device } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
-import { describe, shapeStr, typeError, rangeError, checkKnownKeys } from '../errors';
+import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors';
 import { isFloating } from '../tensor';
 import { matmul, linearNT } from '../ops/dense';
 import { add } from '../ops/elementwise';
@@ -64,8 +64,7 @@ export class Linear extends Module {
     const fn = 'nn.Linear';
     this.inFeatures = checkFeatures(fn, 'inFeatures', inFeatures);
     this.outFeatures = checkFeatures(fn, 'outFeatures', outFeatures);
-    if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
-    checkKnownKeys(fn, opts as Record<string, unknown>, ['bias', 'dtype', 'device', 'seed']);
+    opts = optionsOf(fn, opts, ['bias', 'dtype', 'device', 'seed']);
     const useBias = opts.bias ?? true;
     if (typeof useBias !== 'boolean') typeError(fn, `'bias' must be a boolean, got ${describe(useBias)}`);
     const dtype = checkFloatingDType(fn, parseDType(fn, opts.dtype));

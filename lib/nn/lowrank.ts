@@ -13,7 +13,7 @@ import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tens
 import { noGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
-import { describe, typeError, rangeError, checkKnownKeys, optionsOf } from '../errors';
+import { describe, typeError, rangeError, optionsOf } from '../errors';
 import * as lowrank from '../ops/lowrank';
 import { matmul } from '../ops/dense';
 import { add, mul, div, sqrt, sub } from '../ops/elementwise';
@@ -59,8 +59,7 @@ export class LowRankLinear extends Module {
     this.inFeatures = checkFeatures(fn, 'inFeatures', inFeatures);
     this.outFeatures = checkFeatures(fn, 'outFeatures', outFeatures);
     checkFeatures(fn, 'r', r);
-    if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
-    checkKnownKeys(fn, opts as Record<string, unknown>, ['bias', 'dtype', 'device', 'seed']);
+    opts = optionsOf(fn, opts, ['bias', 'dtype', 'device', 'seed']);
     const dtype = checkFloatingDType(fn, parseDType(fn, opts.dtype));
     const dev = parseDevice(fn, opts.device);
     const seed = checkSeed(fn, opts.seed);
@@ -140,8 +139,7 @@ export class LoRALinear extends Module {
     super();
     const fn = 'nn.LoRALinear';
     if (!(base instanceof Linear)) typeError(fn, `'base' must be an nn.Linear, got ${describe(base)}`);
-    if (opts === null || typeof opts !== 'object') typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
-    checkKnownKeys(fn, opts as Record<string, unknown>, ['r', 'alpha', 'rslora', 'dora', 'seed']);
+    opts = optionsOf(fn, opts, ['r', 'alpha', 'rslora', 'dora', 'seed']);
     const r = checkFeatures(fn, 'r', opts.r ?? 8);
     const alpha = opts.alpha ?? r;
     if (typeof alpha !== 'number' || !Number.isFinite(alpha)) typeError(fn, `'alpha' must be a finite number, got ${describe(alpha)}`);

@@ -5,7 +5,7 @@ import { native, DTYPE_CODES, type DType } from '../native';
 import {
   Tensor, fromHandle, parseDevice, parseDType, isFloating, type DeviceSpec, type TypedArray, type Device,
 } from '../tensor';
-import { checkShape, typeError, rangeError, describe, shapeStr, numel, checkNumber, checkKnownKeys, aDType, MAX_NUMEL } from '../errors';
+import { checkShape, typeError, rangeError, describe, shapeStr, numel, checkNumber, optionsOf, aDType, MAX_NUMEL } from '../errors';
 
 export interface TensorOptions {
   /** Default float32 (for TypedArray data: the array's own type). */
@@ -27,9 +27,7 @@ const TENSOR_KEYS = ['dtype', 'device', 'requiresGrad'] as const;
 
 /** opts must be a plain object of the known keys (a misspelt {dtpye} was ignored silently). */
 function checkOptions(fn: string, opts: unknown, known: readonly string[] = TENSOR_KEYS): void {
-  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
-    typeError(fn, `'opts' must be an object such as {dtype: 'float32'}, got ${describe(opts)}`);
-  checkKnownKeys(fn, opts as Record<string, unknown>, known);
+  optionsOf(fn, opts as object, known, "{dtype: 'float32'}");
 }
 
 function finish(fn: string, t: Tensor, opts: TensorOptions): Tensor {

@@ -19,7 +19,7 @@
 import { native, DTYPE_CODES, type PatternHandle } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record, needsGrad } from '../autograd';
-import { shapeStr, describe, typeError, rangeError, checkNumber, checkKnownKeys, numel } from '../errors';
+import { shapeStr, describe, typeError, rangeError, checkNumber, optionsOf, numel } from '../errors';
 import { matmul } from './dense';
 import { mul, add } from './elementwise';
 import { sum } from './reduce';
@@ -71,10 +71,7 @@ function checkNd(fn: string, arg: string, t: Tensor, nd: number, what: string): 
 
 /** opts (optional) must be an object of the known keys: loraBatched's {bias} was ignored silently. */
 function checkOpts(fn: string, opts: unknown, known: readonly string[]): Record<string, unknown> {
-  if (opts === undefined) return {};
-  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) typeError(fn, `'opts' must be an object, got ${describe(opts)}`);
-  checkKnownKeys(fn, opts as Record<string, unknown>, known);
-  return opts as Record<string, unknown>;
+  return optionsOf(fn, opts as Record<string, unknown> | undefined, known);
 }
 
 function scaleOf(fn: string, v: unknown): number {

@@ -158,6 +158,16 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 // ---------------------------------------------------------------------------------------------
 // losses
 
+const REDUCTIONS = { mean: 0, sum: 1, none: 2 } as const;
+
+/** A loss's `reduction` option, checked (default 'mean'). */
+function reductionOf(fn: string, v: unknown): keyof typeof REDUCTIONS {
+  const r = v ?? 'mean';
+  if (typeof r !== 'string' || !Object.prototype.hasOwnProperty.call(REDUCTIONS, r))
+    (typeof r === 'string' ? rangeError : typeError)(fn, `'reduction' must be 'mean', 'sum' or 'none', got ${describe(r)}`);
+  return r as keyof typeof REDUCTIONS;
+}
+
 /**
  * (pred − target)², reduced as PyTorch's F.mse_loss: `reduction` 'mean' (default: over all elements),
  * 'sum', or 'none' (the squares, pred's shape). Gradients for both.
@@ -170,10 +180,7 @@ export function mseLoss(pred: Tensor, target: Tensor, opts: { reduction?: 'mean'
   checkFloating(fn, 'pred', pred);
   if (!sameShape(pred._shape, target._shape))
     rangeError(fn, `'pred' ${shapeStr(pred._shape)} and 'target' ${shapeStr(target._shape)} must have the same shape`);
-  opts = optionsOf(fn, opts, ['reduction']);
-  const reduction = opts.reduction ?? 'mean';
-  if (reduction !== 'mean' && reduction !== 'sum' && reduction !== 'none')
-    (typeof reduction === 'string' ? rangeError : typeError)(fn, `'reduction' must be 'mean', 'sum' or 'none', got ${describe(reduction)}`);
+  const reduction = reductionOf(fn, optionsOf(fn, opts, ['reduction']).reduction);
   if (reduction !== 'mean') {
     const d = sub(pred, target);
     const s = square(d);
@@ -213,7 +220,6 @@ export interface CrossEntropyOptions {
   /** ε in [0, 1]: the target is (1 − ε)·onehot + ε/C (default 0). */
   labelSmoothing?: number;
 }
-const REDUCTIONS = { mean: 0, sum: 1, none: 2 } as const;
 
 /**
  * −log softmax(logits)[label] a row, reduced: logits [M, C] (or [C] with a 0-d label), labels int32 [M]
@@ -226,9 +232,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   checkTensor(fn, 'labels', labels);
   checkFloating(fn, 'logits', logits);
   opts = optionsOf(fn, opts, ['reduction', 'ignoreIndex', 'labelSmoothing']);
-  const reduction = opts.reduction ?? 'mean';
-  if (!Object.prototype.hasOwnProperty.call(REDUCTIONS, reduction))
-    (typeof reduction === 'string' ? rangeError : typeError)(fn, `'reduction' must be 'mean', 'sum' or 'none', got ${describe(reduction)}`);
+  const reduction = reductionOf(fn, opts.reduction);
   const red = REDUCTIONS[reduction];
   const ignore = opts.ignoreIndex ?? -100;
   if (typeof ignore !== 'number') typeError(fn, `'ignoreIndex' must be an integer, got ${describe(ignore)}`);

@@ -10,6 +10,11 @@ import { record } from '../autograd';
 import { shapeStr, checkInt, normAxis, typeError, rangeError, describe, numel, MAX_NUMEL, MAX_DIMS } from '../errors';
 import { sumTo } from './reduce';
 
+/** PyTorch's rule for a 0-d tensor's axes: it takes 0 and −1, as if it had one axis (checked). */
+function scalarAxis(fn: string, arg: string, axis: unknown): void {
+  normAxis(fn, arg, axis, 1, [1]);
+}
+
 /** Accepts f(t, 2, 3), f(t, [2, 3]) and f(t) alike. */
 function listArg(fn: string, arg: string, args: readonly unknown[]): unknown[] {
   if (args.length === 1 && Array.isArray(args[0])) return args[0];
@@ -73,6 +78,7 @@ function reshapeImpl(fn: string, x: Tensor, shape: number[] | [number[]], copyOk
   const n = x.size;
   let infer = -1;
   let known = 1;
+  if (req.length > MAX_DIMS) rangeError(fn, `'shape' has ${req.length} dimensions, more than the limit of ${MAX_DIMS}`);
   req.forEach((d, i) => {
     if (typeof d !== 'number') typeError(fn, `'shape' must hold integers, but shape[${i}] is ${describe(d)}`);
     if (d === -1) {
@@ -80,12 +86,9 @@ function reshapeImpl(fn: string, x: Tensor, shape: number[] | [number[]], copyOk
       infer = i;
     } else {
       if (!Number.isInteger(d) || d < 0) rangeError(fn, `'shape' ${shapeStr(req as number[])} must hold non-negative integers (or one −1), but shape[${i}] is ${d}`);
+      if (d > MAX_NUMEL) rangeError(fn, `'shape' ${shapeStr(req as number[])}: shape[${i}] is more than ${MAX_NUMEL}`);
       known *= d;
     }
-  });
-  if (req.length > MAX_DIMS) rangeError(fn, `'shape' has ${req.length} dimensions, more than the limit of ${MAX_DIMS}`);
-  req.forEach((d, i) => {
-    if ((d as number) > MAX_NUMEL) rangeError(fn, `'shape' ${shapeStr(req as number[])}: shape[${i}] is more than ${MAX_NUMEL}`);
   });
   const newShape = (req as number[]).slice();
   if (infer >= 0) {
@@ -119,10 +122,9 @@ export function transpose(x: Tensor, d0?: number, d1?: number): Tensor {
   if (d0 === undefined && d1 === undefined) return permuteImpl(fn, x, Array.from({ length: nd }, (_, i) => nd - 1 - i));
   if (d0 === undefined || d1 === undefined) typeError(fn, "give both axes 'd0' and 'd1' (or neither to reverse all axes)");
   if (nd === 0) {
-    // PyTorch: a 0-d tensor takes axes 0 and −1 (as if it had one axis); nothing moves
-    normAxis(fn, 'd0', d0, 1, [1]);
-    normAxis(fn, 'd1', d1, 1, [1]);
-    return permuteImpl(fn, x, []);
+    scalarAxis(fn, 'd0', d0);
+    scalarAxis(fn, 'd1', d1);
+    return permuteImpl(fn, x, []);  // nothing moves
   }
   const a = normAxis(fn, 'd0', d0, nd, x._shape);
   const b = normAxis(fn, 'd1', d1, nd, x._shape);
@@ -189,10 +191,8 @@ export function squeeze(x: Tensor, axis?: number | number[]): Tensor {
   const nd = x._shape.length;
   let drop: number[];
   if (nd === 0 && axis !== undefined) {
-    // PyTorch: a 0-d tensor takes axis 0 or −1 (as if it had one axis of size 1) and stays 0-d
-    for (const [i, d] of (Array.isArray(axis) ? axis : [axis]).entries())
-      normAxis(fn, Array.isArray(axis) ? `axis[${i}]` : 'axis', d, 1, [1]);
-    return reshape(x, []);
+    for (const [i, d] of (Array.isArray(axis) ? axis : [axis]).entries()) scalarAxis(fn, Array.isArray(axis) ? `axis[${i}]` : 'axis', d);
+    return reshape(x, []);  // stays 0-d
   }
   if (axis === undefined) drop = x._shape.flatMap((d, i) => (d === 1 ? [i] : []));
   else {
@@ -256,9 +256,8 @@ export function flatten(x: Tensor, startAxis = 0, endAxis = -1): Tensor {
   const fn = 'flatten';
   checkTensor(fn, 'x', x);
   if (x._shape.length === 0) {
-    // PyTorch: a 0-d tensor takes axes 0 and −1 (as if it had one axis) and becomes [1]
-    normAxis(fn, 'startAxis', startAxis, 1, [1]);
-    normAxis(fn, 'endAxis', endAxis, 1, [1]);
+    scalarAxis(fn, 'startAxis', startAxis);
+    scalarAxis(fn, 'endAxis', endAxis);
     return reshape(x, [1]);
   }
   const a = normAxis(fn, 'startAxis', startAxis, x._shape.length, x._shape);
