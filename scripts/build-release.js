@@ -39,20 +39,9 @@ function parseArgs(argv) {
   return o;
 }
 
-function which(cmd) {
-  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
-    const f = dir && path.join(dir, cmd);
-    if (f && fs.existsSync(f) && fs.statSync(f).isFile()) return f;
-  }
-  return null;
-}
-
-// Same tags as scripts/release-check.js: "glibc" / "musl" keep a glibc binary off Alpine.
-function prebuildName() {
-  if (process.platform !== 'linux') return 'structura.napi.node';
-  const glibc = process.report && process.report.getReport().header.glibcVersionRuntime;
-  return glibc ? 'structura.napi.glibc.node' : 'structura.napi.musl.node';
-}
+// The install script's PATH search, and the release check's name for this machine's prebuild.
+const { which } = require('./install.js');
+const { prebuildName } = require('./release-check.js');
 
 function build(cpuOnly) {
   const outDir = path.join(root, 'build-release');

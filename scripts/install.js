@@ -258,4 +258,4 @@ function main() {
 }
 
 if (require.main === module) process.exitCode = main();
-else module.exports = { pruneBuildTree };
+else module.exports = { pruneBuildTree, which };

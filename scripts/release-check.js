@@ -339,4 +339,5 @@ function main() {
   }
 }
 
-process.exitCode = main();
+if (require.main === module) process.exitCode = main();
+else module.exports = { prebuildName };

@@ -251,12 +251,8 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return wrap(env, cpu_softmax(a, axis, log));
 }
 
-// logits [M, C] (float), labels int32 [M] with every label in [0, C): returns the labels, contiguous,
-// on the host (a device's labels are read back to be checked); `dev_labels`, for logits on a device,
-// gets them contiguous on that device.
 // The options both take after their tensors, from argument `i` on, each optional: ignoreIndex (an
-// int32; absent: none — INT32_MIN stands for none, no label being below 0 otherwise), smoothing in
-// [0, 1] (0), reduction 0 mean / 1 sum / 2 none (mean).
+// int32; absent: none), smoothing in [0, 1] (0), reduction 0 mean / 1 sum / 2 none (mean).
 struct CeOptions {
   bool has_ignore = false;
   int32_t ignore = INT32_MIN;  // the kernels' value when none: every label was checked to be in [0, C)
@@ -274,6 +270,9 @@ CeOptions ce_options(const Napi::CallbackInfo& info, size_t i, const char* op) {
   return o;
 }
 
+// logits [M, C] (float), labels int32 [M] with every label in [0, C) or the ignored index: returns
+// the labels, contiguous, on the host (a device's labels are read back to be checked), and in *kept
+// the number of rows not ignored; `dev_labels`, for logits on a device, gets them contiguous there.
 Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tensor& logits, Tensor& dev_labels,
                            const CeOptions& o, int64_t* kept) {
   Napi::Env env = info.Env();
@@ -293,11 +292,7 @@ Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tenso
     lab = contiguous(labels);
   } else {
     lab = to_device(labels, Device{});
-    dev_labels = labels;
-    if (!labels.is_contiguous()) {
-      dev_labels = Tensor::empty(labels.dtype, labels.shape, labels.device());
-      device_copy(labels, labels.strides, dev_labels, op);
-    }
+    dev_labels = contiguous(labels);
   }
   const int32_t* l = lab.data<int32_t>();
   const int64_t C = logits.shape[1];
