@@ -9,9 +9,10 @@
 // tiled copy's register transposes), and cast of a [4096, 4096] float32 to float64 / bfloat16 / float16
 // and back from float64, and of bfloat16 / float16 up to float32 (the upcast of a loaded 16-bit weight),
 // where() with a random condition and concat along either axis of [2048, 1024] float32, and randn /
-// rand of [4096, 4096] float32, each against PyTorch in the same run (bench/torch/core.py).
+// rand / zeros of [4096, 4096] float32 and arange(4096²), each against PyTorch in the same run
+// (bench/torch/core.py).
 import type { BenchCase, BenchContext } from './run';
-import { add, concat, gelu, gt, mul, rand, randn, sin, where, type Tensor } from '../lib/index';
+import { add, arange, concat, gelu, gt, mul, rand, randn, sin, where, zeros, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
 
 const LABELS = { add: 'a + b', gelu: 'F.gelu', sin: 'torch.sin' };
@@ -110,7 +111,8 @@ function selectCase(ctx: BenchContext, op: 'where' | 'concat', axis = 0): BenchC
 
 /** randn / rand of a fresh [4096, 4096] float32 (the counter-based stream, Box–Muller for randn:
  * compute-bound), against torch.randn / torch.rand. */
-function randomCase(ctx: BenchContext, op: 'randn' | 'rand'): BenchCase {
+/** randn / rand of [4096, 4096], and zeros of it and arange(4096²) (typed parallel fills), against torch's. */
+function randomCase(ctx: BenchContext, op: 'randn' | 'rand' | 'zeros' | 'arange'): BenchCase {
   const n = 4096;
   let seed = 1;
   return {
@@ -120,7 +122,7 @@ function randomCase(ctx: BenchContext, op: 'randn' | 'rand'): BenchCase {
     device: ctx.device,
     bytes: 4 * n * n,
     run() {
-      (op === 'randn' ? randn : rand)([n, n], { seed: seed++ }).dispose();
+      (op === 'zeros' ? zeros([n, n]) : op === 'arange' ? arange(n * n) : (op === 'randn' ? randn : rand)([n, n], { seed: seed++ })).dispose();
     },
     baselines: { torch: { kind: 'torch', script: 'core.py', spec: { op, n, dtype: 'float32' }, label: `torch.${op}` } },
   };
@@ -161,7 +163,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
       castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),
       castCase(ctx, 'float64', 'float32'), castCase(ctx, 'bfloat16', 'float32'), castCase(ctx, 'float16', 'float32'),
       selectCase(ctx, 'where'), selectCase(ctx, 'concat', 0), selectCase(ctx, 'concat', 1),
-      randomCase(ctx, 'randn'), randomCase(ctx, 'rand'),
+      randomCase(ctx, 'randn'), randomCase(ctx, 'rand'), randomCase(ctx, 'zeros'), randomCase(ctx, 'arange'),
     ];
   const n = copyElements(ctx);
   let a: Tensor | undefined, b: Tensor | undefined;

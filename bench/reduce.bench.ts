@@ -5,14 +5,15 @@
 //   crossEntropy of [4096, 32768] float32 logits (a 32k vocabulary) against int32 labels (one read)
 // On 'cuda-emu' (--quick only) the same ops on [64, 96].
 // On the CPU, against PyTorch in the same run (bench/torch/core.py): sum of [4096, 4096] float32 over
-// each axis (rows: the SIMD row kernels; columns: eight rows a pass into double accumulators), softmax
+// each axis (rows: the SIMD row kernels; columns: eight rows a pass into double accumulators), sum of
+// [2048, 2048] bfloat16 and max of float32 over rows (in cache: the kernels, not memory, decide), softmax
 // of [4096, 4096] float32 and bfloat16 (row by row through a float32 row), crossEntropy of
 // [1024, 32768] float32, and mseLoss of two [2048, 1024] float32 (one fused pass).
 import type { BenchCase, BenchContext } from './run';
-import { sum, softmax, crossEntropy, mseLoss, randn, tensor, type Tensor } from '../lib/index';
+import { sum, max, softmax, crossEntropy, mseLoss, randn, tensor, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
 
-function cpuCase(ctx: BenchContext, op: 'sum' | 'softmax' | 'crossEntropy' | 'mseLoss', rows: number, cols: number, dtype: DT, axis = -1): BenchCase {
+function cpuCase(ctx: BenchContext, op: 'sum' | 'max' | 'softmax' | 'crossEntropy' | 'mseLoss', rows: number, cols: number, dtype: DT, axis = -1): BenchCase {
   let x: Tensor | undefined, labels: Tensor | undefined, y: Tensor | undefined;
   const n = rows * cols;
   return {
@@ -27,7 +28,7 @@ function cpuCase(ctx: BenchContext, op: 'sum' | 'softmax' | 'crossEntropy' | 'ms
       if (op === 'mseLoss') y = randn([rows, cols], { seed: 2, dtype });
     },
     run() {
-      (op === 'sum' ? sum(x!, axis) : op === 'softmax' ? softmax(x!, -1) : op === 'mseLoss' ? mseLoss(x!, y!) : crossEntropy(x!, labels!)).dispose();
+      (op === 'sum' ? sum(x!, axis) : op === 'max' ? max(x!, axis) : op === 'softmax' ? softmax(x!, -1) : op === 'mseLoss' ? mseLoss(x!, y!) : crossEntropy(x!, labels!)).dispose();
     },
     teardown() {
       x?.dispose();
@@ -39,7 +40,7 @@ function cpuCase(ctx: BenchContext, op: 'sum' | 'softmax' | 'crossEntropy' | 'ms
         kind: 'torch',
         script: 'core.py',
         spec: { op: op === 'crossEntropy' ? 'cross_entropy' : op === 'mseLoss' ? 'mse' : op, m: rows, n: cols, dtype, axis },
-        label: op === 'sum' ? `x.sum(${axis})` : op === 'softmax' ? 'torch.softmax(x, -1)' : op === 'mseLoss' ? 'F.mse_loss' : 'F.cross_entropy',
+        label: op === 'sum' ? `x.sum(${axis})` : op === 'max' ? `x.amax(${axis})` : op === 'softmax' ? 'torch.softmax(x, -1)' : op === 'mseLoss' ? 'F.mse_loss' : 'F.cross_entropy',
       },
     },
   };
@@ -104,6 +105,8 @@ export function cases(ctx: BenchContext): BenchCase[] {
     return [
       cpuCase(ctx, 'sum', 4096, 4096, 'float32', -1),
       cpuCase(ctx, 'sum', 4096, 4096, 'float32', 0),
+      cpuCase(ctx, 'sum', 2048, 2048, 'bfloat16', -1),
+      cpuCase(ctx, 'max', 2048, 2048, 'float32', -1),
       cpuCase(ctx, 'softmax', 4096, 4096, 'float32'),
       cpuCase(ctx, 'softmax', 4096, 4096, 'bfloat16'),
       cpuCase(ctx, 'crossEntropy', 1024, 32768, 'float32'),

@@ -15,6 +15,8 @@ output allocated by every call, as ours is:
   cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
   mse            {m, n}         F.mse_loss(x, y), x and y [m, n]
   randn, rand    {n}            torch.randn(n, n) / torch.rand(n, n) of dtype
+  zeros, arange  {n}            torch.zeros(n, n) / torch.arange(n·n) of dtype
+  max            {m, n, axis}   x.amax(axis), x [m, n]
 The protocol (one JSON line per case on stdin and stdout) is in common.py.
 """
 from common import serve
@@ -47,6 +49,10 @@ def make_case(torch, spec):
     if op in ("randn", "rand"):
         make = torch.randn if op == "randn" else torch.rand
         return lambda: make(spec["n"], spec["n"], dtype=dtype)
+    if op == "zeros":
+        return lambda: torch.zeros(spec["n"], spec["n"], dtype=dtype)
+    if op == "arange":
+        return lambda: torch.arange(spec["n"] * spec["n"], dtype=dtype)
     x = torch.randn(spec["m"], spec["n"]).to(dtype)
     if op == "where":  # a random condition (x > 0), as the structura side
         y, cond = torch.randn(spec["m"], spec["n"]).to(dtype), x > 0
@@ -57,6 +63,9 @@ def make_case(torch, spec):
     if op == "sum":
         axis = spec["axis"]
         return lambda: x.sum(axis)
+    if op == "max":
+        axis = spec["axis"]
+        return lambda: x.amax(axis)
     if op == "softmax":
         return lambda: torch.softmax(x, -1)
     if op == "mse":
