@@ -267,6 +267,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   structura_emu_cuda_set_host_memcpy(host_memcpy_parallel);
 #endif
   set_thread_env(env);
+  init_handles(env);
   napi_add_env_cleanup_hook(env, [](void*) { set_thread_env(nullptr); }, nullptr);
   exports.Set("backend", Napi::Function::New(env, Backend, "backend"));
   exports.Set("memory", Napi::Function::New(env, Memory, "memory"));

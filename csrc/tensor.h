@@ -1,6 +1,7 @@
 // tensor.h — native tensors: a refcounted Storage (one allocation on one device) and a Tensor view
 // of it (dtype, shape, strides and offset in elements, row-major by default). JS holds a Tensor
-// through an External handle (type-tagged, so a foreign object is rejected, never reinterpreted).
+// through a handle: a number naming a slot of this environment's handle table and its generation, so
+// a foreign or stale number is rejected, never read as some other tensor.
 // Every native buffer is counted (per device: live buffers and bytes) and reported to V8 as external
 // memory, so tests can check for leaks and the GC sees the pressure.
 #pragma once
@@ -13,6 +14,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "small_vector.h"
 
 namespace structura {
 
@@ -50,7 +53,8 @@ struct Storage {
   void count_alloc();
 };
 
-using Shape = std::vector<int64_t>;
+// Shapes and strides: up to 8 dimensions in place (tensors have at most 64; few pass 8).
+using Shape = SmallVector<int64_t, 8>;
 
 struct Tensor {
   std::shared_ptr<Storage> storage;
@@ -91,6 +95,8 @@ void adjust_external_memory(int64_t delta);
 Tensor unwrap(const Napi::Value& v, const char* arg);
 bool is_tensor_handle(const Napi::Value& v);
 Napi::Value wrap(Napi::Env env, Tensor t);
+// Creates this environment's handle table (addon init); its cleanup hook frees what is left in it.
+void init_handles(napi_env env);
 // Releases the handle's reference to its storage (dispose). Idempotent; false if already disposed.
 bool release(const Napi::Value& v);
 

@@ -1,13 +1,14 @@
 // native.ts — the typed interface of the addon (csrc/) and its loader.
 //
-// Tensors cross the boundary as opaque handles (type-tagged Externals). Every function validates its
-// arguments again in C++ (a bad call from plain JS throws a TypeError/RangeError, never crashes).
+// Tensors cross the boundary as opaque handles (numbers naming a slot of the addon's handle table).
+// Every function validates its arguments again in C++ (a bad call from plain JS throws a
+// TypeError/RangeError, never crashes).
 // The loader explains itself: which binary it loaded, and why CUDA is unavailable.
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 
 /** An opaque native tensor handle. */
-export type Handle = { readonly __structuraHandle: unique symbol };
+export type Handle = number & { readonly __structuraHandle: unique symbol };
 /** A checked sparsity pattern of S (lowrankSparsePattern): accepted wherever an `indices` handle is. */
 export type PatternHandle = { readonly __structuraPattern: unique symbol };
 
@@ -80,8 +81,12 @@ export interface NativeBinding {
   random(kind: 'normal' | 'uniform', dtype: number, shape: number[], seed: number, device: number, deviceIndex: number): Handle;
   /** A view of h's storage with the given shape, strides and offset (elements); bounds are checked. */
   view(h: Handle, shape: number[], strides: number[], offset: number): Handle;
+  /** A second handle on h's storage with h's layout. */
+  alias(h: Handle): Handle;
   /** The elements in logical (row-major) order. float16/bfloat16 read as Float32Array. */
   read(h: Handle): Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
+  /** The value of a one-element tensor. */
+  item(h: Handle): number;
   /** The raw element bits (float16/bfloat16 as Uint16Array), for serialisation. */
   readRaw(h: Handle): Float32Array | Float64Array | Int32Array | Uint8Array | Uint16Array;
   /** Releases the handle's reference to its storage. false if it was already released. */

@@ -95,6 +95,39 @@ const registry = new FinalizationRegistry<Held>((held) => {
   if (held.node) held.node.decRef();
 });
 
+// Registering a tensor costs a weak cell and an entry in the registry's token table (about a third
+// of a small op's time, measured), yet most tensors are disposed — by hand or by tidy — a few ops
+// after they are made. So a new tensor waits in `unregistered` and is registered only if it is still
+// live when the list is flushed: at 256 tensors or 16 MiB of elements, or at the next turn of the
+// event loop. Until then the list holds it, which delays the backstop by that much and no more.
+const unregistered: Tensor[] = [];
+let unregisteredBytes = 0;
+let flushQueued = false;
+const FLUSH_TENSORS = 256;
+const FLUSH_BYTES = 16 * 2 ** 20;
+const ITEM_BYTES: Record<DType, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, uint8: 1, uint16: 2 };
+
+function flushUnregistered(): void {
+  flushQueued = false;
+  for (const t of unregistered) {
+    if (t._disposed) continue;
+    registry.register(t, t._held, t);
+    t._registered = true;
+  }
+  unregistered.length = 0;
+  unregisteredBytes = 0;
+}
+
+function awaitRegistration(t: Tensor): void {
+  unregistered.push(t);
+  if (!t._isView) unregisteredBytes += numel(t._shape) * ITEM_BYTES[t.dtype];
+  if (unregistered.length >= FLUSH_TENSORS || unregisteredBytes >= FLUSH_BYTES) flushUnregistered();
+  else if (!flushQueued) {
+    flushQueued = true;
+    setImmediate(flushUnregistered).unref();
+  }
+}
+
 const INTERNAL = Symbol('structura.internal');
 
 /**
@@ -111,6 +144,8 @@ export class Tensor {
   readonly _isView: boolean;
   /** @internal */ _disposed = false;
   /** @internal */ _kept = false;
+  /** @internal in the FinalizationRegistry (see awaitRegistration) */
+  _registered = false;
   /** @internal */ _requiresGrad = false;
   /** @internal */ _gradFn: GradNode | null = null;
   /** @internal */ _grad: Tensor | null = null;
@@ -149,7 +184,7 @@ export class Tensor {
     this.id = nextId++;
     this._held = { h, node: null };
     liveTensors++;
-    registry.register(this, this._held, this);
+    awaitRegistration(this);
     if (track && scopes.length > 0) scopes[scopes.length - 1].add(this);
   }
 
@@ -266,7 +301,7 @@ export class Tensor {
   item(): number {
     this._check('item');
     if (this.size !== 1) rangeError('item', `only a one-element tensor has an item, this one has shape ${shapeStr(this._shape)}`);
-    return native().read(this._h)[0];
+    return native().item(this._h);
   }
   /** Nested arrays of numbers (a 0-d tensor gives a number). */
   toArray(): unknown {
@@ -296,7 +331,7 @@ export class Tensor {
     if (this._disposed) return;
     this._disposed = true;
     liveTensors--;
-    registry.unregister(this);
+    if (this._registered) registry.unregister(this);
     native().dispose(this._h);
     if (this._grad) {
       this._grad.dispose();
@@ -534,7 +569,7 @@ export function viewOf(t: Tensor, shape: readonly number[], strides: readonly nu
 
 /** @internal a second handle on t's storage with t's layout (the graph keeps these for backward). */
 export function aliasOf(t: Tensor, track = true): Tensor {
-  return viewOf(t, t._shape, t._strides, t._offset, track);
+  return new Tensor(INTERNAL, native().alias(t._h), t.dtype, t._shape, t._strides, t._offset, t._dev, true, track);
 }
 
 /** Throws unless v is a live Tensor. */

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak } from './helpers';
+import { native } from '../lib/native';
 
 // global.gc without --expose-gc on the command line
 v8.setFlagsFromString('--expose-gc');
@@ -59,6 +60,26 @@ leakFree('using a disposed tensor throws a TypeError naming the argument', () =>
   throwsLike(() => { b.requiresGrad = true; }, TypeError, /disposed/);
   throwsLike(() => S.keep(b), TypeError, /disposed/);
   a.dispose();
+});
+
+leakFree('raw handles: a stale one is refused even after its slot is reused; foreign numbers are refused', () => {
+  const n = native();
+  const f32 = (v: number[]) => n.fromArray(0, [v.length], new Float32Array(v), 0, 0);
+  const a = f32([1, 2]);
+  assert.ok(n.dispose(a));
+  assert.not.ok(n.dispose(a), 'dispose is idempotent on a raw handle too');
+  // the next tensors take a's slot, under a new generation: a must not read as any of them
+  const fresh = [f32([7, 8]), f32([9, 10])];
+  throwsLike(() => n.read(a), TypeError, /argument 'tensor' is a disposed tensor/);
+  assert.ok(n.isDisposed(a));
+  assert.not.ok(n.dispose(a), 'a stale handle does not dispose the tensor now in its slot');
+  assert.equal(fresh.map((h) => Array.from(n.read(h))), [[7, 8], [9, 10]]);
+  for (const bad of [0, -1, 1.5, NaN, Infinity, 2 ** 53, (fresh[0] as number) + 2 ** 40, (fresh[0] as number) + 2 ** 30, '1', {}, null]) {
+    throwsLike(() => n.read(bad as never), TypeError, /argument 'tensor' must be a tensor handle/);
+    throwsLike(() => n.dispose(bad as never), TypeError, /dispose expects a tensor handle/);
+    throwsLike(() => n.binary('add', fresh[0], bad as never), TypeError, /argument 'b' must be a tensor handle/);
+  }
+  for (const h of fresh) n.dispose(h);
 });
 
 test('data() of a disposed tensor rejects', async () => {
@@ -229,6 +250,21 @@ test('FinalizationRegistry: tensors collected without dispose release their buff
     for (let i = 0; i < 20; i++) S.zeros([1000]).add(1);
   })();
   assert.ok(liveCounts().buffers >= before.buffers + 40);
+  const ok = await collect(() => liveCounts().buffers === before.buffers);
+  assert.ok(ok, `buffers ${liveCounts().buffers}, expected ${before.buffers} after GC`);
+  assert.is(liveCounts().tensors, before.tensors);
+});
+
+test('FinalizationRegistry: tensors made in a long synchronous loop are collected too', async () => {
+  // a new tensor joins the registry only when the pending list is flushed (at 256 tensors, 16 MiB,
+  // or the next turn of the event loop): a loop that never yields must still leave them collectable
+  await collect(() => false);
+  const before = liveCounts();
+  (() => {
+    for (let i = 0; i < 1000; i++) S.full([3], i);
+  })();
+  assert.ok(liveCounts().tensors >= before.tensors + 1000);
+  gc();
   const ok = await collect(() => liveCounts().buffers === before.buffers);
   assert.ok(ok, `buffers ${liveCounts().buffers}, expected ${before.buffers} after GC`);
   assert.is(liveCounts().tensors, before.tensors);

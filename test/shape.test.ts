@@ -147,6 +147,34 @@ test('contiguous, clone, cast: values, storage and gradients', () => {
   assertNoLeak(before, 'copies');
 });
 
+test('more than 8 dimensions (shapes and strides held out of place natively): views, copies, reductions, broadcasting, batched matmul', () => {
+  // 12-d [2, 1, 3, 1, 2, 1, 1, 2, 1, 3, 1, 2]: 144 elements
+  const big = [2, 1, 3, 1, 2, 1, 1, 2, 1, 3, 1, 2];
+  const perm = [11, 3, 0, 7, 1, 10, 2, 8, 5, 9, 4, 6];
+  for (const layout of ['contiguous', 'transposed', 'narrowed'] as const) {
+    checkOp({ shapes: [big], layout, fn: (x) => S.tidy(() => x.permute(perm).contiguous()), ref: (x) => R.permute(x, perm) });
+    checkOp({ shapes: [big], layout, fn: (x) => S.tidy(() => x.permute(perm).reshape(-1)), ref: (x) => same(R.permute(x, perm), [144]) });
+    checkOp({ shapes: [big], layout, fn: (x) => S.sum(x, [0, 4, 9, 11]), ref: (x) => R.sum(x, [0, 4, 9, 11]) });
+    checkOp({ shapes: [big], layout, fn: (x) => S.max(x, 9, true), ref: (x) => R.max(x, [9], true) });
+    checkOp({ shapes: [big, [3, 1, 2, 1, 1, 1, 3, 1, 1]], layout, fn: (x, y) => S.add(x, y), ref: (x, y) => R.zip([x, y], (a, b) => a + b) });
+  }
+  // batch dimensions [2, 1, 2, 1, 1, 2, 1, 1] broadcast against [1, 3, 1, 1, 1, 1, 1, 1]: 10-d operands
+  checkOp({
+    shapes: [[2, 1, 2, 1, 1, 2, 1, 1, 3, 5], [1, 3, 1, 1, 1, 1, 1, 1, 5, 4]],
+    fn: (a, b) => S.matmul(a, b),
+    ref: (a, b) => R.matmul(a, b),
+  });
+  const before = liveCounts();
+  const x = S.zeros(big);
+  const u = S.tidy(() => x.unsqueeze(0).unsqueeze(-1).expand([5, ...big, 4]));
+  assert.equal(u.shape, [5, ...big, 4]);
+  assert.equal(u.strides[0], 0);
+  assert.is(S.tidy(() => u.contiguous().sum().item()), 0);
+  x.dispose();
+  u.dispose();
+  assertNoLeak(before, 'high-rank views');
+});
+
 test('concat and stack: any axis, views as inputs, gradients to every input', () => {
   checkOp({ shapes: [[2, 3], [4, 3]], fn: (a, b) => S.concat([a, b], 0), ref: (a, b) => R.concat([a, b], 0) });
   checkOp({ shapes: [[3, 2], [3, 17], [3, 1]], fn: (a, b, c) => S.concat([a, b, c], -1), ref: (a, b, c) => R.concat([a, b, c], 1) });

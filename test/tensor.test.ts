@@ -290,6 +290,31 @@ test('reading: data(), dataSync(), item(), toArray()', async () => {
   assertNoLeak(before, 'reading');
 });
 
+test('item() reads the one element of every dtype and device, views at an offset included', () => {
+  const before = liveCounts();
+  const devices = ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])];
+  const values: Record<string, number[]> = {
+    float32: [Math.fround(0.1), -0, NaN, Infinity], float64: [0.1, -1e-310, NaN], float16: [1.5, -65504, NaN],
+    bfloat16: [-3.140625, 1.5 * 2 ** 120, NaN], int32: [-(2 ** 31), 2 ** 31 - 1], uint8: [255, 0], uint16: [65535],
+  };
+  for (const device of devices) {
+    for (const [dtype, vs] of Object.entries(values)) {
+      const t = S.tensor([7, ...vs], { dtype: dtype as S.DType, device });
+      vs.forEach((v, i) => {
+        const row = t.narrow(0, i + 1, 1);
+        const e = row.reshape([]);
+        row.dispose();
+        assert.ok(Object.is(e.item(), (e.dataSync() as Float32Array)[0]), `${dtype} ${device} item ${i}: ${e.item()}`);
+        assert.ok(Object.is(e.item(), v), `${dtype} ${device}: ${e.item()} is ${v}`);
+        e.dispose();
+      });
+      throwsLike(() => native().item(t._h), RangeError, new RegExp(`only a one-element tensor has an item, this one has shape \\[${vs.length + 1}\\]`));
+      t.dispose();
+    }
+  }
+  assertNoLeak(before, 'item');
+});
+
 withLeakCheck('toString prints like PyTorch', () => {
   const cases: [() => Tensor, string][] = [
     [() => S.tensor([[1.5, 2], [3, 4]]), 'tensor([[1.5000, 2.0000],\n        [3.0000, 4.0000]])'],

@@ -257,6 +257,12 @@ Napi::Value View(const Napi::CallbackInfo& info) {
   return wrap(env, std::move(t));
 }
 
+// alias(tensor): a second handle on the same storage and layout (what the graph saves for backward),
+// without reading a shape back from JS.
+Napi::Value Alias(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), unwrap(info[0], "tensor"));
+}
+
 Napi::Value ReadImpl(const Napi::CallbackInfo& info, bool raw) {
   Napi::Env env = info.Env();
   Tensor t = unwrap(info[0], "tensor");
@@ -275,6 +281,15 @@ Napi::Value ReadImpl(const Napi::CallbackInfo& info, bool raw) {
   napi_value arr;
   napi_create_typedarray(env, at, (size_t)n, buf, 0, &arr);
   return Napi::Value(env, arr);
+}
+
+// item(tensor): the value of a one-element tensor as a number, without the typed array read() makes.
+Napi::Value Item(const Napi::CallbackInfo& info) {
+  Tensor t = unwrap(info[0], "tensor");
+  if (t.numel() != 1)
+    throw_range(info.Env(), "structura.item: only a one-element tensor has an item, this one has shape " + shape_str(t.shape));
+  if (t.device().type != DeviceType::cpu) t = to_device(t, Device{});  // waits for the device's queued work
+  return Napi::Number::New(info.Env(), load_as_double(t.raw(), t.dtype, 0));
 }
 
 Napi::Value Read(const Napi::CallbackInfo& info) { return ReadImpl(info, false); }
@@ -440,6 +455,8 @@ void register_creation(Napi::Env env, Napi::Object exports) {
   exports.Set("arange", Napi::Function::New(env, Arange, "arange"));
   exports.Set("random", Napi::Function::New(env, Random, "random"));
   exports.Set("view", Napi::Function::New(env, View, "view"));
+  exports.Set("alias", Napi::Function::New(env, Alias, "alias"));
+  exports.Set("item", Napi::Function::New(env, Item, "item"));
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("readRaw", Napi::Function::New(env, ReadRaw, "readRaw"));
   exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));

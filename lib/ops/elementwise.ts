@@ -43,12 +43,14 @@ function checkOperands(fn: string, a: unknown, b: unknown): void {
   if (typeof a !== 'number') checkTensor(fn, 'a', a);
   if (typeof b !== 'number') checkTensor(fn, 'b', b);
   if (a instanceof Tensor && b instanceof Tensor) checkSameKind(fn, ['a', 'b'], [a, b]);
-  for (const [arg, v, t, other] of [['a', a, b, 'b'], ['b', b, a, 'a']] as const) {
-    if (typeof v !== 'number' || !(t instanceof Tensor)) continue;
-    const range = INT_RANGE[t.dtype];
-    if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1]))
-      typeError(fn, `'${arg}' is ${v}, which is not ${aDType(t.dtype)} value, and '${other}' is ${t.dtype} (no type promotion: cast '${other}' to a floating dtype first)`);
-  }
+  else if (typeof a === 'number') checkScalarOperand(fn, 'a', a, b as Tensor, 'b');
+  else checkScalarOperand(fn, 'b', b as number, a as Tensor, 'a');
+}
+
+function checkScalarOperand(fn: string, arg: string, v: number, t: Tensor, other: string): void {
+  const range = INT_RANGE[t.dtype];
+  if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1]))
+    typeError(fn, `'${arg}' is ${v}, which is not ${aDType(t.dtype)} value, and '${other}' is ${t.dtype} (no type promotion: cast '${other}' to a floating dtype first)`);
 }
 
 /** Integer dtypes take number operands through a 0-d tensor and the tensor kernels (the scalar row

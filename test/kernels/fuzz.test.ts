@@ -84,7 +84,7 @@ function garbage(h) {
 function templates(h) {
   return {
     fromArray: [0, [2, 3], new Float32Array(6), 0, 0], empty: [0, [2, 3], 0, 0], full: [0, [2], 1.5, 0, 0],
-    arange: [0, 0, 1, 5, 0, 0], random: ['normal', 0, [3], 1, 0, 0], view: [h.f32, [3, 2], [1, 3], 0],
+    arange: [0, 0, 1, 5, 0, 0], random: ['normal', 0, [3], 1, 0, 0], view: [h.f32, [3, 2], [1, 3], 0], alias: [h.view], item: [h.scalar],
     read: [h.f32], readRaw: [h.f16], dispose: [h.f32], isDisposed: [h.f32], storageId: [h.f32], contiguous: [h.view],
     cast: [h.f32, 1], copyInto: [h.f32, h.f32b], concat: [[h.f32, h.f32], 0],
     binary: ['add', h.f32, h.f32b], unary: ['clamp', h.f32, -1, 2], where: [h.u8, h.f32, h.f32b],
@@ -104,6 +104,9 @@ function describe(v) {
     // never read an element through a getter here: that would dispose its handle before the call
     if (Object.getOwnPropertyDescriptor(v, 0)?.get) return '<array whose getter disposes a handle>';
     return '[' + v.slice(0, 5).map(describe).join(', ') + (v.length > 5 ? ', …' : '') + ']';
+  }
+  if (typeof v === 'number') {
+    try { return n.isDisposed(v) ? '<disposed handle>' : '<handle>'; } catch (e) {}
   }
   if (v !== null && typeof v === 'object') {
     try { if (n.isDisposed(v)) return '<disposed handle>'; return '<handle>'; } catch (e) {}
@@ -129,8 +132,9 @@ function call(name, args) {
     if (name === 'setNumThreads') n.setNumThreads(threads0);
     if (name === 'setSimd') n.setSimd(simd0);
   }
+  // tensor handles are numbers: dispose refuses any other number (or object) with a TypeError
   const rs = Array.isArray(r) ? r : [r];
-  for (const x of rs) if (x && typeof x === 'object') { try { n.dispose(x); } catch (e) {} }
+  for (const x of rs) if (x !== null && (typeof x === 'object' || typeof x === 'number')) { try { n.dispose(x); } catch (e) {} }
   if (r && typeof r === 'object' && !Array.isArray(r)) for (const k of Object.keys(r)) { try { n.dispose(r[k]); } catch (e) {} }
 }
 
