@@ -3,8 +3,9 @@
 // of the same n (2·4·n bytes; bench/bandwidth.ts) — the ratio is the add's GB/s over the copy's, and
 // the target (issue 3) is at least 85% — and against PyTorch's a + b and copy_ on the same n (CUDA
 // events). On 'cuda-emu' (--quick only) n = 2^12.
-// On the CPU: add of 2^24 float32 (64 MiB each: past the caches, and an output the CPU's large-buffer
-// cache serves without page faults) and bfloat16 (converted in blocks), the exact-erf GELU and sin
+// On the CPU: add of 2^4 float32 (the cost of a call: checks, a handle, an output), of 2^24 float32
+// (64 MiB each: past the caches, and an output the CPU's large-buffer cache serves without page
+// faults) and bfloat16 (converted in blocks), the exact-erf GELU and sin
 // (of 10·randn: a few periods) of 2^22 float32 (compute-bound), contiguous() of a transposed [4096, 4096] float32 and bfloat16 view (the
 // tiled copy's register transposes), and cast of a [4096, 4096] float32 to float64 / bfloat16 / float16
 // and back from float64, and of bfloat16 / float16 up to float32 (the upcast of a loaded 16-bit weight),
@@ -157,7 +158,7 @@ function castCase(ctx: BenchContext, from: CastDType, to: CastDType): BenchCase 
 export function cases(ctx: BenchContext): BenchCase[] {
   if (!ctx.onDevice)
     return [
-      cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32'),
+      cpuCase(ctx, 'add', 16, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32'),
       cpuCase(ctx, 'sin', 1 << 22, 'float32'),
       transposeCase(ctx, 'float32'), transposeCase(ctx, 'bfloat16'),
       castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),

@@ -2,7 +2,9 @@
 // against the same step in PyTorch in the same run (bench/torch/train.py):
 //   mlp   784 → 1024 → 1024 → 10 (nn.Linear, GELU between), batch 256, crossEntropy, AdamW (lr 1e-3,
 //         weight decay 0.01): the GEMMs with their transposed operands, the elementwise ops and their
-//         gradients, the optimizer's update, and the allocator under a step's churn of buffers
+//         gradients, the optimizer's update, and the allocator under a step's churn of buffers;
+//         and 16 → 32 → 32 → 4, batch 8, where the arithmetic is nothing and the per-op cost (checks,
+//         handles, graph nodes, tidy) is all
 //   lora  x [512, 1024] → nn.LoRALinear(1024 → 4096, r 16, alpha 32) → GELU → nn.LoRALinear(4096 → 1024),
 //         mseLoss against a target, AdamW on the adapters only (the base weights frozen, as PEFT does):
 //         fused lora forwards, and backwards that skip the frozen weights' gradients
@@ -90,5 +92,6 @@ function loraCase(ctx: BenchContext, m: number, d: number, h: number, r: number)
 
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) return [];
-  return [mlpCase(ctx, 256, [784, 1024, 1024, 10]), loraCase(ctx, 512, 1024, 4096, 16)];
+  // the small MLP measures what a step costs beyond its arithmetic: per-op dispatch, handles, the graph
+  return [mlpCase(ctx, 256, [784, 1024, 1024, 10]), mlpCase(ctx, 8, [16, 32, 32, 4]), loraCase(ctx, 512, 1024, 4096, 16)];
 }
