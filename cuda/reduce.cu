@@ -440,14 +440,26 @@ __global__ void cross_entropy_rows_kernel(structura_cross_entropy_params p) {
       C m;
       double s;
       row_stats<DT, G>(x, r * p.ld, p.c, p.ldc, m, s, dev_cast<C>(smax), dev_cast<double>(ssum));
-      double mean_x = 0;  // label smoothing's mean of the row, only when asked for
-      if (p.smoothing != 0) {
-        double t = 0;
-        for (int64_t k = lane_in_group<G>(); k < p.c; k += G) t += (double)T::ld(x[r * p.ld + k * p.ldc]);
-        mean_x = group_all<G>(t, Sum(), dev_cast<double>(ssum)) / (double)p.c;
-      }
       const S xl = x[r * p.ld + (int64_t)label * p.ldc];
-      v = (double)m + log(s) - (1.0 - p.smoothing) * (double)T::ld(xl) - p.smoothing * mean_x;
+      if (p.weight) {
+        const dev_ptr<const double> w = gptr(p.weight);
+        const double lse = (double)m + log(s);
+        double spread = 0;  // Σ_k w[k]·(lse − x[k]): label smoothing's share, only when asked for
+        if (p.smoothing != 0) {
+          double t = 0;
+          for (int64_t k = lane_in_group<G>(); k < p.c; k += G) t += w[k] * (lse - (double)T::ld(x[r * p.ld + k * p.ldc]));
+          spread = group_all<G>(t, Sum(), dev_cast<double>(ssum));
+        }
+        v = (1.0 - p.smoothing) * w[label] * (lse - (double)T::ld(xl)) + p.smoothing / (double)p.c * spread;
+      } else {
+        double mean_x = 0;  // label smoothing's mean of the row, only when asked for
+        if (p.smoothing != 0) {
+          double t = 0;
+          for (int64_t k = lane_in_group<G>(); k < p.c; k += G) t += (double)T::ld(x[r * p.ld + k * p.ldc]);
+          mean_x = group_all<G>(t, Sum(), dev_cast<double>(ssum)) / (double)p.c;
+        }
+        v = (double)m + log(s) - (1.0 - p.smoothing) * (double)T::ld(xl) - p.smoothing * mean_x;
+      }
     }
     if (lane_in_group<G>() == 0) {
       if (none) rows_out.set(r, dt::store_from_double(v, p.dtype));
@@ -496,10 +508,24 @@ __global__ void cross_entropy_backward_kernel(structura_cross_entropy_backward_p
       continue;
     }
     const double gm = p.g_rows ? (double)T::ld(g_rows[r]) : p.g;
-    const double on = gm * (1.0 - p.smoothing), off = gm * p.smoothing / (double)p.c;  // the one-hot's share, everyone's
     C m;
     double s;
     row_stats<DT, G>(x, r * p.ld, p.c, p.ldc, m, s, dev_cast<C>(smax), dev_cast<double>(ssum));
+    if (p.weight) {
+      // g·(a·softmax − (1 − ε)·w[label]·onehot − ε/c·w), a = (1 − ε)·w[label] + ε/c·Σw; the CPU's order
+      const dev_ptr<const double> w = gptr(p.weight);
+      const double on = gm * (1.0 - p.smoothing) * w[label], spread = gm * p.smoothing / (double)p.c;
+      const double a = (1.0 - p.smoothing) * w[label] + p.smoothing / (double)p.c * p.weight_sum;
+      const double scale = gm * a / s;
+      for (int64_t k = lane; k < p.c; k += G) {
+        double y = (double)exp_(T::ld(x[r * p.ld + k * p.ldc]) - m) * scale;
+        if (k == label) y -= on;
+        if (spread != 0) y -= spread * w[k];
+        grad[r * p.c + k] = T::st(DT == STRUCTURA_T_F64 ? (C)y : (C)dt::narrow(y));  // the CPU's double → float
+      }
+      continue;
+    }
+    const double on = gm * (1.0 - p.smoothing), off = gm * p.smoothing / (double)p.c;  // the one-hot's share, everyone's
     if (DT == STRUCTURA_T_F64) {
       const double inv = 1.0 / s;
       for (int64_t k = lane; k < p.c; k += G) {

@@ -292,10 +292,12 @@ typedef struct {
 
 /* Cross-entropy of logits [m, c] (row stride ld, column stride ldc) against labels (int32 [m],
  * contiguous, each in [0, c) or equal to ignore_index: the caller checks). A row's loss, in double:
- * logsumexp(row) − (1 − smoothing)·row[label] − smoothing·mean(row), 0 for an ignored row.
+ * logsumexp(row) − (1 − smoothing)·row[label] − smoothing·mean(row), 0 for an ignored row; with class
+ * weights (weight: double [c] on the device, weight_sum = Σ weight; NULL for none), PyTorch's
+ * (1 − smoothing)·weight[label]·(lse − row[label]) + smoothing/c·Σ_k weight[k]·(lse − row[k]).
  * reduction STRUCTURA_CE_NONE: loss is [m] of the logits' dtype, one value a row; SUM / MEAN: loss is
- * 0-d, Σ rows (SUM) or Σ rows / divisor (MEAN, the number of rows not ignored; NaN when it is 0).
- * row_loss is scratch device memory of m doubles (unused for NONE). */
+ * 0-d, Σ rows (SUM) or Σ rows / divisor (MEAN: the number of rows not ignored, or the sum of their
+ * labels' weights; NaN when it is 0). row_loss is scratch device memory of m doubles (unused for NONE). */
 enum { STRUCTURA_CE_MEAN = 0, STRUCTURA_CE_SUM = 1, STRUCTURA_CE_NONE = 2 };
 typedef struct {
   void* loss;
@@ -306,6 +308,8 @@ typedef struct {
   int32_t ignore_index;
   int64_t m, c, ld, ldc;
   double smoothing, divisor;
+  const double* weight;
+  double weight_sum;
 } structura_cross_entropy_params;
 
 /* out[i] = cond[index(i)] != 0 ? a[index(i)] : b[index(i)], out contiguous in row-major order of shape;
@@ -334,7 +338,9 @@ typedef struct {
 /* Its gradient: grad [m, c] contiguous, of the logits' dtype: row r is
  * (softmax(row) − (1 − smoothing)·onehot(label) − smoothing/c)·g_r, 0 for an ignored row, where g_r is
  * g_rows[r] (g_rows: [m] contiguous, of the logits' dtype; reduction NONE) or g (SUM and MEAN: the
- * caller divides by the rows not ignored). */
+ * caller divides by the mean's divisor). With class weights w (weight, weight_sum as above): row r is
+ * g_r·(a·softmax(row) − (1 − smoothing)·w[label]·onehot(label) − smoothing/c·w), where
+ * a = (1 − smoothing)·w[label] + smoothing/c·weight_sum. */
 typedef struct {
   void* grad;
   const void* logits;
@@ -344,6 +350,8 @@ typedef struct {
   int32_t ignore_index;
   int64_t m, c, ld, ldc;
   double g, smoothing;
+  const double* weight;
+  double weight_sum;
 } structura_cross_entropy_backward_params;
 #endif
 int STRUCTURA_CUDA_FN(copy)(const structura_copy_params* p, void* stream);

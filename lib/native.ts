@@ -118,13 +118,14 @@ export interface NativeBinding {
   /**
    * −log softmax(logits)[label] a row (with smoothing s: logsumexp − (1 − s)·x[label] − s·mean(x)),
    * 0 where label = ignoreIndex; logits [M, C], labels int32 [M]. reduction 0: mean over the rows not
-   * ignored, 1: sum (both 0-d), 2: none ([M]).
+   * ignored (with class weights [C]: divided by the sum of their labels' weights), 1: sum (both 0-d),
+   * 2: none ([M]).
    */
-  crossEntropy(logits: Handle, labels: Handle, ignoreIndex?: number, smoothing?: number, reduction?: 0 | 1 | 2): Handle;
+  crossEntropy(logits: Handle, labels: Handle, ignoreIndex?: number, smoothing?: number, reduction?: 0 | 1 | 2, weight?: Handle | null): Handle;
   /** mean((pred − target)²) in one pass: CPU, float32 or float64, one shape (→ 0-d). */
   mseLoss(pred: Handle, target: Handle): Handle;
   /** d loss / d logits: row r (softmax − (1 − s)·onehot − s/C)·g_r; g 0-d (reduction 0, 1) or [M] (2). */
-  crossEntropyBackward(logits: Handle, labels: Handle, g: Handle, ignoreIndex?: number, smoothing?: number, reduction?: 0 | 1 | 2): Handle;
+  crossEntropyBackward(logits: Handle, labels: Handle, g: Handle, ignoreIndex?: number, smoothing?: number, reduction?: 0 | 1 | 2, weight?: Handle | null): Handle;
 
   // ---- dense (csrc/ops/dense.cc on csrc/cpu/gemm) ----
   /**

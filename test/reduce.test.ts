@@ -308,34 +308,38 @@ test('max / min over rows: NaN anywhere wins, ±inf, every SIMD level, rows of e
   }
 });
 
-test('crossEntropy options (PyTorch\'s): reduction mean / sum / none, ignoreIndex, labelSmoothing — values and gradients, every device', () => {
+test('crossEntropy options (PyTorch\'s): reduction mean / sum / none, ignoreIndex, labelSmoothing, class weights — values and gradients, every device', () => {
   const devices = ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])];
   const r = rng(777);
   const before = liveCounts();
   for (const device of devices)
     for (const [m, c] of [[1, 1], [5, 3], [17, 40], [3, 300]])
       for (const reduction of ['mean', 'sum', 'none'] as const)
-        for (const [ignoreIndex, labelSmoothing] of [[-100, 0], [-1, 0.1], [2, 0.35]]) {
+        for (const [ignoreIndex, labelSmoothing, weighted] of [[-100, 0, false], [-1, 0.1, false], [2, 0.35, false], [-100, 0, true], [-1, 0.2, true]] as const) {
+          // weights in [0.25, 2.25), the odd one 0 (a class that counts for nothing)
+          const weight = weighted ? Float64Array.from({ length: c }, (_, j) => (j % 5 === 3 ? 0 : 0.25 + 2 * r())) : undefined;
           const o = { reduction, ignoreIndex, labelSmoothing };
           const lab = Int32Array.from({ length: m }, (_, i) => (i % 3 === 1 ? ignoreIndex : Math.floor(r() * c)));
-          if (lab.every((v) => v === ignoreIndex) && reduction === 'mean') lab[0] = 0;
+          if (lab.every((v) => v === ignoreIndex || weight?.[v] === 0) && reduction === 'mean') lab[0] = 0, weight && (weight[0] = 1);
           const data = Float64Array.from({ length: m * c }, () => (r() - 0.5) * 8);
-          const want = R.crossEntropyWith({ data, shape: [m, c] }, { data: Float64Array.from(lab), shape: [m] }, o);
+          const want = R.crossEntropyWith({ data, shape: [m, c] }, { data: Float64Array.from(lab), shape: [m] }, { ...o, weight });
           for (const dtype of ['float64', 'float32'] as const) {
             const x = S.tensor(data, { shape: [m, c], dtype, device });
             const y = S.tensor(lab, { device });
-            const got = S.crossEntropy(x, y, o);
+            const wt = weight ? S.tensor(weight, { dtype, device }) : undefined;
+            const ow = wt ? { ...o, weight: wt } : o;
+            const got = S.crossEntropy(x, y, ow);
             assert.equal(got.shape, reduction === 'none' ? [m] : [], `${device} ${reduction}: shape`);
             const gv = got.dataSync();
             const tol = dtype === 'float64' ? 1e-12 : 2e-6;
             for (let i = 0; i < want.data.length; i++)
               assert.ok(Math.abs(gv[i] - want.data[i]) <= tol * (1 + Math.abs(want.data[i]) + c),
-                `crossEntropy ${device} ${dtype} [${m}, ${c}] ${JSON.stringify(o)}: element ${i} ${gv[i]}, expected ${want.data[i]}`);
+                `crossEntropy ${device} ${dtype} [${m}, ${c}] ${JSON.stringify(o)} weighted ${weighted}: element ${i} ${gv[i]}, expected ${want.data[i]}`);
             S.dispose([x, got]);
             if (dtype === 'float64') {
               // 'none': a weighted sum of the rows, so every row's gradient is checked with its own weight
-              const f = (t: S.Tensor, yy: S.Tensor, w: S.Tensor) => {
-                const l = S.crossEntropy(t, yy, o);
+              const f = (t: S.Tensor, yy: S.Tensor, w: S.Tensor, cw?: S.Tensor) => {
+                const l = S.crossEntropy(t, yy, cw ? { ...o, weight: cw } : o);
                 if (reduction !== 'none') return l;
                 const p = S.mul(l, w);
                 l.dispose();
@@ -347,17 +351,18 @@ test('crossEntropy options (PyTorch\'s): reduction mean / sum / none, ignoreInde
               if (device === 'cpu') {
                 const xl = S.tensor(data, { shape: [m, c], dtype, requiresGrad: true });
                 const w = S.tensor(wv, { dtype });
-                S.gradcheck((t: S.Tensor) => f(t, y, w), [xl]);
+                S.gradcheck((t: S.Tensor) => f(t, y, w, wt), [xl]);
                 S.dispose([xl, w]);
               } else {
                 // on the device: the gradient equals the CPU's (which gradcheck checks above)
                 const grads = ['cpu', device].map((d) => {
                   const xl = S.tensor(data, { shape: [m, c], dtype, device: d, requiresGrad: true });
                   const yd = S.tensor(lab, { device: d }), w = S.tensor(wv, { dtype, device: d });
-                  const loss = f(xl, yd, w);
+                  const cw = weight ? S.tensor(weight, { dtype, device: d }) : undefined;
+                  const loss = f(xl, yd, w, cw);
                   loss.backward();
                   const gr = Array.from(xl.grad!.dataSync());
-                  S.dispose([xl, yd, w, loss]);
+                  S.dispose([xl, yd, w, loss, cw]);
                   return gr;
                 });
                 for (let i = 0; i < grads[0].length; i++)
@@ -366,6 +371,7 @@ test('crossEntropy options (PyTorch\'s): reduction mean / sum / none, ignoreInde
               }
             }
             y.dispose();
+            wt?.dispose();
           }
         }
   assertNoLeak(before, 'crossEntropy options');
@@ -390,7 +396,27 @@ test('crossEntropy options: PyTorch\'s edge cases and bad values', () => {
   throwsLike(() => S.crossEntropy(x, bad, { reduction: 'avg' as never }), RangeError, /'reduction' must be 'mean', 'sum' or 'none', got string 'avg'/);
   throwsLike(() => S.crossEntropy(x, bad, { ignoreIndex: 1.5 }), RangeError, /'ignoreIndex' must be an int32 integer, got 1\.5/);
   throwsLike(() => S.crossEntropy(x, bad, { labelSmoothing: 1.5 }), RangeError, /'labelSmoothing' must be in \[0, 1\], got 1\.5/);
-  throwsLike(() => S.crossEntropy(x, bad, { weight: v } as never), TypeError, /unknown option 'weight'/);
+  throwsLike(() => S.crossEntropy(x, bad, { weights: v } as never), TypeError, /unknown option 'weights'/);
+  // class weights: of the logits' dtype, device and [C]; not differentiated; a mean over zero weight is NaN
+  S.tidy(() => {
+    const ok2 = S.tensor([0, 1], { dtype: 'int32' });
+    throwsLike(() => S.crossEntropy(x, ok2, { weight: S.tensor([1, 2]) }), RangeError, /'weight' must be \[3\] \(one weight a class\) to match 'logits' \[2, 3\], got \[2\]/);
+    throwsLike(() => S.crossEntropy(x, ok2, { weight: S.tensor([1, 2, 3], { dtype: 'float64' }) }), TypeError, /'logits' \[2, 3\] is float32 but 'weight' \[3\] is float64/);
+    throwsLike(() => S.crossEntropy(x, ok2, { weight: 3 as never }), TypeError, /'weight' must be a Tensor, got number 3/);
+    const wg = S.tensor([1, 2, 3], { requiresGrad: true });
+    throwsLike(() => S.crossEntropy(x, ok2, { weight: wg }), TypeError, /'weight' requires gradients, but class weights are not differentiated/);
+    throwsLike(() => native().crossEntropy(x._h, ok2._h, -100, 0, 0, S.tensor([1, 2, 3], { dtype: 'float64' })._h), TypeError, /'weight' is float64 but 'logits' is float32/);
+    throwsLike(() => native().crossEntropy(x._h, ok2._h, -100, 0, 0, S.tensor([[1, 2, 3]])._h), RangeError, /'weight' must have shape \[3\]/);
+    throwsLike(() => native().crossEntropy(x._h, ok2._h, -100, 0, 0, 7 as never), TypeError, /argument 'weight' must be a tensor handle/);
+    const zw = S.tensor([0, 0, 5]);
+    assert.ok(Number.isNaN(S.crossEntropy(x, ok2, { weight: zw }).item()), 'mean over rows of weight 0: NaN (torch\'s 0 / 0)');
+    assert.is(S.crossEntropy(x, ok2, { weight: zw, reduction: 'sum' }).item(), 0);
+    if (S.backend().cudaEmu) {
+      const we = S.tensor([1, 2, 3], { device: 'cuda-emu' });
+      throwsLike(() => S.crossEntropy(x, ok2, { weight: we }), TypeError, /'logits' is on cpu but 'weight' is on cuda-emu/);
+      we.dispose();
+    }
+  });
   // the raw addon without an ignoreIndex ignores nothing (INT32_MIN stood for "none" and was ignored as a label)
   const n = native();
   const lowest = S.tensor([-(2 ** 31), 1], { dtype: 'int32' });

@@ -666,9 +666,48 @@ Tensor cpu_softmax(const Tensor& a, int64_t axis, bool log) {
 // ---------------------------------------------------------------------------------------------
 // cross-entropy
 
-void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double* loss) {
+// With class weights w [C] (as doubles): PyTorch's (1 − ε)·w[y]·(lse − x[y]) + ε/C·Σ_c w[c]·(lse − x[c]),
+// the sum over c only when ε ≠ 0; the device kernels compute the same in the same order.
+static void cross_entropy_rows_weighted(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps,
+                                        const double* w, double* loss) {
+  const int64_t M = logits.shape[0], C = logits.shape[1];
+  const bool f64 = logits.dtype == DType::f64;
+  Tensor x = cpu_convert(logits, f64 ? DType::f64 : DType::f32);
+  parallel_for(M, std::max<int64_t>(1, kChunk / 4 / C), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; m++) {
+      if (labels[m] == ignore) {
+        loss[m] = 0;
+        continue;
+      }
+      double lse, xl, spread = 0;
+      if (f64) {
+        const double* row = x.data<double>() + m * C;
+        double mx = -std::numeric_limits<double>::infinity(), s = 0;
+        for (int64_t c = 0; c < C; c++) mx = nan_max(mx, row[c]);
+        for (int64_t c = 0; c < C; c++) s += std::exp(row[c] - mx);
+        lse = mx + std::log(s);
+        xl = row[labels[m]];
+        if (eps != 0)
+          for (int64_t c = 0; c < C; c++) spread += w[c] * (lse - row[c]);
+      } else {
+        const F32Rows& K = f32_rows();
+        const float* row = x.data<float>() + m * C;
+        const float mx = K.minmax(row, C, true);
+        lse = (double)mx + std::log(K.exp_sum(row, nullptr, C, mx));
+        xl = (double)row[labels[m]];
+        if (eps != 0)
+          for (int64_t c = 0; c < C; c++) spread += w[c] * (lse - (double)row[c]);
+      }
+      loss[m] = (1 - eps) * w[labels[m]] * (lse - xl) + eps / (double)C * spread;
+    }
+  });
+}
+
+void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double* loss,
+                            const double* weight) {
   const int64_t M = logits.shape[0], C = logits.shape[1];
   if (M == 0) return;
+  if (weight) return cross_entropy_rows_weighted(logits, labels, ignore, eps, weight, loss);
   if (logits.dtype == DType::f64) {
     Tensor x = cpu_convert(logits, logits.dtype);
     const double* xd = x.data<double>();
@@ -707,9 +746,65 @@ void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t
   }
 }
 
-Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double g,
-                                  const double* g_rows) {
+// g·(a·softmax − (1 − ε)·w[y]·onehot(y) − ε/C·w), a = (1 − ε)·w[y] + ε/C·Σw: the weighted rows' gradient,
+// in the device kernel's order (exp(x − max) · (g·a / Σexp) in double, rounded once to float).
+static Tensor cross_entropy_backward_weighted(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps,
+                                              double g, const double* g_rows, const double* w, double w_sum) {
   const int64_t M = logits.shape[0], C = logits.shape[1];
+  const bool f64 = logits.dtype == DType::f64;
+  Tensor x = cpu_convert(logits, f64 ? DType::f64 : DType::f32);
+  Tensor y = Tensor::empty(f64 ? DType::f64 : DType::f32, logits.shape, logits.device());
+  parallel_for(M, std::max<int64_t>(1, kChunk / 4 / std::max<int64_t>(C, 1)), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; m++) {
+      const int32_t label = labels[m];
+      const bool skip = label == ignore;
+      const double gm = g_rows ? g_rows[m] : g;
+      const double wl = skip ? 0 : w[label];
+      const double on = gm * (1 - eps) * wl, spread = gm * eps / (double)C;
+      const double a = (1 - eps) * wl + eps / (double)C * w_sum;
+      if (f64) {
+        const double* row = x.data<double>() + m * C;
+        double* out = y.data<double>() + m * C;
+        if (skip) {
+          std::fill(out, out + C, 0.0);
+          continue;
+        }
+        double mx = -std::numeric_limits<double>::infinity(), s = 0;
+        for (int64_t c = 0; c < C; c++) mx = nan_max(mx, row[c]);
+        for (int64_t c = 0; c < C; c++) s += (out[c] = std::exp(row[c] - mx));
+        const double scale = gm * a / s;
+        for (int64_t c = 0; c < C; c++) {
+          double v = out[c] * scale;
+          if (c == label) v -= on;
+          if (spread != 0) v -= spread * w[c];
+          out[c] = v;
+        }
+      } else {
+        const F32Rows& K = f32_rows();
+        const float* row = x.data<float>() + m * C;
+        float* out = y.data<float>() + m * C;
+        if (skip) {
+          std::fill(out, out + C, 0.0f);
+          continue;
+        }
+        const float mx = K.minmax(row, C, true);
+        const double scale = gm * a / K.exp_sum(row, out, C, mx);  // out: exp(x − max)
+        for (int64_t c = 0; c < C; c++) {
+          double v = (double)out[c] * scale;
+          if (c == label) v -= on;
+          if (spread != 0) v -= spread * w[c];
+          out[c] = double_to_float_exact(v);  // the pool's FTZ would flush a subnormal; the devices do not
+        }
+      }
+    }
+  });
+  return f64 || logits.dtype == DType::f32 ? y : cpu_convert(y, logits.dtype);
+}
+
+Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double g,
+                                  const double* g_rows, const double* weight, double weight_sum) {
+  const int64_t M = logits.shape[0], C = logits.shape[1];
+  if (weight) return cross_entropy_backward_weighted(logits, labels, ignore, eps, g, g_rows, weight, weight_sum);
   if (logits.dtype == DType::f64) {
     Tensor x = cpu_convert(logits, logits.dtype);
     Tensor y = Tensor::empty(DType::f64, logits.shape, logits.device());

@@ -21,14 +21,18 @@ Tensor cpu_arg_reduce(bool is_max, const Tensor& a, int64_t axis, const Shape& o
 // softmax (or log-softmax) along axis, numerically stable (the max is subtracted first).
 Tensor cpu_softmax(const Tensor& a, int64_t axis, bool log);
 // logits [M, C] (float dtype), labels[M] ∈ [0, C) or == ignore: rows[m] = logsumexp(row) −
-// (1 − eps)·row[label] − eps·mean(row), in double; 0 for an ignored row.
-void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double* rows);
+// (1 − eps)·row[label] − eps·mean(row), in double; 0 for an ignored row. With class weights w
+// (double [C], or null): (1 − eps)·w[label]·(lse − row[label]) + eps/C·Σ_c w[c]·(lse − row[c]).
+void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double* rows,
+                            const double* weight = nullptr);
 // mean((pred − target)²) of two contiguous float32 or float64 tensors of n elements (NaN for n = 0):
 // fixed chunks on the pool, their double sums added in order (the same result on any thread count).
 double cpu_mse(const Tensor& pred, const Tensor& target);
 // Row m: (softmax(row) − (1 − eps)·onehot(label) − eps/C)·g_m, of the logits' dtype; 0 for an
-// ignored row. g_m = g_rows[m] when g_rows is given (double, [M]), else g.
+// ignored row. g_m = g_rows[m] when g_rows is given (double, [M]), else g. With class weights w
+// (double [C], weight_sum = Σ w): (a·softmax(row) − (1 − eps)·w[label]·onehot(label) − eps/C·w)·g_m,
+// a = (1 − eps)·w[label] + eps/C·weight_sum.
 Tensor cpu_cross_entropy_backward(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double g,
-                                  const double* g_rows);
+                                  const double* g_rows, const double* weight = nullptr, double weight_sum = 0);
 
 }  // namespace structura

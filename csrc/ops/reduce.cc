@@ -3,9 +3,9 @@
 //   reduce(op, a, axes, keepDims)      sum | mean | max | min over axes (sorted, unique, in [0, ndim))
 //   argReduce(op, a, axis, keepDims)   argmax | argmin along axis → int32
 //   softmax(a, axis, log)              softmax or log-softmax along axis, a's shape and dtype
-//   crossEntropy(logits [M, C], labels int32 [M], ignoreIndex, smoothing, reduction)
+//   crossEntropy(logits [M, C], labels int32 [M], ignoreIndex, smoothing, reduction, weight [C])
 //       reduction 0 mean (over the rows not ignored) | 1 sum → 0-d; 2 none → [M], a loss per row
-//   crossEntropyBackward(logits, labels, g, ignoreIndex, smoothing, reduction)
+//   crossEntropyBackward(logits, labels, g, ignoreIndex, smoothing, reduction, weight)
 //       g 0-d (mean, sum) or [M] (none) → [M, C] = (softmax − (1 − s)·onehot − s/C)·g_row
 //   mseLoss(pred, target)   CPU float32 / float64 only       → 0-d, mean((pred − target)²) in one pass
 // Single axes may be negative (counted from the end); a 0-d tensor has the one axis 0 (or −1).
@@ -270,6 +270,35 @@ CeOptions ce_options(const Napi::CallbackInfo& info, size_t i, const char* op) {
   return o;
 }
 
+// Class weights (argument `i`, optional): a tensor [C] of the logits' dtype and device, held as doubles
+// on the host (the CPU kernels; the mean's divisor) and, for logits on a device, there too.
+struct CeWeight {
+  Tensor host, dev;  // float64 [C], contiguous; both without storage when there are no weights
+  double sum = 0;
+  bool any() const { return host.storage != nullptr; }
+  const double* host_ptr() const { return any() ? host.data<double>() : nullptr; }
+  const double* dev_ptr() const { return dev.storage ? dev.data<double>() : nullptr; }
+};
+CeWeight ce_weight(const Napi::CallbackInfo& info, size_t i, const char* op, const Tensor& logits) {
+  CeWeight w;
+  if (arg_absent(info, i) || info[i].IsNull()) return w;
+  Napi::Env env = info.Env();
+  const Tensor t = unwrap(info[i], "weight");
+  require_same_device(env, logits, "logits", t, "weight", op);
+  if (t.dtype != logits.dtype)
+    throw_type(env, std::string("structura.") + op + ": 'weight' is " + dtype_name(t.dtype) + " but 'logits' is " +
+                        dtype_name(logits.dtype));
+  if (t.ndim() != 1 || t.shape[0] != logits.shape[1])
+    throw_range(env, std::string("structura.") + op + ": 'weight' must have shape [" + std::to_string(logits.shape[1]) +
+                         "] (one weight a class) to match 'logits' " + shape_str(logits.shape) + ", got " +
+                         shape_str(t.shape));
+  // read within this call only (the CPU kernels are synchronous), so it may be the caller's own storage
+  w.host = cast_contiguous(t.device().type == DeviceType::cpu ? t : to_device(t, Device{}), DType::f64);
+  for (int64_t c = 0; c < w.host.numel(); c++) w.sum += w.host.data<double>()[c];
+  if (t.device().type != DeviceType::cpu) w.dev = to_device(w.host, t.device());
+  return w;
+}
+
 // logits [M, C] (float), labels int32 [M] with every label in [0, C) or the ignored index: returns
 // the labels, contiguous, on the host (a device's labels are read back to be checked), and in *kept
 // the number of rows not ignored; `dev_labels`, for logits on a device, gets them contiguous there.
@@ -309,12 +338,24 @@ Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tenso
   return lab;
 }
 
+// The mean's divisor: the rows not ignored, or with weights the sum of their labels' weights (PyTorch's).
+double mean_divisor(const Tensor& labels, const CeOptions& o, const CeWeight& w, int64_t kept) {
+  if (!w.any()) return (double)kept;
+  const int32_t* l = labels.data<int32_t>();
+  double d = 0;
+  for (int64_t m = 0; m < labels.numel(); m++)
+    if (!(o.has_ignore && l[m] == o.ignore)) d += w.host.data<double>()[l[m]];
+  return d;
+}
+
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const CeOptions o = ce_options(info, 2, "crossEntropy");
   Tensor logits, dev_labels;
   int64_t kept = 0;
   Tensor labels = check_cross_entropy(info, "crossEntropy", logits, dev_labels, o, &kept);
+  const CeWeight w = ce_weight(info, 5, "crossEntropy", logits);
+  const double divisor = mean_divisor(labels, o, w, kept);
   const int64_t M = logits.shape[0];
   const bool none = o.reduction == STRUCTURA_CE_NONE;
   Tensor out = Tensor::empty(logits.dtype, none ? Shape{M} : Shape{}, logits.device());
@@ -330,7 +371,9 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     p.reduction = o.reduction;
     p.ignore_index = o.ignore;
     p.smoothing = o.eps;
-    p.divisor = (double)kept;
+    p.divisor = divisor;
+    p.weight = w.dev_ptr();
+    p.weight_sum = w.sum;
     p.m = M;
     p.c = logits.shape[1];
     p.ld = logits.strides[0];
@@ -339,14 +382,15 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     return wrap(env, std::move(out));
   }
   std::vector<double> rows((size_t)M);
-  cpu_cross_entropy_rows(logits, labels.data<int32_t>(), o.ignore, o.eps, rows.data());
+  cpu_cross_entropy_rows(logits, labels.data<int32_t>(), o.ignore, o.eps, rows.data(), w.host_ptr());
   if (none) {
     for (int64_t m = 0; m < M; m++) store_from_double(out.raw(), out.dtype, m, rows[m]);
   } else {
     double total = 0;
     for (double l : rows) total += l;
-    // mean over the rows not ignored (NaN when there is none, as PyTorch); sum of no rows is 0
-    const double v = o.reduction == STRUCTURA_CE_SUM ? total : kept == 0 ? std::nan("") : total / (double)kept;
+    // mean over the rows not ignored, or by the sum of their weights (NaN when it is 0, as PyTorch's
+    // 0 / 0); sum of no rows is 0
+    const double v = o.reduction == STRUCTURA_CE_SUM ? total : divisor == 0 ? std::nan("") : total / divisor;
     store_from_double(out.raw(), out.dtype, 0, v);
   }
   return wrap(env, std::move(out));
@@ -358,6 +402,8 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   Tensor logits, dev_labels;
   int64_t kept = 0;
   Tensor labels = check_cross_entropy(info, "crossEntropyBackward", logits, dev_labels, o, &kept);
+  const CeWeight w = ce_weight(info, 6, "crossEntropyBackward", logits);
+  const double divisor = mean_divisor(labels, o, w, kept);
   Tensor g = unwrap(info[2], "g");
   require_same_device(env, logits, "logits", g, "g", "crossEntropyBackward");
   const int64_t M = logits.shape[0];
@@ -368,8 +414,8 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   if (none ? (g.ndim() != 1 || g.shape[0] != M) : g.ndim() != 0)
     throw_range(env, "structura.crossEntropyBackward: 'g' must be " + std::string(none ? "[" + std::to_string(M) + "]" : "0-d") +
                          " for this reduction, got shape " + shape_str(g.shape));
-  // mean: every row's share is g / (rows not ignored)
-  const double per = o.reduction == STRUCTURA_CE_MEAN ? (kept ? 1.0 / (double)kept : std::nan("")) : 1.0;
+  // mean: every row's share is g / divisor (the rows not ignored, or their labels' weights)
+  const double per = o.reduction == STRUCTURA_CE_MEAN ? (divisor != 0 ? 1.0 / divisor : std::nan("")) : 1.0;
   if (logits.device().type != DeviceType::cpu) {
     const Device dev = logits.device();
     Tensor out = Tensor::empty(logits.dtype, logits.shape, dev);
@@ -388,6 +434,8 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
     p.ldc = logits.strides[1];
     p.g = none ? 0 : load_as_double(gh.raw(), gh.dtype, 0) * per;
     p.smoothing = o.eps;
+    p.weight = w.dev_ptr();
+    p.weight_sum = w.sum;
     device_launch(env, "crossEntropyBackward", dev,
                   [&](bool emu) { return STRUCTURA_KERNEL(cross_entropy_backward, emu, &p, nullptr); });
     return wrap(env, std::move(out));
@@ -400,7 +448,7 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   }
   const double gv = none ? 0 : load_as_double(g.raw(), g.dtype, 0) * per;
   return wrap(env, cpu_cross_entropy_backward(logits, labels.data<int32_t>(), o.ignore, o.eps, gv,
-                                              none ? g_rows.data() : nullptr));
+                                              none ? g_rows.data() : nullptr, w.host_ptr(), w.sum));
 }
 
 // mseLoss(pred, target) on the CPU, float32 / float64 of one shape: the fused pass (cpu_mse). Other

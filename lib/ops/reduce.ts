@@ -211,10 +211,16 @@ export function mseLoss(pred: Tensor, target: Tensor, opts: { reduction?: 'mean'
   return m;
 }
 
-/** crossEntropy's options, PyTorch's F.cross_entropy's (no class weights). */
+/** crossEntropy's options, PyTorch's F.cross_entropy's. */
 export interface CrossEntropyOptions {
   /** 'mean' (default: over the rows not ignored; NaN if all are), 'sum', or 'none' (a loss per row). */
   reduction?: 'mean' | 'sum' | 'none';
+  /**
+   * Class weights [C], of the logits' dtype and device: a row's loss is scaled by its label's weight
+   * (and label smoothing's share weighs each class), and 'mean' divides by the sum of the weights of
+   * the rows not ignored, as PyTorch. Not differentiated (PyTorch neither).
+   */
+  weight?: Tensor;
   /** Rows whose label is this value add nothing, to the loss or the gradient (default −100, PyTorch's). */
   ignoreIndex?: number;
   /** ε in [0, 1]: the target is (1 − ε)·onehot + ε/C (default 0). */
@@ -224,14 +230,15 @@ export interface CrossEntropyOptions {
 /**
  * −log softmax(logits)[label] a row, reduced: logits [M, C] (or [C] with a 0-d label), labels int32 [M]
  * with values in [0, C) or `ignoreIndex`. With label smoothing ε a row's loss is
- * logsumexp(row) − (1 − ε)·row[label] − ε·mean(row). Gradient for logits.
+ * logsumexp(row) − (1 − ε)·row[label] − ε·mean(row); with class weights w,
+ * (1 − ε)·w[label]·(lse − row[label]) + ε/C·Σ_c w[c]·(lse − row[c]). Gradient for logits.
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const fn = 'crossEntropy';
   checkTensor(fn, 'logits', logits);
   checkTensor(fn, 'labels', labels);
   checkFloating(fn, 'logits', logits);
-  opts = optionsOf(fn, opts, ['reduction', 'ignoreIndex', 'labelSmoothing']);
+  opts = optionsOf(fn, opts, ['reduction', 'ignoreIndex', 'labelSmoothing', 'weight']);
   const reduction = reductionOf(fn, opts.reduction);
   const red = REDUCTIONS[reduction];
   const ignore = opts.ignoreIndex ?? -100;
@@ -242,6 +249,15 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   if (!(eps >= 0 && eps <= 1)) rangeError(fn, `'labelSmoothing' must be in [0, 1], got ${eps}`);
   if (labels.dtype !== 'int32') typeError(fn, `'labels' must be int32 class indices, got ${labels.dtype}`);
   if (labels._dev.name !== logits._dev.name) typeError(fn, `'logits' is on ${logits.device} but 'labels' is on ${labels.device}`);
+  const weight = opts.weight;
+  if (weight !== undefined) {
+    checkTensor(fn, 'weight', weight);
+    checkSameKind(fn, ['logits', 'weight'], [logits, weight]);
+    if (weight.requiresGrad) typeError(fn, `'weight' requires gradients, but class weights are not differentiated (PyTorch neither): pass weight.detach()`);
+    const c = logits._shape[logits._shape.length - 1];
+    if (weight._shape.length !== 1 || weight._shape[0] !== c)
+      rangeError(fn, `'weight' must be [${c}] (one weight a class) to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(weight._shape)}`);
+  }
   if (logits._shape.length === 1 && labels._shape.length === 0) {
     const l2 = reshape(logits, [1, -1]);
     const y2 = reshape(labels, [1]);
@@ -261,9 +277,11 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   if (labels._shape.length !== 1 || labels._shape[0] !== m)
     rangeError(fn, `'labels' must be [${m}] to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(labels._shape)}`);
   if (m === 0 || c === 0) rangeError(fn, `'logits' ${shapeStr(logits._shape)} is empty`);
-  const out = fromHandle(native().crossEntropy(logits._h, labels._h, ignore, eps, red), logits.dtype, red === 2 ? [m] : [], logits._dev);
-  return record('CrossEntropy', [logits, labels], out, [logits, labels], (g, [l, y]) => [
-    fromHandle(native().crossEntropyBackward(l._h, y._h, g._h, ignore, eps, red), l.dtype, l._shape, l._dev),
+  const wh = weight ? weight._h : null;
+  const out = fromHandle(native().crossEntropy(logits._h, labels._h, ignore, eps, red, wh), logits.dtype, red === 2 ? [m] : [], logits._dev);
+  const saved = weight ? [logits, labels, weight] : [logits, labels];
+  return record('CrossEntropy', [logits, labels], out, saved, (g, [l, y, w]) => [
+    fromHandle(native().crossEntropyBackward(l._h, y._h, g._h, ignore, eps, red, w ? w._h : null), l.dtype, l._shape, l._dev),
     null,
   ]);
 }

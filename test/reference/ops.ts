@@ -184,25 +184,30 @@ export function mse(p: NDArray, t: NDArray): NDArray {
 }
 
 /** Mean over rows of −log softmax(logits)[label]; logits [M, C], labels [M]. */
-/** F.cross_entropy with reduction, ignore_index and label_smoothing, in float64. */
+/** F.cross_entropy with reduction, ignore_index, label_smoothing and class weights, in float64: a row's
+ * loss is (1 − ε)·w[y]·(−log p[y]) + ε/C·Σ_j w[j]·(−log p[j]) (w = 1 without weights), and 'mean'
+ * divides by Σ w[y] over the rows not ignored (their count without weights). */
 export function crossEntropyWith(
   logits: NDArray,
   labels: NDArray,
-  o: { reduction: 'mean' | 'sum' | 'none'; ignoreIndex: number; labelSmoothing: number },
+  o: { reduction: 'mean' | 'sum' | 'none'; ignoreIndex: number; labelSmoothing: number; weight?: ArrayLike<number> },
 ): NDArray {
   const [m, c] = logits.shape;
   const rows = new Float64Array(m);
+  const w = (j: number) => (o.weight ? o.weight[j] : 1);
   let kept = 0;
   for (let r = 0; r < m; r++) {
     const y = labels.data[r];
     if (y === o.ignoreIndex) continue;
-    kept++;
-    let mx = -Infinity, mean = 0;
-    for (let j = 0; j < c; j++) (mx = Math.max(mx, logits.data[r * c + j])), (mean += logits.data[r * c + j] / c);
+    kept += w(y);
+    let mx = -Infinity;
+    for (let j = 0; j < c; j++) mx = Math.max(mx, logits.data[r * c + j]);
     let z = 0;
     for (let j = 0; j < c; j++) z += Math.exp(logits.data[r * c + j] - mx);
     const lse = Math.log(z) + mx;
-    rows[r] = lse - (1 - o.labelSmoothing) * logits.data[r * c + y] - o.labelSmoothing * mean;
+    let spread = 0;
+    for (let j = 0; j < c; j++) spread += w(j) * (lse - logits.data[r * c + j]);
+    rows[r] = (1 - o.labelSmoothing) * w(y) * (lse - logits.data[r * c + y]) + (o.labelSmoothing / c) * spread;
   }
   if (o.reduction === 'none') return { data: rows, shape: [m] };
   const total = rows.reduce((a, v) => a + v, 0);
