@@ -268,7 +268,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   set_thread_env(env);
   init_handles(env);
-  napi_add_env_cleanup_hook(env, [](void*) { set_thread_env(nullptr); }, nullptr);
+  // The argument is this load's napi_env: a (function, argument) pair may be registered once per
+  // environment, and the addon can be loaded twice into one (a require cache cleared, as jest does).
+  napi_add_env_cleanup_hook(env, [](void*) { set_thread_env(nullptr); }, static_cast<void*>(env));
   exports.Set("backend", Napi::Function::New(env, Backend, "backend"));
   exports.Set("memory", Napi::Function::New(env, Memory, "memory"));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));

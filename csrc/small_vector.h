@@ -76,8 +76,9 @@ class SmallVector {
     size_ = n;
   }
   void assign(size_t n, const T& v) {
+    const T copy = v;  // v may be an element of this vector
     clear();
-    resize(n, v);
+    resize(n, copy);
   }
 
   size_t size() const { return size_; }
@@ -114,8 +115,9 @@ class SmallVector {
   }
   void resize(size_t n) { resize(n, T()); }
   void resize(size_t n, const T& v) {
+    const T copy = v;  // v may be an element of this vector, freed by reserve
     reserve(n);
-    for (size_t i = size_; i < n; i++) data_[i] = v;
+    for (size_t i = size_; i < n; i++) data_[i] = copy;
     size_ = n;
   }
   void clear() { size_ = 0; }

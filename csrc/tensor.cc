@@ -3,6 +3,8 @@
 #include "tensor.h"
 
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <cmath>
 #include <algorithm>
 #include <cstdlib>
@@ -170,105 +172,143 @@ Tensor Tensor::empty(DType dtype, const Shape& shape, Device device) {
 // handles
 
 namespace {
-// A handle is a number: a slot of this environment's table plus its generation · 2^32. The generation
-// changes when the slot is freed, so a stale handle (its tensor disposed, the slot since reused) is
-// told apart from a live one, never read as another tensor. Numbers rather than Externals: an
-// External with a finalizer costs a weak reference, a tracked napi reference and a deferred finalizer
-// on every op's output (≈ 40% of a small op's time, measured with perf), while the JS Tensor already
-// has a FinalizationRegistry backstop that disposes what it holds. One table per Node environment
-// (each runs on its own thread, so no lock): its cleanup hook frees what JS never disposed.
-constexpr uint32_t kGenLimit = 1u << 21;  // slot + generation · 2^32 < 2^53: exact in a double
+// A handle is a number: a slot of this module instance's table plus its generation · 2^32. The
+// generation changes when the slot is freed, so a stale handle (its tensor disposed, the slot since
+// reused) is told apart from a live one, never read as another tensor; a slot whose generation
+// reaches the limit is retired rather than wrapped (2^53 handles would have to be made first). Each
+// table starts its generations at a random base, so a handle posted to another worker, or a number
+// made up, does not name that worker's tensors. Numbers rather than Externals: an External with a
+// finalizer costs a weak reference, a tracked napi reference and a deferred finalizer on every op's
+// output (≈ 40% of a small op's time, measured with perf), while the JS Tensor already has a
+// FinalizationRegistry backstop that disposes what it holds. The table is the instance data of the
+// addon's napi environment (one per Node environment and load), freed with it: what JS never
+// disposed is freed then. Slots live in chunks of 1024, and beyond 16 chunks with no live slot the
+// oldest emptied are freed, so a burst of live tensors does not keep its memory after they are
+// disposed (a Tensor is ~200 bytes) while a loop that makes and disposes one does not free and
+// remake a chunk every time.
+constexpr uint64_t kGenLimit = uint64_t(1) << 21;  // slot + generation · 2^32 < 2^53: exact in a double
+constexpr uint32_t kChunkBits = 10;
+constexpr uint32_t kChunk = 1u << kChunkBits;
 struct HandleTable {
-  std::vector<Tensor> tensors;
-  std::vector<uint32_t> gens;  // the slot's current generation, in [1, kGenLimit)
+  std::vector<uint32_t> gens;  // each slot's current generation, in [1, kGenLimit]; kGenLimit = retired
   std::vector<uint8_t> live;
   std::vector<uint32_t> free_slots;
+  std::vector<std::unique_ptr<Tensor[]>> chunks;  // kChunk slots each; null when none of them is live
+  std::vector<uint32_t> chunk_live;
+  std::deque<uint32_t> emptied;  // chunks in the order they first emptied (some since live again)
+  std::vector<uint8_t> queued;   // chunk is in `emptied`
+  size_t empty_chunks = 0;       // allocated chunks with no live slot
+  uint32_t base_gen = 1;
+  Tensor& at(uint32_t slot) { return chunks[slot >> kChunkBits][slot & (kChunk - 1)]; }
+  void trim() {
+    while (empty_chunks > 16 && !emptied.empty()) {
+      const uint32_t c = emptied.front();
+      emptied.pop_front();
+      queued[c] = 0;
+      if (chunks[c] && chunk_live[c] == 0) chunks[c].reset(), empty_chunks--;
+    }
+  }
 };
-thread_local HandleTable* t_handles = nullptr;
+
+HandleTable* table_of(napi_env env) {
+  void* data = nullptr;
+  if (napi_get_instance_data(env, &data) != napi_ok) return nullptr;
+  return static_cast<HandleTable*>(data);
+}
 
 enum class Lookup { live, stale, foreign };
-Lookup lookup(const Napi::Value& v, uint32_t& slot) {
-  HandleTable* tab = t_handles;
+Lookup lookup(const Napi::Value& v, HandleTable*& tab, uint32_t& slot) {
+  tab = table_of(v.Env());
   if (!tab || !v.IsNumber()) return Lookup::foreign;
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= 0 && d < 0x1p53) || d != std::floor(d)) return Lookup::foreign;
   const uint64_t u = (uint64_t)d;
   slot = (uint32_t)u;
   const uint64_t gen = u >> 32;
-  if (slot >= tab->gens.size() || gen == 0 || gen >= kGenLimit) return Lookup::foreign;
+  if (slot >= tab->gens.size() || gen < tab->base_gen || gen >= kGenLimit) return Lookup::foreign;
   // a free slot's current generation has not been handed out yet
   if (gen == tab->gens[slot]) return tab->live[slot] ? Lookup::live : Lookup::foreign;
-  // an earlier generation was handed out and disposed; a later one never was (after the counter
-  // wraps, stale handles read as foreign: refused all the same, with the other message)
+  // an earlier generation was handed out and disposed; a later one never was
   return gen < tab->gens[slot] ? Lookup::stale : Lookup::foreign;
 }
 }  // namespace
 
 void init_handles(napi_env env) {
-  if (t_handles) return;  // the addon loaded twice into one environment: one table serves both
-  t_handles = new HandleTable();
-  napi_add_env_cleanup_hook(
-      env,
-      [](void*) {
-        HandleTable* tab = t_handles;
-        t_handles = nullptr;
-        delete tab;  // frees every storage JS never disposed
-      },
-      nullptr);
+  if (table_of(env)) return;
+  auto tab = std::make_unique<HandleTable>();
+  // any base in [1, 2^20): at least 2^20 generations a slot before it retires
+  uint64_t seed = (uint64_t)(uintptr_t)tab.get() ^ (uint64_t)std::chrono::steady_clock::now().time_since_epoch().count();
+  seed ^= seed >> 31, seed *= 0x9e3779b97f4a7c15ULL, seed ^= seed >> 29;
+  tab->base_gen = 1 + (uint32_t)(seed % ((kGenLimit >> 1) - 1));
+  const napi_status st = napi_set_instance_data(
+      env, tab.get(), [](napi_env, void* data, void*) { delete static_cast<HandleTable*>(data); }, nullptr);
+  if (st != napi_ok) throw std::runtime_error("structura: could not set up the tensor handle table");
+  tab.release();
 }
 
 Napi::Value wrap(Napi::Env env, Tensor t) {
-  HandleTable* tab = t_handles;
+  HandleTable* tab = table_of(env);
   if (!tab) throw std::runtime_error("structura: the addon is not initialised in this environment");
-  uint32_t slot;
-  if (!tab->free_slots.empty()) {
-    slot = tab->free_slots.back();
-  } else {
-    if (tab->tensors.size() >= 0xffffffffu) throw std::range_error("structura: more than 2^32 − 1 live tensors");
-    tab->tensors.emplace_back();
-    tab->gens.push_back(1);
+  if (tab->free_slots.empty()) {
+    if (tab->gens.size() >= 0xffffffffu) throw std::range_error("structura: more than 2^32 − 1 live tensors");
+    tab->gens.push_back(tab->base_gen);
     tab->live.push_back(0);
-    slot = (uint32_t)(tab->tensors.size() - 1);
-    tab->free_slots.push_back(slot);
+    tab->free_slots.push_back((uint32_t)(tab->gens.size() - 1));
   }
+  const uint32_t slot = tab->free_slots.back();
   // The number first: if making it throws (a worker being terminated), the slot stays free and t is
   // freed by its destructor here.
   Napi::Value h = Napi::Number::New(env, (double)tab->gens[slot] * 0x1p32 + (double)slot);
+  const uint32_t chunk = slot >> kChunkBits;
+  if (chunk >= tab->chunks.size()) {
+    tab->chunks.resize(chunk + 1);
+    tab->chunk_live.resize(chunk + 1, 0);
+    tab->queued.resize(chunk + 1, 0);
+  }
+  if (!tab->chunks[chunk]) tab->chunks[chunk].reset(new Tensor[kChunk]);
+  else if (tab->chunk_live[chunk] == 0) tab->empty_chunks--;  // an emptied chunk in use again
   tab->free_slots.pop_back();
-  tab->tensors[slot] = std::move(t);
+  tab->at(slot) = std::move(t);
   tab->live[slot] = 1;
+  tab->chunk_live[chunk]++;
   return h;
 }
 
 bool is_tensor_handle(const Napi::Value& v) {
+  HandleTable* tab;
   uint32_t slot;
-  return lookup(v, slot) != Lookup::foreign;
+  return lookup(v, tab, slot) != Lookup::foreign;
 }
 
 Tensor unwrap(const Napi::Value& v, const char* arg) {
+  HandleTable* tab = nullptr;
   uint32_t slot = 0;
-  switch (lookup(v, slot)) {
-    case Lookup::live: return t_handles->tensors[slot];
+  switch (lookup(v, tab, slot)) {
+    case Lookup::live: return tab->at(slot);
     case Lookup::stale: throw_type(v.Env(), std::string("structura: argument '") + arg + "' is a disposed tensor");
     default: throw_type(v.Env(), std::string("structura: argument '") + arg + "' must be a tensor handle");
   }
 }
 
 bool release(const Napi::Value& v) {
+  HandleTable* tab = nullptr;
   uint32_t slot = 0;
-  switch (lookup(v, slot)) {
+  switch (lookup(v, tab, slot)) {
     case Lookup::stale: return false;
     case Lookup::foreign: throw_type(v.Env(), "structura: dispose expects a tensor handle");
     default: break;
   }
-  HandleTable* tab = t_handles;
-  // Out of the table before the storage is freed: freeing runs no JS, but keeps the table consistent
-  // whatever a destructor does.
-  Tensor t = std::move(tab->tensors[slot]);
-  tab->tensors[slot] = Tensor{};
+  // Out of the table before the storage is freed (when t goes out of scope here).
+  Tensor t = std::move(tab->at(slot));
+  tab->at(slot) = Tensor{};
   tab->live[slot] = 0;
-  tab->gens[slot] = tab->gens[slot] + 1 == kGenLimit ? 1 : tab->gens[slot] + 1;
-  tab->free_slots.push_back(slot);
+  if (++tab->gens[slot] < kGenLimit) tab->free_slots.push_back(slot);  // else retired: never handed out again
+  const uint32_t chunk = slot >> kChunkBits;
+  if (--tab->chunk_live[chunk] == 0) {
+    tab->empty_chunks++;
+    if (!tab->queued[chunk]) tab->emptied.push_back(chunk), tab->queued[chunk] = 1;
+    tab->trim();
+  }
   return true;
 }
 

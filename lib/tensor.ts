@@ -108,7 +108,6 @@ const FLUSH_BYTES = 16 * 2 ** 20;
 const ITEM_BYTES: Record<DType, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, uint8: 1, uint16: 2 };
 
 function flushUnregistered(): void {
-  flushQueued = false;
   for (const t of unregistered) {
     if (t._disposed) continue;
     registry.register(t, t._held, t);
@@ -123,8 +122,12 @@ function awaitRegistration(t: Tensor): void {
   if (!t._isView) unregisteredBytes += numel(t._shape) * ITEM_BYTES[t.dtype];
   if (unregistered.length >= FLUSH_TENSORS || unregisteredBytes >= FLUSH_BYTES) flushUnregistered();
   else if (!flushQueued) {
+    // one immediate at a time: a loop that never yields flushes by count, and queues no more
     flushQueued = true;
-    setImmediate(flushUnregistered).unref();
+    setImmediate(() => {
+      flushQueued = false;
+      flushUnregistered();
+    }).unref();
   }
 }
 

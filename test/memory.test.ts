@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak } from './helpers';
-import { native } from '../lib/native';
+import { native, nativePath as nativePathOf } from '../lib/native';
 
 // global.gc without --expose-gc on the command line
 v8.setFlagsFromString('--expose-gc');
@@ -80,6 +80,67 @@ leakFree('raw handles: a stale one is refused even after its slot is reused; for
     throwsLike(() => n.binary('add', fresh[0], bad as never), TypeError, /argument 'b' must be a tensor handle/);
   }
   for (const h of fresh) n.dispose(h);
+});
+
+test('raw handles: a slot is retired, not wrapped, when its generations run out; a stale handle stays stale', () => {
+  const n = native();
+  const a = n.full(0, [1], 1, 0, 0);
+  n.dispose(a);
+  // LIFO reuse: each new tensor takes a's slot under the next generation, until the slot retires
+  // (2^21 − base generations, base random in [1, 2^20)); then a new slot is used
+  const slot = (h: number) => h % 2 ** 32;
+  let reuses = 0;
+  for (;;) {
+    const h = n.full(0, [1], 2, 0, 0) as number;
+    if (slot(h) !== slot(a as number)) {
+      n.dispose(h as never);
+      break;
+    }
+    assert.ok(h !== (a as number));
+    n.dispose(h as never);
+    if (++reuses > 2 ** 21) assert.unreachable('the slot never retired');
+  }
+  assert.ok(reuses >= 2 ** 20, `${reuses} generations before the slot retired`);
+  throwsLike(() => n.read(a), TypeError, /is a disposed tensor/);
+  assert.not.ok(n.dispose(a), 'dispose of a stale handle is still false');
+});
+
+test('the addon loaded twice into one environment (a cleared require cache, as jest does) works, and exits cleanly', () => {
+  const code = `const p = require('../lib/native').nativePath();
+    const a = require(p); delete require.cache[p]; const b = require(p);
+    const x = a.full(0, [2], 3, 0, 0), y = b.full(0, [2], 4, 0, 0);
+    console.log(JSON.stringify([Array.from(a.read(x)), Array.from(b.read(y)), a !== b]));`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { cwd: __dirname, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout.trim()), [[3, 3], [4, 4], true]);
+});
+
+test('a handle posted from a worker does not name a tensor of the main thread', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const n = native();
+  const mine = n.full(0, [2], 7, 0, 0);
+  const w = new Worker(`const { parentPort, workerData } = require('node:worker_threads');
+    const N = require(workerData);
+    parentPort.postMessage(N.full(0, [3], 42, 0, 0));`, { eval: true, workerData: nativePathOf() });
+  const h = await new Promise((res) => w.once('message', res));
+  await w.terminate();
+  throwsLike(() => n.read(h as never), TypeError, /must be a tensor handle|is a disposed tensor/);
+  assert.equal(Array.from(n.read(mine)), [7, 7]);
+  n.dispose(mine);
+});
+
+test('a loop that never yields queues one setImmediate for the FinalizationRegistry, not one per flush', () => {
+  const orig = globalThis.setImmediate;
+  let calls = 0;
+  globalThis.setImmediate = ((...a: Parameters<typeof setImmediate>) => (calls++, orig(...a))) as typeof setImmediate;
+  try {
+    const x = S.randn([16], { seed: 1 });
+    for (let i = 0; i < 5000; i++) S.tidy(() => x.add(1).mul(2));
+    x.dispose();
+  } finally {
+    globalThis.setImmediate = orig;
+  }
+  assert.ok(calls <= 1, `${calls} immediates queued`);
 });
 
 test('data() of a disposed tensor rejects', async () => {
