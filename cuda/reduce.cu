@@ -482,8 +482,10 @@ __global__ void cross_entropy_mean_kernel(structura_cross_entropy_params p) {
   t = group_all<kThreads>(t, Sum(), dev_cast<double>(ssum));
   if (threadIdx.x == 0) {
     const dt::Out out = dt::out(p.loss, p.dtype);
+    // no row kept (or only weights 0): NaN, torch's 0 / 0, with the CPU's bits; kept weights that cancel
+    // to 0 under a loss that does not: ±inf, as torch
     const double nan = dt::f64(0x7ff8000000000000ull);
-    const double v = p.reduction == STRUCTURA_CE_SUM ? t : p.divisor == 0 ? nan : t / p.divisor;
+    const double v = p.reduction == STRUCTURA_CE_SUM ? t : p.divisor == 0 && t == 0 ? nan : t / p.divisor;
     out.set(0, dt::store_from_double(v, p.dtype));
   }
 }
@@ -512,10 +514,11 @@ __global__ void cross_entropy_backward_kernel(structura_cross_entropy_backward_p
     double s;
     row_stats<DT, G>(x, r * p.ld, p.c, p.ldc, m, s, dev_cast<C>(smax), dev_cast<double>(ssum));
     if (p.weight) {
-      // g·(a·softmax − (1 − ε)·w[label]·onehot − ε/c·w), a = (1 − ε)·w[label] + ε/c·Σw; the CPU's order
+      // g·(a·softmax − (1 − ε)·w[label]·onehot − ε/c·w), a = (1 − ε)·w[label] + ε/c·Σw (its second term
+      // only when ε ≠ 0: 0·Σw is NaN for a NaN or infinite weight); the CPU's order, up to fused multiply-adds
       const dev_ptr<const double> w = gptr(p.weight);
       const double on = gm * (1.0 - p.smoothing) * w[label], spread = gm * p.smoothing / (double)p.c;
-      const double a = (1.0 - p.smoothing) * w[label] + p.smoothing / (double)p.c * p.weight_sum;
+      const double a = (1.0 - p.smoothing) * w[label] + (p.smoothing != 0 ? p.smoothing / (double)p.c * p.weight_sum : 0.0);
       const double scale = gm * a / s;
       for (int64_t k = lane; k < p.c; k += G) {
         double y = (double)exp_(T::ld(x[r * p.ld + k * p.ldc]) - m) * scale;

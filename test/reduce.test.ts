@@ -411,6 +411,27 @@ test('crossEntropy options: PyTorch\'s edge cases and bad values', () => {
     const zw = S.tensor([0, 0, 5]);
     assert.ok(Number.isNaN(S.crossEntropy(x, ok2, { weight: zw }).item()), 'mean over rows of weight 0: NaN (torch\'s 0 / 0)');
     assert.is(S.crossEntropy(x, ok2, { weight: zw, reduction: 'sum' }).item(), 0);
+    // found by review: a NaN / infinite weight of a class no row uses left every gradient NaN without
+    // smoothing (0·Σw); kept weights that cancel to 0 gave NaN where torch gives ±inf; C = 0 crashed the
+    // raw addon (an integer division by C); a weight requiring grad is fine under noGrad (torch's too)
+    for (const device of ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])]) {
+      const xd = S.tensor([[1, 2, 3], [3, 2, 1]], { device, requiresGrad: true }), yd = S.tensor([0, 1], { dtype: 'int32', device });
+      const grads = [NaN, Infinity, 1].map((bad) => {
+        xd.zeroGrad();
+        S.crossEntropy(xd, yd, { weight: S.tensor([0.5, 2, bad], { device }) }).backward();
+        return Array.from(xd.grad!.dataSync());
+      });
+      assert.equal(grads[0], grads[2], `${device}: a NaN weight of an unused class changes nothing`);
+      assert.equal(grads[1], grads[2], `${device}: nor an infinite one`);
+      const cancel = S.crossEntropy(xd, yd, { weight: S.tensor([1, -1, 0], { device }) });
+      assert.is(cancel.item(), Infinity, `${device}: kept weights summing to 0 under a positive loss: +inf (torch)`);
+      assert.ok(Number.isNaN(S.crossEntropy(xd, S.tensor([-100, -100], { dtype: 'int32', device }), { weight: S.tensor([1, 2, 3], { device }) }).item()), `${device}: no row kept: NaN`);
+    }
+    throwsLike(() => native().crossEntropy(S.zeros([2, 0])._h, S.tensor([-100, -100], { dtype: 'int32' })._h, -100, 0, 1), RangeError, /'logits' \[2, 0\] has no classes/);
+    throwsLike(() => native().crossEntropyBackward(S.zeros([2, 0])._h, S.tensor([-100, -100], { dtype: 'int32' })._h, S.tensor(1)._h, -100, 0, 1), RangeError, /has no classes/);
+    assert.ok(Number.isFinite(S.noGrad(() => S.crossEntropy(x, ok2, { weight: wg }).item())), 'a weight requiring grad under noGrad');
+    assert.is(S.crossEntropy(x, ok2, { weight: null }).item(), S.crossEntropy(x, ok2).item(), 'weight null: none, as torch\'s None');
+    throwsLike(() => S.crossEntropy(S.tensor(1), ok2, { weight: S.tensor([1]) }), RangeError, /'logits' must be \[M, C\] \(or \[C\]\), got \[\]/);
     if (S.backend().cudaEmu) {
       const we = S.tensor([1, 2, 3], { device: 'cuda-emu' });
       throwsLike(() => S.crossEntropy(x, ok2, { weight: we }), TypeError, /'logits' is on cpu but 'weight' is on cuda-emu/);

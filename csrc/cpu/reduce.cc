@@ -673,7 +673,7 @@ static void cross_entropy_rows_weighted(const Tensor& logits, const int32_t* lab
   const int64_t M = logits.shape[0], C = logits.shape[1];
   const bool f64 = logits.dtype == DType::f64;
   Tensor x = cpu_convert(logits, f64 ? DType::f64 : DType::f32);
-  parallel_for(M, std::max<int64_t>(1, kChunk / 4 / C), [&](int64_t m0, int64_t m1) {
+  parallel_for(M, std::max<int64_t>(1, kChunk / 4 / std::max<int64_t>(C, 1)), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; m++) {
       if (labels[m] == ignore) {
         loss[m] = 0;
@@ -711,7 +711,7 @@ void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t
   if (logits.dtype == DType::f64) {
     Tensor x = cpu_convert(logits, logits.dtype);
     const double* xd = x.data<double>();
-    parallel_for(M, std::max<int64_t>(1, kChunk / 4 / C), [&](int64_t m0, int64_t m1) {
+    parallel_for(M, std::max<int64_t>(1, kChunk / 4 / std::max<int64_t>(C, 1)), [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; m++) {
         if (labels[m] == ignore) {
           loss[m] = 0;
@@ -730,7 +730,7 @@ void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t
     const F32Rows& K = f32_rows();
     Tensor x = cpu_convert(logits, DType::f32);
     const float* xf = x.data<float>();
-    parallel_for(M, std::max<int64_t>(1, kChunk / 4 / C), [&](int64_t m0, int64_t m1) {
+    parallel_for(M, std::max<int64_t>(1, kChunk / 4 / std::max<int64_t>(C, 1)), [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; m++) {
         if (labels[m] == ignore) {
           loss[m] = 0;
@@ -747,7 +747,8 @@ void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t
 }
 
 // g·(a·softmax − (1 − ε)·w[y]·onehot(y) − ε/C·w), a = (1 − ε)·w[y] + ε/C·Σw: the weighted rows' gradient,
-// in the device kernel's order (exp(x − max) · (g·a / Σexp) in double, rounded once to float).
+// in the device kernel's order (exp(x − max) · (g·a / Σexp) in double, rounded once to float; a GPU
+// may fuse a multiply-add there: last-bit differences).
 static Tensor cross_entropy_backward_weighted(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps,
                                               double g, const double* g_rows, const double* w, double w_sum) {
   const int64_t M = logits.shape[0], C = logits.shape[1];
@@ -761,7 +762,8 @@ static Tensor cross_entropy_backward_weighted(const Tensor& logits, const int32_
       const double gm = g_rows ? g_rows[m] : g;
       const double wl = skip ? 0 : w[label];
       const double on = gm * (1 - eps) * wl, spread = gm * eps / (double)C;
-      const double a = (1 - eps) * wl + eps / (double)C * w_sum;
+      // the smoothing term only when there is one: 0·Σw is NaN for a NaN or infinite weight (torch's is finite)
+      const double a = (1 - eps) * wl + (eps != 0 ? eps / (double)C * w_sum : 0.0);
       if (f64) {
         const double* row = x.data<double>() + m * C;
         double* out = y.data<double>() + m * C;

@@ -325,6 +325,8 @@ Tensor check_cross_entropy(const Napi::CallbackInfo& info, const char* op, Tenso
   }
   const int32_t* l = lab.data<int32_t>();
   const int64_t C = logits.shape[1];
+  if (C == 0 && logits.shape[0] > 0)
+    throw_range(env, std::string("structura.") + op + ": 'logits' " + shape_str(logits.shape) + " has no classes");
   *kept = 0;
   for (int64_t m = 0; m < logits.shape[0]; m++) {
     if (o.has_ignore && l[m] == o.ignore) continue;
@@ -388,9 +390,10 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   } else {
     double total = 0;
     for (double l : rows) total += l;
-    // mean over the rows not ignored, or by the sum of their weights (NaN when it is 0, as PyTorch's
-    // 0 / 0); sum of no rows is 0
-    const double v = o.reduction == STRUCTURA_CE_SUM ? total : divisor == 0 ? std::nan("") : total / divisor;
+    // mean over the rows not ignored, or by the sum of their weights: no row kept (or only weights 0)
+    // is NaN, torch's 0 / 0 (a quiet NaN of fixed bits, the devices' too); kept weights that cancel to 0
+    // under a loss that does not give ±inf, as torch; sum of no rows is 0
+    const double v = o.reduction == STRUCTURA_CE_SUM ? total : divisor == 0 && total == 0 ? std::nan("") : total / divisor;
     store_from_double(out.raw(), out.dtype, 0, v);
   }
   return wrap(env, std::move(out));
@@ -415,7 +418,9 @@ Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
     throw_range(env, "structura.crossEntropyBackward: 'g' must be " + std::string(none ? "[" + std::to_string(M) + "]" : "0-d") +
                          " for this reduction, got shape " + shape_str(g.shape));
   // mean: every row's share is g / divisor (the rows not ignored, or their labels' weights)
-  const double per = o.reduction == STRUCTURA_CE_MEAN ? (divisor != 0 ? 1.0 / divisor : std::nan("")) : 1.0;
+  // 1 / 0 = inf when no row is kept: those rows' gradients are written as 0 without it; kept weights
+  // that cancel to 0 give inf and NaN gradients, as torch's
+  const double per = o.reduction == STRUCTURA_CE_MEAN ? 1.0 / divisor : 1.0;
   if (logits.device().type != DeviceType::cpu) {
     const Device dev = logits.device();
     Tensor out = Tensor::empty(logits.dtype, logits.shape, dev);

@@ -5,7 +5,7 @@
 // an array of numbers, negative counting from the end, and all axes when left out.
 import { native } from '../native';
 import { Tensor, fromHandle, checkTensor, checkFloating, checkSameKind } from '../tensor';
-import { record } from '../autograd';
+import { record, isGradEnabled } from '../autograd';
 import { shapeStr, normAxes, normAxis, sameShape, typeError, rangeError, describe, optionsOf } from '../errors';
 import { add, sub, mul, div, eq, ne, exp, square, neg } from './elementwise';
 import { reshape, expand } from './shape';
@@ -220,7 +220,7 @@ export interface CrossEntropyOptions {
    * (and label smoothing's share weighs each class), and 'mean' divides by the sum of the weights of
    * the rows not ignored, as PyTorch. Not differentiated (PyTorch neither).
    */
-  weight?: Tensor;
+  weight?: Tensor | null;
   /** Rows whose label is this value add nothing, to the loss or the gradient (default −100, PyTorch's). */
   ignoreIndex?: number;
   /** ε in [0, 1]: the target is (1 − ε)·onehot + ε/C (default 0). */
@@ -249,14 +249,18 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   if (!(eps >= 0 && eps <= 1)) rangeError(fn, `'labelSmoothing' must be in [0, 1], got ${eps}`);
   if (labels.dtype !== 'int32') typeError(fn, `'labels' must be int32 class indices, got ${labels.dtype}`);
   if (labels._dev.name !== logits._dev.name) typeError(fn, `'logits' is on ${logits.device} but 'labels' is on ${labels.device}`);
-  const weight = opts.weight;
+  const weight = opts.weight ?? undefined;  // null: none, as torch's None
   if (weight !== undefined) {
     checkTensor(fn, 'weight', weight);
     checkSameKind(fn, ['logits', 'weight'], [logits, weight]);
-    if (weight.requiresGrad) typeError(fn, `'weight' requires gradients, but class weights are not differentiated (PyTorch neither): pass weight.detach()`);
-    const c = logits._shape[logits._shape.length - 1];
-    if (weight._shape.length !== 1 || weight._shape[0] !== c)
-      rangeError(fn, `'weight' must be [${c}] (one weight a class) to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(weight._shape)}`);
+    // torch refuses it in the forward too, where the op would be recorded (not under no_grad)
+    if (weight.requiresGrad && isGradEnabled())
+      typeError(fn, `'weight' requires gradients, but class weights are not differentiated (PyTorch neither): pass weight.detach()`);
+    if (logits._shape.length === 1 || logits._shape.length === 2) {
+      const c = logits._shape[logits._shape.length - 1];
+      if (weight._shape.length !== 1 || weight._shape[0] !== c)
+        rangeError(fn, `'weight' must be [${c}] (one weight a class) to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(weight._shape)}`);
+    }
   }
   if (logits._shape.length === 1 && labels._shape.length === 0) {
     const l2 = reshape(logits, [1, -1]);
