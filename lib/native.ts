@@ -81,6 +81,8 @@ export interface NativeBinding {
   random(kind: 'normal' | 'uniform', dtype: number, shape: number[], seed: number, device: number, deviceIndex: number): Handle;
   /** A view of h's storage with the given shape, strides and offset (elements); bounds are checked. */
   view(h: Handle, shape: number[], strides: number[], offset: number): Handle;
+  /** view() with [shape[0..ndim), strides[0..ndim)] in one Float64Array (no arrays read element by element). */
+  viewPacked(h: Handle, layout: Float64Array, ndim: number, offset: number): Handle;
   /** A second handle on h's storage with h's layout. */
   alias(h: Handle): Handle;
   /** The elements in logical (row-major) order. float16/bfloat16 read as Float32Array. */

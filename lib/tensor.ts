@@ -10,7 +10,7 @@
 // the directive in the emitted declarations, which TS 5.5+ would otherwise drop.
 /// <reference lib="esnext.disposable" preserve="true" />
 import { native, nativePath, DTYPE_CODES, DEVICE_CODES, type Handle, type DType, type BackendInfo } from './native';
-import { shapeStr, typeError, rangeError, checkInt, describe, numel } from './errors';
+import { shapeStr, typeError, rangeError, checkInt, describe, numel, MAX_DIMS } from './errors';
 import type { GradNode, Hook } from './autograd';
 import * as autograd from './autograd';
 import * as ew from './ops/elementwise';
@@ -565,8 +565,15 @@ export function fromHandle(h: Handle, dtype: DType, shape: readonly number[], de
 }
 
 /** @internal a view of t's storage with the given layout (bounds checked natively). */
+const layoutScratch = new Float64Array(2 * MAX_DIMS);
 export function viewOf(t: Tensor, shape: readonly number[], strides: readonly number[], offset: number, track = true): Tensor {
-  const h = native().view(t._h, shape as number[], strides as number[], offset);
+  const nd = shape.length;
+  if (nd > MAX_DIMS || strides.length !== nd) rangeError('view', `shape ${shapeStr(shape)} and strides ${shapeStr(strides)} must have one entry per dimension, at most ${MAX_DIMS}`);
+  for (let i = 0; i < nd; i++) {
+    layoutScratch[i] = shape[i];
+    layoutScratch[nd + i] = strides[i];
+  }
+  const h = native().viewPacked(t._h, layoutScratch, nd, offset);
   return new Tensor(INTERNAL, h, t.dtype, shape.slice(), strides.slice(), offset, t._dev, true, track);
 }
 

@@ -175,6 +175,30 @@ test('more than 8 dimensions (shapes and strides held out of place natively): vi
   assertNoLeak(before, 'high-rank views');
 });
 
+test('the raw viewPacked (the views\' entry point) checks its layout as view() does, and agrees with it', () => {
+  const before = liveCounts();
+  const n = native();
+  const x = S.arange(12);
+  const F = (v: number[]) => new Float64Array(v);
+  const a = n.viewPacked(x._h, F([3, 2, 1, 3, 99]), 2, 1), b = n.view(x._h, [3, 2], [1, 3], 1);
+  assert.equal(Array.from(n.read(a)), Array.from(n.read(b)));
+  assert.equal(Array.from(n.read(a)), [1, 4, 2, 5, 3, 6]);
+  throwsLike(() => n.viewPacked(x._h, [3, 2, 1, 3] as never, 2, 0), TypeError, /'layout' must be a Float64Array/);
+  throwsLike(() => n.viewPacked(x._h, new Float32Array(4) as never, 2, 0), TypeError, /'layout' must be a Float64Array/);
+  throwsLike(() => n.viewPacked(x._h, F([3, 2, 1]), 2, 0), RangeError, /'layout' has 3 entries, fewer than 2 · ndim = 4/);
+  throwsLike(() => n.viewPacked(x._h, F([3, 2, 1, 3]), 65, 0), RangeError, /argument 'ndim' must be in \[0, 64\]/);
+  throwsLike(() => n.viewPacked(x._h, F([3, 2.5, 1, 3]), 2, 0), RangeError, /shape\[1\] must be an integer/);
+  throwsLike(() => n.viewPacked(x._h, F([3, NaN, 1, 3]), 2, 0), RangeError, /shape\[1\] must be an integer/);
+  throwsLike(() => n.viewPacked(x._h, F([3, 2, -1, 3]), 2, 0), RangeError, /strides\[0\] must be an integer in \[0, 2\^53\]/);
+  throwsLike(() => n.viewPacked(x._h, F([2 ** 30, 2 ** 30, 1, 1]), 2, 0), RangeError, /has too many elements/);
+  throwsLike(() => n.viewPacked(x._h, F([3, 2, 1, 10]), 2, 0), RangeError, /reach past the end of a storage of 12 elements/);
+  const c = n.viewPacked(x._h, F([]), 0, 11);
+  assert.equal(Array.from(n.read(c)), [11], 'a 0-d view at the last element');
+  for (const h of [a, b, c]) n.dispose(h);
+  x.dispose();
+  assertNoLeak(before, 'viewPacked');
+});
+
 test('concat and stack: any axis, views as inputs, gradients to every input', () => {
   checkOp({ shapes: [[2, 3], [4, 3]], fn: (a, b) => S.concat([a, b], 0), ref: (a, b) => R.concat([a, b], 0) });
   checkOp({ shapes: [[3, 2], [3, 17], [3, 1]], fn: (a, b, c) => S.concat([a, b, c], -1), ref: (a, b, c) => R.concat([a, b, c], 1) });

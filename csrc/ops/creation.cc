@@ -214,15 +214,8 @@ Napi::Value Random(const Napi::CallbackInfo& info) {
   return wrap(env, to_device(t, dev));
 }
 
-Napi::Value View(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  // A copy, not a reference: reading the shape array can run JS (a getter) that disposes the handle.
-  Tensor base = unwrap(info[0], "tensor");
-  Shape shape = get_shape(info, 1, "shape");
-  // An empty tensor's contiguous strides may pass 2^40 (zeros([0, 2^30, 2^20]): 2^50) and are never
-  // used to address anything: up to 2^53 (every integer a JS number holds) then.
-  Shape strides = get_int_array(info, 2, "strides", 0, (int64_t)1 << 53);
-  int64_t offset = get_int(info, 3, "offset", 0, kMaxNumel);
+// The checks and the view of base with this layout (both entry points below).
+Napi::Value make_view(Napi::Env env, const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset) {
   if (strides.size() != shape.size())
     throw_range(env, "structura.view: 'strides' " + shape_str(strides) + " must have one entry per dimension of " +
                          shape_str(shape));
@@ -255,6 +248,51 @@ Napi::Value View(const Napi::CallbackInfo& info) {
   t.strides = strides;
   t.offset = offset;
   return wrap(env, std::move(t));
+}
+
+Napi::Value View(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // A copy, not a reference: reading the shape array can run JS (a getter) that disposes the handle.
+  Tensor base = unwrap(info[0], "tensor");
+  Shape shape = get_shape(info, 1, "shape");
+  // An empty tensor's contiguous strides may pass 2^40 (zeros([0, 2^30, 2^20]): 2^50) and are never
+  // used to address anything: up to 2^53 (every integer a JS number holds) then.
+  Shape strides = get_int_array(info, 2, "strides", 0, (int64_t)1 << 53);
+  int64_t offset = get_int(info, 3, "offset", 0, kMaxNumel);
+  return make_view(env, base, shape, strides, offset);
+}
+
+// viewPacked(tensor, layout Float64Array, ndim, offset): view() with the shape and the strides in one
+// typed array, [shape[0..ndim), strides[0..ndim)], which lib/tensor.ts reuses for every view: reading
+// two JS arrays element by element through napi was a third of a view's cost.
+Napi::Value ViewPacked(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor base = unwrap(info[0], "tensor");
+  const int64_t nd = get_int(info, 2, "ndim", 0, 64);
+  if (info.Length() < 2 || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw_type(env, "structura.viewPacked: argument 'layout' must be a Float64Array");
+  auto layout = info[1].As<Napi::Float64Array>();
+  if ((int64_t)layout.ElementLength() < 2 * nd)
+    throw_range(env, "structura.viewPacked: 'layout' has " + std::to_string(layout.ElementLength()) +
+                         " entries, fewer than 2 · ndim = " + std::to_string(2 * nd));
+  const int64_t offset = get_int(info, 3, "offset", 0, kMaxNumel);
+  const double* v = layout.Data();
+  Shape shape((size_t)nd), strides((size_t)nd);
+  long double n = 1;
+  for (int64_t i = 0; i < 2 * nd; i++) {
+    const double d = v[i];
+    const bool is_shape = i < nd;
+    const double hi = is_shape ? (double)kMaxNumel : 0x1p53;
+    if (!(d >= 0 && d <= hi) || d != std::floor(d))
+      throw_range(env, std::string("structura.viewPacked: ") + (is_shape ? "shape[" : "strides[") +
+                           std::to_string(is_shape ? i : i - nd) + "] must be an integer in [0, " +
+                           (is_shape ? std::to_string(kMaxNumel) : std::string("2^53")) + "], got " + std::to_string(d));
+    (is_shape ? shape[i] : strides[i - nd]) = (int64_t)d;
+    if (is_shape) n *= (long double)d;
+  }
+  if (n > (long double)kMaxNumel) throw_range(env, "structura.viewPacked: shape " + shape_str(shape) + " has too many elements");
+  return make_view(env, base, shape, strides, offset);
 }
 
 // alias(tensor): a second handle on the same storage and layout (what the graph saves for backward),
@@ -455,6 +493,7 @@ void register_creation(Napi::Env env, Napi::Object exports) {
   exports.Set("arange", Napi::Function::New(env, Arange, "arange"));
   exports.Set("random", Napi::Function::New(env, Random, "random"));
   exports.Set("view", Napi::Function::New(env, View, "view"));
+  exports.Set("viewPacked", Napi::Function::New(env, ViewPacked, "viewPacked"));
   exports.Set("alias", Napi::Function::New(env, Alias, "alias"));
   exports.Set("item", Napi::Function::New(env, Item, "item"));
   exports.Set("read", Napi::Function::New(env, Read, "read"));

@@ -84,7 +84,7 @@ function garbage(h) {
 function templates(h) {
   return {
     fromArray: [0, [2, 3], new Float32Array(6), 0, 0], empty: [0, [2, 3], 0, 0], full: [0, [2], 1.5, 0, 0],
-    arange: [0, 0, 1, 5, 0, 0], random: ['normal', 0, [3], 1, 0, 0], view: [h.f32, [3, 2], [1, 3], 0], alias: [h.view], item: [h.scalar],
+    arange: [0, 0, 1, 5, 0, 0], random: ['normal', 0, [3], 1, 0, 0], view: [h.f32, [3, 2], [1, 3], 0], viewPacked: [h.f32, new Float64Array([3, 2, 1, 3]), 2, 0], alias: [h.view], item: [h.scalar],
     read: [h.f32], readRaw: [h.f16], dispose: [h.f32], isDisposed: [h.f32], storageId: [h.f32], contiguous: [h.view],
     cast: [h.f32, 1], copyInto: [h.f32, h.f32b], concat: [[h.f32, h.f32], 0],
     binary: ['add', h.f32, h.f32b], unary: ['clamp', h.f32, -1, 2], where: [h.u8, h.f32, h.f32b],
