@@ -8,9 +8,10 @@
 // each axis (rows: the SIMD row kernels; columns: eight rows a pass into double accumulators), sum of
 // [2048, 2048] bfloat16 and max of float32 over rows (in cache: the kernels, not memory, decide), softmax
 // of [4096, 4096] float32 and bfloat16 (row by row through a float32 row), crossEntropy of
-// [1024, 32768] float32, and mseLoss of two [2048, 1024] float32 (one fused pass).
+// [1024, 32768] float32, the same with class weights forward and backward, and mseLoss of two
+// [2048, 1024] float32 (one fused pass).
 import type { BenchCase, BenchContext } from './run';
-import { sum, max, softmax, crossEntropy, mseLoss, randn, tensor, type Tensor } from '../lib/index';
+import { sum, max, softmax, crossEntropy, mseLoss, randn, rand, tensor, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
 
 function cpuCase(ctx: BenchContext, op: 'sum' | 'max' | 'softmax' | 'crossEntropy' | 'mseLoss', rows: number, cols: number, dtype: DT, axis = -1): BenchCase {
@@ -100,6 +101,38 @@ function crossEntropyCase(ctx: BenchContext, rows: number, classes: number): Ben
   };
 }
 
+/** crossEntropy of [rows, classes] float32 with class weights (rand [classes]), forward and backward,
+ * against F.cross_entropy(weight=…) and its backward: the weighted kernels' own loops. */
+function weightedCrossEntropyCase(ctx: BenchContext, rows: number, classes: number): BenchCase {
+  let x: Tensor | undefined, labels: Tensor | undefined, w: Tensor | undefined;
+  return {
+    op: 'crossEntropy',
+    shape: `[${rows}, ${classes}] weighted, fwd+bwd`,
+    dtype: 'float32',
+    device: ctx.device,
+    bytes: 3 * 4 * rows * classes,
+    setup() {
+      x = randn([rows, classes], { seed: 1, requiresGrad: true });
+      labels = tensor(Int32Array.from({ length: rows }, (_, i) => (i * 7919) % classes), { dtype: 'int32' });
+      w = rand([classes], { seed: 2 });
+    },
+    run() {
+      const l = crossEntropy(x!, labels!, { weight: w! });
+      l.backward();
+      l.dispose();
+      x!.zeroGrad();
+    },
+    teardown() {
+      x?.dispose();
+      labels?.dispose();
+      w?.dispose();
+    },
+    baselines: {
+      torch: { kind: 'torch', script: 'core.py', spec: { op: 'cross_entropy_weighted', m: rows, n: classes, dtype: 'float32' }, label: 'F.cross_entropy(weight=w), backward' },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (!ctx.onDevice)
     return [
@@ -110,6 +143,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
       cpuCase(ctx, 'softmax', 4096, 4096, 'float32'),
       cpuCase(ctx, 'softmax', 4096, 4096, 'bfloat16'),
       cpuCase(ctx, 'crossEntropy', 1024, 32768, 'float32'),
+      weightedCrossEntropyCase(ctx, 1024, 32768),
       cpuCase(ctx, 'mseLoss', 2048, 1024, 'float32'),
     ];
   const [r, c] = ctx.emu ? [64, 96] : [4096, 4096];

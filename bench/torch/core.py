@@ -13,6 +13,7 @@ output allocated by every call, as ours is:
   sum            {m, n, axis}   x.sum(axis), x [m, n]
   softmax        {m, n}         torch.softmax(x, -1)
   cross_entropy  {m, n}         F.cross_entropy(logits [m, n], labels [m]), labels (i·7919) mod n
+  cross_entropy_weighted {m, n} the same with weight=rand(n), forward and backward
   mse            {m, n}         F.mse_loss(x, y), x and y [m, n]
   randn, rand    {n}            torch.randn(n, n) / torch.rand(n, n) of dtype
   zeros, arange  {n}            torch.zeros(n, n) / torch.arange(n·n) of dtype
@@ -74,6 +75,17 @@ def make_case(torch, spec):
     if op == "cross_entropy":
         labels = (torch.arange(spec["m"]) * 7919) % spec["n"]
         return lambda: F.cross_entropy(x, labels)
+    if op == "cross_entropy_weighted":  # forward and backward, as the structura side
+        labels = (torch.arange(spec["m"]) * 7919) % spec["n"]
+        w = torch.rand(spec["n"]).to(dtype)
+        xg = x.clone().requires_grad_()
+
+        def step():
+            with torch.enable_grad():  # common.py times under no_grad
+                F.cross_entropy(xg, labels, weight=w).backward()
+            xg.grad = None
+
+        return step
     raise ValueError(f"unknown op {op!r}")
 
 
