@@ -371,12 +371,15 @@ Shape get_int_array(const Napi::CallbackInfo& info, size_t i, const char* arg, i
   return s;
 }
 
+bool too_many_elements(const Shape& s) {
+  long double n = 1;  // overflow-safe: each size is at most kMaxNumel
+  for (auto d : s) n *= (long double)d;
+  return n > (long double)kMaxNumel;
+}
+
 Shape get_shape(const Napi::CallbackInfo& info, size_t i, const char* arg) {
   Shape s = get_int_array(info, i, arg, 0, kMaxNumel);
-  // Overflow-safe product check.
-  long double n = 1;
-  for (auto d : s) n *= (long double)d;
-  if (n > (long double)kMaxNumel)
+  if (too_many_elements(s))
     throw_range(info.Env(), std::string("structura: argument '") + arg + "' " + shape_str(s) + " has too many elements");
   return s;
 }

@@ -111,6 +111,8 @@ std::string get_string(const Napi::CallbackInfo& info, size_t i, const char* arg
 // An array of integers (each in [lo, hi]), e.g. a shape.
 Shape get_int_array(const Napi::CallbackInfo& info, size_t i, const char* arg, int64_t lo, int64_t hi);
 Shape get_shape(const Napi::CallbackInfo& info, size_t i, const char* arg);
+// True when the product of the sizes (each in [0, kMaxNumel]) passes kMaxNumel.
+bool too_many_elements(const Shape& s);
 DType get_dtype(const Napi::CallbackInfo& info, size_t i, const char* arg);
 Device get_device(const Napi::CallbackInfo& info, size_t i, const char* arg);
 // Throws unless t lives on the CPU: the one place that says an op has no device kernel yet

@@ -23,6 +23,8 @@ export const DTYPE_CODES = {
   uint16: 6,
 } as const;
 export type DType = keyof typeof DTYPE_CODES;
+/** Bytes per element of each dtype (csrc/tensor.cc dtype_size). */
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, uint8: 1, uint16: 2 };
 
 /** device type codes shared with csrc/tensor.h (enum DeviceType). */
 export const DEVICE_CODES = { cpu: 0, cuda: 1, 'cuda-emu': 2 } as const;

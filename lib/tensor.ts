@@ -9,7 +9,7 @@
 // `[Symbol.dispose]` below needs this lib in a user's compilation too (target ES2022 lacks it); preserve keeps
 // the directive in the emitted declarations, which TS 5.5+ would otherwise drop.
 /// <reference lib="esnext.disposable" preserve="true" />
-import { native, nativePath, DTYPE_CODES, DEVICE_CODES, type Handle, type DType, type BackendInfo } from './native';
+import { native, nativePath, DTYPE_CODES, DTYPE_BYTES, DEVICE_CODES, type Handle, type DType, type BackendInfo } from './native';
 import { shapeStr, typeError, rangeError, checkInt, describe, numel, MAX_DIMS } from './errors';
 import type { GradNode, Hook } from './autograd';
 import * as autograd from './autograd';
@@ -105,7 +105,6 @@ let unregisteredBytes = 0;
 let flushQueued = false;
 const FLUSH_TENSORS = 256;
 const FLUSH_BYTES = 16 * 2 ** 20;
-const ITEM_BYTES: Record<DType, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int32: 4, uint8: 1, uint16: 2 };
 
 function flushUnregistered(): void {
   for (const t of unregistered) {
@@ -119,7 +118,7 @@ function flushUnregistered(): void {
 
 function awaitRegistration(t: Tensor): void {
   unregistered.push(t);
-  if (!t._isView) unregisteredBytes += numel(t._shape) * ITEM_BYTES[t.dtype];
+  if (!t._isView) unregisteredBytes += numel(t._shape) * DTYPE_BYTES[t.dtype];
   if (unregistered.length >= FLUSH_TENSORS || unregisteredBytes >= FLUSH_BYTES) flushUnregistered();
   else if (!flushQueued) {
     // one immediate at a time: a loop that never yields flushes by count, and queues no more
@@ -564,8 +563,9 @@ export function fromHandle(h: Handle, dtype: DType, shape: readonly number[], de
   return new Tensor(INTERNAL, h, dtype, shape.slice(), contiguousStrides(shape), 0, dev, false, track);
 }
 
-/** @internal a view of t's storage with the given layout (bounds checked natively). */
+// viewOf's layout, [shape, strides], reused by every view: the addon reads it in place (viewPacked).
 const layoutScratch = new Float64Array(2 * MAX_DIMS);
+/** @internal a view of t's storage with the given layout (bounds checked natively). */
 export function viewOf(t: Tensor, shape: readonly number[], strides: readonly number[], offset: number, track = true): Tensor {
   const nd = shape.length;
   if (nd > MAX_DIMS || strides.length !== nd) rangeError('view', `shape ${shapeStr(shape)} and strides ${shapeStr(strides)} must have one entry per dimension, at most ${MAX_DIMS}`);

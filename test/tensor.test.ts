@@ -7,7 +7,7 @@ import * as S from '../lib/index';
 import { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak } from './helpers';
 import { roundBF16, roundF16 } from './reference/core';
-import { native, DTYPE_CODES } from '../lib/native';
+import { native, DTYPE_CODES, DTYPE_BYTES } from '../lib/native';
 
 function withLeakCheck(name: string, fn: () => void): void {
   test(name, () => {
@@ -288,6 +288,15 @@ test('reading: data(), dataSync(), item(), toArray()', async () => {
   assert.is(z.toArray(), 5);
   for (const x of [t, s, tr, h, z]) x.dispose();
   assertNoLeak(before, 'reading');
+});
+
+test('DTYPE_BYTES (the JS side\'s element sizes) agrees with the native buffers', () => {
+  for (const [dtype, bytes] of Object.entries(DTYPE_BYTES)) {
+    const b0 = native().memory().cpu.bytes;
+    const t = S.zeros([7], { dtype: dtype as S.DType });
+    assert.is(native().memory().cpu.bytes - b0, 7 * bytes, dtype);
+    t.dispose();
+  }
 });
 
 test('item() reads the one element of every dtype and device, views at an offset included', () => {

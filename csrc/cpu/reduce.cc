@@ -666,6 +666,18 @@ Tensor cpu_softmax(const Tensor& a, int64_t axis, bool log) {
 // ---------------------------------------------------------------------------------------------
 // cross-entropy
 
+// The max of a float64 row and Σ exp(x − max), in order (e, when given, receives each exp(x − max)).
+static void max_exp_sum(const double* row, int64_t n, double& mx, double& s, double* e = nullptr) {
+  mx = -std::numeric_limits<double>::infinity();
+  s = 0;
+  for (int64_t c = 0; c < n; c++) mx = nan_max(mx, row[c]);
+  for (int64_t c = 0; c < n; c++) {
+    const double v = std::exp(row[c] - mx);
+    if (e) e[c] = v;
+    s += v;
+  }
+}
+
 // With class weights w [C] (as doubles): PyTorch's (1 − ε)·w[y]·(lse − x[y]) + ε/C·Σ_c w[c]·(lse − x[c]),
 // the sum over c only when ε ≠ 0; the device kernels compute the same in the same order.
 static void cross_entropy_rows_weighted(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps,
@@ -682,9 +694,8 @@ static void cross_entropy_rows_weighted(const Tensor& logits, const int32_t* lab
       double lse, xl, spread = 0;
       if (f64) {
         const double* row = x.data<double>() + m * C;
-        double mx = -std::numeric_limits<double>::infinity(), s = 0;
-        for (int64_t c = 0; c < C; c++) mx = nan_max(mx, row[c]);
-        for (int64_t c = 0; c < C; c++) s += std::exp(row[c] - mx);
+        double mx, s;
+        max_exp_sum(row, C, mx, s);
         lse = mx + std::log(s);
         xl = row[labels[m]];
         if (eps != 0)
@@ -718,9 +729,8 @@ void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t
           continue;
         }
         const double* row = xd + m * C;
-        double mx = -std::numeric_limits<double>::infinity(), s = 0, sx = 0;
-        for (int64_t c = 0; c < C; c++) mx = nan_max(mx, row[c]);
-        for (int64_t c = 0; c < C; c++) s += std::exp(row[c] - mx);
+        double mx, s, sx = 0;
+        max_exp_sum(row, C, mx, s);
         if (eps != 0)
           for (int64_t c = 0; c < C; c++) sx += row[c];
         loss[m] = mx + std::log(s) - (1 - eps) * row[labels[m]] - eps * (sx / (double)C);
@@ -771,9 +781,8 @@ static Tensor cross_entropy_backward_weighted(const Tensor& logits, const int32_
           std::fill(out, out + C, 0.0);
           continue;
         }
-        double mx = -std::numeric_limits<double>::infinity(), s = 0;
-        for (int64_t c = 0; c < C; c++) mx = nan_max(mx, row[c]);
-        for (int64_t c = 0; c < C; c++) s += (out[c] = std::exp(row[c] - mx));
+        double mx, s;
+        max_exp_sum(row, C, mx, s, out);  // out: exp(x − max)
         const double scale = gm * a / s;
         for (int64_t c = 0; c < C; c++) {
           double v = out[c] * scale;

@@ -279,7 +279,6 @@ Napi::Value ViewPacked(const Napi::CallbackInfo& info) {
   const int64_t offset = get_int(info, 3, "offset", 0, kMaxNumel);
   const double* v = layout.Data();
   Shape shape((size_t)nd), strides((size_t)nd);
-  long double n = 1;
   for (int64_t i = 0; i < 2 * nd; i++) {
     const double d = v[i];
     const bool is_shape = i < nd;
@@ -289,9 +288,8 @@ Napi::Value ViewPacked(const Napi::CallbackInfo& info) {
                            std::to_string(is_shape ? i : i - nd) + "] must be an integer in [0, " +
                            (is_shape ? std::to_string(kMaxNumel) : std::string("2^53")) + "], got " + std::to_string(d));
     (is_shape ? shape[i] : strides[i - nd]) = (int64_t)d;
-    if (is_shape) n *= (long double)d;
   }
-  if (n > (long double)kMaxNumel) throw_range(env, "structura.viewPacked: shape " + shape_str(shape) + " has too many elements");
+  if (too_many_elements(shape)) throw_range(env, "structura.viewPacked: shape " + shape_str(shape) + " has too many elements");
   return make_view(env, base, shape, strides, offset);
 }
 

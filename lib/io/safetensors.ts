@@ -8,7 +8,7 @@
 // byte buffer; data_offsets are relative to the start of that buffer; elements are little-endian,
 // row-major. dtypes: F64 F32 F16 BF16 I32 U8 U16 here.
 import * as fs from 'node:fs';
-import { native, DTYPE_CODES, type DType } from '../native';
+import { native, DTYPE_CODES, DTYPE_BYTES, type DType } from '../native';
 import { Tensor, fromHandle, checkTensor, CPU } from '../tensor';
 import { describe, shapeStr, typeError, rangeError, numel, MAX_NUMEL } from '../errors';
 import { Module } from '../nn/module';
@@ -18,7 +18,6 @@ const TO_ST: Record<DType, string> = {
   float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int32: 'I32', uint8: 'U8', uint16: 'U16',
 };
 const FROM_ST: Record<string, DType> = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k as DType]));
-const BYTES: Record<DType, number> = { float64: 8, float32: 4, float16: 2, bfloat16: 2, int32: 4, uint8: 1, uint16: 2 };
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
   throw new Error('structura.io: safetensors needs a little-endian platform');
@@ -154,7 +153,7 @@ function parseImpl(fn: string, bytes: Uint8Array): { tensors: Record<string, Ten
       rangeError(fn, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (sizes are integers, at most 2^40 elements)`);
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[1] < off[0] || off[1] > data.length)
       rangeError(fn, `tensor '${name}' has data_offsets ${JSON.stringify(off)} outside the ${data.length}-byte buffer`);
-    const nbytes = numel(shape) * BYTES[dtype];
+    const nbytes = numel(shape) * DTYPE_BYTES[dtype];
     if (off[1] - off[0] !== nbytes)
       rangeError(fn, `tensor '${name}' ${shapeStr(shape)} ${st} needs ${nbytes} bytes but data_offsets ${JSON.stringify(off)} span ${off[1] - off[0]}`);
     entries.push({ name, dtype, shape, off: off as [number, number] });
