@@ -13,7 +13,7 @@
 // creates is disposed as soon as it is consumed, except the gradients handed to leaves.
 import { native, DTYPE_CODES } from './native';
 import {
-  Tensor, aliasOf, fromHandle, pushScope, popScope, adopt, checkTensor, collectTensors, tidy, CPU,
+  Tensor, aliasOf, fromHandle, pushScope, popScope, adopt, checkTensor, collectTensors, tidy, CPU, isFloating,
 } from './tensor';
 import { shapeStr, sameShape, describe, typeError, rangeError, checkNumber, optionsOf } from './errors';
 import type { DType } from './native';
@@ -31,7 +31,13 @@ export type Hook = (grad: Tensor) => Tensor | void | undefined | null;
  */
 export type BackwardFn = (g: Tensor, saved: readonly Tensor[], needs: readonly boolean[]) => ReadonlyArray<Tensor | null | undefined>;
 
-type Edge = { node: GradNode; leaf?: undefined } | { leaf: Tensor; node?: undefined };
+/** The backward of an op with several outputs: one gradient per output (zeros where none flowed). */
+type MultiBackwardFn = (gs: readonly Tensor[], saved: readonly Tensor[], needs: readonly boolean[]) => ReadonlyArray<Tensor | null | undefined>;
+
+type TensorMeta = { shape: readonly number[]; dtype: DType; device: string };
+
+/** Where a gradient goes: output `index` of a node, or a leaf. */
+type Edge = { node: GradNode; index: number; leaf?: undefined } | { leaf: Tensor; node?: undefined };
 
 // ---------------------------------------------------------------------------------------------
 // grad mode
@@ -77,29 +83,38 @@ export function enableGrad<T>(fn: () => T): T {
 // ---------------------------------------------------------------------------------------------
 // the graph
 
-/** One recorded op: how to send the gradient of its output back to its inputs. */
+/** One recorded op: how to send the gradient of its output (or outputs) back to its inputs. */
 export class GradNode {
   /** The op's name ('Add', 'Matmul', …). */
   readonly name: string;
   /** @internal */ _edges: (Edge | null)[];
-  /** @internal */ readonly _inputs: ({ shape: readonly number[]; dtype: DType; device: string } | null)[];
+  /** @internal */ readonly _inputs: (TensorMeta | null)[];
   /** @internal */ _saved: Tensor[] | null;
   /** @internal */ readonly _hadSaved: boolean;
-  /** @internal */ readonly _fn: BackwardFn;
-  /** @internal live output tensor (1) + edges from consuming nodes */
+  /** @internal */ readonly _fn: BackwardFn | MultiBackwardFn;
+  /** @internal the outputs of an op with several (a customOp returning an array), else null: _fn is then a MultiBackwardFn */
+  readonly _outputs: readonly TensorMeta[] | null;
+  /** @internal live output tensors + edges from consuming nodes */
   _refs = 1;
   /** @internal */ _released = false;
-  /** @internal hooks registered on the output tensor */
-  _hooks: Hook[] = [];
+  /** @internal hooks registered on the output tensors, per output (made at the first one) */
+  _hooks: Hook[][] | null = null;
 
   /** @internal */
-  constructor(name: string, edges: (Edge | null)[], inputs: GradNode['_inputs'], saved: Tensor[], fn: BackwardFn) {
+  constructor(name: string, edges: (Edge | null)[], inputs: GradNode['_inputs'], saved: Tensor[], fn: BackwardFn | MultiBackwardFn,
+    outputs: readonly TensorMeta[] | null = null) {
     this.name = name;
     this._edges = edges;
     this._inputs = inputs;
     this._saved = saved;
     this._hadSaved = saved.length > 0;
     this._fn = fn;
+    this._outputs = outputs;
+  }
+
+  /** The number of outputs of the op (1 but for a customOp returning several tensors). */
+  get numOutputs(): number {
+    return this._outputs ? this._outputs.length : 1;
   }
 
   /** The nodes (or null for leaves and inputs without grad) this node sends gradients to. */
@@ -125,7 +140,7 @@ export class GradNode {
       n._freeSaved();
       for (const e of n._edges) if (e?.node) stack.push(e.node);
       n._edges = [];
-      n._hooks = [];
+      n._hooks = null;
     }
   }
 }
@@ -140,14 +155,39 @@ export function record(name: string, inputs: readonly unknown[], out: Tensor, sa
   let any = false;
   for (const t of inputs) if (t instanceof Tensor && t._requiresGrad) any = true;
   if (!any) return out;
+  out._setGradFn(makeNode(name, inputs, save, backward, null), 0);
+  return out;
+}
+
+/**
+ * record() for an op with several outputs: one node, each floating output attached to it at its
+ * index (an integer output is not differentiable: it stays a tensor without a graph). backward gets
+ * one gradient per output, zeros where none flowed, as PyTorch's materialized gradients.
+ */
+function recordMulti(name: string, inputs: readonly unknown[], outs: readonly Tensor[], save: readonly Tensor[], backward: MultiBackwardFn): void {
+  if (!needsGrad(...inputs)) return;
+  const diff = outs.filter((t) => isFloating(t.dtype));
+  if (diff.length === 0) return;
+  const node = makeNode(name, inputs, save, backward, outs.map(metaOf));
+  node._refs = diff.length;
+  outs.forEach((t, i) => {
+    if (isFloating(t.dtype)) t._setGradFn(node, i);
+  });
+}
+
+function metaOf(t: Tensor): TensorMeta {
+  return { shape: t._shape.slice(), dtype: t.dtype, device: t._dev.name };
+}
+
+function makeNode(name: string, inputs: readonly unknown[], save: readonly Tensor[], backward: BackwardFn | MultiBackwardFn,
+  outputs: readonly TensorMeta[] | null): GradNode {
   const edges: (Edge | null)[] = inputs.map((t) =>
-    t instanceof Tensor && t._requiresGrad ? (t._gradFn ? { node: t._gradFn } : { leaf: t }) : null,
+    t instanceof Tensor && t._requiresGrad ? (t._gradFn ? { node: t._gradFn, index: t._outIndex } : { leaf: t }) : null,
   );
-  const meta = inputs.map((t) => (t instanceof Tensor ? { shape: t._shape.slice(), dtype: t.dtype, device: t._dev.name } : null));
+  const meta = inputs.map((t) => (t instanceof Tensor ? metaOf(t) : null));
   const saved = save.map((t) => aliasOf(t, false));
   for (const e of edges) if (e?.node) e.node._refs++;
-  out._setGradFn(new GradNode(name, edges, meta, saved, backward));
-  return out;
+  return new GradNode(name, edges, meta, saved, backward, outputs);
 }
 
 /** True if any input will need a gradient (the op should record). */
@@ -161,7 +201,8 @@ export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
   checkTensor('registerHook', 'tensor', t);
   if (typeof fn !== 'function') typeError('registerHook', `'fn' must be a function, got ${describe(fn)}`);
   if (!t._requiresGrad) typeError('registerHook', `cannot register a hook on a tensor that does not require grad (shape ${shapeStr(t._shape)})`);
-  const list = t._gradFn ? t._gradFn._hooks : (t._hooks ??= []);
+  const node = t._gradFn;
+  const list = node ? ((node._hooks ??= Array.from({ length: node.numOutputs }, () => []))[t._outIndex]) : (t._hooks ??= []);
   list.push(fn);
   return {
     remove(): void {
@@ -262,7 +303,7 @@ class BackwardPass {
       const g0 = grad ?? creation.onesLike(root);
       this.hold(g0);
       const leafPending = new Map<Tensor, Tensor>();
-      if (root._gradFn) this.walk(root._gradFn, g0, leafPending);
+      if (root._gradFn) this.walk(root._gradFn, root._outIndex, g0, leafPending);
       else leafPending.set(root, g0);
       for (const [leaf, g] of leafPending) this.giveToLeaf(leaf, g);
     } finally {
@@ -272,7 +313,7 @@ class BackwardPass {
     }
   }
 
-  private walk(rootNode: GradNode, g0: Tensor, leafPending: Map<Tensor, Tensor>): void {
+  private walk(rootNode: GradNode, rootIndex: number, g0: Tensor, leafPending: Map<Tensor, Tensor>): void {
     // Incoming edge counts among the reachable nodes.
     const deps = new Map<GradNode, number>([[rootNode, 0]]);
     const stack = [rootNode];
@@ -289,19 +330,25 @@ class BackwardPass {
         }
       }
     }
-    const pending = new Map<GradNode, Tensor>([[rootNode, g0]]);
+    // the gradients arrived so far at each node, one slot per output
+    const pending = new Map<GradNode, (Tensor | null)[]>();
+    this.slotsOf(pending, rootNode)[rootIndex] = g0;
     const ready = [rootNode];
     while (ready.length > 0) {
       const node = ready.pop()!;
-      const g = pending.get(node);
+      const gs = pending.get(node);
       pending.delete(node);
-      const { grads, used } = g ? this.runNode(node, g) : { grads: [], used: null };
+      const { grads, used } = gs ? this.runNode(node, gs) : { grads: [], used: [] };
       for (let i = 0; i < node._edges.length; i++) {
         const e = node._edges[i];
         const gi = grads[i] ?? null;
         if (e && gi) {
-          if (e.node) this.accumulate(pending, e.node, gi);
-          else this.accumulate(leafPending, e.leaf, gi);
+          if (e.node) {
+            const slots = this.slotsOf(pending, e.node);
+            slots[e.index] = this.sum(slots[e.index], gi);
+          } else {
+            leafPending.set(e.leaf, this.sum(leafPending.get(e.leaf), gi));
+          }
         }
         if (e?.node) {
           const d = deps.get(e.node)! - 1;
@@ -309,36 +356,57 @@ class BackwardPass {
           if (d === 0) ready.push(e.node);
         }
       }
-      // The incoming gradient, and gradients for inputs that need none, are released here.
-      if (used) this.drop(used);
+      // The incoming gradients, and gradients for inputs that need none, are released here.
+      for (const u of used) this.drop(u);
       for (const gi of grads) if (gi && !this.uses.has(gi) && this.scope.has(gi) && !gi._disposed) gi.dispose();
       if (!this.retain) node._freeSaved();
     }
   }
 
-  private accumulate<K>(map: Map<K, Tensor>, key: K, g: Tensor): void {
-    const prev = map.get(key);
-    this.hold(g);
-    if (!prev) {
-      map.set(key, g);
-      return;
+  private slotsOf(pending: Map<GradNode, (Tensor | null)[]>, node: GradNode): (Tensor | null)[] {
+    let slots = pending.get(node);
+    if (!slots) {
+      slots = node._outputs ? node._outputs.map(() => null) : [null];
+      pending.set(node, slots);
     }
+    return slots;
+  }
+
+  /** prev + g (g alone when nothing arrived before), held for the slot it goes to. */
+  private sum(prev: Tensor | null | undefined, g: Tensor): Tensor {
+    this.hold(g);
+    if (!prev) return g;
     const s = this.contained(() => ew.add(prev, g));
     this.hold(s);
     this.drop(prev);
     this.drop(g);
-    map.set(key, s);
+    return s;
   }
 
-  /** Runs one node's backward; `used` is the gradient it consumed (after hooks), for the caller to drop. */
-  private runNode(node: GradNode, gIn: Tensor): { grads: ReadonlyArray<Tensor | null | undefined>; used: Tensor } {
+  /** Runs one node's backward; `used` are the gradients it consumed (after hooks), for the caller to drop. */
+  private runNode(node: GradNode, gIn: readonly (Tensor | null)[]): { grads: ReadonlyArray<Tensor | null | undefined>; used: Tensor[] } {
     if (node._hadSaved && node._saved === null)
       throw new Error(`structura.backward: the graph through ${node.name} was already freed by an earlier backward(); ` +
         'pass {retainGraph: true} to the first backward() to run it twice');
     if (node._released) throw new Error(`structura.backward: the graph through ${node.name} was released (its tensors were disposed)`);
-    const g = node._hooks.length > 0 ? this.runHooks(node._hooks, gIn, `the output of ${node.name}`) : gIn;
+    const outs = node._outputs;
+    const gs = gIn.map((g, i) => {
+      const hooks = node._hooks?.[i];
+      const what = outs ? `output ${i} of ${node.name}` : `the output of ${node.name}`;
+      return g && hooks && hooks.length > 0 ? this.runHooks(hooks, g, what) : g;
+    });
     const needs = node._edges.map((e) => e !== null);
-    const grads = this.contained(() => node._fn(g, node._saved ?? [], needs));
+    let grads: ReadonlyArray<Tensor | null | undefined>;
+    const used: Tensor[] = [];
+    if (outs) {
+      // outputs no gradient reached get zeros, so a backward can use every one without checking
+      const full = gs.map((g, i) => g ?? this.contained(() => creation.zeros(outs[i].shape.slice(), { dtype: outs[i].dtype, device: outs[i].device })));
+      used.push(...full);
+      grads = this.contained(() => (node._fn as MultiBackwardFn)(full, node._saved ?? [], needs));
+    } else {
+      used.push(gs[0]!);
+      grads = this.contained(() => (node._fn as BackwardFn)(gs[0]!, node._saved ?? [], needs));
+    }
     if (!Array.isArray(grads))
       typeError('backward', `the backward of ${node.name} must return an array of gradients, got ${describe(grads)}`);
     for (let i = 0; i < node._edges.length; i++) {
@@ -353,7 +421,7 @@ class BackwardPass {
       if (r._dev.name !== meta.device)
         typeError('backward', `the backward of ${node.name} returned a gradient on ${r.device} for input ${i}, which is on ${meta.device}`);
     }
-    return { grads, used: g };
+    return { grads, used };
   }
 
   private giveToLeaf(leaf: Tensor, gIn: Tensor): void {
@@ -401,26 +469,36 @@ export interface CustomOpContext {
   [key: string]: unknown;
 }
 
-export interface CustomOpSpec<A extends unknown[] = Tensor[]> {
+/** What a customOp's forward returns: one tensor, or several as a tuple. */
+export type CustomOpOutput = Tensor | [Tensor, ...Tensor[]];
+
+/** The gradients a customOp's backward receives: one per output of forward. */
+export type CustomOpGrads<R extends CustomOpOutput> = R extends Tensor ? [grad: Tensor] : { [K in keyof R]: Tensor };
+
+export interface CustomOpSpec<A extends unknown[] = Tensor[], R extends CustomOpOutput = Tensor> {
   name: string;
-  /** Computes the output from the inputs (grad mode is off inside). Tensors it makes and does not return are disposed. */
-  forward(ctx: CustomOpContext, ...inputs: A): Tensor;
-  /** The gradient of each input of forward, non-tensor arguments included (null for none), given the output's
-   * gradient: one per input (extra trailing nulls allowed), or a single Tensor / null for a one-input op. */
-  backward(ctx: CustomOpContext, grad: Tensor): Tensor | null | ReadonlyArray<Tensor | null | undefined>;
+  /** Computes the output (or an array of outputs) from the inputs (grad mode is off inside). Tensors it makes and
+   * does not return are disposed. */
+  forward(ctx: CustomOpContext, ...inputs: A): R;
+  /** The gradient of each input of forward, non-tensor arguments included (null for none), given one gradient per
+   * output of forward (zeros for an output no gradient reached, as PyTorch's materialized gradients; an integer
+   * output is not differentiable and gets zeros): one per input (extra trailing nulls allowed), or a single
+   * Tensor / null for a one-input op. */
+  backward(ctx: CustomOpContext, ...grads: CustomOpGrads<R>): Tensor | null | ReadonlyArray<Tensor | null | undefined>;
 }
 
 /**
  * Makes a differentiable op from a forward and a backward (as torch.autograd.Function). Returns a
- * function taking the forward's inputs; tensor inputs get gradients, other arguments do not.
+ * function taking the forward's inputs and returning its output (or outputs); tensor inputs get
+ * gradients, other arguments do not.
  */
-export function customOp<A extends unknown[] = Tensor[]>(spec: CustomOpSpec<A>): (...inputs: A) => Tensor {
+export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutput = Tensor>(spec: CustomOpSpec<A, R>): (...inputs: A) => R {
   if (spec === null || typeof spec !== 'object') typeError('customOp', `'spec' must be an object {name, forward, backward}, got ${describe(spec)}`);
   const { name, forward, backward: bwd } = spec;
   if (typeof name !== 'string' || name.length === 0) typeError('customOp', `'name' must be a non-empty string, got ${describe(name)}`);
   if (typeof forward !== 'function') typeError('customOp', `'forward' of ${name} must be a function, got ${describe(forward)}`);
   if (typeof bwd !== 'function') typeError('customOp', `'backward' of ${name} must be a function, got ${describe(bwd)}`);
-  const op = (...inputs: A): Tensor => {
+  const op = (...inputs: A): R => {
     inputs.forEach((x, i) => {
       if (x instanceof Tensor) checkTensor(name, `inputs[${i}]`, x);
     });
@@ -447,30 +525,36 @@ export function customOp<A extends unknown[] = Tensor[]>(spec: CustomOpSpec<A>):
       gradEnabled = prev;
     }
     popScope(scope);
-    if (!(out instanceof Tensor) || out._disposed) {
+    const several = Array.isArray(out);
+    const list: unknown[] = several ? (out as unknown[]) : [out];
+    const bad = list.findIndex((t) => !(t instanceof Tensor) || t._disposed);
+    if (bad >= 0 || list.length === 0) {
       for (const t of scope) t.dispose();
-      typeError(name, `forward must return a live Tensor, got ${describe(out)}`);
+      if (list.length === 0) typeError(name, 'forward returned an empty array; return a Tensor or an array of Tensors');
+      typeError(name, `forward must return a live Tensor${several ? ' or an array of them' : ''}, got ${several ? `${describe(list[bad])} at [${bad}]` : describe(out)}`);
     }
-    // An output the forward did not make (an input passed through) gets its own handle.
-    let result: Tensor = scope.has(out) ? out : aliasOf(out);
-    const keepSaved = record(name, inputs, result, toSave, (g, saved, needs) => {
+    // An output the forward did not make (an input passed through), or one returned twice, gets its own handle.
+    const results: Tensor[] = [];
+    for (const t of list as Tensor[]) results.push(scope.has(t) && !results.includes(t) ? t : aliasOf(t));
+    const backward = (gs: readonly Tensor[], saved: readonly Tensor[], needs: readonly boolean[]): ReadonlyArray<Tensor | null | undefined> => {
       const bctx = Object.assign(Object.create(null), ctx, { saved, needsInputGrad: needs }) as CustomOpContext;
-      const r = bwd(bctx, g);
-      const list = r instanceof Tensor || r === null || r === undefined ? [r] : r;
-      if (!Array.isArray(list)) typeError(name, `backward must return a Tensor, null, or an array of them, got ${describe(r)}`);
+      const r = (bwd as (c: CustomOpContext, ...g: readonly Tensor[]) => unknown)(bctx, ...gs);
+      const grads = r instanceof Tensor || r === null || r === undefined ? [r] : r;
+      if (!Array.isArray(grads)) typeError(name, `backward must return a Tensor, null, or an array of them, got ${describe(r)}`);
       // one entry per forward input (a bare Tensor or null stands for [it]); extra trailing nulls are
       // allowed, as in PyTorch, other counts are a mistake that would drop or misplace a gradient
-      if (list.length < inputs.length || list.slice(inputs.length).some((x) => x !== null && x !== undefined))
-        typeError(name, `backward returned ${list.length} gradient${list.length === 1 ? '' : 's'} for ${inputs.length} input${inputs.length === 1 ? '' : 's'}; ` +
+      if (grads.length < inputs.length || grads.slice(inputs.length).some((x) => x !== null && x !== undefined))
+        typeError(name, `backward returned ${grads.length} gradient${grads.length === 1 ? '' : 's'} for ${inputs.length} input${inputs.length === 1 ? '' : 's'}; ` +
           'return one per input of forward (null where there is none)');
-      return list;
-    });
-    result = keepSaved;
+      return grads as ReadonlyArray<Tensor | null | undefined>;
+    };
+    if (several) recordMulti(name, inputs, results, toSave, backward);
+    else record(name, inputs, results[0], toSave, (g, saved, needs) => backward([g], saved, needs));
     // record() aliased what it saves, so the forward's own tensors can go now.
-    for (const t of scope) if (t !== result && !t._disposed) t.dispose();
-    // result joins the caller's tidy scope, as any op's output.
-    if (scope.has(result)) adopt(result);
-    return result;
+    for (const t of scope) if (!results.includes(t) && !t._disposed) t.dispose();
+    // the outputs join the caller's tidy scope, as any op's output
+    for (const t of results) if (scope.has(t)) adopt(t);
+    return (several ? results : results[0]) as R;
   };
   Object.defineProperty(op, 'name', { value: name });
   return op;

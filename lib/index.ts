@@ -28,7 +28,7 @@ export {
 export {
   noGrad, enableGrad, isGradEnabled, setGradEnabled, customOp, gradcheck, GradNode,
 } from './autograd';
-export type { Hook, BackwardFn, CustomOpContext, CustomOpSpec, GradcheckOptions } from './autograd';
+export type { Hook, BackwardFn, CustomOpContext, CustomOpSpec, CustomOpOutput, CustomOpGrads, GradcheckOptions } from './autograd';
 
 export * as nn from './nn';
 export * as optim from './optim';

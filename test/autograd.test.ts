@@ -261,6 +261,126 @@ leakFree('customOp: bad specs and bad backward results are descriptive errors', 
   for (const t of [x.grad, b.grad, x, y, s, b]) t?.dispose();
 });
 
+// Two outputs of one op: p = a·b and s = a + b elementwise; backward gets one gradient per output.
+let seenGrads: number[][] = [];
+const prodSum = S.customOp({
+  name: 'ProdSum',
+  forward(ctx, a: Tensor, b: Tensor) {
+    ctx.saveForBackward(a, b);
+    return [a.mul(b), a.add(b)];
+  },
+  backward(ctx, gp, gs) {
+    seenGrads = [arr(gp), arr(gs)];
+    const [a, b] = ctx.saved;
+    return [gp.mul(b).add(gs), gp.mul(a).add(gs)];
+  },
+});
+
+leakFree('customOp with several outputs: one node, one gradient per output, zeros for an unused one, gradcheck', () => {
+  const a = S.tensor([1, 2, 3], { requiresGrad: true });
+  const b = S.tensor([4, -5, 6], { requiresGrad: true });
+  const [p, s] = prodSum(a, b);
+  near(arr(p), [4, -10, 18]);
+  near(arr(s), [5, -3, 9]);
+  assert.ok(p.gradFn !== null && p.gradFn === s.gradFn, 'both outputs come from one node');
+  assert.is(p.gradFn!.numOutputs, 2);
+  // only p reaches the root: s's gradient is zeros, materialized for the backward
+  S.tidy(() => p.mul(S.tensor([1, 2, 3])).sum().backward(undefined, { retainGraph: true }));
+  assert.equal(seenGrads, [[1, 2, 3], [0, 0, 0]]);
+  near(arr(a.grad), [4, -10, 18]);
+  near(arr(b.grad), [1, 4, 9]);
+  a.zeroGrad();
+  b.zeroGrad();
+  // both outputs, and both feeding one consumer: each output's gradient summed in its own slot
+  S.tidy(() => p.mul(s).add(s).sum().backward());
+  assert.equal(seenGrads, [[5, -3, 9], [5, -9, 19]]);
+  near(arr(a.grad), [5 * 4 + 5, -3 * -5 - 9, 9 * 6 + 19]);
+  near(arr(b.grad), [5 * 1 + 5, -3 * 2 - 9, 9 * 3 + 19]);
+  for (const t of [a, b, p, s]) t.dispose();
+  const x = S.tensor([[0.5, -1.2, 2], [0.3, 0.9, -0.4]], { dtype: 'float64', requiresGrad: true });
+  const y = S.tensor([[1.5, 0.2, -2], [0.7, -0.9, 1.4]], { dtype: 'float64', requiresGrad: true });
+  assert.is(S.gradcheck((u: Tensor, v: Tensor) => { const [q, r] = prodSum(u, v); return q.mul(r).add(q.tanh()); }, [x, y]), true);
+  assert.is(S.gradcheck((u: Tensor, v: Tensor) => prodSum(u, v)[1].exp(), [x, y]), true);
+  for (const t of [x, y]) t.dispose();
+});
+
+leakFree('customOp with several outputs: hooks per output, an integer output, outputs passed through, memory, errors', () => {
+  const a = S.tensor([1, 2], { requiresGrad: true });
+  const b = S.tensor([3, 4], { requiresGrad: true });
+  const [p, s] = prodSum(a, b);
+  const hooked: number[][] = [];
+  s.registerHook((g) => {
+    hooked.push(arr(g));
+    return g.mul(10);
+  });
+  S.tidy(() => p.add(s).sum().backward(undefined, { retainGraph: true }));
+  assert.equal(hooked, [[1, 1]], "s's hook sees s's gradient only");
+  assert.equal(seenGrads, [[1, 1], [10, 10]]);
+  near(arr(a.grad), [3 + 10, 4 + 10]);
+  // a root that is itself the second output
+  a.zeroGrad();
+  S.tidy(() => s.backward(S.tensor([1, 2])));
+  assert.equal(seenGrads, [[0, 0], [10, 20]]);
+  for (const t of [a, b, p, s]) t.dispose();
+
+  // values and int32 indices, as a top-k would return: the indices are not differentiable
+  const halfAndIndex = S.customOp({
+    name: 'HalfAndIndex',
+    forward: (_c, t: Tensor) => [t.mul(0.5), S.tensor([0, 1, 2], { dtype: 'int32' })],
+    backward: (_c, g, gi) => {
+      assert.is(gi.dtype, 'int32');
+      assert.equal(arr(gi), [0, 0, 0]);
+      return g.mul(0.5);
+    },
+  });
+  const x = S.tensor([2, 4, 6], { requiresGrad: true });
+  const [h, idx] = halfAndIndex(x);
+  assert.ok(!idx.requiresGrad && idx.isLeaf, 'an integer output has no graph');
+  S.tidy(() => h.sum().backward());
+  near(arr(x.grad), [0.5, 0.5, 0.5]);
+  for (const t of [h, idx]) t.dispose();
+
+  // an input passed through, and one tensor returned twice: each output its own handle
+  const twice = S.customOp({
+    name: 'Twice',
+    forward: (_c, t: Tensor) => {
+      const d = t.mul(2);
+      return [d, d, t];
+    },
+    backward: (_c, g0, g1, g2) => g0.mul(2).add(g1.mul(2)).add(g2),
+  });
+  const outs = twice(x);
+  assert.is(outs.length, 3);
+  assert.ok(outs[0] !== outs[1] && outs[2] !== x && x.isLeaf);
+  x.zeroGrad();
+  S.tidy(() => outs[0].add(outs[1]).add(outs[2]).sum().backward(undefined, { retainGraph: true }));
+  near(arr(x.grad), [5, 5, 5]);
+  outs[0].dispose(); // disposing one output leaves the other's graph intact
+  assert.is(outs[1].gradFn!.name, 'Twice');
+  x.zeroGrad();
+  S.tidy(() => outs[1].sum().backward());
+  near(arr(x.grad), [2, 2, 2]);
+  for (const t of [outs[1], outs[2], x]) t.dispose();
+
+  // the saved tensors go when the last output is disposed, with no backward run
+  const before = liveCounts();
+  const u = S.tensor([1, 2], { requiresGrad: true });
+  const v = S.tensor([3, 4]);
+  const [q, r] = prodSum(u, v);
+  q.dispose();
+  r.dispose();
+  u.dispose();
+  v.dispose();
+  assertNoLeak(before, 'several outputs disposed without backward');
+
+  const e = S.tensor([1], { requiresGrad: true });
+  const empty = S.customOp({ name: 'Empty', forward: (_c, _t: Tensor) => [] as never, backward: () => null });
+  throwsLike(() => empty(e), TypeError, /structura\.Empty: forward returned an empty array/);
+  const notAll = S.customOp({ name: 'NotAll', forward: (_c, t: Tensor) => [t.mul(2), 7] as never, backward: () => null });
+  throwsLike(() => notAll(e), TypeError, /structura\.NotAll: forward must return a live Tensor or an array of them, got number 7 at \[1\]/);
+  e.dispose();
+});
+
 leakFree('a hook or a backward that throws leaves nothing behind; a leaf frozen after the forward gets no .grad', () => {
   const x = S.tensor([1, 2, 3], { requiresGrad: true });
   const boom = S.customOp({
