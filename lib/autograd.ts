@@ -580,14 +580,30 @@ function ownHandle(r: unknown): unknown {
   return r instanceof Tensor && !r._disposed ? record('Alias', [r], aliasOf(r), [], (g) => [g]) : r;
 }
 
+/** fn's result (a Tensor or an array of them) as gradcheck's own handles. */
+function ownHandles(r: unknown): unknown[] {
+  return Array.isArray(r) ? r.map(ownHandle) : [ownHandle(r)];
+}
+
+/** The floating outputs of fn (integer ones are not differentiated), checked; throws on anything else. */
+function gradcheckOutputs(outs: readonly unknown[]): Tensor[] {
+  if (outs.length === 0) typeError('gradcheck', 'fn returned an empty array; it must return a Tensor or an array of Tensors');
+  outs.forEach((o, i) => {
+    const what = outs.length > 1 ? `output ${i} of fn` : "fn's output";
+    if (!(o instanceof Tensor) || o._disposed) typeError('gradcheck', `fn must return a Tensor or an array of Tensors; ${what} is ${o instanceof Tensor ? 'a disposed Tensor' : describe(o)}`);
+    if (isFloating(o.dtype) && o.dtype !== 'float64') typeError('gradcheck', `${what} is ${o.dtype}; with float64 inputs it must be float64`);
+  });
+  return (outs as Tensor[]).filter((o) => isFloating(o.dtype));
+}
+
 /**
  * Checks the gradients of fn at `inputs` against float64 central differences. The inputs that
- * require grad (float64 tensors) are checked; other arguments pass through unchanged. The output is
- * reduced with fixed random weights w, so the check is of the vector–Jacobian product wᵀJ that
- * backward() computes, for every input element. Returns true, or throws an Error naming the worst
- * element.
+ * require grad (float64 tensors) are checked; other arguments pass through unchanged. The output (or
+ * each floating output of an array of them; integer outputs are left out) is reduced with fixed random
+ * weights w, so the check is of the vector–Jacobian product wᵀJ that backward() computes, for every
+ * input element. Returns true, or throws an Error naming the worst element.
  */
-export function gradcheck(fn: (...inputs: any[]) => Tensor, inputs: readonly unknown[], opts: GradcheckOptions = {}): true {
+export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], inputs: readonly unknown[], opts: GradcheckOptions = {}): true {
   if (typeof fn !== 'function') typeError('gradcheck', `'fn' must be a function, got ${describe(fn)}`);
   if (!Array.isArray(inputs)) typeError('gradcheck', `'inputs' must be an array, got ${describe(inputs)}`);
   opts = optionsOf('gradcheck', opts, ['eps', 'atol', 'rtol', 'seed']);
@@ -618,29 +634,31 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor, inputs: readonly unk
     return a;
   };
 
-  // Analytical: backward of Σ w ⊙ fn(x), w fixed random.
-  let weights: Float64Array | null = null;
+  // Analytical: backward of Σ_i Σ w_i ⊙ fn(x)_i, the w_i fixed random.
+  let weights: Float64Array[] | null = null;
   const analytical: Float64Array[] = [];
   const leaves = checked.map((_, k) => mk(base[k], shapes[k], true));
   try {
     enableGrad(() => {
-      // fn's intermediates go at once (the graph keeps what backward needs); its output stays, as a
-      // handle of gradcheck's own (fn may return an input or a tensor it did not make)
-      const out = tidy(() => ownHandle(fn(...argsWith(leaves))));
+      // fn's intermediates go at once (the graph keeps what backward needs); its outputs stay, as
+      // handles of gradcheck's own (fn may return an input or a tensor it did not make)
+      const outs = tidy(() => ownHandles(fn(...argsWith(leaves))));
       try {
-        if (!(out instanceof Tensor)) typeError('gradcheck', `fn must return a Tensor, got ${describe(out)}`);
-        if (out.dtype !== 'float64') typeError('gradcheck', `fn returned a ${out.dtype} tensor; with float64 inputs it must return float64`);
-        if (!out._requiresGrad) typeError('gradcheck', "fn's output does not depend on any input that requires grad");
-        weights = randomWeights(out.size, seed);
-        const w = mk(weights, out._shape, false);
-        const prod = ew.mul(out, w);
-        const total = red.sum(prod);
-        total.backward();
-        total.dispose();
-        prod.dispose();
-        w.dispose();
+        const floats = gradcheckOutputs(outs);
+        if (!floats.some((o) => o._requiresGrad)) typeError('gradcheck', `fn's output${outs.length > 1 ? 's do' : ' does'} not depend on any input that requires grad`);
+        weights = splitWeights(floats, seed);
+        const w = weights;
+        tidy(() => {
+          let total: Tensor | null = null;
+          floats.forEach((o, i) => {
+            if (!o._requiresGrad) return;
+            const t = red.sum(ew.mul(o, mk(w[i], o._shape, false)));
+            total = total ? ew.add(total, t) : t;
+          });
+          total!.backward();
+        });
       } finally {
-        if (out instanceof Tensor) out.dispose();
+        for (const o of outs) if (o instanceof Tensor) o.dispose();
       }
     });
     leaves.forEach((l, k) => analytical.push(l.grad ? (l.grad.dataSync() as Float64Array) : new Float64Array(base[k].length)));
@@ -649,20 +667,24 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor, inputs: readonly unk
   }
 
   // Numerical: central differences of the same weighted sum, one element at a time.
-  const w = weights as unknown as Float64Array;
+  const w = weights as unknown as Float64Array[];
   const evalAt = (k: number, data: Float64Array): number =>
     noGrad(() => {
       const repl = checked.map((_, j) => (j === k ? mk(data, shapes[j], false) : mk(base[j], shapes[j], false)));
       try {
-        const out = tidy(() => ownHandle(fn(...argsWith(repl))));
+        const outs = tidy(() => ownHandles(fn(...argsWith(repl))));
         try {
-          if (!(out instanceof Tensor)) typeError('gradcheck', `fn must return a Tensor, got ${describe(out)}`);
-          const v = out.dataSync();
+          const floats = gradcheckOutputs(outs);
+          if (floats.length !== w.length || floats.some((o, i) => o.size !== w[i].length))
+            throw new Error('structura.gradcheck: fn returned outputs of other shapes at a shifted input; it must be a fixed-shape function of its inputs');
           let s = 0;
-          for (let i = 0; i < v.length; i++) s += v[i] * w[i];
+          floats.forEach((o, i) => {
+            const v = o.dataSync();
+            for (let e = 0; e < v.length; e++) s += v[e] * w[i][e];
+          });
           return s;
         } finally {
-          if (out instanceof Tensor) out.dispose();
+          for (const o of outs) if (o instanceof Tensor) o.dispose();
         }
       } finally {
         for (const t of repl) t.dispose();
@@ -713,6 +735,13 @@ function unravel(i: number, shape: readonly number[]): number[] {
     i = Math.floor(i / shape[d]);
   }
   return idx;
+}
+
+/** One weight vector per output, cut from one random sequence (so one output gets the weights it always had). */
+function splitWeights(outs: readonly Tensor[], seed: number): Float64Array[] {
+  const all = randomWeights(outs.reduce((n, o) => n + o.size, 0), seed);
+  let at = 0;
+  return outs.map((o) => all.slice(at, (at += o.size)));
 }
 
 /** Weights in [0.5, 1.5) with random signs, deterministic in seed (mulberry32). */

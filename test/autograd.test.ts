@@ -301,6 +301,20 @@ leakFree('customOp with several outputs: one node, one gradient per output, zero
   const y = S.tensor([[1.5, 0.2, -2], [0.7, -0.9, 1.4]], { dtype: 'float64', requiresGrad: true });
   assert.is(S.gradcheck((u: Tensor, v: Tensor) => { const [q, r] = prodSum(u, v); return q.mul(r).add(q.tanh()); }, [x, y]), true);
   assert.is(S.gradcheck((u: Tensor, v: Tensor) => prodSum(u, v)[1].exp(), [x, y]), true);
+  // gradcheck of the outputs themselves, each weighed; a backward that mishandles the second output's
+  // gradient is caught there
+  assert.is(S.gradcheck((u: Tensor, v: Tensor) => prodSum(u, v), [x, y]), true);
+  const sloppy = S.customOp({
+    name: 'Sloppy',
+    forward: (_c, a: Tensor, b: Tensor) => [a.mul(b), a.add(b)],
+    backward: (_c, gp, _gs) => [gp, gp], // drops the sum's gradient and b·, a· factors
+  });
+  throwsLike(() => S.gradcheck((u: Tensor, v: Tensor) => sloppy(u, v), [x, y]), Error, /the gradient of inputs\[0\] \[2, 3\] is wrong/);
+  // integer outputs are left out; a float32 one is a mistake
+  const withIndex = (u: Tensor) => [u.tanh(), S.tensor([1, 2], { dtype: 'int32' })];
+  assert.is(S.gradcheck(withIndex, [x]), true);
+  throwsLike(() => S.gradcheck((u: Tensor) => [u.tanh(), u.cast('float32')], [x]), TypeError, /output 1 of fn is float32; with float64 inputs it must be float64/);
+  throwsLike(() => S.gradcheck((_u: Tensor) => [], [x]), TypeError, /fn returned an empty array/);
   for (const t of [x, y]) t.dispose();
 });
 
