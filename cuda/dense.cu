@@ -55,7 +55,7 @@
 //   * wgmma kernel for sm_90a (gemm_wgmma_kernel): x·Wᵀ layouts, CTA tile 128×256×64, two warpgroups
 //     each issuing wgmma.m64n256k16 from 128-byte-swizzled K-major shared tiles (descriptors), 4
 //     cp.async stages of 48 KiB, fence.proxy.async before each barrier, one wgmma group in flight;
-//     204 registers, no spills (ptxas, CUDA 13.0). Runs on sm_90 (with sm_90a code in the build)
+//     158 registers, no spills (ptxas, CUDA 13.0). Runs on sm_90 (with sm_90a code in the build)
 //     when asked for (setGemmKernel('wgmma')); 'auto' will pick it for N > 128, M > 64 once it has
 //     passed on a GPU (kWgmmaByDefault, false until then); the caller
 //     (csrc/ops/dense.cc) transposes an N-major B of a large product so that it fits. The emulator
@@ -801,10 +801,13 @@ __global__ void __launch_bounds__(kTThreads, 1)
       ptx::wgmma_commit();
       ptx::wgmma_wait<1>();  // k-tile it − 1's wgmma are done: its stage goes back to the producer
       if (kt > 0 && lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));
+      __syncwarp();  // the warp reconverges before the next k-tile's .sync.aligned wgmma.fence
     }
     ptx::wgmma_wait<0>();
     ptx::fence_operands(acc);
-    if (lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));  // the tile's last stage, for the next tile
+    // the tile's last stage, for the next tile (none without k-tiles: empty(-1) would be full(3))
+    if (ttiles > 0 && lane == 0) ptx::mbar_arrive(empty((it - 1) % kWStages));
+    __syncwarp();
     ptx::pdl_wait();  // the epilogue's inputs and out belong to the kernels ahead until they finish
 
     store_wgmma_tile<32>(make_epilogue(p, 0, ext), acc, stage, lane, m0 + 64 * wg + 16 * wq, n0, M, N);
