@@ -91,8 +91,8 @@ namespace structura {
 #define SX_TABLE(NS)                                                                                        \
   F32Rows {                                                                                                 \
     NS::unary, NS::binary, NS::sum, NS::sum_rows, NS::sqdiff_sum, NS::minmax, NS::col_sum, NS::col_minmax,  \
-        NS::exp_sum, NS::softmax_cols, NS::argminmax, NS::f16_to_f32, NS::f32_to_f16, NS::bf16_to_f32,      \
-        NS::f32_to_bf16, NS::transpose32, NS::random_fill                                                   \
+        NS::exp_sum, NS::scale_sub, NS::wspread, NS::softmax_cols, NS::argminmax, NS::f16_to_f32,           \
+        NS::f32_to_f16, NS::bf16_to_f32, NS::f32_to_bf16, NS::transpose32, NS::random_fill                  \
   }
 
 const F32Rows& f32_rows() {

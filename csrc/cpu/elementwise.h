@@ -56,6 +56,13 @@ struct F32Rows {
   void (*col_minmax)(const float* x, float* acc, int64_t n, bool is_max);
   // Σ exp(x[i] − shift) in double, storing exp(x[i] − shift) to y unless y is null
   double (*exp_sum)(const float* x, float* y, int64_t n, float shift);
+  // y[i] = (double)y[i]·scale − spread·w[i] (w[i]: doubles; no such term when w is null), in double and
+  // rounded once to float, subnormals kept under the pool's FTZ (double_to_float_exact); the same bits at
+  // every SIMD level (the weighted cross-entropy gradient)
+  void (*scale_sub)(float* y, int64_t n, double scale, double spread, const double* w);
+  // out[j] = Σ_i w[i]·(l[j] − (double)x[j][i]) for rows ≤ 8 rows x[j], each summed in order over i (a
+  // scalar loop's bits), the rows side by side (the weighted cross-entropy's label-smoothing sums)
+  void (*wspread)(const float* const* x, int rows, int64_t n, const double* w, const double* l, double* out);
   // softmax / log-softmax down n ≤ 256 columns of x [R, I] (row stride I) into y (same layout)
   void (*softmax_cols)(const float* x, float* y, int64_t R, int64_t I, int64_t n, bool log);
   // index of the first max (min) of x[0, n), n ≥ 1, or of the first NaN

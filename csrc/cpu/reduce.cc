@@ -678,40 +678,75 @@ static void max_exp_sum(const double* row, int64_t n, double& mx, double& s, dou
   }
 }
 
+// out[j] = Σ_c w[c]·(lse[j] − x[j][c]) for k ≤ kSpreadRows float64 rows x[j], each summed in order c = 0,
+// 1, … as one scalar chain would (the same bits), the rows' chains side by side: a chain alone waits on
+// the add's latency each step. Float32 rows: F32Rows::wspread, the same in vectors.
+constexpr int kSpreadRows = 8;
+static void weighted_spread(const double* const* x, int k, int64_t n, const double* w, const double* lse,
+                            double* out) {
+  const double* p[kSpreadRows];
+  double l[kSpreadRows], s[kSpreadRows] = {};
+  for (int j = 0; j < kSpreadRows; j++) p[j] = x[j < k ? j : 0], l[j] = lse[j < k ? j : 0];  // padding: row 0 again
+  for (int64_t c = 0; c < n; c++) {
+    const double wc = w[c];
+    for (int j = 0; j < kSpreadRows; j++) s[j] += wc * (l[j] - p[j][c]);
+  }
+  for (int j = 0; j < k; j++) out[j] = s[j];
+}
+
 // With class weights w [C] (as doubles): PyTorch's (1 − ε)·w[y]·(lse − x[y]) + ε/C·Σ_c w[c]·(lse − x[c]),
-// the sum over c only when ε ≠ 0; the device kernels compute the same in the same order.
+// the sum over c only when ε ≠ 0, in order over c (weighted_spread); the device kernels compute the same
+// formula, their sum in lanes.
 static void cross_entropy_rows_weighted(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps,
                                         const double* w, double* loss) {
   const int64_t M = logits.shape[0], C = logits.shape[1];
   const bool f64 = logits.dtype == DType::f64;
   Tensor x = cpu_convert(logits, f64 ? DType::f64 : DType::f32);
-  parallel_for(M, std::max<int64_t>(1, kChunk / 4 / std::max<int64_t>(C, 1)), [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; m++) {
-      if (labels[m] == ignore) {
-        loss[m] = 0;
-        continue;
+  // rows kept are taken kSpreadRows at a time: their lse first, then the smoothing sums side by side
+  auto run = [&](auto* base, auto row_lse) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(base)>>;
+    parallel_for(M, std::max<int64_t>(1, kChunk / 4 / std::max<int64_t>(C, 1)), [&](int64_t m0, int64_t m1) {
+      const T* rows[kSpreadRows];
+      int64_t idx[kSpreadRows];
+      double lse[kSpreadRows], spread[kSpreadRows];
+      int k = 0;
+      auto flush = [&] {
+        if (eps == 0) std::fill(spread, spread + k, 0.0);
+        else if constexpr (std::is_same_v<T, float>) f32_rows().wspread(rows, k, C, w, lse, spread);
+        else weighted_spread(rows, k, C, w, lse, spread);
+        for (int j = 0; j < k; j++) {
+          const int64_t m = idx[j];
+          const double xl = (double)rows[j][labels[m]];
+          loss[m] = (1 - eps) * w[labels[m]] * (lse[j] - xl) + eps / (double)C * spread[j];
+        }
+        k = 0;
+      };
+      for (int64_t m = m0; m < m1; m++) {
+        if (labels[m] == ignore) {
+          loss[m] = 0;
+          continue;
+        }
+        rows[k] = base + m * C;
+        idx[k] = m;
+        lse[k] = row_lse(rows[k]);
+        if (++k == kSpreadRows) flush();
       }
-      double lse, xl, spread = 0;
-      if (f64) {
-        const double* row = x.data<double>() + m * C;
-        double mx, s;
-        max_exp_sum(row, C, mx, s);
-        lse = mx + std::log(s);
-        xl = row[labels[m]];
-        if (eps != 0)
-          for (int64_t c = 0; c < C; c++) spread += w[c] * (lse - row[c]);
-      } else {
-        const F32Rows& K = f32_rows();
-        const float* row = x.data<float>() + m * C;
-        const float mx = K.minmax(row, C, true);
-        lse = (double)mx + std::log(K.exp_sum(row, nullptr, C, mx));
-        xl = (double)row[labels[m]];
-        if (eps != 0)
-          for (int64_t c = 0; c < C; c++) spread += w[c] * (lse - (double)row[c]);
-      }
-      loss[m] = (1 - eps) * w[labels[m]] * (lse - xl) + eps / (double)C * spread;
-    }
-  });
+      if (k) flush();
+    });
+  };
+  if (f64) {
+    run(x.data<double>(), [&](const double* row) {
+      double mx, s;
+      max_exp_sum(row, C, mx, s);
+      return mx + std::log(s);
+    });
+  } else {
+    const F32Rows& K = f32_rows();
+    run(x.data<float>(), [&](const float* row) {
+      const float mx = K.minmax(row, C, true);
+      return (double)mx + std::log(K.exp_sum(row, nullptr, C, mx));
+    });
+  }
 }
 
 void cpu_cross_entropy_rows(const Tensor& logits, const int32_t* labels, int32_t ignore, double eps, double* loss,
@@ -784,12 +819,15 @@ static Tensor cross_entropy_backward_weighted(const Tensor& logits, const int32_
         double mx, s;
         max_exp_sum(row, C, mx, s, out);  // out: exp(x − max)
         const double scale = gm * a / s;
-        for (int64_t c = 0; c < C; c++) {
-          double v = out[c] * scale;
-          if (c == label) v -= on;
-          if (spread != 0) v -= spread * w[c];
-          out[c] = v;
-        }
+        const double el = out[label];
+        // the label's element apart (below), so that these loops vectorize
+        if (spread != 0)
+          for (int64_t c = 0; c < C; c++) out[c] = out[c] * scale - spread * w[c];
+        else
+          for (int64_t c = 0; c < C; c++) out[c] *= scale;
+        double v = el * scale - on;
+        if (spread != 0) v -= spread * w[label];
+        out[label] = v;
       } else {
         const F32Rows& K = f32_rows();
         const float* row = x.data<float>() + m * C;
@@ -800,12 +838,13 @@ static Tensor cross_entropy_backward_weighted(const Tensor& logits, const int32_
         }
         const float mx = K.minmax(row, C, true);
         const double scale = gm * a / K.exp_sum(row, out, C, mx);  // out: exp(x − max)
-        for (int64_t c = 0; c < C; c++) {
-          double v = (double)out[c] * scale;
-          if (c == label) v -= on;
-          if (spread != 0) v -= spread * w[c];
-          out[c] = double_to_float_exact(v);  // the pool's FTZ would flush a subnormal; the devices do not
-        }
+        const float el = out[label];
+        // (double)out[c]·scale − spread·w[c], rounded by double_to_float_exact: the pool's FTZ would flush
+        // a subnormal; the devices do not. The label's element apart, in the same order.
+        K.scale_sub(out, C, scale, spread, spread != 0 ? w : nullptr);
+        double v = (double)el * scale - on;
+        if (spread != 0) v -= spread * w[label];
+        out[label] = double_to_float_exact(v);
       }
     }
   });
