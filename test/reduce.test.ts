@@ -377,6 +377,39 @@ test('crossEntropy options (PyTorch\'s): reduction mean / sum / none, ignoreInde
   assertNoLeak(before, 'crossEntropy options');
 });
 
+test('crossEntropy with class weights: subnormal gradients are kept (the pool flushes them to zero; the devices do not)', () => {
+  const before = liveCounts();
+  // weights near float32's smallest normal make every gradient element subnormal: the CPU kernel must
+  // round its double products to those subnormals, not to 0, on its vector path (C = 37) and its tail,
+  // in the pool's threads (FTZ; M rows enough to reach them) as in the caller's
+  const C = 37, M = 2048;
+  const x = Array.from({ length: C }, (_, c) => -c / 8);
+  const w = x.map((_, c) => Math.fround(2e-38 * (1 + c / 10)));
+  for (const device of ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])])
+    for (const eps of [0, 0.1]) {
+      const xt = S.tensor(Array.from({ length: M }, () => x).flat(), { shape: [M, C], device, requiresGrad: true });
+      const yt = S.zeros([M], { dtype: 'int32', device }), wt = S.tensor(w, { device });
+      const loss = S.crossEntropy(xt, yt, { weight: wt, reduction: 'sum', labelSmoothing: eps });
+      loss.backward();
+      const g = xt.grad!.dataSync();
+      // the gradient in double from float32 exps: g·(a·softmax − (1 − ε)·w[y]·onehot − ε/C·w), a = (1 − ε)·w[y] + ε/C·Σw
+      const e = x.map((v) => Math.fround(Math.exp(v - x[0])));
+      const s = e.reduce((p, v) => p + v, 0);
+      const a = (1 - eps) * w[0] + (eps !== 0 ? (eps / C) * w.reduce((p, v) => p + v, 0) : 0);
+      for (let c = 0; c < C; c++) {
+        let want = e[c] * (a / s);
+        if (c === 0) want -= (1 - eps) * w[0];
+        want -= (eps / C) * w[c];
+        if (c > 0) assert.ok(Math.abs(want) < 2 ** -126 && want !== 0, `test setup: element ${c} is subnormal`); // the label's is not
+        for (let m = 0; m < M; m++)
+          assert.ok(g[m * C + c] !== 0 && Math.abs(g[m * C + c] - want) <= 1e-4 * Math.abs(want) + 2 ** -149,
+            `${device} ε ${eps}: element [${m}, ${c}] ${g[m * C + c]}, expected the subnormal ${want}`);
+      }
+      S.dispose([xt, yt, wt, loss]);
+    }
+  assertNoLeak(before, 'subnormal gradients');
+});
+
 test('crossEntropy options: PyTorch\'s edge cases and bad values', () => {
   const before = liveCounts();
   const x = S.tensor([[1, 2, 3], [3, 2, 1]]);
