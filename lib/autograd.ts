@@ -470,7 +470,7 @@ export interface CustomOpContext {
 }
 
 /** What a customOp's forward returns: one tensor, or several as a tuple. */
-export type CustomOpOutput = Tensor | [Tensor, ...Tensor[]];
+export type CustomOpOutput = Tensor | [Tensor, ...Tensor[]] | Tensor[];
 
 /** The gradients a customOp's backward receives: one per output of forward. */
 export type CustomOpGrads<R extends CustomOpOutput> = R extends Tensor ? [grad: Tensor] : { [K in keyof R]: Tensor };

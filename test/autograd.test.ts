@@ -395,6 +395,22 @@ leakFree('customOp with several outputs: hooks per output, an integer output, ou
   e.dispose();
 });
 
+leakFree('customOp outputs are typed: a tuple destructures to Tensors, a mapped array is Tensor[], one output gets one gradient', () => {
+  const many = S.customOp({
+    name: 'Many',
+    forward: (_c, a: Tensor) => [1, 2, 3].map((k) => a.mul(k)),
+    backward: (_c, ...gs) => gs.reduce((x, g, k) => x.add(g.mul(k + 1))),
+  });
+  const x = S.tensor([1, 2], { requiresGrad: true });
+  const outs: Tensor[] = many(x);
+  assert.is(outs.length, 3);
+  S.tidy(() => outs[0].add(outs[2]).sum().backward());
+  near(arr(x.grad), [4, 4]);
+  // @ts-expect-error a one-output op's backward gets one gradient
+  S.customOp({ name: 'Bad', forward: (_c, a: Tensor) => a.mul(2), backward: (_c, g, h) => g.add(h) });
+  for (const t of [x, ...outs]) t.dispose();
+});
+
 leakFree('a hook or a backward that throws leaves nothing behind; a leaf frozen after the forward gets no .grad', () => {
   const x = S.tensor([1, 2, 3], { requiresGrad: true });
   const boom = S.customOp({
