@@ -1627,6 +1627,8 @@ int launch_decode(const structura_gemm_params& p, dim3 grid, cudaStream_t s, Ext
 // (like a GEMM library's workspace; its CUDA context lives as long): one per slot — kScratchLora, the
 // one-launch lora's four counters, zeroed again by each launch's last CTA; kScratchSplit, the split-K
 // decode's float32 slices and tile counters (the counters likewise zeroed by the CTAs that use them).
+// Per device, not per stream: correct while every launch of a device goes to its one stream (csrc/device.cc);
+// two streams running these kernels at once would share the counters, so a second stream needs them per stream.
 enum { kScratchLora = 0, kScratchSplit = 1, kScratchSlots = 2 };
 constexpr int64_t kSplitWsFloats = int64_t(1) << 20, kSplitCtrs = 8192;  // 4 MiB of slices, 8192 counters
 int persistent_scratch(int slot, size_t bytes, void** out) {
