@@ -400,7 +400,14 @@ class BackwardPass {
     const used: Tensor[] = [];
     if (outs) {
       // outputs no gradient reached get zeros, so a backward can use every one without checking
-      const full = gs.map((g, i) => g ?? this.contained(() => creation.zeros(outs[i].shape.slice(), { dtype: outs[i].dtype, device: outs[i].device })));
+      // (held like an arrived gradient: the backward may hand one back as an input's gradient, which
+      // the slot it goes to holds too)
+      const full = gs.map((g, i) => {
+        if (g) return g;
+        const z = this.contained(() => creation.zeros(outs[i].shape.slice(), { dtype: outs[i].dtype, device: outs[i].device }));
+        this.hold(z);
+        return z;
+      });
       used.push(...full);
       grads = this.contained(() => (node._fn as MultiBackwardFn)(full, node._saved ?? [], needs));
     } else {
@@ -531,7 +538,8 @@ export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutpu
     if (bad >= 0 || list.length === 0) {
       for (const t of scope) t.dispose();
       if (list.length === 0) typeError(name, 'forward returned an empty array; return a Tensor or an array of Tensors');
-      typeError(name, `forward must return a live Tensor${several ? ' or an array of them' : ''}, got ${several ? `${describe(list[bad])} at [${bad}]` : describe(out)}`);
+      const what = (v: unknown): string => (v instanceof Tensor ? `a disposed Tensor ${shapeStr(v._shape)}` : describe(v));
+      typeError(name, `forward must return a live Tensor${several ? ' or an array of them' : ''}, got ${several ? `${what(list[bad])} at [${bad}]` : what(out)}`);
     }
     // An output the forward did not make (an input passed through), or one returned twice, gets its own handle.
     const results: Tensor[] = [];
@@ -580,9 +588,25 @@ function ownHandle(r: unknown): unknown {
   return r instanceof Tensor && !r._disposed ? record('Alias', [r], aliasOf(r), [], (g) => [g]) : r;
 }
 
-/** fn's result (a Tensor or an array of them) as gradcheck's own handles. */
-function ownHandles(r: unknown): unknown[] {
-  return Array.isArray(r) ? r.map(ownHandle) : [ownHandle(r)];
+/**
+ * Calls fn; its result (a Tensor or an array of them) as gradcheck's own handles, and every tensor fn
+ * made disposed (the graph keeps what backward needs), nested or not: fn may return an input, a tensor
+ * it did not make, or (a mistake gradcheckOutputs reports) something else holding tensors.
+ */
+function callOwned(fn: (...inputs: any[]) => unknown, args: readonly unknown[]): unknown[] {
+  const scope = pushScope();
+  let r: unknown;
+  try {
+    r = fn(...args);
+  } catch (e) {
+    popScope(scope);
+    for (const t of scope) t.dispose();
+    throw e;
+  }
+  popScope(scope);
+  const outs = Array.isArray(r) ? r.map(ownHandle) : [ownHandle(r)];
+  for (const t of scope) t.dispose();
+  return outs;
 }
 
 /** The floating outputs of fn (integer ones are not differentiated), checked; throws on anything else. */
@@ -640,9 +664,7 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
   const leaves = checked.map((_, k) => mk(base[k], shapes[k], true));
   try {
     enableGrad(() => {
-      // fn's intermediates go at once (the graph keeps what backward needs); its outputs stay, as
-      // handles of gradcheck's own (fn may return an input or a tensor it did not make)
-      const outs = tidy(() => ownHandles(fn(...argsWith(leaves))));
+      const outs = callOwned(fn, argsWith(leaves));
       try {
         const floats = gradcheckOutputs(outs);
         if (!floats.some((o) => o._requiresGrad)) typeError('gradcheck', `fn's output${outs.length > 1 ? 's do' : ' does'} not depend on any input that requires grad`);
@@ -672,11 +694,12 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
     noGrad(() => {
       const repl = checked.map((_, j) => (j === k ? mk(data, shapes[j], false) : mk(base[j], shapes[j], false)));
       try {
-        const outs = tidy(() => ownHandles(fn(...argsWith(repl))));
+        const outs = callOwned(fn, argsWith(repl));
         try {
           const floats = gradcheckOutputs(outs);
           if (floats.length !== w.length || floats.some((o, i) => o.size !== w[i].length))
-            throw new Error('structura.gradcheck: fn returned outputs of other shapes at a shifted input; it must be a fixed-shape function of its inputs');
+            rangeError('gradcheck', `fn returned ${floats.length} floating output${floats.length === 1 ? '' : 's'} of ${floats.map((o) => o.size).join(', ')} elements at a shifted input, ` +
+              `${w.length} of ${w.map((x) => x.length).join(', ')} at the first; it must be a fixed-shape function of its inputs`);
           let s = 0;
           floats.forEach((o, i) => {
             const v = o.dataSync();

@@ -315,6 +315,10 @@ leakFree('customOp with several outputs: one node, one gradient per output, zero
   assert.is(S.gradcheck(withIndex, [x]), true);
   throwsLike(() => S.gradcheck((u: Tensor) => [u.tanh(), u.cast('float32')], [x]), TypeError, /output 1 of fn is float32; with float64 inputs it must be float64/);
   throwsLike(() => S.gradcheck((_u: Tensor) => [], [x]), TypeError, /fn returned an empty array/);
+  // found by review: what fn made inside a wrong result (nested arrays, objects) was left undisposed
+  // (the leak check of this test)
+  throwsLike(() => S.gradcheck((u: Tensor) => [[u.exp(), u.sin()]] as never, [x]), TypeError, /output is an array of length 2/);
+  throwsLike(() => S.gradcheck((u: Tensor) => ({ y: u.exp() }) as never, [x]), TypeError, /output is an object/);
   for (const t of [x, y]) t.dispose();
 });
 
@@ -353,6 +357,24 @@ leakFree('customOp with several outputs: hooks per output, an integer output, ou
   S.tidy(() => h.sum().backward());
   near(arr(x.grad), [0.5, 0.5, 0.5]);
   for (const t of [h, idx]) t.dispose();
+
+  // found by review: a backward handing back the zeros it was given for an unused output (the usual
+  // pass-through backward) had them disposed before they reached the input
+  const both = S.customOp({
+    name: 'Both',
+    forward: (_c, p: Tensor, q: Tensor) => [p.mul(1), q.mul(1)],
+    backward: (_c, gp, gq) => [gp, gq],
+  });
+  const pu = S.tensor([1, 2], { requiresGrad: true });
+  const pv = S.tensor([3, 4], { requiresGrad: true });
+  for (let round = 0; round < 2; round++) { // v without a .grad, then with one
+    S.tidy(() => both(pu, pv)[0].sum().backward());
+    near(arr(pv.grad), [0, 0]);
+  }
+  S.tidy(() => both(pu.mul(2), pv.mul(3))[0].sum().backward()); // intermediates as inputs
+  near(arr(pu.grad), [4, 4]);
+  near(arr(pv.grad), [0, 0]);
+  for (const t of [pu, pv]) t.dispose();
 
   // an input passed through, and one tensor returned twice: each output its own handle
   const twice = S.customOp({
