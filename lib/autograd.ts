@@ -419,7 +419,10 @@ class BackwardPass {
     for (let i = 0; i < node._edges.length; i++) {
       const r = grads[i];
       const meta = node._inputs[i];
-      if (r === null || r === undefined || !node._edges[i] || !meta) continue;
+      if (r === null || r === undefined) continue;
+      // as PyTorch: a gradient for an argument that is not a tensor is a mistake in the backward
+      if (!meta) typeError('backward', `the backward of ${node.name} returned ${r instanceof Tensor ? `a Tensor ${shapeStr(r._shape)}` : describe(r)} as the gradient of input ${i}, which is not a tensor; return null there`);
+      if (!node._edges[i]) continue;
       if (!(r instanceof Tensor) || r._disposed)
         typeError('backward', `the backward of ${node.name} returned ${r instanceof Tensor ? 'a disposed Tensor' : describe(r)} as the gradient of input ${i}; expected a live Tensor or null`);
       if (!sameShape(r._shape, meta.shape) || r.dtype !== meta.dtype)

@@ -252,6 +252,10 @@ leakFree('customOp: bad specs and bad backward results are descriptive errors', 
     S.tidy(() => throwsLike(() => op(x, b).sum().backward(), TypeError, re));
     assert.is(x.grad, null, what);
   }
+  // a gradient for an argument that is not a tensor: a TypeError, as PyTorch's
+  const scaled = S.customOp({ name: 'Scaled', forward: (_c, p: Tensor, k: number) => p.mul(k), backward: (_c, g) => [g.mul(2), g] });
+  S.tidy(() => throwsLike(() => scaled(x, 2).sum().backward(), TypeError, /the backward of Scaled returned a Tensor .* as the gradient of input 1, which is not a tensor; return null there/));
+  assert.is(x.grad, null);
   const padded = S.customOp({ name: 'Padded', forward: (_c, p: Tensor, q: Tensor) => p.add(q), backward: (_c, g) => [g, g, null] });
   S.tidy(() => padded(x, b).sum().backward());
   near(arr(b.grad), [1, 1]);
