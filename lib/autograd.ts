@@ -1,16 +1,17 @@
 // autograd.ts — reverse-mode automatic differentiation over a graph recorded as ops run.
 //
-// An op whose inputs require grad (while grad mode is on) attaches a GradNode to its output: the
-// backward function (written beside the forward in lib/ops/<op>.ts, with public ops), the edges to
-// the inputs' nodes or leaves, and the tensors it saved. Saved tensors are aliases — second handles
-// on the same storage — owned by the node, so disposing the tensors the user sees (or a tidy) never
-// breaks a later backward(); the node frees them after backward() (unless retainGraph) or when it is
-// no longer reachable: a node is reference-counted by its output tensor and the nodes that consume
-// it, so disposing the outputs of a forward pass that never ran backward releases its memory at once.
+// An op whose inputs require grad (while grad mode is on) attaches a GradNode to its output (a
+// customOp may have several: each output knows its index): the backward function (written beside the
+// forward in lib/ops/<op>.ts, with public ops), the edges to the inputs' nodes (and which output of
+// each) or leaves, and the tensors it saved. Saved tensors are aliases — second handles on the same
+// storage — owned by the node, so disposing the tensors the user sees (or a tidy) never breaks a later
+// backward(); the node frees them after backward() (unless retainGraph) or when it is no longer
+// reachable: a node is reference-counted by its output tensors and the nodes that consume them, so
+// disposing the outputs of a forward pass that never ran backward releases its memory at once.
 //
 // backward() walks the nodes in topological order (Kahn's algorithm from the root), sums the
-// gradients arriving at each node, runs hooks, and accumulates into leaves' .grad. Every tensor it
-// creates is disposed as soon as it is consumed, except the gradients handed to leaves.
+// gradients arriving at each output of a node, runs hooks, and accumulates into leaves' .grad. Every
+// tensor it creates is disposed as soon as it is consumed, except the gradients handed to leaves.
 import { native, DTYPE_CODES } from './native';
 import {
   Tensor, aliasOf, fromHandle, pushScope, popScope, adopt, checkTensor, collectTensors, tidy, CPU, isFloating,
