@@ -219,18 +219,105 @@ export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
 export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph?: boolean } = {}): void {
   checkTensor('backward', 'tensor', root);
   opts = optionsOf('backward', opts, ['retainGraph']);
-  if (!root._requiresGrad)
-    typeError('backward', `the tensor ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
-  if (grad !== undefined && grad !== null) {
-    checkTensor('backward', 'grad', grad);
-    if (!sameShape(grad._shape, root._shape))
-      rangeError('backward', `'grad' ${shapeStr(grad._shape)} must have the tensor's shape ${shapeStr(root._shape)}`);
-    if (grad.dtype !== root.dtype) typeError('backward', `'grad' is ${grad.dtype} but the tensor is ${root.dtype}`);
-    if (grad._dev.name !== root._dev.name) typeError('backward', `'grad' is on ${grad.device} but the tensor is on ${root.device}`);
-  } else if (root.size !== 1) {
-    rangeError('backward', `'grad' can be left out only for a one-element tensor; this one has shape ${shapeStr(root._shape)}`);
-  }
+  checkRoot('backward', root, grad, "'grad'");
   new BackwardPass(!!opts.retainGraph).run(root, grad ?? null);
+}
+
+/** Checks the tensor backpropagated from and its gradient (or that it needs none). */
+function checkRoot(fn: string, root: Tensor, grad: Tensor | null | undefined, what: string): void {
+  if (!root._requiresGrad)
+    typeError(fn, `the tensor ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
+  if (grad !== undefined && grad !== null) {
+    checkTensor(fn, what.replace(/'/g, ''), grad);
+    if (!sameShape(grad._shape, root._shape))
+      rangeError(fn, `${what} ${shapeStr(grad._shape)} must have the tensor's shape ${shapeStr(root._shape)}`);
+    if (grad.dtype !== root.dtype) typeError(fn, `${what} is ${grad.dtype} but the tensor is ${root.dtype}`);
+    if (grad._dev.name !== root._dev.name) typeError(fn, `${what} is on ${grad.device} but the tensor is on ${root.device}`);
+  } else if (root.size !== 1) {
+    rangeError(fn, `${what} can be left out only for a one-element tensor; this one has shape ${shapeStr(root._shape)}`);
+  }
+}
+
+export interface GradOptions {
+  /** The gradient of `output` (its shape, dtype and device); may be left out for a one-element output. */
+  gradOutput?: Tensor | null;
+  /** Keep the graph's saved tensors for another backward() or grad() through it (default false). */
+  retainGraph?: boolean;
+  /** An input the output does not depend on gets null instead of an error (default false). */
+  allowUnused?: boolean;
+}
+
+/**
+ * The gradients of `output` with respect to `inputs` (leaves or intermediate tensors that require
+ * grad), returned instead of accumulated into .grad, as torch.autograd.grad: only the part of the
+ * graph between them runs, and no leaf's .grad changes. Hooks on the inputs run first, as in
+ * backward(). The gradients are new tensors the caller owns (no graph: higher-order gradients are not
+ * supported). Returns one gradient per input, or a single one for a single input.
+ */
+export function grad(output: Tensor, inputs: Tensor, opts?: GradOptions): Tensor;
+export function grad(output: Tensor, inputs: readonly Tensor[], opts?: GradOptions): (Tensor | null)[];
+export function grad(output: Tensor, inputs: Tensor | readonly Tensor[], opts: GradOptions = {}): Tensor | (Tensor | null)[] {
+  checkTensor('grad', 'output', output);
+  opts = optionsOf('grad', opts, ['gradOutput', 'retainGraph', 'allowUnused']);
+  const single = inputs instanceof Tensor;
+  if (!single && !Array.isArray(inputs)) typeError('grad', `'inputs' must be a Tensor or an array of Tensors, got ${describe(inputs)}`);
+  const list: readonly Tensor[] = single ? [inputs as Tensor] : (inputs as readonly Tensor[]);
+  if (list.length === 0) rangeError('grad', "'inputs' is an empty array");
+  list.forEach((t, i) => {
+    const arg = single ? 'inputs' : `inputs[${i}]`;
+    checkTensor('grad', arg, t);
+    if (!t._requiresGrad) typeError('grad', `${arg} ${shapeStr(t._shape)} does not require grad, so it has no gradient`);
+  });
+  checkRoot('grad', output, opts.gradOutput, "'gradOutput'");
+  const got = new BackwardPass(!!opts.retainGraph).run(output, opts.gradOutput ?? null, list)!;
+  const unused = opts.allowUnused ? -1 : got.indexOf(null);
+  if (unused >= 0) {
+    for (const g of new Set(got)) g?.dispose();
+    typeError('grad', `the output does not depend on ${single ? 'inputs' : `inputs[${unused}]`} ${shapeStr(list[unused]._shape)}; pass {allowUnused: true} to get null for it`);
+  }
+  // the gradients join the caller's tidy scope, as an op's outputs do
+  for (const g of got) if (g) adopt(g);
+  return single ? got[0]! : got;
+}
+
+/** What a targeted pass (grad()) collects: which leaves and which node outputs, each for which inputs. */
+class Targets {
+  readonly leaves = new Map<Tensor, number[]>();
+  readonly slots = new Map<GradNode, Map<number, number[]>>();
+  readonly found: (Tensor | null)[];
+  /** the nodes whose backward sends a gradient on toward a target (the only ones that run) */
+  readonly needed = new Set<GradNode>();
+
+  constructor(inputs: readonly Tensor[], root: GradNode | null) {
+    this.found = inputs.map(() => null);
+    inputs.forEach((t, i) => {
+      if (t._gradFn) {
+        let m = this.slots.get(t._gradFn);
+        if (!m) this.slots.set(t._gradFn, (m = new Map()));
+        m.set(t._outIndex, [...(m.get(t._outIndex) ?? []), i]);
+      } else {
+        this.leaves.set(t, [...(this.leaves.get(t) ?? []), i]);
+      }
+    });
+    if (!root) return;
+    // post-order over the reachable nodes (iterative: graphs may be deep), a node after all it feeds
+    const done = new Set<GradNode>();
+    const stack: [GradNode, number][] = [[root, 0]];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const [n, i] = top;
+      if (i < n._edges.length) {
+        top[1]++;
+        const e = n._edges[i];
+        if (e?.node && !done.has(e.node)) stack.push([e.node, 0]);
+        continue;
+      }
+      stack.pop();
+      if (done.has(n)) continue;
+      done.add(n);
+      if (n._edges.some((e) => e !== null && (e.node ? this.needed.has(e.node) || this.slots.has(e.node) : this.leaves.has(e.leaf)))) this.needed.add(n);
+    }
+  }
 }
 
 class BackwardPass {
@@ -261,7 +348,8 @@ class BackwardPass {
     if (this.scope.has(t) && !this.given.has(t)) t.dispose();
   }
 
-  /** Runs fn in a scope of its own: tensors it makes and does not return are disposed at once. */
+  /** Runs fn in a scope of its own: tensors it makes and does not return are disposed at once, but for
+   * those it keep()s (a hook holding on to a copy of the gradient), as tidy does. */
   private contained<R>(fn: () => R): R {
     const inner = pushScope();
     let result: R;
@@ -270,14 +358,14 @@ class BackwardPass {
     } catch (e) {
       // a hook or a backward that throws: what it made so far belongs to no scope the caller can free
       popScope(inner);
-      for (const t of inner) if (!t._disposed) t.dispose();
+      for (const t of inner) if (!t._disposed && !t._kept) t.dispose();
       throw e;
     }
     popScope(inner);
     const out = collectTensors(result);
     for (const t of inner) {
       if (out.has(t)) this.scope.add(t);
-      else if (!t._disposed) t.dispose();
+      else if (!t._disposed && !t._kept) t.dispose();
     }
     return result;
   }
@@ -296,17 +384,34 @@ class BackwardPass {
     return g;
   }
 
-  run(root: Tensor, grad: Tensor | null): void {
+  /** backward() from root; with `inputs` (grad()), their gradients returned instead of leaves' .grad set. */
+  run(root: Tensor, grad: Tensor | null, inputs?: readonly Tensor[]): (Tensor | null)[] | null {
     const prevMode = gradEnabled;
     gradEnabled = false;
     this.scope = pushScope();
+    const targets = inputs ? new Targets(inputs, root._gradFn) : null;
     try {
       const g0 = grad ?? creation.onesLike(root);
       this.hold(g0);
       const leafPending = new Map<Tensor, Tensor>();
-      if (root._gradFn) this.walk(root._gradFn, root._outIndex, g0, leafPending);
+      if (root._gradFn) this.walk(root._gradFn, root._outIndex, g0, leafPending, targets);
       else leafPending.set(root, g0);
-      for (const [leaf, g] of leafPending) this.giveToLeaf(leaf, g);
+      if (!targets) {
+        for (const [leaf, g] of leafPending) this.giveToLeaf(leaf, g);
+        return null;
+      }
+      for (const [leaf, g] of leafPending) {
+        const ids = targets.leaves.get(leaf);
+        if (!ids) {
+          this.drop(g);
+          continue;
+        }
+        // a leaf's hooks run as in backward(); what they give is the gradient
+        const h = leaf._hooks && leaf._hooks.length > 0 ? this.runHooks(leaf._hooks, g, `a leaf ${shapeStr(leaf._shape)}`) : g;
+        this.capture(targets, ids, h);
+        this.drop(h);
+      }
+      return targets.found.map((t, i) => (t && targets.found.indexOf(t) < i ? this.own(t) : t));
     } finally {
       popScope(this.scope);
       gradEnabled = prevMode;
@@ -314,7 +419,21 @@ class BackwardPass {
     }
   }
 
-  private walk(rootNode: GradNode, rootIndex: number, g0: Tensor, leafPending: Map<Tensor, Tensor>): void {
+  /** Records g as the gradient of inputs `ids`: kept past the pass, a tensor of the caller's own. */
+  private capture(targets: Targets, ids: readonly number[], g: Tensor): void {
+    const mine = this.scope.has(g) && !this.given.has(g) ? g : this.own(g);
+    this.given.add(mine);
+    for (const i of ids) targets.found[i] = mine;
+  }
+
+  /** A new handle on g (an alias: the same storage), which the caller owns. */
+  private own(g: Tensor): Tensor {
+    const a = aliasOf(g);
+    this.given.add(a);
+    return a;
+  }
+
+  private walk(rootNode: GradNode, rootIndex: number, g0: Tensor, leafPending: Map<Tensor, Tensor>, targets: Targets | null): void {
     // Incoming edge counts among the reachable nodes.
     const deps = new Map<GradNode, number>([[rootNode, 0]]);
     const stack = [rootNode];
@@ -339,7 +458,18 @@ class BackwardPass {
       const node = ready.pop()!;
       const gs = pending.get(node);
       pending.delete(node);
-      const { grads, used } = gs ? this.runNode(node, gs) : { grads: [], used: [] };
+      let grads: ReadonlyArray<Tensor | null | undefined> = [];
+      let used: Tensor[] = [];
+      // grad(): a target's gradient is taken after its hooks; a node whose backward leads to no target
+      // does not run (its gradients are dropped)
+      const skip = targets !== null && !targets.needed.has(node);
+      if (gs) {
+        const hooked = this.hooked(node, gs);
+        const wanted = targets?.slots.get(node);
+        if (wanted) for (const [i, ids] of wanted) if (hooked[i]) this.capture(targets!, ids, hooked[i]!);
+        if (skip) used = hooked.filter((g): g is Tensor => g !== null);
+        else ({ grads, used } = this.runNode(node, hooked));
+      }
       for (let i = 0; i < node._edges.length; i++) {
         const e = node._edges[i];
         const gi = grads[i] ?? null;
@@ -360,7 +490,7 @@ class BackwardPass {
       // The incoming gradients, and gradients for inputs that need none, are released here.
       for (const u of used) this.drop(u);
       for (const gi of grads) if (gi && !this.uses.has(gi) && this.scope.has(gi) && !gi._disposed) gi.dispose();
-      if (!this.retain) node._freeSaved();
+      if (!this.retain && !skip) node._freeSaved();
     }
   }
 
@@ -384,18 +514,23 @@ class BackwardPass {
     return s;
   }
 
-  /** Runs one node's backward; `used` are the gradients it consumed (after hooks), for the caller to drop. */
-  private runNode(node: GradNode, gIn: readonly (Tensor | null)[]): { grads: ReadonlyArray<Tensor | null | undefined>; used: Tensor[] } {
+  /** The gradients arrived at a node's outputs, after the hooks registered on them. */
+  private hooked(node: GradNode, gIn: readonly (Tensor | null)[]): (Tensor | null)[] {
+    return gIn.map((g, i) => {
+      const hooks = node._hooks?.[i];
+      const what = node._outputs ? `output ${i} of ${node.name}` : `the output of ${node.name}`;
+      return g && hooks && hooks.length > 0 ? this.runHooks(hooks, g, what) : g;
+    });
+  }
+
+  /** Runs one node's backward on its outputs' gradients (after hooks); `used` are the gradients it
+   * consumed, for the caller to drop. */
+  private runNode(node: GradNode, gs: readonly (Tensor | null)[]): { grads: ReadonlyArray<Tensor | null | undefined>; used: Tensor[] } {
     if (node._hadSaved && node._saved === null)
       throw new Error(`structura.backward: the graph through ${node.name} was already freed by an earlier backward(); ` +
         'pass {retainGraph: true} to the first backward() to run it twice');
     if (node._released) throw new Error(`structura.backward: the graph through ${node.name} was released (its tensors were disposed)`);
     const outs = node._outputs;
-    const gs = gIn.map((g, i) => {
-      const hooks = node._hooks?.[i];
-      const what = outs ? `output ${i} of ${node.name}` : `the output of ${node.name}`;
-      return g && hooks && hooks.length > 0 ? this.runHooks(hooks, g, what) : g;
-    });
     const needs = node._edges.map((e) => e !== null);
     let grads: ReadonlyArray<Tensor | null | undefined>;
     const used: Tensor[] = [];
@@ -488,7 +623,7 @@ export type CustomOpGrads<R extends CustomOpOutput> = R extends Tensor ? [grad: 
 
 export interface CustomOpSpec<A extends unknown[] = Tensor[], R extends CustomOpOutput = Tensor> {
   name: string;
-  /** Computes the output (or an array of outputs) from the inputs (grad mode is off inside). Tensors it makes and
+  /** Computes the output (or an array of outputs) from the inputs (grad mode is off inside). Tensors it makes (but keep()s) and
    * does not return are disposed. */
   forward(ctx: CustomOpContext, ...inputs: A): R;
   /** The gradient of each input of forward, non-tensor arguments included (null for none), given one gradient per
@@ -530,7 +665,7 @@ export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutpu
       out = forward(ctx, ...inputs);
     } catch (e) {
       popScope(scope);
-      for (const t of scope) t.dispose();
+      for (const t of scope) if (!t._kept) t.dispose();
       throw e;
     } finally {
       gradEnabled = prev;
@@ -540,7 +675,7 @@ export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutpu
     const list: unknown[] = several ? (out as unknown[]) : [out];
     const bad = list.findIndex((t) => !(t instanceof Tensor) || t._disposed);
     if (bad >= 0 || list.length === 0) {
-      for (const t of scope) t.dispose();
+      for (const t of scope) if (!t._kept) t.dispose();
       if (list.length === 0) typeError(name, 'forward returned an empty array; return a Tensor or an array of Tensors');
       const what = (v: unknown): string => (v instanceof Tensor ? `a disposed Tensor ${shapeStr(v._shape)}` : describe(v));
       typeError(name, `forward must return a live Tensor${several ? ' or an array of them' : ''}, got ${several ? `${what(list[bad])} at [${bad}]` : what(out)}`);
@@ -563,7 +698,7 @@ export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutpu
     if (several) recordMulti(name, inputs, results, toSave, backward);
     else record(name, inputs, results[0], toSave, (g, saved, needs) => backward([g], saved, needs));
     // record() aliased what it saves, so the forward's own tensors can go now.
-    for (const t of scope) if (!results.includes(t) && !t._disposed) t.dispose();
+    for (const t of scope) if (!results.includes(t) && !t._disposed && !t._kept) t.dispose();
     // the outputs join the caller's tidy scope, as any op's output
     for (const t of results) if (scope.has(t)) adopt(t);
     return (several ? results : results[0]) as R;
@@ -604,12 +739,12 @@ function callOwned(fn: (...inputs: any[]) => unknown, args: readonly unknown[]):
     r = fn(...args);
   } catch (e) {
     popScope(scope);
-    for (const t of scope) t.dispose();
+    for (const t of scope) if (!t._kept) t.dispose();
     throw e;
   }
   popScope(scope);
   const outs = Array.isArray(r) ? r.map(ownHandle) : [ownHandle(r)];
-  for (const t of scope) t.dispose();
+  for (const t of scope) if (!t._kept) t.dispose();
   return outs;
 }
 

@@ -26,9 +26,9 @@ export {
 } from './ops/shape';
 
 export {
-  noGrad, enableGrad, isGradEnabled, setGradEnabled, customOp, gradcheck, GradNode,
+  noGrad, enableGrad, isGradEnabled, setGradEnabled, customOp, gradcheck, grad, GradNode,
 } from './autograd';
-export type { Hook, BackwardFn, CustomOpContext, CustomOpSpec, CustomOpOutput, CustomOpGrads, GradcheckOptions } from './autograd';
+export type { Hook, BackwardFn, CustomOpContext, CustomOpSpec, CustomOpOutput, CustomOpGrads, GradcheckOptions, GradOptions } from './autograd';
 
 export * as nn from './nn';
 export * as optim from './optim';

@@ -279,7 +279,8 @@ export class Tensor {
   }
   /**
    * Calls fn(grad) with the gradient with respect to this tensor during backward(); fn may return a
-   * replacement. The gradient given to fn is valid during the call only (clone() it to keep it).
+   * replacement. The gradient given to fn is valid during the call only, and tensors fn makes are
+   * disposed when it returns (as in tidy): `saved = keep(grad.clone())` holds on to a copy.
    * The graph keeps fn, and with it whatever fn refers to: a hook that captures a tensor of the same
    * graph (this one, another output of the op) keeps that tensor from being garbage-collected — dispose
    * such tensors, or remove() the hook, when done.

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
-import { throwsLike, liveCounts, assertNoLeak, checkOp } from './helpers';
+import { throwsLike, liveCounts, assertNoLeak, checkOp, rng, freshSeed } from './helpers';
 import * as R from './reference/ops';
 
 const arr = (t: Tensor | null) => Array.from(t!.dataSync());
@@ -435,6 +435,112 @@ leakFree('customOp outputs are typed: a tuple destructures to Tensors, a mapped 
   // @ts-expect-error a one-output op's backward gets one gradient
   S.customOp({ name: 'Bad', forward: (_c, a: Tensor) => a.mul(2), backward: (_c, g, h) => g.add(h) });
   for (const t of [x, ...outs]) t.dispose();
+});
+
+leakFree('grad(): gradients of leaves and intermediates returned, no .grad touched, only the graph between them run', () => {
+  const x = S.tensor([1, 2, 3], { requiresGrad: true });
+  const w = S.tensor([0.5, -1, 2], { requiresGrad: true });
+  let ranBelow = 0;
+  const spy = S.customOp({ name: 'Spy', forward: (_c, t: Tensor) => t.mul(1), backward: (_c, g) => (ranBelow++, g) });
+  const sx = spy(x);
+  const h = sx.mul(w); // h = x·w
+  const eh = h.exp();
+  const y = eh.sum();
+  // leaves
+  const [gx, gw] = S.grad(y, [x, w], { retainGraph: true });
+  near(arr(gx), [0.5, -1, 2].map((v, i) => v * Math.exp(v * (i + 1))));
+  near(arr(gw), [1, 2, 3].map((v, i) => v * Math.exp(v * [0.5, -1, 2][i])));
+  assert.is(x.grad, null, 'no .grad written');
+  assert.is(w.grad, null);
+  assert.is(ranBelow, 1);
+  // an intermediate: the nodes below it do not run
+  const gh = S.grad(y, h, { retainGraph: true });
+  near(arr(gh), [0.5, -2, 6].map(Math.exp));
+  assert.is(ranBelow, 1, 'the graph below h did not run');
+  // the output itself, and one input twice: separate tensors
+  const gy = S.grad(y, y, { retainGraph: true });
+  near(arr(gy), [1]);
+  const [a1, a2] = S.grad(y, [w, w], { retainGraph: true });
+  assert.ok(a1 !== a2);
+  near(arr(a1), arr(a2));
+  // a hook holding on to a copy of its gradient: keep()s it (what a hook makes is disposed otherwise)
+  let copy: Tensor | null = null, dropped: Tensor | null = null;
+  const hc = h.registerHook((g) => {
+    copy = S.keep(g.clone());
+    dropped = g.clone();
+  });
+  S.tidy(() => y.backward(undefined, { retainGraph: true }));
+  hc.remove();
+  near(arr(copy), [0.5, -2, 6].map(Math.exp));
+  assert.ok(dropped!.isDisposed, 'a tensor a hook made and did not keep is freed');
+  copy!.dispose();
+  x.zeroGrad();
+  w.zeroGrad();
+  // a hook on an intermediate input: its result is the gradient, as in backward()
+  const hk = h.registerHook((g) => g.mul(10));
+  const gh10 = S.grad(y, h, { retainGraph: true });
+  near(arr(gh10), [0.5, -2, 6].map((v) => 10 * Math.exp(v)), 1e-5);
+  hk.remove();
+  // gradOutput for a non-scalar output; the graph is freed afterwards without retainGraph
+  const gv = S.tensor([1, 0, 2]);
+  const gx2 = S.grad(h, x, { gradOutput: gv });
+  near(arr(gx2), [0.5, 0, 4]);
+  throwsLike(() => S.grad(h, x, { gradOutput: gv }), Error, /already freed by an earlier backward/);
+  for (const t of [x, w, sx, h, eh, y, gx, gw, gh, gy, a1, a2, gh10, gv, gx2]) t?.dispose();
+});
+
+leakFree('grad(): unused inputs, bad arguments, several outputs, and agreement with backward() on random graphs', () => {
+  const x = S.tensor([1, 2], { requiresGrad: true });
+  const z = S.tensor([3, 4], { requiresGrad: true });
+  const c = S.tensor([5, 6]);
+  const xx = x.mul(x);
+  const y = xx.sum();
+  throwsLike(() => S.grad(y, [x, z], { retainGraph: true }), TypeError, /the output does not depend on inputs\[1\] \[2\]; pass \{allowUnused: true\}/);
+  const [gx, gz] = S.grad(y, [x, z], { allowUnused: true, retainGraph: true });
+  near(arr(gx), [2, 4]);
+  assert.is(gz, null);
+  throwsLike(() => S.grad(y, c), TypeError, /'inputs' \[2\] does not require grad|inputs \[2\] does not require grad/);
+  throwsLike(() => S.grad(y, []), RangeError, /'inputs' is an empty array/);
+  throwsLike(() => S.grad(y, 3 as never), TypeError, /'inputs' must be a Tensor or an array of Tensors/);
+  S.tidy(() => throwsLike(() => S.grad(x.mul(2), x), RangeError, /'gradOutput' can be left out only for a one-element tensor/));
+  S.tidy(() => throwsLike(() => S.grad(y, x, { gradOutput: S.tensor([1, 2]) }), RangeError, /'gradOutput' \[2\] must have the tensor's shape \[\]/));
+  throwsLike(() => S.grad(y, x, { retain: true } as never), TypeError, /unknown option 'retain'/);
+  // an output of a several-output op as the input
+  const [p, s] = prodSum(x, z);
+  const ps = p.mul(s);
+  const out = ps.sum();
+  const [gp, gs] = S.grad(out, [p, s], { retainGraph: true });
+  near(arr(gp), arr(s));
+  near(arr(gs), arr(p));
+  // against backward() on random graphs of leaves and intermediates
+  const r = rng(freshSeed());
+  for (let it = 0; it < 30; it++) {
+    const a = S.tensor([r() - 0.5, r() - 0.5, r() - 0.5], { requiresGrad: true, dtype: 'float64' });
+    const b = S.tensor([r() - 0.5, r() - 0.5, r() - 0.5], { requiresGrad: true, dtype: 'float64' });
+    S.tidy(() => {
+      const pool: Tensor[] = [a, b];
+      for (let k = 0; k < 6; k++) {
+        const u = pool[Math.floor(r() * pool.length)], v = pool[Math.floor(r() * pool.length)];
+        pool.push(r() < 0.4 ? u.mul(v) : r() < 0.7 ? u.add(v.tanh()) : prodSum(u, v)[Math.floor(r() * 2)]);
+      }
+      const root = pool[pool.length - 1].mul(pool[3]).sum();
+      const mid = pool[2 + Math.floor(r() * 4)];
+      const got = S.grad(root, [a, b, mid], { retainGraph: true, allowUnused: true });
+      // backward() through root and through mid (with got[2] as its gradient) give the same leaves' grads
+      root.backward(undefined, { retainGraph: true });
+      const want = [a.grad ? arr(a.grad) : [0, 0, 0], b.grad ? arr(b.grad) : [0, 0, 0]];
+      want.forEach((wv, i) => near(got[i] ? arr(got[i]) : [0, 0, 0], wv, 1e-12));
+      a.zeroGrad();
+      b.zeroGrad();
+      if (got[2] && mid.gradFn) {
+        const viaMid = S.grad(mid, [a, b], { gradOutput: got[2], allowUnused: true, retainGraph: true });
+        viaMid.forEach((g) => assert.ok(g === null || g.shape.length === 1));
+      }
+    });
+    a.dispose();
+    b.dispose();
+  }
+  for (const t of [x, z, c, xx, y, gx, p, s, ps, out, gp, gs]) t?.dispose();
 });
 
 leakFree('a hook or a backward that throws leaves nothing behind; a leaf frozen after the forward gets no .grad', () => {
