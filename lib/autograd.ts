@@ -254,22 +254,25 @@ export interface GradOptions {
  * backward(). The gradients are new tensors the caller owns (no graph: higher-order gradients are not
  * supported). Returns one gradient per input, or a single one for a single input.
  */
+export function grad(output: Tensor, inputs: Tensor, opts: GradOptions & { allowUnused: true }): Tensor | null;
 export function grad(output: Tensor, inputs: Tensor, opts?: GradOptions): Tensor;
 export function grad(output: Tensor, inputs: readonly Tensor[], opts?: GradOptions): (Tensor | null)[];
-export function grad(output: Tensor, inputs: Tensor | readonly Tensor[], opts: GradOptions = {}): Tensor | (Tensor | null)[] {
+export function grad(output: Tensor, inputs: Tensor | readonly Tensor[], opts: GradOptions = {}): Tensor | null | (Tensor | null)[] {
   checkTensor('grad', 'output', output);
   opts = optionsOf('grad', opts, ['gradOutput', 'retainGraph', 'allowUnused']);
   const single = inputs instanceof Tensor;
   if (!single && !Array.isArray(inputs)) typeError('grad', `'inputs' must be a Tensor or an array of Tensors, got ${describe(inputs)}`);
   const list: readonly Tensor[] = single ? [inputs as Tensor] : (inputs as readonly Tensor[]);
   if (list.length === 0) rangeError('grad', "'inputs' is an empty array");
-  list.forEach((t, i) => {
+  for (let i = 0; i < list.length; i++) { // (not forEach: it skips an array's holes)
     const arg = single ? 'inputs' : `inputs[${i}]`;
-    checkTensor('grad', arg, t);
-    if (!t._requiresGrad) typeError('grad', `${arg} ${shapeStr(t._shape)} does not require grad, so it has no gradient`);
-  });
+    checkTensor('grad', arg, list[i]);
+    if (!list[i]._requiresGrad) typeError('grad', `'${arg}' ${shapeStr(list[i]._shape)} does not require grad, so it has no gradient`);
+  }
+  for (const k of ['retainGraph', 'allowUnused'] as const)
+    if (opts[k] !== undefined && typeof opts[k] !== 'boolean') typeError('grad', `'${k}' must be a boolean, got ${describe(opts[k])}`);
   checkRoot('grad', output, opts.gradOutput, "'gradOutput'");
-  const got = new BackwardPass(!!opts.retainGraph).run(output, opts.gradOutput ?? null, list)!;
+  const got = new BackwardPass(!!opts.retainGraph, 'grad').run(output, opts.gradOutput ?? null, list)!;
   const unused = opts.allowUnused ? -1 : got.indexOf(null);
   if (unused >= 0) {
     for (const g of new Set(got)) g?.dispose();
@@ -277,7 +280,7 @@ export function grad(output: Tensor, inputs: Tensor | readonly Tensor[], opts: G
   }
   // the gradients join the caller's tidy scope, as an op's outputs do
   for (const g of got) if (g) adopt(g);
-  return single ? got[0]! : got;
+  return single ? got[0] : got;
 }
 
 /** What a targeted pass (grad()) collects: which leaves and which node outputs, each for which inputs. */
@@ -315,13 +318,20 @@ class Targets {
       stack.pop();
       if (done.has(n)) continue;
       done.add(n);
-      if (n._edges.some((e) => e !== null && (e.node ? this.needed.has(e.node) || this.slots.has(e.node) : this.leaves.has(e.leaf)))) this.needed.add(n);
+      if (n._edges.some((e) => e !== null && this.wants(e))) this.needed.add(n);
     }
+  }
+
+  /** Whether a gradient sent along e reaches a target: a target leaf, a target output, or a node that runs. */
+  wants(e: Edge): boolean {
+    return e.node ? this.needed.has(e.node) || this.slots.get(e.node)?.has(e.index) === true : this.leaves.has(e.leaf);
   }
 }
 
 class BackwardPass {
   private readonly retain: boolean;
+  /** the public function running this pass, for error messages */
+  private readonly fn: 'backward' | 'grad';
   /** every tensor created during this pass */
   private scope!: Set<Tensor>;
   /** how many pending slots refer to each gradient tensor */
@@ -329,8 +339,9 @@ class BackwardPass {
   /** gradients handed to leaves' .grad (not disposed at the end) */
   private readonly given = new Set<Tensor>();
 
-  constructor(retain: boolean) {
+  constructor(retain: boolean, fn: 'backward' | 'grad' = 'backward') {
     this.retain = retain;
+    this.fn = fn;
   }
 
   private hold(t: Tensor): void {
@@ -364,8 +375,9 @@ class BackwardPass {
     popScope(inner);
     const out = collectTensors(result);
     for (const t of inner) {
-      if (out.has(t)) this.scope.add(t);
-      else if (!t._disposed && !t._kept) t.dispose();
+      if (out.has(t)) {
+        if (!t._kept) this.scope.add(t); // a kept one stays the caller's (a leaf gets a copy)
+      } else if (!t._disposed && !t._kept) t.dispose();
     }
     return result;
   }
@@ -375,7 +387,7 @@ class BackwardPass {
       const r = this.contained(() => hook(g));
       if (r === undefined || r === null || r === g) continue;
       if (!(r instanceof Tensor) || r._disposed || !sameShape(r._shape, g._shape) || r.dtype !== g.dtype || r._dev.name !== g._dev.name)
-        typeError('backward', `a hook on ${what} returned ${r instanceof Tensor ? `${r._disposed ? 'a disposed tensor ' : ''}${shapeStr(r._shape)} ${r.dtype} on ${r.device}` : describe(r)}; ` +
+        typeError(this.fn, `a hook on ${what} returned ${r instanceof Tensor ? `${r._disposed ? 'a disposed tensor ' : ''}${shapeStr(r._shape)} ${r.dtype} on ${r.device}` : describe(r)}; ` +
           `it must return nothing or a gradient ${shapeStr(g._shape)} ${g.dtype} on ${g.device}`);
       this.hold(r);
       this.drop(g);
@@ -412,6 +424,10 @@ class BackwardPass {
         this.drop(h);
       }
       return targets.found.map((t, i) => (t && targets.found.indexOf(t) < i ? this.own(t) : t));
+    } catch (e) {
+      // the gradients captured before the error are the pass's own handles: nobody will get them
+      if (targets) for (const t of targets.found) if (t && !t._disposed) t.dispose();
+      throw e;
     } finally {
       popScope(this.scope);
       gradEnabled = prevMode;
@@ -419,10 +435,10 @@ class BackwardPass {
     }
   }
 
-  /** Records g as the gradient of inputs `ids`: kept past the pass, a tensor of the caller's own. */
+  /** Records g as the gradient of inputs `ids`: a new handle on it, the caller's own (g itself may flow
+   * on to other nodes, which dispose it when they are done). */
   private capture(targets: Targets, ids: readonly number[], g: Tensor): void {
-    const mine = this.scope.has(g) && !this.given.has(g) ? g : this.own(g);
-    this.given.add(mine);
+    const mine = this.own(g);
     for (const i of ids) targets.found[i] = mine;
   }
 
@@ -463,12 +479,14 @@ class BackwardPass {
       // grad(): a target's gradient is taken after its hooks; a node whose backward leads to no target
       // does not run (its gradients are dropped)
       const skip = targets !== null && !targets.needed.has(node);
-      if (gs) {
+      const wanted = targets?.slots.get(node);
+      if (gs && skip && !wanted) {
+        used = gs.filter((g): g is Tensor => g !== null); // no hooks: the gradient goes nowhere
+      } else if (gs) {
         const hooked = this.hooked(node, gs);
-        const wanted = targets?.slots.get(node);
         if (wanted) for (const [i, ids] of wanted) if (hooked[i]) this.capture(targets!, ids, hooked[i]!);
         if (skip) used = hooked.filter((g): g is Tensor => g !== null);
-        else ({ grads, used } = this.runNode(node, hooked));
+        else ({ grads, used } = this.runNode(node, hooked, targets));
       }
       for (let i = 0; i < node._edges.length; i++) {
         const e = node._edges[i];
@@ -525,13 +543,14 @@ class BackwardPass {
 
   /** Runs one node's backward on its outputs' gradients (after hooks); `used` are the gradients it
    * consumed, for the caller to drop. */
-  private runNode(node: GradNode, gs: readonly (Tensor | null)[]): { grads: ReadonlyArray<Tensor | null | undefined>; used: Tensor[] } {
+  private runNode(node: GradNode, gs: readonly (Tensor | null)[], targets: Targets | null): { grads: ReadonlyArray<Tensor | null | undefined>; used: Tensor[] } {
     if (node._hadSaved && node._saved === null)
-      throw new Error(`structura.backward: the graph through ${node.name} was already freed by an earlier backward(); ` +
-        'pass {retainGraph: true} to the first backward() to run it twice');
-    if (node._released) throw new Error(`structura.backward: the graph through ${node.name} was released (its tensors were disposed)`);
+      throw new Error(`structura.${this.fn}: the graph through ${node.name} was already freed by an earlier backward() or grad(); ` +
+        'pass {retainGraph: true} to the first one to run it twice');
+    if (node._released) throw new Error(`structura.${this.fn}: the graph through ${node.name} was released (its tensors were disposed)`);
     const outs = node._outputs;
-    const needs = node._edges.map((e) => e !== null);
+    // grad(): only the inputs whose gradient goes on toward a target (a matmul asked for dX computes no dW)
+    const needs = node._edges.map((e) => e !== null && (targets === null || targets.wants(e)));
     let grads: ReadonlyArray<Tensor | null | undefined>;
     const used: Tensor[] = [];
     if (outs) {
@@ -551,21 +570,21 @@ class BackwardPass {
       grads = this.contained(() => (node._fn as BackwardFn)(gs[0]!, node._saved ?? [], needs));
     }
     if (!Array.isArray(grads))
-      typeError('backward', `the backward of ${node.name} must return an array of gradients, got ${describe(grads)}`);
+      typeError(this.fn, `the backward of ${node.name} must return an array of gradients, got ${describe(grads)}`);
     for (let i = 0; i < node._edges.length; i++) {
       const r = grads[i];
       const meta = node._inputs[i];
       if (r === null || r === undefined) continue;
       // as PyTorch: a gradient for an argument that is not a tensor is a mistake in the backward
-      if (!meta) typeError('backward', `the backward of ${node.name} returned ${r instanceof Tensor ? `a Tensor ${shapeStr(r._shape)}` : describe(r)} as the gradient of input ${i}, which is not a tensor; return null there`);
+      if (!meta) typeError(this.fn, `the backward of ${node.name} returned ${r instanceof Tensor ? `a Tensor ${shapeStr(r._shape)}` : describe(r)} as the gradient of input ${i}, which is not a tensor; return null there`);
       if (!node._edges[i]) continue;
       if (!(r instanceof Tensor) || r._disposed)
-        typeError('backward', `the backward of ${node.name} returned ${r instanceof Tensor ? 'a disposed Tensor' : describe(r)} as the gradient of input ${i}; expected a live Tensor or null`);
+        typeError(this.fn, `the backward of ${node.name} returned ${r instanceof Tensor ? 'a disposed Tensor' : describe(r)} as the gradient of input ${i}; expected a live Tensor or null`);
       if (!sameShape(r._shape, meta.shape) || r.dtype !== meta.dtype)
-        throw new RangeError(`structura.backward: the backward of ${node.name} returned a gradient ${shapeStr(r._shape)} ${r.dtype} ` +
+        throw new RangeError(`structura.${this.fn}: the backward of ${node.name} returned a gradient ${shapeStr(r._shape)} ${r.dtype} ` +
           `for input ${i}, which is ${shapeStr(meta.shape)} ${meta.dtype}`);
       if (r._dev.name !== meta.device)
-        typeError('backward', `the backward of ${node.name} returned a gradient on ${r.device} for input ${i}, which is on ${meta.device}`);
+        typeError(this.fn, `the backward of ${node.name} returned a gradient on ${r.device} for input ${i}, which is on ${meta.device}`);
     }
     return { grads, used };
   }

@@ -88,7 +88,7 @@ leakFree('retainGraph: a second backward needs it; without it the error says so'
   y.backward(undefined, { retainGraph: true });
   y.backward();
   near(arr(x.grad), [8]);
-  assert.throws(() => y.backward(), /already freed by an earlier backward\(\); pass \{retainGraph: true\}/);
+  assert.throws(() => y.backward(), /already freed by an earlier backward\(\) or grad\(\); pass \{retainGraph: true\}/);
   // a graph that saved nothing can run again
   const z = S.tidy(() => x.add(1).sum());
   z.backward();
@@ -541,6 +541,56 @@ leakFree('grad(): unused inputs, bad arguments, several outputs, and agreement w
     b.dispose();
   }
   for (const t of [x, z, c, xx, y, gx, p, s, ps, out, gp, gs]) t?.dispose();
+});
+
+leakFree('grad(): found by review — pass-through gradients returned alive, captured ones freed on an error, the right output of a several-output op, only the needed gradients computed', () => {
+  // a gradient that flows on unchanged (add's backward passes it through) and is summed downstream
+  const x = S.tensor([1, 2, 3], { requiresGrad: true });
+  const p = x.add(1);
+  const p3 = p.mul(3), x5 = x.mul(5), s1 = p3.sum(), s2 = x5.sum();
+  const y = s1.add(s2);
+  const [gp, gx, gx2] = S.grad(y, [p, x, x], { retainGraph: true });
+  assert.ok(!gp!.isDisposed && !gx!.isDisposed && !gx2!.isDisposed, 'every result alive');
+  near(arr(gp), [3, 3, 3]);
+  near(arr(gx), [8, 8, 8]);
+  near(arr(gx2), [8, 8, 8]);
+  // an error after some gradients were captured (the graph freed): they are freed (the leak check)
+  const h = x.mul(x), hs = h.sum();
+  hs.backward();
+  x.zeroGrad();
+  throwsLike(() => S.grad(hs, [h, x]), Error, /structura\.grad: the graph through Mul was already freed by an earlier backward\(\) or grad\(\)/);
+  // an input that is one output of a several-output op: the graph below the other output does not run
+  let spied = 0;
+  const spy = S.customOp({ name: 'Spy', forward: (_c, t: Tensor) => t.mul(1), backward: (_c, g) => (spied++, g) });
+  const [pp, ss] = prodSum(x, p);
+  const sp = spy(ss);
+  const pps = pp.sum(), sps = sp.sum();
+  const root = pps.add(sps);
+  const gpp = S.grad(root, pp, { retainGraph: true });
+  near(arr(gpp), [1, 1, 1]);
+  assert.is(spied, 0, 'Spy lies below the other output');
+  // only the needed inputs' gradients: needsInputGrad says so, and hooks elsewhere do not fire
+  let needs: readonly boolean[] = [];
+  const two = S.customOp({ name: 'Two', forward: (_c, a: Tensor, b: Tensor) => a.mul(b), backward: (c, g) => ((needs = c.needsInputGrad), [g.mul(2), g.mul(3)]) });
+  const k = x.sin();
+  let hooked = 0;
+  k.registerHook(() => void hooked++);
+  const t2 = two(p, k);
+  const r2 = t2.sum();
+  const g2 = S.grad(r2, p, { retainGraph: true });
+  assert.equal(needs, [true, false]);
+  assert.is(hooked, 0, 'no gradient sent toward k');
+  // a kept tensor a hook returns stays the hook's: backward gives the leaf a copy
+  let saved: Tensor | null = null;
+  const hk = x.registerHook((g) => (saved = S.keep(g.mul(1))));
+  S.tidy(() => x.mul(2).sum().backward());
+  hk.remove();
+  assert.ok(!saved!.isDisposed && x.grad !== saved);
+  near(arr(saved), [2, 2, 2]);
+  // holes and non-boolean options
+  throwsLike(() => S.grad(y, [x, , x] as Tensor[]), TypeError, /'inputs\[1\]' must be a Tensor, got undefined/);
+  throwsLike(() => S.grad(y, x, { allowUnused: 1 as never }), TypeError, /'allowUnused' must be a boolean, got number 1/);
+  for (const t of [x, p, p3, x5, s1, s2, y, gp, gx, gx2, h, hs, pp, ss, sp, pps, sps, root, gpp, k, t2, r2, g2, saved, x.grad]) t?.dispose();
 });
 
 leakFree('a hook or a backward that throws leaves nothing behind; a leaf frozen after the forward gets no .grad', () => {
