@@ -219,6 +219,8 @@ export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
 export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph?: boolean } = {}): void {
   checkTensor('backward', 'tensor', root);
   opts = optionsOf('backward', opts, ['retainGraph']);
+  if (opts.retainGraph !== undefined && typeof opts.retainGraph !== 'boolean')
+    typeError('backward', `'retainGraph' must be a boolean, got ${describe(opts.retainGraph)}`);
   checkRoot('backward', root, grad, "'grad'");
   new BackwardPass(!!opts.retainGraph).run(root, grad ?? null);
 }

@@ -590,6 +590,7 @@ leakFree('grad(): found by review — pass-through gradients returned alive, cap
   // holes and non-boolean options
   throwsLike(() => S.grad(y, [x, , x] as Tensor[]), TypeError, /'inputs\[1\]' must be a Tensor, got undefined/);
   throwsLike(() => S.grad(y, x, { allowUnused: 1 as never }), TypeError, /'allowUnused' must be a boolean, got number 1/);
+  throwsLike(() => y.backward(undefined, { retainGraph: 'yes' as never }), TypeError, /structura\.backward: 'retainGraph' must be a boolean, got string 'yes'/);
   for (const t of [x, p, p3, x5, s1, s2, y, gp, gx, gx2, h, hs, pp, ss, sp, pps, sps, root, gpp, k, t2, r2, g2, saved, x.grad]) t?.dispose();
 });
 
