@@ -535,7 +535,8 @@ class BackwardPass {
   }
 
   /** The gradients arrived at a node's outputs, after the hooks registered on them. */
-  private hooked(node: GradNode, gIn: readonly (Tensor | null)[]): (Tensor | null)[] {
+  private hooked(node: GradNode, gIn: readonly (Tensor | null)[]): readonly (Tensor | null)[] {
+    if (node._hooks === null) return gIn;
     return gIn.map((g, i) => {
       const hooks = node._hooks?.[i];
       const what = node._outputs ? `output ${i} of ${node.name}` : `the output of ${node.name}`;
