@@ -156,7 +156,7 @@ export function record(name: string, inputs: readonly unknown[], out: Tensor, sa
   let any = false;
   for (const t of inputs) if (t instanceof Tensor && t._requiresGrad) any = true;
   if (!any) return out;
-  out._setGradFn(makeNode(name, inputs, save, backward, null), 0);
+  out._setGradFn(makeNode(name, inputs, save, backward, null));
   return out;
 }
 
@@ -172,8 +172,18 @@ function recordMulti(name: string, inputs: readonly unknown[], outs: readonly Te
   const node = makeNode(name, inputs, save, backward, outs.map(metaOf));
   node._refs = diff.length;
   outs.forEach((t, i) => {
-    if (isFloating(t.dtype)) t._setGradFn(node, i);
+    if (!isFloating(t.dtype)) return;
+    t._setGradFn(node);
+    outIndex.set(t, i);
   });
+}
+
+/** Which output of its node a tensor is, for the outputs of a several-output op (kept off the Tensor:
+ * every tensor would carry a field for the rare customOp with several outputs). */
+const outIndex = new WeakMap<Tensor, number>();
+
+function outIndexOf(t: Tensor): number {
+  return t._gradFn !== null && t._gradFn._outputs !== null ? (outIndex.get(t) ?? 0) : 0;
 }
 
 function metaOf(t: Tensor): TensorMeta {
@@ -183,7 +193,7 @@ function metaOf(t: Tensor): TensorMeta {
 function makeNode(name: string, inputs: readonly unknown[], save: readonly Tensor[], backward: BackwardFn | MultiBackwardFn,
   outputs: readonly TensorMeta[] | null): GradNode {
   const edges: (Edge | null)[] = inputs.map((t) =>
-    t instanceof Tensor && t._requiresGrad ? (t._gradFn ? { node: t._gradFn, index: t._outIndex } : { leaf: t }) : null,
+    t instanceof Tensor && t._requiresGrad ? (t._gradFn ? { node: t._gradFn, index: outIndexOf(t) } : { leaf: t }) : null,
   );
   const meta = inputs.map((t) => (t instanceof Tensor ? metaOf(t) : null));
   const saved = save.map((t) => aliasOf(t, false));
@@ -203,7 +213,7 @@ export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
   if (typeof fn !== 'function') typeError('registerHook', `'fn' must be a function, got ${describe(fn)}`);
   if (!t._requiresGrad) typeError('registerHook', `cannot register a hook on a tensor that does not require grad (shape ${shapeStr(t._shape)})`);
   const node = t._gradFn;
-  const list = node ? ((node._hooks ??= Array.from({ length: node.numOutputs }, () => []))[t._outIndex]) : (t._hooks ??= []);
+  const list = node ? ((node._hooks ??= Array.from({ length: node.numOutputs }, () => []))[outIndexOf(t)]) : (t._hooks ??= []);
   list.push(fn);
   return {
     remove(): void {
@@ -299,7 +309,8 @@ class Targets {
       if (t._gradFn) {
         let m = this.slots.get(t._gradFn);
         if (!m) this.slots.set(t._gradFn, (m = new Map()));
-        m.set(t._outIndex, [...(m.get(t._outIndex) ?? []), i]);
+        const k = outIndexOf(t);
+        m.set(k, [...(m.get(k) ?? []), i]);
       } else {
         this.leaves.set(t, [...(this.leaves.get(t) ?? []), i]);
       }
@@ -408,7 +419,7 @@ class BackwardPass {
       const g0 = grad ?? creation.onesLike(root);
       this.hold(g0);
       const leafPending = new Map<Tensor, Tensor>();
-      if (root._gradFn) this.walk(root._gradFn, root._outIndex, g0, leafPending, targets);
+      if (root._gradFn) this.walk(root._gradFn, outIndexOf(root), g0, leafPending, targets);
       else leafPending.set(root, g0);
       if (!targets) {
         for (const [leaf, g] of leafPending) this.giveToLeaf(leaf, g);

@@ -150,8 +150,6 @@ export class Tensor {
   _registered = false;
   /** @internal */ _requiresGrad = false;
   /** @internal */ _gradFn: GradNode | null = null;
-  /** @internal which output of _gradFn this is (0 but for an op with several outputs) */
-  _outIndex = 0;
   /** @internal */ _grad: Tensor | null = null;
   /** @internal hooks of a leaf (a non-leaf keeps them on its graph node) */
   _hooks: Hook[] | null = null;
@@ -357,9 +355,8 @@ export class Tensor {
     if (this._disposed) typeError(fn, `'${arg}' is a disposed tensor (shape ${shapeStr(this._shape)}, ${this.dtype})`);
   }
   /** @internal attaches the graph node that produced this tensor */
-  _setGradFn(node: GradNode, index: number): void {
+  _setGradFn(node: GradNode): void {
     this._gradFn = node;
-    this._outIndex = index;
     this._requiresGrad = true;
     this._held.node = node;
   }
