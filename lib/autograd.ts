@@ -232,7 +232,7 @@ export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph
   if (opts.retainGraph !== undefined && typeof opts.retainGraph !== 'boolean')
     typeError('backward', `'retainGraph' must be a boolean, got ${describe(opts.retainGraph)}`);
   checkRoot('backward', root, grad, "'grad'");
-  new BackwardPass(!!opts.retainGraph).run(root, grad ?? null);
+  new BackwardPass(!!opts.retainGraph).run([root], [grad ?? null]);
 }
 
 /** Checks the tensor backpropagated from and its gradient (or that it needs none). */
@@ -251,8 +251,9 @@ function checkRoot(fn: string, root: Tensor, grad: Tensor | null | undefined, wh
 }
 
 export interface GradOptions {
-  /** The gradient of `output` (its shape, dtype and device); may be left out for a one-element output. */
-  gradOutput?: Tensor | null;
+  /** The gradient of `output` (its shape, dtype and device), or one per output when `output` is an array
+   * (null for a one-element output, which gets ones); may be left out where every output has one element. */
+  gradOutput?: Tensor | null | readonly (Tensor | null)[];
   /** Keep the graph's saved tensors for another backward() or grad() through it (default false). */
   retainGraph?: boolean;
   /** An input the output does not depend on gets null instead of an error (default false). */
@@ -260,31 +261,38 @@ export interface GradOptions {
 }
 
 /**
- * The gradients of `output` with respect to `inputs` (leaves or intermediate tensors that require
- * grad), returned instead of accumulated into .grad, as torch.autograd.grad: only the part of the
- * graph between them runs, and no leaf's .grad changes. Hooks on the inputs run first, as in
- * backward(). The gradients are new tensors the caller owns (no graph: higher-order gradients are not
- * supported). Returns one gradient per input, or a single one for a single input.
+ * The gradients of `output` (or of several outputs, their gradients summed: Σ gradOutput_i · ∂output_i)
+ * with respect to `inputs` (leaves or intermediate tensors that require grad), returned instead of
+ * accumulated into .grad, as torch.autograd.grad: only the part of the graph between them runs, and no
+ * leaf's .grad changes. Hooks on the inputs run first, as in backward(). The gradients are new tensors
+ * the caller owns (no graph: higher-order gradients are not supported). Returns one gradient per
+ * input, or a single one for a single input.
  */
-export function grad(output: Tensor, inputs: Tensor, opts: GradOptions & { allowUnused: true }): Tensor | null;
-export function grad(output: Tensor, inputs: Tensor, opts?: GradOptions): Tensor;
-export function grad(output: Tensor, inputs: readonly Tensor[], opts?: GradOptions): (Tensor | null)[];
-export function grad(output: Tensor, inputs: Tensor | readonly Tensor[], opts: GradOptions = {}): Tensor | null | (Tensor | null)[] {
-  checkTensor('grad', 'output', output);
+export function grad(output: Tensor | readonly Tensor[], inputs: Tensor, opts: GradOptions & { allowUnused: true }): Tensor | null;
+export function grad(output: Tensor | readonly Tensor[], inputs: Tensor, opts?: GradOptions): Tensor;
+export function grad(output: Tensor | readonly Tensor[], inputs: readonly Tensor[], opts?: GradOptions): (Tensor | null)[];
+export function grad(output: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], opts: GradOptions = {}): Tensor | null | (Tensor | null)[] {
   opts = optionsOf('grad', opts, ['gradOutput', 'retainGraph', 'allowUnused']);
+  const outs = tensorList('output', output);
   const single = inputs instanceof Tensor;
-  if (!single && !Array.isArray(inputs)) typeError('grad', `'inputs' must be a Tensor or an array of Tensors, got ${describe(inputs)}`);
-  const list: readonly Tensor[] = single ? [inputs as Tensor] : (inputs as readonly Tensor[]);
-  if (list.length === 0) rangeError('grad', "'inputs' is an empty array");
-  for (let i = 0; i < list.length; i++) { // (not forEach: it skips an array's holes)
-    const arg = single ? 'inputs' : `inputs[${i}]`;
-    checkTensor('grad', arg, list[i]);
-    if (!list[i]._requiresGrad) typeError('grad', `'${arg}' ${shapeStr(list[i]._shape)} does not require grad, so it has no gradient`);
-  }
+  const list = tensorList('inputs', inputs);
+  list.forEach((t, i) => {
+    if (!t._requiresGrad) typeError('grad', `'${single ? 'inputs' : `inputs[${i}]`}' ${shapeStr(t._shape)} does not require grad, so it has no gradient`);
+  });
   for (const k of ['retainGraph', 'allowUnused'] as const)
     if (opts[k] !== undefined && typeof opts[k] !== 'boolean') typeError('grad', `'${k}' must be a boolean, got ${describe(opts[k])}`);
-  checkRoot('grad', output, opts.gradOutput, "'gradOutput'");
-  const got = new BackwardPass(!!opts.retainGraph, 'grad').run(output, opts.gradOutput ?? null, list)!;
+  const go = opts.gradOutput;
+  let gos: readonly (Tensor | null | undefined)[];
+  if (output instanceof Tensor) {
+    if (Array.isArray(go)) typeError('grad', "'gradOutput' is an array but 'output' is one Tensor");
+    gos = [go as Tensor | null | undefined];
+  } else {
+    if (go !== undefined && go !== null && !Array.isArray(go)) typeError('grad', `'gradOutput' must be an array of one gradient (or null) per output, got ${describe(go)}`);
+    gos = (go as readonly (Tensor | null)[] | undefined | null) ?? outs.map(() => null);
+    if (gos.length !== outs.length) rangeError('grad', `'gradOutput' has ${gos.length} entries for ${outs.length} outputs`);
+  }
+  outs.forEach((o, i) => checkRoot('grad', o, gos[i], outs.length === 1 && output instanceof Tensor ? "'gradOutput'" : `'gradOutput[${i}]'`));
+  const got = new BackwardPass(!!opts.retainGraph, 'grad').run(outs, gos.map((g) => g ?? null), list)!;
   const unused = opts.allowUnused ? -1 : got.indexOf(null);
   if (unused >= 0) {
     for (const g of new Set(got)) g?.dispose();
@@ -295,6 +303,18 @@ export function grad(output: Tensor, inputs: Tensor | readonly Tensor[], opts: G
   return single ? got[0] : got;
 }
 
+/** A Tensor or a non-empty array of live Tensors, as an array (each checked, holes included). */
+function tensorList(arg: string, v: Tensor | readonly Tensor[]): readonly Tensor[] {
+  if (v instanceof Tensor) {
+    checkTensor('grad', arg, v);
+    return [v];
+  }
+  if (!Array.isArray(v)) typeError('grad', `'${arg}' must be a Tensor or an array of Tensors, got ${describe(v)}`);
+  if (v.length === 0) rangeError('grad', `'${arg}' is an empty array`);
+  for (let i = 0; i < v.length; i++) checkTensor('grad', `${arg}[${i}]`, v[i]); // (not forEach: it skips holes)
+  return v;
+}
+
 /** What a targeted pass (grad()) collects: which leaves and which node outputs, each for which inputs. */
 class Targets {
   readonly leaves = new Map<Tensor, number[]>();
@@ -303,7 +323,7 @@ class Targets {
   /** the nodes whose backward sends a gradient on toward a target (the only ones that run) */
   readonly needed = new Set<GradNode>();
 
-  constructor(inputs: readonly Tensor[], root: GradNode | null) {
+  constructor(inputs: readonly Tensor[], roots: readonly GradNode[]) {
     this.found = inputs.map(() => null);
     inputs.forEach((t, i) => {
       if (t._gradFn) {
@@ -315,10 +335,9 @@ class Targets {
         this.leaves.set(t, [...(this.leaves.get(t) ?? []), i]);
       }
     });
-    if (!root) return;
     // post-order over the reachable nodes (iterative: graphs may be deep), a node after all it feeds
     const done = new Set<GradNode>();
-    const stack: [GradNode, number][] = [[root, 0]];
+    const stack: [GradNode, number][] = roots.map((r) => [r, 0]);
     while (stack.length > 0) {
       const top = stack[stack.length - 1];
       const [n, i] = top;
@@ -410,17 +429,26 @@ class BackwardPass {
   }
 
   /** backward() from root; with `inputs` (grad()), their gradients returned instead of leaves' .grad set. */
-  run(root: Tensor, grad: Tensor | null, inputs?: readonly Tensor[]): (Tensor | null)[] | null {
+  run(roots: readonly Tensor[], grads: readonly (Tensor | null)[], inputs?: readonly Tensor[]): (Tensor | null)[] | null {
     const prevMode = gradEnabled;
     gradEnabled = false;
     this.scope = pushScope();
-    const targets = inputs ? new Targets(inputs, root._gradFn) : null;
+    const rootNodes = [...new Set(roots.map((r) => r._gradFn).filter((n): n is GradNode => n !== null))];
+    const targets = inputs ? new Targets(inputs, rootNodes) : null;
     try {
-      const g0 = grad ?? creation.onesLike(root);
-      this.hold(g0);
+      // each root's gradient (ones for a one-element root) into its node's slot, or its leaf's
+      const pending = new Map<GradNode, (Tensor | null)[]>();
       const leafPending = new Map<Tensor, Tensor>();
-      if (root._gradFn) this.walk(root._gradFn, outIndexOf(root), g0, leafPending, targets);
-      else leafPending.set(root, g0);
+      roots.forEach((root, i) => {
+        const g0 = grads[i] ?? this.contained(() => creation.onesLike(root));
+        if (root._gradFn) {
+          const slots = this.slotsOf(pending, root._gradFn), k = outIndexOf(root);
+          slots[k] = this.sum(slots[k], g0);
+        } else {
+          leafPending.set(root, this.sum(leafPending.get(root), g0));
+        }
+      });
+      if (rootNodes.length > 0) this.walk(pending, leafPending, targets);
       if (!targets) {
         for (const [leaf, g] of leafPending) this.giveToLeaf(leaf, g);
         return null;
@@ -462,10 +490,12 @@ class BackwardPass {
     return a;
   }
 
-  private walk(rootNode: GradNode, rootIndex: number, g0: Tensor, leafPending: Map<Tensor, Tensor>, targets: Targets | null): void {
+  /** Runs the nodes reachable from those `pending` holds gradients for, each once all its consumers ran. */
+  private walk(pending: Map<GradNode, (Tensor | null)[]>, leafPending: Map<Tensor, Tensor>, targets: Targets | null): void {
     // Incoming edge counts among the reachable nodes.
-    const deps = new Map<GradNode, number>([[rootNode, 0]]);
-    const stack = [rootNode];
+    const roots = [...pending.keys()];
+    const deps = new Map<GradNode, number>(roots.map((r) => [r, 0]));
+    const stack = roots.slice();
     while (stack.length > 0) {
       const n = stack.pop()!;
       for (const e of n._edges) {
@@ -479,10 +509,8 @@ class BackwardPass {
         }
       }
     }
-    // the gradients arrived so far at each node, one slot per output
-    const pending = new Map<GradNode, (Tensor | null)[]>();
-    this.slotsOf(pending, rootNode)[rootIndex] = g0;
-    const ready = [rootNode];
+    // a root that another root feeds runs after it
+    const ready = roots.filter((r) => deps.get(r) === 0);
     while (ready.length > 0) {
       const node = ready.pop()!;
       const gs = pending.get(node);

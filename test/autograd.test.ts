@@ -594,6 +594,28 @@ leakFree('grad(): found by review — pass-through gradients returned alive, cap
   for (const t of [x, p, p3, x5, s1, s2, y, gp, gx, gx2, h, hs, pp, ss, sp, pps, sps, root, gpp, k, t2, r2, g2, saved, x.grad]) t?.dispose();
 });
 
+leakFree('grad() of several outputs: their gradients summed, a root feeding another root, a leaf root, errors', () => {
+  const x = S.tensor([1, 2], { requiresGrad: true });
+  const z = S.tensor([3, -1], { requiresGrad: true });
+  const h = x.mul(z); // h feeds e: both are roots, e's gradient reaches h before h runs
+  const e = h.exp();
+  const gh = S.tensor([1, 2]), ge = S.tensor([0.5, -1]), gz = S.tensor([2, 2]);
+  const [gx, gzz] = S.grad([h, e, z], [x, z], { gradOutput: [gh, ge, gz], retainGraph: true });
+  // ∂/∂x Σ gh·h + ge·e + gz·z = (gh + ge·e)·z ; ∂/∂z = (gh + ge·e)·x + gz
+  const ev = [Math.exp(3), Math.exp(-2)];
+  near(arr(gx), [0, 1].map((i) => ([1, 2][i] + [0.5, -1][i] * ev[i]) * [3, -1][i]), 1e-5);
+  near(arr(gzz), [0, 1].map((i) => ([1, 2][i] + [0.5, -1][i] * ev[i]) * [1, 2][i] + 2), 1e-5);
+  // one-element outputs need no gradOutput; a root given twice counts twice
+  const s1 = h.sum();
+  const g2 = S.grad([s1, s1], x, { retainGraph: true });
+  near(arr(g2), [6, -2]);
+  throwsLike(() => S.grad([h, e], x, { gradOutput: [gh] }), RangeError, /'gradOutput' has 1 entries for 2 outputs/);
+  throwsLike(() => S.grad(h, x, { gradOutput: [gh] }), TypeError, /'gradOutput' is an array but 'output' is one Tensor/);
+  throwsLike(() => S.grad([h, e], x, { gradOutput: [gh, null] }), RangeError, /'gradOutput\[1\]' can be left out only for a one-element tensor/);
+  throwsLike(() => S.grad([], x), RangeError, /'output' is an empty array/);
+  for (const t of [x, z, h, e, gh, ge, gz, gx, gzz, s1, g2]) t?.dispose();
+});
+
 leakFree('a hook or a backward that throws leaves nothing behind; a leaf frozen after the forward gets no .grad', () => {
   const x = S.tensor([1, 2, 3], { requiresGrad: true });
   const boom = S.customOp({
