@@ -428,7 +428,8 @@ class BackwardPass {
     return g;
   }
 
-  /** backward() from root; with `inputs` (grad()), their gradients returned instead of leaves' .grad set. */
+  /** backward() from the roots (grads[i]: root i's gradient, null for ones); with `inputs` (grad()), their
+   * gradients returned instead of leaves' .grad set. */
   run(roots: readonly Tensor[], grads: readonly (Tensor | null)[], inputs?: readonly Tensor[]): (Tensor | null)[] | null {
     const prevMode = gradEnabled;
     gradEnabled = false;
