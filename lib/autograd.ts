@@ -40,6 +40,11 @@ type TensorMeta = { shape: readonly number[]; dtype: DType; device: string };
 /** Where a gradient goes: output `index` of a node, or a leaf. */
 type Edge = { node: GradNode; index: number; leaf?: undefined } | { leaf: Tensor; node?: undefined };
 
+/** Disposes the tensors a scope made, but for those keep()-ed (as tidy leaves them) and those in `spare`. */
+function freeScope(scope: Iterable<Tensor>, spare?: { has(t: Tensor): boolean }): void {
+  for (const t of scope) if (!t._disposed && !t._kept && !spare?.has(t)) t.dispose();
+}
+
 // ---------------------------------------------------------------------------------------------
 // grad mode
 
@@ -231,16 +236,17 @@ export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph
   opts = optionsOf('backward', opts, ['retainGraph']);
   if (opts.retainGraph !== undefined && typeof opts.retainGraph !== 'boolean')
     typeError('backward', `'retainGraph' must be a boolean, got ${describe(opts.retainGraph)}`);
-  checkRoot('backward', root, grad, "'grad'");
+  checkRoot('backward', root, grad, 'grad');
   new BackwardPass(!!opts.retainGraph).run([root], [grad ?? null]);
 }
 
 /** Checks the tensor backpropagated from and its gradient (or that it needs none). */
-function checkRoot(fn: string, root: Tensor, grad: Tensor | null | undefined, what: string): void {
+function checkRoot(fn: string, root: Tensor, grad: Tensor | null | undefined, arg: string): void {
+  const what = `'${arg}'`;
   if (!root._requiresGrad)
     typeError(fn, `the tensor ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
   if (grad !== undefined && grad !== null) {
-    checkTensor(fn, what.replace(/'/g, ''), grad);
+    checkTensor(fn, arg, grad);
     if (!sameShape(grad._shape, root._shape))
       rangeError(fn, `${what} ${shapeStr(grad._shape)} must have the tensor's shape ${shapeStr(root._shape)}`);
     if (grad.dtype !== root.dtype) typeError(fn, `${what} is ${grad.dtype} but the tensor is ${root.dtype}`);
@@ -291,7 +297,7 @@ export function grad(output: Tensor | readonly Tensor[], inputs: Tensor | readon
     gos = (go as readonly (Tensor | null)[] | undefined | null) ?? outs.map(() => null);
     if (gos.length !== outs.length) rangeError('grad', `'gradOutput' has ${gos.length} entries for ${outs.length} outputs`);
   }
-  outs.forEach((o, i) => checkRoot('grad', o, gos[i], outs.length === 1 && output instanceof Tensor ? "'gradOutput'" : `'gradOutput[${i}]'`));
+  outs.forEach((o, i) => checkRoot('grad', o, gos[i], output instanceof Tensor ? 'gradOutput' : `gradOutput[${i}]`));
   const got = new BackwardPass(!!opts.retainGraph, 'grad').run(outs, gos.map((g) => g ?? null), list)!;
   const unused = opts.allowUnused ? -1 : got.indexOf(null);
   if (unused >= 0) {
@@ -401,16 +407,14 @@ class BackwardPass {
     } catch (e) {
       // a hook or a backward that throws: what it made so far belongs to no scope the caller can free
       popScope(inner);
-      for (const t of inner) if (!t._disposed && !t._kept) t.dispose();
+      freeScope(inner);
       throw e;
     }
     popScope(inner);
     const out = collectTensors(result);
-    for (const t of inner) {
-      if (out.has(t)) {
-        if (!t._kept) this.scope.add(t); // a kept one stays the caller's (a leaf gets a copy)
-      } else if (!t._disposed && !t._kept) t.dispose();
-    }
+    // what fn returns is the pass's from now on, but a kept tensor, which stays fn's (a leaf gets a copy)
+    for (const t of out) if (inner.has(t) && !t._kept) this.scope.add(t);
+    freeScope(inner, out);
     return result;
   }
 
@@ -461,7 +465,7 @@ class BackwardPass {
           continue;
         }
         // a leaf's hooks run as in backward(); what they give is the gradient
-        const h = leaf._hooks && leaf._hooks.length > 0 ? this.runHooks(leaf._hooks, g, `a leaf ${shapeStr(leaf._shape)}`) : g;
+        const h = this.leafHooked(leaf, g);
         this.capture(targets, ids, h);
         this.drop(h);
       }
@@ -522,10 +526,8 @@ class BackwardPass {
       // does not run (its gradients are dropped)
       const skip = targets !== null && !targets.needed.has(node);
       const wanted = targets?.slots.get(node);
-      if (gs && skip && !wanted) {
-        used = gs.filter((g): g is Tensor => g !== null); // no hooks: the gradient goes nowhere
-      } else if (gs) {
-        const hooked = this.hooked(node, gs);
+      if (gs) {
+        const hooked = skip && !wanted ? gs : this.hooked(node, gs); // no hooks where the gradient goes nowhere
         if (wanted) for (const [i, ids] of wanted) if (hooked[i]) this.capture(targets!, ids, hooked[i]!);
         if (skip) used = hooked.filter((g): g is Tensor => g !== null);
         else ({ grads, used } = this.runNode(node, hooked, targets));
@@ -572,6 +574,11 @@ class BackwardPass {
     this.drop(prev);
     this.drop(g);
     return s;
+  }
+
+  /** A leaf's gradient after the hooks registered on it. */
+  private leafHooked(leaf: Tensor, g: Tensor): Tensor {
+    return leaf._hooks && leaf._hooks.length > 0 ? this.runHooks(leaf._hooks, g, `a leaf ${shapeStr(leaf._shape)}`) : g;
   }
 
   /** The gradients arrived at a node's outputs, after the hooks registered on them. */
@@ -638,7 +645,7 @@ class BackwardPass {
       this.drop(gIn);
       return;
     }
-    const g = leaf._hooks && leaf._hooks.length > 0 ? this.runHooks(leaf._hooks, gIn, `a leaf ${shapeStr(leaf._shape)}`) : gIn;
+    const g = this.leafHooked(leaf, gIn);
     if (leaf._disposed) {
       this.drop(g);
       return;
@@ -727,7 +734,7 @@ export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutpu
       out = forward(ctx, ...inputs);
     } catch (e) {
       popScope(scope);
-      for (const t of scope) if (!t._kept) t.dispose();
+      freeScope(scope);
       throw e;
     } finally {
       gradEnabled = prev;
@@ -737,7 +744,7 @@ export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutpu
     const list: unknown[] = several ? (out as unknown[]) : [out];
     const bad = list.findIndex((t) => !(t instanceof Tensor) || t._disposed);
     if (bad >= 0 || list.length === 0) {
-      for (const t of scope) if (!t._kept) t.dispose();
+      freeScope(scope);
       if (list.length === 0) typeError(name, 'forward returned an empty array; return a Tensor or an array of Tensors');
       const what = (v: unknown): string => (v instanceof Tensor ? `a disposed Tensor ${shapeStr(v._shape)}` : describe(v));
       typeError(name, `forward must return a live Tensor${several ? ' or an array of them' : ''}, got ${several ? `${what(list[bad])} at [${bad}]` : what(out)}`);
@@ -760,7 +767,7 @@ export function customOp<A extends unknown[] = Tensor[], R extends CustomOpOutpu
     if (several) recordMulti(name, inputs, results, toSave, backward);
     else record(name, inputs, results[0], toSave, (g, saved, needs) => backward([g], saved, needs));
     // record() aliased what it saves, so the forward's own tensors can go now.
-    for (const t of scope) if (!results.includes(t) && !t._disposed && !t._kept) t.dispose();
+    freeScope(scope, new Set(results));
     // the outputs join the caller's tidy scope, as any op's output
     for (const t of results) if (scope.has(t)) adopt(t);
     return (several ? results : results[0]) as R;
@@ -801,12 +808,12 @@ function callOwned(fn: (...inputs: any[]) => unknown, args: readonly unknown[]):
     r = fn(...args);
   } catch (e) {
     popScope(scope);
-    for (const t of scope) if (!t._kept) t.dispose();
+    freeScope(scope);
     throw e;
   }
   popScope(scope);
   const outs = Array.isArray(r) ? r.map(ownHandle) : [ownHandle(r)];
-  for (const t of scope) if (!t._kept) t.dispose();
+  freeScope(scope);
   return outs;
 }
 
