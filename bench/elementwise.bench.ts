@@ -11,9 +11,10 @@
 // and back from float64, and of bfloat16 / float16 up to float32 (the upcast of a loaded 16-bit weight),
 // where() with a random condition and concat along either axis of [2048, 1024] float32, and randn /
 // rand / zeros of [4096, 4096] float32 and arange(4096²), each against PyTorch in the same run
-// (bench/torch/core.py).
+// (bench/torch/core.py); dropout(x, 0.1) of 2^24 float32 against F.dropout (on a device 2^26, beside the
+// copy bandwidth).
 import type { BenchCase, BenchContext } from './run';
-import { add, arange, concat, gelu, gt, mul, rand, randn, sin, where, zeros, type Tensor } from '../lib/index';
+import { add, arange, concat, dropout, gelu, gt, mul, rand, randn, sin, where, zeros, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline, copyElements } from './bandwidth';
 
 const LABELS = { add: 'a + b', gelu: 'F.gelu', sin: 'torch.sin' };
@@ -155,11 +156,41 @@ function castCase(ctx: BenchContext, from: CastDType, to: CastDType): BenchCase 
   };
 }
 
+/** dropout(x, 0.1) of [n] float32 (the mask drawn from the counter-based stream, never stored), against
+ * PyTorch's F.dropout (which makes and keeps a mask); on a device also against its copy bandwidth. */
+function dropoutCase(ctx: BenchContext, n: number): BenchCase {
+  let x: Tensor | undefined;
+  let seed = 1;
+  const p = 0.1;
+  return {
+    op: 'dropout',
+    shape: `2^${Math.log2(n)}`,
+    dtype: 'float32',
+    device: ctx.device,
+    bytes: 2 * 4 * n,
+    setup() {
+      x = randn([n], { seed: 1, device: ctx.device });
+    },
+    run() {
+      dropout(x!, p, { seed: seed++ }).dispose();
+    },
+    teardown() {
+      x?.dispose();
+    },
+    baselines: ctx.onDevice
+      ? {
+          copy: copyBandwidthBaseline(ctx),
+          'torch-cuda': { kind: 'torch', script: 'cuda.py', spec: { op: 'dropout', n, p, dtype: 'float32' }, label: 'F.dropout' },
+        }
+      : { torch: { kind: 'torch', script: 'core.py', spec: { op: 'dropout', n, p, dtype: 'float32' }, label: 'F.dropout' } },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (!ctx.onDevice)
     return [
       cpuCase(ctx, 'add', 16, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'float32'), cpuCase(ctx, 'add', 1 << 24, 'bfloat16'), cpuCase(ctx, 'gelu', 1 << 22, 'float32'),
-      cpuCase(ctx, 'sin', 1 << 22, 'float32'),
+      cpuCase(ctx, 'sin', 1 << 22, 'float32'), dropoutCase(ctx, 1 << 24),
       transposeCase(ctx, 'float32'), transposeCase(ctx, 'bfloat16'),
       castCase(ctx, 'float32', 'float64'), castCase(ctx, 'float32', 'bfloat16'), castCase(ctx, 'float32', 'float16'),
       castCase(ctx, 'float64', 'float32'), castCase(ctx, 'bfloat16', 'float32'), castCase(ctx, 'float16', 'float32'),
@@ -193,5 +224,6 @@ export function cases(ctx: BenchContext): BenchCase[] {
       },
       targets: ctx.emu ? undefined : [{ baseline: 'copy', min: 0.85, goal: 'float32 add of 2^26 ≥ 85% of the device-to-device copy bandwidth (issue 3)' }],
     },
+    dropoutCase(ctx, n),
   ];
 }

@@ -78,6 +78,7 @@ int structura_softmax(const structura_softmax_params*, void*) { return kNoDevice
 int structura_cross_entropy(const structura_cross_entropy_params*, void*) { return kNoDevice; }
 int structura_cross_entropy_backward(const structura_cross_entropy_backward_params*, void*) { return kNoDevice; }
 int structura_where(const structura_where_params*, void*) { return kNoDevice; }
+int structura_dropout(const structura_dropout_params*, void*) { return kNoDevice; }
 int structura_arg_reduce(const structura_arg_reduce_params*, void*) { return kNoDevice; }
 int structura_lora_t(const structura_lora_t_params*, void*) { return kNoDevice; }
 int structura_lora_decode(const structura_gemm_params*, const structura_lora_t_params*, const void*, int64_t, int64_t,

@@ -5,6 +5,8 @@
 //            bfloat16, int32.
 //   unary:   out = op(a; alpha, beta), a of any strides; the 26 ops of csrc/cpu/elementwise.h.
 //   where:   out[S] = cond != 0 ? a : b, all three broadcast to S (any dtypes; a's bits copied).
+//   dropout: out[i] = x[i]·(kept ? scale : 0), contiguous, the mask drawn from rand()'s counter-based
+//            stream by element index (never stored; the backward draws it again).
 // Results equal the CPU's bit for bit wherever both compute the same IEEE operations (+ − × ÷, sqrt,
 // comparisons, max/min, the conversions); the transcendental functions (exp, log, tanh, erf, pow,
 // sin, cos and the ops built on them) are CUDA's libdevice ones, within a few ulps of the CPU's.
@@ -379,7 +381,62 @@ __global__ void where_kernel(structura_where_params p) {
   }
 }
 
+// Dropout's fate of element i: kept iff its draw of the counter-based stream is ≥ p, decided in
+// integers (the threshold is p on the draw's 53-bit scale, structura_dropout_params): no double
+// arithmetic, which consumer GPUs run at 1/64 rate.
+__device__ __forceinline__ uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+__device__ __forceinline__ bool dropout_keep(const structura_dropout_params& p, int64_t i) {
+  return (splitmix64(p.key ^ ((uint64_t)i * 0xd1b54a32d192ed03ull)) >> 11) >= p.threshold;
+}
+
+// x, out contiguous [n]; VEC: both 16-byte aligned, 16 bytes a step and then the tail.
+template <int DT, bool VEC>
+__global__ void dropout_kernel(structura_dropout_params p) {
+  ptx::pdl_trigger();  // a dependent launch after this kernel may start (it waits for us)
+  using T = Ty<DT>;
+  using S = typename T::S;
+  using C = typename T::C;
+  constexpr int E = 16 / sizeof(S);
+  const C scale = DT == STRUCTURA_T_F64 ? (C)p.scale64 : (C)p.scale;
+  int64_t done = 0;
+  if (VEC) {
+    const dev_ptr<const uint4> x4 = dev_cast<const uint4>(gptr(static_cast<const S*>(p.x)));
+    const dev_ptr<uint4> o4 = dev_cast<uint4>(gptr(static_cast<S*>(p.out)));
+    const int64_t nv = p.n / E;
+    for (int64_t i = tid_global(); i < nv; i += nthreads_global()) {
+      const uint4 v = x4[i];
+      Pack<S> x, z;
+      memcpy(&x, &v, 16);
+#pragma unroll
+      for (int k = 0; k < E; k++) z.v[k] = T::st(T::ld(x.v[k]) * (dropout_keep(p, i * E + k) ? scale : (C)0));
+      uint4 vo;
+      memcpy(&vo, &z, 16);
+      o4[i] = vo;
+    }
+    done = nv * E;
+  }
+  const dev_ptr<const S> x = gptr(static_cast<const S*>(p.x));
+  const dev_ptr<S> out = gptr(static_cast<S*>(p.out));
+  for (int64_t i = done + tid_global(); i < p.n; i += nthreads_global())
+    out[i] = T::st(T::ld(x[i]) * (dropout_keep(p, i) ? scale : (C)0));
+}
+
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+template <int DT>
+int launch_dropout(const structura_dropout_params& p, cudaStream_t s) {
+  const int threads = 256;
+  if (aligned16(p.x) && aligned16(p.out)) {
+    const int E = 16 / (int)sizeof(typename Ty<DT>::S);
+    return (int)structura::launch<dropout_kernel<DT, true>>(dt::grid_for((p.n + E - 1) / E, threads), threads, 0, s, p);
+  }
+  return (int)structura::launch<dropout_kernel<DT, false>>(dt::grid_for(p.n, threads), threads, 0, s, p);
+}
 
 template <int DT>
 int launch_binary(const structura_binary_params& p, cudaStream_t s) {
@@ -433,6 +490,18 @@ extern "C" int STRUCTURA_CUDA_FN(where)(const structura_where_params* p, void* s
   if (p->ndim < 1 || p->ndim > STRUCTURA_MAX_DIMS) return (int)cudaErrorInvalidValue;
   const int threads = 256;
   return (int)structura::launch<where_kernel>(dt::grid_for(p->n, threads), threads, 0, (cudaStream_t)stream, *p);
+}
+
+extern "C" int STRUCTURA_CUDA_FN(dropout)(const structura_dropout_params* p, void* stream) {
+  if (p->n <= 0) return 0;
+  const cudaStream_t s = (cudaStream_t)stream;
+  switch (p->dtype) {
+    case STRUCTURA_T_F32: return launch_dropout<STRUCTURA_T_F32>(*p, s);
+    case STRUCTURA_T_F64: return launch_dropout<STRUCTURA_T_F64>(*p, s);
+    case STRUCTURA_T_F16: return launch_dropout<STRUCTURA_T_F16>(*p, s);
+    case STRUCTURA_T_BF16: return launch_dropout<STRUCTURA_T_BF16>(*p, s);
+    default: return (int)cudaErrorInvalidValue;
+  }
 }
 
 extern "C" int STRUCTURA_CUDA_FN(unary)(const structura_unary_params* p, void* stream) {

@@ -353,6 +353,22 @@ typedef struct {
   const double* weight;
   double weight_sum;
 } structura_cross_entropy_backward_params;
+
+/* Dropout: out[i] = x[i]·scale where element i is kept, x[i]·0 where it is dropped (so NaN stays NaN, as
+ * PyTorch's x·mask·scale), x and out contiguous [n] of `dtype` (float dtypes; float16 / bfloat16 computed
+ * in float32, float64 with scale64). Element i is dropped iff (splitmix64(key ^ i·0xd1b54a32d192ed03) >> 11)
+ * < threshold: the draw of rand()'s counter-based stream (csrc/ops/creation.cc) below p, threshold being
+ * found on the host (csrc/ops/elementwise.cc). The mask is never stored: the backward calls this on
+ * the gradient with the same key. */
+typedef struct {
+  void* out;
+  const void* x;
+  int dtype;
+  int64_t n;
+  uint64_t key, threshold;
+  float scale;
+  double scale64;
+} structura_dropout_params;
 #endif
 int STRUCTURA_CUDA_FN(copy)(const structura_copy_params* p, void* stream);
 int STRUCTURA_CUDA_FN(copy_bytes)(const structura_copy_bytes_params* p, void* stream);
@@ -364,6 +380,7 @@ int STRUCTURA_CUDA_FN(cross_entropy)(const structura_cross_entropy_params* p, vo
 int STRUCTURA_CUDA_FN(cross_entropy_backward)(const structura_cross_entropy_backward_params* p, void* stream);
 int STRUCTURA_CUDA_FN(where)(const structura_where_params* p, void* stream);
 int STRUCTURA_CUDA_FN(arg_reduce)(const structura_arg_reduce_params* p, void* stream);
+int STRUCTURA_CUDA_FN(dropout)(const structura_dropout_params* p, void* stream);
 
 /* ---- lowrank (cuda/lowrank.cu) ------------------------------------------------------------------
  * dtype fields: structura_tensor_dtype F32, F16 or BF16 (computed in float32, rounded once). */

@@ -13,9 +13,9 @@ export type { TensorOptions, RandomOptions } from './ops/creation';
 
 export {
   add, sub, mul, div, pow, maximum, minimum, neg, eq, ne, lt, le, gt, ge, where,
-  exp, log, sqrt, rsqrt, abs, square, reciprocal, sign, relu, gelu, silu, tanh, sigmoid, erf, sin, cos, clamp,
+  exp, log, sqrt, rsqrt, abs, square, reciprocal, sign, relu, gelu, silu, tanh, sigmoid, erf, sin, cos, clamp, dropout,
 } from './ops/elementwise';
-export type { Operand } from './ops/elementwise';
+export type { Operand, DropoutOptions } from './ops/elementwise';
 export { sum, mean, max, min, argmax, argmin, softmax, logSoftmax, mseLoss, crossEntropy } from './ops/reduce';
 export type { CrossEntropyOptions } from './ops/reduce';
 export { matmul } from './ops/dense';

@@ -112,6 +112,8 @@ export interface NativeBinding {
   unary(op: UnaryOp, a: Handle, alpha?: number, beta?: number, out?: Handle): Handle;
   /** where(cond != 0, a, b), broadcasting. */
   where(cond: Handle, a: Handle, b: Handle): Handle;
+  /** x·mask/(1 − p), contiguous: element i dropped iff draw i of seed's rand() stream (float64) is < p; p = 1 drops all. */
+  dropout(x: Handle, p: number, seed: number): Handle;
 
   // ---- reductions (csrc/ops/reduce.cc) ----
   /** Reduces over `axes` (already normalised, sorted, unique). An empty axes list reduces nothing. */

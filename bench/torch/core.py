@@ -6,6 +6,7 @@ output allocated by every call, as ours is:
   add            {n}            a + b, [n]
   gelu           {n}            F.gelu(x) (the exact erf form), [n]
   sin            {n}            torch.sin(10·x) (angles of a few periods, as rotary embeddings'), [n]
+  dropout        {n, p}         F.dropout(x, p, training=True), [n]
   transpose      {n}            x.t().contiguous(), x [n, n]
   cast           {n, to}        x.to(to), x [n, n] of dtype
   where          {m, n}         torch.where(x > 0, x, y), x and y [m, n]
@@ -41,6 +42,9 @@ def make_case(torch, spec):
     if op == "sin":
         x = (10 * torch.randn(spec["n"])).to(dtype)
         return lambda: torch.sin(x)
+    if op == "dropout":
+        x = torch.randn(spec["n"]).to(dtype)
+        return lambda: F.dropout(x, spec["p"], training=True)
     if op == "transpose":
         x = torch.randn(spec["n"], spec["n"]).to(dtype)
         return lambda: x.t().contiguous()

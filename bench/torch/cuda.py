@@ -15,6 +15,7 @@ output allocated by every call, as structura's is — except copy, which writes 
                                                 A [r, in], B [out, r]               (PEFT's unfused LoRA)
   add     {n, dtype}                            a + b, [n]
   copy    {n, dtype}                            dst.copy_(src), [n]: device-to-device bandwidth
+  dropout {n, p, dtype}                         F.dropout(x, p, training=True), [n] (its mask made too)
 rotate R: R independent weights (B of matmul, W of linear and lora) used in turn, so that a weight
 smaller than the L2 cache is not served from it call after call (decode shapes are bandwidth-bound and
 compared with DRAM bandwidth).
@@ -140,7 +141,10 @@ def make_case(torch, spec, device):
     if op == "copy":
         src, dst = randn(spec["n"]), torch.empty(spec["n"], dtype=dt, device=device)
         return lambda: dst.copy_(src)
-    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, lora_batched, sum, softmax, cross_entropy, h2d, d2h, add, copy)")
+    if op == "dropout":
+        x = randn(spec["n"])
+        return lambda: torch.nn.functional.dropout(x, spec["p"], training=True)
+    raise ValueError(f"unknown op {op!r} (matmul, linear, lora, lora_batched, sum, softmax, cross_entropy, h2d, d2h, add, copy, dropout)")
 
 
 def fp32_ieee(torch):

@@ -92,7 +92,7 @@ namespace structura {
   F32Rows {                                                                                                 \
     NS::unary, NS::binary, NS::sum, NS::sum_rows, NS::sqdiff_sum, NS::minmax, NS::col_sum, NS::col_minmax,  \
         NS::exp_sum, NS::scale_sub, NS::wspread, NS::softmax_cols, NS::argminmax, NS::f16_to_f32,           \
-        NS::f32_to_f16, NS::bf16_to_f32, NS::f32_to_bf16, NS::transpose32, NS::random_fill                  \
+        NS::f32_to_f16, NS::bf16_to_f32, NS::f32_to_bf16, NS::transpose32, NS::random_fill, NS::dropout_mask \
   }
 
 const F32Rows& f32_rows() {
@@ -740,6 +740,36 @@ void cpu_where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out
         case 2: select_run(mask, (const uint16_t*)xa, sa, (const uint16_t*)xb, sb, (uint16_t*)yc, m); break;
         case 4: select_run(mask, (const uint32_t*)xa, sa, (const uint32_t*)xb, sb, (uint32_t*)yc, m); break;
         default: select_run(mask, (const uint64_t*)xa, sa, (const uint64_t*)xb, sb, (uint64_t*)yc, m); break;
+      }
+    }
+  });
+}
+
+void cpu_dropout(const Tensor& x, uint64_t key, uint64_t threshold, float scale, double scale64, Tensor& out) {
+  const int64_t n = x.numel();
+  const DType dt = x.dtype;
+  const char* px = (const char*)x.raw();
+  char* py = (char*)out.raw();
+  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+    const F32Rows& K = f32_rows();
+    float m[kBlock], v[kBlock];
+    for (int64_t c = b; c < e; c += kBlock) {
+      const int64_t k = std::min(kBlock, e - c);
+      K.dropout_mask(key, (uint64_t)c, k, threshold, scale, m);
+      switch (dt) {
+        case DType::f32: K.binary((int)BinaryOp::mul, (const float*)px + c, 1, m, 1, (float*)py + c, k); break;
+        case DType::f16:
+          K.f16_to_f32((const uint16_t*)px + c, 1, v, k);
+          K.binary((int)BinaryOp::mul, v, 1, m, 1, v, k);
+          K.f32_to_f16(v, (uint16_t*)py + c, k);
+          break;
+        case DType::bf16:
+          K.bf16_to_f32((const uint16_t*)px + c, 1, v, k);
+          K.binary((int)BinaryOp::mul, v, 1, m, 1, v, k);
+          K.f32_to_bf16(v, (uint16_t*)py + c, k);
+          break;
+        default:  // f64 (the ops layer passes float dtypes only)
+          for (int64_t j = 0; j < k; j++) ((double*)py)[c + j] = ((const double*)px)[c + j] * (m[j] != 0.f ? scale64 : 0.0);
       }
     }
   });

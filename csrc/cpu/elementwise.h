@@ -13,6 +13,14 @@
 
 namespace structura {
 
+// The counter-based generator's mixer (rand / randn: ops/creation.cc; dropout: ops/elementwise.cc).
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 // The order is internal (names are the contract, lib/native.ts UnaryOp / BinaryOp).
 enum class UnaryOp : int {
   neg, exp, log, sqrt, rsqrt, abs, relu, gelu, silu, tanh, sigmoid, square, reciprocal, sign, step, erf, sin, cos,
@@ -39,6 +47,9 @@ void cpu_unary(UnaryOp op, const Tensor& a, double alpha, double beta, Tensor& o
 void cpu_binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out);
 // out = cond != 0 ? a : b (cond of any dtype; NaN counts as nonzero).
 void cpu_where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out);
+// Dropout, x and out contiguous of one float dtype: out[i] = x[i]·scale where element i is kept, x[i]·0
+// where not (f32_rows().dropout_mask; float16 / bfloat16 in float32, float64 with scale64).
+void cpu_dropout(const Tensor& x, uint64_t key, uint64_t threshold, float scale, double scale64, Tensor& out);
 // t as a contiguous tensor of dtype dt: t itself if it already is one, else a converted copy.
 Tensor cpu_convert(const Tensor& t, DType dt);
 
@@ -76,6 +87,9 @@ struct F32Rows {
   // out[j] = draw i0 + j of the counter-based stream of key = splitmix64(seed) (ops/creation.cc), normal
   // (Box–Muller) or uniform in (0, 1); the same bits at every SIMD level
   void (*random)(uint64_t key, uint64_t i0, int64_t n, bool normal, double* out);
+  // m[j] = draw i0 + j of that stream is kept ((h >> 11) ≥ threshold: its uniform value ≥ dropout's p)
+  // ? scale : 0, the same bits at every SIMD level
+  void (*dropout_mask)(uint64_t key, uint64_t i0, int64_t n, uint64_t threshold, float scale, float* m);
 };
 // The kernels of simd_level() (checked on each call, so setSimd takes effect at once).
 const F32Rows& f32_rows();

@@ -47,13 +47,6 @@ const char* array_name(napi_typedarray_type t) {
   }
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // The random stream (random(), rand, randn): uniform draw i of a seed is ((h >> 11) + 0.5)·2^−53 with
 // h = splitmix64(splitmix64(seed) ^ i·0xd1b54a32d192ed03), in (0, 1) (never 0, so log() in Box–Muller
 // stays finite); normal draw i is √(−2 ln u_{2i})·cos(2π u_{2i+1}). Counter-based, so any thread count

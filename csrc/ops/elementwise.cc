@@ -3,6 +3,7 @@
 //   binary(op, a, b, out?)              a, b broadcast (numpy rules) to S; result [S], dtype of a and b
 //   unary(op, a, alpha?, beta?, out?)   result of a's shape and dtype
 //   where(cond, a, b)                   cond, a, b broadcast to S; result [S], dtype of a and b
+//   dropout(x, p, seed)                 x·mask/(1 − p), the mask drawn from seed's rand() stream; contiguous
 // `out`, when given, must be contiguous, of the result's shape and dtype; it may be one of the inputs
 // (p = p − lr·g with out = p). An input that overlaps `out` any other way is copied first, so the
 // result is always as if the inputs were read before anything was written.
@@ -266,12 +267,68 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
   return wrap(env, std::move(out));
 }
 
+// Dropout's threshold: the number of 53-bit draws q whose uniform value u(q) = ((double)q + 0.5)·2^−53
+// (creation.cc's rand(), rounded as it is) is below p. u is non-decreasing in q, so this is a binary
+// search, and "(h >> 11) < threshold" drops exactly the elements whose rand() draw (float64) is < p.
+uint64_t dropout_threshold(double p) {
+  uint64_t lo = 0, hi = uint64_t(1) << 53;
+  while (lo < hi) {
+    const uint64_t mid = lo + (hi - lo) / 2;
+    if (((double)mid + 0.5) * 0x1p-53 >= p) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+// dropout(x, p, seed): x (float dtype, any strides) → a contiguous tensor with each element dropped
+// (× 0) when its draw of seed's rand() stream is below p, else scaled by 1/(1 − p); p = 1 drops all.
+Napi::Value Dropout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor x = unwrap(info[0], "x");
+  if (!is_floating(x.dtype))
+    throw_type(env, std::string("structura.dropout: 'x' is ") + dtype_name(x.dtype) + "; dropout takes a float dtype");
+  const double p = get_number(info, 1, "p");
+  if (!(p >= 0 && p <= 1)) throw_range(env, "structura.dropout: 'p' must be in [0, 1], got " + std::to_string(p));
+  const double seedd = get_number(info, 2, "seed");
+  if (!std::isfinite(seedd)) throw_range(env, "structura.dropout: 'seed' must be a finite number");
+  const uint64_t key = splitmix64((uint64_t)(int64_t)seedd);
+  const uint64_t threshold = p == 1 ? uint64_t(1) << 53 : dropout_threshold(p);
+  // PyTorch's scale: 1/(1 − p) in the compute type (float for float32 / float16 / bfloat16).
+  const float scale = p == 1 ? 0.f : 1.0f / (float)(1.0 - p);
+  const double scale64 = p == 1 ? 0.0 : 1.0 / (1.0 - p);
+  const Device dev = x.device();
+  if (!x.is_contiguous()) {
+    Tensor c = Tensor::empty(x.dtype, x.shape, dev);
+    if (dev.type != DeviceType::cpu) device_copy(x, x.strides, c, "dropout");
+    else copy_to_contiguous(x, c);
+    x = c;
+  }
+  Tensor out = Tensor::empty(x.dtype, x.shape, dev);
+  if (x.numel() == 0) return wrap(env, std::move(out));
+  if (dev.type != DeviceType::cpu) {
+    structura_dropout_params prm{};
+    prm.out = out.raw();
+    prm.x = x.raw();
+    prm.dtype = (int)x.dtype;
+    prm.n = x.numel();
+    prm.key = key;
+    prm.threshold = threshold;
+    prm.scale = scale;
+    prm.scale64 = scale64;
+    device_launch(env, "dropout", dev, [&](bool emu) { return STRUCTURA_KERNEL(dropout, emu, &prm, nullptr); });
+  } else {
+    cpu_dropout(x, key, threshold, scale, scale64, out);
+  }
+  return wrap(env, std::move(out));
+}
+
 }  // namespace
 
 void register_elementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary, "binary"));
   exports.Set("unary", Napi::Function::New(env, Unary, "unary"));
   exports.Set("where", Napi::Function::New(env, Where, "where"));
+  exports.Set("dropout", Napi::Function::New(env, Dropout, "dropout"));
 }
 
 }  // namespace structura

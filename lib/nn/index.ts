@@ -1,4 +1,4 @@
-// nn — layers: the Module base class, Linear, Sequential, activations, and init (torch.nn.init).
+// nn — layers: the Module base class, Linear, Sequential, activations, Dropout, and init (torch.nn.init).
 export { Module } from './module';
 export type { StateDict, LoadStateDictResult } from './module';
 export { Linear, Identity } from './linear';
@@ -7,4 +7,5 @@ export { Sequential } from './container';
 export { LowRankLinear, LoRALinear } from './lowrank';
 export type { LowRankLinearOptions, LoRAOptions } from './lowrank';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid } from './activation';
+export { Dropout } from './dropout';
 export * as init from './init';

@@ -2,13 +2,17 @@
 //
 //   LowRankLinear(in, out, r)   y = (x·Aᵀ)·Bᵀ + b, A [r, in], B [out, r]; forward(x, {rank}) uses a prefix
 //                               (Maestro's ordered truncation, no copy); truncate(k) keeps the first k for good.
-//   LoRALinear(base, {r, alpha, rslora, dora})
+//   LoRALinear(base, {r, alpha, rslora, dora, dropout})
 //                               y = base(x) + scale·(x·Aᵀ)·Bᵀ, scale = alpha/r (or alpha/√r with rsLoRA),
 //                               PEFT's init (A kaiming-uniform with a = √5, B zeros) and parameter layout
 //                               (loraA = lora_A.weight [r, in], loraB = lora_B.weight [out, r]); the base
 //                               layer is frozen. DoRA (PEFT's DoraLinearLayer): y = (m/‖W + scale·B·A‖_row)
 //                               ⊙ (x·Wᵀ + scale·(x·Aᵀ)·Bᵀ) + b, the norm detached, m initialised to ‖W‖_row.
 //                               merge() folds the adapter into W (exact to rounding), unmerge() undoes it.
+//                               dropout (PEFT's lora_dropout) applies to the adapter's input in training
+//                               mode only: y = base(x) + scale·(drop(x)·Aᵀ)·Bᵀ, unfused as in PEFT (the
+//                               fused kernel takes one x); DoRA as PEFT's: y = base(x) − drop(x)·Wᵀ +
+//                               (m/‖·‖) ⊙ (drop(x)·Wᵀ + scale·(drop(x)·Aᵀ)·Bᵀ).
 import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tensor';
 import { noGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
@@ -16,12 +20,14 @@ import { native, DTYPE_CODES } from '../native';
 import { describe, typeError, rangeError, optionsOf } from '../errors';
 import * as lowrank from '../ops/lowrank';
 import { matmul } from '../ops/dense';
-import { add, mul, div, sqrt, sub } from '../ops/elementwise';
+import { add, mul, div, sqrt, sub, dropout } from '../ops/elementwise';
 import { sum } from '../ops/reduce';
 import { reshape, narrow, contiguous } from '../ops/shape';
 import { Module } from './module';
 import { Linear, checkFeatures, checkInput, checkFloatingDType, checkLive } from './linear';
 import { uniform_, zeros_ } from './init';
+import { checkProbability } from './dropout';
+import { linearNT } from '../ops/dense';
 
 /** fn with grad mode off inside a tidy (only what it returns survives). */
 function noGradScope<T>(fn: () => NotPromise<T>): T {
@@ -118,6 +124,8 @@ export interface LoRAOptions {
   rslora?: boolean;
   /** DoRA: a learned magnitude per output row. */
   dora?: boolean;
+  /** PEFT's lora_dropout: the probability of zeroing an element of the adapter's input in training mode (default 0). */
+  dropout?: number;
   seed?: number;
 }
 
@@ -131,6 +139,8 @@ export class LoRALinear extends Module {
   readonly alpha: number;
   readonly scale: number;
   readonly useDora: boolean;
+  /** lora_dropout: the adapter's input dropout in training mode. */
+  readonly dropout: number;
   #merged = false;
   // DoRA: the row norms ‖W + scale·B·A‖ used by merge(), so unmerge() divides by the same numbers.
   #mergeNorm: Tensor | null = null;
@@ -139,7 +149,7 @@ export class LoRALinear extends Module {
     super();
     const fn = 'nn.LoRALinear';
     if (!(base instanceof Linear)) typeError(fn, `'base' must be an nn.Linear, got ${describe(base)}`);
-    opts = optionsOf(fn, opts, ['r', 'alpha', 'rslora', 'dora', 'seed']);
+    opts = optionsOf(fn, opts, ['r', 'alpha', 'rslora', 'dora', 'dropout', 'seed']);
     const r = checkFeatures(fn, 'r', opts.r ?? 8);
     const alpha = opts.alpha ?? r;
     if (typeof alpha !== 'number' || !Number.isFinite(alpha)) typeError(fn, `'alpha' must be a finite number, got ${describe(alpha)}`);
@@ -148,6 +158,7 @@ export class LoRALinear extends Module {
     if (typeof rslora !== 'boolean') typeError(fn, `'rslora' must be a boolean, got ${describe(rslora)}`);
     if (typeof dora !== 'boolean') typeError(fn, `'dora' must be a boolean, got ${describe(dora)}`);
     const seed = checkSeed(fn, opts.seed);
+    this.dropout = checkProbability(fn, 'dropout', opts.dropout ?? 0);
     this.r = r;
     this.alpha = alpha;
     this.scale = rslora ? alpha / Math.sqrt(r) : alpha / r;
@@ -186,6 +197,7 @@ export class LoRALinear extends Module {
     checkLive(fn, { 'base.weight': this.base.weight, 'base.bias': this.base.bias, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
     if (this.#merged) return this.base.forward(x);
     const W = this.base.weight;
+    if (this.training && this.dropout > 0) return this.#forwardDropout(x);
     if (!this.useDora) return lowrank.lora(x, W, this.loraA, this.loraB, { scale: this.scale, bias: this.base.bias });
     // DoRA: the norm is detached (PEFT: "weight_norm.detach()"), so gradients reach m, A and B through
     // m/‖·‖ and the lora term only.
@@ -200,6 +212,20 @@ export class LoRALinear extends Module {
     const out = add(y, this.base.bias);
     y.dispose();
     return out;
+  }
+
+  /** forward() in training mode with lora_dropout: PEFT's LoraLayer / DoraLinearLayer with a dropout. */
+  #forwardDropout(x: Tensor): Tensor {
+    return tidy(() => {
+      const W = this.base.weight;
+      const xd = dropout(x, this.dropout);
+      const y = this.base.forward(x);
+      if (!this.useDora) return add(y, mul(lowrank.linear(xd, this.loraA, this.loraB), this.scale));
+      const f = div(this.magnitude!, this.#rowNorm(true));
+      const z = lowrank.lora(xd, W, this.loraA, this.loraB, { scale: this.scale });
+      const plain = xd.ndim >= 2 ? linearNT(xd, W) : matmul(xd, W.T);
+      return add(sub(y, plain), mul(z, f));
+    });
   }
 
   /** Folds the adapter into the base weight: W ← W + scale·B·A (DoRA: W ← m/‖W + scale·B·A‖ ⊙ (W + scale·B·A)). */

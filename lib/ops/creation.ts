@@ -310,19 +310,21 @@ function nextSeed(): number {
   return Number(z >> 11n); // 53 bits: exact as a double
 }
 
+/** A draw's seed: `seed` checked (a safe integer), or the default generator's next one (see manualSeed). */
+export function seedOf(fn: string, seed: unknown): number {
+  if (seed === undefined) return nextSeed();
+  checkNumber(fn, 'seed', seed);
+  if (!Number.isSafeInteger(seed)) rangeError(fn, `'seed' must be a safe integer, got ${seed}`);
+  return seed as number;
+}
+
 function randomImpl(fn: string, kind: 'normal' | 'uniform', shape: unknown, opts: RandomOptions): Tensor {
   const s = shapeArg(fn, shape);
   checkOptions(fn, opts, [...TENSOR_KEYS, 'seed']);
   const dtype = parseDType(fn, opts.dtype);
   if (!isFloating(dtype)) typeError(fn, `'dtype' must be floating for random values, got ${dtype}`);
   const dev: DeviceSpec = parseDevice(fn, opts.device);
-  let seed: number;
-  if (opts.seed === undefined) seed = nextSeed();
-  else {
-    checkNumber(fn, 'seed', opts.seed);
-    if (!Number.isSafeInteger(opts.seed)) rangeError(fn, `'seed' must be a safe integer, got ${opts.seed}`);
-    seed = opts.seed;
-  }
+  const seed = seedOf(fn, opts.seed);
   const t = fromHandle(native().random(kind, DTYPE_CODES[dtype], s, seed, dev.type, dev.index), dtype, s, dev);
   return finish(fn, t, opts);
 }

@@ -6,9 +6,10 @@
 import { native, type UnaryOp, type BinaryOp } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record } from '../autograd';
-import { shapeStr, broadcastShapes, typeError, rangeError, checkNumber, aDType } from '../errors';
-import { scalarLike } from './creation';
+import { shapeStr, broadcastShapes, typeError, rangeError, checkNumber, aDType, optionsOf, describe } from '../errors';
+import { scalarLike, seedOf } from './creation';
 import { sumTo } from './reduce';
+import { alias } from './shape';
 
 export type Operand = Tensor | number;
 
@@ -338,4 +339,44 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
     if (hi !== Infinity) m = mul(m, le(xs, hi));
     return [m];
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// dropout
+
+export interface DropoutOptions {
+  /** false: x passes through unchanged (evaluation), as PyTorch's `training` argument. Default true. */
+  training?: boolean;
+  /** The mask's seed; without it the default generator gives a fresh one per call (see manualSeed). */
+  seed?: number;
+}
+
+/** The dropout of x with a fixed seed, recorded: its gradient is the same dropout of g (the mask drawn
+ * again from the seed, never stored). */
+function dropoutSeeded(x: Tensor, p: number, seed: number): Tensor {
+  const out = fromHandle(native().dropout(x._h, p, seed), x.dtype, x._shape, x._dev);
+  return record('Dropout', [x], out, [], (g) => [dropoutSeeded(g, p, seed)]);
+}
+
+/**
+ * Dropout (PyTorch's F.dropout): each element of x is zeroed with probability p and the others scaled by
+ * 1/(1 − p), so the expectation is x. Element i (row-major) is dropped when draw i of the seed's uniform
+ * stream is below p — exactly where `rand(x.shape, {seed, dtype: 'float64'})` is < p, on every device and
+ * thread count. Computed as x·(kept ? 1/(1 − p) : 0) in float32 (float64 for float64 tensors), so NaN
+ * stays NaN where dropped, as in PyTorch. p = 1 zeroes everything; p = 0 or `training: false` returns x
+ * unchanged (a view sharing its storage). The mask is not stored: the backward draws it again.
+ */
+export function dropout(x: Tensor, p = 0.5, opts: DropoutOptions = {}): Tensor {
+  const fn = 'dropout';
+  checkUnary(fn, x);
+  checkNumber(fn, 'p', p);
+  if (!(p >= 0 && p <= 1)) rangeError(fn, `'p' must be a probability in [0, 1], got ${p}`);
+  const o = optionsOf(fn, opts, ['training', 'seed'], '{training: true}');
+  const training = o.training ?? true;
+  if (typeof training !== 'boolean') typeError(fn, `'training' must be a boolean, got ${describe(training)}`);
+  if (p === 0 || !training) {
+    if (o.seed !== undefined) seedOf(fn, o.seed); // checked all the same; the default generator is not advanced
+    return alias(x);
+  }
+  return dropoutSeeded(x, p, seedOf(fn, o.seed));
 }
