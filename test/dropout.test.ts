@@ -255,6 +255,7 @@ for (const dora of [false, true])
     const base = new S.nn.Linear(I, O, { dtype: 'float64', seed });
     const layer = new S.nn.LoRALinear(base, { r: rank, alpha: 6, dropout: 0.3, dora, seed: seed + 7 });
     assert.is(layer.dropout, 0.3);
+    assert.match(layer.toString(), /r=3, alpha=6, scale=2, dora=(true|false), dropout=0\.3, merged=false/);
     S.tidy(() => {
       // B starts at zero (PEFT's init): give it values so that the adapter term is seen
       S.nn.init.uniform_(layer.loraB, -1, 1, { seed: seed + 9 });

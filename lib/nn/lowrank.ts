@@ -11,8 +11,8 @@
 //                               merge() folds the adapter into W (exact to rounding), unmerge() undoes it.
 //                               dropout (PEFT's lora_dropout) applies to the adapter's input in training
 //                               mode only: y = base(x) + scale·(drop(x)·Aᵀ)·Bᵀ, unfused as in PEFT (the
-//                               fused kernel takes one x); DoRA as PEFT's: y = base(x) − drop(x)·Wᵀ +
-//                               (m/‖·‖) ⊙ (drop(x)·Wᵀ + scale·(drop(x)·Aᵀ)·Bᵀ).
+//                               fused kernel takes one x); DoRA as PEFT's: y = base(x) + (f − 1) ⊙ drop(x)·Wᵀ
+//                               + f ⊙ scale·(drop(x)·Aᵀ)·Bᵀ, f = m/‖W + scale·B·A‖_row.
 import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tensor';
 import { noGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
@@ -221,10 +221,11 @@ export class LoRALinear extends Module {
       const xd = dropout(x, this.dropout);
       const y = this.base.forward(x);
       if (!this.useDora) return add(y, mul(lowrank.linear(xd, this.loraA, this.loraB), this.scale));
+      // (f − 1)·drop(x)·Wᵀ + f·scale·(drop(x)·Aᵀ)·Bᵀ: two passes over W in all, as PEFT's
       const f = div(this.magnitude!, this.#rowNorm(true));
-      const z = lowrank.lora(xd, W, this.loraA, this.loraB, { scale: this.scale });
       const plain = xd.ndim >= 2 ? linearNT(xd, W) : matmul(xd, W.T);
-      return add(sub(y, plain), mul(z, f));
+      const low = lowrank.linear(xd, this.loraA, this.loraB);
+      return add(add(y, mul(plain, sub(f, 1))), mul(low, mul(f, this.scale)));
     });
   }
 
@@ -269,6 +270,6 @@ export class LoRALinear extends Module {
   }
 
   extraRepr(): string {
-    return `r=${this.r}, alpha=${this.alpha}, scale=${this.scale}, dora=${this.useDora}, merged=${this.#merged}`;
+    return `r=${this.r}, alpha=${this.alpha}, scale=${this.scale}, dora=${this.useDora}${this.dropout > 0 ? `, dropout=${this.dropout}` : ''}, merged=${this.#merged}`;
   }
 }
