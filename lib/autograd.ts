@@ -9,7 +9,7 @@
 // reachable: a node is reference-counted by its output tensors and the nodes that consume them, so
 // disposing the outputs of a forward pass that never ran backward releases its memory at once.
 //
-// backward() walks the nodes in topological order (Kahn's algorithm from the root), sums the
+// backward() walks the nodes in topological order (Kahn's algorithm from the roots), sums the
 // gradients arriving at each output of a node, runs hooks, and accumulates into leaves' .grad. Every
 // tensor it creates is disposed as soon as it is consumed, except the gradients handed to leaves.
 import { native, DTYPE_CODES } from './native';
@@ -231,20 +231,38 @@ export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
 // ---------------------------------------------------------------------------------------------
 // backward
 
-export function backward(root: Tensor, grad?: Tensor | null, opts: { retainGraph?: boolean } = {}): void {
-  checkTensor('backward', 'tensor', root);
-  opts = optionsOf('backward', opts, ['retainGraph']);
+/**
+ * Accumulates into the leaves' .grad the gradient of `tensors` — one tensor, or several (as
+ * torch.autograd.backward: Σ grads_i · ∂tensors_i, in one pass that starts from every root at once, so a
+ * node shared by them runs once) — with `grads` the gradient of each (its shape, dtype and device; null,
+ * or left out, for a one-element tensor, which gets ones). t.backward(grad) is backward(t, grad).
+ */
+export function backward(tensors: Tensor | readonly Tensor[], grads?: Tensor | null | readonly (Tensor | null)[], opts: { retainGraph?: boolean } = {}): void {
+  const fn = 'backward';
+  const several = !(tensors instanceof Tensor);
+  const roots = several ? tensorList(fn, 'tensors', tensors) : (checkTensor(fn, 'tensor', tensors), [tensors]);
+  opts = optionsOf(fn, opts, ['retainGraph']);
   if (opts.retainGraph !== undefined && typeof opts.retainGraph !== 'boolean')
-    typeError('backward', `'retainGraph' must be a boolean, got ${describe(opts.retainGraph)}`);
-  checkRoot('backward', root, grad, 'grad');
-  new BackwardPass(!!opts.retainGraph).run([root], [grad ?? null]);
+    typeError(fn, `'retainGraph' must be a boolean, got ${describe(opts.retainGraph)}`);
+  let gs: readonly (Tensor | null | undefined)[];
+  if (!several) {
+    if (Array.isArray(grads)) typeError(fn, "'grad' is an array but the tensor is one Tensor");
+    gs = [grads as Tensor | null | undefined];
+  } else {
+    if (grads !== undefined && grads !== null && !Array.isArray(grads))
+      typeError(fn, `'grads' must be an array of one gradient (or null) per tensor, got ${describe(grads)}`);
+    gs = (grads as readonly (Tensor | null)[] | undefined | null) ?? roots.map(() => null);
+    if (gs.length !== roots.length) rangeError(fn, `'grads' has ${gs.length} entries for ${roots.length} tensors`);
+  }
+  roots.forEach((r, i) => checkRoot(fn, r, gs[i], several ? `grads[${i}]` : 'grad', several ? `'tensors[${i}]'` : undefined));
+  new BackwardPass(!!opts.retainGraph).run(roots, gs.map((g) => g ?? null));
 }
 
 /** Checks the tensor backpropagated from and its gradient (or that it needs none). */
-function checkRoot(fn: string, root: Tensor, grad: Tensor | null | undefined, arg: string): void {
+function checkRoot(fn: string, root: Tensor, grad: Tensor | null | undefined, arg: string, name?: string): void {
   const what = `'${arg}'`;
   if (!root._requiresGrad)
-    typeError(fn, `the tensor ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
+    typeError(fn, `${name ?? 'the tensor'} ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
   if (grad !== undefined && grad !== null) {
     checkTensor(fn, arg, grad);
     if (!sameShape(grad._shape, root._shape))
@@ -279,9 +297,9 @@ export function grad(output: Tensor | readonly Tensor[], inputs: Tensor, opts?: 
 export function grad(output: Tensor | readonly Tensor[], inputs: readonly Tensor[], opts?: GradOptions): (Tensor | null)[];
 export function grad(output: Tensor | readonly Tensor[], inputs: Tensor | readonly Tensor[], opts: GradOptions = {}): Tensor | null | (Tensor | null)[] {
   opts = optionsOf('grad', opts, ['gradOutput', 'retainGraph', 'allowUnused']);
-  const outs = tensorList('output', output);
+  const outs = tensorList('grad', 'output', output);
   const single = inputs instanceof Tensor;
-  const list = tensorList('inputs', inputs);
+  const list = tensorList('grad', 'inputs', inputs);
   list.forEach((t, i) => {
     if (!t._requiresGrad) typeError('grad', `'${single ? 'inputs' : `inputs[${i}]`}' ${shapeStr(t._shape)} does not require grad, so it has no gradient`);
   });
@@ -310,14 +328,14 @@ export function grad(output: Tensor | readonly Tensor[], inputs: Tensor | readon
 }
 
 /** A Tensor or a non-empty array of live Tensors, as an array (each checked, holes included). */
-function tensorList(arg: string, v: Tensor | readonly Tensor[]): readonly Tensor[] {
+function tensorList(fn: string, arg: string, v: Tensor | readonly Tensor[]): readonly Tensor[] {
   if (v instanceof Tensor) {
-    checkTensor('grad', arg, v);
+    checkTensor(fn, arg, v);
     return [v];
   }
-  if (!Array.isArray(v)) typeError('grad', `'${arg}' must be a Tensor or an array of Tensors, got ${describe(v)}`);
-  if (v.length === 0) rangeError('grad', `'${arg}' is an empty array`);
-  for (let i = 0; i < v.length; i++) checkTensor('grad', `${arg}[${i}]`, v[i]); // (not forEach: it skips holes)
+  if (!Array.isArray(v)) typeError(fn, `'${arg}' must be a Tensor or an array of Tensors, got ${describe(v)}`);
+  if (v.length === 0) rangeError(fn, `'${arg}' is an empty array`);
+  for (let i = 0; i < v.length; i++) checkTensor(fn, `${arg}[${i}]`, v[i]); // (not forEach: it skips holes)
   return v;
 }
 

@@ -26,7 +26,7 @@ export {
 } from './ops/shape';
 
 export {
-  noGrad, enableGrad, isGradEnabled, setGradEnabled, customOp, gradcheck, grad, GradNode,
+  noGrad, enableGrad, isGradEnabled, setGradEnabled, customOp, gradcheck, grad, backward, GradNode,
 } from './autograd';
 export type { Hook, BackwardFn, CustomOpContext, CustomOpSpec, CustomOpOutput, CustomOpGrads, GradcheckOptions, GradOptions } from './autograd';
 

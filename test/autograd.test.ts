@@ -732,4 +732,81 @@ leakFree('a two-layer MLP: gradients of every parameter through matmul, tanh, ms
   });
 });
 
+// ---- backward() from several tensors (torch.autograd.backward) ----------------------------------
+
+test('backward([t1, t2], [g1, g2]) accumulates Σ g_i·∂t_i in one pass; shared nodes run once', () => {
+  const before = liveCounts();
+  S.tidy(() => {
+    const r = rng(freshSeed());
+    const vals = (n: number) => Float64Array.from({ length: n }, () => r() * 2 - 1);
+    const x = S.tensor(vals(12), { shape: [3, 4], dtype: 'float64', requiresGrad: true });
+    const w = S.tensor(vals(4), { shape: [4], dtype: 'float64', requiresGrad: true });
+    let calls = 0;
+    const shared = S.customOp({
+      name: 'Counted',
+      forward: (_ctx, t: Tensor) => S.mul(t, 2),
+      backward: (_ctx, g: Tensor) => {
+        calls++;
+        return [S.mul(g, 2)];
+      },
+    });
+    const make = () => {
+      const h = shared(S.mul(x, w));
+      return [S.tanh(h), S.sum(S.square(h), 1)] as const;
+    };
+    const g1 = S.tensor(vals(12), { shape: [3, 4], dtype: 'float64' });
+    const g2 = S.tensor(vals(3), { shape: [3], dtype: 'float64' });
+    // the reference: one root, Σ g_i·t_i
+    const [a, b] = make();
+    S.sum(S.add(S.sum(S.mul(a, g1)), S.sum(S.mul(b, g2)))).backward();
+    const gx = x.grad!.clone(), gw = w.grad!.clone();
+    x.zeroGrad();
+    w.zeroGrad();
+    calls = 0;
+    const [c, d] = make();
+    S.backward([c, d], [g1, g2]);
+    assert.is(calls, 1, 'the node both roots share ran once');
+    const close = (p: ArrayLike<number>, q: ArrayLike<number>, what: string) => {
+      for (let i = 0; i < q.length; i++) assert.ok(Math.abs(p[i] - q[i]) <= 1e-14 * (1 + Math.abs(q[i])), `${what}[${i}]: ${p[i]} vs ${q[i]}`);
+    };
+    close(x.grad!.dataSync(), gx.dataSync(), 'x.grad');
+    close(w.grad!.dataSync(), gw.dataSync(), 'w.grad');
+    // one-element roots need no gradient; a leaf may be a root; the same root twice counts twice
+    x.zeroGrad();
+    w.zeroGrad();
+    const s1 = S.sum(S.mul(x, x));
+    S.backward([s1, w, s1], [null, S.ones([4], { dtype: 'float64' }), null]);
+    close(x.grad!.dataSync(), Array.from(x.dataSync(), (v) => 4 * v), '2·∂Σx²');
+    close(w.grad!.dataSync(), [1, 1, 1, 1], 'a leaf root');
+    // retainGraph keeps the graph for a second pass
+    x.zeroGrad();
+    const s2 = S.sum(S.exp(x));
+    S.backward([s2], null, { retainGraph: true });
+    S.backward([s2]);
+    close(x.grad!.dataSync(), Array.from(x.dataSync(), (v) => 2 * Math.exp(v)), 'two passes');
+    x.zeroGrad();
+    w.zeroGrad();
+  });
+  assertNoLeak(before, 'backward from several tensors');
+});
+
+test('backward(): bad tensors and grads are TypeErrors / RangeErrors naming them', () => {
+  S.tidy(() => {
+    const x = S.tensor([1, 2, 3], { requiresGrad: true });
+    const y = S.mul(x, 2);
+    const s = S.sum(y);
+    const plain = S.ones([3]);
+    throwsLike(() => S.backward([]), RangeError, /backward.*'tensors' is an empty array/);
+    throwsLike(() => S.backward([s, 3 as unknown as Tensor]), TypeError, /backward.*'tensors\[1\]'/);
+    throwsLike(() => S.backward([s, plain], [null, S.ones([3])]), TypeError, /backward.*'tensors\[1\]' \[3\] does not require grad/);
+    throwsLike(() => S.backward([s, y], [null]), RangeError, /'grads' has 1 entries for 2 tensors/);
+    throwsLike(() => S.backward([s, y], S.ones([3])), TypeError, /'grads' must be an array of one gradient \(or null\) per tensor/);
+    throwsLike(() => S.backward([s, y], [null, S.ones([4])]), RangeError, /'grads\[1\]' \[4\] must have the tensor's shape \[3\]/);
+    throwsLike(() => S.backward([s, y]), RangeError, /'grads\[1\]' can be left out only for a one-element tensor/);
+    throwsLike(() => S.backward(s, [S.ones([])]), TypeError, /'grad' is an array but the tensor is one Tensor/);
+    throwsLike(() => S.backward([s], null, { retainGraph: 1 as unknown as boolean }), TypeError, /'retainGraph' must be a boolean/);
+    assert.is(x.grad, null, 'nothing ran');
+  });
+});
+
 test.run();
