@@ -221,6 +221,13 @@ test('nn.Dropout: training mode drops, eval() passes through, p checked', () => 
   throwsLike(() => new S.nn.Dropout(1.5), RangeError, /nn\.Dropout.*'p' must be a probability in \[0, 1\], got 1\.5/);
   throwsLike(() => new S.nn.Dropout('0.1' as unknown as number), TypeError, /nn\.Dropout.*'p' must be a number/);
   throwsLike(() => new S.nn.Dropout(0.1).forward([1, 2] as unknown as S.Tensor), TypeError, /nn\.Dropout\.forward.*'x'/);
+  S.tidy(() => {
+    const xi = S.tensor(new Int32Array([1, 2, 3]));
+    throwsLike(() => new S.nn.Dropout(0.1).forward(xi), TypeError, /nn\.Dropout\.forward.*'x'/);
+    // a pass-through takes any dtype, as PyTorch's
+    assert.equal(Array.from(new S.nn.Dropout(0.1).eval().forward(xi).dataSync()), [1, 2, 3]);
+    assert.equal(Array.from(S.dropout(xi, 0).dataSync()), [1, 2, 3]);
+  });
 });
 
 // ---- nn.LoRALinear with lora_dropout ----------------------------------------------------------

@@ -2,7 +2,7 @@
 // others by 1/(1 − p) (the dropout op, a fresh mask each call from the default generator: see
 // manualSeed); after eval() it passes its input through. Any shape in, same shape out.
 import type { Tensor } from '../tensor';
-import { checkTensor } from '../tensor';
+import { checkTensor, checkFloating } from '../tensor';
 import { dropout } from '../ops/elementwise';
 import { describe, typeError, rangeError } from '../errors';
 import { Module } from './module';
@@ -24,6 +24,7 @@ export class Dropout extends Module {
 
   forward(x: Tensor): Tensor {
     checkTensor('nn.Dropout.forward', 'x', x);
+    if (this.training && this.p > 0) checkFloating('nn.Dropout.forward', 'x', x);
     return dropout(x, this.p, { training: this.training });
   }
 

@@ -368,7 +368,7 @@ function dropoutSeeded(x: Tensor, p: number, seed: number): Tensor {
  */
 export function dropout(x: Tensor, p = 0.5, opts: DropoutOptions = {}): Tensor {
   const fn = 'dropout';
-  checkUnary(fn, x);
+  checkUnary(fn, x, false);
   checkNumber(fn, 'p', p);
   if (!(p >= 0 && p <= 1)) rangeError(fn, `'p' must be a probability in [0, 1], got ${p}`);
   const o = optionsOf(fn, opts, ['training', 'seed'], '{training: true}');
@@ -378,5 +378,6 @@ export function dropout(x: Tensor, p = 0.5, opts: DropoutOptions = {}): Tensor {
     if (o.seed !== undefined) seedOf(fn, o.seed); // checked all the same; the default generator is not advanced
     return alias(x);
   }
+  checkFloating(fn, 'x', x); // (a pass-through takes any dtype, as PyTorch's)
   return dropoutSeeded(x, p, seedOf(fn, o.seed));
 }
