@@ -32,4 +32,4 @@ export type { Hook, BackwardFn, CustomOpContext, CustomOpSpec, CustomOpOutput, C
 
 export * as nn from './nn';
 export * as optim from './optim';
-export * as io from './io/safetensors';
+export * as io from './io';

@@ -193,8 +193,13 @@ export function loadSafetensors(path: string): Record<string, Tensor> {
   return parseImpl('io.loadSafetensors', onFile('io.loadSafetensors', path, () => fs.readFileSync(path))).tensors;
 }
 
+/** A PEFT adapter key: [base_model.model.]<path>.(lora_A|lora_B|lora_magnitude_vector)[.<adapter>][.weight|.bias]
+ * — groups: the layer's path, the kind, the suffix. The adapter name, if any, is one segment that is not
+ * "weight" or "bias". */
+export const ADAPTER_KEY = /^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.(?!weight$|bias$)[A-Za-z0-9_-]+)?(\.weight|\.bias)?$/;
+
 /** The submodule at a dotted path ("model.layers.0.q_proj"), or null. */
-function submodule(root: Module, path: string): Module | null {
+export function submodule(root: Module, path: string): Module | null {
   let m: unknown = root;
   for (const seg of path.split('.')) {
     if (!(m instanceof Module)) return null;
@@ -214,8 +219,7 @@ export function loadLoraAdapter(module: Module, tensors: Record<string, Tensor>)
   const fn = 'io.loadLoraAdapter';
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
   checkRecord(fn, 'tensors', tensors, '{name: Tensor}');
-  // the adapter name, if any, is one segment that is not "weight" or "bias"
-  const re = /^(?:base_model\.model\.)?(.+)\.(lora_A|lora_B|lora_magnitude_vector)(?:\.(?!weight$|bias$)[A-Za-z0-9_-]+)?(\.weight|\.bias)?$/;
+  const re = ADAPTER_KEY;
   const plan: [Tensor, Tensor, string][] = [];
   const owner = new Map<Tensor, string>();
   const loaded = new Set<string>();

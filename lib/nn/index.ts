@@ -6,6 +6,8 @@ export type { LinearOptions } from './linear';
 export { Sequential } from './container';
 export { LowRankLinear, LoRALinear } from './lowrank';
 export type { LowRankLinearOptions, LoRAOptions } from './lowrank';
+export { injectLora } from './peft';
+export type { InjectLoraOptions } from './peft';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid } from './activation';
 export { Dropout } from './dropout';
 export * as init from './init';

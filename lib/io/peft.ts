@@ -1,0 +1,191 @@
+// peft.ts — io.loadPeftAdapter(module, dir | {config, tensors}): PEFT's PeftModel.from_pretrained for a
+// LoRA adapter. Reads `adapter_config.json` and `adapter_model.safetensors` (as PEFT's save_pretrained
+// writes them), puts an nn.LoRALinear over each nn.Linear the file has weights for, with the config's r
+// (rank_pattern), lora_alpha (alpha_pattern), use_rslora, use_dora and lora_dropout, and copies the
+// weights in (io.loadLoraAdapter). The layers come from the file's keys, not from target_modules, so what
+// is loaded is exactly what was saved. A layer that already is an nn.LoRALinear is loaded as it is, if
+// its r, scale and DoRA agree with the config.
+//
+// Refused (a RangeError naming the field or key; a silent difference would give other outputs than
+// PyTorch's): another peft_type, bias other than "none" (lora_bias, trained biases), fan_in_fan_out
+// (GPT-2's Conv1D layout), modules_to_save (full copies of other layers), keys that are not LoRA weights
+// of a module of the model, a layer missing lora_A, lora_B or (DoRA) its magnitude, shapes that do not
+// fit. Everything is checked before the model changes; if the copy fails, the layers are put back.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tensor } from '../tensor';
+import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors';
+import { Module } from '../nn/module';
+import { Linear } from '../nn/linear';
+import { LoRALinear } from '../nn/lowrank';
+import { patternValue } from '../nn/peft';
+import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter } from './safetensors';
+
+/** An adapter already in memory: the parsed adapter_config.json and the tensors of its weights file. */
+export interface PeftAdapter {
+  config: Record<string, unknown>;
+  tensors: Record<string, Tensor>;
+}
+
+export interface LoadPeftAdapterOptions {
+  /** false (default, PEFT's is_trainable): every parameter is frozen and the module is put in eval mode
+   * (inference); true: the adapters train and every other parameter is frozen, as get_peft_model leaves
+   * a model. */
+  trainable?: boolean;
+}
+
+const FN = 'io.loadPeftAdapter';
+
+/** The config's LoRA settings, checked; PEFT's defaults for the fields left out (r 8, lora_alpha 8). */
+function loraSettings(config: Record<string, unknown>) {
+  const field = (k: string) => `adapter_config '${k}'`;
+  const num = (k: string, dflt: number): number => {
+    const v = config[k] ?? dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v)) typeError(FN, `${field(k)} must be a finite number, got ${describe(v)}`);
+    return v as number;
+  };
+  const bool = (k: string): boolean => {
+    const v = config[k] ?? false;
+    if (typeof v !== 'boolean') typeError(FN, `${field(k)} must be a boolean, got ${describe(v)}`);
+    return v as boolean;
+  };
+  if (config.peft_type !== undefined && config.peft_type !== 'LORA') rangeError(FN, `${field('peft_type')} is ${describe(config.peft_type)}; only LORA adapters load onto nn.LoRALinear`);
+  if (config.bias !== undefined && config.bias !== null && config.bias !== 'none')
+    rangeError(FN, `${field('bias')} is ${describe(config.bias)}: the adapter trained biases, which nn.LoRALinear does not have (only "none")`);
+  if (bool('fan_in_fan_out')) rangeError(FN, `${field('fan_in_fan_out')} is true (GPT-2's Conv1D layout, weights stored [in, out]); nn.Linear weights are [out, in]`);
+  const mts = config.modules_to_save;
+  if (mts !== undefined && mts !== null && !(Array.isArray(mts) && mts.length === 0))
+    rangeError(FN, `${field('modules_to_save')} is ${JSON.stringify(mts)}: full copies of those layers are in the file, which loadPeftAdapter does not load (load them with loadStateDict)`);
+  if (config.lora_bias === true) rangeError(FN, `${field('lora_bias')} is true: lora_B has a bias, which nn.LoRALinear does not have`);
+  return {
+    r: num('r', 8),
+    alpha: num('lora_alpha', 8),
+    rslora: bool('use_rslora'),
+    dora: bool('use_dora'),
+    dropout: num('lora_dropout', 0),
+    rankPattern: config.rank_pattern,
+    alphaPattern: config.alpha_pattern,
+  };
+}
+
+/** Reads dir/adapter_config.json and dir/adapter_model.safetensors. */
+function readAdapter(dir: string): PeftAdapter {
+  const cfgPath = path.join(dir, 'adapter_config.json');
+  const wPath = path.join(dir, 'adapter_model.safetensors');
+  let text: string;
+  try {
+    text = fs.readFileSync(cfgPath, 'utf8');
+  } catch (e) {
+    return rangeError(FN, `cannot read '${cfgPath}' (${(e as Error).message})`);
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (e) {
+    return rangeError(FN, `'${cfgPath}' is not valid JSON (${(e as Error).message})`);
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) rangeError(FN, `'${cfgPath}' must hold a JSON object, got ${describe(config)}`);
+  if (!fs.existsSync(wPath))
+    rangeError(FN, `'${wPath}' does not exist${fs.existsSync(path.join(dir, 'adapter_model.bin')) ? ' (adapter_model.bin, a pickle, cannot be read here: save the adapter with safe_serialization=True)' : ''}`);
+  return { config: config as Record<string, unknown>, tensors: loadSafetensors(wPath) };
+}
+
+/**
+ * Loads a PEFT LoRA adapter onto `module`: from a directory (adapter_config.json and
+ * adapter_model.safetensors) or an adapter in memory ({config, tensors}). Returns the paths of the
+ * layers made nn.LoRALinear (`injected`) and of every layer loaded (`loaded`).
+ */
+export function loadPeftAdapter(module: Module, source: string | PeftAdapter, opts: LoadPeftAdapterOptions = {}): { injected: string[]; loaded: string[] } {
+  if (!(module instanceof Module)) typeError(FN, `'module' must be an nn.Module, got ${describe(module)}`);
+  const o = optionsOf(FN, opts, ['trainable']);
+  const trainable = o.trainable ?? false;
+  if (typeof trainable !== 'boolean') typeError(FN, `'trainable' must be a boolean, got ${describe(trainable)}`);
+  let adapter: PeftAdapter;
+  const fromDir = typeof source === 'string';
+  if (fromDir) adapter = readAdapter(source);
+  else {
+    if (source === null || typeof source !== 'object' || typeof source.config !== 'object' || source.config === null || typeof source.tensors !== 'object' || source.tensors === null)
+      typeError(FN, `'source' must be a directory or {config, tensors}, got ${describe(source)}`);
+    adapter = source;
+  }
+  try {
+    return loadImpl(module, adapter, trainable);
+  } finally {
+    if (fromDir) for (const t of Object.values(adapter.tensors)) t.dispose();
+  }
+}
+
+function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: boolean): { injected: string[]; loaded: string[] } {
+  const cfg = loraSettings(config);
+  // the layers the file has weights for, each with its lora_A, lora_B and (DoRA) magnitude
+  const layers = new Map<string, { A?: Tensor; B?: Tensor; m?: Tensor }>();
+  for (const [key, t] of Object.entries(tensors)) {
+    if (!(t instanceof Tensor)) typeError(FN, `'${key}' must be a Tensor, got ${describe(t)}`);
+    const k = ADAPTER_KEY.exec(key);
+    if (!k) rangeError(FN, `'${key}' is not a LoRA weight of a linear layer (lora_A, lora_B, lora_magnitude_vector)`);
+    if (k[3] === '.bias') rangeError(FN, `'${key}' is a bias of the adapter (lora_bias), which nn.LoRALinear does not have`);
+    const e = layers.get(k[1]) ?? {};
+    layers.set(k[1], e);
+    const slot = k[2] === 'lora_A' ? 'A' : k[2] === 'lora_B' ? 'B' : 'm';
+    if (e[slot]) rangeError(FN, `the file has two ${k[2]} for '${k[1]}' (two adapters in one file?)`);
+    e[slot] = t;
+  }
+  if (layers.size === 0) rangeError(FN, 'the adapter has no LoRA weights');
+  const plan: [string, Linear, number, number][] = [];
+  for (const [p, { A, B, m }] of layers) {
+    const target = submodule(module, p);
+    if (!target) rangeError(FN, `the adapter has weights for '${p}', which is not a module of the model`);
+    if (!A || !B) rangeError(FN, `the adapter has ${A ? 'lora_A' : 'lora_B'} for '${p}' but no ${A ? 'lora_B' : 'lora_A'}`);
+    if (cfg.dora !== (m !== undefined)) rangeError(FN, cfg.dora ? `use_dora is true but the adapter has no lora_magnitude_vector for '${p}'` : `'${p}' has a lora_magnitude_vector but use_dora is false`);
+    const r = patternValue(FN, 'adapter_config rank_pattern', cfg.rankPattern, p, cfg.r);
+    const alpha = patternValue(FN, 'adapter_config alpha_pattern', cfg.alphaPattern, p, cfg.alpha);
+    if (A.shape.length !== 2 || A.shape[0] !== r)
+      rangeError(FN, `the config gives '${p}' r = ${r} (r or rank_pattern) but its lora_A is ${shapeStr(A.shape)}`);
+    const base = target instanceof LoRALinear ? target.base : target;
+    if (!(base instanceof Linear)) typeError(FN, `the adapter has weights for '${p}', which is an ${target.constructor.name}, not an nn.Linear`);
+    const want: [string, Tensor, number[]][] = [['lora_A', A, [r, base.inFeatures]], ['lora_B', B, [base.outFeatures, r]], ...(m ? [['lora_magnitude_vector', m, [base.outFeatures]] as [string, Tensor, number[]]] : [])];
+    for (const [name, t, shape] of want)
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+        rangeError(FN, `'${p}' ${name} is ${shapeStr(t.shape)} but the layer (in ${base.inFeatures}, out ${base.outFeatures}, r ${r}) takes ${shapeStr(shape)}`);
+    if (target instanceof LoRALinear) {
+      const scale = cfg.rslora ? alpha / Math.sqrt(r) : alpha / r;
+      if (target.r !== r || target.scale !== scale || target.useDora !== cfg.dora)
+        rangeError(FN, `'${p}' is an nn.LoRALinear with r = ${target.r}, scale = ${target.scale}, dora = ${target.useDora} but the adapter has r = ${r}, scale = ${scale}, dora = ${cfg.dora}`);
+      if (target.merged) rangeError(FN, `the layer '${p}' is merged; unmerge() it first`);
+      continue;
+    }
+    plan.push([p, base, r, alpha]);
+  }
+  // the new layers (their bases frozen as they are made: the flags are put back on failure)
+  const params = module.parameters();
+  const flags = params.map((t) => t.requiresGrad);
+  const made: LoRALinear[] = [];
+  const swap = (to: (i: number) => Module) =>
+    plan.forEach(([p], i) => {
+      const dot = p.lastIndexOf('.');
+      const parent = dot < 0 ? module : submodule(module, p.slice(0, dot))!;
+      (parent as unknown as Record<string, Module>)[dot < 0 ? p : p.slice(dot + 1)] = to(i);
+    });
+  try {
+    for (const [, base, r, alpha] of plan) made.push(new LoRALinear(base, { r, alpha, rslora: cfg.rslora, dora: cfg.dora, dropout: cfg.dropout }));
+    swap((i) => made[i]);
+    try {
+      loadLoraAdapter(module, tensors);
+    } catch (e) {
+      swap((i) => plan[i][1]);
+      throw e;
+    }
+  } catch (e) {
+    for (const l of made) for (const t of [l.loraA, l.loraB, l.magnitude]) t?.dispose();
+    params.forEach((t, i) => (t.requiresGrad = flags[i]));
+    throw e;
+  }
+  const adapters = new Set<Tensor>();
+  for (const p of layers.keys()) {
+    const l = submodule(module, p) as LoRALinear;
+    for (const t of [l.loraA, l.loraB, l.magnitude]) if (t) adapters.add(t);
+  }
+  for (const t of module.parameters()) t.requiresGrad = trainable && adapters.has(t);
+  if (!trainable) module.eval();
+  return { injected: plan.map(([p]) => p), loaded: [...layers.keys()] };
+}

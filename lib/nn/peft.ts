@@ -1,0 +1,130 @@
+// peft.ts — nn.injectLora(module, {targetModules, r, alpha, …}): PEFT's get_peft_model for a LoRA
+// config — every nn.Linear of `module` whose path PEFT's rules match is replaced in its parent by an
+// nn.LoRALinear over it (the base frozen, the adapter initialised as PEFT does). The matching is PEFT's
+// (peft/tuners/tuners_utils.py check_target_module_exists, peft/utils/other.py get_pattern_key):
+//   targetModules  a string: a regular expression the whole path must match; an array: names that
+//                  equal the path or end it after a '.'  ('q_proj' matches 'layers.0.attn.q_proj')
+//   excludeModules the same rules; a match is left alone
+//   rankPattern / alphaPattern  {pattern: value}: the first pattern p (in key order) for which the path
+//                  matches (.*\.)?(p)$ gives that layer's r / alpha instead of the default
+// Paths are the module's own ("block.fc", "0.attn.q_proj"), as namedModules() gives them.
+import { describe, typeError, rangeError, optionsOf } from '../errors';
+import { Module } from './module';
+import { Linear } from './linear';
+import { LoRALinear } from './lowrank';
+
+export interface InjectLoraOptions {
+  /** Which layers get an adapter: a regular expression for the whole path, or names ending the path. */
+  targetModules: string | readonly string[];
+  /** Layers to leave alone even when targetModules matches them (the same rules). */
+  excludeModules?: string | readonly string[];
+  /** The rank (default 8, PEFT's). */
+  r?: number;
+  /** lora_alpha (default 8, PEFT's: scale alpha/r). */
+  alpha?: number;
+  /** rsLoRA: scale alpha/√r. */
+  rslora?: boolean;
+  /** DoRA: a learned magnitude per output row. */
+  dora?: boolean;
+  /** lora_dropout (default 0). */
+  dropout?: number;
+  /** {pattern: r} for the layers that take another rank. */
+  rankPattern?: Readonly<Record<string, number>>;
+  /** {pattern: alpha} for the layers that take another alpha. */
+  alphaPattern?: Readonly<Record<string, number>>;
+  /** Seeds the adapters' initialisation (layer i gets seed + i); fresh seeds without it. */
+  seed?: number;
+}
+
+/** The regular expression `wrap(pattern)`, a syntax error in the user's pattern as a RangeError naming it. */
+function regex(fn: string, arg: string, pattern: string, wrap: (p: string) => string): RegExp {
+  try {
+    return new RegExp(wrap(pattern));
+  } catch (e) {
+    return rangeError(fn, `'${arg}' has ${JSON.stringify(pattern)}, which is not a valid regular expression (${(e as Error).message})`);
+  }
+}
+
+/** PEFT's module-name rule: a string is a regular expression for the whole path; an array lists names
+ * that equal the path or end it after a '.'. */
+export function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => boolean {
+  if (typeof spec === 'string') {
+    const re = regex(fn, arg, spec, (p) => `^(?:${p})$`);
+    return (p) => re.test(p);
+  }
+  if (!Array.isArray(spec) || spec.some((s) => typeof s !== 'string'))
+    typeError(fn, `'${arg}' must be a regular expression (a string) or an array of module names, got ${describe(spec)}`);
+  const names = spec as string[];
+  return (p) => names.some((n) => p === n || p.endsWith(`.${n}`));
+}
+
+/** PEFT's get_pattern_key: the value of the first pattern p with path ~ (.*\.)?(p)$, else `fallback`. */
+export function patternValue(fn: string, arg: string, patterns: unknown, path: string, fallback: number): number {
+  if (patterns === undefined || patterns === null) return fallback;
+  if (typeof patterns !== 'object' || Array.isArray(patterns)) typeError(fn, `'${arg}' must be an object {pattern: number}, got ${describe(patterns)}`);
+  for (const [p, v] of Object.entries(patterns as Record<string, unknown>)) {
+    if (!regex(fn, arg, p, (q) => `^(?:.*\\.)?(?:${q})$`).test(path)) continue;
+    if (typeof v !== 'number' || !Number.isFinite(v)) typeError(fn, `'${arg}' gives ${describe(v)} for '${p}'; it must be a finite number`);
+    return v;
+  }
+  return fallback;
+}
+
+/** The parent of the module at `path` and its name there. */
+function parentOf(root: Module, path: string): [Module, string] {
+  const i = path.lastIndexOf('.');
+  if (i < 0) return [root, path];
+  let m: Module = root;
+  for (const seg of path.slice(0, i).split('.')) m = (m as unknown as Record<string, Module>)[seg];
+  return [m, path.slice(i + 1)];
+}
+
+/**
+ * Puts an nn.LoRALinear over every nn.Linear of `module` that PEFT's rules for `targetModules` (and
+ * `excludeModules`) match, in place; returns their paths in module order. A matched module that is not an
+ * nn.Linear is a TypeError (PEFT: "not supported"), a matched LoRALinear a RangeError, and no match at
+ * all a RangeError. Nothing is replaced unless every match can be. As get_peft_model, every parameter of
+ * `module` but the adapters' is then frozen (requiresGrad = false).
+ */
+export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
+  const fn = 'nn.injectLora';
+  if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
+  const o = optionsOf(fn, opts, ['targetModules', 'excludeModules', 'r', 'alpha', 'rslora', 'dora', 'dropout', 'rankPattern', 'alphaPattern', 'seed'], "{targetModules: ['q_proj', 'v_proj']}");
+  if (o.targetModules === undefined) typeError(fn, "'targetModules' is required (a regular expression or an array of module names)");
+  const isTarget = pathMatcher(fn, 'targetModules', o.targetModules);
+  const excluded = o.excludeModules === undefined ? () => false : pathMatcher(fn, 'excludeModules', o.excludeModules);
+  const r0 = o.r ?? 8, alpha0 = o.alpha ?? 8;
+  const plan: [string, Linear, number, number][] = [];
+  for (const [path, m] of module.namedModules()) {
+    if (path === '' || !isTarget(path) || excluded(path)) continue;
+    if (m instanceof LoRALinear) rangeError(fn, `'${path}' is already an nn.LoRALinear`);
+    // the base Linear inside a LoRALinear is not a target of its own
+    const [parent] = parentOf(module, path);
+    if (parent instanceof LoRALinear) continue;
+    if (!(m instanceof Linear)) typeError(fn, `'${path}' matches 'targetModules' but is an ${m.constructor.name}; only nn.Linear layers take a LoRA adapter`);
+    plan.push([path, m, patternValue(fn, 'rankPattern', o.rankPattern, path, r0), patternValue(fn, 'alphaPattern', o.alphaPattern, path, alpha0)]);
+  }
+  if (plan.length === 0) rangeError(fn, `no module of the model matches 'targetModules' ${JSON.stringify(o.targetModules)}`);
+  // Every layer is made before any is put in place, so a bad option (r, dropout) leaves the model as it
+  // was (LoRALinear freezes its base as it is made: the flags are put back).
+  const params = module.parameters();
+  const flags = params.map((t) => t.requiresGrad);
+  const made: LoRALinear[] = [];
+  try {
+    plan.forEach(([, base, r, alpha], i) => {
+      made.push(new LoRALinear(base, { r, alpha, rslora: o.rslora, dora: o.dora, dropout: o.dropout, seed: o.seed === undefined ? undefined : o.seed + i }));
+    });
+  } catch (e) {
+    for (const l of made) for (const t of [l.loraA, l.loraB, l.magnitude]) t?.dispose();
+    params.forEach((t, i) => (t.requiresGrad = flags[i]));
+    throw e;
+  }
+  plan.forEach(([path], i) => {
+    const [parent, name] = parentOf(module, path);
+    (parent as unknown as Record<string, Module>)[name] = made[i];
+  });
+  // as get_peft_model: only the adapters train
+  const adapters = new Set(made.flatMap((l) => [l.loraA, l.loraB, l.magnitude]));
+  for (const t of module.parameters()) if (!adapters.has(t)) t.requiresGrad = false;
+  return plan.map(([path]) => path);
+}

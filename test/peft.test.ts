@@ -1,0 +1,270 @@
+// peft.test.ts — nn.injectLora (PEFT's get_peft_model for LoRA) and io.loadPeftAdapter (PEFT's
+// PeftModel.from_pretrained): PEFT's target_modules rules (a regex for the whole path, or names ending it),
+// exclude_modules, rank_pattern / alpha_pattern ((.*\.)?(p)$), the freezing get_peft_model does; an adapter
+// directory written here as PEFT's save_pretrained writes one (adapter_config.json, and
+// adapter_model.safetensors with base_model.model.<path>.lora_A.weight keys, one pair in float16) loaded
+// and checked layer by layer against y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ in float64 (DoRA and rsLoRA too);
+// every refusal (another peft_type, bias, fan_in_fan_out, modules_to_save, keys that fit no layer, r that
+// disagrees with lora_A, an existing LoRALinear of another scale) leaves the model as it was; no leaks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as S from '../lib/index';
+import { nn, io, type Tensor } from '../lib/index';
+import { liveCounts, assertNoLeak, throwsLike, rng, freshSeed, uniform } from './helpers';
+
+const IN = 6, HID = 5;
+
+/** Two attention-like blocks in a Sequential: paths 0.q_proj, 0.v_proj, 0.o_proj, 0.act, 1.… */
+class Block extends nn.Module {
+  declare q_proj: nn.Linear;
+  declare v_proj: nn.Linear;
+  declare o_proj: nn.Linear;
+  declare act: nn.GELU;
+  constructor(seed: number) {
+    super();
+    this.registerModule('q_proj', new nn.Linear(IN, HID, { dtype: 'float64', seed }));
+    this.registerModule('v_proj', new nn.Linear(IN, HID, { dtype: 'float64', seed: seed + 2 }));
+    this.registerModule('o_proj', new nn.Linear(HID, IN, { dtype: 'float64', seed: seed + 4 }));
+    this.registerModule('act', new nn.GELU());
+  }
+}
+const model = (seed: number) => new nn.Sequential(new Block(seed), new Block(seed + 10));
+
+/** The Linear (or LoRALinear) at a path. */
+const at = (m: nn.Module, p: string): nn.Module => p.split('.').reduce((o, k) => (o as unknown as Record<string, nn.Module>)[k], m);
+const kinds = (m: nn.Module) => [...m.namedModules()].filter(([, x]) => x instanceof nn.Linear || x instanceof nn.LoRALinear).map(([p, x]) => `${p}:${x.constructor.name}`);
+const flags = (m: nn.Module) => m.namedParameters().map(([k, t]) => `${k}=${t.requiresGrad}`);
+
+// ---- injectLora -----------------------------------------------------------------------------------
+
+test('injectLora: PEFT\'s target / exclude rules, rank and alpha patterns, the rest frozen', () => {
+  const before = liveCounts();
+  const m = model(1);
+  const x = S.tensor(uniform(rng(3), 2 * IN), { shape: [2, IN], dtype: 'float64' });
+  const y0 = S.tidy(() => at(m, '0.q_proj').forward(x).dataSync());
+  const paths = nn.injectLora(m, { targetModules: ['q_proj', 'v_proj'], r: 2, alpha: 4, rankPattern: { v_proj: 3 }, alphaPattern: { '1\\.q_proj': 16 }, seed: 5 });
+  assert.equal(paths, ['0.q_proj', '0.v_proj', '1.q_proj', '1.v_proj']);
+  const l = (p: string) => at(m, p) as nn.LoRALinear;
+  assert.equal([l('0.q_proj').r, l('0.v_proj').r, l('1.q_proj').r, l('1.v_proj').r], [2, 3, 2, 3]);
+  assert.equal([l('0.q_proj').scale, l('0.v_proj').scale, l('1.q_proj').scale, l('1.v_proj').scale], [2, 4 / 3, 8, 4 / 3]);
+  assert.ok(at(m, '0.o_proj') instanceof nn.Linear);
+  // B starts at zero: the model computes what it did
+  assert.equal(Array.from(S.tidy(() => l('0.q_proj').forward(x).dataSync())), Array.from(y0));
+  // only the adapters train
+  const trainable = m.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k);
+  assert.equal(trainable, ['0.q_proj.loraA', '0.q_proj.loraB', '0.v_proj.loraA', '0.v_proj.loraB', '1.q_proj.loraA', '1.q_proj.loraB', '1.v_proj.loraA', '1.v_proj.loraB']);
+  x.dispose();
+  m.dispose();
+
+  // a regular expression for the whole path; exclusions; DoRA and dropout passed on
+  const m2 = model(2);
+  assert.equal(nn.injectLora(m2, { targetModules: '.*\\.(q|o)_proj', excludeModules: ['1.o_proj'], dora: true, dropout: 0.1 }), ['0.q_proj', '0.o_proj', '1.q_proj']);
+  assert.ok((at(m2, '0.o_proj') as nn.LoRALinear).useDora && (at(m2, '0.o_proj') as nn.LoRALinear).dropout === 0.1);
+  assert.equal((at(m2, '0.q_proj') as nn.LoRALinear).r, 8, "PEFT's default r");
+  assert.equal((at(m2, '0.q_proj') as nn.LoRALinear).scale, 1, "PEFT's default alpha 8");
+  // '0\.q_proj' as a regex is the whole path: 1.q_proj is not matched; a name must end the path after a '.'
+  const m3 = model(3);
+  assert.equal(nn.injectLora(m3, { targetModules: '0\\.q_proj' }), ['0.q_proj']);
+  throwsLike(() => nn.injectLora(m3, { targetModules: ['proj'] }), RangeError, /no module of the model matches/);
+  m2.dispose();
+  m3.dispose();
+  assertNoLeak(before, 'injectLora');
+});
+
+test('injectLora: no match, a non-Linear, a LoRALinear, a bad regex or a bad option is an error, the model untouched', () => {
+  const before = liveCounts();
+  const m = model(4);
+  const k0 = kinds(m), f0 = flags(m);
+  throwsLike(() => nn.injectLora(m, { targetModules: ['k_proj'] }), RangeError, /nn\.injectLora.*no module of the model matches 'targetModules' \["k_proj"\]/);
+  throwsLike(() => nn.injectLora(m, { targetModules: ['act'] }), TypeError, /'0\.act' matches 'targetModules' but is an GELU; only nn\.Linear/);
+  throwsLike(() => nn.injectLora(m, { targetModules: '(' }), RangeError, /'targetModules' has "\(", which is not a valid regular expression/);
+  throwsLike(() => nn.injectLora(m, { targetModules: ['q_proj'], rankPattern: { '[': 2 } }), RangeError, /'rankPattern' has "\[", which is not a valid regular expression/);
+  throwsLike(() => nn.injectLora(m, { targetModules: ['q_proj'], rankPattern: { q_proj: 'two' as unknown as number } }), TypeError, /'rankPattern' gives string 'two' for 'q_proj'/);
+  throwsLike(() => nn.injectLora(m, {} as nn.InjectLoraOptions), TypeError, /'targetModules' is required/);
+  throwsLike(() => nn.injectLora(m, { targetModules: 3 as unknown as string }), TypeError, /'targetModules' must be a regular expression \(a string\) or an array of module names/);
+  throwsLike(() => nn.injectLora(m, { target_modules: ['q_proj'] } as unknown as nn.InjectLoraOptions), TypeError, /unknown option 'target_modules' \(did you mean 'targetModules'\?\)/);
+  // the third layer's rank is bad: the first two were made, then undone
+  throwsLike(() => nn.injectLora(m, { targetModules: ['q_proj', 'v_proj'], rankPattern: { '1\\.q_proj': 0 } }), RangeError, /nn\.LoRALinear.*'r'/);
+  throwsLike(() => nn.injectLora(m, { targetModules: ['q_proj'], dropout: 2 }), RangeError, /'dropout' must be a probability/);
+  assert.equal(kinds(m), k0, 'no layer replaced');
+  assert.equal(flags(m), f0, 'requiresGrad as before');
+  nn.injectLora(m, { targetModules: ['q_proj'] });
+  throwsLike(() => nn.injectLora(m, { targetModules: ['q_proj'] }), RangeError, /'0\.q_proj' is already an nn\.LoRALinear/);
+  m.dispose();
+  assertNoLeak(before, 'injectLora errors');
+});
+
+// ---- loadPeftAdapter ------------------------------------------------------------------------------
+
+/** A PEFT adapter directory: adapter_config.json and adapter_model.safetensors (PEFT's key names). */
+function writeAdapter(dir: string, config: Record<string, unknown>, tensors: Record<string, Tensor>): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2));
+  io.saveSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors);
+}
+
+const PEFT_CONFIG = {
+  alpha_pattern: {}, auto_mapping: null, base_model_name_or_path: 'tiny', bias: 'none', fan_in_fan_out: false,
+  inference_mode: true, init_lora_weights: true, layers_pattern: null, layers_to_transform: null, lora_alpha: 4,
+  lora_dropout: 0.05, modules_to_save: null, peft_type: 'LORA', r: 2, rank_pattern: {}, revision: null,
+  target_modules: ['q_proj', 'v_proj'], task_type: 'CAUSAL_LM', use_dora: false, use_rslora: false,
+};
+
+/** The adapter's weights for `paths` (r per path), float64 values, stored in `dtype`. */
+function adapterTensors(r: () => number, layers: [string, number][], dora: boolean, dtype: S.DType = 'float32'): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [p, rank] of layers) {
+    out[`base_model.model.${p}.lora_A.weight`] = S.tensor(uniform(r, rank * IN, -1, 1), { shape: [rank, IN], dtype });
+    out[`base_model.model.${p}.lora_B.weight`] = S.tensor(uniform(r, HID * rank, -1, 1), { shape: [HID, rank], dtype });
+    if (dora) out[`base_model.model.${p}.lora_magnitude_vector`] = S.tensor(uniform(r, HID, 0.5, 2), { shape: [HID], dtype });
+  }
+  return out;
+}
+
+/** y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ (DoRA: m/‖W + scale·B·A‖_row ⊙ (x·Wᵀ + scale·(x·Aᵀ)·Bᵀ) + b), float64. */
+function loraRef(x: ArrayLike<number>, rows: number, W: ArrayLike<number>, b: ArrayLike<number>, A: ArrayLike<number>, B: ArrayLike<number>, rank: number, scale: number, m: ArrayLike<number> | null): Float64Array {
+  const y = new Float64Array(rows * HID);
+  const f = new Float64Array(HID).fill(1);
+  if (m)
+    for (let j = 0; j < HID; j++) {
+      let s = 0;
+      for (let k = 0; k < IN; k++) {
+        let d = 0;
+        for (let q = 0; q < rank; q++) d += B[j * rank + q] * A[q * IN + k];
+        s += (W[j * IN + k] + scale * d) ** 2;
+      }
+      f[j] = m[j] / Math.sqrt(s);
+    }
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < HID; j++) {
+      let base = 0, low = 0;
+      for (let k = 0; k < IN; k++) base += x[i * IN + k] * W[j * IN + k];
+      for (let q = 0; q < rank; q++) {
+        let t = 0;
+        for (let k = 0; k < IN; k++) t += x[i * IN + k] * A[q * IN + k];
+        low += t * B[j * rank + q];
+      }
+      y[i * HID + j] = f[j] * (base + scale * low) + b[j];
+    }
+  return y;
+}
+
+for (const variant of ['plain', 'dora+rslora'] as const)
+  test(`loadPeftAdapter (${variant}): a directory as save_pretrained writes it, every layer against the float64 formula`, () => {
+    const seed = freshSeed();
+    const r = rng(seed);
+    const before = liveCounts();
+    const dora = variant !== 'plain';
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
+    try {
+      const layers: [string, number][] = [['0.q_proj', 2], ['0.v_proj', 3], ['1.q_proj', 2], ['1.v_proj', 3]];
+      const tensors = adapterTensors(r, layers, dora);
+      // one pair in float16, as a half-precision adapter file holds (converted on load)
+      const k16 = 'base_model.model.1.q_proj.lora_A.weight';
+      const t16 = tensors[k16].cast('float16');
+      tensors[k16].dispose();
+      tensors[k16] = t16;
+      const config = { ...PEFT_CONFIG, rank_pattern: { v_proj: 3 }, alpha_pattern: { '1.q_proj': 16 }, use_dora: dora, use_rslora: dora };
+      writeAdapter(dir, config, tensors);
+      const m = model(seed % 1000);
+      const res = io.loadPeftAdapter(m, dir);
+      assert.equal(res.injected, ['0.q_proj', '0.v_proj', '1.q_proj', '1.v_proj']);
+      assert.equal(res.loaded.slice().sort(), res.injected);
+      assert.is(m.training, false, 'inference: eval mode');
+      assert.ok(m.parameters().every((t) => !t.requiresGrad), 'inference: nothing trains');
+      const x = S.tensor(uniform(r, 3 * IN), { shape: [3, IN], dtype: 'float64' });
+      for (const [p, rank] of layers) {
+        const l = at(m, p) as nn.LoRALinear;
+        const alpha = p === '1.q_proj' ? 16 : 4;
+        const scale = dora ? alpha / Math.sqrt(rank) : alpha / rank;
+        assert.is(l.r, rank);
+        assert.is(l.scale, scale);
+        assert.is(l.dropout, 0.05);
+        const A = S.tidy(() => tensors[`base_model.model.${p}.lora_A.weight`].cast('float64').dataSync());
+        const B = S.tidy(() => tensors[`base_model.model.${p}.lora_B.weight`].cast('float64').dataSync());
+        const mag = dora ? S.tidy(() => tensors[`base_model.model.${p}.lora_magnitude_vector`].cast('float64').dataSync()) : null;
+        const want = loraRef(x.dataSync(), 3, l.base.weight.dataSync(), l.base.bias!.dataSync(), A, B, rank, scale, mag);
+        const got = S.tidy(() => l.forward(x).dataSync());
+        for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-12 * (1 + Math.abs(want[i])), `${p}[${i}]: ${got[i]} vs ${want[i]}`);
+      }
+      // trainable: the adapters train, nothing else does; the caller's tensors are left alone
+      const m2 = model(7);
+      const res2 = io.loadPeftAdapter(m2, { config, tensors }, { trainable: true });
+      assert.equal(res2.injected.length, 4);
+      assert.is(m2.training, true);
+      const trainable = m2.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k.split('.').pop());
+      assert.equal(new Set(trainable), new Set(dora ? ['loraA', 'loraB', 'magnitude'] : ['loraA', 'loraB']));
+      assert.equal(trainable.length, dora ? 12 : 8);
+      assert.ok(Object.values(tensors).every((t) => !t.isDisposed), "the caller's tensors are not disposed");
+      // an nn.LoRALinear already there with the same r and scale is loaded, not replaced
+      const m3 = model(8);
+      nn.injectLora(m3, { targetModules: ['q_proj'], r: 2, alpha: 4, rankPattern: {}, alphaPattern: { '1.q_proj': 16 }, rslora: dora, dora });
+      const res3 = io.loadPeftAdapter(m3, dir);
+      assert.equal(res3.injected, ['0.v_proj', '1.v_proj']);
+      x.dispose();
+      for (const t of Object.values(tensors)) t.dispose();
+      m.dispose();
+      m2.dispose();
+      m3.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    assertNoLeak(before, 'loadPeftAdapter');
+  });
+
+test('loadPeftAdapter: what does not fit is refused, naming the field or key, and the model is left as it was', () => {
+  const before = liveCounts();
+  const r = rng(freshSeed());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
+  try {
+    const m = model(9);
+    nn.injectLora(m, { targetModules: ['1.q_proj'], r: 2, alpha: 2 }); // scale 1, not the adapter's 2
+    const k0 = kinds(m), f0 = flags(m);
+    const good = adapterTensors(r, [['0.q_proj', 2], ['0.v_proj', 2]], false);
+    const refuse = (config: Record<string, unknown>, tensors: Record<string, Tensor>, type: typeof TypeError | typeof RangeError, re: RegExp) => {
+      throwsLike(() => io.loadPeftAdapter(m, { config: { ...PEFT_CONFIG, ...config }, tensors }), type, re);
+      assert.equal(kinds(m), k0, `${re}: no layer replaced`);
+      assert.equal(flags(m), f0, `${re}: requiresGrad as before`);
+      assert.is(m.training, true);
+    };
+    refuse({ peft_type: 'IA3' }, good, RangeError, /io\.loadPeftAdapter.*adapter_config 'peft_type' is string 'IA3'; only LORA/);
+    refuse({ bias: 'all' }, good, RangeError, /adapter_config 'bias' is string 'all': the adapter trained biases/);
+    refuse({ fan_in_fan_out: true }, good, RangeError, /'fan_in_fan_out' is true \(GPT-2's Conv1D layout/);
+    refuse({ modules_to_save: ['classifier'] }, good, RangeError, /'modules_to_save' is \["classifier"\]/);
+    refuse({ r: 'two' }, good, TypeError, /adapter_config 'r' must be a finite number/);
+    refuse({ r: 3 }, good, RangeError, /the config gives '0\.q_proj' r = 3 \(r or rank_pattern\) but its lora_A is \[2, 6\]/);
+    refuse({ use_dora: true }, good, RangeError, /use_dora is true but the adapter has no lora_magnitude_vector for '0\.q_proj'/);
+    refuse({}, { ...good, 'base_model.model.2.q_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /weights for '2\.q_proj', which is not a module of the model/);
+    refuse({}, { ...good, 'base_model.model.0.o_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /the adapter has lora_A for '0\.o_proj' but no lora_B/);
+    refuse({}, { ...good, 'base_model.model.0.act.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.act.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, TypeError, /'0\.act', which is an GELU, not an nn\.Linear/);
+    refuse({}, { ...good, 'base_model.model.0.q_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.q_proj\.weight' is not a LoRA weight of a linear layer/);
+    refuse({}, { ...good, 'base_model.model.0.o_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.o_proj.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, RangeError, /'0\.o_proj' lora_A is \[2, 6\] but the layer \(in 5, out 6, r 2\) takes \[2, 5\]/);
+    const l1 = adapterTensors(r, [['1.q_proj', 2]], false);
+    refuse({}, { ...good, ...l1 }, RangeError, /'1\.q_proj' is an nn\.LoRALinear with r = 2, scale = 1, dora = false but the adapter has r = 2, scale = 2, dora = false/);
+    refuse({}, {}, RangeError, /the adapter has no LoRA weights/);
+    throwsLike(() => io.loadPeftAdapter(m, { config: PEFT_CONFIG, tensors: good }, { trainable: 1 as unknown as boolean }), TypeError, /'trainable' must be a boolean/);
+    throwsLike(() => io.loadPeftAdapter(m, 42 as unknown as string), TypeError, /'source' must be a directory or \{config, tensors\}/);
+    throwsLike(() => io.loadPeftAdapter({} as nn.Module, dir), TypeError, /'module' must be an nn\.Module/);
+    // the files: missing, not JSON, a pickle instead of safetensors
+    throwsLike(() => io.loadPeftAdapter(m, path.join(dir, 'nope')), RangeError, /cannot read '.*nope\/adapter_config\.json'/);
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'), '{"r": 2,');
+    throwsLike(() => io.loadPeftAdapter(m, dir), RangeError, /adapter_config\.json' is not valid JSON/);
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(PEFT_CONFIG));
+    fs.writeFileSync(path.join(dir, 'adapter_model.bin'), 'pickle');
+    throwsLike(() => io.loadPeftAdapter(m, dir), RangeError, /adapter_model\.safetensors' does not exist \(adapter_model\.bin, a pickle, cannot be read here/);
+    // refused after reading the file: its tensors are freed all the same
+    io.saveSafetensors(path.join(dir, 'adapter_model.safetensors'), { ...good, ...l1 });
+    throwsLike(() => io.loadPeftAdapter(m, dir), RangeError, /'1\.q_proj' is an nn\.LoRALinear/);
+    assert.equal(kinds(m), k0);
+    for (const t of [...Object.values(good), ...Object.values(l1)]) t.dispose();
+    m.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assertNoLeak(before, 'loadPeftAdapter errors');
+});
+
+test.run();
