@@ -200,4 +200,63 @@ for (const dev of devices)
     }
   });
 
+test('LoRALinear over a 16-bit base: float32 adapters (PEFT\'s autocast_adapter_dtype), cast for the fused kernel, merges in float32', () => {
+  const before = liveCounts();
+  const seed = freshSeed();
+  for (const dtype of ['bfloat16', 'float16'] as const)
+    for (const dora of [false, true])
+      S.tidy(() => {
+        const base = new nn.Linear(9, 7, { dtype, seed });
+        const layer = new nn.LoRALinear(base, { r: 3, alpha: 6, dora, seed: seed + 1 });
+        assert.is(layer.adapterDtype, 'float32');
+        assert.equal([layer.loraA.dtype, layer.loraB.dtype, layer.magnitude?.dtype ?? 'float32'], ['float32', 'float32', 'float32']);
+        S.nn.init.uniform_(layer.loraB, -0.5, 0.5, { seed: seed + 2 });
+        const x = S.randn([4, 9], { seed: seed + 3, dtype });
+        const W = base.weight;
+        // what the fused kernel computes with the adapters cast to the base's dtype, leaves of their own
+        const A16 = layer.loraA.detach().cast(dtype), B16 = layer.loraB.detach().cast(dtype);
+        A16.requiresGrad = true;
+        B16.requiresGrad = true;
+        let want: Tensor;
+        if (!dora) want = S.lowrank.lora(x, W, A16, B16, { scale: layer.scale, bias: base.bias });
+        else {
+          const W32 = W.cast('float32');
+          const Wd = S.add(W32, S.mul(S.matmul(layer.loraB.detach(), layer.loraA.detach()), layer.scale));
+          const f = S.div(layer.magnitude!.detach(), S.sqrt(S.sum(S.mul(Wd, Wd), 1))).cast(dtype);
+          want = S.add(S.mul(S.lowrank.lora(x, W, A16, B16, { scale: layer.scale }), f), base.bias!);
+        }
+        const y = layer.forward(x);
+        assert.is(y.dtype, dtype);
+        assert.equal(Array.from(y.dataSync()), Array.from(want.dataSync()), `${dtype} dora=${dora}: forward`);
+        // the gradients come back to the float32 parameters: the 16-bit ones, widened
+        S.sum(y).backward();
+        S.sum(want).backward();
+        assert.is(layer.loraA.grad!.dtype, 'float32');
+        assert.equal(Array.from(layer.loraA.grad!.dataSync()), Array.from(A16.grad!.cast('float32').dataSync()), `${dtype} dora=${dora}: dA`);
+        layer.zeroGrad();
+        // merge: W + scale·B·A computed in float32 and rounded once to the base's dtype
+        if (!dora) {
+          const expectMerged = S.add(W.cast('float32'), S.mul(S.matmul(layer.loraB, layer.loraA), layer.scale)).cast(dtype).dataSync();
+          layer.merge();
+          assert.equal(Array.from(W.dataSync()), Array.from(expectMerged), `${dtype}: merged weight`);
+          layer.unmerge();
+        }
+        layer.dispose();
+      });
+  // adapterDtype keeps 16-bit adapters when asked; a bad one is a TypeError
+  const base = new nn.Linear(5, 4, { dtype: 'bfloat16' });
+  const l16 = new nn.LoRALinear(base, { r: 2, adapterDtype: 'bfloat16' });
+  assert.equal([l16.loraA.dtype, l16.loraB.dtype], ['bfloat16', 'bfloat16']);
+  let err: unknown;
+  try {
+    new nn.LoRALinear(base, { r: 2, adapterDtype: 'int32' });
+  } catch (e) {
+    err = e;
+  }
+  assert.instance(err, TypeError);
+  assert.match((err as Error).message, /nn\.LoRALinear/);
+  l16.dispose();
+  assertNoLeak(before, 'LoRALinear over a 16-bit base');
+});
+
 test.run();

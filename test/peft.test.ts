@@ -232,7 +232,10 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     };
     refuse({ peft_type: 'IA3' }, good, RangeError, /io\.loadPeftAdapter.*adapter_config 'peft_type' is string 'IA3'; only LORA/);
     refuse({ bias: 'all' }, good, RangeError, /adapter_config 'bias' is string 'all': the adapter trained biases/);
-    refuse({ fan_in_fan_out: true }, good, RangeError, /'fan_in_fan_out' is true \(GPT-2's Conv1D layout/);
+    refuse({ init_lora_weights: 'pissa_niter_4' }, good, RangeError, /'init_lora_weights' is 'pissa_niter_4': that initialisation rewrote the base weights/);
+    refuse({ init_lora_weights: 'loftq' }, good, RangeError, /'init_lora_weights' is 'loftq'/);
+    refuse({ alora_invocation_tokens: [5, 6] }, good, RangeError, /'alora_invocation_tokens' is set/);
+    refuse({ layer_replication: [[0, 1], [0, 1]] }, good, RangeError, /'layer_replication' is set/);
     refuse({ modules_to_save: ['classifier'] }, good, RangeError, /'modules_to_save' is \["classifier"\]/);
     refuse({ r: 'two' }, good, TypeError, /adapter_config 'r' must be a finite number/);
     refuse({ r: 3 }, good, RangeError, /the config gives '0\.q_proj' r = 3 \(r or rank_pattern\) but its lora_A is \[2, 6\]/);
@@ -265,6 +268,155 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     fs.rmSync(dir, { recursive: true, force: true });
   }
   assertNoLeak(before, 'loadPeftAdapter errors');
+});
+
+// ---- savePeftAdapter / unloadLora -------------------------------------------------------------------
+
+/** Every Linear / LoRALinear layer's output on x, by path. */
+function outputs(m: nn.Module, x: Tensor): Map<string, Float64Array> {
+  const out = new Map<string, Float64Array>();
+  for (const [p, l] of m.namedModules())
+    if ((l instanceof nn.Linear && !(at(m, p.split('.').slice(0, -1).join('.') || '') instanceof nn.LoRALinear)) || l instanceof nn.LoRALinear) {
+      const inF = l instanceof nn.LoRALinear ? l.base.inFeatures : (l as nn.Linear).inFeatures;
+      out.set(p, S.tidy(() => Float64Array.from(l.forward(inF === IN ? x : S.narrow(x, 1, 0, inF)).dataSync())));
+    }
+  return out;
+}
+
+for (const variant of ['plain', 'dora+rslora'] as const)
+  test(`savePeftAdapter (${variant}): PEFT's files, loaded back by loadPeftAdapter to the same outputs`, () => {
+    const seed = freshSeed();
+    const before = liveCounts();
+    const dora = variant !== 'plain';
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
+    try {
+      const m = model(seed % 1000);
+      nn.injectLora(m, { targetModules: ['q_proj', 'v_proj', '1.o_proj'], r: 2, alpha: 4, rankPattern: { v_proj: 3 }, alphaPattern: { '1\\.q_proj': 16 }, dora, rslora: dora, dropout: 0.1, seed });
+      for (const [, t] of m.namedParameters()) if (t.requiresGrad) S.nn.init.uniform_(t, 0.5, 1.5, { seed: seed + 1 });
+      assert.equal(io.savePeftAdapter(m, dir, { baseModel: 'tiny' }), ['0.q_proj', '0.v_proj', '1.q_proj', '1.v_proj', '1.o_proj']);
+      const config = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+      assert.is(config.peft_type, 'LORA');
+      assert.is(config.r, 2, 'the most common r');
+      assert.is(config.lora_alpha, 4);
+      assert.equal(config.rank_pattern, { '0\\.v_proj': 3, '1\\.v_proj': 3 });
+      assert.equal(config.alpha_pattern, { '1\\.q_proj': 16 });
+      assert.equal(config.target_modules, ['0.q_proj', '0.v_proj', '1.q_proj', '1.v_proj', '1.o_proj']);
+      assert.equal([config.use_dora, config.use_rslora, config.lora_dropout, config.bias, config.base_model_name_or_path], [dora, dora, 0.1, 'none', 'tiny']);
+      const saved = io.loadSafetensors(path.join(dir, 'adapter_model.safetensors'));
+      const keys = Object.keys(saved);
+      assert.ok(keys.includes('base_model.model.0.v_proj.lora_A.weight') && keys.includes('base_model.model.1.o_proj.lora_B.weight'));
+      assert.is(keys.includes('base_model.model.0.q_proj.lora_magnitude_vector'), dora);
+      assert.equal(saved['base_model.model.0.v_proj.lora_A.weight'].shape, [3, IN]);
+      for (const t of Object.values(saved)) t.dispose();
+      // a fresh model of the same base weights, loaded from the directory: every layer computes the same
+      const m2 = model(seed % 1000);
+      const res = io.loadPeftAdapter(m2, dir, { trainable: true });
+      assert.equal(res.injected.length, 5);
+      m.eval(); // (no lora_dropout)
+      m2.eval();
+      const x = S.tensor(uniform(rng(seed), 2 * IN), { shape: [2, IN], dtype: 'float64' });
+      const y1 = outputs(m, x), y2 = outputs(m2, x);
+      assert.equal([...y2.keys()], [...y1.keys()]);
+      for (const [p, v] of y1) assert.equal(Array.from(y2.get(p)!), Array.from(v), p);
+      assert.equal((at(m2, '1.q_proj') as nn.LoRALinear).scale, (at(m, '1.q_proj') as nn.LoRALinear).scale);
+      x.dispose();
+      m.dispose();
+      m2.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    assertNoLeak(before, 'savePeftAdapter');
+  });
+
+test('savePeftAdapter: what PEFT cannot hold is refused', () => {
+  const before = liveCounts();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
+  try {
+    const m = model(5);
+    throwsLike(() => io.savePeftAdapter(m, dir), RangeError, /io\.savePeftAdapter.*the module has no nn\.LoRALinear layer/);
+    nn.injectLora(m, { targetModules: ['0.q_proj'] });
+    nn.injectLora(m, { targetModules: ['1.q_proj'], rslora: true });
+    throwsLike(() => io.savePeftAdapter(m, dir), RangeError, /'0\.q_proj' has rslora = false but '1\.q_proj' has true; PEFT's use_rslora is one setting/);
+    const m2 = model(6);
+    nn.injectLora(m2, { targetModules: ['q_proj'] });
+    (at(m2, '1.q_proj') as nn.LoRALinear).merge();
+    throwsLike(() => io.savePeftAdapter(m2, dir), RangeError, /'1\.q_proj' is merged/);
+    const lone = new nn.LoRALinear(new nn.Linear(3, 2));
+    throwsLike(() => io.savePeftAdapter(lone, dir), RangeError, /'module' is itself an nn\.LoRALinear/);
+    throwsLike(() => io.savePeftAdapter(m2, 3 as unknown as string), TypeError, /'dir' must be a string/);
+    assert.equal(fs.readdirSync(dir), [], 'nothing written');
+    m.dispose();
+    m2.dispose();
+    lone.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assertNoLeak(before, 'savePeftAdapter errors');
+});
+
+test('unloadLora / LoRALinear.unload: merge_and_unload and unload, shared layers, the unloaded layer refused', () => {
+  const before = liveCounts();
+  for (const dora of [false, true])
+    for (const merge of [true, false]) {
+      const m = model(11);
+      const x = S.tensor(uniform(rng(12), 2 * IN), { shape: [2, IN], dtype: 'float64' });
+      const base = outputs(m, x);
+      nn.injectLora(m, { targetModules: ['q_proj', 'o_proj'], r: 2, dora, seed: 3 });
+      for (const [, t] of m.namedParameters()) if (t.requiresGrad) S.nn.init.uniform_(t, 0.5, 1.5, { seed: 4 });
+      const adapted = outputs(m, x);
+      const live = liveCounts();
+      assert.equal(nn.unloadLora(m, { merge }), ['0.q_proj', '0.o_proj', '1.q_proj', '1.o_proj']);
+      assert.ok([...m.modules()].every((l) => !(l instanceof nn.LoRALinear)), 'no LoRALinear left');
+      assert.ok(live.tensors - liveCounts().tensors >= 8, 'the adapters were disposed');
+      const after = outputs(m, x);
+      for (const [p, v] of after) {
+        const want = merge ? adapted.get(p)! : base.get(p)!;
+        for (let i = 0; i < v.length; i++) assert.ok(Math.abs(v[i] - want[i]) <= 1e-12 * (1 + Math.abs(want[i])), `dora=${dora} merge=${merge} ${p}[${i}]: ${v[i]} vs ${want[i]}`);
+      }
+      x.dispose();
+      m.dispose();
+    }
+  // a layer held by two parents is replaced in both; the unloaded layer refuses to run and does not free its old base
+  const shared = new nn.Linear(IN, HID, { dtype: 'float64', seed: 1 });
+  const a = new nn.Sequential(shared), b = new nn.Sequential(a);
+  b.registerModule('again', shared);
+  nn.injectLora(b, { targetModules: ['0.0'] });
+  assert.ok(at(b, 'again') instanceof nn.LoRALinear && at(b, 'again') === at(b, '0.0'), 'one LoRALinear in both places');
+  const l = at(b, 'again') as nn.LoRALinear;
+  nn.unloadLora(b);
+  assert.ok(at(b, 'again') === shared && at(b, '0.0') === shared, 'both parents hold the base again');
+  S.tidy(() => throwsLike(() => l.forward(S.zeros([1, IN], { dtype: 'float64' })), TypeError, /nn\.LoRALinear\.forward.*the layer was unloaded/));
+  throwsLike(() => l.merge(), TypeError, /the layer was unloaded/);
+  l.dispose();
+  assert.ok(!shared.weight.isDisposed, "disposing the unloaded layer leaves its old base alone");
+  throwsLike(() => nn.unloadLora(b, { merge: 'yes' as unknown as boolean }), TypeError, /'merge' must be a boolean/);
+  b.dispose();
+  assertNoLeak(before, 'unloadLora');
+});
+
+test('loadPeftAdapter: a tied block (one layer, two paths), fan_in_fan_out, Python\'s \\A / \\Z in patterns', () => {
+  const before = liveCounts();
+  const r = rng(freshSeed());
+  const block = new Block(21);
+  const m = new nn.Sequential(block);
+  m.registerModule('dec', block); // the same block again: 0.q_proj and dec.q_proj are one layer
+  const good = adapterTensors(r, [['0.q_proj', 2]], false);
+  const tied: Record<string, Tensor> = { ...good };
+  for (const [k, t] of Object.entries(good)) tied[k.replace('.0.', '.dec.')] = t;
+  const res = io.loadPeftAdapter(m, { config: { ...PEFT_CONFIG, fan_in_fan_out: true, alpha_pattern: { 'q_pro\\Z': 99, 'q_proj\\Z': 8 } }, tensors: tied });
+  assert.equal(res.injected, ['0.q_proj']);
+  assert.ok(at(m, 'dec.q_proj') === at(m, '0.q_proj') && at(m, '0.q_proj') instanceof nn.LoRALinear, 'one LoRALinear in both places');
+  assert.is((at(m, '0.q_proj') as nn.LoRALinear).scale, 4, "alpha 8 from 'q_proj\\Z' (Python's end anchor)");
+  // different weights under the two paths of one layer
+  const other = adapterTensors(r, [['dec.q_proj', 2]], false);
+  const m2 = new nn.Sequential(new Block(22));
+  m2.registerModule('dec', at(m2, '0') as Block);
+  throwsLike(() => io.loadPeftAdapter(m2, { config: PEFT_CONFIG, tensors: { ...good, ...other } }), RangeError, /'0\.q_proj' and 'dec\.q_proj' are one layer of the model \(shared\), but the adapter gives them different weights/);
+  assert.ok(at(m2, '0.q_proj') instanceof nn.Linear);
+  for (const t of [...Object.values(good), ...Object.values(other)]) t.dispose();
+  m.dispose();
+  m2.dispose();
+  assertNoLeak(before, 'tied block');
 });
 
 test.run();

@@ -7,10 +7,19 @@
 // its r, scale and DoRA agree with the config.
 //
 // Refused (a RangeError naming the field or key; a silent difference would give other outputs than
-// PyTorch's): another peft_type, bias other than "none" (lora_bias, trained biases), fan_in_fan_out
-// (GPT-2's Conv1D layout), modules_to_save (full copies of other layers), keys that are not LoRA weights
-// of a module of the model, a layer missing lora_A, lora_B or (DoRA) its magnitude, shapes that do not
-// fit. Everything is checked before the model changes; if the copy fails, the layers are put back.
+// PyTorch's): another peft_type, bias other than "none" (lora_bias, trained biases), modules_to_save
+// (full copies of other layers), init_lora_weights that rewrote the base (pissa, olora, corda, loftq),
+// alora_invocation_tokens, layer_replication, keys that are not LoRA weights of a module of the model, a
+// layer missing lora_A, lora_B or (DoRA) its magnitude, shapes that do not fit. A layer the model reaches
+// by several paths (a tied block) has its weights under each: they must agree. Everything is checked before the model changes; if the copy fails, the layers are put back.
+//
+// io.savePeftAdapter(module, dir) writes the nn.LoRALinear layers of `module` the same way, so that
+// PeftModel.from_pretrained (or loadPeftAdapter) loads them: keys base_model.model.<path>.lora_A.weight /
+// lora_B.weight / lora_magnitude_vector, the config's r and lora_alpha the most common ones with the
+// others in rank_pattern / alpha_pattern (the escaped full path as the pattern), target_modules the
+// paths. PEFT's config has one use_rslora, one use_dora and one lora_dropout: layers that differ in the
+// first two are refused (the scale or the formula would change), the dropout written is the first
+// layer's (it does not change what the weights compute).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor } from '../tensor';
@@ -18,8 +27,8 @@ import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors'
 import { Module } from '../nn/module';
 import { Linear } from '../nn/linear';
 import { LoRALinear } from '../nn/lowrank';
-import { patternValue } from '../nn/peft';
-import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter } from './safetensors';
+import { patternValue, replaceModules } from '../nn/peft';
+import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter, saveSafetensors } from './safetensors';
 
 /** An adapter already in memory: the parsed adapter_config.json and the tensors of its weights file. */
 export interface PeftAdapter {
@@ -52,7 +61,16 @@ function loraSettings(config: Record<string, unknown>) {
   if (config.peft_type !== undefined && config.peft_type !== 'LORA') rangeError(FN, `${field('peft_type')} is ${describe(config.peft_type)}; only LORA adapters load onto nn.LoRALinear`);
   if (config.bias !== undefined && config.bias !== null && config.bias !== 'none')
     rangeError(FN, `${field('bias')} is ${describe(config.bias)}: the adapter trained biases, which nn.LoRALinear does not have (only "none")`);
-  if (bool('fan_in_fan_out')) rangeError(FN, `${field('fan_in_fan_out')} is true (GPT-2's Conv1D layout, weights stored [in, out]); nn.Linear weights are [out, in]`);
+  // fan_in_fan_out (GPT-2's Conv1D base layers) does not change lora_A / lora_B's layout, and PEFT itself
+  // sets it to false for a Linear target: nothing to do
+  const init = config.init_lora_weights;
+  if (typeof init === 'string' && /^(pissa|olora|corda|loftq)/.test(init))
+    rangeError(FN, `${field('init_lora_weights')} is '${init}': that initialisation rewrote the base weights, which PEFT repeats on load and this loader cannot`);
+  const alora = config.alora_invocation_tokens;
+  if (alora !== undefined && alora !== null && !(Array.isArray(alora) && alora.length === 0))
+    rangeError(FN, `${field('alora_invocation_tokens')} is set: an activated LoRA applies to the tokens after them only, which nn.LoRALinear does not do`);
+  if (config.layer_replication !== undefined && config.layer_replication !== null)
+    rangeError(FN, `${field('layer_replication')} is set: PEFT rebuilds the layer stack before loading, which this loader does not`);
   const mts = config.modules_to_save;
   if (mts !== undefined && mts !== null && !(Array.isArray(mts) && mts.length === 0))
     rangeError(FN, `${field('modules_to_save')} is ${JSON.stringify(mts)}: full copies of those layers are in the file, which loadPeftAdapter does not load (load them with loadStateDict)`);
@@ -131,7 +149,10 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
     e[slot] = t;
   }
   if (layers.size === 0) rangeError(FN, 'the adapter has no LoRA weights');
-  const plan: [string, Linear, number, number][] = [];
+  // one entry a layer: a layer reachable by several paths (a tied block) has its weights under each, the
+  // same values (PyTorch's state_dict keeps every path); the first path's are loaded
+  const plan = new Map<Module, { p: string; base: Linear; r: number; alpha: number; keys: string[] }>();
+  const keysOf = (p: string) => Object.keys(tensors).filter((k) => ADAPTER_KEY.exec(k)![1] === p);
   for (const [p, { A, B, m }] of layers) {
     const target = submodule(module, p);
     if (!target) rangeError(FN, `the adapter has weights for '${p}', which is not a module of the model`);
@@ -147,32 +168,36 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
     for (const [name, t, shape] of want)
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
         rangeError(FN, `'${p}' ${name} is ${shapeStr(t.shape)} but the layer (in ${base.inFeatures}, out ${base.outFeatures}, r ${r}) takes ${shapeStr(shape)}`);
+    const first = plan.get(target);
+    if (first) {
+      const a = layers.get(first.p)!;
+      const same = (x: Tensor, y: Tensor) => x.dtype === y.dtype && Buffer.from(x.rawDataSync().buffer).equals(Buffer.from(y.rawDataSync().buffer));
+      if (first.r !== r || first.alpha !== alpha || !same(a.A!, A) || !same(a.B!, B) || (m && !same(a.m!, m)))
+        rangeError(FN, `'${first.p}' and '${p}' are one layer of the model (shared), but the adapter gives them different weights or settings`);
+      continue;
+    }
     if (target instanceof LoRALinear) {
       const scale = cfg.rslora ? alpha / Math.sqrt(r) : alpha / r;
       if (target.r !== r || target.scale !== scale || target.useDora !== cfg.dora)
         rangeError(FN, `'${p}' is an nn.LoRALinear with r = ${target.r}, scale = ${target.scale}, dora = ${target.useDora} but the adapter has r = ${r}, scale = ${scale}, dora = ${cfg.dora}`);
       if (target.merged) rangeError(FN, `the layer '${p}' is merged; unmerge() it first`);
-      continue;
     }
-    plan.push([p, base, r, alpha]);
+    plan.set(target, { p, base, r, alpha, keys: keysOf(p) });
   }
+  const fresh = [...plan].filter(([target]) => !(target instanceof LoRALinear));
+  const toLoad: Record<string, Tensor> = {};
+  for (const { keys } of plan.values()) for (const k of keys) toLoad[k] = tensors[k];
   // the new layers (their bases frozen as they are made: the flags are put back on failure)
   const params = module.parameters();
   const flags = params.map((t) => t.requiresGrad);
   const made: LoRALinear[] = [];
-  const swap = (to: (i: number) => Module) =>
-    plan.forEach(([p], i) => {
-      const dot = p.lastIndexOf('.');
-      const parent = dot < 0 ? module : submodule(module, p.slice(0, dot))!;
-      (parent as unknown as Record<string, Module>)[dot < 0 ? p : p.slice(dot + 1)] = to(i);
-    });
   try {
-    for (const [, base, r, alpha] of plan) made.push(new LoRALinear(base, { r, alpha, rslora: cfg.rslora, dora: cfg.dora, dropout: cfg.dropout }));
-    swap((i) => made[i]);
+    for (const [, { base, r, alpha }] of fresh) made.push(new LoRALinear(base, { r, alpha, rslora: cfg.rslora, dora: cfg.dora, dropout: cfg.dropout }));
+    replaceModules(module, new Map(fresh.map(([, { base }], i) => [base as Module, made[i] as Module])));
     try {
-      loadLoraAdapter(module, tensors);
+      loadLoraAdapter(module, toLoad);
     } catch (e) {
-      swap((i) => plan[i][1]);
+      replaceModules(module, new Map(fresh.map(([, { base }], i) => [made[i] as Module, base as Module])));
       throw e;
     }
   } catch (e) {
@@ -187,5 +212,74 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
   }
   for (const t of module.parameters()) t.requiresGrad = trainable && adapters.has(t);
   if (!trainable) module.eval();
-  return { injected: plan.map(([p]) => p), loaded: [...layers.keys()] };
+  return { injected: fresh.map(([, { p }]) => p), loaded: [...layers.keys()] };
+}
+
+/** The value most layers have (the first of the most common on a tie). */
+function mostCommon(values: readonly number[]): number {
+  const count = new Map<number, number>();
+  for (const v of values) count.set(v, (count.get(v) ?? 0) + 1);
+  let best = values[0];
+  for (const v of values) if (count.get(v)! > count.get(best)!) best = v;
+  return best;
+}
+
+/** A path as a regular expression matching exactly it (PEFT's patterns are regular expressions). */
+const escapeRegex = (p: string): string => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+export interface SavePeftAdapterOptions {
+  /** base_model_name_or_path in the config (what PeftModel.from_pretrained's base should be). */
+  baseModel?: string;
+}
+
+/**
+ * Writes the nn.LoRALinear layers of `module` as a PEFT adapter directory (created if need be):
+ * adapter_config.json and adapter_model.safetensors, as PEFT's save_pretrained. Returns the layers' paths.
+ */
+export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapterOptions = {}): string[] {
+  const fn = 'io.savePeftAdapter';
+  if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
+  if (typeof dir !== 'string') typeError(fn, `'dir' must be a string, got ${describe(dir)}`);
+  const o = optionsOf(fn, opts, ['baseModel']);
+  if (o.baseModel !== undefined && typeof o.baseModel !== 'string') typeError(fn, `'baseModel' must be a string, got ${describe(o.baseModel)}`);
+  const layers = [...module.namedModules()].filter(([, m]) => m instanceof LoRALinear) as [string, LoRALinear][];
+  if (layers.length === 0) rangeError(fn, 'the module has no nn.LoRALinear layer');
+  if (module instanceof LoRALinear) rangeError(fn, "'module' is itself an nn.LoRALinear: PEFT names layers by their path in a model; save a module that holds it");
+  for (const [p, l] of layers) {
+    if (l.merged) rangeError(fn, `'${p}' is merged (its adapter is inside the base weight); unmerge() it first`);
+    for (const t of [l.loraA, l.loraB, l.magnitude]) if (t?.isDisposed) typeError(fn, `'${p}' was disposed or unloaded`);
+  }
+  const [p0, l0] = layers[0];
+  for (const [p, l] of layers) {
+    if (l.rslora !== l0.rslora) rangeError(fn, `'${p0}' has rslora = ${l0.rslora} but '${p}' has ${l.rslora}; PEFT's use_rslora is one setting for every layer`);
+    if (l.useDora !== l0.useDora) rangeError(fn, `'${p0}' has dora = ${l0.useDora} but '${p}' has ${l.useDora}; PEFT's use_dora is one setting for every layer`);
+  }
+  const r = mostCommon(layers.map(([, l]) => l.r));
+  const alpha = mostCommon(layers.map(([, l]) => l.alpha));
+  const rankPattern: Record<string, number> = {}, alphaPattern: Record<string, number> = {};
+  for (const [p, l] of layers) {
+    if (l.r !== r) rankPattern[escapeRegex(p)] = l.r;
+    if (l.alpha !== alpha) alphaPattern[escapeRegex(p)] = l.alpha;
+  }
+  const config = {
+    alpha_pattern: alphaPattern, auto_mapping: null, base_model_name_or_path: o.baseModel ?? null, bias: 'none',
+    fan_in_fan_out: false, inference_mode: true, init_lora_weights: true, layers_pattern: null, layers_to_transform: null,
+    lora_alpha: alpha, lora_dropout: l0.dropout, modules_to_save: null, peft_type: 'LORA', r, rank_pattern: rankPattern,
+    revision: null, target_modules: layers.map(([p]) => p), task_type: null, use_dora: l0.useDora, use_rslora: l0.rslora,
+  };
+  const tensors: Record<string, Tensor> = {};
+  for (const [p, l] of layers) {
+    const k = `base_model.model.${p}`;
+    tensors[`${k}.lora_A.weight`] = l.loraA;
+    tensors[`${k}.lora_B.weight`] = l.loraB;
+    if (l.magnitude) tensors[`${k}.lora_magnitude_vector`] = l.magnitude;
+  }
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2) + '\n');
+  } catch (e) {
+    rangeError(fn, `cannot write '${path.join(dir, 'adapter_config.json')}' (${(e as Error).message})`);
+  }
+  saveSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+  return layers.map(([p]) => p);
 }

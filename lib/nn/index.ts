@@ -6,7 +6,7 @@ export type { LinearOptions } from './linear';
 export { Sequential } from './container';
 export { LowRankLinear, LoRALinear } from './lowrank';
 export type { LowRankLinearOptions, LoRAOptions } from './lowrank';
-export { injectLora } from './peft';
+export { injectLora, unloadLora } from './peft';
 export type { InjectLoraOptions } from './peft';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid } from './activation';
 export { Dropout } from './dropout';

@@ -13,6 +13,9 @@
 //                               mode only: y = base(x) + scale·(drop(x)·Aᵀ)·Bᵀ, unfused as in PEFT (the
 //                               fused kernel takes one x); DoRA as PEFT's: y = base(x) + (f − 1) ⊙ drop(x)·Wᵀ
 //                               + f ⊙ scale·(drop(x)·Aᵀ)·Bᵀ, f = m/‖W + scale·B·A‖_row.
+//                               Over a float16 / bfloat16 base the adapter's parameters are float32 (PEFT's
+//                               autocast_adapter_dtype), cast to the base's dtype for the fused kernel;
+//                               merges and DoRA's norms are computed in float32 and rounded once.
 import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tensor';
 import { noGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
@@ -22,7 +25,7 @@ import * as lowrank from '../ops/lowrank';
 import { matmul } from '../ops/dense';
 import { add, mul, div, sqrt, sub, dropout } from '../ops/elementwise';
 import { sum } from '../ops/reduce';
-import { reshape, narrow, contiguous } from '../ops/shape';
+import { reshape, narrow, contiguous, cast } from '../ops/shape';
 import { Module } from './module';
 import { Linear, checkFeatures, checkInput, checkFloatingDType, checkLive } from './linear';
 import { uniform_, zeros_ } from './init';
@@ -126,6 +129,9 @@ export interface LoRAOptions {
   dora?: boolean;
   /** PEFT's lora_dropout: the probability of zeroing an element of the adapter's input in training mode (default 0). */
   dropout?: number;
+  /** The dtype of loraA, loraB and magnitude: float32 over a float16 / bfloat16 base (PEFT's
+   * autocast_adapter_dtype: an optimizer then updates float32 values), else the base's dtype. */
+  adapterDtype?: DType;
   seed?: number;
 }
 
@@ -139,9 +145,14 @@ export class LoRALinear extends Module {
   readonly alpha: number;
   readonly scale: number;
   readonly useDora: boolean;
+  /** rsLoRA: scale = alpha/√r. */
+  readonly rslora: boolean;
   /** lora_dropout: the adapter's input dropout in training mode. */
   readonly dropout: number;
+  /** The dtype of the adapter's parameters (see LoRAOptions.adapterDtype). */
+  readonly adapterDtype: DType;
   #merged = false;
+  #unloaded = false;
   // DoRA: the row norms ‖W + scale·B·A‖ used by merge(), so unmerge() divides by the same numbers.
   #mergeNorm: Tensor | null = null;
 
@@ -149,7 +160,7 @@ export class LoRALinear extends Module {
     super();
     const fn = 'nn.LoRALinear';
     if (!(base instanceof Linear)) typeError(fn, `'base' must be an nn.Linear, got ${describe(base)}`);
-    opts = optionsOf(fn, opts, ['r', 'alpha', 'rslora', 'dora', 'dropout', 'seed']);
+    opts = optionsOf(fn, opts, ['r', 'alpha', 'rslora', 'dora', 'dropout', 'adapterDtype', 'seed']);
     const r = checkFeatures(fn, 'r', opts.r ?? 8);
     const alpha = opts.alpha ?? r;
     if (typeof alpha !== 'number' || !Number.isFinite(alpha)) typeError(fn, `'alpha' must be a finite number, got ${describe(alpha)}`);
@@ -159,18 +170,21 @@ export class LoRALinear extends Module {
     if (typeof dora !== 'boolean') typeError(fn, `'dora' must be a boolean, got ${describe(dora)}`);
     const seed = checkSeed(fn, opts.seed);
     this.dropout = checkProbability(fn, 'dropout', opts.dropout ?? 0);
+    const half = base.weight.dtype === 'float16' || base.weight.dtype === 'bfloat16';
+    this.adapterDtype = opts.adapterDtype === undefined ? (half ? 'float32' : base.weight.dtype) : checkFloatingDType(fn, parseDType(fn, opts.adapterDtype));
     this.r = r;
     this.alpha = alpha;
     this.scale = rslora ? alpha / Math.sqrt(r) : alpha / r;
     this.useDora = dora;
+    this.rslora = rslora;
     this.registerModule('base', base);
     base.weight.requiresGrad = false;
     if (base.bias) base.bias.requiresGrad = false;
     const W = base.weight;
     const dev = parseDevice(fn, W.device);
     const bound = 1 / Math.sqrt(base.inFeatures); // kaiming_uniform_(a=√5)
-    this.registerParameter('loraA', uniform_(emptyLike(W.dtype, dev, [r, base.inFeatures]), -bound, bound, { seed }));
-    this.registerParameter('loraB', zeros_(emptyLike(W.dtype, dev, [base.outFeatures, r])));
+    this.registerParameter('loraA', uniform_(emptyLike(this.adapterDtype, dev, [r, base.inFeatures]), -bound, bound, { seed }));
+    this.registerParameter('loraB', zeros_(emptyLike(this.adapterDtype, dev, [base.outFeatures, r])));
     this.registerParameter('magnitude', dora ? noGradScope(() => this.#rowNorm(false)) : null);
   }
 
@@ -178,63 +192,73 @@ export class LoRALinear extends Module {
     return this.#merged;
   }
 
-  /** scale·B·A [out, in] (no grad). */
+  /** t in dtype dt (a recorded cast, so gradients reach t), or t itself. */
+  static #as(t: Tensor, dt: DType): Tensor {
+    return t.dtype === dt ? t : cast(t, dt);
+  }
+
+  /** The base weight in the adapter's dtype (no grad): merges and norms are computed there, as PEFT's. */
+  #weight(): Tensor {
+    return noGradScope(() => LoRALinear.#as(this.base.weight, this.adapterDtype));
+  }
+
+  /** scale·B·A [out, in] in the adapter's dtype (no grad). */
   #delta(): Tensor {
     return noGradScope(() => mul(matmul(this.loraB, this.loraA), this.scale));
   }
 
-  /** ‖W (+ scale·B·A)‖ over each row, [out], detached. */
+  /** ‖W (+ scale·B·A)‖ over each row, [out], in the adapter's dtype, detached. */
   #rowNorm(withDelta: boolean): Tensor {
     return noGradScope(() => {
-      const W = withDelta ? add(this.base.weight, this.#delta()) : this.base.weight;
+      const W = withDelta ? add(this.#weight(), this.#delta()) : this.#weight();
       return sqrt(sum(mul(W, W), 1));
     });
   }
 
   forward(x: Tensor): Tensor {
     const fn = 'nn.LoRALinear.forward';
+    this.#checkLoaded(fn);
     checkInput(fn, x, this.base.inFeatures, 'inFeatures');
     checkLive(fn, { 'base.weight': this.base.weight, 'base.bias': this.base.bias, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
     if (this.#merged) return this.base.forward(x);
     const W = this.base.weight;
     if (this.training && this.dropout > 0) return this.#forwardDropout(x);
-    if (!this.useDora) return lowrank.lora(x, W, this.loraA, this.loraB, { scale: this.scale, bias: this.base.bias });
-    // DoRA: the norm is detached (PEFT: "weight_norm.detach()"), so gradients reach m, A and B through
-    // m/‖·‖ and the lora term only.
-    const norm = this.#rowNorm(true);
-    const z = lowrank.lora(x, W, this.loraA, this.loraB, { scale: this.scale });
-    const f = div(this.magnitude!, norm);
-    const y = mul(z, f);
-    z.dispose();
-    f.dispose();
-    norm.dispose();
-    if (!this.base.bias) return y;
-    const out = add(y, this.base.bias);
-    y.dispose();
-    return out;
+    // the fused kernel takes one dtype: float32 adapters over a 16-bit base are cast to it (recorded, so
+    // their gradients come back in float32)
+    return tidy(() => {
+      const A = LoRALinear.#as(this.loraA, W.dtype), B = LoRALinear.#as(this.loraB, W.dtype);
+      if (!this.useDora) return lowrank.lora(x, W, A, B, { scale: this.scale, bias: this.base.bias });
+      // DoRA: the norm is detached (PEFT: "weight_norm.detach()"), so gradients reach m, A and B through
+      // m/‖·‖ and the lora term only.
+      const f = LoRALinear.#as(div(this.magnitude!, this.#rowNorm(true)), W.dtype);
+      const y = mul(lowrank.lora(x, W, A, B, { scale: this.scale }), f);
+      return this.base.bias ? add(y, this.base.bias) : y;
+    });
   }
 
   /** forward() in training mode with lora_dropout: PEFT's LoraLayer / DoraLinearLayer with a dropout. */
   #forwardDropout(x: Tensor): Tensor {
     return tidy(() => {
       const W = this.base.weight;
+      const A = LoRALinear.#as(this.loraA, W.dtype), B = LoRALinear.#as(this.loraB, W.dtype);
       const xd = dropout(x, this.dropout);
       const y = this.base.forward(x);
-      if (!this.useDora) return add(y, mul(lowrank.linear(xd, this.loraA, this.loraB), this.scale));
+      if (!this.useDora) return add(y, mul(lowrank.linear(xd, A, B), this.scale));
       // (f − 1)·drop(x)·Wᵀ + f·scale·(drop(x)·Aᵀ)·Bᵀ: two passes over W in all, as PEFT's
-      const f = div(this.magnitude!, this.#rowNorm(true));
+      const f = LoRALinear.#as(div(this.magnitude!, this.#rowNorm(true)), W.dtype);
       const plain = xd.ndim >= 2 ? linearNT(xd, W) : matmul(xd, W.T);
-      const low = lowrank.linear(xd, this.loraA, this.loraB);
+      const low = lowrank.linear(xd, A, B);
       return add(add(y, mul(plain, sub(f, 1))), mul(low, mul(f, this.scale)));
     });
   }
 
   /** Folds the adapter into the base weight: W ← W + scale·B·A (DoRA: W ← m/‖W + scale·B·A‖ ⊙ (W + scale·B·A)). */
   merge(): this {
+    this.#checkLoaded('nn.LoRALinear.merge');
     if (this.#merged) return this;
     const norm = noGradScope(() => {
       const W = this.base.weight;
-      let merged = add(W, this.#delta());
+      let merged = add(this.#weight(), this.#delta());
       let n: Tensor | null = null;
       if (this.useDora) {
         n = this.#rowNorm(true);
@@ -250,17 +274,45 @@ export class LoRALinear extends Module {
 
   /** Undoes merge(): W ← W − scale·B·A (DoRA: W ← W·‖·‖/m − scale·B·A with the norms merge() used). */
   unmerge(): this {
+    this.#checkLoaded('nn.LoRALinear.unmerge');
     if (!this.#merged) return this;
     noGradScope(() => {
-      const W = this.base.weight;
-      let w: Tensor = W;
-      if (this.useDora) w = div(W, reshape(div(this.magnitude!, this.#mergeNorm!), [-1, 1]));
-      native().copyInto(W._h, sub(w, this.#delta())._h);
+      let w = this.#weight();
+      if (this.useDora) w = div(w, reshape(div(this.magnitude!, this.#mergeNorm!), [-1, 1]));
+      native().copyInto(this.base.weight._h, sub(w, this.#delta())._h);
     });
     this.#mergeNorm?.dispose();
     this.#mergeNorm = null;
     this.#merged = false;
     return this;
+  }
+
+  /**
+   * Takes the adapter away and returns the base nn.Linear (PEFT's merge_and_unload / unload): with merge
+   * (the default) its weight keeps the adapter folded in (merge(), exact to rounding), without it the
+   * weight is the original (unmerge() if merged). The adapter's tensors are disposed: this layer is
+   * unusable afterwards; the base stays frozen. nn.unloadLora does this for every layer of a model.
+   */
+  unload(opts: { merge?: boolean } = {}): Linear {
+    this.#checkLoaded('nn.LoRALinear.unload');
+    const o = optionsOf('nn.LoRALinear.unload', opts, ['merge']);
+    const merge = o.merge ?? true;
+    if (typeof merge !== 'boolean') typeError('nn.LoRALinear.unload', `'merge' must be a boolean, got ${describe(merge)}`);
+    checkLive('nn.LoRALinear.unload', { 'base.weight': this.base.weight, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
+    if (merge) this.merge();
+    else this.unmerge();
+    this.#mergeNorm?.dispose();
+    this.#mergeNorm = null;
+    for (const t of [this.loraA, this.loraB, this.magnitude]) t?.dispose();
+    // the base is the caller's now: this layer lets go of it (its dispose() must not free it)
+    const base = this.base;
+    (this as unknown as { base: Linear | null }).base = null;
+    this.#unloaded = true;
+    return base;
+  }
+
+  #checkLoaded(fn: string): void {
+    if (this.#unloaded) typeError(fn, 'the layer was unloaded (unload() handed its base nn.Linear back)');
   }
 
   dispose(): void {
@@ -270,6 +322,6 @@ export class LoRALinear extends Module {
   }
 
   extraRepr(): string {
-    return `r=${this.r}, alpha=${this.alpha}, scale=${this.scale}, dora=${this.useDora}${this.dropout > 0 ? `, dropout=${this.dropout}` : ''}, merged=${this.#merged}`;
+    return `r=${this.r}, alpha=${this.alpha}, scale=${this.scale}, dora=${this.useDora}${this.rslora ? ', rslora=true' : ''}${this.dropout > 0 ? `, dropout=${this.dropout}` : ''}, merged=${this.#merged}`;
   }
 }

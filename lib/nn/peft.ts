@@ -8,6 +8,7 @@
 //   rankPattern / alphaPattern  {pattern: value}: the first pattern p (in key order) for which the path
 //                  matches (.*\.)?(p)$ gives that layer's r / alpha instead of the default
 // Paths are the module's own ("block.fc", "0.attn.q_proj"), as namedModules() gives them.
+// nn.unloadLora(module, {merge}) undoes it: PEFT's merge_and_unload / unload.
 import { describe, typeError, rangeError, optionsOf } from '../errors';
 import { Module } from './module';
 import { Linear } from './linear';
@@ -36,10 +37,11 @@ export interface InjectLoraOptions {
   seed?: number;
 }
 
-/** The regular expression `wrap(pattern)`, a syntax error in the user's pattern as a RangeError naming it. */
+/** The regular expression `wrap(pattern)`, a syntax error in the user's pattern as a RangeError naming it.
+ * Python's \A and \Z (PEFT's patterns are Python's) become ^ and $; in JavaScript they are letters. */
 function regex(fn: string, arg: string, pattern: string, wrap: (p: string) => string): RegExp {
   try {
-    return new RegExp(wrap(pattern));
+    return new RegExp(wrap(pattern.replace(/(?<!\\)((?:\\\\)*)\\A/g, '$1^').replace(/(?<!\\)((?:\\\\)*)\\Z/g, '$1$$')));
   } catch (e) {
     return rangeError(fn, `'${arg}' has ${JSON.stringify(pattern)}, which is not a valid regular expression (${(e as Error).message})`);
   }
@@ -70,13 +72,13 @@ export function patternValue(fn: string, arg: string, patterns: unknown, path: s
   return fallback;
 }
 
-/** The parent of the module at `path` and its name there. */
-function parentOf(root: Module, path: string): [Module, string] {
-  const i = path.lastIndexOf('.');
-  if (i < 0) return [root, path];
-  let m: Module = root;
-  for (const seg of path.slice(0, i).split('.')) m = (m as unknown as Record<string, Module>)[seg];
-  return [m, path.slice(i + 1)];
+/** Puts `swap.get(m)` wherever a module of `root` holds a child m that `swap` has: a layer shared by
+ * two parents (tied) is replaced in both. All the slots are found before any changes. */
+export function replaceModules(root: Module, swap: ReadonlyMap<Module, Module>): void {
+  const slots: [Module, string, Module][] = [];
+  for (const m of root.modules())
+    for (const [name, c] of m.namedChildren()) if (swap.has(c)) slots.push([m, name, swap.get(c)!]);
+  for (const [parent, name, to] of slots) (parent as unknown as Record<string, Module>)[name] = to;
 }
 
 /**
@@ -99,8 +101,8 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
     if (path === '' || !isTarget(path) || excluded(path)) continue;
     if (m instanceof LoRALinear) rangeError(fn, `'${path}' is already an nn.LoRALinear`);
     // the base Linear inside a LoRALinear is not a target of its own
-    const [parent] = parentOf(module, path);
-    if (parent instanceof LoRALinear) continue;
+    const dot = path.lastIndexOf('.');
+    if (dot >= 0 && [...module.namedModules()].some(([q, p]) => q === path.slice(0, dot) && p instanceof LoRALinear)) continue;
     if (!(m instanceof Linear)) typeError(fn, `'${path}' matches 'targetModules' but is an ${m.constructor.name}; only nn.Linear layers take a LoRA adapter`);
     plan.push([path, m, patternValue(fn, 'rankPattern', o.rankPattern, path, r0), patternValue(fn, 'alphaPattern', o.alphaPattern, path, alpha0)]);
   }
@@ -119,12 +121,26 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
     params.forEach((t, i) => (t.requiresGrad = flags[i]));
     throw e;
   }
-  plan.forEach(([path], i) => {
-    const [parent, name] = parentOf(module, path);
-    (parent as unknown as Record<string, Module>)[name] = made[i];
-  });
+  replaceModules(module, new Map(plan.map(([, base], i) => [base, made[i]])));
   // as get_peft_model: only the adapters train
   const adapters = new Set(made.flatMap((l) => [l.loraA, l.loraB, l.magnitude]));
   for (const t of module.parameters()) if (!adapters.has(t)) t.requiresGrad = false;
   return plan.map(([path]) => path);
+}
+
+/**
+ * PEFT's merge_and_unload (merge: true, the default) and unload (merge: false): every nn.LoRALinear in
+ * `module` is replaced, wherever it is a child, by its base nn.Linear — the adapter folded into the weight
+ * (exact to rounding) or dropped — and the adapter's tensors are disposed. Returns the layers' paths. (A
+ * `module` that is itself an nn.LoRALinear has no parent here: call its unload().)
+ */
+export function unloadLora(module: Module, opts: { merge?: boolean } = {}): string[] {
+  const fn = 'nn.unloadLora';
+  if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
+  const o = optionsOf(fn, opts, ['merge']);
+  const merge = o.merge ?? true;
+  if (typeof merge !== 'boolean') typeError(fn, `'merge' must be a boolean, got ${describe(merge)}`);
+  const layers = [...module.namedModules()].filter(([p, m]) => p !== '' && m instanceof LoRALinear) as [string, LoRALinear][];
+  replaceModules(module, new Map(layers.map(([, l]) => [l, l.unload({ merge })])));
+  return layers.map(([p]) => p);
 }
