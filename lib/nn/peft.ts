@@ -7,7 +7,10 @@
 //   excludeModules the same rules; a match is left alone
 //   rankPattern / alphaPattern  {pattern: value}: the first pattern p (in key order) for which the path
 //                  matches (.*\.)?(p)$ gives that layer's r / alpha instead of the default
-// Paths are the module's own ("block.fc", "0.attn.q_proj"), as namedModules() gives them.
+// Paths are the module's own ("block.fc", "0.attn.q_proj"), as namedModules() gives them. Patterns are
+// Python regular expressions in PEFT; JavaScript reads most alike (\A and \Z are translated; named
+// groups (?P<…>) and inline flags are syntax errors here), but an object's integer-like keys ("2") come
+// first in JavaScript, whatever their order in the file.
 // nn.unloadLora(module, {merge}) undoes it: PEFT's merge_and_unload / unload.
 import { describe, typeError, rangeError, optionsOf } from '../errors';
 import { Module } from './module';
