@@ -1,4 +1,4 @@
-// readme.test.ts — the README tells the truth: its example runs as written (against lib/), the
+// readme.test.ts — the README tells the truth: its examples run as written (against lib/), the
 // install/test commands are the ones .ci/run uses, and every function the API overview names
 // (outside "Planned") is exported by the package.
 import { test } from 'uvu';
@@ -29,14 +29,16 @@ test('the install and test commands are `npm ci` and `npm test`, as .ci/run runs
   assert.match(section('Benchmark'), '```sh\nnpm run bench\n```');
 });
 
-test('the example runs as written', () => {
-  const m = section('Example').match(/```ts\n([\s\S]*?)```/);
-  assert.ok(m, 'no ```ts block in ## Example');
-  const lines = m![1].trimEnd().split('\n');
-  assert.ok(lines.length <= 30, `the example has ${lines.length} lines`);
+/** Runs a ```ts block of ## Example (its imports of 'structura' pointed at lib/), returning its stdout. */
+function runExample(n: number): string {
+  const blocks = [...section('Example').matchAll(/```ts\n([\s\S]*?)```/g)];
+  assert.ok(blocks.length > n, `no ${n + 1}th \`\`\`ts block in ## Example`);
+  const src = blocks[n][1];
+  const lines = src.trimEnd().split('\n');
+  assert.ok(lines.length <= 30, `example ${n + 1} has ${lines.length} lines`);
   const indexPath = path.join(root, 'lib', 'index.ts');
-  const code = m![1].replace(/from 'structura'/g, `from ${JSON.stringify(indexPath)}`);
-  assert.is.not(code, m![1], "the example does not import from 'structura'");
+  const code = src.replace(/from 'structura'/g, `from ${JSON.stringify(indexPath)}`);
+  assert.is.not(code, src, `example ${n + 1} does not import from 'structura'`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-readme-'));
   try {
     const file = path.join(dir, 'example.ts');
@@ -45,13 +47,27 @@ test('the example runs as written', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
     delete env.FORCE_COLOR;
     const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', env });
-    assert.is(r.status, 0, `the example failed:\n${r.stderr}`);
-    assert.match(r.stdout, /Float32Array\(3\) \[ 2, 4, 6 \]/);
-    const loss = r.stdout.match(/loss (\S+)/);
-    assert.ok(loss && Number.isFinite(Number(loss[1])), `no finite loss printed:\n${r.stdout}`);
+    assert.is(r.status, 0, `example ${n + 1} failed:\n${r.stderr}`);
+    return r.stdout;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+test('the example runs as written', () => {
+  const out = runExample(0);
+  assert.match(out, /Float32Array\(3\) \[ 2, 4, 6 \]/);
+  const loss = out.match(/loss (\S+)/);
+  assert.ok(loss && Number.isFinite(Number(loss[1])), `no finite loss printed:\n${out}`);
+});
+
+test('the LoRA example runs as written: the loss falls, the saved adapter reloads to the same outputs', () => {
+  const out = runExample(1);
+  assert.match(out, /\[ '0', '2' \]/);
+  const losses = [...out.matchAll(/loss (\S+)/g)].map((m) => Number(m[1]));
+  assert.is(losses.length, 2, out);
+  assert.ok(losses[1] < losses[0] / 2, `the loss did not fall: ${losses}`);
+  assert.match(out, /difference after reload 0\n/);
 });
 
 test('every function and class the API overview names is exported', () => {
