@@ -7,7 +7,8 @@
 //         handles, graph nodes, tidy) is all
 //   lora  x [512, 1024] → nn.LoRALinear(1024 → 4096, r 16, alpha 32) → GELU → nn.LoRALinear(4096 → 1024),
 //         mseLoss against a target, AdamW on the adapters only (the base weights frozen, as PEFT does):
-//         fused lora forwards, and backwards that skip the frozen weights' gradients
+//         fused lora forwards, and backwards that skip the frozen weights' gradients; and the same with
+//         lora_dropout 0.05 (the adapter's input dropped: PEFT's unfused form, on both sides)
 // GFLOP/s count the GEMMs only (forward 2·M·N·K each; backward the same for each weight gradient and
 // each input gradient that is needed). CPU only: on a device the file has no cases.
 import type { BenchCase, BenchContext } from './run';
@@ -52,20 +53,20 @@ function mlpCase(ctx: BenchContext, batch: number, dims: number[]): BenchCase {
   };
 }
 
-function loraCase(ctx: BenchContext, m: number, d: number, h: number, r: number): BenchCase {
+function loraCase(ctx: BenchContext, m: number, d: number, h: number, r: number, dropout = 0): BenchCase {
   let l1: nn.LoRALinear | undefined, l2: nn.LoRALinear | undefined, opt: optim.AdamW | undefined;
   let x: Tensor | undefined, target: Tensor | undefined;
   // forward both base products, the input gradient of the second (to reach the first's adapters)
   const flops = 3 * 2 * m * d * h;
   return {
     op: 'train step',
-    shape: `lora ${d}→${h}→${d} r=${r} M=${m}`,
+    shape: `lora ${d}→${h}→${d} r=${r} M=${m}${dropout ? ` dropout=${dropout}` : ''}`,
     dtype: 'float32',
     device: ctx.device,
     flops,
     setup() {
-      l1 = new nn.LoRALinear(new nn.Linear(d, h, { seed: 3 }), { r, alpha: 2 * r, seed: 4 });
-      l2 = new nn.LoRALinear(new nn.Linear(h, d, { seed: 5 }), { r, alpha: 2 * r, seed: 6 });
+      l1 = new nn.LoRALinear(new nn.Linear(d, h, { seed: 3 }), { r, alpha: 2 * r, dropout, seed: 4 });
+      l2 = new nn.LoRALinear(new nn.Linear(h, d, { seed: 5 }), { r, alpha: 2 * r, dropout, seed: 6 });
       const params = [...l1.parameters(), ...l2.parameters()].filter((p) => p.requiresGrad);
       opt = new optim.AdamW(params, { lr: 1e-3, weightDecay: 0.01 });
       x = randn([m, d], { seed: 1 });
@@ -85,7 +86,7 @@ function loraCase(ctx: BenchContext, m: number, d: number, h: number, r: number)
       target?.dispose();
     },
     baselines: {
-      torch: { kind: 'torch', script: 'train.py', spec: { op: 'lora', m, d, h, r, alpha: 2 * r }, label: 'PEFT-style LoRA + AdamW step' },
+      torch: { kind: 'torch', script: 'train.py', spec: { op: 'lora', m, d, h, r, alpha: 2 * r, dropout }, label: 'PEFT-style LoRA + AdamW step' },
     },
   };
 }
@@ -93,5 +94,8 @@ function loraCase(ctx: BenchContext, m: number, d: number, h: number, r: number)
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) return [];
   // the small MLP measures what a step costs beyond its arithmetic: per-op dispatch, handles, the graph
-  return [mlpCase(ctx, 256, [784, 1024, 1024, 10]), mlpCase(ctx, 8, [16, 32, 32, 4]), loraCase(ctx, 512, 1024, 4096, 16)];
+  return [
+    mlpCase(ctx, 256, [784, 1024, 1024, 10]), mlpCase(ctx, 8, [16, 32, 32, 4]), loraCase(ctx, 512, 1024, 4096, 16),
+    loraCase(ctx, 512, 1024, 4096, 16, 0.05),
+  ];
 }

@@ -5,9 +5,10 @@ Case specs:
   mlp   {batch, dims: [d0, d1, ..., dn]}   nn.Linear layers d0 → d1 → ... → dn with F.gelu between,
                                            F.cross_entropy against labels (i·7919) mod dn, torch.optim.AdamW
                                            (lr 1e-3, weight decay 0.01)
-  lora  {m, d, h, r, alpha}                x [m, d] → LoRA(d → h) → F.gelu → LoRA(h → d), F.mse_loss against a
+  lora  {m, d, h, r, alpha, dropout?}      x [m, d] → LoRA(d → h) → F.gelu → LoRA(h → d), F.mse_loss against a
                                            target; each LoRA is PEFT's Linear: the frozen base F.linear(x, W, b)
-                                           plus (alpha / r)·(x·Aᵀ)·Bᵀ, A [r, in] and B [out, r] trained by AdamW
+                                           plus (alpha / r)·(drop(x)·Aᵀ)·Bᵀ, A [r, in] and B [out, r] trained by
+                                           AdamW, drop = F.dropout(·, dropout) (PEFT's lora_dropout) when given
 The protocol is in common.py.
 """
 from common import serve
@@ -54,9 +55,12 @@ def make_case(torch, spec):
 
         l1, l2 = lora_layer(d, h), lora_layer(h, d)
 
+        p = spec.get("dropout", 0)
+
         def apply(layer, t):
             base, A, B = layer
-            return F.linear(t, base.weight, base.bias) + scale * ((t @ A.T) @ B.T)
+            td = F.dropout(t, p, training=True) if p > 0 else t  # PEFT's lora_dropout
+            return F.linear(t, base.weight, base.bias) + scale * ((td @ A.T) @ B.T)
 
         opt = torch.optim.AdamW([l1[1], l1[2], l2[1], l2[2]], lr=1e-3, weight_decay=0.01)
         x, target = torch.randn(m, d), torch.randn(m, d)
