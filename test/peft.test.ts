@@ -4,8 +4,10 @@
 // directory written here as PEFT's save_pretrained writes one (adapter_config.json, and
 // adapter_model.safetensors with base_model.model.<path>.lora_A.weight keys, one pair in float16) loaded
 // and checked layer by layer against y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ in float64 (DoRA and rsLoRA too);
-// every refusal (another peft_type, bias, fan_in_fan_out, modules_to_save, keys that fit no layer, r that
-// disagrees with lora_A, an existing LoRALinear of another scale) leaves the model as it was; no leaks.
+// every refusal (another peft_type, bias, modules_to_save, a PiSSA / LoftQ init, keys that fit no layer, r
+// that disagrees with lora_A, an existing LoRALinear of another scale) leaves the model as it was; tied
+// layers; savePeftAdapter's files (anchored patterns, every path of a tied layer) loaded back to the same
+// outputs; unloadLora (merge_and_unload / unload), atomic; no leaks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
@@ -298,9 +300,9 @@ for (const variant of ['plain', 'dora+rslora'] as const)
       assert.is(config.peft_type, 'LORA');
       assert.is(config.r, 2, 'the most common r');
       assert.is(config.lora_alpha, 4);
-      assert.equal(config.rank_pattern, { '0\\.v_proj': 3, '1\\.v_proj': 3 });
-      assert.equal(config.alpha_pattern, { '1\\.q_proj': 16 });
-      assert.equal(config.target_modules, ['0.q_proj', '0.v_proj', '1.q_proj', '1.v_proj', '1.o_proj']);
+      assert.equal(config.rank_pattern, { '^0\\.v_proj': 3, '^1\\.v_proj': 3 });
+      assert.equal(config.alpha_pattern, { '^1\\.q_proj': 16 });
+      assert.is(config.target_modules, '^(?:0\\.q_proj|0\\.v_proj|1\\.q_proj|1\\.v_proj|1\\.o_proj)$');
       assert.equal([config.use_dora, config.use_rslora, config.lora_dropout, config.bias, config.base_model_name_or_path], [dora, dora, 0.1, 'none', 'tiny']);
       const saved = io.loadSafetensors(path.join(dir, 'adapter_model.safetensors'));
       const keys = Object.keys(saved);
@@ -417,6 +419,78 @@ test('loadPeftAdapter: a tied block (one layer, two paths), fan_in_fan_out, Pyth
   m.dispose();
   m2.dispose();
   assertNoLeak(before, 'tied block');
+});
+
+test('savePeftAdapter: patterns that would also match other paths (0 and 1.0), a tied layer under both paths', () => {
+  const before = liveCounts();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
+  try {
+    const make = () => new nn.Sequential(new nn.Linear(4, 4, { dtype: 'float64', seed: 1 }), new nn.Sequential(new nn.Linear(4, 4, { dtype: 'float64', seed: 2 }), new nn.Linear(4, 4, { dtype: 'float64', seed: 3 })));
+    const m = make();
+    nn.injectLora(m, { targetModules: '0', r: 4, seed: 1 }); // the path '0' only (['0'] would take '1.0' too)
+    assert.equal(nn.injectLora(m, { targetModules: '1\\..', r: 8, alpha: 8, seed: 2 }), ['1.0', '1.1']);
+    for (const [, t] of m.namedParameters()) if (t.requiresGrad) S.nn.init.uniform_(t, -1, 1, { seed: 5 });
+    io.savePeftAdapter(m, dir);
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    assert.equal([config.r, config.rank_pattern, config.alpha_pattern], [8, { '^0': 4 }, {}]);
+    // PEFT's get_pattern_key: (.*\.)?(^0)$ matches "0" and not "1.0"
+    assert.ok(/^(?:.*\.)?(?:^0)$/.test('0') && !/^(?:.*\.)?(?:^0)$/.test('1.0'));
+    const m2 = make();
+    io.loadPeftAdapter(m2, dir);
+    assert.equal([0, 1, 2].map((i) => (at(m2, ['0', '1.0', '1.1'][i]) as nn.LoRALinear).r), [4, 8, 8]);
+    m.eval();
+    const x = S.tensor(uniform(rng(9), 8), { shape: [2, 4], dtype: 'float64' });
+    S.tidy(() => assert.equal(Array.from(m2.forward(x).dataSync()), Array.from(m.forward(x).dataSync())));
+    x.dispose();
+    // a tied layer: its weights under each path, as PyTorch's state_dict lists it; loaded back as one layer
+    const t = new nn.Sequential(new nn.Linear(4, 4, { dtype: 'float64', seed: 4 }));
+    t.registerModule('again', at(t, '0'));
+    nn.injectLora(t, { targetModules: ['0'], r: 2 });
+    assert.equal(io.savePeftAdapter(t, dir), ['0', 'again']);
+    const buf = fs.readFileSync(path.join(dir, 'adapter_model.safetensors'));
+    const keys = Object.keys(JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString()));
+    assert.ok(keys.includes('base_model.model.0.lora_A.weight') && keys.includes('base_model.model.again.lora_A.weight'), keys.join(' '));
+    const t2 = new nn.Sequential(new nn.Linear(4, 4, { dtype: 'float64', seed: 4 }));
+    t2.registerModule('again', at(t2, '0'));
+    assert.equal(io.loadPeftAdapter(t2, dir).injected, ['0']);
+    assert.ok(at(t2, 'again') === at(t2, '0'));
+    for (const mm of [m, m2, t, t2]) mm.dispose();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  assertNoLeak(before, 'save patterns and tied');
+});
+
+test('unloadLora: checks every layer first (an error leaves the model as it was); an unloaded layer is refused by save', () => {
+  const before = liveCounts();
+  const m = model(13);
+  nn.injectLora(m, { targetModules: ['q_proj'] });
+  const k0 = kinds(m);
+  (at(m, '1.q_proj') as nn.LoRALinear).loraB.dispose();
+  throwsLike(() => nn.unloadLora(m), TypeError, /nn\.unloadLora.*'1\.q_proj' has a disposed parameter/);
+  assert.equal(kinds(m), k0, 'nothing unloaded');
+  assert.ok(!(at(m, '0.q_proj') as nn.LoRALinear).unloaded);
+  const lone = new nn.LoRALinear(new nn.Linear(3, 2));
+  throwsLike(() => nn.unloadLora(lone), RangeError, /'module' is itself an nn\.LoRALinear, which has no parent here: call its unload\(\)/);
+  // a layer unloaded by hand and left in the model
+  const m2 = model(14);
+  nn.injectLora(m2, { targetModules: ['0.q_proj'] });
+  const l = at(m2, '0.q_proj') as nn.LoRALinear;
+  const base = l.unload();
+  assert.ok(l.unloaded);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
+  try {
+    throwsLike(() => io.savePeftAdapter(m2, dir), RangeError, /'0\.q_proj' was unloaded \(its adapter is gone\)/);
+    assert.equal(fs.readdirSync(dir), []);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  throwsLike(() => nn.unloadLora(m2), RangeError, /'0\.q_proj' was already unloaded/);
+  m.dispose();
+  lone.dispose();
+  base.dispose();
+  m2.dispose();
+  assertNoLeak(before, 'unloadLora errors');
 });
 
 test.run();

@@ -15,9 +15,10 @@
 //
 // io.savePeftAdapter(module, dir) writes the nn.LoRALinear layers of `module` the same way, so that
 // PeftModel.from_pretrained (or loadPeftAdapter) loads them: keys base_model.model.<path>.lora_A.weight /
-// lora_B.weight / lora_magnitude_vector, the config's r and lora_alpha the most common ones with the
-// others in rank_pattern / alpha_pattern (the escaped full path as the pattern), target_modules the
-// paths. PEFT's config has one use_rslora, one use_dora and one lora_dropout: layers that differ in the
+// lora_B.weight / lora_magnitude_vector (a layer held by several parents under each path, as PyTorch's
+// state_dict), the config's r and lora_alpha the most common ones with the others in rank_pattern /
+// alpha_pattern (^ and the escaped full path: PEFT versions whose get_pattern_key matches (.*\.)?(p)$),
+// target_modules one regular expression of exactly the paths (PEFT matches a list's names as suffixes). PEFT's config has one use_rslora, one use_dora and one lora_dropout: layers that differ in the
 // first two are refused (the scale or the formula would change), the dropout written is the first
 // layer's (it does not change what the weights compute).
 import * as fs from 'node:fs';
@@ -28,7 +29,7 @@ import { Module } from '../nn/module';
 import { Linear } from '../nn/linear';
 import { LoRALinear } from '../nn/lowrank';
 import { patternValue, replaceModules } from '../nn/peft';
-import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter, saveSafetensors } from './safetensors';
+import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter, serializeSafetensors } from './safetensors';
 
 /** An adapter already in memory: the parsed adapter_config.json and the tensors of its weights file. */
 export interface PeftAdapter {
@@ -224,8 +225,27 @@ function mostCommon(values: readonly number[]): number {
   return best;
 }
 
-/** A path as a regular expression matching exactly it (PEFT's patterns are regular expressions). */
-const escapeRegex = (p: string): string => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A path as a regular expression matching exactly it: PEFT reads a pattern p as (.*\.)?(p)$, so an
+ * unanchored "0" would match "1.0" too; ^ keeps it to the path itself (PEFT's advice for an exact match). */
+const exactPattern = (p: string): string => '^' + p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Every path of every module under root: a module held by several parents (tied) once per path (as
+ * PyTorch's state_dict, which save_pretrained writes, lists it), in registration order. */
+function allPaths(root: Module): [string, Module][] {
+  const out: [string, Module][] = [];
+  const walk = (m: Module, prefix: string, ancestors: Set<Module>) => {
+    for (const [name, c] of m.namedChildren()) {
+      if (ancestors.has(c)) continue;
+      const p = prefix ? `${prefix}.${name}` : name;
+      out.push([p, c]);
+      ancestors.add(c);
+      walk(c, p, ancestors);
+      ancestors.delete(c);
+    }
+  };
+  walk(root, '', new Set([root]));
+  return out;
+}
 
 export interface SavePeftAdapterOptions {
   /** base_model_name_or_path in the config (what PeftModel.from_pretrained's base should be). */
@@ -242,12 +262,13 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
   if (typeof dir !== 'string') typeError(fn, `'dir' must be a string, got ${describe(dir)}`);
   const o = optionsOf(fn, opts, ['baseModel']);
   if (o.baseModel !== undefined && typeof o.baseModel !== 'string') typeError(fn, `'baseModel' must be a string, got ${describe(o.baseModel)}`);
-  const layers = [...module.namedModules()].filter(([, m]) => m instanceof LoRALinear) as [string, LoRALinear][];
-  if (layers.length === 0) rangeError(fn, 'the module has no nn.LoRALinear layer');
   if (module instanceof LoRALinear) rangeError(fn, "'module' is itself an nn.LoRALinear: PEFT names layers by their path in a model; save a module that holds it");
+  const layers = allPaths(module).filter(([, m]) => m instanceof LoRALinear) as [string, LoRALinear][];
+  if (layers.length === 0) rangeError(fn, 'the module has no nn.LoRALinear layer');
   for (const [p, l] of layers) {
+    if (l.unloaded) rangeError(fn, `'${p}' was unloaded (its adapter is gone); take it out of the model`);
+    for (const t of [l.loraA, l.loraB, l.magnitude]) if (t?.isDisposed) typeError(fn, `'${p}' has a disposed parameter (the module was disposed?)`);
     if (l.merged) rangeError(fn, `'${p}' is merged (its adapter is inside the base weight); unmerge() it first`);
-    for (const t of [l.loraA, l.loraB, l.magnitude]) if (t?.isDisposed) typeError(fn, `'${p}' was disposed or unloaded`);
   }
   const [p0, l0] = layers[0];
   for (const [p, l] of layers) {
@@ -258,14 +279,14 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
   const alpha = mostCommon(layers.map(([, l]) => l.alpha));
   const rankPattern: Record<string, number> = {}, alphaPattern: Record<string, number> = {};
   for (const [p, l] of layers) {
-    if (l.r !== r) rankPattern[escapeRegex(p)] = l.r;
-    if (l.alpha !== alpha) alphaPattern[escapeRegex(p)] = l.alpha;
+    if (l.r !== r) rankPattern[exactPattern(p)] = l.r;
+    if (l.alpha !== alpha) alphaPattern[exactPattern(p)] = l.alpha;
   }
   const config = {
     alpha_pattern: alphaPattern, auto_mapping: null, base_model_name_or_path: o.baseModel ?? null, bias: 'none',
     fan_in_fan_out: false, inference_mode: true, init_lora_weights: true, layers_pattern: null, layers_to_transform: null,
     lora_alpha: alpha, lora_dropout: l0.dropout, modules_to_save: null, peft_type: 'LORA', r, rank_pattern: rankPattern,
-    revision: null, target_modules: layers.map(([p]) => p), task_type: null, use_dora: l0.useDora, use_rslora: l0.rslora,
+    revision: null, target_modules: `^(?:${layers.map(([p]) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`, task_type: null, use_dora: l0.useDora, use_rslora: l0.rslora,
   };
   const tensors: Record<string, Tensor> = {};
   for (const [p, l] of layers) {
@@ -274,12 +295,20 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
     tensors[`${k}.lora_B.weight`] = l.loraB;
     if (l.magnitude) tensors[`${k}.lora_magnitude_vector`] = l.magnitude;
   }
+  // Both files written under temporary names and then renamed, the weights first: a failure leaves no
+  // config beside missing or stale weights.
+  const files: [string, Uint8Array | string][] = [
+    ['adapter_model.safetensors', serializeSafetensors(tensors, { format: 'pt' })],
+    ['adapter_config.json', JSON.stringify(config, null, 2) + '\n'],
+  ];
+  let at = dir;
   try {
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2) + '\n');
+    for (const [name, data] of files) fs.writeFileSync((at = path.join(dir, `${name}.tmp`)), data);
+    for (const [name] of files) fs.renameSync((at = path.join(dir, `${name}.tmp`)), path.join(dir, name));
   } catch (e) {
-    rangeError(fn, `cannot write '${path.join(dir, 'adapter_config.json')}' (${(e as Error).message})`);
+    for (const [name] of files) fs.rmSync(path.join(dir, `${name}.tmp`), { force: true });
+    rangeError(fn, `cannot write '${at}' (${(e as Error).message})`);
   }
-  saveSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
   return layers.map(([p]) => p);
 }

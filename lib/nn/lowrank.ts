@@ -13,9 +13,10 @@
 //                               mode only: y = base(x) + scale·(drop(x)·Aᵀ)·Bᵀ, unfused as in PEFT (the
 //                               fused kernel takes one x); DoRA as PEFT's: y = base(x) + (f − 1) ⊙ drop(x)·Wᵀ
 //                               + f ⊙ scale·(drop(x)·Aᵀ)·Bᵀ, f = m/‖W + scale·B·A‖_row.
-//                               Over a float16 / bfloat16 base the adapter's parameters are float32 (PEFT's
-//                               autocast_adapter_dtype), cast to the base's dtype for the fused kernel;
-//                               merges and DoRA's norms are computed in float32 and rounded once.
+//                               Over a float16 / bfloat16 base the adapter's parameters are float32 (stored
+//                               and updated there, as PEFT's autocast_adapter_dtype), but the fused kernel
+//                               takes them rounded to the base's dtype (PEFT runs the adapter's path in
+//                               float32); merges and DoRA's norms are computed in float32, rounded once.
 import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tensor';
 import { noGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
@@ -190,6 +191,11 @@ export class LoRALinear extends Module {
 
   get merged(): boolean {
     return this.#merged;
+  }
+
+  /** True after unload(): the adapter is gone and the base was handed back. */
+  get unloaded(): boolean {
+    return this.#unloaded;
   }
 
   /** t in dtype dt (a recorded cast, so gradients reach t), or t itself. */

@@ -143,7 +143,13 @@ export function unloadLora(module: Module, opts: { merge?: boolean } = {}): stri
   const o = optionsOf(fn, opts, ['merge']);
   const merge = o.merge ?? true;
   if (typeof merge !== 'boolean') typeError(fn, `'merge' must be a boolean, got ${describe(merge)}`);
+  if (module instanceof LoRALinear) rangeError(fn, "'module' is itself an nn.LoRALinear, which has no parent here: call its unload()");
   const layers = [...module.namedModules()].filter(([p, m]) => p !== '' && m instanceof LoRALinear) as [string, LoRALinear][];
+  // every layer checked before any is unloaded, so that an error leaves the model as it was
+  for (const [p, l] of layers) {
+    if (l.unloaded) rangeError(fn, `'${p}' was already unloaded (its base is elsewhere); take it out of the model`);
+    for (const t of [l.base.weight, l.base.bias, l.loraA, l.loraB, l.magnitude]) if (t?.isDisposed) typeError(fn, `'${p}' has a disposed parameter (the module was disposed?)`);
+  }
   replaceModules(module, new Map(layers.map(([, l]) => [l, l.unload({ merge })])));
   return layers.map(([p]) => p);
 }
