@@ -43,6 +43,10 @@ struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
   Device device;
+  // Bumped by every op that writes into an existing tensor (an `out` argument, copyInto, gemm's C), so
+  // that a value derived from it (nn.LoRALinear's adapters cast to the base's dtype) knows when to be
+  // made again. A new native that writes in place must bump it too.
+  uint64_t version = 0;
   Storage(size_t bytes, Device device);
   ~Storage();
   Storage(const Storage&) = delete;

@@ -98,6 +98,8 @@ export interface NativeBinding {
   isDisposed(h: Handle): boolean;
   /** An id of the storage (views of one storage share it). */
   storageId(h: Handle): number;
+  /** How many times ops have written into the tensor's storage in place (out=, copyInto, gemm's C). */
+  version(h: Handle): number;
   contiguous(h: Handle): Handle;
   cast(h: Handle, dtype: number): Handle;
   /** Copies src (broadcast to dst's shape, cast to dst's dtype) into dst, which may be a strided view. */

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import * as R from './reference/lowrank';
+import { native } from '../lib/native';
 import { liveCounts, assertNoLeak, toND, assertClose, freshSeed } from './helpers';
 
 const { nn } = S;
@@ -257,6 +258,45 @@ test('LoRALinear over a 16-bit base: float32 adapters (PEFT\'s autocast_adapter_
   assert.match((err as Error).message, /nn\.LoRALinear/);
   l16.dispose();
   assertNoLeak(before, 'LoRALinear over a 16-bit base');
+});
+
+test('LoRALinear over a 16-bit base, inference: the cast adapters are kept while unchanged, made again after any write', () => {
+  const before = liveCounts();
+  const seed = freshSeed();
+  S.tidy(() => {
+    const base = new nn.Linear(9, 7, { dtype: 'bfloat16', seed });
+    const layer = new nn.LoRALinear(base, { r: 3, seed: seed + 1 });
+    S.nn.init.uniform_(layer.loraB, -0.5, 0.5, { seed: seed + 2 });
+    layer.loraA.requiresGrad = false;
+    layer.loraB.requiresGrad = false;
+    layer.eval();
+    const x = S.randn([2, 9], { seed: seed + 3, dtype: 'bfloat16' });
+    const fresh = () => S.lowrank.lora(x, base.weight, layer.loraA.cast('bfloat16'), layer.loraB.cast('bfloat16'), { scale: layer.scale, bias: base.bias }).dataSync();
+    const run = () => S.tidy(() => Array.from(layer.forward(x).dataSync()));
+    const y1 = run();
+    const live = S.memory().numTensors;
+    assert.equal(run(), y1, 'the same result from the kept casts');
+    assert.is(S.memory().numTensors, live, 'no new tensors kept by a second call');
+    assert.equal(y1, Array.from(fresh()));
+    // writes in place (an init, an out= op, copyInto) are seen
+    S.nn.init.uniform_(layer.loraB, -0.5, 0.5, { seed: seed + 4 });
+    const y2 = run();
+    assert.not.equal(y2, y1);
+    assert.equal(y2, Array.from(fresh()), 'after init');
+    native().unary('mul_scalar', layer.loraA._h, 2, undefined, layer.loraA._h);
+    assert.equal(run(), Array.from(fresh()), 'after an out= op');
+    // a parameter reassigned, and gradients wanted: fresh casts
+    const oldA = layer.loraA;
+    layer.loraA = S.zeros([3, 9]);
+    oldA.dispose();
+    assert.equal(run(), Array.from(fresh()), 'after reassigning loraA');
+    layer.loraA.requiresGrad = true;
+    const y = layer.forward(x);
+    S.sum(y).backward();
+    assert.ok(layer.loraA.grad !== null, 'the gradient reached loraA');
+    layer.dispose();
+  });
+  assertNoLeak(before, 'cast cache');
 });
 
 test.run();

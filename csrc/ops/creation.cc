@@ -344,6 +344,12 @@ Napi::Value StorageId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)(uintptr_t)t.storage.get());
 }
 
+// The write count of t's storage (Storage::version).
+Napi::Value Version(const Napi::CallbackInfo& info) {
+  Tensor t = unwrap(info[0], "tensor");
+  return Napi::Number::New(info.Env(), (double)t.storage->version);
+}
+
 Napi::Value Contiguous(const Napi::CallbackInfo& info) {
   Tensor t = unwrap(info[0], "tensor");
   if (t.device().type != DeviceType::cpu) {
@@ -383,6 +389,7 @@ Napi::Value CopyInto(const Napi::CallbackInfo& info) {
   Tensor dst = unwrap(info[0], "dst");
   Tensor src = unwrap(info[1], "src");
   require_same_device(env, dst, "dst", src, "src", "copyInto");
+  dst.storage->version++;  // written in place (Storage::version)
   if (dst.device().type != DeviceType::cpu && dst.dtype == src.dtype && dst.shape == src.shape &&
       dst.is_contiguous() && src.is_contiguous()) {
     // memmove semantics are not promised by a device copy: equal ranges are a no-op, others overlap
@@ -492,6 +499,7 @@ void register_creation(Napi::Env env, Napi::Object exports) {
   exports.Set("dispose", Napi::Function::New(env, Dispose, "dispose"));
   exports.Set("isDisposed", Napi::Function::New(env, IsDisposed, "isDisposed"));
   exports.Set("storageId", Napi::Function::New(env, StorageId, "storageId"));
+  exports.Set("version", Napi::Function::New(env, Version, "version"));
   exports.Set("contiguous", Napi::Function::New(env, Contiguous, "contiguous"));
   exports.Set("cast", Napi::Function::New(env, Cast, "cast"));
   exports.Set("copyInto", Napi::Function::New(env, CopyInto, "copyInto"));

@@ -422,6 +422,7 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   if (A.device() != C.device() || B.device() != C.device())
     throw_type(env, "structura.gemm: 'C', 'A' and 'B' must be on one device, got " + C.device().str() + ", " +
                         A.device().str() + " and " + B.device().str());
+  C.storage->version++;  // written in place (Storage::version)
   if (C.device().type != DeviceType::cpu && C.dtype == DType::f64)
     throw_type(env, "structura.gemm: float64 is not implemented on " + C.device().str() +
                         " (float32 is); compute on the CPU");

@@ -164,6 +164,7 @@ Tensor make_out(const Napi::CallbackInfo& info, size_t i, const std::string& op,
                          shape_str(shape));
   if (!out.is_contiguous())
     throw_range(env, "structura." + op + ": 'out' must be contiguous (its strides are " + shape_str(out.strides) + ")");
+  out.storage->version++;  // written in place (Storage::version)
   return out;
 }
 

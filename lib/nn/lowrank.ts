@@ -18,7 +18,7 @@
 //                               takes them rounded to the base's dtype (PEFT runs the adapter's path in
 //                               float32); merges and DoRA's norms are computed in float32, rounded once.
 import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tensor';
-import { noGrad } from '../autograd';
+import { noGrad, needsGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
 import { describe, typeError, rangeError, optionsOf } from '../errors';
@@ -156,6 +156,8 @@ export class LoRALinear extends Module {
   #unloaded = false;
   // DoRA: the row norms ‖W + scale·B·A‖ used by merge(), so unmerge() divides by the same numbers.
   #mergeNorm: Tensor | null = null;
+  // The adapters cast to the base's dtype, with what they were made from (see #factors).
+  #castCache: { src: [Tensor, Tensor]; version: [number, number]; dtype: DType; cast: [Tensor, Tensor] } | null = null;
 
   constructor(base: Linear, opts: LoRAOptions = {}) {
     super();
@@ -203,6 +205,32 @@ export class LoRALinear extends Module {
     return t.dtype === dt ? t : cast(t, dt);
   }
 
+  /**
+   * loraA and loraB in dtype dt for the fused kernel. With gradients to record, fresh casts; without
+   * (inference: frozen adapters, or noGrad), casts kept from the last call while neither tensor has been
+   * written since (their storages' versions: an optimizer step or a load makes them again), which spares
+   * a decode step two conversions and their launches.
+   */
+  #factors(dt: DType): [Tensor, Tensor] {
+    const A = this.loraA, B = this.loraB;
+    if (A.dtype === dt && B.dtype === dt) return [A, B];
+    if (needsGrad(A, B)) return [LoRALinear.#as(A, dt), LoRALinear.#as(B, dt)];
+    const n = native();
+    const va = n.version(A._h), vb = n.version(B._h);
+    const c = this.#castCache;
+    if (c && c.src[0] === A && c.src[1] === B && c.version[0] === va && c.version[1] === vb && c.dtype === dt) return c.cast;
+    this.#dropCastCache();
+    const cast2 = noGradScope(() => [LoRALinear.#as(A, dt), LoRALinear.#as(B, dt)] as [Tensor, Tensor]);
+    for (const t of cast2) keep(t);
+    this.#castCache = { src: [A, B], version: [va, vb], dtype: dt, cast: cast2 };
+    return cast2;
+  }
+
+  #dropCastCache(): void {
+    for (const t of this.#castCache?.cast ?? []) t.dispose();
+    this.#castCache = null;
+  }
+
   /** The base weight in the adapter's dtype (no grad): merges and norms are computed there, as PEFT's. */
   #weight(): Tensor {
     return noGradScope(() => LoRALinear.#as(this.base.weight, this.adapterDtype));
@@ -232,7 +260,7 @@ export class LoRALinear extends Module {
     // the fused kernel takes one dtype: float32 adapters over a 16-bit base are cast to it (recorded, so
     // their gradients come back in float32)
     return tidy(() => {
-      const A = LoRALinear.#as(this.loraA, W.dtype), B = LoRALinear.#as(this.loraB, W.dtype);
+      const [A, B] = this.#factors(W.dtype);
       if (!this.useDora) return lowrank.lora(x, W, A, B, { scale: this.scale, bias: this.base.bias });
       // DoRA: the norm is detached (PEFT: "weight_norm.detach()"), so gradients reach m, A and B through
       // m/‖·‖ and the lora term only.
@@ -246,7 +274,7 @@ export class LoRALinear extends Module {
   #forwardDropout(x: Tensor): Tensor {
     return tidy(() => {
       const W = this.base.weight;
-      const A = LoRALinear.#as(this.loraA, W.dtype), B = LoRALinear.#as(this.loraB, W.dtype);
+      const [A, B] = this.#factors(W.dtype);
       const xd = dropout(x, this.dropout);
       const y = this.base.forward(x);
       if (!this.useDora) return add(y, mul(lowrank.linear(xd, A, B), this.scale));
@@ -309,6 +337,7 @@ export class LoRALinear extends Module {
     else this.unmerge();
     this.#mergeNorm?.dispose();
     this.#mergeNorm = null;
+    this.#dropCastCache();
     for (const t of [this.loraA, this.loraB, this.magnitude]) t?.dispose();
     // the base is the caller's now: this layer lets go of it (its dispose() must not free it)
     const base = this.base;
@@ -324,6 +353,7 @@ export class LoRALinear extends Module {
   dispose(): void {
     this.#mergeNorm?.dispose();
     this.#mergeNorm = null;
+    this.#dropCastCache();
     super.dispose();
   }
 
