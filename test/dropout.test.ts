@@ -306,9 +306,7 @@ for (const dora of [false, true])
       const noDrop = new S.nn.LoRALinear(base, { r: rank, alpha: 6, dora, seed: seed + 7 });
       S.nn.init.uniform_(noDrop.loraB, -1, 1, { seed: seed + 9 });
       assertSame(ye, noDrop.forward(x).dataSync(), 'eval = the layer without dropout');
-      noDrop.loraA.dispose();
-      noDrop.loraB.dispose();
-      noDrop.magnitude?.dispose();
+      noDrop.unload({ merge: false }); // (its base is the other layer's too)
     });
     layer.dispose();
     assertNoLeak(before, 'LoRALinear with dropout');

@@ -299,4 +299,23 @@ test('LoRALinear over a 16-bit base, inference: the cast adapters are kept while
   assertNoLeak(before, 'cast cache');
 });
 
+test('a model disposes its LoRALinear layers through their own dispose(): merge norms and kept casts too', () => {
+  const before = liveCounts();
+  const seed = freshSeed();
+  const a = new nn.LoRALinear(new nn.Linear(6, 5, { dtype: 'bfloat16', seed }), { r: 2, dora: true, seed });
+  const b = new nn.LoRALinear(new nn.Linear(5, 4, { dtype: 'bfloat16', seed: seed + 1 }), { r: 2, seed });
+  const model = new nn.Module();
+  model.registerModule('a', a);
+  model.registerModule('b', b);
+  model.registerModule('tied', a); // reachable twice: disposed once
+  model.eval();
+  for (const p of model.parameters()) p.requiresGrad = false;
+  S.tidy(() => {
+    b.forward(a.forward(S.randn([3, 6], { seed, dtype: 'bfloat16' }))); // keeps casts and DoRA's norm
+  });
+  a.merge(); // keeps the DoRA norms merge() used
+  model.dispose();
+  assertNoLeak(before, 'model.dispose()');
+});
+
 test.run();

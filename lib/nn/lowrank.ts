@@ -158,6 +158,8 @@ export class LoRALinear extends Module {
   #mergeNorm: Tensor | null = null;
   // The adapters cast to the base's dtype, with what they were made from (see #factors).
   #castCache: { src: [Tensor, Tensor]; version: [number, number]; dtype: DType; cast: [Tensor, Tensor] } | null = null;
+  // DoRA's row norms, with what they were made from (see #norm).
+  #normCache: { src: Tensor[]; version: number[]; norm: Tensor } | null = null;
 
   constructor(base: Linear, opts: LoRAOptions = {}) {
     super();
@@ -229,6 +231,24 @@ export class LoRALinear extends Module {
   #dropCastCache(): void {
     for (const t of this.#castCache?.cast ?? []) t.dispose();
     this.#castCache = null;
+    this.#normCache?.norm.dispose();
+    this.#normCache = null;
+  }
+
+  /**
+   * DoRA's detached ‖W + scale·B·A‖_row for forward(): kept while W, loraA and loraB are unchanged (their
+   * storages' versions and identities), as it takes no gradient — an inference step would otherwise form
+   * W + scale·B·A, out × in, every call; a training step, whose optimizer writes A and B, makes it again.
+   */
+  #norm(): Tensor {
+    const src: [Tensor, Tensor, Tensor] = [this.base.weight, this.loraA, this.loraB];
+    const n = native();
+    const version = src.map((t) => n.version(t._h));
+    const c = this.#normCache;
+    if (c && c.src.every((t, i) => t === src[i]) && c.version.every((v, i) => v === version[i])) return c.norm;
+    this.#normCache?.norm.dispose();
+    this.#normCache = { src, version, norm: keep(this.#rowNorm(true)) };
+    return this.#normCache.norm;
   }
 
   /** The base weight in the adapter's dtype (no grad): merges and norms are computed there, as PEFT's. */
@@ -264,7 +284,7 @@ export class LoRALinear extends Module {
       if (!this.useDora) return lowrank.lora(x, W, A, B, { scale: this.scale, bias: this.base.bias });
       // DoRA: the norm is detached (PEFT: "weight_norm.detach()"), so gradients reach m, A and B through
       // m/‖·‖ and the lora term only.
-      const f = LoRALinear.#as(div(this.magnitude!, this.#rowNorm(true)), W.dtype);
+      const f = LoRALinear.#as(div(this.magnitude!, this.#norm()), W.dtype);
       const y = mul(lowrank.lora(x, W, A, B, { scale: this.scale }), f);
       return this.base.bias ? add(y, this.base.bias) : y;
     });
@@ -279,7 +299,7 @@ export class LoRALinear extends Module {
       const y = this.base.forward(x);
       if (!this.useDora) return add(y, mul(lowrank.linear(xd, A, B), this.scale));
       // (f − 1)·drop(x)·Wᵀ + f·scale·(drop(x)·Aᵀ)·Bᵀ: two passes over W in all, as PEFT's
-      const f = LoRALinear.#as(div(this.magnitude!, this.#rowNorm(true)), W.dtype);
+      const f = LoRALinear.#as(div(this.magnitude!, this.#norm()), W.dtype);
       const plain = xd.ndim >= 2 ? linearNT(xd, W) : matmul(xd, W.T);
       const low = lowrank.linear(xd, A, B);
       return add(add(y, mul(plain, sub(f, 1))), mul(low, mul(f, this.scale)));

@@ -52,6 +52,9 @@ type Slot =
   | { kind: 'buffer'; value: Tensor | null; persistent: boolean }
   | { kind: 'module'; value: Module | null };
 
+/** The modules a dispose() in progress has reached (each is disposed once). */
+let disposing: Set<Module> | null = null;
+
 /** The base class of layers. A Module with no forward() is a plain container. */
 export class Module {
   /** True in training mode (the default), false after eval(); layers such as dropout read it. */
@@ -349,9 +352,20 @@ export class Module {
   }
 
   /** Disposes every parameter and buffer of this module and its descendants (and their grads). */
+  /** Disposes this module's parameters and buffers and those of every descendant, through each child's
+   * own dispose() (a layer holding tensors of its own besides its parameters frees them too). */
   dispose(): void {
-    for (const p of this.parameters()) p.dispose();
-    for (const b of this.buffers()) b.dispose();
+    const top = disposing === null;
+    const seen = (disposing ??= new Set());
+    try {
+      if (seen.has(this)) return; // a module reachable twice (tied), or a cycle
+      seen.add(this);
+      for (const p of this.parameters({ recurse: false })) p.dispose();
+      for (const b of this.buffers({ recurse: false })) b.dispose();
+      for (const c of this.children()) c.dispose();
+    } finally {
+      if (top) disposing = null;
+    }
   }
 
   [Symbol.dispose](): void {
