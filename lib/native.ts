@@ -98,7 +98,7 @@ export interface NativeBinding {
   isDisposed(h: Handle): boolean;
   /** An id of the storage (views of one storage share it). */
   storageId(h: Handle): number;
-  /** How many times ops have written into the tensor's storage in place (out=, copyInto, gemm's C). */
+  /** A count of the calls that may have written into the tensor's storage in place (out=, copyInto, gemm's C): it changes at least whenever the contents do. */
   version(h: Handle): number;
   contiguous(h: Handle): Handle;
   cast(h: Handle, dtype: number): Handle;

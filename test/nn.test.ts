@@ -469,4 +469,43 @@ test('nn.init: fans, gains, kaiming / xavier bounds, constant', () => {
   w.dispose();
 });
 
+test("Module.dispose(): each child's own dispose() once (tied, nested), the others freed when one throws", () => {
+  const before = memory().numTensors;
+  let calls = 0;
+  class Holder extends nn.Module {
+    extra = tensor([1, 2, 3]); // a tensor of its own besides its parameters (kept from tidy by the module)
+    constructor() {
+      super();
+      this.registerModule('fc', new nn.Linear(3, 2));
+    }
+    dispose(): void {
+      calls++;
+      this.extra.dispose();
+      super.dispose();
+    }
+  }
+  const h = new Holder();
+  const root = new nn.Sequential(h, new nn.Sequential(h));
+  root.registerModule('again', h);
+  root.dispose();
+  assert.is(calls, 1, 'the tied module was disposed once');
+  assert.is(memory().numTensors, before, 'everything freed, its own tensor too');
+  class Bad extends nn.Module {
+    dispose(): void {
+      throw new Error('bad dispose');
+    }
+  }
+  const a = new nn.Linear(2, 2), b = new nn.Linear(2, 2);
+  const m = new nn.Sequential(a, new Bad(), b);
+  let err: unknown;
+  try {
+    m.dispose();
+  } catch (e) {
+    err = e;
+  }
+  assert.match((err as Error).message, /bad dispose/);
+  assert.ok(a.weight.isDisposed && b.weight.isDisposed, 'the children after the one that threw are freed too');
+  assert.is(memory().numTensors, before);
+});
+
 test.run();

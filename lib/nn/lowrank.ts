@@ -216,6 +216,8 @@ export class LoRALinear extends Module {
   #factors(dt: DType): [Tensor, Tensor] {
     const A = this.loraA, B = this.loraB;
     if (A.dtype === dt && B.dtype === dt) return [A, B];
+    const c0 = this.#castCache;
+    if (c0 && (c0.src[0] !== A || c0.src[1] !== B)) this.#dropCastCache(); // (it would keep a replaced factor alive)
     if (needsGrad(A, B)) return [LoRALinear.#as(A, dt), LoRALinear.#as(B, dt)];
     const n = native();
     const va = n.version(A._h), vb = n.version(B._h);
@@ -370,6 +372,8 @@ export class LoRALinear extends Module {
     if (this.#unloaded) typeError(fn, 'the layer was unloaded (unload() handed its base nn.Linear back)');
   }
 
+  /** Frees the parameters, the base's too, and what the layer keeps (merge norms, casts): dispose the
+   * layer, not its parameters one by one (unload() hands the base back first). */
   dispose(): void {
     this.#mergeNorm?.dispose();
     this.#mergeNorm = null;

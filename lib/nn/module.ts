@@ -351,21 +351,33 @@ export class Module {
     return n;
   }
 
-  /** Disposes every parameter and buffer of this module and its descendants (and their grads). */
-  /** Disposes this module's parameters and buffers and those of every descendant, through each child's
-   * own dispose() (a layer holding tensors of its own besides its parameters frees them too). */
+  /**
+   * Disposes every parameter and buffer of this module and its descendants (and their grads), through
+   * each child's own dispose(), called once per module (tied ones, cycles), so that a layer holding
+   * tensors besides its parameters frees them too; a child whose dispose() throws does not stop the
+   * others (the first error is thrown at the end).
+   */
   dispose(): void {
     const top = disposing === null;
     const seen = (disposing ??= new Set());
+    let error: unknown = null;
     try {
-      if (seen.has(this)) return; // a module reachable twice (tied), or a cycle
+      if (seen.has(this)) return;
       seen.add(this);
       for (const p of this.parameters({ recurse: false })) p.dispose();
       for (const b of this.buffers({ recurse: false })) b.dispose();
-      for (const c of this.children()) c.dispose();
+      for (const c of this.children()) {
+        if (seen.has(c)) continue; // its dispose() already ran (a subclass's own code too)
+        try {
+          c.dispose();
+        } catch (e) {
+          error ??= { e };
+        }
+      }
     } finally {
       if (top) disposing = null;
     }
+    if (error) throw (error as { e: unknown }).e;
   }
 
   [Symbol.dispose](): void {
