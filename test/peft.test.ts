@@ -101,6 +101,16 @@ test('injectLora: no match, a non-Linear, a LoRALinear, a bad regex or a bad opt
 
 // ---- loadPeftAdapter ------------------------------------------------------------------------------
 
+/** fn(dir) with a fresh temporary directory, removed afterwards. */
+function inTempDir(fn: (dir: string) => void): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
+  try {
+    fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A PEFT adapter directory: adapter_config.json and adapter_model.safetensors (PEFT's key names). */
 function writeAdapter(dir: string, config: Record<string, unknown>, tensors: Record<string, Tensor>): void {
   fs.mkdirSync(dir, { recursive: true });
@@ -160,8 +170,7 @@ for (const variant of ['plain', 'dora+rslora'] as const)
     const r = rng(seed);
     const before = liveCounts();
     const dora = variant !== 'plain';
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
-    try {
+    inTempDir((dir) => {
       const layers: [string, number][] = [['0.q_proj', 2], ['0.v_proj', 3], ['1.q_proj', 2], ['1.v_proj', 3]];
       const tensors = adapterTensors(r, layers, dora);
       // one pair in float16, as a half-precision adapter file holds (converted on load)
@@ -211,17 +220,14 @@ for (const variant of ['plain', 'dora+rslora'] as const)
       m.dispose();
       m2.dispose();
       m3.dispose();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
     assertNoLeak(before, 'loadPeftAdapter');
   });
 
 test('loadPeftAdapter: what does not fit is refused, naming the field or key, and the model is left as it was', () => {
   const before = liveCounts();
   const r = rng(freshSeed());
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
-  try {
+  inTempDir((dir) => {
     const m = model(9);
     nn.injectLora(m, { targetModules: ['1.q_proj'], r: 2, alpha: 2 }); // scale 1, not the adapter's 2
     const k0 = kinds(m), f0 = flags(m);
@@ -266,9 +272,7 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     assert.equal(kinds(m), k0);
     for (const t of [...Object.values(good), ...Object.values(l1)]) t.dispose();
     m.dispose();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
   assertNoLeak(before, 'loadPeftAdapter errors');
 });
 
@@ -290,8 +294,7 @@ for (const variant of ['plain', 'dora+rslora'] as const)
     const seed = freshSeed();
     const before = liveCounts();
     const dora = variant !== 'plain';
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
-    try {
+    inTempDir((dir) => {
       const m = model(seed % 1000);
       nn.injectLora(m, { targetModules: ['q_proj', 'v_proj', '1.o_proj'], r: 2, alpha: 4, rankPattern: { v_proj: 3 }, alphaPattern: { '1\\.q_proj': 16 }, dora, rslora: dora, dropout: 0.1, seed });
       for (const [, t] of m.namedParameters()) if (t.requiresGrad) S.nn.init.uniform_(t, 0.5, 1.5, { seed: seed + 1 });
@@ -324,16 +327,13 @@ for (const variant of ['plain', 'dora+rslora'] as const)
       x.dispose();
       m.dispose();
       m2.dispose();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
     assertNoLeak(before, 'savePeftAdapter');
   });
 
 test('savePeftAdapter: what PEFT cannot hold is refused', () => {
   const before = liveCounts();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
-  try {
+  inTempDir((dir) => {
     const m = model(5);
     throwsLike(() => io.savePeftAdapter(m, dir), RangeError, /io\.savePeftAdapter.*the module has no nn\.LoRALinear layer/);
     nn.injectLora(m, { targetModules: ['0.q_proj'] });
@@ -350,9 +350,7 @@ test('savePeftAdapter: what PEFT cannot hold is refused', () => {
     m.dispose();
     m2.dispose();
     lone.dispose();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
   assertNoLeak(before, 'savePeftAdapter errors');
 });
 
@@ -423,8 +421,7 @@ test('loadPeftAdapter: a tied block (one layer, two paths), fan_in_fan_out, Pyth
 
 test('savePeftAdapter: patterns that would also match other paths (0 and 1.0), a tied layer under both paths', () => {
   const before = liveCounts();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
-  try {
+  inTempDir((dir) => {
     const make = () => new nn.Sequential(new nn.Linear(4, 4, { dtype: 'float64', seed: 1 }), new nn.Sequential(new nn.Linear(4, 4, { dtype: 'float64', seed: 2 }), new nn.Linear(4, 4, { dtype: 'float64', seed: 3 })));
     const m = make();
     nn.injectLora(m, { targetModules: '0', r: 4, seed: 1 }); // the path '0' only (['0'] would take '1.0' too)
@@ -455,9 +452,7 @@ test('savePeftAdapter: patterns that would also match other paths (0 and 1.0), a
     assert.equal(io.loadPeftAdapter(t2, dir).injected, ['0']);
     assert.ok(at(t2, 'again') === at(t2, '0'));
     for (const mm of [m, m2, t, t2]) mm.dispose();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
   assertNoLeak(before, 'save patterns and tied');
 });
 
@@ -478,13 +473,10 @@ test('unloadLora: checks every layer first (an error leaves the model as it was)
   const l = at(m2, '0.q_proj') as nn.LoRALinear;
   const base = l.unload();
   assert.ok(l.unloaded);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'structura-peft-'));
-  try {
+  inTempDir((dir) => {
     throwsLike(() => io.savePeftAdapter(m2, dir), RangeError, /'0\.q_proj' was unloaded \(its adapter is gone\)/);
     assert.equal(fs.readdirSync(dir), []);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
   throwsLike(() => nn.unloadLora(m2), RangeError, /'0\.q_proj' was already unloaded/);
   m.dispose();
   lone.dispose();
