@@ -1,6 +1,7 @@
 // run.ts — `npm run bench`: times every bench/*.bench.ts case on one device and prints a table
 // (op, shape, dtype, device, median ms, GFLOP/s or GB/s, and the ratio to each baseline measured in
-// the same run), then writes bench/results/<cpu-or-card>-<YYYY-MM-DD>.json and an SVG chart beside it.
+// the same run), then writes bench/results/<cpu-or-card>-<YYYY-MM-DD>[-N].json and an SVG chart beside it
+// (-2, -3, … for a later complete run of the same day).
 //
 //   node --import tsx bench/run.ts [--device cpu|cuda|cuda:N|cuda-emu] [--filter <regex>] [--quick]
 //                                  [--threads N] [--no-torch] [--no-write] [--results <dir>] [bench files...]
@@ -613,8 +614,11 @@ async function main() {
   const rows: Row[] = [];
   const baselineNames = new Map<string, string[]>(); // per bench file, in order of appearance
   const partial = !!opts.filter || opts.quick || opts.files.length > 0;
-  const name = `${slug(device)}-${today()}${partial ? '-partial' : ''}`;
   const dir = opts.results ? path.resolve(opts.results) : path.join(__dirname, 'results');
+  // A complete run never replaces an earlier one of the same day (they are committed): -2, -3, … after
+  // it. A partial run is scratch (git ignores it) and is written over.
+  let name = `${slug(device)}-${today()}${partial ? '-partial' : ''}`;
+  if (!partial) for (let k = 2, base = name; fs.existsSync(path.join(dir, `${name}.json`)); k++) name = `${base}-${k}`;
   const jsonFile = path.join(dir, `${name}.json`);
   const svgFile = path.join(dir, `${name}.svg`);
   const allNames = () => [...new Set([...baselineNames.values()].flat())];
