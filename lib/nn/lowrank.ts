@@ -217,20 +217,21 @@ export class LoRALinear extends Module {
     const A = this.loraA, B = this.loraB;
     if (A.dtype === dt && B.dtype === dt) return [A, B];
     const c0 = this.#castCache;
-    if (c0 && (c0.src[0] !== A || c0.src[1] !== B)) this.#dropCastCache(); // (it would keep a replaced factor alive)
+    if (c0 && (c0.src[0] !== A || c0.src[1] !== B)) this.#dropKept(); // (it would keep a replaced factor alive)
     if (needsGrad(A, B)) return [LoRALinear.#as(A, dt), LoRALinear.#as(B, dt)];
     const n = native();
     const va = n.version(A._h), vb = n.version(B._h);
     const c = this.#castCache;
     if (c && c.src[0] === A && c.src[1] === B && c.version[0] === va && c.version[1] === vb && c.dtype === dt) return c.cast;
-    this.#dropCastCache();
+    this.#dropKept();
     const cast2 = noGradScope(() => [LoRALinear.#as(A, dt), LoRALinear.#as(B, dt)] as [Tensor, Tensor]);
     for (const t of cast2) keep(t);
     this.#castCache = { src: [A, B], version: [va, vb], dtype: dt, cast: cast2 };
     return cast2;
   }
 
-  #dropCastCache(): void {
+  /** Frees what #factors and #norm keep. */
+  #dropKept(): void {
     for (const t of this.#castCache?.cast ?? []) t.dispose();
     this.#castCache = null;
     this.#normCache?.norm.dispose();
@@ -359,7 +360,7 @@ export class LoRALinear extends Module {
     else this.unmerge();
     this.#mergeNorm?.dispose();
     this.#mergeNorm = null;
-    this.#dropCastCache();
+    this.#dropKept();
     for (const t of [this.loraA, this.loraB, this.magnitude]) t?.dispose();
     // the base is the caller's now: this layer lets go of it (its dispose() must not free it)
     const base = this.base;
@@ -377,7 +378,7 @@ export class LoRALinear extends Module {
   dispose(): void {
     this.#mergeNorm?.dispose();
     this.#mergeNorm = null;
-    this.#dropCastCache();
+    this.#dropKept();
     super.dispose();
   }
 
