@@ -123,9 +123,10 @@ export class GradNode {
     return this._outputs ? this._outputs.length : 1;
   }
 
-  /** The nodes (or null for leaves and inputs without grad) this node sends gradients to. */
-  get nextFunctions(): (GradNode | null)[] {
-    return this._edges.map((e) => e?.node ?? null);
+  /** Where this node sends gradients, one entry per input as PyTorch's next_functions: [node, which
+   * output of it] for an input an op made, [null, 0] for a leaf or an input without grad. */
+  get nextFunctions(): [GradNode | null, number][] {
+    return this._edges.map((e) => (e?.node ? [e.node, e.index] : [null, 0]));
   }
 
   /** @internal frees the saved tensors (after backward, or when the node is released) */

@@ -809,4 +809,26 @@ test('backward(): bad tensors and grads are TypeErrors / RangeErrors naming them
   });
 });
 
+test('GradNode.nextFunctions: [node, output index] per input, as PyTorch; [null, 0] for leaves and inputs without grad', () => {
+  S.tidy(() => {
+    const x = S.tensor([1, 2, 3], { requiresGrad: true });
+    const split = S.customOp({
+      name: 'Split',
+      forward: (_ctx, t: Tensor) => [S.mul(t, 2), S.mul(t, 3)] as [Tensor, Tensor],
+      backward: (_ctx, g1: Tensor, g2: Tensor) => [S.add(S.mul(g1, 2), S.mul(g2, 3))],
+    });
+    const [a, b] = split(x);
+    const y = S.mul(b, S.ones([3]));
+    const z = S.add(a, y);
+    const [m0, m1] = z.gradFn!.nextFunctions;
+    assert.is(m0[0], a.gradFn);
+    assert.is(m0[1], 0);
+    assert.is(m1[0], y.gradFn);
+    const [fromB, fromOnes] = y.gradFn!.nextFunctions;
+    assert.equal([fromB[0]?.name, fromB[1]], ['Split', 1], 'the second output of Split');
+    assert.equal(fromOnes, [null, 0], 'an input without grad');
+    assert.equal(a.gradFn!.nextFunctions, [[null, 0]], 'a leaf');
+  });
+});
+
 test.run();
