@@ -508,4 +508,13 @@ test("Module.dispose(): each child's own dispose() once (tied, nested), the othe
   assert.is(memory().numTensors, before);
 });
 
+test('namedModules: each module once by default; once per path with removeDuplicate false (cycles still cut)', () => {
+  const shared = new nn.Linear(2, 2);
+  const inner = new nn.Sequential(shared);
+  const root = new nn.Sequential(inner, shared);
+  assert.equal([...root.namedModules()].map(([p]) => p), ['', '0', '0.0']);
+  assert.equal([...root.namedModules('', new Set(), false)].map(([p]) => p), ['', '0', '0.0', '1']);
+  root.dispose();
+});
+
 test.run();

@@ -28,8 +28,9 @@ import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors'
 import { Module } from '../nn/module';
 import { Linear } from '../nn/linear';
 import { LoRALinear } from '../nn/lowrank';
-import { patternValue, replaceModules } from '../nn/peft';
-import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter, serializeSafetensors } from './safetensors';
+import { patternLookup, replaceModules, escapeRegExp, discardLayers, trainOnlyAdapters } from '../nn/peft';
+import { checkLive } from '../nn/linear';
+import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter, serializeSafetensors, onFile, checkRecord } from './safetensors';
 
 /** An adapter already in memory: the parsed adapter_config.json and the tensors of its weights file. */
 export interface PeftAdapter {
@@ -91,12 +92,7 @@ function loraSettings(config: Record<string, unknown>) {
 function readAdapter(dir: string): PeftAdapter {
   const cfgPath = path.join(dir, 'adapter_config.json');
   const wPath = path.join(dir, 'adapter_model.safetensors');
-  let text: string;
-  try {
-    text = fs.readFileSync(cfgPath, 'utf8');
-  } catch (e) {
-    return rangeError(FN, `cannot read '${cfgPath}' (${(e as Error).message})`);
-  }
+  const text = onFile(FN, cfgPath, () => fs.readFileSync(cfgPath, 'utf8'));
   let config: unknown;
   try {
     config = JSON.parse(text);
@@ -123,8 +119,9 @@ export function loadPeftAdapter(module: Module, source: string | PeftAdapter, op
   const fromDir = typeof source === 'string';
   if (fromDir) adapter = readAdapter(source);
   else {
-    if (source === null || typeof source !== 'object' || typeof source.config !== 'object' || source.config === null || typeof source.tensors !== 'object' || source.tensors === null)
-      typeError(FN, `'source' must be a directory or {config, tensors}, got ${describe(source)}`);
+    if (source === null || typeof source !== 'object') typeError(FN, `'source' must be a directory or {config, tensors}, got ${describe(source)}`);
+    checkRecord(FN, 'source.config', source.config, '(the parsed adapter_config.json)');
+    checkRecord(FN, 'source.tensors', source.tensors, '{name: Tensor}');
     adapter = source;
   }
   try {
@@ -137,14 +134,15 @@ export function loadPeftAdapter(module: Module, source: string | PeftAdapter, op
 function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: boolean): { injected: string[]; loaded: string[] } {
   const cfg = loraSettings(config);
   // the layers the file has weights for, each with its lora_A, lora_B and (DoRA) magnitude
-  const layers = new Map<string, { A?: Tensor; B?: Tensor; m?: Tensor }>();
+  const layers = new Map<string, { A?: Tensor; B?: Tensor; m?: Tensor; keys: string[] }>();
   for (const [key, t] of Object.entries(tensors)) {
     if (!(t instanceof Tensor)) typeError(FN, `'${key}' must be a Tensor, got ${describe(t)}`);
     const k = ADAPTER_KEY.exec(key);
     if (!k) rangeError(FN, `'${key}' is not a LoRA weight of a linear layer (lora_A, lora_B, lora_magnitude_vector)`);
     if (k[3] === '.bias') rangeError(FN, `'${key}' is a bias of the adapter (lora_bias), which nn.LoRALinear does not have`);
-    const e = layers.get(k[1]) ?? {};
+    const e = layers.get(k[1]) ?? { keys: [] };
     layers.set(k[1], e);
+    e.keys.push(key);
     const slot = k[2] === 'lora_A' ? 'A' : k[2] === 'lora_B' ? 'B' : 'm';
     if (e[slot]) rangeError(FN, `the file has two ${k[2]} for '${k[1]}' (two adapters in one file?)`);
     e[slot] = t;
@@ -153,14 +151,14 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
   // one entry a layer: a layer reachable by several paths (a tied block) has its weights under each, the
   // same values (PyTorch's state_dict keeps every path); the first path's are loaded
   const plan = new Map<Module, { p: string; base: Linear; r: number; alpha: number; keys: string[] }>();
-  const keysOf = (p: string) => Object.keys(tensors).filter((k) => ADAPTER_KEY.exec(k)![1] === p);
-  for (const [p, { A, B, m }] of layers) {
+  const rankOf = patternLookup(FN, 'adapter_config rank_pattern', cfg.rankPattern);
+  const alphaOf = patternLookup(FN, 'adapter_config alpha_pattern', cfg.alphaPattern);
+  for (const [p, { A, B, m, keys }] of layers) {
     const target = submodule(module, p);
     if (!target) rangeError(FN, `the adapter has weights for '${p}', which is not a module of the model`);
     if (!A || !B) rangeError(FN, `the adapter has ${A ? 'lora_A' : 'lora_B'} for '${p}' but no ${A ? 'lora_B' : 'lora_A'}`);
     if (cfg.dora !== (m !== undefined)) rangeError(FN, cfg.dora ? `use_dora is true but the adapter has no lora_magnitude_vector for '${p}'` : `'${p}' has a lora_magnitude_vector but use_dora is false`);
-    const r = patternValue(FN, 'adapter_config rank_pattern', cfg.rankPattern, p, cfg.r);
-    const alpha = patternValue(FN, 'adapter_config alpha_pattern', cfg.alphaPattern, p, cfg.alpha);
+    const r = rankOf(p, cfg.r), alpha = alphaOf(p, cfg.alpha);
     if (A.shape.length !== 2 || A.shape[0] !== r)
       rangeError(FN, `the config gives '${p}' r = ${r} (r or rank_pattern) but its lora_A is ${shapeStr(A.shape)}`);
     const base = target instanceof LoRALinear ? target.base : target;
@@ -183,7 +181,7 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
         rangeError(FN, `'${p}' is an nn.LoRALinear with r = ${target.r}, scale = ${target.scale}, dora = ${target.useDora} but the adapter has r = ${r}, scale = ${scale}, dora = ${cfg.dora}`);
       if (target.merged) rangeError(FN, `the layer '${p}' is merged; unmerge() it first`);
     }
-    plan.set(target, { p, base, r, alpha, keys: keysOf(p) });
+    plan.set(target, { p, base, r, alpha, keys });
   }
   const fresh = [...plan].filter(([target]) => !(target instanceof LoRALinear));
   const toLoad: Record<string, Tensor> = {};
@@ -202,16 +200,10 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
       throw e;
     }
   } catch (e) {
-    for (const l of made) for (const t of [l.loraA, l.loraB, l.magnitude]) t?.dispose();
-    params.forEach((t, i) => (t.requiresGrad = flags[i]));
+    discardLayers(made, params, flags);
     throw e;
   }
-  const adapters = new Set<Tensor>();
-  for (const p of layers.keys()) {
-    const l = submodule(module, p) as LoRALinear;
-    for (const t of [l.loraA, l.loraB, l.magnitude]) if (t) adapters.add(t);
-  }
-  for (const t of module.parameters()) t.requiresGrad = trainable && adapters.has(t);
+  trainOnlyAdapters(module, [...layers.keys()].map((p) => submodule(module, p) as LoRALinear), trainable);
   if (!trainable) module.eval();
   return { injected: fresh.map(([, { p }]) => p), loaded: [...layers.keys()] };
 }
@@ -227,25 +219,7 @@ function mostCommon(values: readonly number[]): number {
 
 /** A path as a regular expression matching exactly it: PEFT reads a pattern p as (.*\.)?(p)$, so an
  * unanchored "0" would match "1.0" too; ^ keeps it to the path itself (PEFT's advice for an exact match). */
-const exactPattern = (p: string): string => '^' + p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Every path of every module under root: a module held by several parents (tied) once per path (as
- * PyTorch's state_dict, which save_pretrained writes, lists it), in registration order. */
-function allPaths(root: Module): [string, Module][] {
-  const out: [string, Module][] = [];
-  const walk = (m: Module, prefix: string, ancestors: Set<Module>) => {
-    for (const [name, c] of m.namedChildren()) {
-      if (ancestors.has(c)) continue;
-      const p = prefix ? `${prefix}.${name}` : name;
-      out.push([p, c]);
-      ancestors.add(c);
-      walk(c, p, ancestors);
-      ancestors.delete(c);
-    }
-  };
-  walk(root, '', new Set([root]));
-  return out;
-}
+const exactPattern = (p: string): string => '^' + escapeRegExp(p);
 
 export interface SavePeftAdapterOptions {
   /** base_model_name_or_path in the config (what PeftModel.from_pretrained's base should be). */
@@ -263,11 +237,12 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
   const o = optionsOf(fn, opts, ['baseModel']);
   if (o.baseModel !== undefined && typeof o.baseModel !== 'string') typeError(fn, `'baseModel' must be a string, got ${describe(o.baseModel)}`);
   if (module instanceof LoRALinear) rangeError(fn, "'module' is itself an nn.LoRALinear: PEFT names layers by their path in a model; save a module that holds it");
-  const layers = allPaths(module).filter(([, m]) => m instanceof LoRALinear) as [string, LoRALinear][];
+  // every path, a tied layer's each (as PyTorch's state_dict, which save_pretrained writes)
+  const layers = [...module.namedModules('', new Set(), false)].filter(([, m]) => m instanceof LoRALinear) as [string, LoRALinear][];
   if (layers.length === 0) rangeError(fn, 'the module has no nn.LoRALinear layer');
   for (const [p, l] of layers) {
     if (l.unloaded) rangeError(fn, `'${p}' was unloaded (its adapter is gone); take it out of the model`);
-    for (const t of [l.loraA, l.loraB, l.magnitude]) if (t?.isDisposed) typeError(fn, `'${p}' has a disposed parameter (the module was disposed?)`);
+    checkLive(`${fn} ('${p}')`, { loraA: l.loraA, loraB: l.loraB, magnitude: l.magnitude });
     if (l.merged) rangeError(fn, `'${p}' is merged (its adapter is inside the base weight); unmerge() it first`);
   }
   const [p0, l0] = layers[0];
@@ -286,7 +261,7 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
     alpha_pattern: alphaPattern, auto_mapping: null, base_model_name_or_path: o.baseModel ?? null, bias: 'none',
     fan_in_fan_out: false, inference_mode: true, init_lora_weights: true, layers_pattern: null, layers_to_transform: null,
     lora_alpha: alpha, lora_dropout: l0.dropout, modules_to_save: null, peft_type: 'LORA', r, rank_pattern: rankPattern,
-    revision: null, target_modules: `^(?:${layers.map(([p]) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`, task_type: null, use_dora: l0.useDora, use_rslora: l0.rslora,
+    revision: null, target_modules: `^(?:${layers.map(([p]) => escapeRegExp(p)).join('|')})$`, task_type: null, use_dora: l0.useDora, use_rslora: l0.rslora,
   };
   const tensors: Record<string, Tensor> = {};
   for (const [p, l] of layers) {

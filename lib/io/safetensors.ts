@@ -23,14 +23,14 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
   throw new Error('structura.io: safetensors needs a little-endian platform');
 
 /** A plain {key: value} object (not an array, a Map or a class instance), else a TypeError. */
-function checkRecord(fn: string, arg: string, v: unknown, what: string): asserts v is Record<string, unknown> {
+export function checkRecord(fn: string, arg: string, v: unknown, what: string): asserts v is Record<string, unknown> {
   const proto = v !== null && typeof v === 'object' ? Object.getPrototypeOf(v) : undefined;
   if (proto !== Object.prototype && proto !== null) typeError(fn, `'${arg}' must be a plain object ${what}, got ${describe(v)}`);
 }
 
 /** Runs a file-system call; its failure (no such file, a directory, no permission) as a RangeError
  * naming the path, the system error as its cause. */
-function onFile<T>(fn: string, path: string, io: () => T): T {
+export function onFile<T>(fn: string, path: string, io: () => T): T {
   try {
     return io();
   } catch (e) {
@@ -219,7 +219,6 @@ export function loadLoraAdapter(module: Module, tensors: Record<string, Tensor>)
   const fn = 'io.loadLoraAdapter';
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
   checkRecord(fn, 'tensors', tensors, '{name: Tensor}');
-  const re = ADAPTER_KEY;
   const plan: [Tensor, Tensor, string][] = [];
   const owner = new Map<Tensor, string>();
   const loaded = new Set<string>();
@@ -227,7 +226,7 @@ export function loadLoraAdapter(module: Module, tensors: Record<string, Tensor>)
   for (const key of Object.keys(tensors)) {
     const t = tensors[key];
     checkTensor(fn, key, t);
-    const m = re.exec(key);
+    const m = ADAPTER_KEY.exec(key);
     const layer = m ? submodule(module, m[1]) : null;
     if (!m || !(layer instanceof LoRALinear)) {
       unexpected.push(key);

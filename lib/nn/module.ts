@@ -169,12 +169,15 @@ export class Module {
     for (const [, m] of this.namedChildren()) yield m;
   }
 
-  /** This module and every descendant, each once, as [path, module]; this one has path ''. */
-  *namedModules(prefix = '', seen = new Set<Module>()): IterableIterator<[string, Module]> {
+  /** This module and every descendant as [path, module]; this one has path ''. Each module once, at its
+   * first path, unless removeDuplicate is false (PyTorch's remove_duplicate): then a module held by
+   * several parents comes once per path (a cycle is still cut). `seen` is the walk's own. */
+  *namedModules(prefix = '', seen = new Set<Module>(), removeDuplicate = true): IterableIterator<[string, Module]> {
     if (seen.has(this)) return;
     seen.add(this);
     yield [prefix, this];
-    for (const [name, m] of this.namedChildren()) yield* m.namedModules(prefix ? `${prefix}.${name}` : name, seen);
+    for (const [name, m] of this.namedChildren()) yield* m.namedModules(prefix ? `${prefix}.${name}` : name, seen, removeDuplicate);
+    if (!removeDuplicate) seen.delete(this); // then `seen` holds the ancestors only
   }
 
   *modules(): IterableIterator<Module> {

@@ -14,7 +14,8 @@
 // nn.unloadLora(module, {merge}) undoes it: PEFT's merge_and_unload / unload.
 import { describe, typeError, rangeError, optionsOf } from '../errors';
 import { Module } from './module';
-import { Linear } from './linear';
+import { Linear, checkLive } from './linear';
+import type { Tensor } from '../tensor';
 import { LoRALinear } from './lowrank';
 
 export interface InjectLoraOptions {
@@ -52,7 +53,7 @@ function regex(fn: string, arg: string, pattern: string, wrap: (p: string) => st
 
 /** PEFT's module-name rule: a string is a regular expression for the whole path; an array lists names
  * that equal the path or end it after a '.'. */
-export function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => boolean {
+function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => boolean {
   if (typeof spec === 'string') {
     const re = regex(fn, arg, spec, (p) => `^(?:${p})$`);
     return (p) => re.test(p);
@@ -63,16 +64,33 @@ export function pathMatcher(fn: string, arg: string, spec: unknown): (path: stri
   return (p) => names.some((n) => p === n || p.endsWith(`.${n}`));
 }
 
-/** PEFT's get_pattern_key: the value of the first pattern p with path ~ (.*\.)?(p)$, else `fallback`. */
-export function patternValue(fn: string, arg: string, patterns: unknown, path: string, fallback: number): number {
-  if (patterns === undefined || patterns === null) return fallback;
+/** PEFT's get_pattern_key over {pattern: value}, compiled once: (path, fallback) → the value of the first
+ * pattern p with path ~ (.*\.)?(p)$, else fallback. */
+export function patternLookup(fn: string, arg: string, patterns: unknown): (path: string, fallback: number) => number {
+  if (patterns === undefined || patterns === null) return (_, fallback) => fallback;
   if (typeof patterns !== 'object' || Array.isArray(patterns)) typeError(fn, `'${arg}' must be an object {pattern: number}, got ${describe(patterns)}`);
-  for (const [p, v] of Object.entries(patterns as Record<string, unknown>)) {
-    if (!regex(fn, arg, p, (q) => `^(?:.*\\.)?(?:${q})$`).test(path)) continue;
+  const table = Object.entries(patterns as Record<string, unknown>).map(([p, v]) => {
     if (typeof v !== 'number' || !Number.isFinite(v)) typeError(fn, `'${arg}' gives ${describe(v)} for '${p}'; it must be a finite number`);
-    return v;
-  }
-  return fallback;
+    return [regex(fn, arg, p, (q) => `^(?:.*\\.)?(?:${q})$`), v as number] as const;
+  });
+  return (path, fallback) => table.find(([re]) => re.test(path))?.[1] ?? fallback;
+}
+
+/** s with the regular-expression metacharacters escaped (a path as a pattern that matches only it). */
+export const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Undoes LoRALinear layers made but not (or no longer) in the model: their adapters freed, every
+ * parameter's requiresGrad as `flags` recorded it (a LoRALinear freezes its base as it is made). */
+export function discardLayers(made: readonly LoRALinear[], params: readonly Tensor[], flags: readonly boolean[]): void {
+  for (const l of made) l.unload({ merge: false });
+  params.forEach((t, i) => (t.requiresGrad = flags[i]));
+}
+
+/** requiresGrad = trainable for the adapters of `layers`, false for every other parameter of module. */
+export function trainOnlyAdapters(module: Module, layers: Iterable<LoRALinear>, trainable = true): void {
+  const adapters = new Set<Tensor>();
+  for (const l of layers) for (const t of [l.loraA, l.loraB, l.magnitude]) if (t) adapters.add(t);
+  for (const t of module.parameters()) t.requiresGrad = trainable && adapters.has(t);
 }
 
 /** Puts `swap.get(m)` wherever a module of `root` holds a child m that `swap` has: a layer shared by
@@ -98,16 +116,17 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
   if (o.targetModules === undefined) typeError(fn, "'targetModules' is required (a regular expression or an array of module names)");
   const isTarget = pathMatcher(fn, 'targetModules', o.targetModules);
   const excluded = o.excludeModules === undefined ? () => false : pathMatcher(fn, 'excludeModules', o.excludeModules);
+  const rankOf = patternLookup(fn, 'rankPattern', o.rankPattern), alphaOf = patternLookup(fn, 'alphaPattern', o.alphaPattern);
   const r0 = o.r ?? 8, alpha0 = o.alpha ?? 8;
+  const modules = [...module.namedModules()];
+  // the base Linear inside a LoRALinear is not a target of its own
+  const bases = new Set<Module>(modules.flatMap(([, m]) => (m instanceof LoRALinear && m.base ? [m.base] : [])));
   const plan: [string, Linear, number, number][] = [];
-  for (const [path, m] of module.namedModules()) {
-    if (path === '' || !isTarget(path) || excluded(path)) continue;
+  for (const [path, m] of modules) {
+    if (path === '' || !isTarget(path) || excluded(path) || bases.has(m)) continue;
     if (m instanceof LoRALinear) rangeError(fn, `'${path}' is already an nn.LoRALinear`);
-    // the base Linear inside a LoRALinear is not a target of its own
-    const dot = path.lastIndexOf('.');
-    if (dot >= 0 && [...module.namedModules()].some(([q, p]) => q === path.slice(0, dot) && p instanceof LoRALinear)) continue;
     if (!(m instanceof Linear)) typeError(fn, `'${path}' matches 'targetModules' but is an ${m.constructor.name}; only nn.Linear layers take a LoRA adapter`);
-    plan.push([path, m, patternValue(fn, 'rankPattern', o.rankPattern, path, r0), patternValue(fn, 'alphaPattern', o.alphaPattern, path, alpha0)]);
+    plan.push([path, m, rankOf(path, r0), alphaOf(path, alpha0)]);
   }
   if (plan.length === 0) rangeError(fn, `no module of the model matches 'targetModules' ${JSON.stringify(o.targetModules)}`);
   // Every layer is made before any is put in place, so a bad option (r, dropout) leaves the model as it
@@ -120,14 +139,11 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
       made.push(new LoRALinear(base, { r, alpha, rslora: o.rslora, dora: o.dora, dropout: o.dropout, seed: o.seed === undefined ? undefined : o.seed + i }));
     });
   } catch (e) {
-    for (const l of made) for (const t of [l.loraA, l.loraB, l.magnitude]) t?.dispose();
-    params.forEach((t, i) => (t.requiresGrad = flags[i]));
+    discardLayers(made, params, flags);
     throw e;
   }
   replaceModules(module, new Map(plan.map(([, base], i) => [base, made[i]])));
-  // as get_peft_model: only the adapters train
-  const adapters = new Set(made.flatMap((l) => [l.loraA, l.loraB, l.magnitude]));
-  for (const t of module.parameters()) if (!adapters.has(t)) t.requiresGrad = false;
+  trainOnlyAdapters(module, made); // as get_peft_model
   return plan.map(([path]) => path);
 }
 
@@ -148,7 +164,7 @@ export function unloadLora(module: Module, opts: { merge?: boolean } = {}): stri
   // every layer checked before any is unloaded, so that an error leaves the model as it was
   for (const [p, l] of layers) {
     if (l.unloaded) rangeError(fn, `'${p}' was already unloaded (its base is elsewhere); take it out of the model`);
-    for (const t of [l.base.weight, l.base.bias, l.loraA, l.loraB, l.magnitude]) if (t?.isDisposed) typeError(fn, `'${p}' has a disposed parameter (the module was disposed?)`);
+    checkLive(`${fn} ('${p}')`, { 'base.weight': l.base.weight, 'base.bias': l.base.bias, loraA: l.loraA, loraB: l.loraB, magnitude: l.magnitude });
   }
   replaceModules(module, new Map(layers.map(([, l]) => [l, l.unload({ merge })])));
   return layers.map(([p]) => p);
