@@ -241,22 +241,28 @@ export function registerHook(t: Tensor, fn: Hook): { remove(): void } {
 export function backward(tensors: Tensor | readonly Tensor[], grads?: Tensor | null | readonly (Tensor | null)[], opts: { retainGraph?: boolean } = {}): void {
   const fn = 'backward';
   const several = !(tensors instanceof Tensor);
-  const roots = several ? tensorList(fn, 'tensors', tensors) : (checkTensor(fn, 'tensor', tensors), [tensors]);
+  const roots = tensorList(fn, several ? 'tensors' : 'tensor', tensors);
   opts = optionsOf(fn, opts, ['retainGraph']);
   if (opts.retainGraph !== undefined && typeof opts.retainGraph !== 'boolean')
     typeError(fn, `'retainGraph' must be a boolean, got ${describe(opts.retainGraph)}`);
-  let gs: readonly (Tensor | null | undefined)[];
-  if (!several) {
-    if (Array.isArray(grads)) typeError(fn, "'grad' is an array but the tensor is one Tensor");
-    gs = [grads as Tensor | null | undefined];
-  } else {
-    if (grads !== undefined && grads !== null && !Array.isArray(grads))
-      typeError(fn, `'grads' must be an array of one gradient (or null) per tensor, got ${describe(grads)}`);
-    gs = (grads as readonly (Tensor | null)[] | undefined | null) ?? roots.map(() => null);
-    if (gs.length !== roots.length) rangeError(fn, `'grads' has ${gs.length} entries for ${roots.length} tensors`);
-  }
+  const gs = rootGrads(fn, several, grads, roots.length, several ? 'grads' : 'grad', 'the tensor', 'tensor');
   roots.forEach((r, i) => checkRoot(fn, r, gs[i], several ? `grads[${i}]` : 'grad', several ? `'tensors[${i}]'` : undefined));
-  new BackwardPass(!!opts.retainGraph).run(roots, gs.map((g) => g ?? null));
+  new BackwardPass(!!opts.retainGraph).run(roots, gs);
+}
+
+/** The roots' gradients (null: ones, for a one-element root) from what backward() / grad() were given:
+ * one gradient for one root, an array of one per root (or nothing) for an array of roots. `one` names
+ * the single root, `item` a root, in the errors. */
+function rootGrads(fn: string, several: boolean, given: unknown, n: number, arg: string, one: string, item: string): (Tensor | null)[] {
+  if (!several) {
+    if (Array.isArray(given)) typeError(fn, `'${arg}' is an array but ${one} is one Tensor`);
+    return [(given as Tensor | null | undefined) ?? null];
+  }
+  if (given !== undefined && given !== null && !Array.isArray(given))
+    typeError(fn, `'${arg}' must be an array of one gradient (or null) per ${item}, got ${describe(given)}`);
+  const gs = (given as readonly (Tensor | null | undefined)[] | undefined | null) ?? [];
+  if (given && gs.length !== n) rangeError(fn, `'${arg}' has ${gs.length} entries for ${n} ${item}s`);
+  return Array.from({ length: n }, (_, i) => gs[i] ?? null);
 }
 
 /** Checks the tensor backpropagated from and its gradient (or that it needs none). */
@@ -306,18 +312,9 @@ export function grad(output: Tensor | readonly Tensor[], inputs: Tensor | readon
   });
   for (const k of ['retainGraph', 'allowUnused'] as const)
     if (opts[k] !== undefined && typeof opts[k] !== 'boolean') typeError('grad', `'${k}' must be a boolean, got ${describe(opts[k])}`);
-  const go = opts.gradOutput;
-  let gos: readonly (Tensor | null | undefined)[];
-  if (output instanceof Tensor) {
-    if (Array.isArray(go)) typeError('grad', "'gradOutput' is an array but 'output' is one Tensor");
-    gos = [go as Tensor | null | undefined];
-  } else {
-    if (go !== undefined && go !== null && !Array.isArray(go)) typeError('grad', `'gradOutput' must be an array of one gradient (or null) per output, got ${describe(go)}`);
-    gos = (go as readonly (Tensor | null)[] | undefined | null) ?? outs.map(() => null);
-    if (gos.length !== outs.length) rangeError('grad', `'gradOutput' has ${gos.length} entries for ${outs.length} outputs`);
-  }
+  const gos = rootGrads('grad', !(output instanceof Tensor), opts.gradOutput, outs.length, 'gradOutput', "'output'", 'output');
   outs.forEach((o, i) => checkRoot('grad', o, gos[i], output instanceof Tensor ? 'gradOutput' : `gradOutput[${i}]`));
-  const got = new BackwardPass(!!opts.retainGraph, 'grad').run(outs, gos.map((g) => g ?? null), list)!;
+  const got = new BackwardPass(!!opts.retainGraph, 'grad').run(outs, gos, list)!;
   const unused = opts.allowUnused ? -1 : got.indexOf(null);
   if (unused >= 0) {
     for (const g of new Set(got)) g?.dispose();

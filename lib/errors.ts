@@ -149,3 +149,10 @@ export function checkKnownKeys(fn: string, opts: Record<string, unknown>, known:
     typeError(fn, `unknown option '${k}'${hint}`);
   }
 }
+
+/** A probability argument: a number in [0, 1] (a TypeError otherwise, a RangeError outside). */
+export function checkProbability(fn: string, arg: string, p: unknown): number {
+  if (typeof p !== 'number') typeError(fn, `'${arg}' must be a number in [0, 1], got ${describe(p)}`);
+  if (!(p >= 0 && p <= 1)) rangeError(fn, `'${arg}' must be a probability in [0, 1], got ${p}`);
+  return p as number;
+}

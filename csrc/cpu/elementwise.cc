@@ -1,6 +1,7 @@
 // elementwise.cc — CPU elementwise kernels: y = op(a) (unary), y = op(a, b) with numpy broadcasting
-// (binary), y = cond ? a : b (where). Inputs are views of any strides and shapes broadcasting to
-// the output's; the output is contiguous. See elementwise.h for the dtype rules.
+// (binary), y = cond ? a : b (where), and dropout (contiguous x: y = x·(kept ? scale : 0), the mask
+// from the counter-based stream). Inputs are views of any strides and shapes broadcasting to the
+// output's; the output is contiguous. See elementwise.h for the dtype rules.
 //
 // How: the output shape and every operand's (broadcast) strides are collapsed (size-1 dimensions
 // dropped, dimensions merged where all operands are contiguous across them), then the elements

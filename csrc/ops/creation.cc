@@ -1,5 +1,6 @@
 // ops/creation.cc — making tensors (from arrays, empty, full, arange, random), views with bounds
-// checks, reading back, dispose, contiguous/cast/copyInto/concat, and to() between devices.
+// checks, reading back, dispose, storage versions (version(): bumped by every in-place write, see
+// Storage::version), contiguous/cast/copyInto/concat, and to() between devices.
 // On a device (cuda, cuda-emu) the values are made on the host by the same code, then copied over, so
 // every device holds the same numbers (random() is counter-based: the same draws everywhere).
 // contiguous/cast/copyInto/concat of device tensors run cuda/copy.cu on their device (the CPU's

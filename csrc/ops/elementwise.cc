@@ -298,12 +298,7 @@ Napi::Value Dropout(const Napi::CallbackInfo& info) {
   const float scale = p == 1 ? 0.f : 1.0f / (float)(1.0 - p);
   const double scale64 = p == 1 ? 0.0 : 1.0 / (1.0 - p);
   const Device dev = x.device();
-  if (!x.is_contiguous()) {
-    Tensor c = Tensor::empty(x.dtype, x.shape, dev);
-    if (dev.type != DeviceType::cpu) device_copy(x, x.strides, c, "dropout");
-    else copy_to_contiguous(x, c);
-    x = c;
-  }
+  x = contiguous(x);  // element i is the i-th in row-major order, as rand()'s draws
   Tensor out = Tensor::empty(x.dtype, x.shape, dev);
   if (x.numel() == 0) return wrap(env, std::move(out));
   if (dev.type != DeviceType::cpu) {

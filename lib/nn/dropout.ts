@@ -2,17 +2,9 @@
 // others by 1/(1 − p) (the dropout op, a fresh mask each call from the default generator: see
 // manualSeed); after eval() it passes its input through. Any shape in, same shape out.
 import type { Tensor } from '../tensor';
-import { checkTensor, checkFloating } from '../tensor';
-import { dropout } from '../ops/elementwise';
-import { describe, typeError, rangeError } from '../errors';
+import { dropoutImpl } from '../ops/elementwise';
+import { checkProbability } from '../errors';
 import { Module } from './module';
-
-/** Checks a dropout probability: a number in [0, 1]. */
-export function checkProbability(fn: string, arg: string, p: unknown): number {
-  if (typeof p !== 'number') typeError(fn, `'${arg}' must be a number in [0, 1], got ${describe(p)}`);
-  if (!(p >= 0 && p <= 1)) rangeError(fn, `'${arg}' must be a probability in [0, 1], got ${p}`);
-  return p as number;
-}
 
 export class Dropout extends Module {
   readonly p: number;
@@ -23,9 +15,7 @@ export class Dropout extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    checkTensor('nn.Dropout.forward', 'x', x);
-    if (this.training && this.p > 0) checkFloating('nn.Dropout.forward', 'x', x);
-    return dropout(x, this.p, { training: this.training });
+    return dropoutImpl('nn.Dropout.forward', x, this.p, this.training, undefined);
   }
 
   extraRepr(): string {

@@ -2,13 +2,16 @@
 //
 //   LowRankLinear(in, out, r)   y = (x·Aᵀ)·Bᵀ + b, A [r, in], B [out, r]; forward(x, {rank}) uses a prefix
 //                               (Maestro's ordered truncation, no copy); truncate(k) keeps the first k for good.
-//   LoRALinear(base, {r, alpha, rslora, dora, dropout})
+//   LoRALinear(base, {r, alpha, rslora, dora, dropout, adapterDtype})
 //                               y = base(x) + scale·(x·Aᵀ)·Bᵀ, scale = alpha/r (or alpha/√r with rsLoRA),
 //                               PEFT's init (A kaiming-uniform with a = √5, B zeros) and parameter layout
 //                               (loraA = lora_A.weight [r, in], loraB = lora_B.weight [out, r]); the base
 //                               layer is frozen. DoRA (PEFT's DoraLinearLayer): y = (m/‖W + scale·B·A‖_row)
 //                               ⊙ (x·Wᵀ + scale·(x·Aᵀ)·Bᵀ) + b, the norm detached, m initialised to ‖W‖_row.
-//                               merge() folds the adapter into W (exact to rounding), unmerge() undoes it.
+//                               merge() folds the adapter into W (exact to rounding), unmerge() undoes it,
+//                               unload() hands the base back (PEFT's merge_and_unload / unload).
+//                               Without gradients to record it keeps the adapters cast to a 16-bit base's
+//                               dtype and DoRA's norms, made again after any write (storage versions).
 //                               dropout (PEFT's lora_dropout) applies to the adapter's input in training
 //                               mode only: y = base(x) + scale·(drop(x)·Aᵀ)·Bᵀ, unfused as in PEFT (the
 //                               fused kernel takes one x); DoRA as PEFT's: y = base(x) + (f − 1) ⊙ drop(x)·Wᵀ
@@ -21,17 +24,15 @@ import { Tensor, parseDType, parseDevice, fromHandle, tidy, keep } from '../tens
 import { noGrad, needsGrad } from '../autograd';
 import type { DType, Device, NotPromise } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
-import { describe, typeError, rangeError, optionsOf } from '../errors';
+import { describe, typeError, rangeError, optionsOf, checkProbability } from '../errors';
 import * as lowrank from '../ops/lowrank';
-import { matmul } from '../ops/dense';
+import { matmul, linearNT } from '../ops/dense';
 import { add, mul, div, sqrt, sub, dropout } from '../ops/elementwise';
 import { sum } from '../ops/reduce';
 import { reshape, narrow, contiguous, cast } from '../ops/shape';
 import { Module } from './module';
 import { Linear, checkFeatures, checkInput, checkFloatingDType, checkLive } from './linear';
 import { uniform_, zeros_ } from './init';
-import { checkProbability } from './dropout';
-import { linearNT } from '../ops/dense';
 
 /** fn with grad mode off inside a tidy (only what it returns survives). */
 function noGradScope<T>(fn: () => NotPromise<T>): T {
@@ -217,25 +218,31 @@ export class LoRALinear extends Module {
     const A = this.loraA, B = this.loraB;
     if (A.dtype === dt && B.dtype === dt) return [A, B];
     const c0 = this.#castCache;
-    if (c0 && (c0.src[0] !== A || c0.src[1] !== B)) this.#dropKept(); // (it would keep a replaced factor alive)
+    if (c0 && (c0.src[0] !== A || c0.src[1] !== B)) this.#dropCasts(); // (it would keep a replaced factor alive)
     if (needsGrad(A, B)) return [LoRALinear.#as(A, dt), LoRALinear.#as(B, dt)];
     const n = native();
     const va = n.version(A._h), vb = n.version(B._h);
     const c = this.#castCache;
     if (c && c.src[0] === A && c.src[1] === B && c.version[0] === va && c.version[1] === vb && c.dtype === dt) return c.cast;
-    this.#dropKept();
+    this.#dropCasts();
     const cast2 = noGradScope(() => [LoRALinear.#as(A, dt), LoRALinear.#as(B, dt)] as [Tensor, Tensor]);
     for (const t of cast2) keep(t);
     this.#castCache = { src: [A, B], version: [va, vb], dtype: dt, cast: cast2 };
     return cast2;
   }
 
-  /** Frees what #factors and #norm keep. */
-  #dropKept(): void {
+  #dropCasts(): void {
     for (const t of this.#castCache?.cast ?? []) t.dispose();
     this.#castCache = null;
+  }
+
+  /** Frees all the layer keeps besides its parameters: the casts, DoRA's norms, merge()'s norms. */
+  #dropKept(): void {
+    this.#dropCasts();
     this.#normCache?.norm.dispose();
     this.#normCache = null;
+    this.#mergeNorm?.dispose();
+    this.#mergeNorm = null;
   }
 
   /**
@@ -358,8 +365,6 @@ export class LoRALinear extends Module {
     checkLive('nn.LoRALinear.unload', { 'base.weight': this.base.weight, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
     if (merge) this.merge();
     else this.unmerge();
-    this.#mergeNorm?.dispose();
-    this.#mergeNorm = null;
     this.#dropKept();
     for (const t of [this.loraA, this.loraB, this.magnitude]) t?.dispose();
     // the base is the caller's now: this layer lets go of it (its dispose() must not free it)
@@ -376,8 +381,6 @@ export class LoRALinear extends Module {
   /** Frees the parameters, the base's too, and what the layer keeps (merge norms, casts): dispose the
    * layer, not its parameters one by one (unload() hands the base back first). */
   dispose(): void {
-    this.#mergeNorm?.dispose();
-    this.#mergeNorm = null;
     this.#dropKept();
     super.dispose();
   }

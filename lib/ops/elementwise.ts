@@ -6,7 +6,7 @@
 import { native, type UnaryOp, type BinaryOp } from '../native';
 import { Tensor, fromHandle, checkTensor, checkSameKind, checkFloating } from '../tensor';
 import { record } from '../autograd';
-import { shapeStr, broadcastShapes, typeError, rangeError, checkNumber, aDType, optionsOf, describe } from '../errors';
+import { shapeStr, broadcastShapes, typeError, rangeError, checkNumber, aDType, optionsOf, describe, checkProbability } from '../errors';
 import { scalarLike, seedOf } from './creation';
 import { sumTo } from './reduce';
 import { alias } from './shape';
@@ -367,17 +367,20 @@ function dropoutSeeded(x: Tensor, p: number, seed: number): Tensor {
  * unchanged (a view sharing its storage). The mask is not stored: the backward draws it again.
  */
 export function dropout(x: Tensor, p = 0.5, opts: DropoutOptions = {}): Tensor {
-  const fn = 'dropout';
-  checkUnary(fn, x, false);
-  checkNumber(fn, 'p', p);
-  if (!(p >= 0 && p <= 1)) rangeError(fn, `'p' must be a probability in [0, 1], got ${p}`);
-  const o = optionsOf(fn, opts, ['training', 'seed'], '{training: true}');
+  const o = optionsOf('dropout', opts, ['training', 'seed'], '{training: true}');
   const training = o.training ?? true;
-  if (typeof training !== 'boolean') typeError(fn, `'training' must be a boolean, got ${describe(training)}`);
+  if (typeof training !== 'boolean') typeError('dropout', `'training' must be a boolean, got ${describe(training)}`);
+  return dropoutImpl('dropout', x, p, training, o.seed);
+}
+
+/** @internal dropout's checks and work, errors named by `fn` (nn.Dropout's forward calls it too). */
+export function dropoutImpl(fn: string, x: Tensor, p: number, training: boolean, seed: number | undefined): Tensor {
+  checkUnary(fn, x, false);
+  checkProbability(fn, 'p', p);
   if (p === 0 || !training) {
-    if (o.seed !== undefined) seedOf(fn, o.seed); // checked all the same; the default generator is not advanced
+    if (seed !== undefined) seedOf(fn, seed); // checked all the same; the default generator is not advanced
     return alias(x);
   }
   checkFloating(fn, 'x', x); // (a pass-through takes any dtype, as PyTorch's)
-  return dropoutSeeded(x, p, seedOf(fn, o.seed));
+  return dropoutSeeded(x, p, seedOf(fn, seed));
 }
