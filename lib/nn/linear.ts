@@ -27,6 +27,18 @@ export function checkLive(fn: string, params: Record<string, Tensor | null | und
   for (const name in params) if (params[name]?.isDisposed) typeError(fn, `its parameter '${name}' was disposed (the module was disposed?)`);
 }
 
+/** x [..., in]·Wᵀ with W [out, in] (nn.Linear's product, checked by the caller). */
+export function linearNoBias(x: Tensor, W: Tensor): Tensor {
+  if (x.ndim >= 2) return linearNT(x, W); // W's gradient in its own layout (ops/dense.ts)
+  // x·Wᵀ through a transposed view; autograd keeps its own alias, so the view can go at once.
+  const wt = W.T;
+  try {
+    return matmul(x, wt);
+  } finally {
+    wt.dispose();
+  }
+}
+
 export interface LinearOptions {
   /** Learn an additive bias (default true). */
   bias?: boolean;
@@ -84,18 +96,7 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     checkInput('nn.Linear.forward', x, this.inFeatures, 'inFeatures');
     checkLive('nn.Linear.forward', { weight: this.weight, bias: this.bias });
-    let y: Tensor;
-    if (x.ndim >= 2) {
-      y = linearNT(x, this.weight);  // W's gradient in its own layout (ops/dense.ts)
-    } else {
-      // x·Wᵀ through a transposed view; autograd keeps its own alias, so the view can go at once.
-      const wt = this.weight.T;
-      try {
-        y = matmul(x, wt);
-      } finally {
-        wt.dispose();
-      }
-    }
+    const y = linearNoBias(x, this.weight);
     if (!this.bias) return y;
     const out = add(y, this.bias);
     y.dispose();

@@ -26,12 +26,12 @@ import type { DType, Device, NotPromise } from '../tensor';
 import { native, DTYPE_CODES } from '../native';
 import { describe, typeError, rangeError, optionsOf, checkProbability } from '../errors';
 import * as lowrank from '../ops/lowrank';
-import { matmul, linearNT } from '../ops/dense';
+import { matmul } from '../ops/dense';
 import { add, mul, div, sqrt, sub, dropout } from '../ops/elementwise';
 import { sum } from '../ops/reduce';
 import { reshape, narrow, contiguous, cast } from '../ops/shape';
 import { Module } from './module';
-import { Linear, checkFeatures, checkInput, checkFloatingDType, checkLive } from './linear';
+import { Linear, checkFeatures, checkInput, checkFloatingDType, checkLive, linearNoBias } from './linear';
 import { uniform_, zeros_ } from './init';
 
 /** fn with grad mode off inside a tidy (only what it returns survives). */
@@ -310,7 +310,7 @@ export class LoRALinear extends Module {
       if (!this.useDora) return add(y, mul(lowrank.linear(xd, A, B), this.scale));
       // (f − 1)·drop(x)·Wᵀ + f·scale·(drop(x)·Aᵀ)·Bᵀ: two passes over W in all, as PEFT's
       const f = LoRALinear.#as(div(this.magnitude!, this.#norm()), W.dtype);
-      const plain = xd.ndim >= 2 ? linearNT(xd, W) : matmul(xd, W.T);
+      const plain = linearNoBias(xd, W);
       const low = lowrank.linear(xd, A, B);
       return add(add(y, mul(plain, sub(f, 1))), mul(low, mul(f, this.scale)));
     });
