@@ -514,6 +514,15 @@ test('namedModules: each module once by default; once per path with removeDuplic
   const root = new nn.Sequential(inner, shared);
   assert.equal([...root.namedModules()].map(([p]) => p), ['', '0', '0.0']);
   assert.equal([...root.namedModules('', new Set(), false)].map(([p]) => p), ['', '0', '0.0', '1']);
+  // PyTorch's state_dict lists a tied module under each path; load_state_dict then expects each
+  const sd = root.stateDict();
+  assert.equal(Object.keys(sd), ['0.0.weight', '0.0.bias', '1.weight', '1.bias']);
+  assert.is(sd['1.weight'], sd['0.0.weight']);
+  const copy = new nn.Sequential(new nn.Sequential(new nn.Linear(2, 2)));
+  copy.registerModule('1', (copy as unknown as Record<string, nn.Sequential>)['0']['0' as never] as unknown as nn.Module);
+  const res = copy.loadStateDict(sd);
+  assert.equal([res.missingKeys, res.unexpectedKeys], [[], []]);
+  copy.dispose();
   root.dispose();
 });
 

@@ -224,10 +224,11 @@ export class Module {
     return out;
   }
 
-  /** The state-dict entries as [path, tensor]: every parameter and persistent buffer, by path (tied tensors under each path). */
+  /** The state-dict entries as [path, tensor]: every parameter and persistent buffer, by path (tied
+   * tensors and tied modules under each path, as PyTorch's state_dict). */
   #stateEntries(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [prefix, m] of this.namedModules()) {
+    for (const [prefix, m] of this.namedModules('', new Set(), false)) {
       for (const [name, s] of m.#slots) {
         if (s.kind === 'module' || !s.value) continue;
         if (s.kind === 'buffer' && !s.persistent) continue;
