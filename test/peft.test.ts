@@ -4,8 +4,9 @@
 // directory written here as PEFT's save_pretrained writes one (adapter_config.json, and
 // adapter_model.safetensors with base_model.model.<path>.lora_A.weight keys, one pair in float16) loaded
 // and checked layer by layer against y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ in float64 (DoRA and rsLoRA too);
-// every refusal (another peft_type, bias, modules_to_save, a PiSSA / LoftQ init, keys that fit no layer, r
-// that disagrees with lora_A, an existing LoRALinear of another scale) leaves the model as it was; tied
+// modules_to_save's copies loaded; every refusal (another peft_type, bias, a PiSSA / LoftQ init, keys
+// that fit no layer, r that disagrees with lora_A, an existing LoRALinear of another scale) leaves the
+// model as it was; tied
 // layers; savePeftAdapter's files (anchored patterns, every path of a tied layer) loaded back to the same
 // outputs; unloadLora (merge_and_unload / unload), atomic; no leaks.
 import { test } from 'uvu';
@@ -244,14 +245,14 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     refuse({ init_lora_weights: 'loftq' }, good, RangeError, /'init_lora_weights' is 'loftq'/);
     refuse({ alora_invocation_tokens: [5, 6] }, good, RangeError, /'alora_invocation_tokens' is set/);
     refuse({ layer_replication: [[0, 1], [0, 1]] }, good, RangeError, /'layer_replication' is set/);
-    refuse({ modules_to_save: ['classifier'] }, good, RangeError, /'modules_to_save' is \["classifier"\]/);
     refuse({ r: 'two' }, good, TypeError, /adapter_config 'r' must be a finite number/);
     refuse({ r: 3 }, good, RangeError, /the config gives '0\.q_proj' r = 3 \(r or rank_pattern\) but its lora_A is \[2, 6\]/);
     refuse({ use_dora: true }, good, RangeError, /use_dora is true but the adapter has no lora_magnitude_vector for '0\.q_proj'/);
     refuse({}, { ...good, 'base_model.model.2.q_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /weights for '2\.q_proj', which is not a module of the model/);
     refuse({}, { ...good, 'base_model.model.0.o_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /the adapter has lora_A for '0\.o_proj' but no lora_B/);
     refuse({}, { ...good, 'base_model.model.0.act.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.act.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, TypeError, /'0\.act', which is an GELU, not an nn\.Linear/);
-    refuse({}, { ...good, 'base_model.model.0.q_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.q_proj\.weight' is not a LoRA weight of a linear layer/);
+    refuse({}, { ...good, 'base_model.model.0.q_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.q_proj\.weight' is \[2, 6\] but the model's parameter is \[5, 6\]/);
+    refuse({}, { ...good, 'base_model.model.0.k_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.k_proj\.weight' is neither a LoRA weight of a linear layer .* nor a parameter of the model/);
     refuse({}, { ...good, 'base_model.model.0.o_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.o_proj.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, RangeError, /'0\.o_proj' lora_A is \[2, 6\] but the layer \(in 5, out 6, r 2\) takes \[2, 5\]/);
     const l1 = adapterTensors(r, [['1.q_proj', 2]], false);
     refuse({}, { ...good, ...l1 }, RangeError, /'1\.q_proj' is an nn\.LoRALinear with r = 2, scale = 1, dora = false but the adapter has r = 2, scale = 2, dora = false/);
@@ -483,6 +484,28 @@ test('unloadLora: checks every layer first (an error leaves the model as it was)
   base.dispose();
   m2.dispose();
   assertNoLeak(before, 'unloadLora errors');
+});
+
+test('loadPeftAdapter: modules_to_save (a trained classifier head) copied into the model, trained when trainable', () => {
+  const before = liveCounts();
+  const r = rng(freshSeed());
+  for (const trainable of [false, true]) {
+    const m = model(31);
+    m.registerModule('classifier', new nn.Linear(HID, 3, { dtype: 'float64', seed: 32 }));
+    const tensors = adapterTensors(r, [['0.q_proj', 2]], false);
+    const W = S.tensor(uniform(r, 3 * HID), { shape: [3, HID], dtype: 'float32' }); // another dtype: converted
+    const b = S.tensor(uniform(r, 3), { shape: [3], dtype: 'float64' });
+    const res = io.loadPeftAdapter(m, { config: { ...PEFT_CONFIG, modules_to_save: ['classifier'] }, tensors: { ...tensors, 'base_model.model.classifier.weight': W, 'base_model.model.classifier.bias': b } }, { trainable });
+    assert.equal(res.copied, ['base_model.model.classifier.weight', 'base_model.model.classifier.bias']);
+    const head = at(m, 'classifier') as nn.Linear;
+    assert.equal(Array.from(head.weight.dataSync()), Array.from(S.tidy(() => W.cast('float64').dataSync())));
+    assert.equal(Array.from(head.bias!.dataSync()), Array.from(b.dataSync()));
+    assert.equal([head.weight.requiresGrad, head.bias!.requiresGrad], [trainable, trainable]);
+    assert.is((at(m, '0.o_proj') as nn.Linear).weight.requiresGrad, false);
+    for (const t of [...Object.values(tensors), W, b]) t.dispose();
+    m.dispose();
+  }
+  assertNoLeak(before, 'modules_to_save');
 });
 
 test.run();

@@ -6,24 +6,28 @@
 // is loaded is exactly what was saved. A layer that already is an nn.LoRALinear is loaded as it is, if
 // its r, scale and DoRA agree with the config.
 //
-// Refused (a RangeError naming the field or key; a silent difference would give other outputs than
-// PyTorch's): another peft_type, bias other than "none" (lora_bias, trained biases), modules_to_save
-// (full copies of other layers), init_lora_weights that rewrote the base (pissa, olora, corda, loftq),
-// alora_invocation_tokens, layer_replication, keys that are not LoRA weights of a module of the model, a
-// layer missing lora_A, lora_B or (DoRA) its magnitude, shapes that do not fit. A layer the model reaches
-// by several paths (a tied block) has its weights under each: they must agree. Everything is checked before the model changes; if the copy fails, the layers are put back.
+// Keys that name whole parameters of the model (modules_to_save's trained copies, saved embeddings) are
+// copied into them. Refused (a RangeError naming the field or key; a silent difference would give other
+// outputs than PyTorch's): another peft_type, bias other than "none" (lora_bias, trained biases),
+// init_lora_weights that rewrote the base (pissa, olora, corda, loftq), alora_invocation_tokens,
+// layer_replication, keys that name neither a LoRA weight nor a parameter of the model, a layer missing
+// lora_A, lora_B or (DoRA) its magnitude, shapes that do not fit. A layer the model reaches by several
+// paths (a tied block) has its weights under each: they must agree. Everything is checked before the
+// model changes; if the copy fails, the layers are put back.
 //
 // io.savePeftAdapter(module, dir) writes the nn.LoRALinear layers of `module` the same way, so that
 // PeftModel.from_pretrained (or loadPeftAdapter) loads them: keys base_model.model.<path>.lora_A.weight /
 // lora_B.weight / lora_magnitude_vector (a layer held by several parents under each path, as PyTorch's
 // state_dict), the config's r and lora_alpha the most common ones with the others in rank_pattern /
 // alpha_pattern (^ and the escaped full path: PEFT versions whose get_pattern_key matches (.*\.)?(p)$),
-// target_modules one regular expression of exactly the paths (PEFT matches a list's names as suffixes). PEFT's config has one use_rslora, one use_dora and one lora_dropout: layers that differ in the
-// first two are refused (the scale or the formula would change), the dropout written is the first
+// target_modules one regular expression of exactly the paths (PEFT matches a list's names as
+// suffixes). PEFT's config has one use_rslora, one use_dora and one lora_dropout: layers that differ in
+// the first two are refused (the scale or the formula would change); the dropout written is the first
 // layer's (it does not change what the weights compute).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tensor } from '../tensor';
+import { native } from '../native';
 import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors';
 import { Module } from '../nn/module';
 import { Linear } from '../nn/linear';
@@ -43,6 +47,15 @@ export interface LoadPeftAdapterOptions {
    * (inference); true: the adapters train and every other parameter is frozen, as get_peft_model leaves
    * a model. */
   trainable?: boolean;
+}
+
+export interface LoadPeftAdapterResult {
+  /** The layers made nn.LoRALinear. */
+  injected: string[];
+  /** Every layer whose adapter was loaded (made here or already one). */
+  loaded: string[];
+  /** The file's keys of whole parameters copied in (modules_to_save, saved embeddings). */
+  copied: string[];
 }
 
 const FN = 'io.loadPeftAdapter';
@@ -73,9 +86,6 @@ function loraSettings(config: Record<string, unknown>) {
     rangeError(FN, `${field('alora_invocation_tokens')} is set: an activated LoRA applies to the tokens after them only, which nn.LoRALinear does not do`);
   if (config.layer_replication !== undefined && config.layer_replication !== null)
     rangeError(FN, `${field('layer_replication')} is set: PEFT rebuilds the layer stack before loading, which this loader does not`);
-  const mts = config.modules_to_save;
-  if (mts !== undefined && mts !== null && !(Array.isArray(mts) && mts.length === 0))
-    rangeError(FN, `${field('modules_to_save')} is ${JSON.stringify(mts)}: full copies of those layers are in the file, which loadPeftAdapter does not load (load them with loadStateDict)`);
   if (config.lora_bias === true) rangeError(FN, `${field('lora_bias')} is true: lora_B has a bias, which nn.LoRALinear does not have`);
   return {
     r: num('r', 8),
@@ -110,7 +120,7 @@ function readAdapter(dir: string): PeftAdapter {
  * adapter_model.safetensors) or an adapter in memory ({config, tensors}). Returns the paths of the
  * layers made nn.LoRALinear (`injected`) and of every layer loaded (`loaded`).
  */
-export function loadPeftAdapter(module: Module, source: string | PeftAdapter, opts: LoadPeftAdapterOptions = {}): { injected: string[]; loaded: string[] } {
+export function loadPeftAdapter(module: Module, source: string | PeftAdapter, opts: LoadPeftAdapterOptions = {}): LoadPeftAdapterResult {
   if (!(module instanceof Module)) typeError(FN, `'module' must be an nn.Module, got ${describe(module)}`);
   const o = optionsOf(FN, opts, ['trainable']);
   const trainable = o.trainable ?? false;
@@ -131,14 +141,36 @@ export function loadPeftAdapter(module: Module, source: string | PeftAdapter, op
   }
 }
 
-function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: boolean): { injected: string[]; loaded: string[] } {
+/** dst ← src, converted to dst's dtype and moved to its device (as PyTorch's copy_). */
+function copyConverted(dst: Tensor, src: Tensor): void {
+  const s = src.device === dst.device ? src : src.to(dst.device);
+  try {
+    native().copyInto(dst._h, s._h);
+  } finally {
+    if (s !== src) s.dispose();
+  }
+}
+
+function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: boolean): LoadPeftAdapterResult {
   const cfg = loraSettings(config);
   // the layers the file has weights for, each with its lora_A, lora_B and (DoRA) magnitude
   const layers = new Map<string, { A?: Tensor; B?: Tensor; m?: Tensor; keys: string[] }>();
+  // Other keys name whole parameters of the model: the trained copies of modules_to_save (a classifier
+  // head) and embedding layers PEFT saves, which its load_state_dict puts in place. PEFT keeps the
+  // original module beside such a copy (and can switch back); here the copy's values replace its own.
+  const params = new Map(module.namedParameters());
+  const whole: [Tensor, Tensor, string][] = [];
   for (const [key, t] of Object.entries(tensors)) {
     if (!(t instanceof Tensor)) typeError(FN, `'${key}' must be a Tensor, got ${describe(t)}`);
     const k = ADAPTER_KEY.exec(key);
-    if (!k) rangeError(FN, `'${key}' is not a LoRA weight of a linear layer (lora_A, lora_B, lora_magnitude_vector)`);
+    if (!k) {
+      const dst = params.get(key.replace(/^base_model\.model\./, ''));
+      if (!dst) rangeError(FN, `'${key}' is neither a LoRA weight of a linear layer (lora_A, lora_B, lora_magnitude_vector) nor a parameter of the model`);
+      if (dst.shape.length !== t.shape.length || dst.shape.some((d, i) => d !== t.shape[i]))
+        rangeError(FN, `'${key}' is ${shapeStr(t.shape)} but the model's parameter is ${shapeStr(dst.shape)}`);
+      whole.push([dst, t, key]);
+      continue;
+    }
     if (k[3] === '.bias') rangeError(FN, `'${key}' is a bias of the adapter (lora_bias), which nn.LoRALinear does not have`);
     const e = layers.get(k[1]) ?? { keys: [] };
     layers.set(k[1], e);
@@ -187,8 +219,8 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
   const toLoad: Record<string, Tensor> = {};
   for (const { keys } of plan.values()) for (const k of keys) toLoad[k] = tensors[k];
   // the new layers (their bases frozen as they are made: the flags are put back on failure)
-  const params = module.parameters();
-  const flags = params.map((t) => t.requiresGrad);
+  const all = module.parameters();
+  const flags = all.map((t) => t.requiresGrad);
   const made: LoRALinear[] = [];
   try {
     for (const [, { base, r, alpha }] of fresh) made.push(new LoRALinear(base, { r, alpha, rslora: cfg.rslora, dora: cfg.dora, dropout: cfg.dropout }));
@@ -200,12 +232,14 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
       throw e;
     }
   } catch (e) {
-    discardLayers(made, params, flags);
+    discardLayers(made, all, flags);
     throw e;
   }
+  for (const [dst, src] of whole) copyConverted(dst, src);
   trainOnlyAdapters(module, [...layers.keys()].map((p) => submodule(module, p) as LoRALinear), trainable);
+  for (const [dst] of whole) dst.requiresGrad = trainable; // as PEFT trains modules_to_save
   if (!trainable) module.eval();
-  return { injected: fresh.map(([, { p }]) => p), loaded: [...layers.keys()] };
+  return { injected: fresh.map(([, { p }]) => p), loaded: [...layers.keys()], copied: whole.map(([, , k]) => k) };
 }
 
 /** The value most layers have (the first of the most common on a tie). */
