@@ -508,4 +508,46 @@ test('loadPeftAdapter: modules_to_save (a trained classifier head) copied into t
   assertNoLeak(before, 'modules_to_save');
 });
 
+test('modulesToSave: injectLora keeps the head trainable, savePeftAdapter writes it in full, loadPeftAdapter puts it back', () => {
+  const before = liveCounts();
+  inTempDir((dir) => {
+    const make = () => {
+      const m = model(41);
+      m.registerModule('classifier', new nn.Linear(HID, 3, { dtype: 'float64', seed: 42 }));
+      return m;
+    };
+    const m = make();
+    nn.injectLora(m, { targetModules: ['q_proj'], r: 2, modulesToSave: ['classifier'], seed: 1 });
+    const trainable = m.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k);
+    assert.ok(trainable.includes('classifier.weight') && trainable.includes('classifier.bias') && !trainable.includes('0.o_proj.weight'), trainable.join(' '));
+    // one optimizer step on everything trainable: the head and the adapters change
+    const opt = new S.optim.SGD(m.parameters().filter((t) => t.requiresGrad), { lr: 0.1 });
+    S.tidy(() => {
+      const x = S.tensor(uniform(rng(5), 2 * IN), { shape: [2, IN], dtype: 'float64' });
+      const h = (at(m, '0.q_proj') as nn.LoRALinear).forward(x);
+      S.sum(S.square((at(m, 'classifier') as nn.Linear).forward(h))).backward();
+    });
+    opt.step();
+    io.savePeftAdapter(m, dir, { modulesToSave: ['classifier'] });
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    assert.equal(config.modules_to_save, ['classifier']);
+    const m2 = make();
+    const res = io.loadPeftAdapter(m2, dir);
+    assert.equal(res.copied, ['base_model.model.classifier.weight', 'base_model.model.classifier.bias']);
+    for (const k of ['classifier.weight', 'classifier.bias', '0.q_proj.loraB'])
+      assert.equal(Array.from(m2.stateDict()[k].dataSync()), Array.from(m.stateDict()[k].dataSync()), k);
+    // a module is a LoRA target or saved in full, not both
+    const m3 = make();
+    throwsLike(() => nn.injectLora(m3, { targetModules: ['v_proj'], modulesToSave: ['0'] }), RangeError, /'0\.v_proj' is a LoRA target inside '0', which 'modulesToSave' trains in full/);
+    throwsLike(() => io.savePeftAdapter(m, dir, { modulesToSave: ['0'] }), RangeError, /'modulesToSave' takes '0', which holds an nn\.LoRALinear/);
+    throwsLike(() => nn.injectLora(m3, { targetModules: ['q_proj'], modulesToSave: ['head'] }), RangeError, /'modulesToSave' names \["head"\], which no module of the model's path ends with/);
+    assert.ok(m3.parameters().every((t) => t.requiresGrad), 'm3 untouched');
+    m3.dispose();
+    opt.zeroGrad();
+    m.dispose();
+    m2.dispose();
+  });
+  assertNoLeak(before, 'modulesToSave');
+});
+
 test.run();

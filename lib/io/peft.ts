@@ -32,7 +32,7 @@ import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors'
 import { Module } from '../nn/module';
 import { Linear } from '../nn/linear';
 import { LoRALinear } from '../nn/lowrank';
-import { patternLookup, replaceModules, escapeRegExp, discardLayers, trainOnlyAdapters } from '../nn/peft';
+import { patternLookup, replaceModules, escapeRegExp, discardLayers, trainOnlyAdapters, modulesToSave } from '../nn/peft';
 import { checkLive } from '../nn/linear';
 import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter, serializeSafetensors, onFile, checkRecord } from './safetensors';
 
@@ -258,6 +258,9 @@ const exactPattern = (p: string): string => '^' + escapeRegExp(p);
 export interface SavePeftAdapterOptions {
   /** base_model_name_or_path in the config (what PeftModel.from_pretrained's base should be). */
   baseModel?: string;
+  /** Modules saved in full beside the adapters (PEFT's modules_to_save, as injectLora's option): their
+   * parameters are written under their own keys, and the names go in the config. */
+  modulesToSave?: readonly string[];
 }
 
 /**
@@ -268,7 +271,10 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
   const fn = 'io.savePeftAdapter';
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
   if (typeof dir !== 'string') typeError(fn, `'dir' must be a string, got ${describe(dir)}`);
-  const o = optionsOf(fn, opts, ['baseModel']);
+  const o = optionsOf(fn, opts, ['baseModel', 'modulesToSave']);
+  const full = modulesToSave(fn, module, o.modulesToSave);
+  for (const [p, m] of full)
+    if ([...m.modules()].some((c) => c instanceof LoRALinear)) rangeError(fn, `'modulesToSave' takes '${p}', which holds an nn.LoRALinear; a module is a LoRA target or saved in full, not both`);
   if (o.baseModel !== undefined && typeof o.baseModel !== 'string') typeError(fn, `'baseModel' must be a string, got ${describe(o.baseModel)}`);
   if (module instanceof LoRALinear) rangeError(fn, "'module' is itself an nn.LoRALinear: PEFT names layers by their path in a model; save a module that holds it");
   // every path, a tied layer's each (as PyTorch's state_dict, which save_pretrained writes)
@@ -294,7 +300,7 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
   const config = {
     alpha_pattern: alphaPattern, auto_mapping: null, base_model_name_or_path: o.baseModel ?? null, bias: 'none',
     fan_in_fan_out: false, inference_mode: true, init_lora_weights: true, layers_pattern: null, layers_to_transform: null,
-    lora_alpha: alpha, lora_dropout: l0.dropout, modules_to_save: null, peft_type: 'LORA', r, rank_pattern: rankPattern,
+    lora_alpha: alpha, lora_dropout: l0.dropout, modules_to_save: full.length ? o.modulesToSave : null, peft_type: 'LORA', r, rank_pattern: rankPattern,
     revision: null, target_modules: `^(?:${layers.map(([p]) => escapeRegExp(p)).join('|')})$`, task_type: null, use_dora: l0.useDora, use_rslora: l0.rslora,
   };
   const tensors: Record<string, Tensor> = {};
@@ -304,6 +310,7 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
     tensors[`${k}.lora_B.weight`] = l.loraB;
     if (l.magnitude) tensors[`${k}.lora_magnitude_vector`] = l.magnitude;
   }
+  for (const [p, m] of full) for (const [name, t] of m.namedParameters()) tensors[`base_model.model.${p}.${name}`] = t;
   // Both files written under temporary names and then renamed, the weights first: a failure leaves no
   // config beside missing or stale weights.
   const files: [string, Uint8Array | string][] = [

@@ -37,8 +37,23 @@ export interface InjectLoraOptions {
   rankPattern?: Readonly<Record<string, number>>;
   /** {pattern: alpha} for the layers that take another alpha. */
   alphaPattern?: Readonly<Record<string, number>>;
+  /** Modules trained in full beside the adapters (PEFT's modules_to_save, e.g. a classifier head): names
+   * a module's path ends with (PEFT's rule, plain suffixes). Their parameters are not frozen. */
+  modulesToSave?: readonly string[];
   /** Seeds the adapters' initialisation (layer i gets seed + i); fresh seeds without it. */
   seed?: number;
+}
+
+/** The modules of `module` whose paths end with one of `names` (PEFT's modules_to_save rule), as
+ * [path, module]; each path of a tied module. */
+export function modulesToSave(fn: string, module: Module, names: unknown): [string, Module][] {
+  if (names === undefined || names === null) return [];
+  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || n === ''))
+    typeError(fn, `'modulesToSave' must be an array of module names, got ${describe(names)}`);
+  const found = [...module.namedModules('', new Set(), false)].filter(([p]) => p !== '' && (names as string[]).some((n) => p.endsWith(n)));
+  const missing = (names as string[]).filter((n) => !found.some(([p]) => p.endsWith(n)));
+  if (missing.length) rangeError(fn, `'modulesToSave' names ${JSON.stringify(missing)}, which no module of the model's path ends with`);
+  return found;
 }
 
 /** The regular expression `wrap(pattern)`, a syntax error in the user's pattern as a RangeError naming it.
@@ -112,7 +127,8 @@ export function replaceModules(root: Module, swap: ReadonlyMap<Module, Module>):
 export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
   const fn = 'nn.injectLora';
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
-  const o = optionsOf(fn, opts, ['targetModules', 'excludeModules', 'r', 'alpha', 'rslora', 'dora', 'dropout', 'rankPattern', 'alphaPattern', 'seed'], "{targetModules: ['q_proj', 'v_proj']}");
+  const o = optionsOf(fn, opts, ['targetModules', 'excludeModules', 'r', 'alpha', 'rslora', 'dora', 'dropout', 'rankPattern', 'alphaPattern', 'modulesToSave', 'seed'], "{targetModules: ['q_proj', 'v_proj']}");
+  const saved = modulesToSave(fn, module, o.modulesToSave);
   if (o.targetModules === undefined) typeError(fn, "'targetModules' is required (a regular expression or an array of module names)");
   const isTarget = pathMatcher(fn, 'targetModules', o.targetModules);
   const excluded = o.excludeModules === undefined ? () => false : pathMatcher(fn, 'excludeModules', o.excludeModules);
@@ -129,6 +145,9 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
     plan.push([path, m, rankOf(path, r0), alphaOf(path, alpha0)]);
   }
   if (plan.length === 0) rangeError(fn, `no module of the model matches 'targetModules' ${JSON.stringify(o.targetModules)}`);
+  for (const [p] of plan)
+    for (const [q] of saved)
+      if (p === q || p.startsWith(`${q}.`)) rangeError(fn, `'${p}' is a LoRA target inside '${q}', which 'modulesToSave' trains in full; a module is one or the other`);
   // Every layer is made before any is put in place, so a bad option (r, dropout) leaves the model as it
   // was (LoRALinear freezes its base as it is made: the flags are put back).
   const params = module.parameters();
@@ -144,6 +163,7 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
   }
   replaceModules(module, new Map(plan.map(([, base], i) => [base, made[i]])));
   trainOnlyAdapters(module, made); // as get_peft_model
+  for (const [, m] of saved) for (const t of m.parameters()) t.requiresGrad = true;
   return plan.map(([path]) => path);
 }
 
