@@ -25,6 +25,7 @@
 #include "dtype.cuh"
 #include "launch.cuh"
 #include "ptx.cuh"
+#include "splitmix.h"
 #include "structura_cuda.h"
 
 // ------------------------------------------------------------------------------------------------
@@ -384,14 +385,8 @@ __global__ void where_kernel(structura_where_params p) {
 // Dropout's fate of element i: kept iff its draw of the counter-based stream is ≥ p, decided in
 // integers (the threshold is p on the draw's 53-bit scale, structura_dropout_params): no double
 // arithmetic, which consumer GPUs run at 1/64 rate.
-__device__ __forceinline__ uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 __device__ __forceinline__ bool dropout_keep(const structura_dropout_params& p, int64_t i) {
-  return (splitmix64(p.key ^ ((uint64_t)i * 0xd1b54a32d192ed03ull)) >> 11) >= p.threshold;
+  return (structura_splitmix64(p.key ^ ((uint64_t)i * 0xd1b54a32d192ed03ull)) >> 11) >= p.threshold;
 }
 
 // x, out contiguous [n]; VEC: both 16-byte aligned, 16 bytes a step and then the tail.

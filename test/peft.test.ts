@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import * as S from '../lib/index';
 import { nn, io, type Tensor } from '../lib/index';
 import { liveCounts, assertNoLeak, throwsLike, rng, freshSeed, uniform } from './helpers';
+import { native } from '../lib/native';
 
 const IN = 6, HID = 5;
 
@@ -251,8 +252,17 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     refuse({}, { ...good, 'base_model.model.2.q_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /weights for '2\.q_proj', which is not a module of the model/);
     refuse({}, { ...good, 'base_model.model.0.o_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /the adapter has lora_A for '0\.o_proj' but no lora_B/);
     refuse({}, { ...good, 'base_model.model.0.act.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.act.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, TypeError, /'0\.act', which is an GELU, not an nn\.Linear/);
-    refuse({}, { ...good, 'base_model.model.0.q_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.q_proj\.weight' is \[2, 6\] but the model's parameter is \[5, 6\]/);
-    refuse({}, { ...good, 'base_model.model.0.k_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.k_proj\.weight' is neither a LoRA weight of a linear layer .* nor a parameter of the model/);
+    refuse({}, { ...good, 'base_model.model.0.q_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.q_proj\.weight' is \[2, 6\] but the model's '0\.q_proj\.weight' is \[5, 6\]/);
+    const w56 = S.zeros([5, 6]);
+    refuse({}, { ...good, 'base_model.model.0.q_proj.weight': w56 }, RangeError, /the adapter has the whole '0\.q_proj\.weight' of '0\.q_proj', a LoRA layer; PEFT would not load it/);
+    const i6 = S.zeros([6], { dtype: 'int32' });
+    refuse({}, { ...good, 'base_model.model.0.o_proj.bias': i6 }, TypeError, /'base_model\.model\.0\.o_proj\.bias' is int32 but the model's '0\.o_proj\.bias' is float64/);
+    const gone = S.zeros([6, 5]);
+    gone.dispose();
+    refuse({}, { ...good, 'base_model.model.0.o_proj.weight': gone }, TypeError, /'base_model\.model\.0\.o_proj\.weight'.*disposed/);
+    w56.dispose();
+    i6.dispose();
+    refuse({}, { ...good, 'base_model.model.0.k_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.k_proj\.weight' is neither a LoRA weight of a linear layer .* nor a parameter or buffer of the model/);
     refuse({}, { ...good, 'base_model.model.0.o_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.o_proj.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, RangeError, /'0\.o_proj' lora_A is \[2, 6\] but the layer \(in 5, out 6, r 2\) takes \[2, 5\]/);
     const l1 = adapterTensors(r, [['1.q_proj', 2]], false);
     refuse({}, { ...good, ...l1 }, RangeError, /'1\.q_proj' is an nn\.LoRALinear with r = 2, scale = 1, dora = false but the adapter has r = 2, scale = 2, dora = false/);
@@ -513,10 +523,12 @@ test('modulesToSave: injectLora keeps the head trainable, savePeftAdapter writes
   inTempDir((dir) => {
     const make = () => {
       const m = model(41);
-      m.registerModule('classifier', new nn.Linear(HID, 3, { dtype: 'float64', seed: 42 }));
+      const head = m.registerModule('classifier', new nn.Linear(HID, 3, { dtype: 'float64', seed: 42 }));
+      head.registerBuffer('temperature', S.tensor([1], { dtype: 'float64' })); // saved too (PEFT's load map reads it)
       return m;
     };
     const m = make();
+    S.tidy(() => native().copyInto((at(m, 'classifier') as nn.Linear).buffers()[0]._h, S.tensor([2.5], { dtype: 'float64' })._h));
     nn.injectLora(m, { targetModules: ['q_proj'], r: 2, modulesToSave: ['classifier'], seed: 1 });
     const trainable = m.namedParameters().filter(([, t]) => t.requiresGrad).map(([k]) => k);
     assert.ok(trainable.includes('classifier.weight') && trainable.includes('classifier.bias') && !trainable.includes('0.o_proj.weight'), trainable.join(' '));
@@ -533,8 +545,8 @@ test('modulesToSave: injectLora keeps the head trainable, savePeftAdapter writes
     assert.equal(config.modules_to_save, ['classifier']);
     const m2 = make();
     const res = io.loadPeftAdapter(m2, dir);
-    assert.equal(res.copied, ['base_model.model.classifier.weight', 'base_model.model.classifier.bias']);
-    for (const k of ['classifier.weight', 'classifier.bias', '0.q_proj.loraB'])
+    assert.equal(res.copied, ['base_model.model.classifier.weight', 'base_model.model.classifier.bias', 'base_model.model.classifier.temperature']);
+    for (const k of ['classifier.weight', 'classifier.bias', 'classifier.temperature', '0.q_proj.loraB'])
       assert.equal(Array.from(m2.stateDict()[k].dataSync()), Array.from(m.stateDict()[k].dataSync()), k);
     // a module is a LoRA target or saved in full, not both
     const m3 = make();

@@ -9,17 +9,14 @@
 #pragma once
 #include <cstdint>
 
+#include "splitmix.h"
 #include "tensor.h"
 
 namespace structura {
 
-// The counter-based generator's mixer (rand / randn: ops/creation.cc; dropout: ops/elementwise.cc).
-inline uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+// The counter-based generator's mixer (rand / randn: ops/creation.cc; dropout: ops/elementwise.cc), the
+// device's own definition (cuda/splitmix.h).
+inline uint64_t splitmix64(uint64_t x) { return structura_splitmix64(x); }
 
 // The order is internal (names are the contract, lib/native.ts UnaryOp / BinaryOp).
 enum class UnaryOp : int {

@@ -6,8 +6,9 @@
 // is loaded is exactly what was saved. A layer that already is an nn.LoRALinear is loaded as it is, if
 // its r, scale and DoRA agree with the config.
 //
-// Keys that name whole parameters of the model (modules_to_save's trained copies, saved embeddings) are
-// copied into them. Refused (a RangeError naming the field or key; a silent difference would give other
+// Keys that name whole parameters or buffers of the model (modules_to_save's trained copies, saved
+// embeddings) are copied into them; a tied module's tensor is shared by all its paths (PEFT trains a
+// copy per path). Refused (a RangeError naming the field or key; a silent difference would give other
 // outputs than PyTorch's): another peft_type, bias other than "none" (lora_bias, trained biases),
 // init_lora_weights that rewrote the base (pissa, olora, corda, loftq), alora_invocation_tokens,
 // layer_replication, keys that name neither a LoRA weight nor a parameter of the model, a layer missing
@@ -23,10 +24,11 @@
 // target_modules one regular expression of exactly the paths (PEFT matches a list's names as
 // suffixes). PEFT's config has one use_rslora, one use_dora and one lora_dropout: layers that differ in
 // the first two are refused (the scale or the formula would change); the dropout written is the first
-// layer's (it does not change what the weights compute).
+// layer's (it does not change what the weights compute). modulesToSave writes those modules' whole state
+// dicts (buffers too: PEFT's load map reads every entry) and names them in modules_to_save.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Tensor } from '../tensor';
+import { Tensor, checkTensor, isFloating } from '../tensor';
 import { native } from '../native';
 import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors';
 import { Module } from '../nn/module';
@@ -118,7 +120,8 @@ function readAdapter(dir: string): PeftAdapter {
 /**
  * Loads a PEFT LoRA adapter onto `module`: from a directory (adapter_config.json and
  * adapter_model.safetensors) or an adapter in memory ({config, tensors}). Returns the paths of the
- * layers made nn.LoRALinear (`injected`) and of every layer loaded (`loaded`).
+ * layers made nn.LoRALinear (`injected`), of every layer loaded (`loaded`), and the keys of the whole
+ * parameters and buffers copied in (`copied`: modules_to_save, saved embeddings).
  */
 export function loadPeftAdapter(module: Module, source: string | PeftAdapter, opts: LoadPeftAdapterOptions = {}): LoadPeftAdapterResult {
   if (!(module instanceof Module)) typeError(FN, `'module' must be an nn.Module, got ${describe(module)}`);
@@ -141,16 +144,6 @@ export function loadPeftAdapter(module: Module, source: string | PeftAdapter, op
   }
 }
 
-/** dst ← src, converted to dst's dtype and moved to its device (as PyTorch's copy_). */
-function copyConverted(dst: Tensor, src: Tensor): void {
-  const s = src.device === dst.device ? src : src.to(dst.device);
-  try {
-    native().copyInto(dst._h, s._h);
-  } finally {
-    if (s !== src) s.dispose();
-  }
-}
-
 function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: boolean): LoadPeftAdapterResult {
   const cfg = loraSettings(config);
   // the layers the file has weights for, each with its lora_A, lora_B and (DoRA) magnitude
@@ -158,17 +151,24 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
   // Other keys name whole parameters of the model: the trained copies of modules_to_save (a classifier
   // head) and embedding layers PEFT saves, which its load_state_dict puts in place. PEFT keeps the
   // original module beside such a copy (and can switch back); here the copy's values replace its own.
-  const params = new Map(module.namedParameters());
+  // (looked up by every path, a tied module's each, as the state dict lists them; a key of a tied module
+  // writes the one tensor all its paths share, where PEFT's modules_to_save would train a copy)
+  const state = module.stateDict();
   const whole: [Tensor, Tensor, string][] = [];
+  const plain: string[] = [];
   for (const [key, t] of Object.entries(tensors)) {
-    if (!(t instanceof Tensor)) typeError(FN, `'${key}' must be a Tensor, got ${describe(t)}`);
+    checkTensor(FN, key, t);
     const k = ADAPTER_KEY.exec(key);
     if (!k) {
-      const dst = params.get(key.replace(/^base_model\.model\./, ''));
-      if (!dst) rangeError(FN, `'${key}' is neither a LoRA weight of a linear layer (lora_A, lora_B, lora_magnitude_vector) nor a parameter of the model`);
+      const name = key.replace(/^base_model\.model\./, '');
+      const dst = Object.prototype.hasOwnProperty.call(state, name) ? state[name] : undefined;
+      if (!dst) rangeError(FN, `'${key}' is neither a LoRA weight of a linear layer (lora_A, lora_B, lora_magnitude_vector) nor a parameter or buffer of the model`);
       if (dst.shape.length !== t.shape.length || dst.shape.some((d, i) => d !== t.shape[i]))
-        rangeError(FN, `'${key}' is ${shapeStr(t.shape)} but the model's parameter is ${shapeStr(dst.shape)}`);
+        rangeError(FN, `'${key}' is ${shapeStr(t.shape)} but the model's '${name}' is ${shapeStr(dst.shape)}`);
+      if (isFloating(dst.dtype) !== isFloating(t.dtype)) typeError(FN, `'${key}' is ${t.dtype} but the model's '${name}' is ${dst.dtype}`);
+      if (whole.some(([d]) => d === dst)) rangeError(FN, `the adapter has two values for the model's '${name}'`);
       whole.push([dst, t, key]);
+      plain.push(name);
       continue;
     }
     if (k[3] === '.bias') rangeError(FN, `'${key}' is a bias of the adapter (lora_bias), which nn.LoRALinear does not have`);
@@ -180,6 +180,13 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
     e[slot] = t;
   }
   if (layers.size === 0) rangeError(FN, 'the adapter has no LoRA weights');
+  // a whole weight of a layer the adapter targets (or of one that already is an nn.LoRALinear) is not
+  // something PEFT saves (it calls that weight base_layer.weight and would not load it): refused
+  const loraPaths = [...layers.keys(), ...[...module.namedModules('', new Set(), false)].filter(([, m]) => m instanceof LoRALinear).map(([q]) => q)];
+  for (const name of plain) {
+    const owner = loraPaths.find((q) => name.startsWith(`${q}.`));
+    if (owner !== undefined) rangeError(FN, `the adapter has the whole '${name}' of '${owner}', a LoRA layer; PEFT would not load it`);
+  }
   // one entry a layer: a layer reachable by several paths (a tied block) has its weights under each, the
   // same values (PyTorch's state_dict keeps every path); the first path's are loaded
   const plan = new Map<Module, { p: string; base: Linear; r: number; alpha: number; keys: string[] }>();
@@ -222,20 +229,28 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
   const all = module.parameters();
   const flags = all.map((t) => t.requiresGrad);
   const made: LoRALinear[] = [];
+  // the whole values moved to their parameters' devices first, so that nothing after the first change
+  // can fail but the LoRA load, which is undone
+  const moved: Tensor[] = [];
   try {
-    for (const [, { base, r, alpha }] of fresh) made.push(new LoRALinear(base, { r, alpha, rslora: cfg.rslora, dora: cfg.dora, dropout: cfg.dropout }));
-    replaceModules(module, new Map(fresh.map(([, { base }], i) => [base as Module, made[i] as Module])));
+    for (const [dst, src] of whole) moved.push(src.device === dst.device ? src : src.to(dst.device));
     try {
-      loadLoraAdapter(module, toLoad);
+      for (const [, { base, r, alpha }] of fresh) made.push(new LoRALinear(base, { r, alpha, rslora: cfg.rslora, dora: cfg.dora, dropout: cfg.dropout }));
+      replaceModules(module, new Map(fresh.map(([, { base }], i) => [base as Module, made[i] as Module])));
+      try {
+        loadLoraAdapter(module, toLoad);
+      } catch (e) {
+        replaceModules(module, new Map(fresh.map(([, { base }], i) => [made[i] as Module, base as Module])));
+        throw e;
+      }
     } catch (e) {
-      replaceModules(module, new Map(fresh.map(([, { base }], i) => [made[i] as Module, base as Module])));
+      discardLayers(made, all, flags);
       throw e;
     }
-  } catch (e) {
-    discardLayers(made, all, flags);
-    throw e;
+    whole.forEach(([dst], i) => native().copyInto(dst._h, moved[i]._h));
+  } finally {
+    moved.forEach((t, i) => t !== whole[i][1] && t.dispose());
   }
-  for (const [dst, src] of whole) copyConverted(dst, src);
   trainOnlyAdapters(module, [...layers.keys()].map((p) => submodule(module, p) as LoRALinear), trainable);
   for (const [dst] of whole) dst.requiresGrad = trainable; // as PEFT trains modules_to_save
   if (!trainable) module.eval();
@@ -310,7 +325,8 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
     tensors[`${k}.lora_B.weight`] = l.loraB;
     if (l.magnitude) tensors[`${k}.lora_magnitude_vector`] = l.magnitude;
   }
-  for (const [p, m] of full) for (const [name, t] of m.namedParameters()) tensors[`base_model.model.${p}.${name}`] = t;
+  // every entry of their state dicts, persistent buffers too (PEFT's load map reads each)
+  for (const [p, m] of full) for (const [name, t] of Object.entries(m.stateDict())) tensors[`base_model.model.${p}.${name}`] = t;
   // Both files written under temporary names and then renamed, the weights first: a failure leaves no
   // config beside missing or stale weights.
   const files: [string, Uint8Array | string][] = [

@@ -7,6 +7,8 @@
 //   excludeModules the same rules; a match is left alone
 //   rankPattern / alphaPattern  {pattern: value}: the first pattern p (in key order) for which the path
 //                  matches (.*\.)?(p)$ gives that layer's r / alpha instead of the default
+//   modulesToSave  names a module's path ends with (plain suffixes, PEFT's _set_trainable): trained in
+//                  full beside the adapters (a classifier head); every other parameter is frozen
 // Paths are the module's own ("block.fc", "0.attn.q_proj"), as namedModules() gives them. Patterns are
 // Python regular expressions in PEFT; JavaScript reads most alike (\A and \Z are translated; named
 // groups (?P<…>) and inline flags are syntax errors here), but an object's integer-like keys ("2") come
@@ -122,7 +124,7 @@ export function replaceModules(root: Module, swap: ReadonlyMap<Module, Module>):
  * `excludeModules`) match, in place; returns their paths in module order. A matched module that is not an
  * nn.Linear is a TypeError (PEFT: "not supported"), a matched LoRALinear a RangeError, and no match at
  * all a RangeError. Nothing is replaced unless every match can be. As get_peft_model, every parameter of
- * `module` but the adapters' is then frozen (requiresGrad = false).
+ * `module` but the adapters' and modulesToSave's is then frozen (requiresGrad = false).
  */
 export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
   const fn = 'nn.injectLora';
