@@ -7,7 +7,9 @@
 //   and PEFT's mixed batch in PyTorch;
 //   a training step of sparsePlusLowRank (M = 64, r = 16, a 3% support prepared by lowrank.sparse) against
 //   the same with a plain S, the dense layer's step, and SLTrain's step in PyTorch (it forms W = B·A + S);
-//   lowrank.svd of a 4096² matrix to rank 64 and 256 against torch.svd_lowrank (same sketch and iterations).
+//   lowrank.svd of a 4096² matrix to rank 64 and 256 against torch.svd_lowrank (same sketch and iterations);
+//   nn.LoRALinear in inference over a bfloat16 base (M = 1; plain and DoRA): its kept casts and norms against
+//   lowrank.lora on bfloat16 adapters and against the same layer made to redo them each call.
 // One call of lora is 2·M·in·out + 4·M·r·(in + out)/2 flops (the base GEMM plus the two thin ones).
 // CUDA (issue 5): lora in bfloat16, in = out = 4096, M ∈ {1, 16, 512, 4096} × r ∈ {8, 16, 64}, against
 // PyTorch's
@@ -30,7 +32,7 @@
 // cuBLAS), and at M = 16 against its chain of three launches.
 // On 'cuda-emu' (--quick only) the same at in = out = 64.
 import type { BenchCase, BenchContext, LocalBaseline } from './run';
-import { matmul, randn, tensor, lowrank, tidy, narrow, type Tensor } from '../lib/index';
+import { matmul, randn, tensor, lowrank, tidy, narrow, nn, type Tensor } from '../lib/index';
 import { copyBandwidthBaseline } from './bandwidth';
 import { forcedKernel, noPdl, switched, withSwitch } from './switches';
 import { native } from '../lib/native';
@@ -404,6 +406,51 @@ function splrStepCase(ctx: BenchContext, m: number, n: number, r: number): Bench
   };
 }
 
+/**
+ * nn.LoRALinear in inference (eval, frozen float32 adapters over a bfloat16 base, M = 1, r = 16): the
+ * layer keeps its adapters cast to bfloat16 (and DoRA its row norms) between calls, against lowrank.lora
+ * on bfloat16 adapters (what the layer should cost) and, as 'recast', the layer's work redone every call
+ * (a write to loraA between calls makes both again, as before the kept values).
+ */
+function layerCase(ctx: BenchContext, dora: boolean): BenchCase {
+  let layer: nn.LoRALinear | undefined, x: Tensor | undefined, A16: Tensor | undefined, B16: Tensor | undefined;
+  const bytes = 2 * IN * OUT;
+  const forward = () => tidy(() => {
+    layer!.forward(x!);
+  });
+  return {
+    op: 'nn.LoRALinear eval',
+    shape: `M=1 ${IN}→${OUT} r=16${dora ? ' DoRA' : ''}`,
+    dtype: 'bfloat16',
+    device: ctx.device,
+    bytes,
+    setup() {
+      layer = new nn.LoRALinear(new nn.Linear(IN, OUT, { dtype: 'bfloat16', seed: 1 }), { r: 16, dora, seed: 2 });
+      for (const p of layer.parameters()) p.requiresGrad = false;
+      layer.eval();
+      x = randn([1, IN], { seed: 3, dtype: 'bfloat16' });
+      A16 = layer.loraA.cast('bfloat16');
+      B16 = layer.loraB.cast('bfloat16');
+    },
+    run: forward,
+    teardown() {
+      for (const t of [x, A16, B16]) t?.dispose();
+      layer?.dispose();
+    },
+    baselines: {
+      ...(dora ? {} : {
+        'bf16-lora': { kind: 'local', label: 'lowrank.lora, bfloat16 adapters', run: () => tidy(() => {
+          lowrank.lora(x!, layer!.base.weight, A16!, B16!, { scale: layer!.scale, bias: layer!.base.bias });
+        }) } as LocalBaseline,
+      }),
+      recast: { kind: 'local', label: 'kept values made again each call', run: () => {
+        native().unary('mul_scalar', layer!.loraA._h, 1, undefined, layer!.loraA._h); // a write: versions change
+        forward();
+      } },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) {
     const n = ctx.emu ? 64 : IN;
@@ -424,6 +471,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
   out.push(batchedCase(ctx, 512, 16, 8));
   out.push(splrStepCase(ctx, 64, IN, 16));
   out.push(svdCase(ctx, 64), svdCase(ctx, 256));
+  out.push(layerCase(ctx, false), layerCase(ctx, true));
   return out;
 }
 
