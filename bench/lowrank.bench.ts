@@ -9,7 +9,10 @@
 //   the same with a plain S, the dense layer's step, and SLTrain's step in PyTorch (it forms W = B·A + S);
 //   lowrank.svd of a 4096² matrix to rank 64 and 256 against torch.svd_lowrank (same sketch and iterations);
 //   nn.LoRALinear in inference over a bfloat16 base (M = 1; plain and DoRA): its kept casts and norms against
-//   lowrank.lora on bfloat16 adapters and against the same layer made to redo them each call.
+//   lowrank.lora on bfloat16 adapters and against the same layer made to redo them each call;
+//   nn.MultiLoRALinear serving 8 requests of one row each, each with its own adapter (bfloat16 base, r = 16):
+//   one call for the batch against lowrank.loraBatched itself (the layer's overhead) and against each request
+//   through its own nn.LoRALinear over the shared base (8 calls, W read 8 times).
 // One call of lora is 2·M·in·out + 4·M·r·(in + out)/2 flops (the base GEMM plus the two thin ones).
 // CUDA (issue 5): lora in bfloat16, in = out = 4096, M ∈ {1, 16, 512, 4096} × r ∈ {8, 16, 64}, against
 // PyTorch's
@@ -451,6 +454,57 @@ function layerCase(ctx: BenchContext, dora: boolean): BenchCase {
   };
 }
 
+/**
+ * nn.MultiLoRALinear at decode: E requests of one row each, request i with adapter i (bfloat16 base
+ * 4096 → 4096, r = 16, float32 factors added to the slots), against lowrank.loraBatched on the slots
+ * (what the layer should cost) and against E nn.LoRALinear layers over the same base, one call each.
+ */
+function multiLoraCase(ctx: BenchContext, E: number): BenchCase {
+  let bank: nn.MultiLoRALinear | undefined, x: Tensor | undefined, ids: Tensor | undefined;
+  let layers: nn.LoRALinear[] = [], rows: Tensor[] = [];
+  const names = Array.from({ length: E }, (_, e) => `adapter${e}`);
+  return {
+    op: 'nn.MultiLoRALinear serve',
+    shape: `M=${E} ${IN}→${OUT} r=16 E=${E}`,
+    dtype: 'bfloat16',
+    device: ctx.device,
+    bytes: 2 * IN * OUT,
+    setup() {
+      const base = new nn.Linear(IN, OUT, { dtype: 'bfloat16', seed: 1 });
+      bank = new nn.MultiLoRALinear(base, { slots: E, r: 16 });
+      layers = names.map((_, e) => {
+        const l = new nn.LoRALinear(base, { r: 16, alpha: 32, seed: 10 + e });
+        tidy(() => {
+          native().copyInto(l.loraB._h, randn([OUT, 16], { seed: 20 + e })._h);
+          bank!.addAdapter(names[e], l.loraA, l.loraB, { alpha: 32 });
+        });
+        for (const p of l.parameters()) p.requiresGrad = false;
+        return l.eval();
+      });
+      x = randn([E, IN], { seed: 3, dtype: 'bfloat16' });
+      rows = names.map((_, e) => narrow(x!, 0, e, 1));
+      ids = tensor(Int32Array.from({ length: E }, (_, e) => e), { dtype: 'int32' });
+    },
+    run: () => tidy(() => {
+      bank!.forward(x!, { adapters: names });
+    }),
+    teardown() {
+      for (const t of [x, ids, ...rows]) t?.dispose();
+      // the layers share the bank's base: their adapters first, the base once with the bank
+      for (const l of layers) l.unload({ merge: false });
+      bank?.dispose();
+    },
+    baselines: {
+      op: { kind: 'local', label: 'lowrank.loraBatched on the slots', run: () => tidy(() => {
+        lowrank.loraBatched(x!, bank!.base.weight, bank!.loraA, bank!.loraB, ids!).add(bank!.base.bias!);
+      }) },
+      separate: { kind: 'local', label: `${E} nn.LoRALinear layers, one request each`, run: () => tidy(() => {
+        for (let e = 0; e < E; e++) layers[e].forward(rows[e]);
+      }) },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) {
     const n = ctx.emu ? 64 : IN;
@@ -472,6 +526,7 @@ export function cases(ctx: BenchContext): BenchCase[] {
   out.push(splrStepCase(ctx, 64, IN, 16));
   out.push(svdCase(ctx, 64), svdCase(ctx, 256));
   out.push(layerCase(ctx, false), layerCase(ctx, true));
+  out.push(multiLoraCase(ctx, 8));
   return out;
 }
 

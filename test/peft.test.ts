@@ -251,7 +251,7 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     refuse({ use_dora: true }, good, RangeError, /use_dora is true but the adapter has no lora_magnitude_vector for '0\.q_proj'/);
     refuse({}, { ...good, 'base_model.model.2.q_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /weights for '2\.q_proj', which is not a module of the model/);
     refuse({}, { ...good, 'base_model.model.0.o_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /the adapter has lora_A for '0\.o_proj' but no lora_B/);
-    refuse({}, { ...good, 'base_model.model.0.act.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.act.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, TypeError, /'0\.act', which is an GELU, not an nn\.Linear/);
+    refuse({}, { ...good, 'base_model.model.0.act.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'], 'base_model.model.0.act.lora_B.weight': good['base_model.model.0.q_proj.lora_B.weight'] }, TypeError, /'0\.act', which is an nn\.GELU, not an nn\.Linear/);
     refuse({}, { ...good, 'base_model.model.0.q_proj.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /'base_model\.model\.0\.q_proj\.weight' is \[2, 6\] but the model's '0\.q_proj\.weight' is \[5, 6\]/);
     const w56 = S.zeros([5, 6]);
     refuse({}, { ...good, 'base_model.model.0.q_proj.weight': w56 }, RangeError, /the adapter has the whole '0\.q_proj\.weight' of '0\.q_proj', a LoRA layer; PEFT would not load it/);

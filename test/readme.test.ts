@@ -70,6 +70,13 @@ test('the LoRA example runs as written: the loss falls, the saved adapter reload
   assert.match(out, /difference after reload 0\n/);
 });
 
+test('the serving example runs as written: each request equals its own fine-tune', () => {
+  const out = runExample(2);
+  assert.match(out, /\[ 'support', 'legal' \]/);
+  const d = out.match(/largest difference (\S+)/);
+  assert.ok(d && Number(d[1]) <= 1e-6, `the served outputs differ from the fine-tunes':\n${out}`);
+});
+
 test('every function and class the API overview names is exported', () => {
   const s = section('API overview');
   const current = s.slice(0, s.indexOf('- **Planned**'));

@@ -16,6 +16,12 @@
 // paths (a tied block) has its weights under each: they must agree. Everything is checked before the
 // model changes; if the copy fails, the layers are put back.
 //
+// With {adapterName} (PEFT's load_adapter(path, adapter_name)) the adapter goes instead into a free slot
+// of each nn.MultiLoRALinear the file names (nn.injectMultiLora made them), under that name, with its r
+// (rank ≤ the slots' r) and scale; the module is put in eval mode, its parameters left as they are. Refused besides: DoRA, whole
+// parameters (every adapter of the model would share them), a layer that is not an nn.MultiLoRALinear,
+// a name a layer already has, a layer with no free slot — all before any slot is written.
+//
 // io.savePeftAdapter(module, dir) writes the nn.LoRALinear layers of `module` the same way, so that
 // PeftModel.from_pretrained (or loadPeftAdapter) loads them: keys base_model.model.<path>.lora_A.weight /
 // lora_B.weight / lora_magnitude_vector (a layer held by several parents under each path, as PyTorch's
@@ -34,6 +40,7 @@ import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors'
 import { Module } from '../nn/module';
 import { Linear } from '../nn/linear';
 import { LoRALinear } from '../nn/lowrank';
+import { MultiLoRALinear, BASE_ADAPTER } from '../nn/multilora';
 import { patternLookup, replaceModules, escapeRegExp, discardLayers, trainOnlyAdapters, modulesToSave } from '../nn/peft';
 import { checkLive } from '../nn/linear';
 import { ADAPTER_KEY, submodule, loadSafetensors, loadLoraAdapter, serializeSafetensors, onFile, checkRecord } from './safetensors';
@@ -49,6 +56,11 @@ export interface LoadPeftAdapterOptions {
    * (inference); true: the adapters train and every other parameter is frozen, as get_peft_model leaves
    * a model. */
   trainable?: boolean;
+  /** Load into the nn.MultiLoRALinear layers at the file's paths (nn.injectMultiLora), under this name, in
+   * a free slot of each: PEFT's load_adapter(path, adapter_name) for a model that serves several. The
+   * module is put in eval mode and otherwise left as it is (no parameter's requiresGrad changes); DoRA adapters and whole parameters (modules_to_save, which the
+   * adapters of a bank would share) are refused. */
+  adapterName?: string;
 }
 
 export interface LoadPeftAdapterResult {
@@ -125,9 +137,15 @@ function readAdapter(dir: string): PeftAdapter {
  */
 export function loadPeftAdapter(module: Module, source: string | PeftAdapter, opts: LoadPeftAdapterOptions = {}): LoadPeftAdapterResult {
   if (!(module instanceof Module)) typeError(FN, `'module' must be an nn.Module, got ${describe(module)}`);
-  const o = optionsOf(FN, opts, ['trainable']);
+  const o = optionsOf(FN, opts, ['trainable', 'adapterName']);
   const trainable = o.trainable ?? false;
   if (typeof trainable !== 'boolean') typeError(FN, `'trainable' must be a boolean, got ${describe(trainable)}`);
+  const name = o.adapterName;
+  if (name !== undefined) {
+    if (typeof name !== 'string') typeError(FN, `'adapterName' must be a string, got ${describe(name)}`);
+    if (name === '' || name === BASE_ADAPTER) rangeError(FN, `'adapterName' must be a non-empty string other than '${BASE_ADAPTER}', got '${name}'`);
+    if (trainable) rangeError(FN, "'trainable' cannot be true with 'adapterName': nn.MultiLoRALinear's slots serve adapters, they are not trained");
+  }
   let adapter: PeftAdapter;
   const fromDir = typeof source === 'string';
   if (fromDir) adapter = readAdapter(source);
@@ -138,7 +156,7 @@ export function loadPeftAdapter(module: Module, source: string | PeftAdapter, op
     adapter = source;
   }
   try {
-    return loadImpl(module, adapter, trainable);
+    return name === undefined ? loadImpl(module, adapter, trainable) : loadIntoSlots(module, adapter, name);
   } finally {
     if (fromDir) for (const t of Object.values(adapter.tensors)) t.dispose();
   }
@@ -201,7 +219,8 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
     if (A.shape.length !== 2 || A.shape[0] !== r)
       rangeError(FN, `the config gives '${p}' r = ${r} (r or rank_pattern) but its lora_A is ${shapeStr(A.shape)}`);
     const base = target instanceof LoRALinear ? target.base : target;
-    if (!(base instanceof Linear)) typeError(FN, `the adapter has weights for '${p}', which is an ${target.constructor.name}, not an nn.Linear`);
+    if (target instanceof MultiLoRALinear) rangeError(FN, `'${p}' is an nn.MultiLoRALinear: load the adapter into its slots with the option {adapterName}`);
+    if (!(base instanceof Linear)) typeError(FN, `the adapter has weights for '${p}', which is an nn.${target.constructor.name}, not an nn.Linear`);
     const want: [string, Tensor, number[]][] = [['lora_A', A, [r, base.inFeatures]], ['lora_B', B, [base.outFeatures, r]], ...(m ? [['lora_magnitude_vector', m, [base.outFeatures]] as [string, Tensor, number[]]] : [])];
     for (const [name, t, shape] of want)
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
@@ -255,6 +274,61 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
   for (const [dst] of whole) dst.requiresGrad = trainable; // as PEFT trains modules_to_save
   if (!trainable) module.eval();
   return { injected: fresh.map(([, { p }]) => p), loaded: [...layers.keys()], copied: whole.map(([, , k]) => k) };
+}
+
+/** loadPeftAdapter with adapterName: the adapter into a free slot of each nn.MultiLoRALinear it names. */
+function loadIntoSlots(module: Module, { config, tensors }: PeftAdapter, name: string): LoadPeftAdapterResult {
+  const cfg = loraSettings(config);
+  if (cfg.dora) rangeError(FN, "adapter_config 'use_dora' is true: a DoRA adapter's magnitudes rescale the base's rows, which the slots of an nn.MultiLoRALinear cannot hold");
+  const layers = new Map<string, { A?: Tensor; B?: Tensor }>();
+  for (const [key, t] of Object.entries(tensors)) {
+    checkTensor(FN, key, t);
+    const k = ADAPTER_KEY.exec(key);
+    if (!k || k[2] === 'lora_magnitude_vector')
+      rangeError(FN, `'${key}' is not a LoRA weight (lora_A, lora_B); with 'adapterName' the adapter goes into nn.MultiLoRALinear slots and cannot carry whole parameters (modules_to_save), which every adapter of the model would share`);
+    if (k[3] === '.bias') rangeError(FN, `'${key}' is a bias of the adapter (lora_bias), which nn.MultiLoRALinear does not have`);
+    const e = layers.get(k[1]) ?? {};
+    layers.set(k[1], e);
+    const slot = k[2] === 'lora_A' ? 'A' : 'B';
+    if (e[slot]) rangeError(FN, `the file has two ${k[2]} for '${k[1]}' (two adapters in one file?)`);
+    e[slot] = t;
+  }
+  if (layers.size === 0) rangeError(FN, 'the adapter has no LoRA weights');
+  const rankOf = patternLookup(FN, 'adapter_config rank_pattern', cfg.rankPattern);
+  const alphaOf = patternLookup(FN, 'adapter_config alpha_pattern', cfg.alphaPattern);
+  // every layer checked (a tied one once, its paths agreeing) before any slot is written
+  const plan = new Map<MultiLoRALinear, { p: string; A: Tensor; B: Tensor; alpha: number; r: number }>();
+  for (const [p, { A, B }] of layers) {
+    const target = submodule(module, p);
+    if (!target) rangeError(FN, `the adapter has weights for '${p}', which is not a module of the model`);
+    if (!(target instanceof MultiLoRALinear) || target.unloaded)
+      rangeError(FN, `'${p}' is an nn.${target.constructor.name}${target instanceof MultiLoRALinear ? ' that was unloaded' : ''}; with 'adapterName' the adapter loads into nn.MultiLoRALinear layers (nn.injectMultiLora makes them)`);
+    if (!A || !B) rangeError(FN, `the adapter has ${A ? 'lora_A' : 'lora_B'} for '${p}' but no ${A ? 'lora_B' : 'lora_A'}`);
+    const r = rankOf(p, cfg.r), alpha = alphaOf(p, cfg.alpha);
+    if (A.shape.length !== 2 || A.shape[0] !== r) rangeError(FN, `the config gives '${p}' r = ${r} (r or rank_pattern) but its lora_A is ${shapeStr(A.shape)}`);
+    const first = plan.get(target);
+    if (first) {
+      const same = (x: Tensor, y: Tensor) => x.dtype === y.dtype && Buffer.from(x.rawDataSync().buffer).equals(Buffer.from(y.rawDataSync().buffer));
+      if (first.r !== r || first.alpha !== alpha || !same(first.A, A) || !same(first.B, B))
+        rangeError(FN, `'${first.p}' and '${p}' are one layer of the model (shared), but the adapter gives them different weights or settings`);
+      continue;
+    }
+    target.checkAdapter(`${FN} ('${p}')`, name, A, B, { alpha, rslora: cfg.rslora });
+    if (target.adapters.length >= target.slots) rangeError(FN, `'${p}' has all its ${target.slots} slots taken (${target.adapters.map((n) => `'${n}'`).join(', ')}); nn.deleteAdapter() one first`);
+    plan.set(target, { p, A, B, alpha, r });
+  }
+  const done: MultiLoRALinear[] = [];
+  try {
+    for (const [target, { A, B, alpha }] of plan) {
+      target.addAdapter(name, A, B, { alpha, rslora: cfg.rslora });
+      done.push(target);
+    }
+  } catch (e) {
+    for (const l of done) l.deleteAdapter(name);
+    throw e;
+  }
+  module.eval(); // as PEFT's load_adapter without is_trainable
+  return { injected: [], loaded: [...layers.keys()], copied: [] };
 }
 
 /** The value most layers have (the first of the most common on a tie). */

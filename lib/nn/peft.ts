@@ -19,6 +19,7 @@ import { Module } from './module';
 import { Linear, checkLive } from './linear';
 import type { Tensor } from '../tensor';
 import { LoRALinear } from './lowrank';
+import { MultiLoRALinear } from './multilora';
 
 export interface InjectLoraOptions {
   /** Which layers get an adapter: a regular expression for the whole path, or names ending the path. */
@@ -70,7 +71,7 @@ function regex(fn: string, arg: string, pattern: string, wrap: (p: string) => st
 
 /** PEFT's module-name rule: a string is a regular expression for the whole path; an array lists names
  * that equal the path or end it after a '.'. */
-function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => boolean {
+export function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => boolean {
   if (typeof spec === 'string') {
     const re = regex(fn, arg, spec, (p) => `^(?:${p})$`);
     return (p) => re.test(p);
@@ -138,11 +139,11 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
   const r0 = o.r ?? 8, alpha0 = o.alpha ?? 8;
   const modules = [...module.namedModules()];
   // the base Linear inside a LoRALinear is not a target of its own
-  const bases = new Set<Module>(modules.flatMap(([, m]) => (m instanceof LoRALinear && m.base ? [m.base] : [])));
+  const bases = new Set<Module>(modules.flatMap(([, m]) => ((m instanceof LoRALinear || m instanceof MultiLoRALinear) && m.base ? [m.base] : [])));
   const plan: [string, Linear, number, number][] = [];
   for (const [path, m] of modules) {
     if (path === '' || !isTarget(path) || excluded(path) || bases.has(m)) continue;
-    if (m instanceof LoRALinear) rangeError(fn, `'${path}' is already an nn.LoRALinear`);
+    if (m instanceof LoRALinear || m instanceof MultiLoRALinear) rangeError(fn, `'${path}' is already an nn.${m.constructor.name}`);
     if (!(m instanceof Linear)) typeError(fn, `'${path}' matches 'targetModules' but is an ${m.constructor.name}; only nn.Linear layers take a LoRA adapter`);
     plan.push([path, m, rankOf(path, r0), alphaOf(path, alpha0)]);
   }
