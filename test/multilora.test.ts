@@ -5,7 +5,8 @@
 // (rows without one: the base alone), for float64, float32 and bfloat16 bases and on 'cuda-emu'; the
 // slots hold A and scale·B zero-padded, rounded once; a model loading two PEFT adapter directories that
 // savePeftAdapter wrote serves both in one batch with each sample equal to its own LoRA model's output;
-// gradcheck through x; every refusal leaves the layers as they were; no leaks.
+// gradcheck through x; every refusal leaves the layers as they were; no leaks. Devices:
+// STRUCTURA_TEST_DEVICES (comma list), else the CPU, cuda-emu, and cuda when backend().cuda.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
@@ -136,7 +137,9 @@ test('MultiLoRALinear: float32 and bfloat16 bases on every device (cuda-emu; cud
   const seed = freshSeed();
   const IN = 33, OUT = 17, M = 11;
   const b = S.backend();
-  const devices = ['cpu', ...(b.cudaEmu ? ['cuda-emu'] : []), ...(b.cuda ? ['cuda'] : [])];
+  // STRUCTURA_TEST_DEVICES (test/gpu/multilora.test.ts: 'cuda') in place of the CPU and every device
+  const requested = process.env.STRUCTURA_TEST_DEVICES;
+  const devices = requested ? requested.split(',').map((d) => d.trim()).filter(Boolean) : ['cpu', ...(b.cudaEmu ? ['cuda-emu'] : []), ...(b.cuda ? ['cuda'] : [])];
   const cases = devices.flatMap((d) => [['float32', d], ['bfloat16', d]] as [S.DType, string][]);
   for (const [dtype, device] of cases) {
     const layer = new nn.MultiLoRALinear(new nn.Linear(IN, OUT, { dtype, seed, device }), { slots: 4, r: 8 });
