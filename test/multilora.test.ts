@@ -1,7 +1,7 @@
 // multilora.test.ts — nn.MultiLoRALinear (many LoRA adapters over one frozen Linear, chosen per row) and
 // its model-level helpers (injectMultiLora, useAdapters, setActiveAdapter, deleteAdapter, adapterNames,
-// io.loadPeftAdapter's adapterName). Every output element is checked against the float64 definition
-// y_m = x_m·Wᵀ + b + scale_e·(x_m·A_eᵀ)·B_eᵀ for adapters of different ranks and scales in one batch
+// io.loadPeftAdapter's adapterName, unloadLora with merge: false). Every output element is checked
+// against the float64 definition y_m = x_m·Wᵀ + b + scale_e·(x_m·A_eᵀ)·B_eᵀ for adapters of different ranks and scales in one batch
 // (rows without one: the base alone), for float64, float32 and bfloat16 bases and on 'cuda-emu'; the
 // slots hold A and scale·B zero-padded, rounded once; a model loading two PEFT adapter directories that
 // savePeftAdapter wrote serves both in one batch with each sample equal to its own LoRA model's output;
@@ -347,6 +347,12 @@ test('a model serves two PEFT adapters in one batch: each sample equals its own 
     assert.ok(plain.q_proj instanceof nn.Linear && plain.q_proj.weight.requiresGrad, 'a failed injectMultiLora leaves the model as it was');
     // the base inside a bank is not a target of its own
     throwsLike(() => nn.injectMultiLora(served, { targetModules: '.*base' }), RangeError, /no module of the model matches/);
+    // PEFT's unload(): the bases back in place (merge refused: the slots serve different rows)
+    throwsLike(() => nn.unloadLora(served), RangeError, /'q_proj' is an nn\.MultiLoRALinear, whose adapters serve different rows .* pass \{merge: false\}/);
+    assert.ok(served.q_proj instanceof nn.MultiLoRALinear && served.o_proj instanceof nn.MultiLoRALinear);
+    assert.equal(nn.unloadLora(served, { merge: false }), ['q_proj', 'o_proj']);
+    assert.ok(served.q_proj instanceof nn.Linear && served.o_proj instanceof nn.Linear);
+    S.tidy(() => assertClose(f64(served.forward(x)), { data: f64(plain.forward(x)), shape: [4, 3, IN] }, [4, 3, IN], DEFAULT_TOL.float64, 'unloaded'));
     for (const m of [one, two, plain, served, big, dora]) m.dispose();
     x.dispose();
   } finally {

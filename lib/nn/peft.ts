@@ -13,7 +13,8 @@
 // Python regular expressions in PEFT; JavaScript reads most alike (\A and \Z are translated; named
 // groups (?P<…>) and inline flags are syntax errors here), but an object's integer-like keys ("2") come
 // first in JavaScript, whatever their order in the file.
-// nn.unloadLora(module, {merge}) undoes it: PEFT's merge_and_unload / unload.
+// nn.unloadLora(module, {merge}) undoes it: PEFT's merge_and_unload / unload (with merge: false, also
+// nn.injectMultiLora's layers, whose slots are dropped).
 import { describe, typeError, rangeError, optionsOf } from '../errors';
 import { Module } from './module';
 import { Linear, checkLive } from './linear';
@@ -173,8 +174,10 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
 /**
  * PEFT's merge_and_unload (merge: true, the default) and unload (merge: false): every nn.LoRALinear in
  * `module` is replaced, wherever it is a child, by its base nn.Linear — the adapter folded into the weight
- * (exact to rounding) or dropped — and the adapter's tensors are disposed. Returns the layers' paths. (A
- * `module` that is itself an nn.LoRALinear has no parent here: call its unload().)
+ * (exact to rounding) or dropped — and the adapter's tensors are disposed. With merge: false the
+ * nn.MultiLoRALinear layers are replaced too, their slots freed (merge: true refuses them: their adapters
+ * serve different rows). Returns the layers' paths. (A `module` that is itself such a layer has no parent
+ * here: call its unload().)
  */
 export function unloadLora(module: Module, opts: { merge?: boolean } = {}): string[] {
   const fn = 'nn.unloadLora';
@@ -182,13 +185,18 @@ export function unloadLora(module: Module, opts: { merge?: boolean } = {}): stri
   const o = optionsOf(fn, opts, ['merge']);
   const merge = o.merge ?? true;
   if (typeof merge !== 'boolean') typeError(fn, `'merge' must be a boolean, got ${describe(merge)}`);
-  if (module instanceof LoRALinear) rangeError(fn, "'module' is itself an nn.LoRALinear, which has no parent here: call its unload()");
-  const layers = [...module.namedModules()].filter(([p, m]) => p !== '' && m instanceof LoRALinear) as [string, LoRALinear][];
+  if (module instanceof LoRALinear || module instanceof MultiLoRALinear) rangeError(fn, `'module' is itself an nn.${module.constructor.name}, which has no parent here: call its unload()`);
+  const layers = [...module.namedModules()].filter(([p, m]) => p !== '' && (m instanceof LoRALinear || m instanceof MultiLoRALinear)) as [string, LoRALinear | MultiLoRALinear][];
   // every layer checked before any is unloaded, so that an error leaves the model as it was
   for (const [p, l] of layers) {
     if (l.unloaded) rangeError(fn, `'${p}' was already unloaded (its base is elsewhere); take it out of the model`);
-    checkLive(`${fn} ('${p}')`, { 'base.weight': l.base.weight, 'base.bias': l.base.bias, loraA: l.loraA, loraB: l.loraB, magnitude: l.magnitude });
+    if (l instanceof MultiLoRALinear) {
+      if (merge) rangeError(fn, `'${p}' is an nn.MultiLoRALinear, whose adapters serve different rows and cannot be merged into one weight; pass {merge: false}`);
+      checkLive(`${fn} ('${p}')`, { 'base.weight': l.base.weight, 'base.bias': l.base.bias });
+    } else {
+      checkLive(`${fn} ('${p}')`, { 'base.weight': l.base.weight, 'base.bias': l.base.bias, loraA: l.loraA, loraB: l.loraB, magnitude: l.magnitude });
+    }
   }
-  replaceModules(module, new Map(layers.map(([, l]) => [l, l.unload({ merge })])));
+  replaceModules(module, new Map(layers.map(([, l]) => [l, l instanceof MultiLoRALinear ? l.unload() : l.unload({ merge })])));
   return layers.map(([p]) => p);
 }
