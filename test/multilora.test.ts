@@ -1,12 +1,13 @@
 // multilora.test.ts — nn.MultiLoRALinear (many LoRA adapters over one frozen Linear, chosen per row) and
 // its model-level helpers (injectMultiLora, useAdapters, setActiveAdapter, deleteAdapter, adapterNames,
 // io.loadPeftAdapter's adapterName, unloadLora with merge: false). Every output element is checked
-// against the float64 definition y_m = x_m·Wᵀ + b + scale_e·(x_m·A_eᵀ)·B_eᵀ for adapters of different ranks and scales in one batch
-// (rows without one: the base alone), for float64, float32 and bfloat16 bases and on 'cuda-emu'; the
-// slots hold A and scale·B zero-padded, rounded once; a model loading two PEFT adapter directories that
-// savePeftAdapter wrote serves both in one batch with each sample equal to its own LoRA model's output;
-// gradcheck through x; every refusal leaves the layers as they were; no leaks. Devices:
-// STRUCTURA_TEST_DEVICES (comma list), else the CPU, cuda-emu, and cuda when backend().cuda.
+// against the float64 definition y_m = x_m·Wᵀ + b + scale_e·(x_m·A_eᵀ)·B_eᵀ for adapters of different
+// ranks and scales in one batch (rows without one: the base alone), for float64, float32 and bfloat16
+// bases and on 'cuda-emu'; the slots hold A and scale·B zero-padded, rounded once; a model loading two
+// PEFT adapter directories that savePeftAdapter wrote serves both in one batch with each sample equal
+// to its own LoRA model's output; gradcheck through x; every refusal leaves the layers as they were; no
+// leaks. Devices: STRUCTURA_TEST_DEVICES (comma list), else the CPU, cuda-emu, and cuda when
+// backend().cuda.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
