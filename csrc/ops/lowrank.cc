@@ -72,8 +72,10 @@ void check_floats(Napi::Env env, const std::string& op, const std::vector<Arg>& 
   }
 }
 
-void check_int32(Napi::Env env, const std::string& op, const Tensor& t, const Tensor& ref, const char* name, int64_t n) {
-  if (t.device() != ref.device())
+// host_ok: t may also be on the CPU whatever ref's device (loraBatched's ids: the plan is made on the host).
+void check_int32(Napi::Env env, const std::string& op, const Tensor& t, const Tensor& ref, const char* name, int64_t n,
+                 bool host_ok = false) {
+  if (t.device() != ref.device() && !(host_ok && t.device().type == DeviceType::cpu))
     bad_type(env, op, std::string("'") + name + "' is on " + t.device().str() + " but 'x' is on " + ref.device().str());
   if (t.dtype != DType::i32)
     bad_type(env, op, std::string("'") + name + "' must be int32, got " + dtype_name(t.dtype));
@@ -527,7 +529,8 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
   check_floats(env, op, {{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}}, {2, 2, 3, 3}, /*on_device=*/true);
   check_stacked(env, op, x, W, A, B);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A.shape[0], r = A.shape[1];
-  check_int32(env, op, ids, x, "ids", M);
+  // ids on the CPU with x on a device: planned from them directly, with no read back (a synchronization)
+  check_int32(env, op, ids, x, "ids", M, /*host_ok=*/true);
   const double scale = get_scale(info, 5, op);
   if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
   Tensor idc = on_host(ids);  // checked here, and the device plan is made from them

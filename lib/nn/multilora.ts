@@ -306,7 +306,8 @@ export class MultiLoRALinear extends Module {
     return tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = x.ndim === 2 ? x : reshape(x, [ids.length, this.base.inFeatures]);
-      const idT = tensor(ids, { dtype: 'int32', device: x.device });
+      // on the CPU: the op plans from host ids, so a device's stream is not waited for (test/multilora.test.ts)
+      const idT = tensor(ids, { dtype: 'int32' });
       let y = lowrank.loraBatched(x2, W, this.loraA, this.loraB, idT);
       if (bias) y = add(y, bias);
       return x.ndim === 2 ? y : reshape(y, [...lead, this.base.outFeatures]);

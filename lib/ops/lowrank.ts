@@ -264,7 +264,9 @@ function mixtureBackward(g: Tensor, x: Tensor, W: Tensor, A: Tensor, B: Tensor, 
 
 /**
  * Many adapters in one batch (Punica's BGMV/SGMV): row m of x [M, in] uses adapter ids[m] of
- * A [E, r, in], B [E, out, r] (−1: the base layer only). y = x·Wᵀ + scale·(x·A_idᵀ)·B_idᵀ.
+ * A [E, r, in], B [E, out, r] (−1: the base layer only). y = x·Wᵀ + scale·(x·A_idᵀ)·B_idᵀ. ids may be on
+ * x's device or on the CPU; the launch is planned from their values on the host, so ids on a device
+ * are read back (the host waits for the device), and ids on the CPU are not.
  */
 export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Tensor, opts?: LoraBatchOptions): Tensor {
   const fn = 'lowrank.loraBatched';
@@ -272,10 +274,12 @@ export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Ten
   const o = checkOpts(fn, opts, ['scale']);
   const { M, E, out } = checkStacked(fn, x, W, A, B);
   if (ids.dtype !== 'int32') typeError(fn, `'ids' must be int32, got ${ids.dtype}`);
-  if (ids._dev.type !== x._dev.type || ids._dev.index !== x._dev.index) typeError(fn, `'ids' is on ${ids.device} but 'x' is on ${x.device}`);
+  // ids on the CPU serve x on any device: the op plans from host ids without reading them back
+  if (ids._dev.name !== 'cpu' && (ids._dev.type !== x._dev.type || ids._dev.index !== x._dev.index)) typeError(fn, `'ids' is on ${ids.device} but 'x' is on ${x.device} (ids may be on the CPU)`);
   if (ids._shape.length !== 1 || ids._shape[0] !== M) rangeError(fn, `'ids' ${shapeStr(ids._shape)} must have shape [${M}] (rows of 'x' ${shapeStr(x._shape)})`);
   const scale = scaleOf(fn, o.scale);
-  // The native op checks the ids' range (the same RangeError) and plans from them: one read to the host.
+  // The native op checks the ids' range (the same RangeError) and plans from them: one read to the host
+  // when they are on the device (a synchronization), none when they are on the CPU.
   // Only training reads them here again, for the backward's one-hot, taken now (ids may change later).
   const h = native().lowrankLoraBatched(x._h, W._h, A._h, B._h, ids._h, scale);
   const y = fromHandle(h, x.dtype, [M, out], x._dev);

@@ -441,6 +441,29 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
     });
   }
 
+  if (dev !== 'cpu')
+    withSeed('lowrank.loraBatched: ids on the CPU (planned on the host, nothing read back) give the same bits as ids on the device', (seed) => {
+      const r = rng(seed);
+      for (const dt of ['float32', 'bfloat16'] as DT[]) {
+        const [M, K, N, rk, E] = [19, 40, 33, 4, 3];
+        const ids = Array.from({ length: M }, () => Math.floor(r() * (E + 1)) - 1);
+        const own = [
+          onDevice(values(r, M * K, dt), [M, K], dt, dev), onDevice(values(r, N * K, dt), [N, K], dt, dev),
+          onDevice(values(r, E * rk * K, dt), [E, rk, K], dt, dev), onDevice(values(r, E * N * rk, dt), [E, N, rk], dt, dev),
+          onDevice(ids, [M], 'int32', dev), onDevice(ids, [M], 'int32', 'cpu'),
+        ];
+        try {
+          const [x, W, A, B, onDev, onCpu] = own;
+          const y1 = S.lowrank.loraBatched(x, W, A, B, onDev, { scale: 0.5 }), y2 = S.lowrank.loraBatched(x, W, A, B, onCpu, { scale: 0.5 });
+          own.push(y1, y2);
+          assert.is(y2.device, y1.device);
+          assert.equal(Array.from(y2.dataSync()), Array.from(y1.dataSync()), `${dt}: ids [${ids.join(', ')}]`);
+        } finally {
+          for (const t of own) t.dispose();
+        }
+      }
+    });
+
   // Gradients. Chains (float32 operations behind one element, from lib/ops/lowrank.ts's backward):
   // mixture/batched dx = g·W + scale·Σ_e (G⊙(g·B_e))·A_e: out + 1 + r + E + 2; dA: out + 1 + M + 1;
   // dB: in + 1 + M + 1; dW: M; dgates: out + in + 1 + r + 1. All ≤ in + out + M + E·r + 4.
@@ -549,7 +572,8 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
         assert.unreachable(`${what}: nothing was thrown`);
       };
       const cpu = (shape: number[]) => z(shape, 'float32', 'cpu');
-      typeErr(() => lr.loraBatched(x, W, A3, B3, i32([0, 1, -1, 1], 'cpu')), named('ids'), 'ids on the CPU');
+      // (ids on the CPU serve a device's x: the test above; on a device they must be x's)
+      typeErr(() => lr.loraBatched(cpu([4, 6]), cpu([5, 6]), cpu([2, 3, 6]), cpu([2, 5, 3]), ids), named('ids'), 'ids on the device, x on the CPU');
       typeErr(() => lr.loraBatched(x, W, cpu([2, 3, 6]), B3, ids), named('A'), 'A on the CPU');
       typeErr(() => lr.loraMixture(x, W, A3, B3, cpu([4, 2])), named('gates'), 'gates on the CPU');
       typeErr(() => lr.loraMixture(cpu([4, 6]), W, A3, B3, g), named('W'), 'x on the CPU');
