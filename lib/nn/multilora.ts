@@ -22,6 +22,7 @@
 //     injectMultiLora(model, {targetModules, excludeModules, slots, r})   PEFT's matching (injectLora's)
 //     useAdapters(model, adapters, fn)   runs fn() with every layer choosing `adapters`
 //     setActiveAdapter(model, name | null), deleteAdapter(model, name), adapterNames(model)
+//     unloadLora(model, {merge: false}) (nn/peft.ts) puts the bases back
 //   io.loadPeftAdapter(model, dir, {adapterName}) puts a PEFT adapter file into the layers' free slots.
 import { Tensor, checkTensor, isFloating, tidy } from '../tensor';
 import { noGrad } from '../autograd';
