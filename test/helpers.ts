@@ -58,7 +58,8 @@ export function toND(t: Tensor): NDArray {
   return { data: Float64Array.from(t.dataSync()), shape: t.shape };
 }
 
-/** Per element: |out − ref| ≤ atol + rtol·|ref|; or over the whole output: ‖out − ref‖₂ ≤ relNorm·‖ref‖₂. */
+/** Per element: |out − ref| ≤ atol + rtol·|ref|; or over the whole output: ‖out − ref‖₂ ≤ relNorm·‖ref‖₂
+ * (‖scale‖₂ in place of ‖ref‖₂ when assertClose is given a magnitude reference, as CheckOpSpec.scale). */
 export type Tol = { atol: number; rtol: number } | { relNorm: number };
 
 /** Elementwise default tolerances: a few units in the last place of each dtype. */
@@ -73,7 +74,7 @@ export const DEFAULT_TOL: Record<string, Tol> = {
  * Asserts out matches ref everywhere: same shape, every element finite where the reference is
  * (NaN only where it is NaN), and |out − ref| ≤ atol + rtol·|ref|. Names the worst element.
  */
-export function assertClose(out: ArrayLike<number>, ref: NDArray, outShape: number[], tol: Tol, what = 'output'): void {
+export function assertClose(out: ArrayLike<number>, ref: NDArray, outShape: number[], tol: Tol, what = 'output', scale?: NDArray): void {
   assert.equal(outShape, ref.shape, `${what}: shape ${JSON.stringify(outShape)} but the reference has ${JSON.stringify(ref.shape)}`);
   assert.is(out.length, ref.data.length, `${what}: ${out.length} elements, reference ${ref.data.length}`);
   if ('relNorm' in tol) {
@@ -83,10 +84,10 @@ export function assertClose(out: ArrayLike<number>, ref: NDArray, outShape: numb
       if (!Number.isFinite(out[i]) && Number.isFinite(ref.data[i]))
         assert.unreachable(`${what}: element ${i} is ${out[i]}, reference ${ref.data[i]}`);
       num += (out[i] - ref.data[i]) ** 2;
-      den += ref.data[i] ** 2;
+      den += (scale ? scale.data[i] : ref.data[i]) ** 2;
     }
     const rel = Math.sqrt(num) / Math.max(Math.sqrt(den), Number.MIN_VALUE);
-    if (!(rel <= tol.relNorm)) assert.unreachable(`${what}: ‖out − ref‖/‖ref‖ = ${rel.toExponential(3)} > ${tol.relNorm}`);
+    if (!(rel <= tol.relNorm)) assert.unreachable(`${what}: ‖out − ref‖/‖${scale ? 'scale' : 'ref'}‖ = ${rel.toExponential(3)} > ${tol.relNorm}`);
     return;
   }
   let worst = -1;
@@ -140,7 +141,51 @@ export interface CheckOpSpec {
   extra?: (r: () => number) => Tensor[];
   /** Expected output dtype (default the input dtype). */
   outDtype?: (dtype: DType) => DType;
+  /** For a relNorm tolerance: the magnitudes the rounding error scales with, in place of ref (a dot
+   * product's error is relative to Σ|aᵢbᵢ|, not to a sum that cancels: |A|·|B| for matmul). */
+  scale?: (...xs: NDArray[]) => NDArray;
+  /** Points where the op is not differentiable: inputs equal to one of `points`, or two input values
+   * tied (`ties`: maximum / minimum, max / min reductions). gradcheck's central differences (eps 1e−6)
+   * are meaningless within eps of them, so its float64 inputs are redrawn (deterministically from the
+   * seed) until every value is at least 1e−4 from each point and from every other value. The forward
+   * is checked on the plain draw. */
+  kinks?: { points?: number[]; ties?: boolean };
   seed?: number;
+}
+
+/** Redraws values of `vals` (in their ranges) that lie within 1e−4 of a kink point or (ties) of another value. */
+function awayFromKinks(vals: Float64Array[], ranges: [number, number][], kinks: { points?: number[]; ties?: boolean }, seed: number): void {
+  const GAP = 1e-4;
+  const points = kinks.points ?? [];
+  const r = rng((seed ^ 0x5bd1e995) >>> 0);
+  const taken: number[] = []; // sorted, for ties
+  const lower = (v: number) => {
+    let lo = 0, hi = taken.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (taken[mid] < v) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const bad = (v: number) => {
+    if (points.some((p) => Math.abs(v - p) < GAP)) return true;
+    if (!kinks.ties) return false;
+    const k = lower(v);
+    return (k < taken.length && taken[k] - v < GAP) || (k > 0 && v - taken[k - 1] < GAP);
+  };
+  vals.forEach((a, i) => {
+    const [lo, hi] = ranges[i];
+    for (let j = 0; j < a.length; j++) {
+      let v = a[j];
+      for (let tries = 0; bad(v); tries++) {
+        if (tries > 1000) throw new Error(`checkOp: cannot keep ${a.length} values of [${lo}, ${hi}] 1e-4 apart from the kinks`);
+        v = lo + (hi - lo) * r();
+      }
+      a[j] = v;
+      if (kinks.ties) taken.splice(lower(v), 0, v);
+    }
+  });
 }
 
 /** An input of `shape` with the values `vals`, laid out as asked (a view for transposed/narrowed). */
@@ -215,7 +260,8 @@ export function checkOp(spec: CheckOpSpec): void {
         const want = spec.outDtype ? spec.outDtype(dtype) : dtype;
         assert.is(out.dtype, want, `output dtype ${out.dtype}, expected ${want}`);
         const ref = spec.ref(...views.map(toND), ...extra.map(toND));
-        assertClose(out.dataSync(), ref, out.shape, tolFor(spec, dtype), `${dtype} ${layout} forward`);
+        const scale = spec.scale ? spec.scale(...views.map(toND), ...extra.map(toND)) : undefined;
+        assertClose(out.dataSync(), ref, out.shape, tolFor(spec, dtype), `${dtype} ${layout} forward`, scale);
       } finally {
         out?.dispose();
         for (const v of views) v.dispose();
@@ -226,7 +272,9 @@ export function checkOp(spec: CheckOpSpec): void {
     assertNoLeak(before, 'forward');
     if (spec.grad !== false) {
       const r = rng(seed);
-      const ins = spec.shapes.map((s, i) => makeInput(uniform(r, numel(s), ...rangeOf(i)), s, 'float64', layout, true));
+      const vals = spec.shapes.map((s, i) => uniform(r, numel(s), ...rangeOf(i)));
+      if (spec.kinks) awayFromKinks(vals, spec.shapes.map((_, i) => rangeOf(i)), spec.kinks, seed);
+      const ins = spec.shapes.map((s, i) => makeInput(vals[i], s, 'float64', layout, true));
       const extra = spec.extra ? spec.extra(r) : [];
       const n = ins.length;
       try {
