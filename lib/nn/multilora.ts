@@ -36,8 +36,7 @@ import { reshape, narrow, cast } from '../ops/shape';
 import { zeros, tensor } from '../ops/creation';
 import { Module } from './module';
 import { Linear, checkFeatures, checkInput, checkLive } from './linear';
-import { LoRALinear } from './lowrank';
-import { pathMatcher, replaceModules } from './peft';
+import { targetLinears, replaceModules } from './peft';
 
 /** Which adapter each row takes: a name (or null / '__base__': none) for all, or one entry a sample or a row. */
 export type AdapterChoice = string | null | readonly (string | null)[];
@@ -435,19 +434,7 @@ export function injectMultiLora(module: Module, opts: InjectMultiLoraOptions): s
   const fn = 'nn.injectMultiLora';
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
   const o = optionsOf(fn, opts, ['targetModules', 'excludeModules', 'slots', 'r'], "{targetModules: ['q_proj', 'v_proj'], slots: 8, r: 16}");
-  if (o.targetModules === undefined) typeError(fn, "'targetModules' is required (a regular expression or an array of module names)");
-  const isTarget = pathMatcher(fn, 'targetModules', o.targetModules);
-  const excluded = o.excludeModules === undefined ? () => false : pathMatcher(fn, 'excludeModules', o.excludeModules);
-  const modules = [...module.namedModules()];
-  const bases = new Set<Module>(modules.flatMap(([, m]) => ((m instanceof LoRALinear || m instanceof MultiLoRALinear) && m.base ? [m.base] : [])));
-  const plan: [string, Linear][] = [];
-  for (const [path, m] of modules) {
-    if (path === '' || !isTarget(path) || excluded(path) || bases.has(m)) continue;
-    if (m instanceof LoRALinear || m instanceof MultiLoRALinear) rangeError(fn, `'${path}' is already an nn.${m.constructor.name}`);
-    if (!(m instanceof Linear)) typeError(fn, `'${path}' matches 'targetModules' but is an ${m.constructor.name}; only nn.Linear layers take LoRA adapters`);
-    plan.push([path, m]);
-  }
-  if (plan.length === 0) rangeError(fn, `no module of the model matches 'targetModules' ${JSON.stringify(o.targetModules)}`);
+  const plan = targetLinears(fn, module, o.targetModules, o.excludeModules);
   // every layer made before any is put in place (a layer freezes its base as it is made: put back on failure)
   const params = module.parameters();
   const flags = params.map((t) => t.requiresGrad);

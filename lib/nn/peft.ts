@@ -72,7 +72,7 @@ function regex(fn: string, arg: string, pattern: string, wrap: (p: string) => st
 
 /** PEFT's module-name rule: a string is a regular expression for the whole path; an array lists names
  * that equal the path or end it after a '.'. */
-export function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => boolean {
+function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => boolean {
   if (typeof spec === 'string') {
     const re = regex(fn, arg, spec, (p) => `^(?:${p})$`);
     return (p) => re.test(p);
@@ -122,6 +122,29 @@ export function replaceModules(root: Module, swap: ReadonlyMap<Module, Module>):
 }
 
 /**
+ * The nn.Linear layers of `module` whose paths PEFT's rules for `targetModules` and `excludeModules` pick,
+ * as [path, layer] in module order (nn.injectLora's and nn.injectMultiLora's targets). The base inside a
+ * LoRA layer is not a target of its own; a matched LoRA layer is a RangeError, a matched module of another
+ * kind a TypeError (PEFT: "not supported"), no match at all a RangeError.
+ */
+export function targetLinears(fn: string, module: Module, targetModules: unknown, excludeModules: unknown): [string, Linear][] {
+  if (targetModules === undefined) typeError(fn, "'targetModules' is required (a regular expression or an array of module names)");
+  const isTarget = pathMatcher(fn, 'targetModules', targetModules);
+  const excluded = excludeModules === undefined ? () => false : pathMatcher(fn, 'excludeModules', excludeModules);
+  const modules = [...module.namedModules()];
+  const bases = new Set<Module>(modules.flatMap(([, m]) => ((m instanceof LoRALinear || m instanceof MultiLoRALinear) && m.base ? [m.base] : [])));
+  const found: [string, Linear][] = [];
+  for (const [path, m] of modules) {
+    if (path === '' || !isTarget(path) || excluded(path) || bases.has(m)) continue;
+    if (m instanceof LoRALinear || m instanceof MultiLoRALinear) rangeError(fn, `'${path}' is already an nn.${m.constructor.name}`);
+    if (!(m instanceof Linear)) typeError(fn, `'${path}' matches 'targetModules' but is an ${m.constructor.name}; only nn.Linear layers take a LoRA adapter`);
+    found.push([path, m]);
+  }
+  if (found.length === 0) rangeError(fn, `no module of the model matches 'targetModules' ${JSON.stringify(targetModules)}`);
+  return found;
+}
+
+/**
  * Puts an nn.LoRALinear over every nn.Linear of `module` that PEFT's rules for `targetModules` (and
  * `excludeModules`) match, in place; returns their paths in module order. A matched module that is not an
  * nn.Linear is a TypeError (PEFT: "not supported"), a matched LoRALinear a RangeError, and no match at
@@ -133,22 +156,10 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
   const o = optionsOf(fn, opts, ['targetModules', 'excludeModules', 'r', 'alpha', 'rslora', 'dora', 'dropout', 'rankPattern', 'alphaPattern', 'modulesToSave', 'seed'], "{targetModules: ['q_proj', 'v_proj']}");
   const saved = modulesToSave(fn, module, o.modulesToSave);
-  if (o.targetModules === undefined) typeError(fn, "'targetModules' is required (a regular expression or an array of module names)");
-  const isTarget = pathMatcher(fn, 'targetModules', o.targetModules);
-  const excluded = o.excludeModules === undefined ? () => false : pathMatcher(fn, 'excludeModules', o.excludeModules);
+  const targets = targetLinears(fn, module, o.targetModules, o.excludeModules);
   const rankOf = patternLookup(fn, 'rankPattern', o.rankPattern), alphaOf = patternLookup(fn, 'alphaPattern', o.alphaPattern);
   const r0 = o.r ?? 8, alpha0 = o.alpha ?? 8;
-  const modules = [...module.namedModules()];
-  // the base Linear inside a LoRALinear is not a target of its own
-  const bases = new Set<Module>(modules.flatMap(([, m]) => ((m instanceof LoRALinear || m instanceof MultiLoRALinear) && m.base ? [m.base] : [])));
-  const plan: [string, Linear, number, number][] = [];
-  for (const [path, m] of modules) {
-    if (path === '' || !isTarget(path) || excluded(path) || bases.has(m)) continue;
-    if (m instanceof LoRALinear || m instanceof MultiLoRALinear) rangeError(fn, `'${path}' is already an nn.${m.constructor.name}`);
-    if (!(m instanceof Linear)) typeError(fn, `'${path}' matches 'targetModules' but is an ${m.constructor.name}; only nn.Linear layers take a LoRA adapter`);
-    plan.push([path, m, rankOf(path, r0), alphaOf(path, alpha0)]);
-  }
-  if (plan.length === 0) rangeError(fn, `no module of the model matches 'targetModules' ${JSON.stringify(o.targetModules)}`);
+  const plan = targets.map(([path, m]) => [path, m, rankOf(path, r0), alphaOf(path, alpha0)] as [string, Linear, number, number]);
   for (const [p] of plan)
     for (const [q] of saved)
       if (p === q || p.startsWith(`${q}.`)) rangeError(fn, `'${p}' is a LoRA target inside '${q}', which 'modulesToSave' trains in full; a module is one or the other`);
