@@ -77,6 +77,7 @@ export const DEFAULT_TOL: Record<string, Tol> = {
 export function assertClose(out: ArrayLike<number>, ref: NDArray, outShape: number[], tol: Tol, what = 'output', scale?: NDArray): void {
   assert.equal(outShape, ref.shape, `${what}: shape ${JSON.stringify(outShape)} but the reference has ${JSON.stringify(ref.shape)}`);
   assert.is(out.length, ref.data.length, `${what}: ${out.length} elements, reference ${ref.data.length}`);
+  if (scale) assert.is(scale.data.length, ref.data.length, `${what}: the scale has ${scale.data.length} elements, the reference ${ref.data.length}`);
   if ('relNorm' in tol) {
     let num = 0;
     let den = 0;

@@ -156,8 +156,8 @@ export function injectLora(module: Module, opts: InjectLoraOptions): string[] {
   if (!(module instanceof Module)) typeError(fn, `'module' must be an nn.Module, got ${describe(module)}`);
   const o = optionsOf(fn, opts, ['targetModules', 'excludeModules', 'r', 'alpha', 'rslora', 'dora', 'dropout', 'rankPattern', 'alphaPattern', 'modulesToSave', 'seed'], "{targetModules: ['q_proj', 'v_proj']}");
   const saved = modulesToSave(fn, module, o.modulesToSave);
-  const targets = targetLinears(fn, module, o.targetModules, o.excludeModules);
   const rankOf = patternLookup(fn, 'rankPattern', o.rankPattern), alphaOf = patternLookup(fn, 'alphaPattern', o.alphaPattern);
+  const targets = targetLinears(fn, module, o.targetModules, o.excludeModules);
   const r0 = o.r ?? 8, alpha0 = o.alpha ?? 8;
   const plan = targets.map(([path, m]) => [path, m, rankOf(path, r0), alphaOf(path, alpha0)] as [string, Linear, number, number]);
   for (const [p] of plan)
