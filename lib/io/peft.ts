@@ -112,6 +112,11 @@ function loraSettings(config: Record<string, unknown>) {
   };
 }
 
+/** The same dtype and bytes (a tied layer's weights under its several paths). */
+function sameValues(x: Tensor, y: Tensor): boolean {
+  return x.dtype === y.dtype && Buffer.from(x.rawDataSync().buffer).equals(Buffer.from(y.rawDataSync().buffer));
+}
+
 /** Reads dir/adapter_config.json and dir/adapter_model.safetensors. */
 function readAdapter(dir: string): PeftAdapter {
   const cfgPath = path.join(dir, 'adapter_config.json');
@@ -228,8 +233,7 @@ function loadImpl(module: Module, { config, tensors }: PeftAdapter, trainable: b
     const first = plan.get(target);
     if (first) {
       const a = layers.get(first.p)!;
-      const same = (x: Tensor, y: Tensor) => x.dtype === y.dtype && Buffer.from(x.rawDataSync().buffer).equals(Buffer.from(y.rawDataSync().buffer));
-      if (first.r !== r || first.alpha !== alpha || !same(a.A!, A) || !same(a.B!, B) || (m && !same(a.m!, m)))
+      if (first.r !== r || first.alpha !== alpha || !sameValues(a.A!, A) || !sameValues(a.B!, B) || (m && !sameValues(a.m!, m)))
         rangeError(FN, `'${first.p}' and '${p}' are one layer of the model (shared), but the adapter gives them different weights or settings`);
       continue;
     }
@@ -308,8 +312,7 @@ function loadIntoSlots(module: Module, { config, tensors }: PeftAdapter, name: s
     if (A.shape.length !== 2 || A.shape[0] !== r) rangeError(FN, `the config gives '${p}' r = ${r} (r or rank_pattern) but its lora_A is ${shapeStr(A.shape)}`);
     const first = plan.get(target);
     if (first) {
-      const same = (x: Tensor, y: Tensor) => x.dtype === y.dtype && Buffer.from(x.rawDataSync().buffer).equals(Buffer.from(y.rawDataSync().buffer));
-      if (first.r !== r || first.alpha !== alpha || !same(first.A, A) || !same(first.B, B))
+      if (first.r !== r || first.alpha !== alpha || !sameValues(first.A, A) || !sameValues(first.B, B))
         rangeError(FN, `'${first.p}' and '${p}' are one layer of the model (shared), but the adapter gives them different weights or settings`);
       continue;
     }

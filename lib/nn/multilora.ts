@@ -203,14 +203,18 @@ export class MultiLoRALinear extends Module {
         // scales after the product, gives finite outputs: refused before the slot changes
         if (dt !== 'float64' && !Number.isFinite(max(abs(cast(b, dt))).item()) && Number.isFinite(max(abs(b)).item()))
           rangeError('nn.MultiLoRALinear.addAdapter', `scale·B (scale ${scale}, |B| up to ${max(abs(B)).item()}) overflows ${dt}, the base's dtype, in which the slots hold it`);
-        const zero = zeros([], { dtype: this.loraA.dtype, device: dev });
-        const slotA = narrow(this.loraA, 0, e, 1), slotB = narrow(this.loraB, 0, e, 1);
-        n.copyInto(slotA._h, zero._h);
-        n.copyInto(slotB._h, zero._h);
-        n.copyInto(narrow(slotA, 1, 0, rE)._h, a._h);
-        n.copyInto(narrow(slotB, 2, 0, rE)._h, b._h);
+        this.#clear(e);
+        n.copyInto(narrow(narrow(this.loraA, 0, e, 1), 1, 0, rE)._h, a._h);
+        n.copyInto(narrow(narrow(this.loraB, 0, e, 1), 2, 0, rE)._h, b._h);
       }),
     );
+  }
+
+  /** Zeroes slot e of loraA and loraB (inside the caller's noGrad / tidy). */
+  #clear(e: number): void {
+    const zero = zeros([], { dtype: this.loraA.dtype, device: this.base.weight.device });
+    native().copyInto(narrow(this.loraA, 0, e, 1)._h, zero._h);
+    native().copyInto(narrow(this.loraB, 0, e, 1)._h, zero._h);
   }
 
   /** Takes adapter `name` out (its slot is zeroed and free again). */
@@ -219,13 +223,7 @@ export class MultiLoRALinear extends Module {
     this.#checkLoaded(fn);
     const e = this.#lookup(fn, name, true);
     checkLive(fn, { loraA: this.loraA, loraB: this.loraB });
-    noGrad(() =>
-      tidy(() => {
-        const zero = zeros([], { dtype: this.loraA.dtype, device: this.base.weight.device });
-        native().copyInto(narrow(this.loraA, 0, e, 1)._h, zero._h);
-        native().copyInto(narrow(this.loraB, 0, e, 1)._h, zero._h);
-      }),
-    );
+    noGrad(() => tidy(() => this.#clear(e)));
     this.#slot[e] = null;
     if (this.#active === name) this.#active = null;
   }
