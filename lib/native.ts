@@ -162,10 +162,10 @@ export interface NativeBinding {
   // 2-D x [M, in]; float32/float64 natively, float16/bfloat16 computed in float32 and rounded once.
   /** y = x·Wᵀ + scale·(x·A[:rank]ᵀ)·B[:, :rank]ᵀ + bias; W [out, in] (null: no base term), A [r, in], B [out, r], 1 ≤ rank ≤ r. */
   lowrankLora(x: Handle, W: Handle | null, A: Handle, B: Handle, rank: number, scale: number, bias: Handle | null): Handle;
-  /** Row m: x[m]·Wᵀ + scale·(x[m]·A[ids[m]]ᵀ)·B[ids[m]]ᵀ; A [E, r, in], B [E, out, r], ids int32 [M] in [−1, E). */
-  lowrankLoraBatched(x: Handle, W: Handle, A: Handle, B: Handle, ids: Handle, scale: number): Handle;
-  /** x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ; gates [M, E]. */
-  lowrankLoraMixture(x: Handle, W: Handle, A: Handle, B: Handle, gates: Handle, scale: number): Handle;
+  /** Row m: x[m]·Wᵀ + scale·(x[m]·A[ids[m]]ᵀ)·B[ids[m]]ᵀ + bias; A [E, r, in], B [E, out, r], ids int32 [M] in [−1, E). */
+  lowrankLoraBatched(x: Handle, W: Handle, A: Handle, B: Handle, ids: Handle, scale: number, bias?: Handle | null): Handle;
+  /** x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ + bias; gates [M, E]. */
+  lowrankLoraMixture(x: Handle, W: Handle, A: Handle, B: Handle, gates: Handle, scale: number, bias?: Handle | null): Handle;
   /** x·(B·A + S)ᵀ + bias, S [out, in] from sorted unique int32 flat indices (row·in + col) and values [nnz]. */
   lowrankSparsePlusLowRank(x: Handle, A: Handle, B: Handle, indices: Handle | PatternHandle, values: Handle, bias: Handle | null): Handle;
   /** x [M, in] → x·Sᵀ [M, out]; with transpose, g [M, out] → g·S [M, in]. */

@@ -100,6 +100,20 @@ for (const [M, inF, out, r] of SIZES) {
       ref: (x, W, A, B, g) => R.loraMixture(x, W, A, B, g, 0.5),
       tol: TOL,
     });
+    // with a bias (its gradient: the column sums of g)
+    checkOp({
+      shapes: [[M, inF], [out, inF], [E, r, inF], [E, out, r], [out]],
+      extra: (rr) => [idsTensor(rr, M, E)],
+      fn: (x, W, A, B, b, ids) => lowrank.loraBatched(x, W, A, B, ids, { scale: -0.75, bias: b }),
+      ref: (x, W, A, B, b, ids) => R.loraBatched(x, W, A, B, ids.data, -0.75, b),
+      tol: TOL,
+    });
+    checkOp({
+      shapes: [[M, inF], [out, inF], [E, r, inF], [E, out, r], [M, E], [out]],
+      fn: (x, W, A, B, g, b) => lowrank.loraMixture(x, W, A, B, g, { scale: 2, bias: b }),
+      ref: (x, W, A, B, g, b) => R.loraMixture(x, W, A, B, g, 2, b),
+      tol: TOL,
+    });
   });
 
   test(`sparsePlusLowRank M=${M} in=${inF} out=${out} r=${r}: forward, bias, gradients (values at the support)`, () => {
@@ -207,6 +221,22 @@ test('the fused GEMM paths at larger odd sizes (skinny, packed, transposed) at e
           extra: (rr) => [idsTensor(rr, M, E)],
           fn: (x, W, A, B, ids) => lowrank.loraBatched(x, W, A, B, ids, { scale: 0.5 }),
           ref: (x, W, A, B, ids) => R.loraBatched(x, W, A, B, ids.data, 0.5),
+          grad: false,
+          tol: TOL,
+        });
+        // the bias through both epilogue forms (in-place B up to 16 rows, transposed B beyond)
+        checkOp({
+          shapes: [[M, inF], [out, inF], [E, r, inF], [E, out, r], [out]],
+          extra: (rr) => [idsTensor(rr, M, E)],
+          fn: (x, W, A, B, b, ids) => lowrank.loraBatched(x, W, A, B, ids, { scale: 0.5, bias: b }),
+          ref: (x, W, A, B, b, ids) => R.loraBatched(x, W, A, B, ids.data, 0.5, b),
+          grad: false,
+          tol: TOL,
+        });
+        checkOp({
+          shapes: [[M, inF], [out, inF], [E, r, inF], [E, out, r], [M, E], [out]],
+          fn: (x, W, A, B, g, b) => lowrank.loraMixture(x, W, A, B, g, { scale: 0.5, bias: b }),
+          ref: (x, W, A, B, g, b) => R.loraMixture(x, W, A, B, g, 0.5, b),
           grad: false,
           tol: TOL,
         });
@@ -405,6 +435,10 @@ test('bad input: TS checks', () => {
     throwsLike(() => lowrank.loraBatched(x, W, A3, S.zeros([2, 5, 2]), ids), RangeError, /'B' \[2, 5, 2\] must be \[E, out, r\] = \[2, 5, 3\]/);
     throwsLike(() => lowrank.loraMixture(x, W, A3, B3, gates), RangeError, /'gates' \[4, 3\] must be \[M, E\] = \[4, 2\]/);
     throwsLike(() => lowrank.loraMixture(x, W, A3, B3, S.zeros([4, 2], { dtype: 'float64' })), TypeError, /'gates' \[4, 2\] is float64/);
+    throwsLike(() => lowrank.loraBatched(x, W, A3, B3, ids, { bias: S.zeros([4]) }), RangeError, /loraBatched: 'bias' \[4\] must have shape \[5\] \(out\)/);
+    throwsLike(() => lowrank.loraBatched(x, W, A3, B3, ids, { bias: S.zeros([5], { dtype: 'float64' }) }), TypeError, /loraBatched: 'x' \[4, 6\] is float32 but 'bias' \[5\] is float64/);
+    throwsLike(() => lowrank.loraMixture(x, W, A3, B3, S.zeros([4, 2]), { bias: S.zeros([1, 5]) }), RangeError, /loraMixture: 'bias' \[1, 5\] must have shape \[5\]/);
+    throwsLike(() => lowrank.loraMixture(x, W, A3, B3, S.zeros([4, 2]), { bias: 5 as never }), TypeError, /loraMixture: 'bias' must be a Tensor/);
     const Sp = (indices: Tensor) => ({ indices, values: v, shape: [5, 6] });
     throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, Sp(unsorted)), RangeError, /must be sorted and unique, but indices\[0\] = 5 and indices\[1\] = 3 \(unsorted\)/);
     throwsLike(() => lowrank.sparsePlusLowRank(x, A, B, Sp(dup)), RangeError, /\(duplicate\)/);
@@ -438,6 +472,10 @@ test('bad input: raw native calls throw, never crash', () => {
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, S.zeros([4])._h, 1), TypeError, /'ids' must be int32/);
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0])._h, 1), RangeError, /'ids' must have shape \[4\]/);
     throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 3])._h, 1), RangeError, /'gates' \[4, 3\] must be \[M, E\] = \[4, 2\]/);
+    throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0, 1, -1, 0])._h, 1, S.zeros([6])._h), RangeError, /loraBatched: 'bias' \[6\] must have shape \[5\]/);
+    throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0, 1, -1, 0])._h, 1, A._h), RangeError, /loraBatched: 'bias'.* must be 1-D|'bias' must be 1-D/);
+    throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 2])._h, 1, S.zeros([5], { dtype: 'bfloat16' })._h), TypeError, /loraMixture: 'bias' \[5\] is bfloat16/);
+    throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 2])._h, 1, 7 as never), TypeError, /'bias'/);
     throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A._h, B._h, S.zeros([4, 2])._h, 1), RangeError, /'A' must be 3-D/);
     throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([5, 3, 9])._h, v._h, null), RangeError, /\(unsorted\)/);
     throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([3, 3, 9])._h, v._h, null), RangeError, /\(duplicate\)/);

@@ -538,9 +538,9 @@ withLeakCheck('a misspelt or unsupported option is a TypeError naming it, in eve
     ['rand', () => S.rand([2], { requires_grad: true } as never), /structura\.rand: unknown option 'requires_grad' \(did you mean 'requiresGrad'\?\)/],
     ['lowrank.linear', () => lowrank.linear(x, A, B, { rnk: 1 } as never), /structura\.lowrank\.linear: unknown option 'rnk'/],
     ['lowrank.lora', () => lowrank.lora(x, W, A, B, { scal: 2 } as never), /structura\.lowrank\.lora: unknown option 'scal'/],
-    // was ignored silently: the output had no bias
-    ['lowrank.loraBatched', () => lowrank.loraBatched(x, W, As, Bs, ids, { bias } as never), /structura\.lowrank\.loraBatched: unknown option 'bias' \(known options: scale\)/],
-    ['lowrank.loraMixture', () => lowrank.loraMixture(x, W, As, Bs, gates, { bias } as never), /structura\.lowrank\.loraMixture: unknown option 'bias'/],
+    // (a rank prefix is lora's and linear's only)
+    ['lowrank.loraBatched', () => lowrank.loraBatched(x, W, As, Bs, ids, { bias, rank: 1 } as never), /structura\.lowrank\.loraBatched: unknown option 'rank' \(known options: scale, bias\)/],
+    ['lowrank.loraMixture', () => lowrank.loraMixture(x, W, As, Bs, gates, { rank: 1 } as never), /structura\.lowrank\.loraMixture: unknown option 'rank'/],
     ['lowrank.sparsePlusLowRank', () => lowrank.sparsePlusLowRank(x, A, B, Sp, { scale: 2 } as never), /structura\.lowrank\.sparsePlusLowRank: unknown option 'scale'/],
     ['lowrank.svd', () => lowrank.svd(W, { rank: 1, iters: 2 } as never), /structura\.lowrank\.svd: unknown option 'iters'/],
     ['gradcheck', () => gradcheck((t: S.Tensor) => t, [leaf], { tol: 1 } as never), /structura\.gradcheck: unknown option 'tol'/],

@@ -349,7 +349,7 @@ void lora_forward(int64_t M, int64_t N, int64_t K, int64_t k, MatRef<T> x, MatRe
 
 template <class T>
 void lora_batched(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<T> x, MatRef<T> W, const T* A,
-                  const T* B, const int32_t* ids, T scale, T* y) {
+                  const T* B, const int32_t* ids, T scale, const T* bias, int64_t bias_stride, T* y) {
   if (M <= 0 || N <= 0) return;
   // Rows grouped by adapter (Punica's SGMV): one small GEMM per adapter present in the batch.
   std::vector<std::vector<int64_t>> rows((size_t)E);
@@ -380,6 +380,8 @@ void lora_batched(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
   }
   const T* tp = t.data();
   GemmEpilogue<T> epi;
+  epi.bias = bias;
+  epi.bias_stride = bias_stride;
   if (M <= kLoraInPlaceRows) {  // B_e [N, r] read in place (lora_forward says why)
     epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
       for (int64_t i = i0; i < i1; i++)
@@ -403,7 +405,7 @@ void lora_batched(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
 
 template <class T>
 void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<T> x, MatRef<T> W, const T* A,
-                  const T* B, const T* gates, T scale, T* y) {
+                  const T* B, const T* gates, T scale, const T* bias, int64_t bias_stride, T* y) {
   if (M <= 0 || N <= 0) return;
   // The E adapters side by side are one adapter of rank E·r whose T columns carry the gates (X-LoRA).
   const int64_t R = E * r;
@@ -417,6 +419,8 @@ void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<
     }
   const T* tp = t.data();
   GemmEpilogue<T> epi;
+  epi.bias = bias;
+  epi.bias_stride = bias_stride;
   if (M <= kLoraInPlaceRows) {  // each B_e [N, r] read in place (lora_forward says why)
     epi.block = [=](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
       for (int64_t e = 0; e < E; e++)
@@ -781,9 +785,9 @@ SvdResult svd_randomized(const double* W, int64_t m, int64_t n, int64_t rank, do
   template void lora_forward<T>(int64_t, int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, MatRef<T>, MatRef<T>, T,  \
                                 const T*, int64_t, T*);                                                            \
   template void lora_batched<T>(int64_t, int64_t, int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, const T*,        \
-                                const T*, const int32_t*, T, T*);                                                  \
+                                const T*, const int32_t*, T, const T*, int64_t, T*);                               \
   template void lora_mixture<T>(int64_t, int64_t, int64_t, int64_t, int64_t, MatRef<T>, MatRef<T>, const T*,        \
-                                const T*, const T*, T, T*);                                                        \
+                                const T*, const T*, T, const T*, int64_t, T*);                                     \
   template void spmm<T>(int64_t, int64_t, int64_t, const T*, const int32_t*, const T*, int64_t, bool, bool, T*,      \
                         const SparseForm*);                                                                         \
   template void sddmm<T>(int64_t, int64_t, int64_t, const T*, const T*, const int32_t*, int64_t, T*);

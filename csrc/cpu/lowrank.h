@@ -6,9 +6,10 @@
 //
 //   lora_forward      y = x·Wᵀ + (scale·x·A[:k]ᵀ)·B[:, :k]ᵀ + bias; W may be null (lowrank.linear).
 //                     With W the rank-k term is added in the epilogue of the one GEMM pass over W.
-//   lora_batched      y = x·Wᵀ + scale·(x[m]·A[ids[m]]ᵀ)·B[ids[m]]ᵀ per row (ids[m] = −1: none);
+//   lora_batched      y = x·Wᵀ + scale·(x[m]·A[ids[m]]ᵀ)·B[ids[m]]ᵀ + bias per row (ids[m] = −1: none);
 //                     A [E, r, K], B [E, N, r] contiguous.
-//   lora_mixture      y = x·Wᵀ + Σ_e gates[m, e]·scale·(x·A_eᵀ)·B_eᵀ; the gates are folded into T.
+//   lora_mixture      y = x·Wᵀ + Σ_e gates[m, e]·scale·(x·A_eᵀ)·B_eᵀ + bias; the gates are folded into T.
+//   (bias may be null; bias_stride is its element stride.)
 //   spmm              y[M, N] (+)= x[M, K]·Sᵀ, or (transpose) y[M, K] = g[M, N]·S, S [N, K] given by
 //                     sorted flat indices (row·K + col) and values.
 //   sddmm             out[e] = Σ_m g[m, row_e]·x[m, col_e]: the gradient of S's values at its support.
@@ -40,11 +41,11 @@ void lora_forward(int64_t M, int64_t N, int64_t K, int64_t k, MatRef<T> x, MatRe
 
 template <class T>
 void lora_batched(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<T> x, MatRef<T> W, const T* A,
-                  const T* B, const int32_t* ids, T scale, T* y);
+                  const T* B, const int32_t* ids, T scale, const T* bias, int64_t bias_stride, T* y);
 
 template <class T>
 void lora_mixture(int64_t M, int64_t N, int64_t K, int64_t E, int64_t r, MatRef<T> x, MatRef<T> W, const T* A,
-                  const T* B, const T* gates, T scale, T* y);
+                  const T* B, const T* gates, T scale, const T* bias, int64_t bias_stride, T* y);
 
 // S [N, K] from its sorted flat indices, compressed by rows (other = the column of each entry) or by
 // columns (other = the row, perm = the entry's position in S's values; within a column, row order).

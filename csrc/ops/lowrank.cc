@@ -3,9 +3,9 @@
 //
 //   lowrankLora(x [M, in], W [out, in] | null, A [r, in], B [out, r], rank, scale, bias [out] | null) → y [M, out]
 //       y = x·Wᵀ + scale·(x·A[:rank]ᵀ)·B[:, :rank]ᵀ + bias; W null gives lowrank.linear.
-//   lowrankLoraBatched(x [M, in], W [out, in], A [E, r, in], B [E, out, r], ids int32 [M], scale) → y [M, out]
-//       row m uses adapter ids[m] (−1: none).
-//   lowrankLoraMixture(x [M, in], W, A [E, r, in], B [E, out, r], gates [M, E], scale) → y [M, out]
+//   lowrankLoraBatched(x [M, in], W [out, in], A [E, r, in], B [E, out, r], ids int32 [M], scale, bias [out] | null)
+//       → y [M, out]; row m uses adapter ids[m] (−1: none).
+//   lowrankLoraMixture(x [M, in], W, A [E, r, in], B [E, out, r], gates [M, E], scale, bias [out] | null) → y [M, out]
 //   lowrankSparsePlusLowRank(x [M, in], A [r, in], B [out, r], indices int32 [nnz], values [nnz], bias | null) → y
 //       y = x·(B·A + S)ᵀ + bias, S [out, in] with entries at the sorted, unique flat indices row·in + col.
 //   lowrankSpmm(in, indices, values, out, inFeatures, transpose) → x [M, in] ↦ x·Sᵀ [M, out], or
@@ -373,14 +373,14 @@ Napi::Value device_lora(Napi::Env env, const std::string& op, const Tensor& x0, 
 // device: the n adapters `used` (all E when empty and n == E) side by side, then one fused lora.
 Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x0, const Tensor& W0, const Tensor& A0,
                            const Tensor& B0, const std::vector<int32_t>* used, const std::vector<int32_t>* slot,
-                           const Tensor* gates, double scale) {
+                           const Tensor* gates, double scale, const Tensor* bias) {
   if (x0.dtype == DType::f64) refuse_f64(env, op, x0);
   const std::string what = "lowrank." + op;
   const Device dev = x0.device();
   const Tensor x = rows_view(x0), W = rows_view(W0);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A0.shape[0], r = A0.shape[1];
   const int64_t n = used ? (int64_t)used->size() : E;
-  if (M == 0 || N == 0 || n == 0) return wrap(env, device_rank_gemm(what.c_str(), x, &W, nullptr, nullptr, nullptr, x.dtype));
+  if (M == 0 || N == 0 || n == 0) return wrap(env, device_rank_gemm(what.c_str(), x, &W, nullptr, nullptr, bias, x.dtype));
   const bool all = n == E && (!used || [&] {
     for (int64_t i = 0; i < n; i++)
       if ((*used)[(size_t)i] != i) return false;
@@ -408,7 +408,7 @@ Napi::Value device_stacked(Napi::Env env, const std::string& op, const Tensor& x
   gather(B, Bcat, N, r, r, N * r);
   Tensor slots = slot ? upload_i32(*slot, dev) : Tensor();
   Tensor g32 = gates ? f32_on_device(*gates) : Tensor();
-  return wrap(env, device_lora_gemm(what.c_str(), x, &W, Acat, n * r, Bcat, nullptr, scale, slot ? &slots : nullptr,
+  return wrap(env, device_lora_gemm(what.c_str(), x, &W, Acat, n * r, Bcat, bias, scale, slot ? &slots : nullptr,
                                     gates ? &g32 : nullptr, r));
 }
 
@@ -518,6 +518,12 @@ void check_stacked(Napi::Env env, const std::string& op, const Tensor& x, const 
                            " and 'W' " + shape_str(W.shape) + ")");
 }
 
+// The optional bias [out] of loraBatched / loraMixture (argument 6), after check_floats saw it.
+void check_bias(Napi::Env env, const std::string& op, const Tensor* bias, int64_t N) {
+  if (bias && (bias->shape.size() != 1 || bias->shape[0] != N))
+    bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
+}
+
 Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string op = "loraBatched";
@@ -526,8 +532,14 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
   const Tensor& A = unwrap(info[2], "A");
   const Tensor& B = unwrap(info[3], "B");
   const Tensor& ids = unwrap(info[4], "ids");
-  check_floats(env, op, {{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}}, {2, 2, 3, 3}, /*on_device=*/true);
+  const Tensor biasv = absent(info, 6) ? Tensor() : unwrap(info[6], "bias");
+  const Tensor* bias = absent(info, 6) ? nullptr : &biasv;
+  std::vector<Arg> args{{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}};
+  std::vector<int> nd{2, 2, 3, 3};
+  if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
+  check_floats(env, op, args, nd, /*on_device=*/true);
   check_stacked(env, op, x, W, A, B);
+  check_bias(env, op, bias, W.shape[0]);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A.shape[0], r = A.shape[1];
   // ids on the CPU with x on a device: planned from them directly, with no read back (a synchronization)
   check_int32(env, op, ids, x, "ids", M, /*host_ok=*/true);
@@ -549,17 +561,18 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
       if (pos[(size_t)e] == 0) pos[(size_t)e] = (int32_t)used.size(), used.push_back((int32_t)e);
     for (int64_t m = 0; m < M; m++)
       if (id[m] >= 0) slot[(size_t)m] = pos[(size_t)id[m]];
-    return device_stacked(env, op, x, W, A, B, &used, &slot, nullptr, scale);
+    return device_stacked(env, op, x, W, A, B, &used, &slot, nullptr, scale, bias);
   }
   Tensor xc = compute_of(x), Wc = xc.dtype == DType::f64 ? W : Tensor();
   Tensor Ac = contiguous(compute_of(A)), Bc = contiguous(compute_of(B));
+  Tensor bc = bias ? compute_of(*bias) : Tensor();
   Tensor y = Tensor::empty(xc.dtype, {M, N}, x.device());
   if (xc.dtype == DType::f64)
     lora_batched<double>(M, N, K, E, r, mat<double>(xc), mat<double>(Wc), Ac.data<double>(), Bc.data<double>(), id,
-                         scale, y.data<double>());
+                         scale, bias ? bc.data<double>() : nullptr, bias ? bc.strides[0] : 0, y.data<double>());
   else
     lora_batched<float>(M, N, K, E, r, input_f32(x, xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(), id,
-                        (float)scale, y.data<float>());
+                        (float)scale, bias ? bc.data<float>() : nullptr, bias ? bc.strides[0] : 0, y.data<float>());
   return finish(env, std::move(y), x.dtype);
 }
 
@@ -571,24 +584,33 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
   const Tensor& A = unwrap(info[2], "A");
   const Tensor& B = unwrap(info[3], "B");
   const Tensor& G = unwrap(info[4], "gates");
-  check_floats(env, op, {{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}, {&G, "gates"}}, {2, 2, 3, 3, 2}, /*on_device=*/true);
+  const Tensor biasv = absent(info, 6) ? Tensor() : unwrap(info[6], "bias");
+  const Tensor* bias = absent(info, 6) ? nullptr : &biasv;
+  std::vector<Arg> args{{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}, {&G, "gates"}};
+  std::vector<int> nd{2, 2, 3, 3, 2};
+  if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
+  check_floats(env, op, args, nd, /*on_device=*/true);
   check_stacked(env, op, x, W, A, B);
+  check_bias(env, op, bias, W.shape[0]);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A.shape[0], r = A.shape[1];
   if (G.shape[0] != M || G.shape[1] != E)
     bad_range(env, op, "'gates' " + shape_str(G.shape) + " must be [M, E] = [" + std::to_string(M) + ", " +
                            std::to_string(E) + "] (from 'x' " + shape_str(x.shape) + " and 'A' " + shape_str(A.shape) +
                            ")");
   const double scale = get_scale(info, 5, op);
-  if (x.device().type != DeviceType::cpu) return device_stacked(env, op, x, W, A, B, nullptr, nullptr, &G, scale);
+  if (x.device().type != DeviceType::cpu) return device_stacked(env, op, x, W, A, B, nullptr, nullptr, &G, scale, bias);
   Tensor xc = compute_of(x), Wc = xc.dtype == DType::f64 ? W : Tensor();
   Tensor Ac = contiguous(compute_of(A)), Bc = contiguous(compute_of(B)), Gc = contiguous(compute_of(G));
+  Tensor bc = bias ? compute_of(*bias) : Tensor();
   Tensor y = Tensor::empty(xc.dtype, {M, N}, x.device());
   if (xc.dtype == DType::f64)
     lora_mixture<double>(M, N, K, E, r, mat<double>(xc), mat<double>(Wc), Ac.data<double>(), Bc.data<double>(),
-                         Gc.data<double>(), scale, y.data<double>());
+                         Gc.data<double>(), scale, bias ? bc.data<double>() : nullptr, bias ? bc.strides[0] : 0,
+                         y.data<double>());
   else
     lora_mixture<float>(M, N, K, E, r, input_f32(x, xc), weight_f32(W, &Wc), Ac.data<float>(), Bc.data<float>(),
-                        Gc.data<float>(), (float)scale, y.data<float>());
+                        Gc.data<float>(), (float)scale, bias ? bc.data<float>() : nullptr, bias ? bc.strides[0] : 0,
+                        y.data<float>());
   return finish(env, std::move(y), x.dtype);
 }
 

@@ -30,7 +30,7 @@ import type { NotPromise } from '../tensor';
 import { native } from '../native';
 import { describe, shapeStr, typeError, rangeError, optionsOf, numel } from '../errors';
 import * as lowrank from '../ops/lowrank';
-import { add, mul, abs } from '../ops/elementwise';
+import { mul, abs } from '../ops/elementwise';
 import { max } from '../ops/reduce';
 import { reshape, narrow, cast } from '../ops/shape';
 import { zeros, tensor } from '../ops/creation';
@@ -306,8 +306,7 @@ export class MultiLoRALinear extends Module {
       const x2 = x.ndim === 2 ? x : reshape(x, [ids.length, this.base.inFeatures]);
       // on the CPU: the op plans from host ids, so a device's stream is not waited for (test/multilora.test.ts)
       const idT = tensor(ids, { dtype: 'int32' });
-      let y = lowrank.loraBatched(x2, W, this.loraA, this.loraB, idT);
-      if (bias) y = add(y, bias);
+      const y = lowrank.loraBatched(x2, W, this.loraA, this.loraB, idT, { bias });
       return x.ndim === 2 ? y : reshape(y, [...lead, this.base.outFeatures]);
     });
   }

@@ -2,8 +2,8 @@
 //
 //   linear(x, A [r, in], B [out, r], {bias?, rank?})           y = (x·A[:k]ᵀ)·B[:, :k]ᵀ + bias, k = rank ?? r
 //   lora(x, W [out, in], A, B, {scale = 1, bias?, rank?})      y = x·Wᵀ + scale·(x·A[:k]ᵀ)·B[:, :k]ᵀ + bias
-//   loraBatched(x [M, in], W, A [E, r, in], B [E, out, r], ids int32 [M], {scale})   row m uses adapter ids[m] (−1: none)
-//   loraMixture(x [M, in], W, A, B, gates [M, E], {scale})     y = x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ
+//   loraBatched(x [M, in], W, A [E, r, in], B [E, out, r], ids int32 [M], {scale, bias?})   row m uses adapter ids[m] (−1: none)
+//   loraMixture(x [M, in], W, A, B, gates [M, E], {scale, bias?})   y = x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ + bias
 //   sparsePlusLowRank(x, A, B, S {indices, values, shape}, {bias?})   y = x·(B·A + S)ᵀ + bias
 //   sparse(S)                                                   S with its support checked and compressed once
 //   svd(W, {rank?, energy?})                                    {A, B, s}, W ≈ B·A (no grad)
@@ -36,6 +36,8 @@ export interface LoraOptions extends LowRankLinearOptions {
 }
 export interface LoraBatchOptions {
   scale?: number;
+  /** [out], added to every row in the GEMM's epilogue (as lora's). */
+  bias?: Tensor | null;
 }
 /** A sparse [out, in] matrix: sorted, unique int32 flat indices row·in + col, and their values. */
 export interface SparseMatrix {
@@ -245,7 +247,8 @@ function checkStacked(
   return { M, E, r, inF, out };
 }
 
-/** The backward of the mixture with gates G [M, E] (saved or one-hot); dgates only if wanted. */
+/** The backward of the mixture with gates G [M, E] (saved or one-hot): needs and the result are
+ * [x, W, A, B, gates, bias]; dgates only if wanted. */
 function mixtureBackward(g: Tensor, x: Tensor, W: Tensor, A: Tensor, B: Tensor, G: Tensor, scale: number, needs: readonly boolean[]): (Tensor | null)[] {
   const [E] = A._shape;
   const [M] = x._shape;
@@ -259,20 +262,23 @@ function mixtureBackward(g: Tensor, x: Tensor, W: Tensor, A: Tensor, B: Tensor, 
   const T = needs[3] || needs[4] ? matmul(x, transpose(A, 1, 2)) : null; // [E, M, r]
   const dB = needs[3] ? scaled(matmul(gT, mul(T!, Ge)), scale) : null;
   const dG = needs[4] ? contiguous(transpose(scaled(sum(mul(P, T!), 2), scale), 0, 1)) : null;
-  return [dx, dW, dA, dB, dG];
+  const db = needs[5] ? sum(g, 0) : null;
+  return [dx, dW, dA, dB, dG, db];
 }
 
 /**
  * Many adapters in one batch (Punica's BGMV/SGMV): row m of x [M, in] uses adapter ids[m] of
- * A [E, r, in], B [E, out, r] (−1: the base layer only). y = x·Wᵀ + scale·(x·A_idᵀ)·B_idᵀ. ids may be on
+ * A [E, r, in], B [E, out, r] (−1: the base layer only). y = x·Wᵀ + scale·(x·A_idᵀ)·B_idᵀ + bias. ids may be on
  * x's device or on the CPU; the launch is planned from their values on the host, so ids on a device
  * are read back (the host waits for the device), and ids on the CPU are not.
  */
 export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Tensor, opts?: LoraBatchOptions): Tensor {
   const fn = 'lowrank.loraBatched';
   checkTensor(fn, 'ids', ids);
-  const o = checkOpts(fn, opts, ['scale']);
+  const o = checkOpts(fn, opts, ['scale', 'bias']);
   const { M, E, out } = checkStacked(fn, x, W, A, B);
+  const bias = biasOf(fn, o.bias, out);
+  if (bias) checkSameKind(fn, ['x', 'bias'], [x, bias]);
   if (ids.dtype !== 'int32') typeError(fn, `'ids' must be int32, got ${ids.dtype}`);
   // ids on the CPU serve x on any device: the op plans from host ids without reading them back
   if (ids._dev.name !== 'cpu' && (ids._dev.type !== x._dev.type || ids._dev.index !== x._dev.index)) typeError(fn, `'ids' is on ${ids.device} but 'x' is on ${x.device} (ids may be on the CPU)`);
@@ -281,30 +287,33 @@ export function loraBatched(x: Tensor, W: Tensor, A: Tensor, B: Tensor, ids: Ten
   // The native op checks the ids' range (the same RangeError) and plans from them: one read to the host
   // when they are on the device (a synchronization), none when they are on the CPU.
   // Only training reads them here again, for the backward's one-hot, taken now (ids may change later).
-  const h = native().lowrankLoraBatched(x._h, W._h, A._h, B._h, ids._h, scale);
+  const h = native().lowrankLoraBatched(x._h, W._h, A._h, B._h, ids._h, scale, bias ? bias._h : null);
   const y = fromHandle(h, x.dtype, [M, out], x._dev);
-  if (!needsGrad(x, W, A, B)) return y;
+  if (!needsGrad(x, W, A, B, bias)) return y;
   const idv = ids.dataSync() as Int32Array;
-  return record('LoraBatched', [x, W, A, B], y, [x, W, A, B], (g, [xs, Ws, As, Bs], needs) => {
+  return record('LoraBatched', [x, W, A, B, bias], y, [x, W, A, B], (g, [xs, Ws, As, Bs], needs) => {
     // the mixture's backward with one-hot gates (zero rows for −1)
     const oneHot = new Float64Array(M * E);
     for (let m = 0; m < M; m++) if (idv[m] >= 0) oneHot[m * E + idv[m]] = 1;
     const G = tensor(oneHot, { shape: [M, E], dtype: x.dtype, device: x.device });
-    return mixtureBackward(g, xs, Ws, As, Bs, G, scale, [...needs, false]).slice(0, 4);
+    const [dx, dW, dA, dB, , db] = mixtureBackward(g, xs, Ws, As, Bs, G, scale, [needs[0], needs[1], needs[2], needs[3], false, needs[4]]);
+    return [dx, dW, dA, dB, db];
   });
 }
 
-/** X-LoRA's mixture: y = x·Wᵀ + Σ_e gates[:, e] ⊙ scale·(x·A_eᵀ)·B_eᵀ, gates [M, E]. Gradients for the gates too. */
+/** X-LoRA's mixture: y = x·Wᵀ + Σ_e gates[:, e] ⊙ scale·(x·A_eᵀ)·B_eᵀ + bias, gates [M, E]. Gradients for the gates too. */
 export function loraMixture(x: Tensor, W: Tensor, A: Tensor, B: Tensor, gates: Tensor, opts?: LoraBatchOptions): Tensor {
   const fn = 'lowrank.loraMixture';
-  const o = checkOpts(fn, opts, ['scale']);
+  const o = checkOpts(fn, opts, ['scale', 'bias']);
   const { M, E, out } = checkStacked(fn, x, W, A, B, { gates });
+  const bias = biasOf(fn, o.bias, out);
+  if (bias) checkSameKind(fn, ['x', 'bias'], [x, bias]);
   if (gates._shape.length !== 2 || gates._shape[0] !== M || gates._shape[1] !== E)
     rangeError(fn, `'gates' ${shapeStr(gates._shape)} must be [M, E] = [${M}, ${E}] (from 'x' ${shapeStr(x._shape)} and 'A' ${shapeStr(A._shape)})`);
   const scale = scaleOf(fn, o.scale);
-  const h = native().lowrankLoraMixture(x._h, W._h, A._h, B._h, gates._h, scale);
+  const h = native().lowrankLoraMixture(x._h, W._h, A._h, B._h, gates._h, scale, bias ? bias._h : null);
   const y = fromHandle(h, x.dtype, [M, out], x._dev);
-  return record('LoraMixture', [x, W, A, B, gates], y, [x, W, A, B, gates], (g, [xs, Ws, As, Bs, Gs], needs) =>
+  return record('LoraMixture', [x, W, A, B, gates, bias], y, [x, W, A, B, gates], (g, [xs, Ws, As, Bs, Gs], needs) =>
     mixtureBackward(g, xs, Ws, As, Bs, Gs, scale, needs),
   );
 }

@@ -86,6 +86,7 @@ export interface AdapterCase {
   scale: number;
   /** batched: explicit ids, 'random' (−1 first, repeats, adapter 1 unused when E > 2; M = 1: adapter E − 1) or 'none' (all −1). */
   ids?: number[] | 'random' | 'none';
+  bias?: boolean;
 }
 
 function makeIds(r: () => number, c: AdapterCase): number[] {
@@ -117,6 +118,7 @@ export function checkAdapters(dev: string, dt: DT, kind: 'batched' | 'mixture', 
   const ids = kind === 'batched' ? makeIds(r, c) : [];
   const gates = kind === 'mixture' ? makeGates(r, c, dt) : new Float64Array(0);
   const gate = (i: number, e: number) => (kind === 'mixture' ? gates[i * E + e] : ids[i] === e ? 1 : 0);
+  const bias = c.bias ? values(r, N, dt) : null;
   const Rtot = kind === 'mixture' ? E * rk : new Set(ids.filter((v) => v >= 0)).size * rk;
   const rd = (v: number) => roundTo(dt, v);
   const R = newRef(M * N);
@@ -162,23 +164,25 @@ export function checkAdapters(dev: string, dt: DT, kind: 'batched' | 'mixture', 
         const term = rd(scale * rd(lh));
         dtAcc = rd(dtAcc + (kind === 'mixture' ? rd(g * term) : term));
       }
-      R.ref[el] = d + low;
-      R.sabs[el] = sab;
+      const bv = bias ? bias[o] : 0;
+      R.ref[el] = d + low + bv;
+      R.sabs[el] = sab + Math.abs(bv);
       R.low[el] = L;
       R.lowB[el] = LB;
-      R.refDt[el] = dtAcc;
+      R.refDt[el] = bias ? rd(dtAcc + bv) : dtAcc;
     }
   }
   const tx = onDevice(x, [M, K], dt, dev), tW = onDevice(W, [N, K], dt, dev), tA = onDevice(A, [E, rk, K], dt, dev), tB = onDevice(B, [E, N, rk], dt, dev);
   const sel = kind === 'batched' ? onDevice(ids, [M], 'int32', dev) : onDevice(gates, [M, E], dt, dev);
-  const what = `lowrank.lora${kind === 'batched' ? 'Batched' : 'Mixture'} ${dt} on ${dev}: x [${M}, ${K}], out ${N}, r ${rk}, E ${E}, scale ${scale}${kind === 'batched' ? `, ids [${ids.length <= 20 ? ids.join(', ') : ids.slice(0, 20).join(', ') + ', …'}]` : ''}`;
+  const tb = bias ? onDevice(bias, [N], dt, dev) : null;
+  const what = `lowrank.lora${kind === 'batched' ? 'Batched' : 'Mixture'} ${dt} on ${dev}: x [${M}, ${K}], out ${N}, r ${rk}, E ${E}, scale ${scale}${kind === 'batched' ? `, ids [${ids.length <= 20 ? ids.join(', ') : ids.slice(0, 20).join(', ') + ', …'}]` : ''}${bias ? ', bias' : ''}`;
   let y: Tensor | null = null;
   try {
     S.full([M, N], NaN, { dtype: dt, device: dev }).dispose();
-    y = kind === 'batched' ? S.lowrank.loraBatched(tx, tW, tA, tB, sel, { scale }) : S.lowrank.loraMixture(tx, tW, tA, tB, sel, { scale });
+    y = kind === 'batched' ? S.lowrank.loraBatched(tx, tW, tA, tB, sel, { scale, bias: tb }) : S.lowrank.loraMixture(tx, tW, tA, tB, sel, { scale, bias: tb });
     checkOutput(what, y, [M, N], dt, R);
   } finally {
-    for (const t of [tx, tW, tA, tB, sel, y]) t?.dispose();
+    for (const t of [tx, tW, tA, tB, sel, tb, y]) t?.dispose();
   }
 }
 
@@ -401,16 +405,16 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
   const batched: AdapterCase[] = [
     { m: 1, k: 5, n: 7, r: 1, E: 1, scale: 1.5, ids: [0] },
     { m: 3, k: 33, n: 7, r: 3, E: 2, scale: -0.5, ids: [-1, 1, 1] }, // adapter 0 unused, a repeat
-    { m: 17, k: 64, n: 129, r: 8, E: 5, scale: 0.75, ids: 'random' },
+    { m: 17, k: 64, n: 129, r: 8, E: 5, scale: 0.75, ids: 'random', bias: true },
     { m: 130, k: 33, n: 129, r: 5, E: 4, scale: 1.5, ids: 'random' },
-    { m: 17, k: 33, n: 7, r: 2, E: 3, scale: 2, ids: 'none' }, // all −1
-    { m: 2, k: 1032, n: 20, r: 4, E: 3, scale: 0.5, ids: [2, 0] }, // in ≥ 1024: T's product split along in
+    { m: 17, k: 33, n: 7, r: 2, E: 3, scale: 2, ids: 'none', bias: true }, // all −1: x·Wᵀ + bias alone
+    { m: 2, k: 1032, n: 20, r: 4, E: 3, scale: 0.5, ids: [2, 0], bias: true }, // in ≥ 1024: T's product split along in
   ];
   const mixture: AdapterCase[] = [
     { m: 1, k: 5, n: 7, r: 1, E: 1, scale: 1.5 },
-    { m: 3, k: 33, n: 129, r: 2, E: 3, scale: -2 },
+    { m: 3, k: 33, n: 129, r: 2, E: 3, scale: -2, bias: true },
     { m: 17, k: 64, n: 7, r: 8, E: 5, scale: 0.5 },
-    { m: 130, k: 33, n: 129, r: 3, E: 2, scale: 0.75 },
+    { m: 130, k: 33, n: 129, r: 3, E: 2, scale: 0.75, bias: true },
     { m: 3, k: 1040, n: 8, r: 2, E: 2, scale: -1 }, // in ≥ 1024: split along in
   ];
   const sparse: SparseCase[] = [
@@ -424,8 +428,8 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
   if (opts.large) {
     const big = [{ m: 1, k: 4096, n: 4096 }, { m: 16, k: 4096, n: 4096 }, { m: 257, k: 1024, n: 1000 }];
     for (const b of big) {
-      batched.push({ ...b, r: 16, E: 8, scale: 0.5, ids: 'random' });
-      mixture.push({ ...b, r: 16, E: 8, scale: 0.5 });
+      batched.push({ ...b, r: 16, E: 8, scale: 0.5, ids: 'random', bias: true });
+      mixture.push({ ...b, r: 16, E: 8, scale: 0.5, bias: b.m > 1 });
       sparse.push({ ...b, r: 16, density: b.k === 4096 ? 0.001 : 0.01, fullRow: b.n - 1, bias: true });
     }
   }
@@ -471,16 +475,16 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
   // dvalues: M; dbias: M. All ≤ in + out + M + r + 4.
   const [M, K, N, rk, E] = [6, 24, 20, 4, 3];
   const p32 = (r: () => number, name: string, shape: number[]) => ({ name, shape, v: values(r, shape.reduce((a, b) => a * b, 1), 'float32', 2) });
-  withSeed('lowrank.loraBatched float32: gradients of x, W, A, B on the device equal the CPU\'s', (seed) => {
+  withSeed('lowrank.loraBatched float32: gradients of x, W, A, B and bias on the device equal the CPU\'s', (seed) => {
     const r = rng(seed);
     const ids = [-1, 2, 2, 0, -1, 2]; // adapter 1 unused
-    const params = [p32(r, 'x', [M, K]), p32(r, 'W', [N, K]), p32(r, 'A', [E, rk, K]), p32(r, 'B', [E, N, rk])];
+    const params = [p32(r, 'x', [M, K]), p32(r, 'W', [N, K]), p32(r, 'A', [E, rk, K]), p32(r, 'B', [E, N, rk]), p32(r, 'bias', [N])];
     const spec: GradSpec = {
       params,
       chain: K + N + M + E * rk + 4,
-      call: ([x, W, A, B], d, _dt, abs) => {
+      call: ([x, W, A, B, b], d, _dt, abs) => {
         const t = onDevice(ids, [M], 'int32', d);
-        return { y: S.lowrank.loraBatched(x, W, A, B, t, { scale: abs ? 1.5 : -1.5 }), keep: [t] };
+        return { y: S.lowrank.loraBatched(x, W, A, B, t, { scale: abs ? 1.5 : -1.5, bias: b }), keep: [t] };
       },
     };
     checkGrads(dev, 'lowrank.loraBatched', spec, values(r, M * N, 'float32', 2));

@@ -50,8 +50,8 @@ function adapter(A: NDArray, B: NDArray, e: number): { a: NDArray; b: NDArray } 
   };
 }
 
-/** Row m uses adapter ids[m] (−1: W alone). */
-export function loraBatched(x: NDArray, W: NDArray, A: NDArray, B: NDArray, ids: ArrayLike<number>, scale = 1): NDArray {
+/** Row m uses adapter ids[m] (−1: W alone), plus bias. */
+export function loraBatched(x: NDArray, W: NDArray, A: NDArray, B: NDArray, ids: ArrayLike<number>, scale = 1, bias: NDArray | null = null): NDArray {
   const [M, inF] = x.shape;
   const out = W.shape[0];
   const y = new Float64Array(M * out);
@@ -63,15 +63,16 @@ export function loraBatched(x: NDArray, W: NDArray, A: NDArray, B: NDArray, ids:
     })();
     y.set(yr.data, m * out);
   }
+  if (bias) for (let m = 0; m < M; m++) for (let j = 0; j < out; j++) y[m * out + j] += bias.data[j];
   return { data: y, shape: [M, out] };
 }
 
-/** y = x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ, a loop over adapters. */
-export function loraMixture(x: NDArray, W: NDArray, A: NDArray, B: NDArray, gates: NDArray, scale = 1): NDArray {
+/** y = x·Wᵀ + Σ_e gates[:, e]·scale·(x·A_eᵀ)·B_eᵀ + bias, a loop over adapters. */
+export function loraMixture(x: NDArray, W: NDArray, A: NDArray, B: NDArray, gates: NDArray, scale = 1, bias: NDArray | null = null): NDArray {
   const [M, inF] = x.shape;
   const out = W.shape[0];
   const E = A.shape[0];
-  const y = denseLinear(x, W.data, out, inF);
+  const y = denseLinear(x, W.data, out, inF, bias);
   for (let e = 0; e < E; e++) {
     const { a, b } = adapter(A, B, e);
     const t = denseLinear(x, densify(a, b, a.shape[0], scale), out, inF);
