@@ -13,3 +13,4 @@ export type { MultiLoRAOptions, AddAdapterOptions, AdapterChoice, InjectMultiLor
 export { ReLU, GELU, SiLU, Tanh, Sigmoid } from './activation';
 export { Dropout } from './dropout';
 export * as init from './init';
+export * as utils from './utils';
