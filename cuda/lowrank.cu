@@ -182,8 +182,9 @@ extern "C" int STRUCTURA_CUDA_FN(spmm)(const structura_spmm_params* p, void* str
 }
 
 extern "C" int STRUCTURA_CUDA_FN(sddmm)(const structura_sddmm_params* p, void* stream) {
-  if (!float_dtype(p->dtype) || p->nnz < 0 || p->rows < 0 || p->cols < 1) return (int)cudaErrorInvalidValue;
-  if (p->nnz == 0) return 0;
+  if (!float_dtype(p->dtype) || p->nnz < 0 || p->rows < 0 || p->cols < 0) return (int)cudaErrorInvalidValue;
+  if (p->nnz == 0) return 0;  // (then also an S with no columns: x [M, 0] has no entries to pair)
+  if (p->cols < 1) return (int)cudaErrorInvalidValue;
   const cudaStream_t s = (cudaStream_t)stream;
   const unsigned grid = dt::grid_for((p->nnz + kWarps - 1) / kWarps, 1);
   if (p->dtype == STRUCTURA_T_F32) return (int)structura::launch<sddmm_kernel<STRUCTURA_T_F32>>(grid, kThreads, 0, s, *p);

@@ -473,6 +473,8 @@ test('bad input: raw native calls throw, never crash', () => {
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0])._h, 1), RangeError, /'ids' must have shape \[4\]/);
     throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 3])._h, 1), RangeError, /'gates' \[4, 3\] must be \[M, E\] = \[4, 2\]/);
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0, 1, -1, 0])._h, 1, S.zeros([6])._h), RangeError, /loraBatched: 'bias' \[6\] must have shape \[5\]/);
+    // rows·cols past int64 (2^34 · 2^30 would wrap to 2^30 in int64 arithmetic): refused, not allocated
+    throwsLike(() => n.lowrankSparsePattern(i32([5])._h, 2 ** 34 + 1, 2 ** 30), RangeError, /S of shape \[17179869185, 1073741824\] has more than 2\^31 − 1 positions/);
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0, 1, -1, 0])._h, 1, A._h), RangeError, /loraBatched: 'bias'.* must be 1-D|'bias' must be 1-D/);
     throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 2])._h, 1, S.zeros([5], { dtype: 'bfloat16' })._h), TypeError, /loraMixture: 'bias' \[5\] is bfloat16/);
     throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 2])._h, 1, 7 as never), TypeError, /'bias'/);
@@ -481,7 +483,7 @@ test('bad input: raw native calls throw, never crash', () => {
     throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([3, 3, 9])._h, v._h, null), RangeError, /\(duplicate\)/);
     throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([3, 4, 30])._h, v._h, null), RangeError, /indices\[2\] = 30 is out of range/);
     throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([-1, 4, 8])._h, v._h, null), RangeError, /indices\[0\] = -1 is out of range/);
-    throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([1, 2])._h, v._h, null), RangeError, /'indices' must have shape \[3\]/);
+    throwsLike(() => n.lowrankSparsePlusLowRank(x._h, A._h, B._h, i32([1, 2])._h, v._h, null), RangeError, /'S.indices' must have shape \[3\]/);
     throwsLike(() => n.lowrankSpmm(x._h, i32([1, 2, 3])._h, v._h, 5, 6, true), RangeError, /'x' \[4, 6\] must have 5 columns/);
     throwsLike(() => n.lowrankSddmm(S.zeros([3, 5])._h, x._h, i32([1])._h), RangeError, /same rows/);
     throwsLike(() => n.lowrankSvd(W._h, 6, -1, 0, 4), RangeError, /'rank' must be in \[0, 5\]/);

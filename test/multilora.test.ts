@@ -239,6 +239,9 @@ test('MultiLoRALinear: bad input is refused by name, and the layer is left as it
   S.tidy(() => {
     throwsLike(() => half.addAdapter('a', S.ones([1, IN]), S.full([OUT, 1], 2000), { alpha: 64 }), RangeError, /scale·B \(scale 64, \|B\| up to 2000\) overflows float16/);
     assert.equal(half.adapters, []);
+    // ... and one below the smallest subnormal (2⁻²⁴) everywhere would be an adapter of zeros: refused too
+    throwsLike(() => half.addAdapter('a', S.ones([1, IN]), S.full([OUT, 1], 1e-3), { scale: 1e-5 }), RangeError, /scale·B \(scale 0\.00001, \|B\| up to 0\.001.*\) underflows float16.*every element rounds to 0/);
+    assert.equal(half.adapters, []);
     half.addAdapter('a', S.ones([1, IN]), S.full([OUT, 1], 1000), { alpha: 64 });
     assert.equal(Array.from(half.loraB.cast('float32').dataSync()), [64000, 64000, 64000]);
   });

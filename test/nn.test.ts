@@ -442,6 +442,15 @@ test('Linear: bad arguments are TypeError / RangeError naming the argument', () 
   typeErr(() => new nn.LoRALinear(base, { rank: 2 } as never), /nn\.LoRALinear: unknown option 'rank'/);
   base.dispose();
   assert.is(memory().numTensors, n0, 'nothing left by the refused constructors');
+  // merge / unmerge name the disposed parameter (they reached matmul, which named its own argument 'b')
+  const lora = new nn.LoRALinear(new nn.Linear(6, 5, { seed: 2 }), { r: 2 });
+  lora.loraA.dispose();
+  typeErr(() => lora.merge(), /nn\.LoRALinear\.merge: its parameter 'loraA' was disposed/);
+  lora.dispose();
+  const lora2 = new nn.LoRALinear(new nn.Linear(6, 5, { seed: 2 }), { r: 2 }).merge();
+  lora2.loraB.dispose();
+  typeErr(() => lora2.unmerge(), /nn\.LoRALinear\.unmerge: its parameter 'loraB' was disposed/);
+  lora2.dispose();
   // a gradient assigned from another device is refused where it is assigned
   if (backend().cudaEmu) {
     const p = ones([2], { requiresGrad: true }), g = ones([2], { device: 'cuda-emu' });

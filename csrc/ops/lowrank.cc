@@ -619,8 +619,9 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
 // JS API checks only the shapes and leaves the index scan, one host read, to this).
 Tensor checked_indices(Napi::Env env, const std::string& op, const Tensor& indices, const Tensor& x, int64_t rows,
                        int64_t cols, int64_t nnz, const std::string& name = "indices") {
-  check_int32(env, op, indices, x, "indices", nnz);
-  if (rows * cols > 2147483647LL)
+  check_int32(env, op, indices, x, name.c_str(), nnz);
+  // in double: rows and cols up to 2^53 each would wrap an int64 product past the check
+  if ((double)rows * (double)cols > 2147483647.0)
     bad_range(env, op, "S of shape [" + std::to_string(rows) + ", " + std::to_string(cols) +
                            "] has more than 2^31 − 1 positions, which int32 'indices' cannot address");
   Tensor ic = on_host(indices);
@@ -835,6 +836,7 @@ Napi::Value Sddmm(const Napi::CallbackInfo& info) {
   const Tensor& ic = sup.host_idx;
   const int64_t nnz = sup.nnz;
   if (x.device().type != DeviceType::cpu) {
+    if (nnz == 0) return wrap(env, Tensor::empty(g.dtype, {0}, x.device()));  // nothing to read (x may have no columns)
     // gᵀ [N, M] and xᵀ [K, M] contiguous, so that a warp's lanes (over rows m) read neighbours
     const Tensor gT = transposed_contiguous(g), xT = transposed_contiguous(x), idx = contiguous(sup.idx);
     Tensor out = Tensor::empty(g.dtype, {nnz}, x.device());

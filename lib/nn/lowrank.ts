@@ -320,6 +320,7 @@ export class LoRALinear extends Module {
   merge(): this {
     this.#checkLoaded('nn.LoRALinear.merge');
     if (this.#merged) return this;
+    checkLive('nn.LoRALinear.merge', { 'base.weight': this.base.weight, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
     const norm = noGradScope(() => {
       const W = this.base.weight;
       let merged = add(this.#weight(), this.#delta());
@@ -340,6 +341,7 @@ export class LoRALinear extends Module {
   unmerge(): this {
     this.#checkLoaded('nn.LoRALinear.unmerge');
     if (!this.#merged) return this;
+    checkLive('nn.LoRALinear.unmerge', { 'base.weight': this.base.weight, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
     noGradScope(() => {
       let w = this.#weight();
       if (this.useDora) w = div(w, reshape(div(this.magnitude!, this.#mergeNorm!), [-1, 1]));

@@ -201,8 +201,14 @@ export class MultiLoRALinear extends Module {
         const b = mul(cast(B.device === dev ? B : B.to(dev), 'float64'), scale);
         // finite factors whose product leaves the dtype's range would serve ±inf where nn.LoRALinear, which
         // scales after the product, gives finite outputs: refused before the slot changes
-        if (dt !== 'float64' && !Number.isFinite(max(abs(cast(b, dt))).item()) && Number.isFinite(max(abs(b)).item()))
-          rangeError('nn.MultiLoRALinear.addAdapter', `scale·B (scale ${scale}, |B| up to ${max(abs(B)).item()}) overflows ${dt}, the base's dtype, in which the slots hold it`);
+        if (dt !== 'float64') {
+          const held = max(abs(cast(b, dt))).item(), exact = max(abs(b)).item();
+          if (!Number.isFinite(held) && Number.isFinite(exact))
+            rangeError('nn.MultiLoRALinear.addAdapter', `scale·B (scale ${scale}, |B| up to ${max(abs(B)).item()}) overflows ${dt}, the base's dtype, in which the slots hold it`);
+          // and a nonzero adapter whose every element rounds to zero would be dropped without a word
+          if (held === 0 && exact > 0)
+            rangeError('nn.MultiLoRALinear.addAdapter', `scale·B (scale ${scale}, |B| up to ${max(abs(B)).item()}) underflows ${dt}, the base's dtype, in which the slots hold it: every element rounds to 0`);
+        }
         this.#clear(e);
         n.copyInto(narrow(narrow(this.loraA, 0, e, 1), 1, 0, rE)._h, a._h);
         n.copyInto(narrow(narrow(this.loraB, 0, e, 1), 2, 0, rE)._h, b._h);

@@ -548,6 +548,35 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
     }
   });
 
+  // Empty dimensions, forward and backward: no kernel may refuse them (the device's sddmm once rejected
+  // an S with no columns even with nothing to compute). x has no features: y = bias; the gradients are
+  // zeros or empty, of the inputs' shapes.
+  test(`lowrank.sparsePlusLowRank / loraBatched with in = 0 or M = 0: forward and backward [${dev}]`, () => {
+    for (const [M, K] of [[3, 0], [0, 4]]) {
+      S.tidy(() => {
+        const N = 5, r = 2;
+        const x = S.ones([M, K], { device: dev, requiresGrad: true });
+        const A = S.ones([r, K], { device: dev, requiresGrad: true }), B = S.ones([N, r], { device: dev, requiresGrad: true });
+        const bias = S.tensor([1, 2, 3, 4, 5]).to(dev);
+        bias.requiresGrad = true;
+        const nnz = K === 0 ? 0 : 2;
+        const values = S.full([nnz], 0.5, { device: dev, requiresGrad: true });
+        const indices = onDevice(nnz ? [1, 6] : [], [nnz], 'int32', dev);
+        const y = S.lowrank.sparsePlusLowRank(x, A, B, { indices, values, shape: [N, K] }, { bias });
+        assert.equal(y.shape, [M, N]);
+        if (M > 0) assert.equal(Array.from(y.dataSync()), Array(M).fill([1, 2, 3, 4, 5]).flat(), `y with in = 0 [${dev}]`);
+        y.sum().backward();
+        assert.equal([x.grad!.shape, A.grad!.shape, B.grad!.shape, values.grad!.shape], [[M, K], [r, K], [N, r], [nnz]]);
+        assert.ok(Array.from(B.grad!.dataSync()).every((v) => v === 0) && Array.from(values.grad!.dataSync()).every((v) => v === 0));
+        assert.equal(Array.from(bias.grad!.dataSync()), Array(N).fill(M), `dbias [${dev}]`);
+        const W = S.ones([N, K], { device: dev }), A3 = S.ones([2, r, K], { device: dev }), B3 = S.ones([2, N, r], { device: dev });
+        const yb = S.lowrank.loraBatched(x, W, A3, B3, S.tensor(Array(M).fill(1), { dtype: 'int32' }), { bias });
+        if (M > 0) assert.equal(Array.from(yb.dataSync()), Array(M).fill([1, 2, 3, 4, 5]).flat(), `loraBatched with in = 0 [${dev}]`);
+        else assert.equal(yb.shape, [0, N]);
+      });
+    }
+  });
+
   test(`lowrank.loraBatched / loraMixture / sparsePlusLowRank: bad input on the device names the argument [${dev}]`, () => {
     const own: Tensor[] = [];
     const z = (shape: number[], dtype: DT | 'float64' = 'float32', d = dev) => (own.push(S.zeros(shape, { dtype, device: d })), own[own.length - 1]);
