@@ -1,8 +1,8 @@
 // clip_grad.test.ts — nn.utils.clipGradNorm_ and clipGradValue_ against float64 references written here
 // (PyTorch's clip_grad_norm_: total = ‖(‖g_i‖_p)_i‖_p, each g_i ← g_i·min(1, maxNorm/(total + 1e-6))),
 // for p ∈ {1, 2, 3, ∞}, float64 / float32 / bfloat16 gradients of odd shapes (an empty one, a parameter
-// without a gradient, a strided gradient) on the CPU and cuda-emu; every element checked, the same
-// tensors rewritten in place, NaN handling, bad arguments, and no leaks.
+// without a gradient, a strided gradient) on the CPU, cuda-emu and a GPU when there is one; every
+// element checked, the same tensors rewritten in place, NaN handling, bad arguments, and no leaks.
 //
 // Tolerances: float64 — the norms are the same sums in another order, a few ulps·√n: 1e-13 relative.
 // float32 — each square rounds (ε = 6e-8), the sums accumulate in double and round once, sqrt and the
@@ -16,7 +16,7 @@ import type { Tensor, DType } from '../lib/index';
 import { rng, freshSeed, liveCounts, assertNoLeak, throwsLike, uniform } from './helpers';
 
 const { nn } = S;
-const devices = ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])];
+const devices = ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : []), ...(S.backend().cuda ? ['cuda'] : [])];
 
 /** ‖v‖_p in float64. */
 function norm(v: ArrayLike<number>, p: number): number {
