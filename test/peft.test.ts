@@ -562,4 +562,40 @@ test('modulesToSave: injectLora keeps the head trainable, savePeftAdapter writes
   assertNoLeak(before, 'modulesToSave');
 });
 
+// PEFT's get_pattern_key takes the first matching pattern in the config's order (Python's dicts keep the
+// file's). A JavaScript object would move the integer-like pattern '1' (it matches '0.1' too) first.
+test("rank_pattern / alpha_pattern in the file's order, integer-like keys included; a Map keeps injectLora's order", () => {
+  const before = liveCounts();
+  const twoLinears = () => new nn.Sequential(new nn.Sequential(new nn.Linear(IN, HID, { dtype: 'float64', seed: 1 }), new nn.Linear(HID, HID, { dtype: 'float64', seed: 2 })));
+  inTempDir((dir) => {
+    const r = rng(freshSeed());
+    const w = (rank: number, inF: number, name: string) => ({
+      [`base_model.model.${name}.lora_A.weight`]: S.tensor(uniform(r, rank * inF), { shape: [rank, inF], dtype: 'float64' }),
+      [`base_model.model.${name}.lora_B.weight`]: S.tensor(uniform(r, HID * rank), { shape: [HID, rank], dtype: 'float64' }),
+    });
+    const tensors = { ...w(3, IN, '0.0'), ...w(4, HID, '0.1') };
+    io.saveSafetensors(path.join(dir, 'adapter_model.safetensors'), tensors);
+    // written by hand: JSON.stringify of an object would put "1" first
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'),
+      '{"peft_type": "LORA", "r": 3, "lora_alpha": 6, "target_modules": "0\\\\.[01]",\n' +
+      ' "rank_pattern": {"0.1": 4, "1": 2}, "alpha_pattern": {"0\\\\.1": 8, "1": 100, "0.1": 1}}');
+    const m = twoLinears();
+    io.loadPeftAdapter(m, dir);
+    const l = (p: string) => at(m, p) as nn.LoRALinear;
+    assert.equal([l('0.0').r, l('0.1').r], [3, 4], "'0.1' comes first in the file");
+    assert.equal([l('0.0').scale, l('0.1').scale], [2, 2], "alpha 8 from '0\\.1' (the later '0.1': 1 repeats no key)");
+    m.dispose();
+    S.dispose(Object.values(tensors));
+  });
+  const m1 = twoLinears(), m2 = twoLinears();
+  nn.injectLora(m1, { targetModules: '0\\.[01]', r: 3, rankPattern: new Map([['0.1', 4], ['1', 2]]) });
+  nn.injectLora(m2, { targetModules: '0\\.[01]', r: 3, rankPattern: { '0.1': 4, '1': 2 } });
+  assert.is((at(m1, '0.1') as nn.LoRALinear).r, 4, 'a Map: its order');
+  assert.is((at(m2, '0.1') as nn.LoRALinear).r, 2, "an object: JavaScript's ('1' first)");
+  throwsLike(() => nn.injectLora(m1, { targetModules: '0\\.0', rankPattern: new Map([[1 as never, 2]]) }), TypeError, /'rankPattern' has the key number 1; patterns must be strings/);
+  m1.dispose();
+  m2.dispose();
+  assertNoLeak(before, 'pattern order');
+});
+
 test.run();

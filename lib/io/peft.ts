@@ -2,7 +2,8 @@
 // LoRA adapter. Reads `adapter_config.json` and `adapter_model.safetensors` (as PEFT's save_pretrained
 // writes them), puts an nn.LoRALinear over each nn.Linear the file has weights for, with the config's r
 // (rank_pattern), lora_alpha (alpha_pattern), use_rslora, use_dora and lora_dropout, and copies the
-// weights in (io.loadLoraAdapter). The layers come from the file's keys, not from target_modules, so what
+// weights in (io.loadLoraAdapter). The patterns are read in the file's order, the first match winning as
+// in PEFT, integer-like keys too (a JavaScript object would move them first). The layers come from the file's keys, not from target_modules, so what
 // is loaded is exactly what was saved. A layer that already is an nn.LoRALinear is loaded as it is, if
 // its r, scale and DoRA agree with the config.
 //
@@ -117,6 +118,54 @@ function sameValues(x: Tensor, y: Tensor): boolean {
   return x.dtype === y.dtype && Buffer.from(x.rawDataSync().buffer).equals(Buffer.from(y.rawDataSync().buffer));
 }
 
+/**
+ * JSON text (already accepted by JSON.parse) → its value with every object a Map in the text's key
+ * order: Python's json keeps that order and PEFT's get_pattern_key takes the first matching pattern,
+ * while a JavaScript object puts integer-like keys ('2') first. A repeated key keeps its first place
+ * and its last value, as in both.
+ */
+function parseOrdered(text: string): unknown {
+  let i = 0;
+  const literal = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+  const ws = () => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const str = (): string => {
+    const start = i++;
+    while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+    return JSON.parse(text.slice(start, i)) as string;
+  };
+  const value = (): unknown => {
+    ws();
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      i++;
+      const obj = c === '{' ? new Map<string, unknown>() : null, arr: unknown[] = [];
+      ws();
+      if (text[i] === (obj ? '}' : ']')) return i++, obj ?? arr;
+      for (;;) {
+        if (obj) {
+          ws();
+          const k = str();
+          ws();
+          i++; // ':'
+          obj.set(k, value());
+        } else arr.push(value());
+        ws();
+        if (text[i++] !== ',') return obj ?? arr; // '}' or ']'
+      }
+    }
+    if (c === '"') return str();
+    literal.lastIndex = i;
+    const m = literal.exec(text);
+    if (!m) return rangeError(FN, `adapter_config.json: unexpected ${JSON.stringify(text.slice(i, i + 20))} at character ${i}`);
+    i += m[0].length;
+    return JSON.parse(m[0]);
+  };
+  return value();
+}
+
 /** Reads dir/adapter_config.json and dir/adapter_model.safetensors. */
 function readAdapter(dir: string): PeftAdapter {
   const cfgPath = path.join(dir, 'adapter_config.json');
@@ -129,6 +178,12 @@ function readAdapter(dir: string): PeftAdapter {
     return rangeError(FN, `'${cfgPath}' is not valid JSON (${(e as Error).message})`);
   }
   if (config === null || typeof config !== 'object' || Array.isArray(config)) rangeError(FN, `'${cfgPath}' must hold a JSON object, got ${describe(config)}`);
+  // the patterns in the file's order (their first match wins), which JSON.parse's objects may not keep
+  const ordered = parseOrdered(text) as Map<string, unknown>;
+  for (const k of ['rank_pattern', 'alpha_pattern']) {
+    const v = ordered.get(k);
+    if (v instanceof Map) (config as Record<string, unknown>)[k] = v;
+  }
   if (!fs.existsSync(wPath))
     rangeError(FN, `'${wPath}' does not exist${fs.existsSync(path.join(dir, 'adapter_model.bin')) ? ' (adapter_model.bin, a pickle, cannot be read here: save the adapter with safe_serialization=True)' : ''}`);
   return { config: config as Record<string, unknown>, tensors: loadSafetensors(wPath) };

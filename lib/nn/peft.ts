@@ -5,14 +5,15 @@
 //   targetModules  a string: a regular expression the whole path must match; an array: names that
 //                  equal the path or end it after a '.'  ('q_proj' matches 'layers.0.attn.q_proj')
 //   excludeModules the same rules; a match is left alone
-//   rankPattern / alphaPattern  {pattern: value}: the first pattern p (in key order) for which the path
-//                  matches (.*\.)?(p)$ gives that layer's r / alpha instead of the default
+//   rankPattern / alphaPattern  {pattern: value} (or a Map): the first pattern p (in key order) for which
+//                  the path matches (.*\.)?(p)$ gives that layer's r / alpha instead of the default
 //   modulesToSave  names a module's path ends with (plain suffixes, PEFT's _set_trainable): trained in
 //                  full beside the adapters (a classifier head); every other parameter is frozen
 // Paths are the module's own ("block.fc", "0.attn.q_proj"), as namedModules() gives them. Patterns are
 // Python regular expressions in PEFT; JavaScript reads most alike (\A and \Z are translated; named
-// groups (?P<…>) and inline flags are syntax errors here), but an object's integer-like keys ("2") come
-// first in JavaScript, whatever their order in the file.
+// groups (?P<…>) and inline flags are syntax errors here). A JavaScript object puts its integer-like keys
+// ("2") first whatever the order they were written in: a Map keeps the order given (io.loadPeftAdapter
+// reads adapter_config.json's patterns into Maps in the file's order, as Python's dicts keep it).
 // nn.unloadLora(module, {merge}) undoes it: PEFT's merge_and_unload / unload (with merge: false, also
 // nn.injectMultiLora's layers, whose slots are dropped).
 import { describe, typeError, rangeError, optionsOf } from '../errors';
@@ -37,10 +38,11 @@ export interface InjectLoraOptions {
   dora?: boolean;
   /** lora_dropout (default 0). */
   dropout?: number;
-  /** {pattern: r} for the layers that take another rank. */
-  rankPattern?: Readonly<Record<string, number>>;
-  /** {pattern: alpha} for the layers that take another alpha. */
-  alphaPattern?: Readonly<Record<string, number>>;
+  /** {pattern: r} for the layers that take another rank; the first matching pattern wins (a Map keeps
+   * integer-like patterns such as '2' where you put them; an object moves them first). */
+  rankPattern?: Readonly<Record<string, number>> | ReadonlyMap<string, number>;
+  /** {pattern: alpha} for the layers that take another alpha (as rankPattern). */
+  alphaPattern?: Readonly<Record<string, number>> | ReadonlyMap<string, number>;
   /** Modules trained in full beside the adapters (PEFT's modules_to_save, e.g. a classifier head): names
    * a module's path ends with (PEFT's rule, plain suffixes). Their parameters are not frozen. */
   modulesToSave?: readonly string[];
@@ -83,12 +85,14 @@ function pathMatcher(fn: string, arg: string, spec: unknown): (path: string) => 
   return (p) => names.some((n) => p === n || p.endsWith(`.${n}`));
 }
 
-/** PEFT's get_pattern_key over {pattern: value}, compiled once: (path, fallback) → the value of the first
- * pattern p with path ~ (.*\.)?(p)$, else fallback. */
+/** PEFT's get_pattern_key over {pattern: value} or a Map (in its order), compiled once: (path, fallback) →
+ * the value of the first pattern p with path ~ (.*\.)?(p)$, else fallback. */
 export function patternLookup(fn: string, arg: string, patterns: unknown): (path: string, fallback: number) => number {
   if (patterns === undefined || patterns === null) return (_, fallback) => fallback;
-  if (typeof patterns !== 'object' || Array.isArray(patterns)) typeError(fn, `'${arg}' must be an object {pattern: number}, got ${describe(patterns)}`);
-  const table = Object.entries(patterns as Record<string, unknown>).map(([p, v]) => {
+  if (typeof patterns !== 'object' || Array.isArray(patterns)) typeError(fn, `'${arg}' must be an object {pattern: number} or a Map, got ${describe(patterns)}`);
+  const entries = patterns instanceof Map ? [...patterns.entries()] : Object.entries(patterns as Record<string, unknown>);
+  const table = entries.map(([p, v]) => {
+    if (typeof p !== 'string') typeError(fn, `'${arg}' has the key ${describe(p)}; patterns must be strings`);
     if (typeof v !== 'number' || !Number.isFinite(v)) typeError(fn, `'${arg}' gives ${describe(v)} for '${p}'; it must be a finite number`);
     return [regex(fn, arg, p, (q) => `^(?:.*\\.)?(?:${q})$`), v as number] as const;
   });
