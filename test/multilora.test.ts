@@ -307,6 +307,10 @@ test('a model serves two PEFT adapters in one batch: each sample equals its own 
       const want = [one, two, plain, one].map((m, i) => f64(m.forward(x.narrow(0, i, 1))));
       const y = f64(nn.useAdapters(served, ['one', 'two', '__base__', 'one'], () => served.forward(x)));
       assertClose(y, { data: Float64Array.from(want.flatMap((w) => Array.from(w))), shape: [4, 3, IN] }, [4, 3, IN], DEFAULT_TOL.float64, 'mixed batch');
+      // adapters off (PEFT's disable_adapter): the base, whatever the rows chose; back on afterwards
+      const off = f64(nn.disableAdapters(served, () => nn.useAdapters(served, ['one', 'two', '__base__', 'one'], () => served.forward(x))));
+      assert.equal(Array.from(off), Array.from(f64(plain.forward(x))), 'disableAdapters: the base model');
+      assert.ok((served.q_proj as unknown as nn.MultiLoRALinear).adaptersEnabled);
       // the choice ends with useAdapters; setActiveAdapter sets a default
       assertClose(f64(served.forward(x)), { data: f64(plain.forward(x)), shape: [4, 3, IN] }, [4, 3, IN], DEFAULT_TOL.float64, 'after useAdapters');
       nn.setActiveAdapter(served, 'two');

@@ -598,4 +598,48 @@ test("rank_pattern / alpha_pattern in the file's order, integer-like keys includ
   assertNoLeak(before, 'pattern order');
 });
 
+test('disableAdapters: the base model alone inside fn (PEFT\'s disable_adapter), each layer\'s switch put back, merged layers unmerged, no gradient to the adapters', () => {
+  const before = liveCounts();
+  const mk = () => new nn.Sequential(new nn.Linear(IN, HID, { dtype: 'float64', seed: 7 }), new nn.GELU(), new nn.Linear(HID, 3, { dtype: 'float64', seed: 8 }));
+  const plain = mk(), m = mk();
+  nn.injectLora(m, { targetModules: ['0', '2'], r: 2, alpha: 4, seed: 9 });
+  const l0 = at(m, '0') as nn.LoRALinear, l2 = at(m, '2') as nn.LoRALinear;
+  for (const l of [l0, l2]) nn.init.normal_(l.loraB, 0, 0.5, { seed: 3 });
+  S.tidy(() => {
+    const x = S.tensor(uniform(rng(freshSeed()), 4 * IN), { shape: [4, IN], dtype: 'float64' });
+    const yBase = Array.from(plain.forward(x).dataSync()), yLora = Array.from(m.forward(x).dataSync());
+    assert.not.equal(yLora, yBase);
+    l2.enableAdapters(false); // one layer already off: it stays off afterwards
+    const got = nn.disableAdapters(m, () => m.forward(x));
+    assert.equal(Array.from(got.dataSync()), yBase, 'the base model, bit for bit');
+    assert.equal([l0.adaptersEnabled, l2.adaptersEnabled], [true, false], 'each switch as it was');
+    l2.enableAdapters();
+    assert.equal(Array.from(m.forward(x).dataSync()), yLora);
+    // an error inside fn: the adapters come back on
+    throwsLike(() => nn.disableAdapters(m, () => { throw new RangeError('inside'); }), RangeError, /inside/);
+    assert.ok(l0.adaptersEnabled && l2.adaptersEnabled);
+    // no gradient reaches the adapters (their branch is not computed); x still gets one
+    const xg = x.clone();
+    xg.requiresGrad = true;
+    nn.disableAdapters(m, () => m.forward(xg).sum().backward());
+    assert.ok(l0.loraA.grad === null && l2.loraB.grad === null && xg.grad !== null);
+    // a merged layer is unmerged while off (its weight must be the base's), as PEFT does
+    l0.merge();
+    const off = nn.disableAdapters(m, () => m.forward(x)).dataSync();
+    assert.ok(!l0.merged, 'unmerged');
+    off.forEach((v, i) => assert.ok(Math.abs(v - yBase[i]) <= 1e-12 * (1 + Math.abs(yBase[i])), `merged then off: ${v} vs ${yBase[i]}`));
+    Array.from(m.forward(x).dataSync()).forEach((v, i) => assert.ok(Math.abs(v - yLora[i]) <= 1e-12 * (1 + Math.abs(yLora[i]))));
+    assert.is(nn.disableAdapters(m, () => 42), 42);
+  });
+  throwsLike(() => nn.disableAdapters(plain, () => 1), RangeError, /nn\.disableAdapters: the module has no LoRA layer/);
+  throwsLike(() => nn.disableAdapters(m, 3 as never), TypeError, /'fn' must be a function/);
+  throwsLike(() => nn.disableAdapters({} as never, () => 1), TypeError, /'module' must be an nn\.Module/);
+  throwsLike(() => l0.enableAdapters('no' as never), TypeError, /nn\.LoRALinear\.enableAdapters: 'enabled' must be a boolean/);
+  throwsLike(() => nn.disableAdapters(m, (() => Promise.resolve(1)) as never), TypeError, /returned a Promise/);
+  assert.ok(l0.adaptersEnabled);
+  plain.dispose();
+  m.dispose();
+  assertNoLeak(before, 'disableAdapters');
+});
+
 test.run();

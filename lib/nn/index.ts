@@ -8,6 +8,7 @@ export { LowRankLinear, LoRALinear } from './lowrank';
 export type { LowRankLinearOptions, LoRAOptions } from './lowrank';
 export { injectLora, unloadLora } from './peft';
 export type { InjectLoraOptions } from './peft';
+export { disableAdapters } from './adapters';
 export { MultiLoRALinear, injectMultiLora, useAdapters, setActiveAdapter, deleteAdapter, adapterNames, BASE_ADAPTER } from './multilora';
 export type { MultiLoRAOptions, AddAdapterOptions, AdapterChoice, InjectMultiLoraOptions } from './multilora';
 export { ReLU, GELU, SiLU, Tanh, Sigmoid } from './activation';

@@ -155,6 +155,7 @@ export class LoRALinear extends Module {
   readonly adapterDtype: DType;
   #merged = false;
   #unloaded = false;
+  #enabled = true;
   // DoRA: the row norms ‖W + scale·B·A‖ used by merge(), so unmerge() divides by the same numbers.
   #mergeNorm: Tensor | null = null;
   // The adapters cast to the base's dtype, with what they were made from (see #factors).
@@ -201,6 +202,22 @@ export class LoRALinear extends Module {
   /** True after unload(): the adapter is gone and the base was handed back. */
   get unloaded(): boolean {
     return this.#unloaded;
+  }
+
+  /** False while the adapter is switched off (enableAdapters(false), nn.disableAdapters). */
+  get adaptersEnabled(): boolean {
+    return this.#enabled;
+  }
+
+  /**
+   * Switches the adapter on or off (PEFT's enable_adapters): off, forward() computes the base layer
+   * alone. As PEFT, a merged layer is unmerged by its next forward while off (its weight must be the
+   * base's again); the adapter's parameters are kept and train again once it is back on.
+   */
+  enableAdapters(enabled = true): this {
+    if (typeof enabled !== 'boolean') typeError('nn.LoRALinear.enableAdapters', `'enabled' must be a boolean, got ${describe(enabled)}`);
+    this.#enabled = enabled;
+    return this;
   }
 
   /** t in dtype dt (a recorded cast, so gradients reach t), or t itself. */
@@ -284,6 +301,10 @@ export class LoRALinear extends Module {
     this.#checkLoaded(fn);
     checkInput(fn, x, this.base.inFeatures, 'inFeatures');
     checkLive(fn, { 'base.weight': this.base.weight, 'base.bias': this.base.bias, loraA: this.loraA, loraB: this.loraB, magnitude: this.magnitude });
+    if (!this.#enabled) {
+      if (this.#merged) this.unmerge();
+      return this.base.forward(x);
+    }
     if (this.#merged) return this.base.forward(x);
     const W = this.base.weight;
     if (this.training && this.dropout > 0) return this.#forwardDropout(x);

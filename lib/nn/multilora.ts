@@ -87,6 +87,7 @@ export class MultiLoRALinear extends Module {
   // the choice useAdapters() set for the model (undefined: none)
   #context: AdapterChoice | undefined = undefined;
   #unloaded = false;
+  #enabled = true;
 
   constructor(base: Linear, opts: MultiLoRAOptions = {}) {
     super();
@@ -130,6 +131,19 @@ export class MultiLoRALinear extends Module {
   /** True after unload(). */
   get unloaded(): boolean {
     return this.#unloaded;
+  }
+
+  /** False while the adapters are switched off (enableAdapters(false), nn.disableAdapters). */
+  get adaptersEnabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Switches the adapters on or off (PEFT's enable_adapters): off, forward() computes the base alone,
+   * whatever adapters it is told to use. */
+  enableAdapters(enabled = true): this {
+    if (typeof enabled !== 'boolean') typeError('nn.MultiLoRALinear.enableAdapters', `'enabled' must be a boolean, got ${describe(enabled)}`);
+    this.#enabled = enabled;
+    return this;
   }
 
   /** The slot of adapter `name`, or −1. */
@@ -304,8 +318,8 @@ export class MultiLoRALinear extends Module {
     if (x.device !== W0.device) typeError(fn, `'x' is on ${x.device} but the base layer's weight is on ${W0.device}`);
     const given = o.adapters !== undefined;
     const choice = given ? o.adapters : this.#context !== undefined ? this.#context : this.#active;
-    const ids = this.#ids(fn, choice, x.shape, given);
-    if (!ids) return this.base.forward(x);
+    const ids = this.#ids(fn, choice, x.shape, given); // checked even while off: a bad choice is a bug
+    if (!ids || !this.#enabled) return this.base.forward(x);
     const W = this.base.weight, bias = this.base.bias;
     return tidy(() => {
       const lead = x.shape.slice(0, -1);
