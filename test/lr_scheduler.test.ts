@@ -1,8 +1,9 @@
-// lr_scheduler.test.ts — optim's learning-rate schedules against PyTorch's *chainable* update rules
-// (torch/optim/lr_scheduler.py get_lr, written below: each step derives the rate from the previous
-// one), which the library does not use (it evaluates closed forms), over 60 steps and two parameter
-// groups; transformers' two warmup schedules at hand-computed points; the rate an optimizer step
-// really uses; stateDict / loadStateDict resuming; bad arguments.
+// lr_scheduler.test.ts — optim's learning-rate schedules against PyTorch's chainable update rules
+// (torch/optim/lr_scheduler.py get_lr, written again below) over 60 steps and two parameter groups,
+// and against the closed forms those rules amount to; two schedulers stepped together and a second
+// one made later (values printed by PyTorch 1.13's lr_scheduler for the same calls); transformers'
+// two warmup schedules at hand-computed points; the rate an optimizer step really uses; stateDict /
+// loadStateDict resuming; bad arguments.
 //
 // Tolerance: the recursive rule and the closed form differ by the rounding of up to 60 chained
 // multiplications: 60 · 2 · ε₆₄ ≈ 1.3e-14 relative; 1e-12 (of the base rate) leaves room.
@@ -69,13 +70,70 @@ test('StepLR, MultiStepLR, ExponentialLR, LinearLR, CosineAnnealingLR, LambdaLR 
     ['LambdaLR(one per group)', (o) => new optim.LambdaLR(o, { lrLambda: [(t) => 1 / (1 + t), (t) => 0.99 ** t] }),
       chained(BASE, N, (b) => b, (_p, t, b) => (b === BASE[0] ? BASE[0] / (1 + t) : BASE[1] * 0.99 ** t))],
   ];
+  // what the rules amount to while nothing else writes lr
+  const closed: Record<string, (t: number, b: number) => number> = {
+    'StepLR(7, 0.5)': (t, b) => b * 0.5 ** Math.floor(t / 7),
+    'ExponentialLR(0.93)': (t, b) => b * 0.93 ** t,
+    'LinearLR(0.25, 0.9, 17)': (t, b) => b * (0.25 + ((0.9 - 0.25) * Math.min(t, 17)) / 17),
+    'CosineAnnealingLR(13, 0.001)': (t, b) => 0.001 + ((b - 0.001) * (1 + Math.cos((Math.PI * t) / 13))) / 2,
+  };
   for (const [what, make, want] of cases) {
     const { opt, dispose } = twoGroups(BASE);
     const s = make(opt);
     assert.is(s.lastEpoch, 0, what);
     const got = rates(s, N);
     assertRates(got, want, what);
+    if (closed[what]) assertRates(got, got.map((_, t) => BASE.map((b) => closed[what](t, b))), `${what} (closed form)`);
     assert.equal(opt.paramGroups.map((g) => g.lr), got[N], `${what}: the groups' lr are the last rates`);
+    dispose();
+  }
+});
+
+function oneGroup(lr = 1) {
+  const w = S.zeros([1], { requiresGrad: true });
+  return { opt: new optim.SGD([w], { lr }), dispose: () => w.dispose() };
+}
+
+test('two schedulers stepped together compose; a later one starts from the current rate; a refused one records nothing (PyTorch 1.13\'s values)', () => {
+  const near = (got: number[], want: number[], what: string) =>
+    got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-12 * Math.abs(want[i]), `${what}: step ${i}: ${v}, PyTorch ${want[i]}`));
+  {
+    const { opt, dispose } = oneGroup();
+    const a = new optim.ExponentialLR(opt, { gamma: 0.9 }), b = new optim.MultiStepLR(opt, { milestones: [3], gamma: 0.1 });
+    const got = [opt.paramGroups[0].lr];
+    for (let i = 0; i < 5; i++) (a.step(), b.step(), got.push(opt.paramGroups[0].lr));
+    near(got, [1, 0.9, 0.81, 0.0729, 0.06561, 0.059049], 'ExponentialLR + MultiStepLR');
+    dispose();
+  }
+  {
+    const { opt, dispose } = oneGroup();
+    const s1 = new optim.StepLR(opt, { stepSize: 1, gamma: 0.5 });
+    s1.step();
+    s1.step();
+    const s2 = new optim.StepLR(opt, { stepSize: 2, gamma: 0.1 });
+    assert.equal(s2.baseLrs, [1], "the base is the group's initial lr");
+    const got = [opt.paramGroups[0].lr];
+    for (let i = 0; i < 4; i++) (s2.step(), got.push(opt.paramGroups[0].lr));
+    near(got, [0.25, 0.25, 0.025, 0.025, 0.0025], 'a second StepLR');
+    dispose();
+  }
+  {
+    const { opt, dispose } = oneGroup();
+    const c = new optim.CosineAnnealingLR(opt, { tMax: 4, etaMin: 0.1 }), l = new optim.LinearLR(opt, { startFactor: 0.5, endFactor: 1, totalIters: 3 });
+    const got = [opt.paramGroups[0].lr];
+    for (let i = 0; i < 10; i++) (c.step(), l.step(), got.push(opt.paramGroups[0].lr));
+    near(got, [0.5, 0.5885618083164126, 0.48274110156778766, 0.25452272785247504, 0.1, 0.2318019484660536, 0.55, 0.8681980515339467,
+      1.0000000000000004, 0.8681980515339468, 0.5500000000000004], 'CosineAnnealingLR + LinearLR');
+    dispose();
+  }
+  {
+    const { opt, dispose } = oneGroup(0.1);
+    throwsLike(() => new optim.LinearLR(opt, { startFactor: 2 }), RangeError, /'startFactor' must be in \(0, 1\]/);
+    throwsLike(() => new optim.LambdaLR(opt, { lrLambda: () => -1 }), RangeError, /a learning rate of -0\.1 at step 0/);
+    assert.is(opt.paramGroups[0].lr, 0.1, 'the refused schedulers left the rate alone');
+    opt.paramGroups[0].lr = 0.5;
+    const s = new optim.LinearLR(opt, { startFactor: 0.5, totalIters: 2 });
+    assert.equal([s.baseLrs[0], opt.paramGroups[0].lr], [0.5, 0.25], 'no initial lr was recorded by the refused ones');
     dispose();
   }
 });
@@ -136,6 +194,8 @@ test('schedulers: bad arguments are TypeError / RangeError naming them', () => {
   throwsLike(() => new optim.StepLR(opt, { stepSize: 2, gama: 0.5 } as never), TypeError, /unknown option 'gama'/);
   throwsLike(() => new optim.StepLR({} as never, { stepSize: 2 }), TypeError, /'optimizer' must be an optimizer/);
   throwsLike(() => new optim.ExponentialLR(opt, { gamma: NaN }), RangeError, /'gamma' must be finite/);
+  throwsLike(() => new optim.ExponentialLR(opt, { gamma: -0.5 }), RangeError, /'gamma' must be ≥ 0 \(a learning rate is\), got -0\.5/);
+  throwsLike(() => new optim.CosineAnnealingLR(opt, { tMax: 3, etaMin: -1e-3 }), RangeError, /'etaMin' must be ≥ 0/);
   throwsLike(() => new optim.MultiStepLR(opt, { milestones: [1.5] }), TypeError, /'milestones' must be an array of integers/);
   throwsLike(() => new optim.LinearLR(opt, { startFactor: 0 }), RangeError, /'startFactor' must be in \(0, 1\]/);
   throwsLike(() => new optim.LinearLR(opt, { endFactor: 1.5 }), RangeError, /'endFactor' must be in \[0, 1\]/);

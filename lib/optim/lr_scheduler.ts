@@ -13,10 +13,12 @@
 //   getCosineScheduleWithWarmup(opt, {numWarmupSteps, numTrainingSteps, numCycles = 0.5})
 //
 // t is the scheduler's step count (lastEpoch): construction sets t = 0 and each step() adds one, so
-// the usual loop is `opt.step(); sched.step();`. base is each group's lr when its first scheduler was
-// made (PyTorch's initial_lr).
-// Every schedule is its closed form in t (PyTorch's _get_closed_form_lr; its chainable updates give
-// the same values up to rounding while nothing else writes lr), so loadStateDict resumes exactly.
+// the usual loop is `opt.step(); sched.step();`. As PyTorch's schedulers, each step derives the new rate
+// from the group's current one (the formulas above are what that gives when nothing else writes lr), so
+// two schedulers stepped together compose (ExponentialLR with MultiStepLR: both factors); LambdaLR and
+// the warmup helpers set base·f(t). base is each group's lr before its first scheduler (PyTorch's
+// initial_lr). A rate that comes out negative or not finite is refused by step() (a RangeError naming
+// the scheduler), before any group changes.
 import type { Optimizer } from './optimizer';
 import { describe, typeError, rangeError, optionsOf } from '../errors';
 
@@ -33,6 +35,11 @@ type Groups = { paramGroups: { lr?: unknown }[] };
  * same optimizer starts from it too, not from whatever rate the earlier one left. */
 const initialLr = new WeakMap<object, number>();
 
+function currentLr(fn: string, g: { lr?: unknown }, i: number): number {
+  if (typeof g.lr !== 'number' || !Number.isFinite(g.lr)) typeError(fn, `paramGroups[${i}].lr must be a finite number, got ${describe(g.lr)}`);
+  return g.lr;
+}
+
 export abstract class LRScheduler {
   readonly optimizer: Optimizer<object>;
   /** Each group's lr before its first scheduler was made. */
@@ -47,33 +54,30 @@ export abstract class LRScheduler {
     if (optimizer === null || typeof optimizer !== 'object' || !Array.isArray((optimizer as unknown as Groups).paramGroups))
       typeError(name, `'optimizer' must be an optimizer (optim.SGD, optim.AdamW, …), got ${describe(optimizer)}`);
     this.optimizer = optimizer;
-    this.baseLrs = (optimizer as unknown as Groups).paramGroups.map((g, i) => {
-      const first = initialLr.get(g);
-      if (first !== undefined) return first;
-      if (typeof g.lr !== 'number' || !Number.isFinite(g.lr)) typeError(name, `paramGroups[${i}].lr must be a finite number, got ${describe(g.lr)}`);
-      initialLr.set(g, g.lr);
-      return g.lr;
-    });
+    // recorded as the groups' initial_lr only once the first step has succeeded (see start())
+    this.baseLrs = (optimizer as unknown as Groups).paramGroups.map((g, i) => initialLr.get(g) ?? currentLr(name, g, i));
   }
 
   /** The subclass's constructor ends with this: t = 0 and the groups' lr set (as PyTorch's initial step). */
   protected start(): void {
     this.step();
+    (this.optimizer as unknown as Groups).paramGroups.forEach((g, i) => initialLr.has(g) || initialLr.set(g, this.baseLrs[i]));
   }
 
-  /** The rate of group i at step t (base: its base rate). */
-  protected abstract lrAt(t: number, base: number, i: number): number;
+  /** Group i's rate at step t, from its current rate `lr` (PyTorch's chainable get_lr) and its base. */
+  protected abstract lrAt(t: number, lr: number, base: number, i: number): number;
 
   /** Advances one step and sets every group's lr. Call it after optimizer.step(). */
   step(): void {
+    const fn = `${this.name}.step`;
     const t = this.lastEpoch + 1;
-    const lrs = this.baseLrs.map((b, i) => this.lrAt(t, b, i));
-    lrs.forEach((lr, i) => {
-      if (!Number.isFinite(lr)) rangeError(`${this.name}.step`, `the schedule gave paramGroups[${i}] a learning rate of ${lr} at step ${t}`);
-    });
     const groups = (this.optimizer as unknown as Groups).paramGroups;
-    if (groups.length !== lrs.length)
-      rangeError(`${this.name}.step`, `the optimizer has ${groups.length} parameter groups but the scheduler was made for ${lrs.length}`);
+    if (groups.length !== this.baseLrs.length)
+      rangeError(fn, `the optimizer has ${groups.length} parameter groups but the scheduler was made for ${this.baseLrs.length}`);
+    const lrs = this.baseLrs.map((b, i) => this.lrAt(t, currentLr(fn, groups[i], i), b, i));
+    lrs.forEach((lr, i) => {
+      if (!(Number.isFinite(lr) && lr >= 0)) rangeError(fn, `the schedule gave paramGroups[${i}] a learning rate of ${lr} at step ${t}`);
+    });
     groups.forEach((g, i) => (g.lr = lrs[i]));
     this.lastEpoch = t;
     this.#lastLr = lrs;
@@ -101,7 +105,10 @@ export abstract class LRScheduler {
     this.baseLrs.splice(0, this.baseLrs.length, ...baseLrs);
     this.lastEpoch = lastEpoch;
     this.#lastLr = lastLr.slice();
-    (this.optimizer as unknown as Groups).paramGroups.forEach((g, i) => (g.lr = lastLr[i]));
+    (this.optimizer as unknown as Groups).paramGroups.forEach((g, i) => {
+      g.lr = lastLr[i];
+      initialLr.set(g, baseLrs[i]); // what PyTorch's optimizer state dict would have brought back
+    });
   }
 }
 
@@ -119,6 +126,12 @@ function num(fn: string, o: Record<string, unknown>, key: string, dflt?: number)
 function int(fn: string, o: Record<string, unknown>, key: string, min: number, dflt?: number): number {
   const v = num(fn, o, key, dflt);
   if (!Number.isInteger(v) || v < min) rangeError(fn, `'${key}' must be an integer ≥ ${min}, got ${v}`);
+  return v;
+}
+
+function nonNegative(fn: string, o: Record<string, unknown>, key: string, dflt?: number): number {
+  const v = num(fn, o, key, dflt);
+  if (!(v >= 0)) rangeError(fn, `'${key}' must be ≥ 0 (a learning rate is), got ${v}`);
   return v;
 }
 
@@ -156,7 +169,7 @@ export class LambdaLR extends LRScheduler {
     }
     this.start();
   }
-  protected lrAt(t: number, base: number, i: number): number {
+  protected lrAt(t: number, _lr: number, base: number, i: number): number {
     const v = this.#f[i](t);
     if (typeof v !== 'number') typeError(`${this.name}.step`, `'lrLambda' returned ${describe(v)} at step ${t}, not a number`);
     return base * v;
@@ -171,11 +184,11 @@ export class StepLR extends LRScheduler {
     super('optim.StepLR', optimizer);
     const o = optionsOf(this.name, opts as unknown as Record<string, unknown>, ['stepSize', 'gamma']);
     this.stepSize = int(this.name, o, 'stepSize', 1);
-    this.gamma = num(this.name, o, 'gamma', 0.1);
+    this.gamma = nonNegative(this.name, o, 'gamma', 0.1);
     this.start();
   }
-  protected lrAt(t: number, base: number): number {
-    return base * this.gamma ** Math.floor(t / this.stepSize);
+  protected lrAt(t: number, lr: number): number {
+    return t === 0 || t % this.stepSize !== 0 ? lr : lr * this.gamma;
   }
 }
 
@@ -190,13 +203,12 @@ export class MultiStepLR extends LRScheduler {
     if (!Array.isArray(m) || !m.every((v) => Number.isInteger(v) && v >= 0))
       typeError(this.name, `'milestones' must be an array of integers ≥ 0, got ${describe(m)}`);
     this.milestones = Object.freeze([...(m as number[])].sort((a, b) => a - b));
-    this.gamma = num(this.name, o, 'gamma', 0.1);
+    this.gamma = nonNegative(this.name, o, 'gamma', 0.1);
     this.start();
   }
-  protected lrAt(t: number, base: number): number {
-    let k = 0;
-    for (const m of this.milestones) if (m <= t) k++; // a milestone listed twice counts twice, as PyTorch's Counter
-    return base * this.gamma ** k;
+  protected lrAt(t: number, lr: number): number {
+    const k = this.milestones.filter((m) => m === t).length; // a milestone listed twice counts twice, as PyTorch's Counter
+    return k === 0 ? lr : lr * this.gamma ** k;
   }
 }
 
@@ -206,11 +218,11 @@ export class ExponentialLR extends LRScheduler {
   constructor(optimizer: Optimizer<object>, opts: { gamma: number }) {
     super('optim.ExponentialLR', optimizer);
     const o = optionsOf(this.name, opts as unknown as Record<string, unknown>, ['gamma']);
-    this.gamma = num(this.name, o, 'gamma');
+    this.gamma = nonNegative(this.name, o, 'gamma');
     this.start();
   }
-  protected lrAt(t: number, base: number): number {
-    return base * this.gamma ** t;
+  protected lrAt(t: number, lr: number): number {
+    return t === 0 ? lr : lr * this.gamma;
   }
 }
 
@@ -229,8 +241,10 @@ export class LinearLR extends LRScheduler {
     if (!(this.endFactor >= 0 && this.endFactor <= 1)) rangeError(this.name, `'endFactor' must be in [0, 1], got ${this.endFactor}`);
     this.start();
   }
-  protected lrAt(t: number, base: number): number {
-    return base * (this.startFactor + ((this.endFactor - this.startFactor) * Math.min(t, this.totalIters)) / this.totalIters);
+  protected lrAt(t: number, lr: number): number {
+    const s = this.startFactor, e = this.endFactor, T = this.totalIters;
+    if (t === 0) return lr * s;
+    return t > T ? lr : lr * (1 + (e - s) / (T * s + (t - 1) * (e - s)));
   }
 }
 
@@ -242,11 +256,15 @@ export class CosineAnnealingLR extends LRScheduler {
     super('optim.CosineAnnealingLR', optimizer);
     const o = optionsOf(this.name, opts as unknown as Record<string, unknown>, ['tMax', 'etaMin']);
     this.tMax = positive(this.name, o, 'tMax');
-    this.etaMin = num(this.name, o, 'etaMin', 0);
+    this.etaMin = nonNegative(this.name, o, 'etaMin', 0);
     this.start();
   }
-  protected lrAt(t: number, base: number): number {
-    return this.etaMin + ((base - this.etaMin) * (1 + Math.cos((Math.PI * t) / this.tMax))) / 2;
+  protected lrAt(t: number, lr: number, base: number): number {
+    const T = this.tMax, eta = this.etaMin;
+    if (t === 0) return lr;
+    // where the recursion's denominator would be 0 (the cosine's trough), PyTorch steps by the closed form
+    if ((((t - 1 - T) % (2 * T)) + 2 * T) % (2 * T) === 0) return lr + ((base - eta) * (1 - Math.cos(Math.PI / T))) / 2;
+    return ((1 + Math.cos((Math.PI * t) / T)) / (1 + Math.cos((Math.PI * (t - 1)) / T))) * (lr - eta) + eta;
   }
 }
 
