@@ -179,7 +179,14 @@ function readAdapter(dir: string): PeftAdapter {
   }
   if (config === null || typeof config !== 'object' || Array.isArray(config)) rangeError(FN, `'${cfgPath}' must hold a JSON object, got ${describe(config)}`);
   // the patterns in the file's order (their first match wins), which JSON.parse's objects may not keep
-  const ordered = parseOrdered(text) as Map<string, unknown>;
+  let ordered: Map<string, unknown>;
+  try {
+    ordered = parseOrdered(text) as Map<string, unknown>;
+  } catch (e) {
+    // JSON.parse takes nesting deeper than this recursion's stack
+    if (e instanceof RangeError && /call stack/.test(e.message)) return rangeError(FN, `'${cfgPath}' nests its JSON too deeply to read`);
+    throw e;
+  }
   for (const k of ['rank_pattern', 'alpha_pattern']) {
     const v = ordered.get(k);
     if (v instanceof Map) (config as Record<string, unknown>)[k] = v;

@@ -2,7 +2,8 @@
 //
 //   clipGradNorm_(params, maxNorm, {normType = 2, errorIfNonfinite = false}) → total norm (0-d tensor)
 //       total = ‖(‖g_1‖_p, …, ‖g_n‖_p)‖_p over the gradients that exist; every g_i is multiplied in
-//       place by min(1, maxNorm / (total + 1e-6)) (PyTorch's formula and epsilon).
+//       place by min(1, maxNorm / (total + 1e-6)) (PyTorch's formula and epsilon). A parameter listed
+//       twice counts once (PyTorch would count its gradient twice and scale it twice).
 //   clipGradValue_(params, clipValue)   every gradient element clamped in place to [−clipValue, clipValue]
 //
 // The gradients are rewritten in place (the same tensors, as p.grad.mul_ in PyTorch), outside
@@ -15,7 +16,7 @@ import { Tensor, tidy, isFloating } from '../tensor';
 import { native } from '../native';
 import { noGrad } from '../autograd';
 import { describe, shapeStr, typeError, rangeError, optionsOf } from '../errors';
-import { abs, pow, sqrt, square, div, add, mul, clamp } from '../ops/elementwise';
+import { abs, pow, sqrt, square, div, add, mul, clamp, where, gt, lt } from '../ops/elementwise';
 import { sum, max } from '../ops/reduce';
 import { cast, stack } from '../ops/shape';
 import { zeros } from '../ops/creation';
@@ -47,7 +48,11 @@ function vectorNorm(v: Tensor, p: number): Tensor {
   if (p === Infinity) return max(abs(v));
   if (p === 2) return sqrt(sum(square(v)));
   if (p === 1) return sum(abs(v));
-  return pow(sum(pow(abs(v), p)), 1 / p);
+  // other p: |v|^p leaves float32's range soon (p = 100 and |v| = 20), so m·‖v/m‖_p with m = max |v|
+  // (0 and non-finite m as they are: the norm is then m)
+  const a = abs(v), m = max(a);
+  const scaled = mul(pow(sum(pow(div(a, m), p)), 1 / p), m);
+  return where(mul(gt(m, 0), lt(m, Infinity)), scaled, m);
 }
 
 export interface ClipGradNormOptions {

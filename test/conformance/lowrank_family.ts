@@ -429,7 +429,7 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
     const big = [{ m: 1, k: 4096, n: 4096 }, { m: 16, k: 4096, n: 4096 }, { m: 257, k: 1024, n: 1000 }];
     for (const b of big) {
       batched.push({ ...b, r: 16, E: 8, scale: 0.5, ids: 'random', bias: true });
-      mixture.push({ ...b, r: 16, E: 8, scale: 0.5, bias: b.m > 1 });
+      mixture.push({ ...b, r: 16, E: 8, scale: 0.5, bias: b.m > 1 }); // M = 1 without: the decode epilogue both ways
       sparse.push({ ...b, r: 16, density: b.k === 4096 ? 0.001 : 0.01, fullRow: b.n - 1, bias: true });
     }
   }
@@ -489,15 +489,15 @@ export function registerLowrankFamily(test: Test, dev: string, opts: { large?: b
     };
     checkGrads(dev, 'lowrank.loraBatched', spec, values(r, M * N, 'float32', 2));
   });
-  withSeed('lowrank.loraMixture float32: gradients of x, W, A, B and gates on the device equal the CPU\'s', (seed) => {
+  withSeed('lowrank.loraMixture float32: gradients of x, W, A, B, gates and bias on the device equal the CPU\'s', (seed) => {
     const r = rng(seed);
     const gates = values(r, M * E, 'float32');
     gates[1] = gates[E + 2] = 0;
-    const params = [p32(r, 'x', [M, K]), p32(r, 'W', [N, K]), p32(r, 'A', [E, rk, K]), p32(r, 'B', [E, N, rk]), { name: 'gates', shape: [M, E], v: gates }];
+    const params = [p32(r, 'x', [M, K]), p32(r, 'W', [N, K]), p32(r, 'A', [E, rk, K]), p32(r, 'B', [E, N, rk]), { name: 'gates', shape: [M, E], v: gates }, p32(r, 'bias', [N])];
     const spec: GradSpec = {
       params,
       chain: K + N + M + E * rk + 4,
-      call: ([x, W, A, B, G], _d, _dt, abs) => ({ y: S.lowrank.loraMixture(x, W, A, B, G, { scale: abs ? 0.5 : -0.5 }), keep: [] }),
+      call: ([x, W, A, B, G, b], _d, _dt, abs) => ({ y: S.lowrank.loraMixture(x, W, A, B, G, { scale: abs ? 0.5 : -0.5, bias: b }), keep: [] }),
     };
     checkGrads(dev, 'lowrank.loraMixture', spec, values(r, M * N, 'float32', 2));
   });
