@@ -162,8 +162,11 @@ Tensor Tensor::empty(DType dtype, const Shape& shape, Device device) {
   t.dtype = dtype;
   t.shape = shape;
   t.strides = contiguous_strides(shape);
-  int64_t n = t.numel();
-  if (n > kMaxNumel) throw std::range_error("structura: tensor of shape " + shape_str(shape) + " is too large");
+  // the count checked without overflow (a product of sizes up to 2^40 each can wrap int64 to a small n)
+  for (auto d : shape)
+    if (d < 0) throw std::range_error("structura: tensor of shape " + shape_str(shape) + " has a negative size");
+  if (too_many_elements(shape)) throw std::range_error("structura: tensor of shape " + shape_str(shape) + " is too large");
+  const int64_t n = t.numel();
   t.storage = std::make_shared<Storage>((size_t)n * dtype_size(dtype), device);
   return t;
 }
@@ -375,6 +378,11 @@ bool too_many_elements(const Shape& s) {
   long double n = 1;  // overflow-safe: each size is at most kMaxNumel
   for (auto d : s) n *= (long double)d;
   return n > (long double)kMaxNumel;
+}
+
+void check_result_size(Napi::Env env, const std::string& op, const Shape& shape) {
+  if (too_many_elements(shape))
+    throw_range(env, "structura." + op + ": the result would have shape " + shape_str(shape) + ", more than 2^40 elements");
 }
 
 Shape get_shape(const Napi::CallbackInfo& info, size_t i, const char* arg) {

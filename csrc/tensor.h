@@ -117,6 +117,10 @@ Shape get_int_array(const Napi::CallbackInfo& info, size_t i, const char* arg, i
 Shape get_shape(const Napi::CallbackInfo& info, size_t i, const char* arg);
 // True when the product of the sizes (each in [0, kMaxNumel]) passes kMaxNumel.
 bool too_many_elements(const Shape& s);
+// RangeError "structura.<op>: the result would have shape … (more than 2^40 elements)" when it would:
+// a broadcast of two cheap expand() views, or a reduction of an empty tensor, can name a shape whose
+// element count wraps int64 (checked before anything is allocated or indexed).
+void check_result_size(Napi::Env env, const std::string& op, const Shape& shape);
 DType get_dtype(const Napi::CallbackInfo& info, size_t i, const char* arg);
 Device get_device(const Napi::CallbackInfo& info, size_t i, const char* arg);
 // Throws unless t lives on the CPU: the one place that says an op has no device kernel yet

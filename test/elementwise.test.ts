@@ -476,6 +476,23 @@ test('bad arguments: non-tensors, two numbers, shapes that do not broadcast, mix
   for (const t of [a, b, d, i, s]) t.dispose();
 });
 
+// Two expand() views of legal sizes can broadcast to a shape whose element count wraps int64 (2^64 + 2
+// here), and an empty tensor can reduce to a huge one: refused before anything is allocated (they once
+// made a 2-element "[A, B]" tensor, or crashed the process reading it).
+test('results past 2^40 elements (wrapping int64 when multiplied) are a RangeError, not a crash', () => {
+  const before = liveCounts();
+  const A = 694428065361, B = 26563938; // A·B = 2^64 + 2
+  for (const dev of ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])])
+    S.tidy(() => {
+      const col = S.ones([1], { device: dev }).expand([A, 1]), row = S.ones([1], { device: dev }).expand([1, B]);
+      throwsLike(() => col.add(row), RangeError, /structura\.binary\(add\): the result would have shape \[694428065361, 26563938\], more than 2\^40 elements/);
+      throwsLike(() => S.where(col, row, 0), RangeError, /structura\.where: the result would have shape/);
+      throwsLike(() => S.ones([1], { device: dev }).expand([2 ** 31, 1]).mul(S.ones([1], { device: dev }).expand([1, 2 ** 32])), RangeError, /\[2147483648, 4294967296\]/);
+      throwsLike(() => S.zeros([0, 2 ** 40, 2 ** 40], { device: dev }).sum(0), RangeError, /structura\.sum: the result would have shape \[1099511627776, 1099511627776\]/);
+    });
+  assertNoLeak(before, 'huge results');
+});
+
 test('a number beside an integer tensor must be a value of its dtype; integer sub with any int32 number', () => {
   S.tidy(() => {
     const i = S.tensor([7, -7], { dtype: 'int32' });

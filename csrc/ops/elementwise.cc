@@ -198,6 +198,7 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   if (!broadcast_shapes(a.shape, b.shape, shape))
     throw_range(env, "structura." + where + ": shapes " + shape_str(a.shape) + " ('a') and " + shape_str(b.shape) +
                          " ('b') do not broadcast");
+  check_result_size(env, where, shape);
   Tensor out = make_out(info, 3, where, shape, a.dtype, a.device());
   if (a.device().type != DeviceType::cpu) device_binary(env, where, op, safe_input(a, out), safe_input(b, out), out);
   else cpu_binary(op, safe_input(a, out), safe_input(b, out), out);
@@ -262,6 +263,7 @@ Napi::Value Where(const Napi::CallbackInfo& info) {
   if (!broadcast_shapes(a.shape, b.shape, ab) || !broadcast_shapes(cond.shape, ab, shape))
     throw_range(env, "structura.where: shapes " + shape_str(cond.shape) + " ('cond'), " + shape_str(a.shape) +
                          " ('a') and " + shape_str(b.shape) + " ('b') do not broadcast");
+  check_result_size(env, "where", shape);
   Tensor out = Tensor::empty(a.dtype, shape, a.device());
   if (a.device().type != DeviceType::cpu) device_where(env, cond, a, b, out);
   else cpu_where(cond, a, b, out);

@@ -216,9 +216,10 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
       if (a.shape[ax] == 0)
         throw_range(env, "structura." + name + ": cannot reduce over axis " + std::to_string(ax) + " of size 0 (shape " +
                              shape_str(a.shape) + "): the " + name + " of no elements is undefined");
-  if (a.device().type != DeviceType::cpu)
-    return wrap(env, device_reduce(env, name, op, a, axes, reduced_shape(a.shape, axes, keep)));
-  return wrap(env, cpu_reduce(op, a, axes, reduced_shape(a.shape, axes, keep)));
+  const Shape out_shape = reduced_shape(a.shape, axes, keep);
+  check_result_size(env, name, out_shape);  // an empty a ([0, 2^40, 2^40]) can reduce to a huge result
+  if (a.device().type != DeviceType::cpu) return wrap(env, device_reduce(env, name, op, a, axes, out_shape));
+  return wrap(env, cpu_reduce(op, a, axes, out_shape));
 }
 
 Napi::Value ArgReduce(const Napi::CallbackInfo& info) {
@@ -237,6 +238,7 @@ Napi::Value ArgReduce(const Napi::CallbackInfo& info) {
     throw_range(env, "structura." + name + ": axis " + std::to_string(axis) + " of shape " + shape_str(a.shape) +
                          " is longer than an int32 index can count");
   Shape out_shape = a.ndim() == 0 ? Shape{} : reduced_shape(a.shape, {axis}, keep);
+  check_result_size(env, name, out_shape);
   if (a.device().type != DeviceType::cpu) return wrap(env, device_arg_reduce(env, name, a, axis, out_shape));
   return wrap(env, cpu_arg_reduce(name == "argmax", a, axis, out_shape));
 }
