@@ -652,7 +652,10 @@ class BackwardPass {
       if (r._dev.name !== meta.device)
         typeError(this.fn, `the backward of ${node.name} returned a gradient on ${r.device} for input ${i}, which is on ${meta.device}`);
     }
-    return { grads, used };
+    // A gradient the pass did not make (one of the node's saved tensors, which are freed with the node,
+    // or a tensor the backward's closure holds) goes on as the pass's own handle on the same values.
+    const own = grads.map((r) => (r instanceof Tensor && !r._disposed && !this.scope.has(r) ? this.contained(() => aliasOf(r)) : r));
+    return { grads: own, used };
   }
 
   private giveToLeaf(leaf: Tensor, gIn: Tensor): void {

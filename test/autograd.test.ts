@@ -201,6 +201,35 @@ leakFree('customOp: forward/backward, saved tensors, gradcheck, intermediates di
   for (const t of [x, y, s]) t.dispose();
 });
 
+// A backward may return a saved tensor or one its closure holds (PyTorch allows it): the pass takes its
+// own handle, since the node's saved tensors are freed before the gradient reaches the leaf (it once
+// threw "a disposed tensor"), and the leaf gets a copy: accumulating into .grad must not write into x.
+leakFree('customOp: a backward returning a saved tensor or a tensor of its closure; the leaf gets its own copy', () => {
+  const k = S.tensor([5, 6, 7]);
+  const f = S.customOp({
+    name: 'SavedAsGrad',
+    forward(ctx, a: Tensor) {
+      ctx.saveForBackward(a);
+      return a.mul(2);
+    },
+    backward(ctx) {
+      return ctx.saved[0];
+    },
+  });
+  const g = S.customOp({ name: 'ClosureGrad', forward: (_ctx, a: Tensor) => a.mul(3), backward: () => k });
+  const x = S.tensor([1, 2, 3], { requiresGrad: true });
+  for (let i = 0; i < 2; i++) S.tidy(() => f(x).sum().backward());
+  assert.equal(arr(x.grad), [2, 4, 6], 'x + x, accumulated into .grad');
+  assert.equal(arr(x), [1, 2, 3], 'x itself unchanged');
+  x.zeroGrad();
+  S.tidy(() => g(x).sum().backward());
+  S.tidy(() => g(x).sum().backward());
+  assert.equal([arr(x.grad), arr(k)], [[10, 12, 14], [5, 6, 7]]);
+  const [d] = S.tidy(() => S.grad(f(x).sum(), [x]));
+  assert.equal(arr(d!), [1, 2, 3]);
+  for (const t of [x, k, d!]) t.dispose();
+});
+
 leakFree('customOp: several inputs, non-tensor arguments, needsInputGrad, an input passed through', () => {
   let needs: readonly boolean[] = [];
   const scaledAdd = S.customOp({
