@@ -14,8 +14,9 @@
 // tensor it creates is disposed as soon as it is consumed, except the gradients handed to leaves.
 import { native, DTYPE_CODES } from './native';
 import {
-  Tensor, aliasOf, fromHandle, pushScope, popScope, adopt, checkTensor, collectTensors, tidy, CPU, isFloating,
+  Tensor, aliasOf, fromHandle, pushScope, popScope, adopt, checkTensor, collectTensors, tidy, isFloating,
 } from './tensor';
+import type { DeviceSpec } from './tensor';
 import { shapeStr, sameShape, describe, typeError, rangeError, checkNumber, optionsOf } from './errors';
 import type { DType } from './native';
 import * as ew from './ops/elementwise';
@@ -89,6 +90,8 @@ export function enableGrad<T>(fn: () => T): T {
 // ---------------------------------------------------------------------------------------------
 // the graph
 
+const NO_VERSIONS: readonly number[] = [];
+
 /** One recorded op: how to send the gradient of its output (or outputs) back to its inputs. */
 export class GradNode {
   /** The op's name ('Add', 'Matmul', …). */
@@ -96,6 +99,8 @@ export class GradNode {
   /** @internal */ _edges: (Edge | null)[];
   /** @internal */ readonly _inputs: (TensorMeta | null)[];
   /** @internal */ _saved: Tensor[] | null;
+  /** @internal the saved tensors' storage versions when saved (an in-place write since is refused) */
+  /** @internal */ readonly _versions: readonly number[];
   /** @internal */ readonly _hadSaved: boolean;
   /** @internal */ readonly _fn: BackwardFn | MultiBackwardFn;
   /** @internal the outputs of an op with several (a customOp returning an array), else null: _fn is then a MultiBackwardFn */
@@ -114,6 +119,7 @@ export class GradNode {
     this._inputs = inputs;
     this._saved = saved;
     this._hadSaved = saved.length > 0;
+    this._versions = saved.length > 0 ? saved.map((t) => native().version(t._h)) : NO_VERSIONS;
     this._fn = fn;
     this._outputs = outputs;
   }
@@ -614,6 +620,15 @@ class BackwardPass {
       throw new Error(`structura.${this.fn}: the graph through ${node.name} was already freed by an earlier backward() or grad(); ` +
         'pass {retainGraph: true} to the first one to run it twice');
     if (node._released) throw new Error(`structura.${this.fn}: the graph through ${node.name} was released (its tensors were disposed)`);
+    // PyTorch's version check: a saved tensor written in place since the forward would give the gradient
+    // of other values than those the forward used
+    node._saved?.forEach((t, i) => {
+      const v = native().version(t._h);
+      if (v !== node._versions[i])
+        throw new Error(`structura.${this.fn}: a tensor ${shapeStr(t._shape)} ${t.dtype} that ${node.name} saved for its gradient was written in place ` +
+          `after the forward (storage version ${v}, ${node._versions[i]} when saved), so the gradient would use other values than the forward did; ` +
+          'write into a clone, or after backward()');
+    });
     const outs = node._outputs;
     // grad(): only the inputs whose gradient goes on toward a target (a matmul asked for dX computes no dW)
     const needs = node._edges.map((e) => e !== null && (targets === null || targets.wants(e)));
@@ -874,8 +889,10 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
 
   const base = checked.map((i) => (inputs[i] as Tensor).dataSync() as Float64Array);
   const shapes = checked.map((i) => (inputs[i] as Tensor)._shape.slice());
-  const mk = (data: Float64Array, shape: readonly number[], requiresGrad: boolean): Tensor => {
-    const t = fromHandle(native().fromArray(DTYPE_CODES.float64, shape as number[], data, CPU.type, CPU.index), 'float64', shape, CPU);
+  // on each input's own device: fn is checked where it was given its inputs
+  const devs = checked.map((i) => (inputs[i] as Tensor)._dev);
+  const mk = (data: Float64Array, shape: readonly number[], requiresGrad: boolean, dev: DeviceSpec): Tensor => {
+    const t = fromHandle(native().fromArray(DTYPE_CODES.float64, shape as number[], data, dev.type, dev.index), 'float64', shape, dev);
     t._requiresGrad = requiresGrad;
     return t;
   };
@@ -888,7 +905,7 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
   // Analytical: backward of Σ_i Σ w_i ⊙ fn(x)_i, the w_i fixed random.
   let weights: Float64Array[] | null = null;
   const analytical: Float64Array[] = [];
-  const leaves = checked.map((_, k) => mk(base[k], shapes[k], true));
+  const leaves = checked.map((_, k) => mk(base[k], shapes[k], true, devs[k]));
   try {
     enableGrad(() => {
       const outs = callOwned(fn, argsWith(leaves));
@@ -901,7 +918,7 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
           let total: Tensor | null = null;
           floats.forEach((o, i) => {
             if (!o._requiresGrad) return;
-            const t = red.sum(ew.mul(o, mk(w[i], o._shape, false)));
+            const t = red.sum(ew.mul(o, mk(w[i], o._shape, false, o._dev)));
             total = total ? ew.add(total, t) : t;
           });
           total!.backward();
@@ -919,7 +936,7 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
   const w = weights as unknown as Float64Array[];
   const evalAt = (k: number, data: Float64Array): number =>
     noGrad(() => {
-      const repl = checked.map((_, j) => (j === k ? mk(data, shapes[j], false) : mk(base[j], shapes[j], false)));
+      const repl = checked.map((_, j) => mk(j === k ? data : base[j], shapes[j], false, devs[j]));
       try {
         const outs = callOwned(fn, argsWith(repl));
         try {

@@ -705,7 +705,45 @@ leakFree('gradcheck passes right gradients and names the worst element of a wron
   const captured = S.tensor([1, 2], { dtype: 'float64' });
   throwsLike(() => S.gradcheck((_t: Tensor) => captured, [x]), TypeError, /does not depend on any input that requires grad/);
   assert.is(captured.isDisposed, false);
+  // fn runs on each input's own device (it was given CPU copies: a backward wrong only on a device passed)
+  if (S.backend().cudaEmu) {
+    const xd = x.to('cuda-emu');
+    const seen = new Set<string>();
+    assert.is(S.gradcheck((t: Tensor) => (seen.add(t.device), t.mul(t).sum(1)), [xd]), true);
+    assert.equal([...seen], ['cuda-emu']);
+    xd.dispose();
+  }
   for (const t of [x, f32, nograd, captured]) t.dispose();
+});
+
+// PyTorch's version counter: a tensor the graph saved, written in place before backward(), would give
+// the gradient of other values than the forward's (it gave x.grad from the new weight, silently).
+leakFree('backward refuses a saved tensor written in place since the forward (an optimizer step, an init); a clone is fine', () => {
+  const lin = new S.nn.Linear(2, 1, { seed: 1 });
+  const x = S.tensor([[1, 2]], { requiresGrad: true });
+  S.tidy(() => {
+    const y = lin.forward(x).sum();
+    S.nn.init.constant_(lin.weight, 5);
+    throwsLike(() => y.backward(), Error, /structura\.backward: a tensor \[1, 2\] float32 that Linear saved for its gradient was written in place after the forward \(storage version \d+, \d+ when saved\)/);
+  });
+  S.tidy(() => {
+    const w = S.tensor([3, 4], { requiresGrad: true });
+    const opt = new S.optim.SGD([w], { lr: 0.1 });
+    const loss = w.mul(w).sum();
+    loss.backward(undefined, { retainGraph: true });
+    opt.step(); // w written in place: the retained graph's saved w is stale
+    throwsLike(() => loss.backward(), Error, /that Mul saved for its gradient was written in place/);
+    // the values the graph saved are not the parameter's when a clone goes in
+    const c = w.clone();
+    const l2 = c.mul(c).sum();
+    opt.step();
+    l2.backward();
+    assert.ok(w.grad !== null);
+    opt.zeroGrad();
+    w.dispose();
+  });
+  x.dispose();
+  lin.dispose();
 });
 
 leakFree('the graph frees its saved tensors after backward, and when outputs are disposed without backward', () => {
