@@ -877,6 +877,9 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
   const atol = checkNumber('gradcheck', 'atol', opts.atol ?? 1e-5, { finite: true });
   const rtol = checkNumber('gradcheck', 'rtol', opts.rtol ?? 1e-3, { finite: true });
   const seed = checkNumber('gradcheck', 'seed', opts.seed ?? 0, { finite: true });
+  if (!(eps > 0)) rangeError('gradcheck', `'eps' must be > 0, got ${eps}`);
+  if (atol < 0 || rtol < 0) rangeError('gradcheck', `'atol' and 'rtol' must be ≥ 0 (a negative tolerance fails every element), got ${atol} and ${rtol}`);
+  if (!Number.isSafeInteger(seed)) rangeError('gradcheck', `'seed' must be an integer, got ${seed}`);
   const checked: number[] = [];
   inputs.forEach((x, i) => {
     if (!(x instanceof Tensor)) return;

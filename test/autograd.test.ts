@@ -699,6 +699,9 @@ leakFree('gradcheck passes right gradients and names the worst element of a wron
   const nograd = S.tensor([1], { dtype: 'float64' });
   throwsLike(() => S.gradcheck((t: Tensor) => t.mul(2), [nograd]), TypeError, /no input requires grad/);
   throwsLike(() => S.gradcheck((t: Tensor) => t.detach(), [x]), TypeError, /does not depend on any input that requires grad/);
+  throwsLike(() => S.gradcheck((t: Tensor) => t, [x], { atol: -1 }), RangeError, /'atol' and 'rtol' must be ≥ 0/);
+  throwsLike(() => S.gradcheck((t: Tensor) => t, [x], { eps: 0 }), RangeError, /'eps' must be > 0/);
+  throwsLike(() => S.gradcheck((t: Tensor) => t, [x], { seed: 1.5 }), RangeError, /'seed' must be an integer, got 1\.5/);
   // fn returning one of its inputs, or a tensor it captured: gradcheck leaves them alone (it disposed
   // them, so the identity's gradient read as 0, and a captured tensor was gone after the call)
   assert.is(S.gradcheck((t: Tensor) => t, [x]), true);

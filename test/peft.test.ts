@@ -247,6 +247,9 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     refuse({ alora_invocation_tokens: [5, 6] }, good, RangeError, /'alora_invocation_tokens' is set/);
     refuse({ layer_replication: [[0, 1], [0, 1]] }, good, RangeError, /'layer_replication' is set/);
     refuse({ r: 'two' }, good, TypeError, /adapter_config 'r' must be a finite number/);
+    // null is not "left out": it does not take PEFT's default
+    refuse({ lora_alpha: null }, good, TypeError, /adapter_config 'lora_alpha' must be a finite number, got null/);
+    refuse({ use_rslora: null }, good, TypeError, /adapter_config 'use_rslora' must be a boolean, got null/);
     refuse({ r: 3 }, good, RangeError, /the config gives '0\.q_proj' r = 3 \(r or rank_pattern\) but its lora_A is \[2, 6\]/);
     refuse({ use_dora: true }, good, RangeError, /use_dora is true but the adapter has no lora_magnitude_vector for '0\.q_proj'/);
     refuse({}, { ...good, 'base_model.model.2.q_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /weights for '2\.q_proj', which is not a module of the model/);
@@ -358,6 +361,14 @@ test('savePeftAdapter: what PEFT cannot hold is refused', () => {
     throwsLike(() => io.savePeftAdapter(lone, dir), RangeError, /'module' is itself an nn\.LoRALinear/);
     throwsLike(() => io.savePeftAdapter(m2, 3 as unknown as string), TypeError, /'dir' must be a string/);
     assert.equal(fs.readdirSync(dir), [], 'nothing written');
+    // a file where the directory should be: the write's error, not the cleanup's (ENOTDIR from rmSync)
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, 'x');
+    const m3 = model(7);
+    nn.injectLora(m3, { targetModules: ['q_proj'] });
+    throwsLike(() => io.savePeftAdapter(m3, file), RangeError, /io\.savePeftAdapter: cannot write '.*a-file'/);
+    fs.rmSync(file);
+    m3.dispose();
     m.dispose();
     m2.dispose();
     lone.dispose();

@@ -39,6 +39,10 @@ withLeakCheck('tensor(): numbers, nested arrays (shape inferred), TypedArrays, s
     [S.tensor(new Float32Array([1.5, -3]), { dtype: 'bfloat16' }), [2], 'bfloat16', [1.5, -3]],
     // float16 from raw bits: 0x3c00 = 1, 0xc000 = −2
     [S.tensor(new Uint16Array([0x3c00, 0xc000]), { dtype: 'float16' }), [2], 'float16', [1, -2]],
+    // views of a SharedArrayBuffer (worker data) are copied (they were "Error: Invalid argument")
+    [S.tensor(new Float32Array(new SharedArrayBuffer(8)).fill(2.5)), [2], 'float32', [2.5, 2.5]],
+    [S.tensor(new Uint16Array(new SharedArrayBuffer(4)).fill(0x3f80), { dtype: 'bfloat16' }), [2], 'bfloat16', [1, 1]],
+    [S.tensor(new Float32Array(new SharedArrayBuffer(4)).fill(-3), { dtype: 'float16' }), [1], 'float16', [-3]],
   ];
   for (const [t, shape, dtype, values] of cases) {
     assert.equal(t.shape, shape);

@@ -78,13 +78,14 @@ const FN = 'io.loadPeftAdapter';
 /** The config's LoRA settings, checked; PEFT's defaults for the fields left out (r 8, lora_alpha 8). */
 function loraSettings(config: Record<string, unknown>) {
   const field = (k: string) => `adapter_config '${k}'`;
+  // only a missing field takes PEFT's default: null is not a number here (PEFT would fail on it too)
   const num = (k: string, dflt: number): number => {
-    const v = config[k] ?? dflt;
+    const v = config[k] === undefined ? dflt : config[k];
     if (typeof v !== 'number' || !Number.isFinite(v)) typeError(FN, `${field(k)} must be a finite number, got ${describe(v)}`);
     return v as number;
   };
   const bool = (k: string): boolean => {
-    const v = config[k] ?? false;
+    const v = config[k] === undefined ? false : config[k];
     if (typeof v !== 'boolean') typeError(FN, `${field(k)} must be a boolean, got ${describe(v)}`);
     return v as boolean;
   };
@@ -478,7 +479,13 @@ export function savePeftAdapter(module: Module, dir: string, opts: SavePeftAdapt
     for (const [name, data] of files) fs.writeFileSync((at = path.join(dir, `${name}.tmp`)), data);
     for (const [name] of files) fs.renameSync((at = path.join(dir, `${name}.tmp`)), path.join(dir, name));
   } catch (e) {
-    for (const [name] of files) fs.rmSync(path.join(dir, `${name}.tmp`), { force: true });
+    for (const [name] of files) {
+      try {
+        fs.rmSync(path.join(dir, `${name}.tmp`), { force: true });
+      } catch {
+        // (dir may be a file, or gone): the error to report is the first one
+      }
+    }
     rangeError(fn, `cannot write '${at}' (${(e as Error).message})`);
   }
   return layers.map(([p]) => p);

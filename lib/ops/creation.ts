@@ -162,7 +162,10 @@ export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts:
     const src = data as unknown as ArrayLike<number>;
     shape = [src.length];
     const bits = data instanceof Uint16Array && (dtype === 'float16' || dtype === 'bfloat16');
-    if (own === dtype || bits || (data instanceof Float32Array && (dtype === 'float16' || dtype === 'bfloat16'))) arr = data as TypedArray;
+    // (a view of a SharedArrayBuffer is copied first: the addon reads only plain ArrayBuffers)
+    const plain = typeof SharedArrayBuffer === 'undefined' || !(data.buffer instanceof SharedArrayBuffer);
+    if (plain && (own === dtype || bits || (data instanceof Float32Array && (dtype === 'float16' || dtype === 'bfloat16')))) arr = data as TypedArray;
+    else if (own === dtype || bits) arr = (data as TypedArray).slice();
     else arr = convert(fn, src, dtype);
   } else if (Array.isArray(data)) {
     dtype = parseDType(fn, opts.dtype);
