@@ -443,6 +443,8 @@ class BackwardPass {
   private runHooks(hooks: readonly Hook[], g: Tensor, what: string): Tensor {
     for (const hook of hooks.slice()) {
       const r = this.contained(() => hook(g));
+      // the gradient belongs to the pass (it goes on to the inputs, or into .grad): a hook may read it
+      if (g._disposed) typeError(this.fn, `a hook on ${what} disposed the gradient it was given; return a new tensor instead`);
       if (r === undefined || r === null || r === g) continue;
       if (!(r instanceof Tensor) || r._disposed || !sameShape(r._shape, g._shape) || r.dtype !== g.dtype || r._dev.name !== g._dev.name)
         typeError(this.fn, `a hook on ${what} returned ${r instanceof Tensor ? `${r._disposed ? 'a disposed tensor ' : ''}${shapeStr(r._shape)} ${r.dtype} on ${r.device}` : describe(r)}; ` +

@@ -161,6 +161,13 @@ leakFree('hooks: on leaves and intermediate tensors, see the gradient, may repla
   const plain = S.ones([2]);
   throwsLike(() => plain.registerHook(() => undefined), TypeError, /cannot register a hook on a tensor that does not require grad/);
   throwsLike(() => x.registerHook(3 as never), TypeError, /'fn' must be a function/);
+  {
+    const leaf = S.tensor([1, 2], { requiresGrad: true });
+    const rm = leaf.registerHook((g) => g.dispose());
+    throwsLike(() => S.tidy(() => leaf.mul(3).sum().backward()), TypeError, /a hook on a leaf \[2\] disposed the gradient it was given/);
+    rm.remove();
+    leaf.dispose();
+  }
   for (const t of [x, mid, y, y2, plain]) t.dispose();
 });
 
