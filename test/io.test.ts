@@ -115,6 +115,12 @@ test('malformed files are RangeErrors', () => {
   };
   throwsLike(() => io.parseSafetensors(new Uint8Array(3)), RangeError, /^structura\.io\.parseSafetensors: the file has 3 bytes, fewer than the 8-byte header length/);
   throwsLike(() => io.parseSafetensors(mk('{nope')), RangeError, /not valid JSON/);
+  // a byte-order mark before the JSON: refused, as by the reference reader (TextDecoder dropped it)
+  const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{}')]), blen = Buffer.alloc(8);
+  blen.writeBigUInt64LE(BigInt(bom.length));
+  throwsLike(() => io.parseSafetensors(new Uint8Array(Buffer.concat([blen, bom]))), RangeError, /not valid JSON/);
+  throwsLike(() => io.parseSafetensors(mk(`{"a":{"dtype":"F32","shape":[${Array(65).fill(1).join(',')}],"data_offsets":[0,4]}}`, Buffer.alloc(4))), RangeError,
+    /io\.parseSafetensors: tensor 'a' has an invalid shape .*at most 64 of them/);
   throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}}', Buffer.alloc(1))), RangeError, /dtype "F8"/);
   throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', Buffer.alloc(4))), RangeError, /needs 8 bytes/);
   throwsLike(() => io.parseSafetensors(mk('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}', Buffer.alloc(4))), RangeError, /outside the 4-byte buffer/);

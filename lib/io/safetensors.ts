@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { native, DTYPE_CODES, DTYPE_BYTES, type DType } from '../native';
 import { Tensor, fromHandle, checkTensor, CPU } from '../tensor';
-import { describe, shapeStr, typeError, rangeError, numel, MAX_NUMEL } from '../errors';
+import { describe, shapeStr, typeError, rangeError, numel, MAX_NUMEL, MAX_DIMS } from '../errors';
 import { Module } from '../nn/module';
 import { LoRALinear } from '../nn/lowrank';
 
@@ -117,7 +117,8 @@ function parseImpl(fn: string, bytes: Uint8Array): { tensors: Record<string, Ten
   const hlen = Number(n);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + hlen));
+    // ignoreBOM keeps a byte-order mark in the text, where JSON.parse refuses it (as the reference reader does)
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + hlen));
   } catch {
     return rangeError(fn, 'the header is not valid UTF-8');
   }
@@ -149,8 +150,8 @@ function parseImpl(fn: string, bytes: Uint8Array): { tensors: Record<string, Ten
     const { dtype: st, shape, data_offsets: off } = (info ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = typeof st === 'string' && Object.hasOwn(FROM_ST, st) ? FROM_ST[st] : undefined;
     if (!dtype) rangeError(fn, `tensor '${name}' has dtype ${JSON.stringify(st)}, not one of ${Object.keys(FROM_ST).join(', ')}`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0 && d <= MAX_NUMEL) || numel(shape) > MAX_NUMEL)
-      rangeError(fn, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (sizes are integers, at most 2^40 elements)`);
+    if (!Array.isArray(shape) || shape.length > MAX_DIMS || !shape.every((d) => Number.isInteger(d) && d >= 0 && d <= MAX_NUMEL) || numel(shape) > MAX_NUMEL)
+      rangeError(fn, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)} (sizes are integers, at most ${MAX_DIMS} of them and 2^40 elements)`);
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[1] < off[0] || off[1] > data.length)
       rangeError(fn, `tensor '${name}' has data_offsets ${JSON.stringify(off)} outside the ${data.length}-byte buffer`);
     const nbytes = numel(shape) * DTYPE_BYTES[dtype];
