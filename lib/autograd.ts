@@ -274,6 +274,9 @@ function rootGrads(fn: string, several: boolean, given: unknown, n: number, arg:
 /** Checks the tensor backpropagated from and its gradient (or that it needs none). */
 function checkRoot(fn: string, root: Tensor, grad: Tensor | null | undefined, arg: string, name?: string): void {
   const what = `'${arg}'`;
+  if (!root._requiresGrad && passesRunning > 0)
+    typeError(fn, `${name ?? 'the tensor'} ${shapeStr(root._shape)} does not require grad: it was made inside a backward pass (a hook or a customOp's backward), ` +
+      'which runs with grad mode off; run the other backward() after this one');
   if (!root._requiresGrad)
     typeError(fn, `${name ?? 'the tensor'} ${shapeStr(root._shape)} does not require grad: no input of the ops that made it has requiresGrad = true`);
   if (grad !== undefined && grad !== null) {
@@ -388,6 +391,9 @@ class Targets {
   }
 }
 
+/** Backward passes under way (a hook or a backward calling backward() is inside one). */
+let passesRunning = 0;
+
 class BackwardPass {
   private readonly retain: boolean;
   /** the public function running this pass, for error messages */
@@ -464,6 +470,7 @@ class BackwardPass {
     this.scope = pushScope();
     const rootNodes = [...new Set(roots.map((r) => r._gradFn).filter((n): n is GradNode => n !== null))];
     const targets = inputs ? new Targets(inputs, rootNodes) : null;
+    passesRunning++;
     try {
       // each root's gradient (ones for a one-element root) into its node's slot, or its leaf's
       const pending = new Map<GradNode, (Tensor | null)[]>();
@@ -499,6 +506,7 @@ class BackwardPass {
       if (targets) for (const t of targets.found) if (t && !t._disposed) t.dispose();
       throw e;
     } finally {
+      passesRunning--;
       popScope(this.scope);
       gradEnabled = prevMode;
       for (const t of this.scope) if (!this.given.has(t) && !t._disposed) t.dispose();

@@ -166,6 +166,14 @@ leakFree('hooks: on leaves and intermediate tensors, see the gradient, may repla
     const rm = leaf.registerHook((g) => g.dispose());
     throwsLike(() => S.tidy(() => leaf.mul(3).sum().backward()), TypeError, /a hook on a leaf \[2\] disposed the gradient it was given/);
     rm.remove();
+    // backward() inside a hook: the pass runs with grad mode off, which the error now says
+    const other = S.tensor([3], { requiresGrad: true });
+    const rm2 = leaf.registerHook(() => S.tidy(() => other.mul(2).sum().backward()));
+    throwsLike(() => S.tidy(() => leaf.mul(3).sum().backward()), TypeError, /it was made inside a backward pass \(a hook or a customOp's backward\)/);
+    rm2.remove();
+    S.tidy(() => leaf.mul(3).sum().backward()); // and the next pass runs normally
+    other.dispose();
+    leaf.zeroGrad();
     leaf.dispose();
   }
   for (const t of [x, mid, y, y2, plain]) t.dispose();
