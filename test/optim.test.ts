@@ -441,7 +441,17 @@ test('loadStateDict rejects mismatched groups and shapes, and changes nothing th
   const foreign = { state: sd.state, paramGroups: [{ ...sgdOpts, params: [0, 1] }] };
   assert.throws(() => o4.loadStateDict(foreign as never), (e: Error) => e instanceof RangeError && /state\[0\]\.step is not part of optim\.SGD/.test(e.message));
   assert.throws(() => o4.loadStateDict(null as never), TypeError);
-  for (const o of [o1, o2, o3, o4]) o.dispose();
+  // a partial AdamW state (it made step NaN, half-applied a step, or leaked the tensor it overwrote)
+  const o5 = new optim.AdamW([a, b], { lr: 0.1 });
+  const part = (drop: string) => ({ ...sd, state: { 0: sd.state[0], 1: Object.fromEntries(Object.entries(sd.state[1]).filter(([k]) => k !== drop)) } });
+  assert.throws(() => o5.loadStateDict(part('step') as never), (e: Error) => e instanceof RangeError && /state\[1\] has expAvg, expAvgSq but not step: optim\.AdamW keeps step, expAvg, expAvgSq of a parameter together/.test(e.message));
+  assert.throws(() => o5.loadStateDict(part('expAvgSq') as never), (e: Error) => e instanceof RangeError && /but not expAvgSq/.test(e.message));
+  assert.throws(() => o5.loadStateDict({ ...sd, state: { 0: { ...sd.state[0], step: -1 } } } as never), (e: Error) => e instanceof RangeError && /state\[0\]\.step must be a step count \(an integer ≥ 0\), got -1/.test(e.message));
+  assert.throws(() => o5.loadStateDict({ ...sd, state: { 0: { ...sd.state[0], step: 1.5 } } } as never), RangeError);
+  assert.is(o5.state.size, 0);
+  o5.loadStateDict({ ...sd, state: { 0: sd.state[0] } }); // a parameter without state is fine (it starts fresh)
+  assert.is(o5.state.size, 1);
+  for (const o of [o1, o2, o3, o4, o5]) o.dispose();
   for (const t of [a, b, c]) t.dispose();
 });
 

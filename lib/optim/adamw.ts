@@ -64,6 +64,11 @@ export class AdamW extends Optimizer<AdamWOptions> {
     return { step: 'number', expAvg: 'tensor', expAvgSq: 'tensor', maxExpAvgSq: 'tensor' };
   }
 
+  /** (maxExpAvgSq may be absent: amsgrad turned on later starts it at zeros.) */
+  protected get requiredState(): readonly string[] {
+    return ['step', 'expAvg', 'expAvgSq'];
+  }
+
   protected checkOptions(fn: string, opts: Record<string, unknown>, base: AdamWOptions): AdamWOptions {
     return checkAdamWOptions(fn, opts, base);
   }

@@ -76,6 +76,12 @@ export abstract class Optimizer<O extends object> {
   /** The per-parameter state entries of this optimizer (used to check loadStateDict). */
   protected abstract readonly stateSpec: StateSpec;
 
+  /** The entries a parameter's state must have all of once it has any (loadStateDict checks them: a
+   * partial state made AdamW's step NaN or half-apply). */
+  protected get requiredState(): readonly string[] {
+    return [];
+  }
+
   /** Adds a group of parameters with its own options (the rest from the defaults). */
   addParamGroup(group: ParamGroupInput<O>): void {
     const fn = `${this.name}.addParamGroup`;
@@ -237,6 +243,8 @@ export abstract class Optimizer<O extends object> {
         if (!kind) rangeError(fn, `state[${key}].${name} is not part of ${this.name}'s state (expected ${Object.keys(this.stateSpec).join(', ')})`);
         if (kind === 'number') {
           if (typeof v !== 'number' || !Number.isFinite(v)) typeError(fn, `state[${key}].${name} must be a finite number, got ${describe(v)}`);
+          // (the one number a state holds is a step count: a negative or fractional one made NaN)
+          if (!Number.isInteger(v) || v < 0) rangeError(fn, `state[${key}].${name} must be a step count (an integer ≥ 0), got ${v}`);
           entry[name] = v;
         } else {
           if (!(v instanceof Tensor)) typeError(fn, `state[${key}].${name} must be a Tensor, got ${describe(v)}`);
@@ -248,6 +256,10 @@ export abstract class Optimizer<O extends object> {
           entry[name] = v;
         }
       }
+      const have = Object.keys(entry);
+      const missing = this.requiredState.filter((k) => !(k in entry));
+      if (have.length > 0 && missing.length > 0)
+        rangeError(fn, `state[${key}] has ${have.join(', ')} but not ${missing.join(', ')}: ${this.name} keeps ${this.requiredState.join(', ')} of a parameter together`);
       loaded.set(p, entry);
     }
     // All checked: now copy (cast to the parameter's dtype; a copy, so the caller keeps its tensors),
