@@ -485,7 +485,8 @@ __global__ void cross_entropy_mean_kernel(structura_cross_entropy_params p) {
     // no row kept (or only weights 0): NaN, torch's 0 / 0, with the CPU's bits; kept weights that cancel
     // to 0 under a loss that does not: ±inf, as torch
     const double nan = dt::f64(0x7ff8000000000000ull);
-    const double v = p.reduction == STRUCTURA_CE_SUM ? t : p.divisor == 0 && t == 0 ? nan : t / p.divisor;
+    // (kept weights summing to 0: see csrc/ops/reduce.cc)
+    const double v = p.reduction == STRUCTURA_CE_SUM ? t : p.divisor == 0 && (t == 0 || p.smoothing != 0) ? nan : t / p.divisor;
     out.set(0, dt::store_from_double(v, p.dtype));
   }
 }

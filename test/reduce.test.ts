@@ -460,6 +460,10 @@ test('crossEntropy options: PyTorch\'s edge cases and bad values', () => {
       assert.equal(grads[1], grads[2], `${device}: nor an infinite one`);
       const cancel = S.crossEntropy(xd, yd, { weight: S.tensor([1, -1, 0], { device }) });
       assert.is(cancel.item(), Infinity, `${device}: kept weights summing to 0 under a positive loss: +inf (torch)`);
+      // with label smoothing torch divides its label and smoothing parts by the weight sum apart: the
+      // label part's 0 / 0 makes the mean NaN (it was +inf: the smoothing part over 0)
+      const zs = S.crossEntropy(xd, S.tensor([0, 0], { dtype: 'int32', device }), { weight: S.tensor([0, 1, 1], { device }), labelSmoothing: 0.1 });
+      assert.ok(Number.isNaN(zs.item()), `${device}: weights of the kept labels 0 with smoothing: NaN (torch), got ${zs.item()}`);
       assert.ok(Number.isNaN(S.crossEntropy(xd, S.tensor([-100, -100], { dtype: 'int32', device }), { weight: S.tensor([1, 2, 3], { device }) }).item()), `${device}: no row kept: NaN`);
     }
     throwsLike(() => native().crossEntropy(S.zeros([2, 0])._h, S.tensor([-100, -100], { dtype: 'int32' })._h, -100, 0, 1), RangeError, /'logits' \[2, 0\] has no classes/);

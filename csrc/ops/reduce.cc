@@ -394,8 +394,11 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
     for (double l : rows) total += l;
     // mean over the rows not ignored, or by the sum of their weights: no row kept (or only weights 0)
     // is NaN, torch's 0 / 0 (a quiet NaN of fixed bits, the devices' too); kept weights that cancel to 0
-    // under a loss that does not give ±inf, as torch; sum of no rows is 0
-    const double v = o.reduction == STRUCTURA_CE_SUM ? total : divisor == 0 && total == 0 ? std::nan("") : total / divisor;
+    // under a loss that does not give ±inf, as torch; sum of no rows is 0. With label smoothing torch
+    // divides its two parts by the weight sum apart, and the label part's 0 / 0 makes it NaN (the sum
+    // would have been ±inf)
+    const double v = o.reduction == STRUCTURA_CE_SUM ? total
+                     : divisor == 0 && (total == 0 || o.eps != 0) ? std::nan("") : total / divisor;
     store_from_double(out.raw(), out.dtype, 0, v);
   }
   return wrap(env, std::move(out));
