@@ -448,6 +448,7 @@ test('loadStateDict rejects mismatched groups and shapes, and changes nothing th
   assert.throws(() => o5.loadStateDict(part('expAvgSq') as never), (e: Error) => e instanceof RangeError && /but not expAvgSq/.test(e.message));
   assert.throws(() => o5.loadStateDict({ ...sd, state: { 0: { ...sd.state[0], step: -1 } } } as never), (e: Error) => e instanceof RangeError && /state\[0\]\.step must be a step count \(an integer ≥ 0\), got -1/.test(e.message));
   assert.throws(() => o5.loadStateDict({ ...sd, state: { 0: { ...sd.state[0], step: 1.5 } } } as never), RangeError);
+  assert.throws(() => o5.loadStateDict({ ...sd, state: { '00': sd.state[0] } } as never), (e: Error) => e instanceof RangeError && /state\["00"\] refers to no parameter/.test(e.message));
   assert.is(o5.state.size, 0);
   o5.loadStateDict({ ...sd, state: { 0: sd.state[0] } }); // a parameter without state is fine (it starts fresh)
   assert.is(o5.state.size, 1);

@@ -235,7 +235,8 @@ export abstract class Optimizer<O extends object> {
     for (const [key, s] of Object.entries(sd.state)) {
       const id = Number(key);
       const p = byIndex[id];
-      if (!Number.isInteger(id) || p === undefined) rangeError(fn, `state[${key}] refers to no parameter of the state dict's groups`);
+      // '00', ' 0' and '' would all be parameter 0 (and silently overwrite one another)
+      if (!Number.isInteger(id) || String(id) !== key || p === undefined) rangeError(fn, `state[${JSON.stringify(key)}] refers to no parameter of the state dict's groups`);
       if (s === null || typeof s !== 'object') typeError(fn, `state[${key}] must be an object, got ${describe(s)}`);
       const entry: ParamState = {};
       for (const [name, v] of Object.entries(s)) {
