@@ -517,4 +517,22 @@ test('mseLoss reduction: mean / sum / none as F.mse_loss, gradients; bad values'
   assertNoLeak(before, 'mseLoss reduction');
 });
 
+// A batch filtered down to no rows is PyTorch's: NaN mean (0 / 0), 0 sum, [] for 'none', an empty
+// gradient (it was a RangeError); no classes with rows stays an error.
+test('crossEntropy of no rows: NaN mean, 0 sum, [] per row, an empty gradient, on every device', () => {
+  const before = liveCounts();
+  for (const device of ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])])
+    S.tidy(() => {
+      const x = S.zeros([0, 7], { device, requiresGrad: true }), y = S.tensor([], { dtype: 'int32' }).to(device);
+      const mean = S.crossEntropy(x, y), sum = S.crossEntropy(x, y, { reduction: 'sum', weight: S.ones([7], { device }), labelSmoothing: 0.1 });
+      const none = S.crossEntropy(x, y, { reduction: 'none' });
+      assert.ok(Number.isNaN(mean.item()), device);
+      assert.equal([sum.item(), none.shape, none.device], [0, [0], device]);
+      sum.backward();
+      assert.equal([x.grad!.shape, x.grad!.device], [[0, 7], device]);
+      throwsLike(() => S.crossEntropy(S.zeros([2, 0], { device }), S.tensor([0, 0], { dtype: 'int32' }).to(device)), RangeError, /'logits' \[2, 0\] has no classes/);
+    });
+  assertNoLeak(before, 'crossEntropy of no rows');
+});
+
 test.run();

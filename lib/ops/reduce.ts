@@ -9,6 +9,7 @@ import { record, isGradEnabled } from '../autograd';
 import { shapeStr, normAxes, normAxis, sameShape, typeError, rangeError, describe, optionsOf } from '../errors';
 import { add, sub, mul, div, eq, ne, exp, square, neg } from './elementwise';
 import { reshape, expand } from './shape';
+import { zeros, full } from './creation';
 
 type Axis = number | number[] | null | undefined;
 
@@ -280,7 +281,13 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   const [m, c] = logits._shape;
   if (labels._shape.length !== 1 || labels._shape[0] !== m)
     rangeError(fn, `'labels' must be [${m}] to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(labels._shape)}`);
-  if (m === 0 || c === 0) rangeError(fn, `'logits' ${shapeStr(logits._shape)} is empty`);
+  if (m === 0) {
+    // no rows (a batch filtered empty): torch's NaN mean (0 / 0), 0 sum, [] for 'none'; the gradient is empty
+    const out = red === 2 ? zeros([0], { dtype: logits.dtype, device: logits.device }) : full([], red === 0 ? NaN : 0, { dtype: logits.dtype, device: logits.device });
+    const shape = logits._shape.slice();
+    return record('CrossEntropy', [logits, labels], out, [], () => [zeros(shape, { dtype: logits.dtype, device: logits.device }), null]);
+  }
+  if (c === 0) rangeError(fn, `'logits' ${shapeStr(logits._shape)} has no classes`);
   const wh = weight ? weight._h : null;
   const out = fromHandle(native().crossEntropy(logits._h, labels._h, ignore, eps, red, wh), logits.dtype, red === 2 ? [m] : [], logits._dev);
   const saved = weight ? [logits, labels, weight] : [logits, labels];
