@@ -633,6 +633,7 @@ class BackwardPass {
     // PyTorch's version check: a saved tensor written in place since the forward would give the gradient
     // of other values than those the forward used
     node._saved?.forEach((t, i) => {
+      if (t._disposed) throw new Error(`structura.${this.fn}: a tensor ${shapeStr(t._shape)} that ${node.name} saved for its gradient was disposed (by an earlier run of its backward?)`);
       const v = native().version(t._h);
       if (v !== node._versions[i])
         throw new Error(`structura.${this.fn}: a tensor ${shapeStr(t._shape)} ${t.dtype} that ${node.name} saved for its gradient was written in place ` +
@@ -931,7 +932,9 @@ export function gradcheck(fn: (...inputs: any[]) => Tensor | readonly Tensor[], 
           let total: Tensor | null = null;
           floats.forEach((o, i) => {
             if (!o._requiresGrad) return;
-            const t = red.sum(ew.mul(o, mk(w[i], o._shape, false, o._dev)));
+            // (outputs on several devices: their sums meet on the CPU, a recorded copy)
+            const t0 = red.sum(ew.mul(o, mk(w[i], o._shape, false, o._dev)));
+            const t = t0._dev.name === 'cpu' ? t0 : t0.to('cpu');
             total = total ? ew.add(total, t) : t;
           });
           total!.backward();

@@ -729,6 +729,8 @@ leakFree('gradcheck passes right gradients and names the worst element of a wron
     const seen = new Set<string>();
     assert.is(S.gradcheck((t: Tensor) => (seen.add(t.device), t.mul(t).sum(1)), [xd]), true);
     assert.equal([...seen], ['cuda-emu']);
+    // outputs on two devices (their weighted sums meet on the CPU)
+    assert.is(S.gradcheck((t: Tensor) => [t.mul(2), t.to('cpu').mul(3)], [xd]), true);
     xd.dispose();
   }
   for (const t of [x, f32, nograd, captured]) t.dispose();

@@ -473,6 +473,15 @@ test('bad input: raw native calls throw, never crash', () => {
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0])._h, 1), RangeError, /'ids' must have shape \[4\]/);
     throwsLike(() => n.lowrankLoraMixture(x._h, W._h, A3._h, B3._h, S.zeros([4, 3])._h, 1), RangeError, /'gates' \[4, 3\] must be \[M, E\] = \[4, 2\]/);
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0, 1, -1, 0])._h, 1, S.zeros([6])._h), RangeError, /loraBatched: 'bias' \[6\] must have shape \[5\]/);
+    // a result of more than 2^40 elements from legal expand() views: refused before any work (a device
+    // computed x·Aᵀ first, for minutes)
+    for (const dev of ['cpu', ...(S.backend().cudaEmu ? ['cuda-emu'] : [])]) {
+      const big = (rows: number, cols: number) => S.ones([1, cols], { device: dev }).expand([rows, cols]);
+      throwsLike(() => lowrank.lora(big(2 ** 24, 1), big(2 ** 20, 1), S.ones([1, 1], { device: dev }), big(2 ** 20, 1)), RangeError,
+        /lowrank\.lora: the result would have shape \[16777216, 1048576\], more than 2\^40 elements/);
+      throwsLike(() => lowrank.loraBatched(big(2 ** 24, 1), big(2 ** 20, 1), S.ones([1, 1, 1], { device: dev }), S.ones([1, 1, 1], { device: dev }).expand([1, 2 ** 20, 1]),
+        S.zeros([2 ** 24], { dtype: 'int32' })), RangeError, /lowrank\.loraBatched: the result would have shape/);
+    }
     // rows·cols past int64 (2^34 · 2^30 would wrap to 2^30 in int64 arithmetic): refused, not allocated
     throwsLike(() => n.lowrankSparsePattern(i32([5])._h, 2 ** 34 + 1, 2 ** 30), RangeError, /S of shape \[17179869185, 1073741824\] has more than 2\^31 − 1 positions/);
     throwsLike(() => n.lowrankLoraBatched(x._h, W._h, A3._h, B3._h, i32([0, 1, -1, 0])._h, 1, A._h), RangeError, /loraBatched: 'bias'.* must be 1-D|'bias' must be 1-D/);

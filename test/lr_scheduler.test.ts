@@ -103,6 +103,16 @@ test('two schedulers stepped together compose; a later one starts from the curre
     const got = [opt.paramGroups[0].lr];
     for (let i = 0; i < 5; i++) (a.step(), b.step(), got.push(opt.paramGroups[0].lr));
     near(got, [1, 0.9, 0.81, 0.0729, 0.06561, 0.059049], 'ExponentialLR + MultiStepLR');
+    // resumed from the three state dicts in either order, the pair goes on as it would have
+    for (const order of [['a', 'b'], ['b', 'a']]) {
+      const { opt: o2, dispose: d2 } = oneGroup(7);
+      const a2 = new optim.ExponentialLR(o2, { gamma: 0.9 }), b2 = new optim.MultiStepLR(o2, { milestones: [3], gamma: 0.1 });
+      o2.loadStateDict(opt.stateDict());
+      for (const k of order) (k === 'a' ? a2.loadStateDict(a.stateDict()) : b2.loadStateDict(b.stateDict()));
+      const more = [0, 1].map(() => (a2.step(), b2.step(), o2.paramGroups[0].lr));
+      near(more, [0.059049 * 0.9, 0.059049 * 0.81], `resumed (${order.join(', ')})`);
+      d2();
+    }
     dispose();
   }
   {
@@ -172,11 +182,14 @@ test('the optimizer steps with the scheduled rate; stateDict / loadStateDict res
     [0.4, 0.4, 0.2, 0.2, 0.1].forEach((v, i) => assert.ok(Math.abs(seen[i] - v) < 1e-7, `step ${i} moved ${seen[i]}, want ${v}`));
     const saved = JSON.parse(JSON.stringify(s.stateDict()));
     assert.equal(saved, { lastEpoch: 5, baseLrs: [0.4], lastLr: [0.4 * 0.25] });
-    // a fresh optimizer and scheduler (made at another rate) pick up where it stopped
+    // a fresh optimizer and scheduler (made at another rate) pick up where it stopped: as PyTorch's, the
+    // scheduler's state leaves lr alone and the optimizer's brings it back
     const w2 = S.tensor([0, 0], { requiresGrad: true });
     const opt2 = new optim.SGD([w2], { lr: 9 });
     const s2 = new optim.StepLR(opt2, { stepSize: 2, gamma: 0.5 });
     s2.loadStateDict(saved);
+    assert.is(opt2.paramGroups[0].lr, 9);
+    opt2.loadStateDict(opt.stateDict());
     assert.is(opt2.paramGroups[0].lr, 0.1);
     s.step();
     s2.step();
@@ -199,7 +212,8 @@ test('schedulers: bad arguments are TypeError / RangeError naming them', () => {
   throwsLike(() => new optim.MultiStepLR(opt, { milestones: [1.5] }), TypeError, /'milestones' must be an array of integers/);
   throwsLike(() => new optim.LinearLR(opt, { startFactor: 0 }), RangeError, /'startFactor' must be in \(0, 1\]/);
   throwsLike(() => new optim.LinearLR(opt, { endFactor: 1.5 }), RangeError, /'endFactor' must be in \[0, 1\]/);
-  throwsLike(() => new optim.CosineAnnealingLR(opt, { tMax: 0 }), RangeError, /'tMax' must be > 0/);
+  throwsLike(() => new optim.CosineAnnealingLR(opt, { tMax: 0 }), RangeError, /'tMax' must be an integer ≥ 1, got 0/);
+  throwsLike(() => new optim.CosineAnnealingLR(opt, { tMax: 4 / 3 }), RangeError, /'tMax' must be an integer ≥ 1/);
   throwsLike(() => new optim.LambdaLR(opt, { lrLambda: [(t: number) => t] }), RangeError, /'lrLambda' has 1 functions but the optimizer has 2 parameter groups/);
   throwsLike(() => new optim.LambdaLR(opt, { lrLambda: 3 as never }), TypeError, /'lrLambda' must be a function/);
   throwsLike(() => new optim.LambdaLR(opt, { lrLambda: () => 'x' as never }), TypeError, /'lrLambda' returned string 'x' at step 0, not a number|'lrLambda' returned .* at step 0/);

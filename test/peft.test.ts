@@ -247,9 +247,9 @@ test('loadPeftAdapter: what does not fit is refused, naming the field or key, an
     refuse({ alora_invocation_tokens: [5, 6] }, good, RangeError, /'alora_invocation_tokens' is set/);
     refuse({ layer_replication: [[0, 1], [0, 1]] }, good, RangeError, /'layer_replication' is set/);
     refuse({ r: 'two' }, good, TypeError, /adapter_config 'r' must be a finite number/);
-    // null is not "left out": it does not take PEFT's default
+    // a number's null is not "left out" (it does not take PEFT's default); a boolean's null is false, as
+    // PEFT's `if use_rslora:` (tested where adapters load)
     refuse({ lora_alpha: null }, good, TypeError, /adapter_config 'lora_alpha' must be a finite number, got null/);
-    refuse({ use_rslora: null }, good, TypeError, /adapter_config 'use_rslora' must be a boolean, got null/);
     refuse({ r: 3 }, good, RangeError, /the config gives '0\.q_proj' r = 3 \(r or rank_pattern\) but its lora_A is \[2, 6\]/);
     refuse({ use_dora: true }, good, RangeError, /use_dora is true but the adapter has no lora_magnitude_vector for '0\.q_proj'/);
     refuse({}, { ...good, 'base_model.model.2.q_proj.lora_A.weight': good['base_model.model.0.q_proj.lora_A.weight'] }, RangeError, /weights for '2\.q_proj', which is not a module of the model/);
@@ -425,7 +425,7 @@ test('loadPeftAdapter: a tied block (one layer, two paths), fan_in_fan_out, Pyth
   const good = adapterTensors(r, [['0.q_proj', 2]], false);
   const tied: Record<string, Tensor> = { ...good };
   for (const [k, t] of Object.entries(good)) tied[k.replace('.0.', '.dec.')] = t;
-  const res = io.loadPeftAdapter(m, { config: { ...PEFT_CONFIG, fan_in_fan_out: true, alpha_pattern: { 'q_pro\\Z': 99, 'q_proj\\Z': 8 } }, tensors: tied });
+  const res = io.loadPeftAdapter(m, { config: { ...PEFT_CONFIG, fan_in_fan_out: true, use_rslora: null, use_dora: null, alpha_pattern: { 'q_pro\\Z': 99, 'q_proj\\Z': 8 } }, tensors: tied });
   assert.equal(res.injected, ['0.q_proj']);
   assert.ok(at(m, 'dec.q_proj') === at(m, '0.q_proj') && at(m, '0.q_proj') instanceof nn.LoRALinear, 'one LoRALinear in both places');
   assert.is((at(m, '0.q_proj') as nn.LoRALinear).scale, 4, "alpha 8 from 'q_proj\\Z' (Python's end anchor)");

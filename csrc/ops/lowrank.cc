@@ -477,6 +477,8 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
   }
   if (bias && bias->shape[0] != N)
     bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
+  // (before any work: a device would compute T first; M and N each fit, their product may not)
+  check_result_size(env, "lowrank." + op, {M, N});
   if (info.Length() <= 4 || !info[4].IsNumber()) bad_type(env, op, "'rank' must be an integer");
   const double rk = info[4].As<Napi::Number>().DoubleValue();
   if (!(rk >= 1 && rk <= (double)r && rk == std::floor(rk)))
@@ -541,6 +543,7 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
   check_stacked(env, op, x, W, A, B);
   check_bias(env, op, bias, W.shape[0]);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A.shape[0], r = A.shape[1];
+  check_result_size(env, "lowrank." + op, {M, N});
   // ids on the CPU with x on a device: planned from them directly, with no read back (a synchronization)
   check_int32(env, op, ids, x, "ids", M, /*host_ok=*/true);
   const double scale = get_scale(info, 5, op);
@@ -593,6 +596,7 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
   check_stacked(env, op, x, W, A, B);
   check_bias(env, op, bias, W.shape[0]);
   const int64_t M = x.shape[0], K = x.shape[1], N = W.shape[0], E = A.shape[0], r = A.shape[1];
+  check_result_size(env, "lowrank." + op, {M, N});
   if (G.shape[0] != M || G.shape[1] != E)
     bad_range(env, op, "'gates' " + shape_str(G.shape) + " must be [M, E] = [" + std::to_string(M) + ", " +
                            std::to_string(E) + "] (from 'x' " + shape_str(x.shape) + " and 'A' " + shape_str(A.shape) +
@@ -753,6 +757,7 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
   check_floats(env, op, args, nd, /*on_device=*/true);
   const int64_t M = x.shape[0], K = x.shape[1], r = A.shape[0], N = B.shape[0], nnz = values.shape[0];
+  check_result_size(env, "lowrank." + op, {M, N});
   if (A.shape[1] != K)
     bad_range(env, op, "'A' " + shape_str(A.shape) + " must be [r, in] with in = " + std::to_string(K) + " (from 'x' " +
                            shape_str(x.shape) + ")");
@@ -801,6 +806,7 @@ Napi::Value Spmm(const Napi::CallbackInfo& info) {
   const bool tr = get_bool(info, 5, "transpose");
   check_floats(env, op, {{&in, "x"}, {&values, "values"}}, {2, 1}, /*on_device=*/true);
   const int64_t M = in.shape[0], nnz = values.shape[0];
+  check_result_size(env, "lowrank." + op, {M, tr ? K : N});
   if (in.shape[1] != (tr ? N : K))
     bad_range(env, op, "'x' " + shape_str(in.shape) + " must have " + std::to_string(tr ? N : K) + " columns (" +
                            (tr ? "out" : "in") + ")");

@@ -78,14 +78,15 @@ const FN = 'io.loadPeftAdapter';
 /** The config's LoRA settings, checked; PEFT's defaults for the fields left out (r 8, lora_alpha 8). */
 function loraSettings(config: Record<string, unknown>) {
   const field = (k: string) => `adapter_config '${k}'`;
-  // only a missing field takes PEFT's default: null is not a number here (PEFT would fail on it too)
+  // only a missing field takes PEFT's default: null is not a number (PEFT would fail on it too)
   const num = (k: string, dflt: number): number => {
     const v = config[k] === undefined ? dflt : config[k];
     if (typeof v !== 'number' || !Number.isFinite(v)) typeError(FN, `${field(k)} must be a finite number, got ${describe(v)}`);
     return v as number;
   };
+  // (a boolean's null is false, as PEFT's `if use_rslora:`)
   const bool = (k: string): boolean => {
-    const v = config[k] === undefined ? false : config[k];
+    const v = config[k] === undefined || config[k] === null ? false : config[k];
     if (typeof v !== 'boolean') typeError(FN, `${field(k)} must be a boolean, got ${describe(v)}`);
     return v as boolean;
   };

@@ -2,7 +2,10 @@
 // every LoRA layer of the model (nn.LoRALinear, nn.MultiLoRALinear) computing its base layer alone, and
 // each layer's switch is put back afterwards, also when fn throws. The frozen base model without a second
 // copy of its weights: DPO's reference model (TRL computes the reference log-probabilities this way), or
-// the base's output beside the fine-tune's.
+// the base's output beside the fine-tune's. Unlike PEFT, modules trained in full (injectLora's
+// modulesToSave) keep their trained weights inside fn: they are trained in place and no original copy
+// is kept. A merged nn.LoRALinear is unmerged inside fn (its weight must be the base's), which a pending
+// backward through an earlier forward of it then refuses (the weight it saved changed).
 import { describe, typeError, rangeError } from '../errors';
 import type { NotPromise } from '../tensor';
 import { Module } from './module';

@@ -92,7 +92,9 @@ export abstract class LRScheduler {
     return { lastEpoch: this.lastEpoch, baseLrs: this.baseLrs.slice(), lastLr: this.#lastLr.slice() };
   }
 
-  /** Resumes a saved schedule: the step count and base rates, and the groups' lr as they were saved. */
+  /** Resumes a saved schedule: its step count, base rates and last rates. As PyTorch's, it leaves the
+   * groups' lr alone: the optimizer's loadStateDict brings those back (with several schedulers on one
+   * optimizer each one's lastLr is only its own step's). */
   loadStateDict(state: LRSchedulerStateDict): void {
     const fn = `${this.name}.loadStateDict`;
     if (state === null || typeof state !== 'object') typeError(fn, `'state' must be a scheduler state dict, got ${describe(state)}`);
@@ -105,10 +107,8 @@ export abstract class LRScheduler {
     this.baseLrs.splice(0, this.baseLrs.length, ...baseLrs);
     this.lastEpoch = lastEpoch;
     this.#lastLr = lastLr.slice();
-    (this.optimizer as unknown as Groups).paramGroups.forEach((g, i) => {
-      g.lr = lastLr[i];
-      initialLr.set(g, baseLrs[i]); // what PyTorch's optimizer state dict would have brought back
-    });
+    // the groups' initial_lr, which PyTorch's optimizer state dict would have brought back
+    (this.optimizer as unknown as Groups).paramGroups.forEach((g, i) => initialLr.set(g, baseLrs[i]));
   }
 }
 
@@ -132,12 +132,6 @@ function int(fn: string, o: Record<string, unknown>, key: string, min: number, d
 function nonNegative(fn: string, o: Record<string, unknown>, key: string, dflt?: number): number {
   const v = num(fn, o, key, dflt);
   if (!(v >= 0)) rangeError(fn, `'${key}' must be ≥ 0 (a learning rate is), got ${v}`);
-  return v;
-}
-
-function positive(fn: string, o: Record<string, unknown>, key: string, dflt?: number): number {
-  const v = num(fn, o, key, dflt);
-  if (!(v > 0)) rangeError(fn, `'${key}' must be > 0, got ${v}`);
   return v;
 }
 
@@ -255,7 +249,7 @@ export class CosineAnnealingLR extends LRScheduler {
   constructor(optimizer: Optimizer<object>, opts: { tMax: number; etaMin?: number }) {
     super('optim.CosineAnnealingLR', optimizer);
     const o = optionsOf(this.name, opts as unknown as Record<string, unknown>, ['tMax', 'etaMin']);
-    this.tMax = positive(this.name, o, 'tMax');
+    this.tMax = int(this.name, o, 'tMax', 1); // (an integer, as PyTorch's T_max: the trough's test is exact then)
     this.etaMin = nonNegative(this.name, o, 'etaMin', 0);
     this.start();
   }
