@@ -9,6 +9,7 @@
 import { describe, typeError, rangeError } from '../errors';
 import type { NotPromise } from '../tensor';
 import { Module } from './module';
+import { withSwitch } from './linear';
 import { LoRALinear } from './lowrank';
 import { MultiLoRALinear } from './multilora';
 
@@ -21,12 +22,5 @@ export function disableAdapters<T>(module: Module, fn: () => NotPromise<T>): T {
   if (layers.length === 0) rangeError(name, 'the module has no LoRA layer (nn.LoRALinear or nn.MultiLoRALinear) to switch off');
   const was = layers.map((l) => l.adaptersEnabled);
   for (const l of layers) l.enableAdapters(false);
-  let result: T;
-  try {
-    result = fn();
-  } finally {
-    layers.forEach((l, i) => l.enableAdapters(was[i]));
-  }
-  if (result instanceof Promise) typeError(name, 'fn returned a Promise; the adapters are off for synchronous code only (await inside fn would run with them on)');
-  return result;
+  return withSwitch(name, fn, () => layers.forEach((l, i) => l.enableAdapters(was[i])), 'the adapters are off');
 }

@@ -27,6 +27,22 @@ export function checkLive(fn: string, params: Record<string, Tensor | null | und
   for (const name in params) if (params[name]?.isDisposed) typeError(fn, `its parameter '${name}' was disposed (the module was disposed?)`);
 }
 
+/**
+ * fn() with a switch set for its duration (nn.useAdapters, nn.disableAdapters): `restore` runs after it,
+ * also when it throws. fn must be synchronous: a returned Promise is a TypeError (its awaits would run
+ * after the switch is back), `what` saying what the switch was.
+ */
+export function withSwitch<T>(fn: string, body: () => T, restore: () => void, what: string): T {
+  let result: T;
+  try {
+    result = body();
+  } finally {
+    restore();
+  }
+  if (result instanceof Promise) typeError(fn, `fn returned a Promise; ${what} for synchronous code only (await inside fn would run without it)`);
+  return result;
+}
+
 /** x [..., in]·Wᵀ with W [out, in] (nn.Linear's product, checked by the caller). */
 export function linearNoBias(x: Tensor, W: Tensor): Tensor {
   if (x.ndim >= 2) return linearNT(x, W); // W's gradient in its own layout (ops/dense.ts)

@@ -35,7 +35,7 @@ import { max } from '../ops/reduce';
 import { reshape, narrow, cast } from '../ops/shape';
 import { zeros, tensor } from '../ops/creation';
 import { Module } from './module';
-import { Linear, checkFeatures, checkInput, checkLive } from './linear';
+import { Linear, checkFeatures, checkInput, checkLive, withSwitch } from './linear';
 import { targetLinears, replaceModules } from './peft';
 
 /** Which adapter each row takes: a name (or null / '__base__': none) for all, or one entry a sample or a row. */
@@ -402,14 +402,7 @@ export function useAdapters<T>(module: Module, adapters: AdapterChoice, fn: () =
   // the array copied, so that a caller's later change does not reach a forward inside
   const choice = Array.isArray(adapters) ? [...adapters] : adapters;
   const old = layers.map((l) => l.swapContext(choice));
-  let result: T;
-  try {
-    result = fn();
-  } finally {
-    layers.forEach((l, i) => l.swapContext(old[i]));
-  }
-  if (result instanceof Promise) typeError(name, 'fn returned a Promise; the adapters are chosen for synchronous code only (await inside fn would run with others)');
-  return result;
+  return withSwitch(name, fn, () => layers.forEach((l, i) => l.swapContext(old[i])), 'the adapters are chosen');
 }
 
 /** Every MultiLoRALinear layer of `module` takes adapter `name` (null: none) when not told otherwise. */
