@@ -496,7 +496,7 @@ function multiLoraCase(ctx: BenchContext, E: number): BenchCase {
     },
     baselines: {
       op: { kind: 'local', label: 'lowrank.loraBatched on the slots', run: () => tidy(() => {
-        lowrank.loraBatched(x!, bank!.base.weight, bank!.loraA, bank!.loraB, ids!).add(bank!.base.bias!);
+        lowrank.loraBatched(x!, bank!.base.weight, bank!.loraA, bank!.loraB, ids!, { bias: bank!.base.bias });
       }) },
       separate: { kind: 'local', label: `${E} nn.LoRALinear layers, one request each`, run: () => tidy(() => {
         for (let e = 0; e < E; e++) layers[e].forward(rows[e]);
