@@ -8,6 +8,7 @@ import * as S from '../lib/index';
 import type { Tensor } from '../lib/index';
 import { throwsLike, liveCounts, assertNoLeak, checkOp, rng, freshSeed } from './helpers';
 import * as R from './reference/ops';
+import { native } from '../lib/native';
 
 const arr = (t: Tensor | null) => Array.from(t!.dataSync());
 const near = (a: number[], b: number[], tol = 1e-5) =>
@@ -742,6 +743,13 @@ leakFree('backward refuses a saved tensor written in place since the forward (an
   const lin = new S.nn.Linear(2, 1, { seed: 1 });
   const x = S.tensor([[1, 2]], { requiresGrad: true });
   S.tidy(() => {
+    // a refused write changes nothing, so it fails no graph (the natives bumped the version first)
+    const y0 = lin.forward(x).sum();
+    throwsLike(() => native().copyInto(lin.weight._h, S.zeros([3, 3])._h), RangeError, /does not broadcast/);
+    throwsLike(() => native().gemm(lin.weight._h, S.zeros([1, 3])._h, S.zeros([3, 3])._h, 1, 0, false, false), RangeError, /shapes do not match/);
+    y0.backward();
+    lin.zeroGrad();
+    x.zeroGrad();
     const y = lin.forward(x).sum();
     S.nn.init.constant_(lin.weight, 5);
     throwsLike(() => y.backward(), Error, /structura\.backward: a tensor \[1, 2\] float32 that Linear saved for its gradient was written in place after the forward \(storage version \d+, \d+ when saved\)/);

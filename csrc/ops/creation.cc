@@ -390,9 +390,10 @@ Napi::Value CopyInto(const Napi::CallbackInfo& info) {
   Tensor dst = unwrap(info[0], "dst");
   Tensor src = unwrap(info[1], "src");
   require_same_device(env, dst, "dst", src, "src", "copyInto");
-  dst.storage->version++;  // written in place (Storage::version)
+  // written in place (Storage::version), after the checks below: a refused call changes nothing
   if (dst.device().type != DeviceType::cpu && dst.dtype == src.dtype && dst.shape == src.shape &&
       dst.is_contiguous() && src.is_contiguous()) {
+    dst.storage->version++;
     // memmove semantics are not promised by a device copy: equal ranges are a no-op, others overlap
     // only when they share storage, which then goes through a temporary.
     if (dst.raw() == src.raw()) return env.Undefined();
@@ -410,6 +411,7 @@ Napi::Value CopyInto(const Napi::CallbackInfo& info) {
   if (src.ndim() > dst.ndim() || !broadcast_shapes(src.shape, dst.shape, b) || b != dst.shape)
     throw_range(env, "structura.copyInto: 'src' of shape " + shape_str(src.shape) + " does not broadcast to 'dst' " +
                          shape_str(dst.shape));
+  dst.storage->version++;
   if (dst.device().type != DeviceType::cpu) {
     // Any strides, broadcasting and casting: cuda/copy.cu. Overlapping storage goes through a
     // contiguous copy of src first, as on the CPU.

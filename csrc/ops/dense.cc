@@ -422,7 +422,6 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   if (A.device() != C.device() || B.device() != C.device())
     throw_type(env, "structura.gemm: 'C', 'A' and 'B' must be on one device, got " + C.device().str() + ", " +
                         A.device().str() + " and " + B.device().str());
-  C.storage->version++;  // written in place (Storage::version)
   if (C.device().type != DeviceType::cpu && C.dtype == DType::f64)
     throw_type(env, "structura.gemm: float64 is not implemented on " + C.device().str() +
                         " (float32 is); compute on the CPU");
@@ -472,8 +471,12 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   int64_t rs_a, cs_a, rs_b, cs_b;
   matrix_strides(A, ta, rs_a, cs_a);
   matrix_strides(B, tb, rs_b, cs_b);
+  if (C.device().type != DeviceType::cpu && !probe.empty())
+    throw_range(env, "structura.gemm: 'probe' tests the CPU GEMM's epilogue hook; C is on " + C.device().str());
+  // written in place (Storage::version), once every argument has been checked: a refused call
+  // changes nothing, and a graph that saved C is not failed by it
+  C.storage->version++;
   if (C.device().type != DeviceType::cpu) {
-    if (!probe.empty()) throw_range(env, "structura.gemm: 'probe' tests the CPU GEMM's epilogue hook; C is on " + C.device().str());
     device_gemm(env, C, A, B, bias, ta, tb, M, N, Ka, alpha, beta);
     return env.Undefined();
   }
