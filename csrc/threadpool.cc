@@ -18,23 +18,44 @@
 
 namespace structura {
 
-void set_flush_denormals() {
+namespace {
+// Off by default (PyTorch's): with it on, only large ops (those the pool runs) flushed, so a result
+// depended on the tensor's size and the thread count, and differed from the devices'.
+std::atomic<bool> g_flush{false};
+
+// The job's FTZ (bit 15) / DAZ (bit 6) on this thread, as g_flush says (read once a job).
+void apply_flush_mode() {
 #if defined(__x86_64__) || defined(_M_X64)
-  _mm_setcsr(_mm_getcsr() | 0x8040);  // FTZ (bit 15) | DAZ (bit 6)
+  const unsigned csr = _mm_getcsr();
+  const unsigned want = (csr & ~0x8040u) | (g_flush.load(std::memory_order_relaxed) ? 0x8040u : 0u);
+  if (want != csr) _mm_setcsr(want);
+#endif
+}
+}  // namespace
+
+bool set_flush_denormal(bool on) {
+#if defined(__x86_64__) || defined(_M_X64)
+  g_flush.store(on);
+  return true;
+#else
+  (void)on;
+  return false;
 #endif
 }
 
+bool flush_denormal() { return g_flush.load(); }
+
 namespace {
 
-// FTZ/DAZ on the calling thread for one scope, its own MXCSR back afterwards: the caller of a
-// parallel region is Node's thread (or a worker_thread's), whose JavaScript must keep IEEE
+// The pool's FTZ/DAZ mode on the calling thread for one scope, its own MXCSR back afterwards: the
+// caller of a parallel region is Node's thread (or a worker_thread's), whose JavaScript must keep IEEE
 // subnormals (5e-324 * 1 is 5e-324) after the region.
 class ScopedFlushDenormals {
  public:
   ScopedFlushDenormals() {
 #if defined(__x86_64__) || defined(_M_X64)
     saved_ = _mm_getcsr();
-    _mm_setcsr(saved_ | 0x8040);
+    apply_flush_mode();
 #endif
   }
   ~ScopedFlushDenormals() {
@@ -96,6 +117,7 @@ struct Pool {
   }
 
   void run_one(int tid) {
+    if (tid != 0) apply_flush_mode();  // (the caller's share sets it in its own scope)
     try {
       (*job)(tid, job_threads);
     } catch (...) {
@@ -105,7 +127,6 @@ struct Pool {
   }
 
   void loop(int tid, uint64_t seen) {
-    set_flush_denormals();
     for (;;) {
       // spin ~50 µs, then sleep
       uint64_t g = generation.load(std::memory_order_acquire);
@@ -202,7 +223,7 @@ void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
   p.cv.notify_all();
   t_region_threads = nthreads;
   {
-    // The caller's share runs with the workers' FTZ/DAZ, so every chunk of a job computes alike.
+    // The caller's share runs in the workers' FTZ/DAZ mode, so every chunk of a job computes alike.
     ScopedFlushDenormals ftz;
     p.run_one(0);
   }

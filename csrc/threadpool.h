@@ -24,7 +24,10 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 void parallel_region(int nthreads, const std::function<void(int tid, int nthreads)>& fn);
 // Barrier among the threads of the current parallel_region (no-op outside one).
 void region_barrier();
-// Sets FTZ/DAZ on the calling thread for good (the pool's workers call it once).
-void set_flush_denormals();
+// Whether parallel jobs flush subnormals to zero (FTZ/DAZ), as torch.set_flush_denormal: off by
+// default, so a large op (run by the pool) and a small one (run inline) give the same IEEE results,
+// the devices' too. Returns false where the CPU has no such mode (then nothing changes).
+bool set_flush_denormal(bool on);
+bool flush_denormal();
 
 }  // namespace structura

@@ -3,7 +3,7 @@
 // This is the public entry. Everything here works on CPU tensors today; see DESIGN.md for the
 // contract of each op (shapes, dtypes, gradients).
 export {
-  Tensor, tidy, keep, dispose, memory, emptyCache, setNumThreads, getNumThreads, backend, cuda, isFloating, DTYPES, FLOAT_DTYPES,
+  Tensor, tidy, keep, dispose, memory, emptyCache, setNumThreads, getNumThreads, setFlushDenormal, backend, cuda, isFloating, DTYPES, FLOAT_DTYPES,
 } from './tensor';
 export type { DType, Device, TypedArray, Memory, DeviceMemory, NotPromise } from './tensor';
 export type { BackendInfo } from './native';

@@ -204,6 +204,9 @@ export interface NativeBinding {
   emuProfile(action: 'start' | 'stop'): void;
   emuProfile(action: 'report'): string;
   setNumThreads(n: number): void;
+  /** FTZ/DAZ in the CPU pool's jobs (torch.set_flush_denormal); false where the CPU has no such mode. */
+  setFlushDenormal(mode: boolean): boolean;
+  flushDenormal(): boolean;
   getNumThreads(): number;
 }
 

@@ -747,6 +747,17 @@ export function getNumThreads(): number {
   return native().getNumThreads();
 }
 
+/**
+ * As torch.set_flush_denormal: with mode true the CPU's multithreaded ops flush subnormal inputs and
+ * results to zero (FTZ/DAZ: faster where subnormals are common, on CPUs that slow down on them); off by
+ * default, as in PyTorch, so every op keeps IEEE subnormals, as the devices do. JavaScript's own
+ * arithmetic is never affected. Returns false where the CPU has no such mode (x86-64 has).
+ */
+export function setFlushDenormal(mode: boolean): boolean {
+  if (typeof mode !== 'boolean') typeError('setFlushDenormal', `'mode' must be a boolean, got ${describe(mode)}`);
+  return native().setFlushDenormal(mode);
+}
+
 /** The backend: CUDA availability (and why not), devices, SIMD level, threads, version, and the binary loaded. */
 export function backend(): BackendInfo {
   return { ...native().backend(), binary: nativePath() };

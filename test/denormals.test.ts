@@ -1,7 +1,8 @@
-// denormals.test.ts — the pool's FTZ/DAZ (csrc/threadpool.cc) stays inside its jobs: after large
-// parallel CPU ops (elementwise, a reduction, a matmul), JavaScript on the calling thread still computes
-// with IEEE subnormals (5e-324 · 1 = 5e-324), a float32 subnormal round-trips through a Float32Array,
-// and a small op run inline on this thread keeps subnormals.
+// denormals.test.ts — subnormals: large (pooled) and small (inline) CPU ops keep them by default, as the
+// devices and PyTorch; setFlushDenormal(true) turns the pool's FTZ/DAZ on (csrc/threadpool.cc), and
+// that mode stays inside its jobs: after large parallel CPU ops (elementwise, a reduction, a matmul),
+// JavaScript on the calling thread still computes with IEEE subnormals (5e-324 · 1 = 5e-324), and a
+// float32 subnormal round-trips through a Float32Array.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as S from '../lib/index';
@@ -55,6 +56,40 @@ test('a small op run inline on this thread keeps float32 subnormals', () => {
   N.dispose(y);
   N.dispose(h);
   jsKeepsSubnormals('after a small op');
+});
+
+// A large op (run by the pool) and a small one (inline) give the same IEEE results by default, as the
+// devices and PyTorch: the pool flushed subnormals (FTZ/DAZ), so the max of a [100000, 2] tensor of
+// 0 and 1e-40 was 0 and of a [4, 2] one 1e-40. setFlushDenormal(true) is torch.set_flush_denormal.
+test('subnormals kept by large parallel ops by default; setFlushDenormal(true) flushes them there, JavaScript untouched', () => {
+  const threads = N.getNumThreads();
+  N.setNumThreads(Math.max(2, threads));
+  const tiny = Math.fround(1e-40);
+  const rows = (n: number) => {
+    const v = new Float32Array(2 * n);
+    for (let i = 0; i < n; i++) v[2 * i + 1] = tiny;
+    return S.tensor(v, { shape: [n, 2] });
+  };
+  try {
+    S.tidy(() => {
+      for (const n of [4, 100000]) {
+        const x = rows(n);
+        assert.is(S.max(x, 1).dataSync()[n - 1], tiny, `max of ${n} rows`);
+        assert.is(S.mul(x, 1).dataSync()[2 * n - 1], tiny, `mul of ${n} rows`);
+        assert.is(S.gt(x, 0).dataSync()[2 * n - 1], 1, `gt of ${n} rows`);
+      }
+      assert.is(S.setFlushDenormal(true), true);
+      const big = rows(100000);
+      assert.is(S.max(big, 1).dataSync()[99999], 0, 'flushed in a parallel job');
+      jsKeepsSubnormals('with the flush on');
+      S.setFlushDenormal(false);
+      assert.is(S.max(big, 1).dataSync()[99999], tiny, 'kept again');
+      assert.throws(() => S.setFlushDenormal(1 as never), /'mode' must be a boolean/);
+    });
+  } finally {
+    S.setFlushDenormal(false);
+    N.setNumThreads(threads);
+  }
 });
 
 test.run();
