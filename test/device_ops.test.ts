@@ -275,6 +275,13 @@ for (const dev of DEVICES) {
     N.copyInto(a.cpu, keep(N.view(a.cpu, [7, 7], [1, 7], 0)));
     N.copyInto(a.dev, keep(N.view(a.dev, [7, 7], [1, 7], 0)));
     sameBits(N.readRaw(a.dev), N.readRaw(a.cpu), 'copyInto(xᵀ)');
+    // into an expanded view (elements sharing memory): refused on every device, as PyTorch's copy_ (on a
+    // GPU the writes would race)
+    for (const d of ['cpu', dev])
+      S.tidy(() => {
+        const x = S.zeros([3], { device: d }).expand([2, 3]);
+        assert.throws(() => N.copyInto(x._h, S.ones([2, 3], { device: d })._h), (e: Error) => e instanceof RangeError && /'dst' \[2, 3\] \(strides \[0, 1\]\) has elements that share one memory location/.test(e.message));
+      });
     // concat of a fresh tensor, a transposed view and an offset view along each axis
     for (const dt of ['float32', 'float16', 'int32'] as DType[]) {
       const parts = [[3, 4], [3, 4], [3, 4]].map((s, i) => pair(dt, s, randomBits(dt, 12, r), layoutsFor(s)[i], dev));

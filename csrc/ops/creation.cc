@@ -390,6 +390,13 @@ Napi::Value CopyInto(const Napi::CallbackInfo& info) {
   Tensor dst = unwrap(info[0], "dst");
   Tensor src = unwrap(info[1], "src");
   require_same_device(env, dst, "dst", src, "src", "copyInto");
+  // As PyTorch's copy_: a destination whose elements share memory (an expand()ed view) would be written
+  // several times at once — the last write winning here, an unordered race on a GPU
+  if (dst.numel() > 0)
+    for (int64_t d = 0; d < dst.ndim(); d++)
+      if (dst.shape[d] > 1 && dst.strides[d] == 0)
+        throw_range(env, "structura.copyInto: 'dst' " + shape_str(dst.shape) + " (strides " + shape_str(dst.strides) +
+                             ") has elements that share one memory location (an expanded view); clone() it first");
   // written in place (Storage::version), after the checks below: a refused call changes nothing
   if (dst.device().type != DeviceType::cpu && dst.dtype == src.dtype && dst.shape == src.shape &&
       dst.is_contiguous() && src.is_contiguous()) {
