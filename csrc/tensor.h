@@ -148,8 +148,8 @@ inline uint16_t float_to_bf16(float f) {  // round to nearest even, NaN stays Na
   u += 0x7fffu + ((u >> 16) & 1u);
   return (uint16_t)(u >> 16);
 }
-// float32 ↔ float64 as IEEE converts, whatever MXCSR says: the pool's jobs run with FTZ/DAZ
-// (threadpool.h), under which cvtss2sd reads a float32 subnormal as 0 and cvtsd2ss flushes a result
+// float32 ↔ float64 as IEEE converts, whatever MXCSR says: with setFlushDenormal(true) the pool's jobs
+// run with FTZ/DAZ (threadpool.h), under which cvtss2sd reads a float32 subnormal as 0 and cvtsd2ss flushes a result
 // below 2^-126 to 0, so a cast large enough to be split lost subnormals that a small one and the
 // devices keep. A cast moves data; it should not depend on the size of the job.
 inline double float_to_double_exact(float x) {

@@ -23,12 +23,14 @@ namespace {
 // depended on the tensor's size and the thread count, and differed from the devices'.
 std::atomic<bool> g_flush{false};
 
-// The job's FTZ (bit 15) / DAZ (bit 6) on this thread, as g_flush says (read once a job).
-void apply_flush_mode() {
+// FTZ (bit 15) / DAZ (bit 6) on this thread, on or off (a job's mode, read once for all its threads).
+void apply_flush_mode(bool on) {
 #if defined(__x86_64__) || defined(_M_X64)
   const unsigned csr = _mm_getcsr();
-  const unsigned want = (csr & ~0x8040u) | (g_flush.load(std::memory_order_relaxed) ? 0x8040u : 0u);
+  const unsigned want = (csr & ~0x8040u) | (on ? 0x8040u : 0u);
   if (want != csr) _mm_setcsr(want);
+#else
+  (void)on;
 #endif
 }
 }  // namespace
@@ -52,10 +54,12 @@ namespace {
 // subnormals (5e-324 * 1 is 5e-324) after the region.
 class ScopedFlushDenormals {
  public:
-  ScopedFlushDenormals() {
+  explicit ScopedFlushDenormals(bool on) {
 #if defined(__x86_64__) || defined(_M_X64)
     saved_ = _mm_getcsr();
-    apply_flush_mode();
+    apply_flush_mode(on);
+#else
+    (void)on;
 #endif
   }
   ~ScopedFlushDenormals() {
@@ -87,6 +91,7 @@ struct Pool {
   std::atomic<int> remaining{0};
   const std::function<void(int, int)>* job = nullptr;
   int job_threads = 0;
+  bool job_flush = false;  // the job's FTZ/DAZ mode, read once before it is published
   std::exception_ptr error;
   std::mutex error_mutex;
   bool stop = false;
@@ -117,7 +122,7 @@ struct Pool {
   }
 
   void run_one(int tid) {
-    if (tid != 0) apply_flush_mode();  // (the caller's share sets it in its own scope)
+    if (tid != 0) apply_flush_mode(job_flush);  // (the caller's share sets it in its own scope)
     try {
       (*job)(tid, job_threads);
     } catch (...) {
@@ -203,7 +208,13 @@ void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
     int saved = t_region_threads;
     t_region_threads = 1;
     try {
-      fn(0, 1);
+      // inline: outside a job in the flush mode too (inside one, the job's mode is already set)
+      if (saved == 0 && g_flush.load()) {
+        ScopedFlushDenormals ftz(true);
+        fn(0, 1);
+      } else {
+        fn(0, 1);
+      }
     } catch (...) {
       t_region_threads = saved;
       throw;
@@ -213,6 +224,7 @@ void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
   }
   p.job = &fn;
   p.job_threads = nthreads;
+  p.job_flush = g_flush.load();
   p.error = nullptr;
   p.remaining.store(nthreads - 1);
   p.bar_count.store(0);
@@ -224,7 +236,7 @@ void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
   t_region_threads = nthreads;
   {
     // The caller's share runs in the workers' FTZ/DAZ mode, so every chunk of a job computes alike.
-    ScopedFlushDenormals ftz;
+    ScopedFlushDenormals ftz(p.job_flush);
     p.run_one(0);
   }
   t_region_threads = 0;
@@ -251,7 +263,12 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   grain = std::max<int64_t>(1, grain);
   int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, num_threads());
   if (chunks <= 1) {
-    fn(0, n);
+    if (t_region_threads == 0 && g_flush.load()) {  // (as parallel_region's inline path)
+      ScopedFlushDenormals ftz(true);
+      fn(0, n);
+    } else {
+      fn(0, n);
+    }
     return;
   }
   parallel_region((int)chunks, [&](int tid, int nt) {

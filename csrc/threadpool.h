@@ -1,10 +1,11 @@
 // threadpool.h — the process-wide CPU thread pool every CPU kernel runs on.
 // parallel_for splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end)
-// on the pool's workers and the calling thread. Workers spin briefly, then sleep. Each worker sets
-// FTZ/DAZ (denormals would make long products 25× slower, kernels_design.md §4); the calling thread
-// runs its share of a parallel job with FTZ/DAZ too and gets its own MXCSR back afterwards (the
-// caller is Node's thread: its JavaScript keeps IEEE subnormals). Work run inline (one chunk, or a
-// call that finds the pool busy) runs in the caller's own mode.
+// on the pool's workers and the calling thread. Workers spin briefly, then sleep. Subnormals are kept
+// (IEEE, as PyTorch and the devices); with set_flush_denormal(true) every thread of a job — and work
+// run inline, one chunk or a call that finds the pool busy — runs with FTZ/DAZ (subnormals can make
+// long products slow on some CPUs), and the calling thread gets its own MXCSR back afterwards (the
+// caller is Node's thread: its JavaScript keeps IEEE subnormals). The mode is the process's, not a
+// thread's (torch.set_flush_denormal's is per thread).
 // The pool is shared by every Node environment (worker_threads): a call made while another thread
 // holds the pool runs inline on its own thread instead of waiting.
 #pragma once

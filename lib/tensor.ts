@@ -748,10 +748,12 @@ export function getNumThreads(): number {
 }
 
 /**
- * As torch.set_flush_denormal: with mode true the CPU's multithreaded ops flush subnormal inputs and
- * results to zero (FTZ/DAZ: faster where subnormals are common, on CPUs that slow down on them); off by
- * default, as in PyTorch, so every op keeps IEEE subnormals, as the devices do. JavaScript's own
- * arithmetic is never affected. Returns false where the CPU has no such mode (x86-64 has).
+ * As torch.set_flush_denormal (but for the whole process, not one thread): with mode true the CPU
+ * kernels flush subnormal inputs and results to zero (FTZ/DAZ: faster where subnormals are common, on
+ * CPUs that slow down on them), at every size and thread count; off by default, as in PyTorch, so ops
+ * keep IEEE subnormals, as the devices do (a bfloat16 × bfloat16 matmul on AVX512-BF16 flushes them
+ * always: its instruction does). JavaScript's own arithmetic is never affected. Returns false where the
+ * CPU has no such mode (x86-64 has).
  */
 export function setFlushDenormal(mode: boolean): boolean {
   if (typeof mode !== 'boolean') typeError('setFlushDenormal', `'mode' must be a boolean, got ${describe(mode)}`);

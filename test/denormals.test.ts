@@ -81,6 +81,10 @@ test('subnormals kept by large parallel ops by default; setFlushDenormal(true) f
       assert.is(S.setFlushDenormal(true), true);
       const big = rows(100000);
       assert.is(S.max(big, 1).dataSync()[99999], 0, 'flushed in a parallel job');
+      assert.is(S.max(rows(4), 1).dataSync()[3], 0, 'and inline (a small op): the same mode at every size');
+      N.setNumThreads(1);
+      assert.is(S.max(big, 1).dataSync()[99999], 0, 'and on one thread');
+      N.setNumThreads(Math.max(2, threads));
       jsKeepsSubnormals('with the flush on');
       S.setFlushDenormal(false);
       assert.is(S.max(big, 1).dataSync()[99999], tiny, 'kept again');

@@ -65,7 +65,7 @@ struct F32Rows {
   // Σ exp(x[i] − shift) in double, storing exp(x[i] − shift) to y unless y is null
   double (*exp_sum)(const float* x, float* y, int64_t n, float shift);
   // y[i] = (double)y[i]·scale − spread·w[i] (w[i]: doubles; no such term when w is null), in double and
-  // rounded once to float, subnormals kept under the pool's FTZ (double_to_float_exact); the same bits at
+  // rounded once to float, subnormals kept even under the pool's optional FTZ (double_to_float_exact); the same bits at
   // every SIMD level (the weighted cross-entropy gradient)
   void (*scale_sub)(float* y, int64_t n, double scale, double spread, const double* w);
   // out[j] = Σ_i w[i]·(l[j] − (double)x[j][i]) for rows ≤ 8 rows x[j], each summed in order over i (a

@@ -441,8 +441,8 @@ template <> struct Vec<double> {
 
 // AVX512-BF16 (Zen 4, Sapphire Rapids): the same packed micro-kernel over bfloat16 pairs. A float
 // lane of the packed panels holds two bfloat16 of consecutive k, and mac is vdpbf16ps: two products
-// a step, exact in float32 and added with round-to-nearest, subnormals flushed (as in the pool's
-// FTZ/DAZ jobs) — twice the float32 FMA rate for a bfloat16 x·Wᵀ (gemm_half's pair path).
+// a step, exact in float32 and added with round-to-nearest, subnormals flushed (the instruction's
+// own rule, whatever MXCSR says) — twice the float32 FMA rate for a bfloat16 x·Wᵀ (gemm_half's pair path).
 namespace avx512bf16 {
 template <class T>
 struct Vec;

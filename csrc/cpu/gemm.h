@@ -49,8 +49,8 @@ enum class Half { none, bf16, f16 };
 // small scratch on the skinny paths — so no float32 copy of a 16-bit operand is made and a skinny
 // product (x·Wᵀ at decode) reads W at half the bytes. Results are those of gemm<float> on the
 // converted operands (the conversion is exact), except that with both operands bfloat16 on a CPU
-// with AVX512-BF16 the products are summed two at a time by vdpbf16ps (subnormals flushed, as in
-// the pool's FTZ/DAZ jobs; the same float32 accumulation bound).
+// with AVX512-BF16 the products are summed two at a time by vdpbf16ps (which flushes subnormals
+// whatever setFlushDenormal says; the same float32 accumulation bound).
 void gemm_half(int64_t M, int64_t N, int64_t K, float alpha, const void* A, Half a_kind, int64_t rs_a, int64_t cs_a,
                const void* B, Half b_kind, int64_t rs_b, int64_t cs_b, float beta, float* C, int64_t rs_c, int64_t cs_c,
                const GemmEpilogue<float>* epilogue = nullptr);

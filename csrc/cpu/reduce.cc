@@ -839,7 +839,7 @@ static Tensor cross_entropy_backward_weighted(const Tensor& logits, const int32_
         const float mx = K.minmax(row, C, true);
         const double scale = gm * a / K.exp_sum(row, out, C, mx);  // out: exp(x − max)
         const float el = out[label];
-        // (double)out[c]·scale − spread·w[c], rounded by double_to_float_exact: the pool's FTZ would flush
+        // (double)out[c]·scale − spread·w[c], rounded by double_to_float_exact: the pool's FTZ (when on) would flush
         // a subnormal; the devices do not. The label's element apart, in the same order.
         K.scale_sub(out, C, scale, spread, spread != 0 ? w : nullptr);
         double v = (double)el * scale - on;

@@ -151,7 +151,7 @@ Napi::Value Arange(const Napi::CallbackInfo& info) {
   parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
     if (dt == DType::f32) {
       // Blocks of 1024: a plain (vectorized) conversion unless the block's values come near float32's
-      // subnormals, which the pool's FTZ would flush (double_to_float_exact keeps them, one at a time).
+      // subnormals, which the pool's FTZ (setFlushDenormal) would flush (double_to_float_exact keeps them).
       for (int64_t c = b; c < e; c += 1024) {
         const int64_t ce = std::min<int64_t>(e, c + 1024);
         const double v0 = start + (double)c * step, v1 = start + (double)(ce - 1) * step;
