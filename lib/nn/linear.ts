@@ -39,7 +39,7 @@ export function withSwitch<T>(fn: string, body: () => T, restore: () => void, wh
   } finally {
     restore();
   }
-  if (result instanceof Promise) typeError(fn, `fn returned a Promise; ${what} for synchronous code only (await inside fn would run without it)`);
+  if (result instanceof Promise) typeError(fn, `fn returned a Promise; ${what} for synchronous code only (what fn awaits would run after the switch is put back)`);
   return result;
 }
 
