@@ -250,12 +250,10 @@ static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), num_threads());
 }
 
-// setFlushDenormal(on) → whether the CPU has the mode (torch.set_flush_denormal); flushDenormal() → the mode.
+// setFlushDenormal(on) → whether the CPU has the mode (torch.set_flush_denormal).
 static Napi::Value SetFlushDenormal(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), set_flush_denormal(get_bool(info, 0, "mode")));
 }
-
-static Napi::Value FlushDenormal(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), flush_denormal()); }
 
 // Caps the SIMD level ('scalar' | 'avx2' | 'avx512'), for tests of every CPU path; returns the level in use.
 static Napi::Value SetSimd(const Napi::CallbackInfo& info) {
@@ -292,7 +290,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emuProfile", Napi::Function::New(env, EmuProfile, "emuProfile"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("setFlushDenormal", Napi::Function::New(env, SetFlushDenormal, "setFlushDenormal"));
-  exports.Set("flushDenormal", Napi::Function::New(env, FlushDenormal, "flushDenormal"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   exports.Set("setSimd", Napi::Function::New(env, SetSimd, "setSimd"));
   register_creation(env, exports);

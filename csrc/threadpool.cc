@@ -45,8 +45,6 @@ bool set_flush_denormal(bool on) {
 #endif
 }
 
-bool flush_denormal() { return g_flush.load(); }
-
 namespace {
 
 // The pool's FTZ/DAZ mode on the calling thread for one scope, its own MXCSR back afterwards: the
@@ -77,6 +75,18 @@ class ScopedFlushDenormals {
 };
 
 thread_local int t_region_threads = 0;  // > 1 inside a parallel_region with a live barrier
+
+// f() run inline on the calling thread: in the flush mode when it is on and no job's mode is set
+// already (t_region_threads == 0: not inside a job), so small ops flush as large ones do.
+template <class F>
+void run_inline(F&& f) {
+  if (t_region_threads == 0 && g_flush.load(std::memory_order_relaxed)) {
+    ScopedFlushDenormals ftz(true);
+    f();
+  } else {
+    f();
+  }
+}
 
 struct Pool {
   std::vector<std::thread> workers;
@@ -206,15 +216,11 @@ void parallel_region(int nthreads, const std::function<void(int, int)>& fn) {
   nthreads = std::max(1, std::min(nthreads, p.size.load()));
   if (nthreads == 1 || !own.owns_lock() || t_region_threads > 0) {
     int saved = t_region_threads;
-    t_region_threads = 1;
     try {
-      // inline: outside a job in the flush mode too (inside one, the job's mode is already set)
-      if (saved == 0 && g_flush.load()) {
-        ScopedFlushDenormals ftz(true);
+      run_inline([&] {
+        t_region_threads = 1;
         fn(0, 1);
-      } else {
-        fn(0, 1);
-      }
+      });
     } catch (...) {
       t_region_threads = saved;
       throw;
@@ -263,12 +269,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   grain = std::max<int64_t>(1, grain);
   int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, num_threads());
   if (chunks <= 1) {
-    if (t_region_threads == 0 && g_flush.load()) {  // (as parallel_region's inline path)
-      ScopedFlushDenormals ftz(true);
-      fn(0, n);
-    } else {
-      fn(0, n);
-    }
+    run_inline([&] { fn(0, n); });
     return;
   }
   parallel_region((int)chunks, [&](int tid, int nt) {

@@ -29,6 +29,5 @@ void region_barrier();
 // default, so a large op (run by the pool) and a small one (run inline) give the same IEEE results,
 // the devices' too. Returns false where the CPU has no such mode (then nothing changes).
 bool set_flush_denormal(bool on);
-bool flush_denormal();
 
 }  // namespace structura

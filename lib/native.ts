@@ -206,7 +206,6 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   /** FTZ/DAZ in the CPU pool's jobs (torch.set_flush_denormal); false where the CPU has no such mode. */
   setFlushDenormal(mode: boolean): boolean;
-  flushDenormal(): boolean;
   getNumThreads(): number;
 }
 

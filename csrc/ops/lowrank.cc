@@ -45,6 +45,19 @@ bool absent(const Napi::CallbackInfo& info, size_t i) {
   return info.Length() <= i || info[i].IsUndefined() || info[i].IsNull();
 }
 
+// The optional tensor argument i (the ops' bias), held in `holder`; null when absent.
+const Tensor* optional_arg(const Napi::CallbackInfo& info, size_t i, const char* name, Tensor& holder) {
+  if (absent(info, i)) return nullptr;
+  holder = unwrap(info[i], name);
+  return &holder;
+}
+
+// The optional bias [out] (1-D: check_floats saw it), every op of the family alike.
+void check_bias(Napi::Env env, const std::string& op, const Tensor* bias, int64_t N) {
+  if (bias && bias->shape[0] != N)
+    bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
+}
+
 struct Arg {
   const Tensor* t;
   const char* name;
@@ -454,8 +467,8 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
   const Tensor* W = has_w ? &Wv : nullptr;
   const Tensor& A = unwrap(info[2], "A");
   const Tensor& B = unwrap(info[3], "B");
-  const Tensor biasv = absent(info, 6) ? Tensor() : unwrap(info[6], "bias");
-  const Tensor* bias = absent(info, 6) ? nullptr : &biasv;
+  Tensor biasv;
+  const Tensor* bias = optional_arg(info, 6, "bias", biasv);
   std::vector<Arg> args{{&x, "x"}, {&A, "A"}, {&B, "B"}};
   std::vector<int> nd{2, 2, 2};
   if (W) args.push_back({W, "W"}), nd.push_back(2);
@@ -475,8 +488,7 @@ Napi::Value Lora(const Napi::CallbackInfo& info) {
       bad_range(env, op, "'B' " + shape_str(B.shape) + " has out = " + std::to_string(N) + " rows but 'W' " +
                              shape_str(W->shape) + " has out = " + std::to_string(W->shape[0]));
   }
-  if (bias && bias->shape[0] != N)
-    bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
+  check_bias(env, op, bias, N);
   // (before any work: a device would compute T first; M and N each fit, their product may not)
   check_result_size(env, "lowrank." + op, {M, N});
   if (info.Length() <= 4 || !info[4].IsNumber()) bad_type(env, op, "'rank' must be an integer");
@@ -520,12 +532,6 @@ void check_stacked(Napi::Env env, const std::string& op, const Tensor& x, const 
                            " and 'W' " + shape_str(W.shape) + ")");
 }
 
-// The optional bias [out] of loraBatched / loraMixture (argument 6), after check_floats saw it.
-void check_bias(Napi::Env env, const std::string& op, const Tensor* bias, int64_t N) {
-  if (bias && (bias->shape.size() != 1 || bias->shape[0] != N))
-    bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
-}
-
 Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string op = "loraBatched";
@@ -534,8 +540,8 @@ Napi::Value LoraBatched(const Napi::CallbackInfo& info) {
   const Tensor& A = unwrap(info[2], "A");
   const Tensor& B = unwrap(info[3], "B");
   const Tensor& ids = unwrap(info[4], "ids");
-  const Tensor biasv = absent(info, 6) ? Tensor() : unwrap(info[6], "bias");
-  const Tensor* bias = absent(info, 6) ? nullptr : &biasv;
+  Tensor biasv;
+  const Tensor* bias = optional_arg(info, 6, "bias", biasv);
   std::vector<Arg> args{{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}};
   std::vector<int> nd{2, 2, 3, 3};
   if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
@@ -587,8 +593,8 @@ Napi::Value LoraMixture(const Napi::CallbackInfo& info) {
   const Tensor& A = unwrap(info[2], "A");
   const Tensor& B = unwrap(info[3], "B");
   const Tensor& G = unwrap(info[4], "gates");
-  const Tensor biasv = absent(info, 6) ? Tensor() : unwrap(info[6], "bias");
-  const Tensor* bias = absent(info, 6) ? nullptr : &biasv;
+  Tensor biasv;
+  const Tensor* bias = optional_arg(info, 6, "bias", biasv);
   std::vector<Arg> args{{&x, "x"}, {&W, "W"}, {&A, "A"}, {&B, "B"}, {&G, "gates"}};
   std::vector<int> nd{2, 2, 3, 3, 2};
   if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
@@ -750,8 +756,8 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   const Tensor& A = unwrap(info[1], "A");
   const Tensor& B = unwrap(info[2], "B");
   const Tensor& values = unwrap(info[4], "values");
-  const Tensor biasv = absent(info, 5) ? Tensor() : unwrap(info[5], "bias");
-  const Tensor* bias = absent(info, 5) ? nullptr : &biasv;
+  Tensor biasv;
+  const Tensor* bias = optional_arg(info, 5, "bias", biasv);
   std::vector<Arg> args{{&x, "x"}, {&A, "A"}, {&B, "B"}, {&values, "values"}};
   std::vector<int> nd{2, 2, 2, 1};
   if (bias) args.push_back({bias, "bias"}), nd.push_back(1);
@@ -764,8 +770,7 @@ Napi::Value SparsePlusLowRank(const Napi::CallbackInfo& info) {
   if (B.shape[1] != r || r < 1)
     bad_range(env, op, "'B' " + shape_str(B.shape) + " must be [out, r] with r = " + std::to_string(r) +
                            " ≥ 1 (from 'A' " + shape_str(A.shape) + ")");
-  if (bias && bias->shape[0] != N)
-    bad_range(env, op, "'bias' " + shape_str(bias->shape) + " must have shape [" + std::to_string(N) + "] (out)");
+  check_bias(env, op, bias, N);
   if (x.device().type != DeviceType::cpu && x.dtype == DType::f64) refuse_f64(env, op, x);
   const Support sup = support_of(env, op, info[3], x, N, K, nnz, "S.indices");
   const Tensor& ic = sup.host_idx;

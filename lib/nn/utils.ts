@@ -29,7 +29,7 @@ function gradsOf(fn: string, params: unknown): Tensor[] {
   else if (params !== null && typeof params === 'object' && typeof (params as { parameters?: unknown }).parameters === 'function')
     typeError(fn, `'parameters' must be a Tensor or an iterable of tensors, got ${describe(params)}; pass module.parameters()`);
   else typeError(fn, `'parameters' must be a Tensor or an iterable of tensors, got ${describe(params)}`);
-  const grads: Tensor[] = [];
+  const grads = new Set<Tensor>(); // a tensor listed twice is clipped once
   list.forEach((p, i) => {
     if (!(p instanceof Tensor)) typeError(fn, `'parameters'[${i}] must be a Tensor, got ${describe(p)}`);
     if (p.isDisposed) typeError(fn, `'parameters'[${i}] is a disposed tensor (shape ${shapeStr(p.shape)})`);
@@ -37,9 +37,9 @@ function gradsOf(fn: string, params: unknown): Tensor[] {
     if (g === null) return;
     if (g.isDisposed) typeError(fn, `the gradient of 'parameters'[${i}] ${shapeStr(p.shape)} is a disposed tensor`);
     if (!isFloating(g.dtype)) typeError(fn, `the gradient of 'parameters'[${i}] must be floating, got ${g.dtype}`);
-    if (!grads.includes(g)) grads.push(g); // a tensor listed twice is clipped once
+    grads.add(g);
   });
-  return grads;
+  return [...grads];
 }
 
 /** ‖v‖_p of a 1-D or any-shaped floating tensor, a 0-d tensor of v's dtype. */

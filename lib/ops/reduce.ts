@@ -283,9 +283,9 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
     rangeError(fn, `'labels' must be [${m}] to match 'logits' ${shapeStr(logits._shape)}, got ${shapeStr(labels._shape)}`);
   if (m === 0) {
     // no rows (a batch filtered empty): torch's NaN mean (0 / 0), 0 sum, [] for 'none'; the gradient is empty
-    const out = red === 2 ? zeros([0], { dtype: logits.dtype, device: logits.device }) : full([], red === 0 ? NaN : 0, { dtype: logits.dtype, device: logits.device });
-    const shape = logits._shape.slice();
-    return record('CrossEntropy', [logits, labels], out, [], () => [zeros(shape, { dtype: logits.dtype, device: logits.device }), null]);
+    const shape = logits._shape.slice(), like = { dtype: logits.dtype, device: logits.device };
+    const out = red === 2 ? zeros([0], like) : full([], red === 0 ? NaN : 0, like);
+    return record('CrossEntropy', [logits, labels], out, [], () => [zeros(shape, like), null]);
   }
   if (c === 0) rangeError(fn, `'logits' ${shapeStr(logits._shape)} has no classes`);
   const wh = weight ? weight._h : null;
