@@ -9,10 +9,12 @@
 //         mseLoss against a target, AdamW on the adapters only (the base weights frozen, as PEFT does):
 //         fused lora forwards, and backwards that skip the frozen weights' gradients; and the same with
 //         lora_dropout 0.05 (the adapter's input dropped: PEFT's unfused form, on both sides)
+//   clip  nn.utils.clipGradNorm_ over the big MLP's gradients (about 1.9M floats in 6 tensors), against
+//         torch.nn.utils.clip_grad_norm_ on the same shapes: the per-gradient norms, their norm, the scaling
 // GFLOP/s count the GEMMs only (forward 2·M·N·K each; backward the same for each weight gradient and
 // each input gradient that is needed). CPU only: on a device the file has no cases.
 import type { BenchCase, BenchContext } from './run';
-import { nn, optim, randn, tensor, tidy, crossEntropy, mseLoss, gelu, type Tensor } from '../lib/index';
+import { nn, optim, randn, tensor, tidy, zeros, crossEntropy, mseLoss, gelu, type Tensor } from '../lib/index';
 
 function mlpCase(ctx: BenchContext, batch: number, dims: number[]): BenchCase {
   let model: InstanceType<typeof nn.Sequential> | undefined, opt: optim.AdamW | undefined, x: Tensor | undefined, labels: Tensor | undefined;
@@ -91,11 +93,44 @@ function loraCase(ctx: BenchContext, m: number, d: number, h: number, r: number,
   };
 }
 
+/** clipGradNorm_ over parameters of `shapes` holding random gradients (clipped to maxNorm each call). */
+function clipCase(ctx: BenchContext, shapes: number[][], maxNorm: number): BenchCase {
+  let params: Tensor[] = [];
+  const n = shapes.reduce((s, sh) => s + sh.reduce((a, b) => a * b, 1), 0);
+  return {
+    op: 'nn.utils.clipGradNorm_',
+    shape: `${shapes.length} gradients, ${n} floats`,
+    dtype: 'float32',
+    device: ctx.device,
+    bytes: 2 * 4 * n, // each gradient read for its norm, then read and written once scaled
+    setup() {
+      params = shapes.map((sh, i) => {
+        const p = zeros(sh, { requiresGrad: true });
+        p.grad = randn(sh, { seed: 20 + i });
+        return p;
+      });
+    },
+    run: () => tidy(() => {
+      nn.utils.clipGradNorm_(params, maxNorm);
+    }),
+    teardown() {
+      for (const p of params) {
+        p.grad?.dispose();
+        p.dispose();
+      }
+    },
+    baselines: {
+      torch: { kind: 'torch', script: 'train.py', spec: { op: 'clip', shapes, max_norm: maxNorm }, label: 'torch.nn.utils.clip_grad_norm_' },
+    },
+  };
+}
+
 export function cases(ctx: BenchContext): BenchCase[] {
   if (ctx.onDevice) return [];
   // the small MLP measures what a step costs beyond its arithmetic: per-op dispatch, handles, the graph
   return [
     mlpCase(ctx, 256, [784, 1024, 1024, 10]), mlpCase(ctx, 8, [16, 32, 32, 4]), loraCase(ctx, 512, 1024, 4096, 16),
     loraCase(ctx, 512, 1024, 4096, 16, 0.05),
+    clipCase(ctx, [[1024, 784], [1024], [1024, 1024], [1024], [10, 1024], [10]], 1),
   ];
 }

@@ -9,6 +9,8 @@ Case specs:
                                            target; each LoRA is PEFT's Linear: the frozen base F.linear(x, W, b)
                                            plus (alpha / r)·(drop(x)·Aᵀ)·Bᵀ, A [r, in] and B [out, r] trained by
                                            AdamW, drop = F.dropout(·, dropout) (PEFT's lora_dropout) when given
+  clip  {shapes, max_norm}                 torch.nn.utils.clip_grad_norm_ over parameters of those shapes
+                                           holding random gradients (the same clip each call)
 The protocol is in common.py.
 """
 from common import serve
@@ -71,6 +73,17 @@ def make_case(torch, spec):
                 loss = F.mse_loss(apply(l2, F.gelu(apply(l1, x))), target)
                 loss.backward()
             opt.step()
+
+        return step
+    if op == "clip":
+        params = []
+        for shape in spec["shapes"]:
+            p = torch.nn.Parameter(torch.zeros(shape))
+            p.grad = torch.randn(shape)
+            params.append(p)
+
+        def step():
+            torch.nn.utils.clip_grad_norm_(params, spec["max_norm"])
 
         return step
     raise ValueError(f"unknown op {op!r}")
